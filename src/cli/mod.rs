@@ -1,0 +1,139 @@
+//! The command line: parses arguments, builds the backend, hands over to the engine, prints.
+
+mod inspect;
+mod run;
+mod show;
+mod view;
+
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+use clap::{Parser, Subcommand, ValueEnum};
+
+use crate::error::Error;
+
+#[derive(Parser, Debug)]
+#[command(name = "drflow", version, about = "A workflow engine for AWS disaster recovery", long_about = None)]
+pub struct Cli {
+    /// Where runs, journals and locks are kept.
+    #[arg(long, global = true, env = "DRFLOW_STATE_DIR", default_value = ".drflow")]
+    pub state_dir: PathBuf,
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+#[derive(Subcommand, Debug)]
+pub enum Command {
+    /// Run a workflow.
+    Run(RunArgs),
+    /// Continue a run that crashed or was killed, from its journal.
+    Resume(ResumeArgs),
+    /// Check workflow files; print every problem with its location.
+    Validate {
+        #[arg(required = true)]
+        files: Vec<PathBuf>,
+    },
+    /// Print the JSON Schema of the workflow format.
+    Schema,
+    /// List the actions a step can use, with inputs, outputs and IAM actions.
+    Actions,
+    /// List runs in the state directory, newest first.
+    Runs,
+    /// Show a run's steps, attempts, durations and outputs.
+    Show {
+        run_id: String,
+        #[arg(long, value_enum, default_value_t = Format::Text)]
+        output: Format,
+    },
+}
+
+#[derive(clap::Args, Debug, Clone)]
+pub struct BackendArgs {
+    /// Run against the built-in simulated AWS instead of a real account.
+    #[arg(long)]
+    pub simulate: bool,
+    /// Simulator scenario (world contents, durations, injected faults). Implies --simulate.
+    #[arg(long, value_name = "FILE")]
+    pub scenario: Option<PathBuf>,
+    /// AWS profile (real AWS only).
+    #[arg(long, env = "AWS_PROFILE")]
+    pub profile: Option<String>,
+}
+
+#[derive(clap::Args, Debug)]
+pub struct RunArgs {
+    pub workflow: PathBuf,
+    /// Workflow input, NAME=VALUE (repeatable).
+    #[arg(long = "input", short = 'i', value_name = "NAME=VALUE", value_parser = pair)]
+    pub inputs: Vec<(String, String)>,
+    /// Override a named region, NAME=CODE (repeatable), e.g. --region dr=eu-west-1.
+    #[arg(long = "region", value_name = "NAME=CODE", value_parser = pair)]
+    pub regions: Vec<(String, String)>,
+    #[command(flatten)]
+    pub backend: BackendArgs,
+    #[arg(long, value_enum, default_value_t = Output::Auto)]
+    pub output: Output,
+}
+
+#[derive(clap::Args, Debug)]
+pub struct ResumeArgs {
+    pub run_id: String,
+    /// Resume even if the workflow file changed since the run started.
+    #[arg(long)]
+    pub force: bool,
+    /// The workflow file, if it moved since the run started.
+    #[arg(long)]
+    pub workflow: Option<PathBuf>,
+    #[command(flatten)]
+    pub backend: BackendArgs,
+    #[arg(long, value_enum, default_value_t = Output::Auto)]
+    pub output: Output,
+}
+
+#[derive(ValueEnum, Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Output {
+    /// A live view on a terminal, plain lines otherwise.
+    Auto,
+    /// One line per event.
+    Plain,
+    /// Journal entries as JSON lines.
+    Json,
+}
+
+#[derive(ValueEnum, Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Format {
+    Text,
+    Json,
+}
+
+fn pair(s: &str) -> Result<(String, String), String> {
+    match s.split_once('=') {
+        Some((k, v)) if !k.is_empty() => Ok((k.to_string(), v.to_string())),
+        _ => Err(format!("expected NAME=VALUE, got `{s}`")),
+    }
+}
+
+/// Entry point of the binary: runs the command and prints any error in one place.
+pub fn main() -> ExitCode {
+    let cli = Cli::parse();
+    match dispatch(cli) {
+        Ok(code) => ExitCode::from(code),
+        Err(e) => {
+            e.print();
+            ExitCode::from(e.exit_code())
+        }
+    }
+}
+
+fn dispatch(cli: Cli) -> Result<u8, Error> {
+    let state_dir = cli.state_dir;
+    match cli.command {
+        Command::Run(args) => run::run(args, &state_dir),
+        Command::Resume(args) => run::resume(args, &state_dir),
+        Command::Validate { files } => inspect::validate(&files),
+        Command::Schema => inspect::schema(),
+        Command::Actions => inspect::actions(),
+        Command::Runs => show::runs(&state_dir),
+        Command::Show { run_id, output } => show::show(&state_dir, &run_id, output),
+    }
+}

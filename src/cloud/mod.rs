@@ -1,0 +1,70 @@
+//! The narrow surface drflow needs from AWS: only the operations the actions use, in drflow's own types.
+//!
+//! Two backends implement it: `sim` (an in-process simulated AWS) and `aws` (the SDK). Actions never see SDK types.
+//! Every call names its region; a backend keeps one client per region.
+
+mod error;
+pub mod aws;
+pub mod sim;
+mod types;
+
+use std::sync::Arc;
+
+use async_trait::async_trait;
+
+pub use error::{CloudError, ErrorKind};
+pub use types::*;
+
+/// AWS Backup: jobs are started in the source region and polled with Describe*; there are no waiters.
+#[async_trait]
+pub trait Backup: Send + Sync {
+    /// Returns the backup job id. For EC2 the response carries no recovery point: read it from `describe_backup_job`.
+    async fn start_backup_job(&self, region: &str, req: &StartBackupJob) -> Result<String, CloudError>;
+    async fn describe_backup_job(&self, region: &str, job_id: &str) -> Result<BackupJob, CloudError>;
+    /// Called in the source region; returns the copy job id.
+    async fn start_copy_job(&self, region: &str, req: &StartCopyJob) -> Result<String, CloudError>;
+    async fn describe_copy_job(&self, region: &str, job_id: &str) -> Result<CopyJob, CloudError>;
+    async fn describe_backup_vault(&self, region: &str, name: &str) -> Result<Vault, CloudError>;
+}
+
+#[async_trait]
+pub trait Ec2: Send + Sync {
+    /// Images that do not exist are left out of the answer (AWS answers InvalidAMIID.NotFound for a malformed id).
+    async fn describe_images(&self, region: &str, image_ids: &[String]) -> Result<Vec<Image>, CloudError>;
+    async fn describe_instances(&self, region: &str, instance_ids: &[String]) -> Result<Vec<Instance>, CloudError>;
+    /// No client token exists for CreateImage: callers guard it with the journal and a tag.
+    async fn create_image(&self, region: &str, req: &CreateImage) -> Result<String, CloudError>;
+    /// Called in the destination region.
+    async fn copy_image(&self, region: &str, req: &CopyImage) -> Result<String, CloudError>;
+}
+
+#[async_trait]
+pub trait Ssm: Send + Sync {
+    async fn get_parameter(&self, region: &str, name: &str) -> Result<Option<Parameter>, CloudError>;
+    /// Returns the version AWS reports. With `aws:ec2:image` the value is validated asynchronously:
+    /// a success here does not mean it was stored — read it back.
+    async fn put_parameter(&self, region: &str, req: &PutParameter) -> Result<i64, CloudError>;
+}
+
+#[async_trait]
+pub trait CloudFormation: Send + Sync {
+    /// `None` when no live stack has that name (a deleted stack is not found by name).
+    async fn describe_stack(&self, region: &str, name: &str) -> Result<Option<Stack>, CloudError>;
+    async fn create_stack(&self, region: &str, req: &StackRequest) -> Result<String, CloudError>;
+    /// Fails with a ValidationError "No updates are to be performed." when nothing changes.
+    async fn update_stack(&self, region: &str, req: &StackRequest) -> Result<String, CloudError>;
+    async fn delete_stack(&self, region: &str, name: &str, client_request_token: &str) -> Result<(), CloudError>;
+    /// The reason of the first resource that failed in the latest operation, if any.
+    async fn stack_failure_reason(&self, region: &str, name: &str) -> Result<Option<String>, CloudError>;
+    async fn validate_template(&self, region: &str, template_body: &str) -> Result<(), CloudError>;
+}
+
+/// One backend: a handle per service.
+#[derive(Clone)]
+pub struct Cloud {
+    pub backend: &'static str,
+    pub backup: Arc<dyn Backup>,
+    pub ec2: Arc<dyn Ec2>,
+    pub ssm: Arc<dyn Ssm>,
+    pub cloudformation: Arc<dyn CloudFormation>,
+}

@@ -1,0 +1,582 @@
+//! AWS Backup: vaults, backup jobs (which make an AMI of an instance) and copy jobs (which make the DR AMI).
+
+use std::time::Duration;
+
+use async_trait::async_trait;
+use serde::{Deserialize, Serialize};
+
+use super::ec2::{ImageRec, job_failure};
+use super::scenario::{JobKind, looks_like_region};
+use super::world::ACCOUNT;
+use super::{Ctx, Sim};
+use crate::cloud::{
+    Backup, BackupJob, CloudError, CopyJob, JobState, StartBackupJob, StartCopyJob, Vault, image_id_from_arn,
+};
+
+/// A backup or copy job: CREATED until `running_at`, RUNNING until `done_at`, then COMPLETED or FAILED.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub(crate) struct JobRec {
+    pub id: String,
+    pub created_at: Duration,
+    pub running_at: Duration,
+    pub done_at: Duration,
+    /// The status message of a job that fails.
+    pub failure: Option<String>,
+    /// Backup: the AMI of the instance (source region). Copy: the DR AMI (destination region).
+    pub recovery_point_arn: String,
+}
+
+impl JobRec {
+    fn state(&self, now: Duration) -> JobState {
+        if now < self.running_at {
+            JobState::Created
+        } else if now < self.done_at {
+            JobState::Running
+        } else if self.failure.is_some() {
+            JobState::Failed
+        } else {
+            JobState::Completed
+        }
+    }
+
+    fn percent_done(&self, now: Duration) -> String {
+        let total = self.done_at.saturating_sub(self.running_at).as_secs_f64();
+        let done = now.saturating_sub(self.running_at).as_secs_f64();
+        let pct = if total == 0.0 {
+            100.0
+        } else {
+            (100.0 * done / total).min(100.0)
+        };
+        format!("{pct:.1}")
+    }
+
+    /// The recovery point, from RUNNING on.
+    fn recovery_point(&self, now: Duration) -> Option<String> {
+        (now >= self.running_at).then(|| self.recovery_point_arn.clone())
+    }
+
+    fn completion_date(&self, ctx: &Ctx<'_>) -> Option<i64> {
+        (ctx.now >= self.done_at).then(|| ctx.wall(self.done_at))
+    }
+}
+
+pub(crate) fn vault_arn(region: &str, name: &str) -> String {
+    format!("arn:aws:backup:{region}:{ACCOUNT}:backup-vault:{name}")
+}
+
+fn image_arn(region: &str, image_id: &str) -> String {
+    format!("arn:aws:ec2:{region}::image/{image_id}")
+}
+
+fn check_role(ctx: &Ctx<'_>, arn: &str) -> Result<(), CloudError> {
+    let parts: Vec<&str> = arn.splitn(6, ':').collect();
+    if parts.len() == 6 && parts[0] == "arn" && parts[2] == "iam" && parts[5].starts_with("role/") {
+        return Ok(());
+    }
+    Err(ctx.err(
+        "InvalidParameterValueException",
+        format!("Invalid IAM role ARN: {arn:?}"),
+    ))
+}
+
+fn check_vault(ctx: &mut Ctx<'_>, name: &str) -> Result<(), CloudError> {
+    if ctx.here().vaults.contains(name) {
+        return Ok(());
+    }
+    let region = ctx.region.clone();
+    Err(ctx.err(
+        "ResourceNotFoundException",
+        format!("Backup vault {name} does not exist in {region}"),
+    ))
+}
+
+fn describe_backup_vault(ctx: &mut Ctx<'_>, name: &str) -> Result<Vault, CloudError> {
+    check_vault(ctx, name)?;
+    Ok(Vault {
+        name: name.to_string(),
+        arn: vault_arn(&ctx.region, name),
+    })
+}
+
+fn start_backup_job(ctx: &mut Ctx<'_>, req: &StartBackupJob) -> Result<String, CloudError> {
+    let token_key = format!("StartBackupJob:{}", req.idempotency_token);
+    if !req.idempotency_token.is_empty()
+        && let Some(id) = ctx.here().tokens.get(&token_key)
+    {
+        return Ok(id.clone());
+    }
+    check_role(ctx, &req.iam_role_arn)?;
+    check_vault(ctx, &req.vault)?;
+    // arn:aws:ec2:REGION:ACCOUNT:instance/i-...
+    let parts: Vec<&str> = req.resource_arn.splitn(6, ':').collect();
+    let instance_id = match parts.as_slice() {
+        ["arn", _, "ec2", _, _, resource] => resource.strip_prefix("instance/"),
+        _ => None,
+    };
+    let Some(instance_id) = instance_id.filter(|id| id.starts_with("i-")) else {
+        let message = format!(
+            "Invalid resource ARN {:?}: expected arn:aws:ec2:REGION:ACCOUNT:instance/i-...",
+            req.resource_arn
+        );
+        return Err(ctx.err("InvalidParameterValueException", message));
+    };
+    if parts[3] != ctx.region || parts[4] != ACCOUNT {
+        let message = format!(
+            "Resource ARN {} names region {:?} and account {:?}, but the request was sent to {} in account {ACCOUNT}",
+            req.resource_arn, parts[3], parts[4], ctx.region
+        );
+        return Err(ctx.err("InvalidParameterValueException", message));
+    }
+    let now = ctx.now;
+    let exists = ctx
+        .here()
+        .instances
+        .get(instance_id)
+        .is_some_and(|i| i.state(now) != "terminated");
+    if !exists {
+        let message = format!(
+            "Resource {} not found: instance {instance_id} does not exist in {}",
+            req.resource_arn, ctx.region
+        );
+        return Err(ctx.err("ResourceNotFoundException", message));
+    }
+
+    let failure = job_failure(
+        ctx,
+        JobKind::Backup,
+        "The backup job failed (injected by the simulation scenario)",
+    );
+    let d = &ctx.scenario.durations;
+    let (running_at, done_at) = (now + d.backup_created, now + d.backup_created + d.backup_running);
+    let id = ctx.world.new_uuid();
+    let image_id = ctx.world.new_image_id();
+    let arn = image_arn(&ctx.region, &image_id);
+    let name = format!("AwsBackup_{instance_id}_{}", &id[..8]);
+    let mut image = ImageRec::pending(&image_id, &name, now, done_at, failure.clone());
+    image.tags.insert(
+        "aws:backup:source-resource".into(),
+        format!("{instance_id}:{}", &id[..8]),
+    );
+    let job = JobRec {
+        id: id.clone(),
+        created_at: now,
+        running_at,
+        done_at,
+        failure,
+        recovery_point_arn: arn.clone(),
+    };
+    let region = ctx.here();
+    region.images.insert(image_id, image);
+    region.recovery_points.insert(arn, req.vault.clone());
+    region.backup_jobs.insert(id.clone(), job);
+    if !req.idempotency_token.is_empty() {
+        region.tokens.insert(token_key, id.clone());
+    }
+    Ok(id)
+}
+
+fn describe_backup_job(ctx: &mut Ctx<'_>, job_id: &str) -> Result<BackupJob, CloudError> {
+    let now = ctx.now;
+    let Some(job) = ctx.here().backup_jobs.get(job_id).cloned() else {
+        return Err(ctx.err(
+            "ResourceNotFoundException",
+            format!("Backup job {job_id} not found in {}", ctx.region),
+        ));
+    };
+    let state = job.state(now);
+    Ok(BackupJob {
+        job_id: job.id.clone(),
+        state,
+        status_message: (state == JobState::Failed).then(|| job.failure.clone()).flatten(),
+        recovery_point_arn: job.recovery_point(now),
+        percent_done: Some(job.percent_done(now)),
+        creation_date: Some(ctx.wall(job.created_at)),
+        completion_date: job.completion_date(ctx),
+    })
+}
+
+fn start_copy_job(ctx: &mut Ctx<'_>, req: &StartCopyJob) -> Result<String, CloudError> {
+    let token_key = format!("StartCopyJob:{}", req.idempotency_token);
+    if !req.idempotency_token.is_empty()
+        && let Some(id) = ctx.here().tokens.get(&token_key)
+    {
+        return Ok(id.clone());
+    }
+    check_role(ctx, &req.iam_role_arn)?;
+    check_vault(ctx, &req.source_vault)?;
+    let now = ctx.now;
+    // The recovery point must be in the source vault, and complete.
+    let in_vault = ctx.here().recovery_points.get(&req.recovery_point_arn) == Some(&req.source_vault);
+    if !in_vault {
+        let message = format!(
+            "Recovery point {} not found in backup vault {}",
+            req.recovery_point_arn, req.source_vault
+        );
+        return Err(ctx.err("ResourceNotFoundException", message));
+    }
+    let source_image = image_id_from_arn(&req.recovery_point_arn)
+        .unwrap_or_default()
+        .to_string();
+    let source_state = ctx.here().images.get(&source_image).map(|i| i.state(now).to_string());
+    if source_state.as_deref() != Some("available") {
+        let message = format!(
+            "Recovery point {} is not available for copy (its AMI is {})",
+            req.recovery_point_arn,
+            source_state.as_deref().unwrap_or("gone")
+        );
+        return Err(ctx.err("InvalidRequestException", message));
+    }
+    // arn:aws:backup:REGION:ACCOUNT:backup-vault:NAME
+    let parts: Vec<&str> = req.destination_vault_arn.splitn(7, ':').collect();
+    let (dest_region, dest_vault) = match parts.as_slice() {
+        ["arn", _, "backup", region, account, "backup-vault", name]
+            if looks_like_region(region) && !name.is_empty() && *account == ACCOUNT =>
+        {
+            (region.to_string(), name.to_string())
+        }
+        _ => {
+            let message = format!(
+                "Invalid destination backup vault ARN {:?}: expected arn:aws:backup:REGION:{ACCOUNT}:backup-vault:NAME",
+                req.destination_vault_arn
+            );
+            return Err(ctx.err("InvalidParameterValueException", message));
+        }
+    };
+    if !ctx.world.region_mut(&dest_region).vaults.contains(&dest_vault) {
+        let message = format!("Destination backup vault {dest_vault} does not exist in {dest_region}");
+        return Err(ctx.err("ResourceNotFoundException", message));
+    }
+
+    let failure = job_failure(
+        ctx,
+        JobKind::Copy,
+        "The copy job failed (injected by the simulation scenario)",
+    );
+    let d = &ctx.scenario.durations;
+    let (running_at, done_at) = (now + d.copy_created, now + d.copy_created + d.copy_running);
+    let id = ctx.world.new_uuid();
+    let image_id = ctx.world.new_image_id();
+    let dest_arn = image_arn(&dest_region, &image_id);
+    let name = format!("AwsBackup_copy_{source_image}_{}", &id[..8]);
+    let mut image = ImageRec::pending(&image_id, &name, now, done_at, failure.clone());
+    image
+        .tags
+        .insert("aws:backup:source-resource".into(), req.recovery_point_arn.clone());
+    let dest = ctx.world.region_mut(&dest_region);
+    dest.images.insert(image_id, image);
+    dest.recovery_points.insert(dest_arn.clone(), dest_vault);
+    let job = JobRec {
+        id: id.clone(),
+        created_at: now,
+        running_at,
+        done_at,
+        failure,
+        recovery_point_arn: dest_arn,
+    };
+    let region = ctx.here();
+    region.copy_jobs.insert(id.clone(), job);
+    if !req.idempotency_token.is_empty() {
+        region.tokens.insert(token_key, id.clone());
+    }
+    Ok(id)
+}
+
+fn describe_copy_job(ctx: &mut Ctx<'_>, job_id: &str) -> Result<CopyJob, CloudError> {
+    let now = ctx.now;
+    let Some(job) = ctx.here().copy_jobs.get(job_id).cloned() else {
+        return Err(ctx.err(
+            "ResourceNotFoundException",
+            format!("Copy job {job_id} not found in {}", ctx.region),
+        ));
+    };
+    let state = job.state(now);
+    Ok(CopyJob {
+        job_id: job.id.clone(),
+        state,
+        status_message: (state == JobState::Failed).then(|| job.failure.clone()).flatten(),
+        destination_recovery_point_arn: job.recovery_point(now),
+        creation_date: Some(ctx.wall(job.created_at)),
+        completion_date: job.completion_date(ctx),
+    })
+}
+
+#[async_trait]
+impl Backup for Sim {
+    async fn start_backup_job(&self, region: &str, req: &StartBackupJob) -> Result<String, CloudError> {
+        self.call("backup", "StartBackupJob", region, |ctx| start_backup_job(ctx, req))
+            .await
+    }
+
+    async fn describe_backup_job(&self, region: &str, job_id: &str) -> Result<BackupJob, CloudError> {
+        self.call("backup", "DescribeBackupJob", region, |ctx| {
+            describe_backup_job(ctx, job_id)
+        })
+        .await
+    }
+
+    async fn start_copy_job(&self, region: &str, req: &StartCopyJob) -> Result<String, CloudError> {
+        self.call("backup", "StartCopyJob", region, |ctx| start_copy_job(ctx, req))
+            .await
+    }
+
+    async fn describe_copy_job(&self, region: &str, job_id: &str) -> Result<CopyJob, CloudError> {
+        self.call("backup", "DescribeCopyJob", region, |ctx| {
+            describe_copy_job(ctx, job_id)
+        })
+        .await
+    }
+
+    async fn describe_backup_vault(&self, region: &str, name: &str) -> Result<Vault, CloudError> {
+        self.call("backup", "DescribeBackupVault", region, |ctx| {
+            describe_backup_vault(ctx, name)
+        })
+        .await
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::cloud::sim::testutil::*;
+    use crate::cloud::sim::{FailJob, Scenario, VaultSpec};
+    use crate::cloud::{Cloud, region_from_arn};
+
+    fn backup_req(token: &str) -> StartBackupJob {
+        StartBackupJob {
+            vault: "Default".into(),
+            resource_arn: instance_arn(EAST),
+            iam_role_arn: role(),
+            idempotency_token: token.into(),
+        }
+    }
+
+    fn copy_req(rp: &str, token: &str) -> StartCopyJob {
+        StartCopyJob {
+            recovery_point_arn: rp.into(),
+            source_vault: "Default".into(),
+            destination_vault_arn: vault_arn(WEST, "Dr"),
+            iam_role_arn: role(),
+            idempotency_token: token.into(),
+        }
+    }
+
+    async fn image_state(cloud: &Cloud, region: &str, arn: &str) -> Option<String> {
+        let id = image_id_from_arn(arn).unwrap().to_string();
+        cloud
+            .ec2
+            .describe_images(region, &[id])
+            .await
+            .unwrap()
+            .first()
+            .map(|i| i.state.clone())
+    }
+
+    fn with_dr_vault(mut s: Scenario) -> Sim {
+        s.vaults.push(VaultSpec {
+            name: "Dr".into(),
+            region: WEST.into(),
+        });
+        Sim::new(s)
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn backup_job_lifecycle_and_its_ami() {
+        let cloud = sim().cloud();
+        let id = cloud.backup.start_backup_job(EAST, &backup_req("tok-1")).await.unwrap();
+        let job = cloud.backup.describe_backup_job(EAST, &id).await.unwrap();
+        assert_eq!(job.state, JobState::Created);
+        assert_eq!(job.recovery_point_arn, None);
+        assert!(job.creation_date.is_some() && job.completion_date.is_none());
+
+        sleep(10).await;
+        let job = cloud.backup.describe_backup_job(EAST, &id).await.unwrap();
+        assert_eq!(job.state, JobState::Running);
+        let rp = job.recovery_point_arn.expect("recovery point from RUNNING");
+        assert!(rp.starts_with("arn:aws:ec2:us-east-1::image/ami-"), "{rp}");
+        assert_eq!(image_id_from_arn(&rp).unwrap().len(), 21);
+        assert_eq!(image_state(&cloud, EAST, &rp).await.as_deref(), Some("pending"));
+
+        sleep(4 * 60).await;
+        let job = cloud.backup.describe_backup_job(EAST, &id).await.unwrap();
+        assert_eq!(
+            (job.state, job.percent_done.as_deref()),
+            (JobState::Running, Some("50.0"))
+        );
+
+        sleep(4 * 60).await;
+        let job = cloud.backup.describe_backup_job(EAST, &id).await.unwrap();
+        assert_eq!(job.state, JobState::Completed);
+        assert_eq!(job.completion_date, Some(job.creation_date.unwrap() + 490));
+        assert_eq!(image_state(&cloud, EAST, &rp).await.as_deref(), Some("available"));
+        // Jobs are regional.
+        assert_eq!(
+            cloud.backup.describe_backup_job(WEST, &id).await.unwrap_err().code,
+            "ResourceNotFoundException"
+        );
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn same_idempotency_token_same_job() {
+        let sim = sim();
+        let cloud = sim.cloud();
+        let a = cloud.backup.start_backup_job(EAST, &backup_req("tok-1")).await.unwrap();
+        sleep(60).await;
+        let b = cloud.backup.start_backup_job(EAST, &backup_req("tok-1")).await.unwrap();
+        let c = cloud.backup.start_backup_job(EAST, &backup_req("tok-2")).await.unwrap();
+        assert_eq!(a, b);
+        assert_ne!(a, c);
+        let state = sim.lock();
+        assert_eq!(state.world.regions[EAST].backup_jobs.len(), 2);
+        // One AMI per job, plus the base AMI.
+        assert_eq!(state.world.regions[EAST].images.len(), 3);
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn start_backup_job_validates_vault_resource_and_role() {
+        let backup = sim().cloud().backup;
+        let mut req = backup_req("t");
+        req.vault = "Nope".into();
+        assert_eq!(
+            backup.start_backup_job(EAST, &req).await.unwrap_err().code,
+            "ResourceNotFoundException"
+        );
+        let mut req = backup_req("t");
+        req.resource_arn = "i-0123456789abcdef0".into();
+        let e = backup.start_backup_job(EAST, &req).await.unwrap_err();
+        assert_eq!(e.code, "InvalidParameterValueException");
+        let mut req = backup_req("t");
+        req.resource_arn = instance_arn(WEST);
+        let e = backup.start_backup_job(EAST, &req).await.unwrap_err();
+        assert!(e.message.contains("us-west-2"), "{}", e.message);
+        let mut req = backup_req("t");
+        req.resource_arn = req.resource_arn.replace("i-0123456789abcdef0", "i-0aaaaaaaaaaaaaaaa");
+        let e = backup.start_backup_job(EAST, &req).await.unwrap_err();
+        assert_eq!(e.code, "ResourceNotFoundException");
+        assert!(e.message.contains("i-0aaaaaaaaaaaaaaaa"), "{}", e.message);
+        let mut req = backup_req("t");
+        req.iam_role_arn = "BackupRole".into();
+        assert_eq!(
+            backup.start_backup_job(EAST, &req).await.unwrap_err().code,
+            "InvalidParameterValueException"
+        );
+        let vault = backup.describe_backup_vault(WEST, "Default").await.unwrap();
+        assert_eq!(vault.arn, "arn:aws:backup:us-west-2:123456789012:backup-vault:Default");
+        assert_eq!(
+            backup.describe_backup_vault(WEST, "Dr").await.unwrap_err().code,
+            "ResourceNotFoundException"
+        );
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn copy_job_creates_the_dr_ami() {
+        let cloud = with_dr_vault(Scenario::default()).cloud();
+        let id = cloud.backup.start_backup_job(EAST, &backup_req("b")).await.unwrap();
+        sleep(10).await;
+        let rp = cloud
+            .backup
+            .describe_backup_job(EAST, &id)
+            .await
+            .unwrap()
+            .recovery_point_arn
+            .unwrap();
+        // Not before the backup completed.
+        let e = cloud
+            .backup
+            .start_copy_job(EAST, &copy_req(&rp, "c"))
+            .await
+            .unwrap_err();
+        assert_eq!(e.code, "InvalidRequestException");
+        sleep(8 * 60).await;
+
+        let copy = cloud.backup.start_copy_job(EAST, &copy_req(&rp, "c")).await.unwrap();
+        assert_eq!(
+            cloud.backup.start_copy_job(EAST, &copy_req(&rp, "c")).await.unwrap(),
+            copy
+        );
+        let job = cloud.backup.describe_copy_job(EAST, &copy).await.unwrap();
+        assert_eq!(
+            (job.state, job.destination_recovery_point_arn.as_deref()),
+            (JobState::Created, None)
+        );
+        sleep(10).await;
+        let job = cloud.backup.describe_copy_job(EAST, &copy).await.unwrap();
+        assert_eq!(job.state, JobState::Running);
+        let dr = job.destination_recovery_point_arn.unwrap();
+        assert_eq!(region_from_arn(&dr), Some(WEST));
+        assert_ne!(image_id_from_arn(&dr), image_id_from_arn(&rp));
+        assert_eq!(image_state(&cloud, WEST, &dr).await.as_deref(), Some("pending"));
+        sleep(12 * 60).await;
+        let job = cloud.backup.describe_copy_job(EAST, &copy).await.unwrap();
+        assert_eq!(job.state, JobState::Completed);
+        assert_eq!(image_state(&cloud, WEST, &dr).await.as_deref(), Some("available"));
+        // Copy jobs are described in the source region.
+        assert!(cloud.backup.describe_copy_job(WEST, &copy).await.is_err());
+
+        // A vault that does not exist in the destination region.
+        let mut req = copy_req(&rp, "c2");
+        req.destination_vault_arn = vault_arn("eu-west-1", "Dr");
+        assert_eq!(
+            cloud.backup.start_copy_job(EAST, &req).await.unwrap_err().code,
+            "ResourceNotFoundException"
+        );
+        // A recovery point that is not in the source vault.
+        let other = "arn:aws:ec2:us-east-1::image/ami-0ffffffffffffffff";
+        let e = cloud
+            .backup
+            .start_copy_job(EAST, &copy_req(other, "c3"))
+            .await
+            .unwrap_err();
+        assert_eq!(e.code, "ResourceNotFoundException");
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn failed_jobs_carry_their_message() {
+        let sim = with_dr_vault(Scenario {
+            fail_jobs: vec![
+                FailJob {
+                    kind: JobKind::Backup,
+                    nth: 2,
+                    message: Some("Snapshot quota exceeded".into()),
+                },
+                FailJob {
+                    kind: JobKind::Copy,
+                    nth: 1,
+                    message: None,
+                },
+            ],
+            ..Scenario::default()
+        });
+        let cloud = sim.cloud();
+        let first = cloud.backup.start_backup_job(EAST, &backup_req("1")).await.unwrap();
+        let second = cloud.backup.start_backup_job(EAST, &backup_req("2")).await.unwrap();
+        sleep(10 * 60).await;
+        let ok = cloud.backup.describe_backup_job(EAST, &first).await.unwrap();
+        assert_eq!((ok.state, ok.status_message), (JobState::Completed, None));
+        let bad = cloud.backup.describe_backup_job(EAST, &second).await.unwrap();
+        assert_eq!(bad.state, JobState::Failed);
+        assert!(bad.state.is_failure());
+        assert_eq!(bad.status_message.as_deref(), Some("Snapshot quota exceeded"));
+        assert_eq!(
+            image_state(&cloud, EAST, &bad.recovery_point_arn.unwrap())
+                .await
+                .as_deref(),
+            Some("failed")
+        );
+
+        let copy = cloud
+            .backup
+            .start_copy_job(EAST, &copy_req(&ok.recovery_point_arn.unwrap(), "c"))
+            .await
+            .unwrap();
+        sleep(15 * 60).await;
+        let job = cloud.backup.describe_copy_job(EAST, &copy).await.unwrap();
+        assert_eq!(job.state, JobState::Failed);
+        assert!(job.status_message.unwrap().contains("failed"));
+        assert_eq!(
+            image_state(&cloud, WEST, &job.destination_recovery_point_arn.unwrap())
+                .await
+                .as_deref(),
+            Some("failed")
+        );
+    }
+}

@@ -1,0 +1,491 @@
+//! EC2: images and instances.
+
+use std::collections::BTreeMap;
+use std::time::Duration;
+
+use async_trait::async_trait;
+use serde::{Deserialize, Serialize};
+
+use super::scenario::JobKind;
+use super::{Ctx, Sim};
+use crate::cloud::{CloudError, CopyImage, CreateImage, Ec2, Image, Instance};
+
+/// Instances take this long to shut down when terminated outside a stack deletion.
+pub(crate) const TERMINATION: Duration = Duration::from_secs(30);
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub(crate) struct ImageRec {
+    pub id: String,
+    pub name: Option<String>,
+    pub created_at: Duration,
+    /// `pending` before this instant.
+    pub ready_at: Duration,
+    /// The state from `ready_at` on: `available` or `failed`.
+    pub outcome: String,
+    /// Explains a failed image.
+    pub reason: Option<String>,
+    /// A state that never changes (scenario images).
+    pub fixed: Option<String>,
+    pub tags: BTreeMap<String, String>,
+}
+
+impl ImageRec {
+    /// An image that is `pending` from `now` until `ready_at`, then `available` (or `failed` with `failure`).
+    pub(crate) fn pending(id: &str, name: &str, now: Duration, ready_at: Duration, failure: Option<String>) -> Self {
+        ImageRec {
+            id: id.to_string(),
+            name: Some(name.to_string()),
+            created_at: now,
+            ready_at,
+            outcome: if failure.is_some() { "failed" } else { "available" }.to_string(),
+            reason: failure,
+            fixed: None,
+            tags: BTreeMap::new(),
+        }
+    }
+
+    pub(crate) fn fixed(id: &str, name: Option<String>, state: &str) -> Self {
+        ImageRec {
+            id: id.to_string(),
+            name,
+            created_at: Duration::ZERO,
+            ready_at: Duration::ZERO,
+            outcome: state.to_string(),
+            reason: None,
+            fixed: Some(state.to_string()),
+            tags: BTreeMap::new(),
+        }
+    }
+
+    /// The base AMI of a default region.
+    pub(crate) fn base(id: &str) -> Self {
+        ImageRec::fixed(
+            id,
+            Some("al2023-ami-2023.6.20250101.0-kernel-6.1-x86_64".into()),
+            "available",
+        )
+    }
+
+    pub(crate) fn state(&self, now: Duration) -> &str {
+        match &self.fixed {
+            Some(state) => state,
+            None if now < self.ready_at => "pending",
+            None => &self.outcome,
+        }
+    }
+
+    pub(crate) fn is_available(&self, now: Duration) -> bool {
+        self.state(now) == "available"
+    }
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub(crate) struct InstanceRec {
+    pub id: String,
+    pub image_id: String,
+    pub tags: BTreeMap<String, String>,
+    /// `pending` before this instant, then `running`.
+    pub launched_at: Duration,
+    /// `shutting-down` from the first instant, `terminated` from the second.
+    pub terminating: Option<(Duration, Duration)>,
+    /// A state that never changes, unless terminated (scenario instances).
+    pub fixed: Option<String>,
+}
+
+impl InstanceRec {
+    pub(crate) fn running(id: &str, image_id: &str, launched_at: Duration) -> Self {
+        InstanceRec {
+            id: id.to_string(),
+            image_id: image_id.to_string(),
+            tags: BTreeMap::new(),
+            launched_at,
+            terminating: None,
+            fixed: None,
+        }
+    }
+
+    pub(crate) fn state(&self, now: Duration) -> &str {
+        match (self.terminating, &self.fixed) {
+            (Some((_, end)), _) if now >= end => "terminated",
+            (Some((start, _)), _) if now >= start => "shutting-down",
+            (_, Some(state)) => state,
+            _ if now < self.launched_at => "pending",
+            _ => "running",
+        }
+    }
+
+    /// Starts terminating at `from` (if not already), terminated at `until`.
+    pub(crate) fn terminate(&mut self, from: Duration, until: Duration) {
+        if self.terminating.is_none() {
+            self.terminating = Some((from, until));
+        }
+    }
+}
+
+/// `ami-` followed by hex digits.
+pub(crate) fn is_ami_id(id: &str) -> bool {
+    id.strip_prefix("ami-")
+        .is_some_and(|h| !h.is_empty() && h.bytes().all(|b| b.is_ascii_hexdigit()))
+}
+
+fn is_instance_id(id: &str) -> bool {
+    id.strip_prefix("i-")
+        .is_some_and(|h| !h.is_empty() && h.bytes().all(|b| b.is_ascii_hexdigit()))
+}
+
+/// AMI names: 3–128 letters, digits, `()[] ./-'@_`.
+fn check_image_name(ctx: &Ctx<'_>, name: &str) -> Result<(), CloudError> {
+    let ok_char = |c: char| c.is_ascii_alphanumeric() || "()[] ./-'@_".contains(c);
+    if (3..=128).contains(&name.len()) && name.chars().all(ok_char) {
+        return Ok(());
+    }
+    Err(ctx.err(
+        "InvalidAMIName.Malformed",
+        format!(
+            "AMI names must be between 3 and 128 characters long, and may contain letters, numbers, '(', ')', '.', \
+             '-', '/', '_', '[', ']', '@', ''', and spaces: {name:?}"
+        ),
+    ))
+}
+
+/// The failure message if the scenario fails the next image of `kind`.
+pub(crate) fn job_failure(ctx: &mut Ctx<'_>, kind: JobKind, default: &str) -> Option<String> {
+    let n = ctx.world.count_job(kind);
+    ctx.scenario
+        .fail_jobs
+        .iter()
+        .find(|f| f.kind == kind && f.nth == n)
+        .map(|f| f.message.clone().unwrap_or_else(|| default.to_string()))
+}
+
+fn image_view(rec: &ImageRec, now: Duration, created_unix: i64) -> Image {
+    let state = rec.state(now).to_string();
+    Image {
+        image_id: rec.id.clone(),
+        state_reason: if state == "failed" { rec.reason.clone() } else { None },
+        state,
+        name: rec.name.clone(),
+        creation_date: Some(super::clock::wall(created_unix, rec.created_at)),
+        tags: rec.tags.clone(),
+    }
+}
+
+fn describe_images(ctx: &mut Ctx<'_>, ids: &[String]) -> Result<Vec<Image>, CloudError> {
+    if let Some(bad) = ids.iter().find(|id| !is_ami_id(id)) {
+        return Err(ctx.err(
+            "InvalidAMIID.Malformed",
+            format!("Invalid id: \"{bad}\" (expecting \"ami-...\")"),
+        ));
+    }
+    let (now, created_unix) = (ctx.now, ctx.world.created_unix);
+    let region = ctx.here();
+    let mut seen = std::collections::BTreeSet::new();
+    let recs: Vec<&ImageRec> = if ids.is_empty() {
+        region.images.values().collect()
+    } else {
+        ids.iter()
+            .filter(|id| seen.insert(id.as_str()))
+            .filter_map(|id| region.images.get(id))
+            .collect()
+    };
+    Ok(recs.into_iter().map(|rec| image_view(rec, now, created_unix)).collect())
+}
+
+fn describe_instances(ctx: &mut Ctx<'_>, ids: &[String]) -> Result<Vec<Instance>, CloudError> {
+    if let Some(bad) = ids.iter().find(|id| !is_instance_id(id)) {
+        return Err(ctx.err("InvalidInstanceID.Malformed", format!("Invalid id: \"{bad}\"")));
+    }
+    let now = ctx.now;
+    let region = ctx.here();
+    let missing: Vec<&str> = ids
+        .iter()
+        .filter(|id| !region.instances.contains_key(*id))
+        .map(|s| s.as_str())
+        .collect();
+    if !missing.is_empty() {
+        let message = match missing.as_slice() {
+            [one] => format!("The instance ID '{one}' does not exist"),
+            many => format!("The instance IDs '{}' do not exist", many.join(", ")),
+        };
+        return Err(ctx.err("InvalidInstanceID.NotFound", message));
+    }
+    let view = |rec: &InstanceRec| Instance {
+        instance_id: rec.id.clone(),
+        image_id: rec.image_id.clone(),
+        state: rec.state(now).to_string(),
+        tags: rec.tags.clone(),
+    };
+    let mut seen = std::collections::BTreeSet::new();
+    Ok(if ids.is_empty() {
+        region.instances.values().map(view).collect()
+    } else {
+        ids.iter()
+            .filter(|id| seen.insert(id.as_str()))
+            .map(|id| view(&region.instances[id]))
+            .collect()
+    })
+}
+
+fn create_image(ctx: &mut Ctx<'_>, req: &CreateImage) -> Result<String, CloudError> {
+    check_image_name(ctx, &req.name)?;
+    if let Some(key) = req.tags.keys().find(|k| k.to_ascii_lowercase().starts_with("aws:")) {
+        return Err(ctx.err(
+            "InvalidParameterValue",
+            format!("Tag key {key:?} is invalid: keys starting with 'aws:' are reserved for internal use"),
+        ));
+    }
+    let now = ctx.now;
+    let region = ctx.here();
+    let Some(instance) = region.instances.get(&req.instance_id) else {
+        return Err(ctx.err(
+            "InvalidInstanceID.NotFound",
+            format!("The instance ID '{}' does not exist", req.instance_id),
+        ));
+    };
+    let state = instance.state(now).to_string();
+    if !matches!(state.as_str(), "running" | "stopped") {
+        return Err(ctx.err(
+            "IncorrectInstanceState",
+            format!(
+                "The instance '{}' is not in a state from which it can be imaged ({state}).",
+                req.instance_id
+            ),
+        ));
+    }
+    if let Some(other) = region
+        .images
+        .values()
+        .find(|i| i.name.as_deref() == Some(req.name.as_str()))
+    {
+        let message = format!("AMI name {} is already in use by AMI {}", req.name, other.id);
+        return Err(ctx.err("InvalidAMIName.Duplicate", message));
+    }
+    let failure = job_failure(
+        ctx,
+        JobKind::Image,
+        "Image creation failed (injected by the simulation scenario)",
+    );
+    let id = ctx.world.new_image_id();
+    let ready_at = now + ctx.scenario.durations.image;
+    let mut rec = ImageRec::pending(&id, &req.name, now, ready_at, failure);
+    rec.tags = req.tags.clone();
+    ctx.here().images.insert(id.clone(), rec);
+    Ok(id)
+}
+
+fn copy_image(ctx: &mut Ctx<'_>, req: &CopyImage) -> Result<String, CloudError> {
+    let token_key = format!("CopyImage:{}", req.client_token);
+    if !req.client_token.is_empty()
+        && let Some(id) = ctx.here().tokens.get(&token_key)
+    {
+        return Ok(id.clone());
+    }
+    check_image_name(ctx, &req.name)?;
+    if !super::scenario::looks_like_region(&req.source_region) {
+        return Err(ctx.err(
+            "InvalidParameterValue",
+            format!("Invalid source region: {}", req.source_region),
+        ));
+    }
+    if !is_ami_id(&req.source_image_id) {
+        let message = format!("Invalid id: \"{}\" (expecting \"ami-...\")", req.source_image_id);
+        return Err(ctx.err("InvalidAMIID.Malformed", message));
+    }
+    let now = ctx.now;
+    let source = ctx
+        .world
+        .region_mut(&req.source_region)
+        .images
+        .get(&req.source_image_id);
+    let problem = match source.map(|i| i.state(now)) {
+        None => Some(format!(
+            "The source image {} does not exist in {}",
+            req.source_image_id, req.source_region
+        )),
+        Some("available") => None,
+        Some(state) => Some(format!(
+            "The source image {} in {} is not available (state: {state})",
+            req.source_image_id, req.source_region
+        )),
+    };
+    if let Some(message) = problem {
+        return Err(ctx.err("InvalidRequest", message));
+    }
+    let failure = job_failure(
+        ctx,
+        JobKind::Image,
+        "Image copy failed (injected by the simulation scenario)",
+    );
+    let id = ctx.world.new_image_id();
+    let ready_at = now + ctx.scenario.durations.copy_image;
+    let rec = ImageRec::pending(&id, &req.name, now, ready_at, failure);
+    let region = ctx.here();
+    region.images.insert(id.clone(), rec);
+    if !req.client_token.is_empty() {
+        region.tokens.insert(token_key, id.clone());
+    }
+    Ok(id)
+}
+
+#[async_trait]
+impl Ec2 for Sim {
+    async fn describe_images(&self, region: &str, image_ids: &[String]) -> Result<Vec<Image>, CloudError> {
+        self.call("ec2", "DescribeImages", region, |ctx| describe_images(ctx, image_ids))
+            .await
+    }
+
+    async fn describe_instances(&self, region: &str, instance_ids: &[String]) -> Result<Vec<Instance>, CloudError> {
+        self.call("ec2", "DescribeInstances", region, |ctx| {
+            describe_instances(ctx, instance_ids)
+        })
+        .await
+    }
+
+    async fn create_image(&self, region: &str, req: &CreateImage) -> Result<String, CloudError> {
+        self.call("ec2", "CreateImage", region, |ctx| create_image(ctx, req))
+            .await
+    }
+
+    async fn copy_image(&self, region: &str, req: &CopyImage) -> Result<String, CloudError> {
+        self.call("ec2", "CopyImage", region, |ctx| copy_image(ctx, req)).await
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::cloud::sim::testutil::*;
+    use crate::cloud::sim::world::{DEFAULT_INSTANCE, base_image_id};
+    use crate::cloud::sim::{FailJob, Scenario};
+
+    fn create(name: &str) -> CreateImage {
+        CreateImage {
+            instance_id: DEFAULT_INSTANCE.into(),
+            name: name.into(),
+            no_reboot: true,
+            tags: BTreeMap::from([("drflow:run".into(), "r1".into())]),
+        }
+    }
+
+    fn copy(source: &str, token: &str) -> CopyImage {
+        CopyImage {
+            source_region: EAST.into(),
+            source_image_id: source.into(),
+            name: "dr copy".into(),
+            client_token: token.into(),
+        }
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn describe_images_leaves_unknown_out_and_refuses_malformed() {
+        let ec2 = sim().cloud().ec2;
+        let base = base_image_id(EAST);
+        let images = ec2
+            .describe_images(EAST, &[base.clone(), "ami-0ffffffffffffffff".into(), base.clone()])
+            .await;
+        let images = images.unwrap();
+        assert_eq!(images.len(), 1);
+        assert_eq!(
+            (images[0].image_id.as_str(), images[0].state.as_str()),
+            (base.as_str(), "available")
+        );
+        let e = ec2.describe_images(EAST, &["i-0123".into()]).await.unwrap_err();
+        assert_eq!(e.code, "InvalidAMIID.Malformed");
+        assert_eq!(e.kind, crate::cloud::ErrorKind::Validation);
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn describe_instances_reports_unknown_ids() {
+        let ec2 = sim().cloud().ec2;
+        let found = ec2.describe_instances(WEST, &[DEFAULT_INSTANCE.into()]).await.unwrap();
+        assert_eq!(found[0].state, "running");
+        assert_eq!(found[0].image_id, base_image_id(WEST));
+        let e = ec2
+            .describe_instances(WEST, &["i-0aaaaaaaaaaaaaaaa".into()])
+            .await
+            .unwrap_err();
+        assert_eq!(e.code, "InvalidInstanceID.NotFound");
+        assert_eq!(e.kind, crate::cloud::ErrorKind::NotFound);
+        assert!(e.message.contains("i-0aaaaaaaaaaaaaaaa"));
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn create_image_is_pending_then_available() {
+        let ec2 = sim().cloud().ec2;
+        let id = ec2
+            .create_image(EAST, &create("drflow-web-2025-01-01T0000"))
+            .await
+            .unwrap();
+        let img = &ec2.describe_images(EAST, std::slice::from_ref(&id)).await.unwrap()[0];
+        assert_eq!(img.state, "pending");
+        assert_eq!(img.tags["drflow:run"], "r1");
+        sleep(5 * 60).await;
+        assert_eq!(ec2.describe_images(EAST, &[id]).await.unwrap()[0].state, "available");
+        // CreateImage has no token: the same name is refused.
+        let e = ec2
+            .create_image(EAST, &create("drflow-web-2025-01-01T0000"))
+            .await
+            .unwrap_err();
+        assert_eq!(e.code, "InvalidAMIName.Duplicate");
+        // Colons are not allowed in AMI names.
+        let e = ec2.create_image(EAST, &create("web 12:00")).await.unwrap_err();
+        assert_eq!(e.code, "InvalidAMIName.Malformed");
+        let mut unknown = create("other");
+        unknown.instance_id = "i-0aaaaaaaaaaaaaaaa".into();
+        assert_eq!(
+            ec2.create_image(EAST, &unknown).await.unwrap_err().code,
+            "InvalidInstanceID.NotFound"
+        );
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn copy_image_needs_an_available_source_and_honours_the_token() {
+        let sim = Sim::new(Scenario {
+            fail_jobs: vec![FailJob {
+                kind: JobKind::Image,
+                nth: 3,
+                message: Some("disk error".into()),
+            }],
+            ..Scenario::default()
+        });
+        let ec2 = sim.cloud().ec2;
+        let pending = ec2.create_image(EAST, &create("source")).await.unwrap();
+        let e = ec2.copy_image(WEST, &copy(&pending, "t1")).await.unwrap_err();
+        assert_eq!(e.code, "InvalidRequest");
+        assert!(e.message.contains("pending"), "{}", e.message);
+        let e = ec2
+            .copy_image(WEST, &copy("ami-0eeeeeeeeeeeeeeee", "t1"))
+            .await
+            .unwrap_err();
+        assert!(e.message.contains("does not exist"), "{}", e.message);
+
+        let base = base_image_id(EAST);
+        let id = ec2.copy_image(WEST, &copy(&base, "t1")).await.unwrap();
+        assert_eq!(ec2.copy_image(WEST, &copy(&base, "t1")).await.unwrap(), id);
+        assert_eq!(
+            ec2.describe_images(WEST, std::slice::from_ref(&id)).await.unwrap()[0].state,
+            "pending"
+        );
+        assert!(
+            ec2.describe_images(EAST, std::slice::from_ref(&id))
+                .await
+                .unwrap()
+                .is_empty()
+        );
+        sleep(10 * 60).await;
+        assert_eq!(
+            ec2.describe_images(WEST, std::slice::from_ref(&id)).await.unwrap()[0].state,
+            "available"
+        );
+
+        // The third image (a second copy, new token) fails.
+        let failed = ec2.copy_image(WEST, &copy(&base, "t2")).await.unwrap();
+        assert_ne!(failed, id);
+        sleep(10 * 60).await;
+        let img = &ec2.describe_images(WEST, &[failed]).await.unwrap()[0];
+        assert_eq!(
+            (img.state.as_str(), img.state_reason.as_deref()),
+            ("failed", Some("disk error"))
+        );
+    }
+}

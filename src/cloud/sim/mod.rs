@@ -1,0 +1,554 @@
+//! A deterministic, in-process simulated AWS: the `sim` backend of `Cloud`.
+//!
+//! Used by `drflow run --simulate` and by tests on tokio's paused clock. Time is simulated (`tokio::time::Instant`):
+//! a backup job that runs 8 minutes completes as soon as the caller has slept 8 minutes, which on a paused clock
+//! costs no wall time. Every call goes through one pipeline ([`Sim::call`]):
+//!
+//! 1. it is recorded in the call log and counted (before any fault fires);
+//! 2. the scenario's faults decide on extra latency, an injected error or a crash;
+//! 3. the (region, operation) token bucket may throttle it;
+//! 4. after the latency, the service performs it against the world;
+//! 5. a persisted world is saved (atomically), and a crash fault aborts the process.
+//!
+//! Files: `world` (state), `clock`, `scenario`, `faults`, `throttle`, `persist`, and one per service.
+
+// The error type is `CloudError`, fixed by the `Cloud` traits; boxing it inside the simulator would buy nothing.
+#![allow(clippy::result_large_err)]
+
+mod backup;
+mod clock;
+mod cloudformation;
+mod ec2;
+mod error;
+mod faults;
+mod persist;
+mod scenario;
+mod ssm;
+mod template;
+mod throttle;
+mod world;
+
+use std::path::{Path, PathBuf};
+use std::sync::{Arc, Mutex, MutexGuard};
+use std::time::Duration;
+
+use serde::{Deserialize, Serialize};
+
+pub use error::SimError;
+pub use scenario::{
+    Durations, EXAMPLE_SCENARIO, FailJob, Fault, FaultError, ImageSpec, InstanceSpec, JobKind, ParameterSpec, Scenario,
+    Throttle, VaultSpec,
+};
+
+use self::clock::Clock;
+use self::world::{Region, World};
+use super::{Cloud, CloudError};
+
+/// One call received by the simulator.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Call {
+    /// IAM prefix: `backup`, `ec2`, `ssm`, `cloudformation`.
+    pub service: String,
+    /// API name, e.g. `StartBackupJob`.
+    pub operation: String,
+    pub region: String,
+    /// Simulated time at which the call arrived (since the world was created).
+    pub at: Duration,
+    /// Start*, Create*, Copy*, Put*, Update*, Delete*.
+    pub mutating: bool,
+    /// The error code it was answered with, if any.
+    pub error: Option<String>,
+}
+
+/// The simulated AWS. Cheap to clone: clones share the world.
+#[derive(Clone)]
+pub struct Sim {
+    inner: Arc<Inner>,
+}
+
+struct Inner {
+    scenario: Scenario,
+    /// Where the world is saved after every call, if persistent.
+    path: Option<PathBuf>,
+    state: Mutex<State>,
+}
+
+struct State {
+    world: World,
+    clock: Clock,
+}
+
+/// What a service operation sees: the world at one instant.
+pub(crate) struct Ctx<'a> {
+    pub world: &'a mut World,
+    pub scenario: &'a Scenario,
+    pub now: Duration,
+    pub service: &'static str,
+    pub operation: &'static str,
+    pub region: String,
+}
+
+impl Ctx<'_> {
+    /// An error of this call.
+    pub(crate) fn err(&self, code: &str, message: impl Into<String>) -> CloudError {
+        CloudError::new(self.service, self.operation, &self.region, code, message)
+    }
+
+    /// The call's region.
+    pub(crate) fn here(&mut self) -> &mut Region {
+        self.world.region_mut(&self.region)
+    }
+
+    /// Unix seconds of a simulated instant.
+    pub(crate) fn wall(&self, at: Duration) -> i64 {
+        clock::wall(self.world.created_unix, at)
+    }
+}
+
+fn is_mutating(operation: &str) -> bool {
+    ["Start", "Create", "Copy", "Put", "Update", "Delete"]
+        .iter()
+        .any(|p| operation.starts_with(p))
+}
+
+impl Sim {
+    pub fn new(scenario: Scenario) -> Sim {
+        let world = World::build(&scenario);
+        Sim::with_world(scenario, world, None)
+    }
+
+    /// Persisted world: loads `path` if it exists (continuing its simulated clock), else builds it from the
+    /// scenario. Saved after every call, mutating or not (atomic write: temporary file + rename), so call counts
+    /// and the call log survive too. A loaded world keeps its contents and its `default_world` setting; scenario
+    /// items it lacks (by id/name) are added. The scenario still drives faults, throttling, latency and the
+    /// durations of work started from now on.
+    pub fn persistent(path: &Path, scenario: Scenario) -> Result<Sim, SimError> {
+        scenario
+            .validate()
+            .map_err(|message| SimError::Invalid { path: None, message })?;
+        let world = if path.exists() {
+            let mut world = persist::load(path)?;
+            world.populate(&scenario, false);
+            world
+        } else {
+            World::build(&scenario)
+        };
+        let sim = Sim::with_world(scenario, world, Some(path.to_path_buf()));
+        {
+            let mut state = sim.lock();
+            sim.save(&mut state)?;
+        }
+        Ok(sim)
+    }
+
+    fn with_world(scenario: Scenario, world: World, path: Option<PathBuf>) -> Sim {
+        let clock = Clock::starting_at(world.elapsed);
+        Sim {
+            inner: Arc::new(Inner {
+                scenario,
+                path,
+                state: Mutex::new(State { world, clock }),
+            }),
+        }
+    }
+
+    /// The `Cloud` handle (backend name `sim`); every service is this simulator.
+    pub fn cloud(&self) -> Cloud {
+        Cloud {
+            backend: "sim",
+            backup: Arc::new(self.clone()),
+            ec2: Arc::new(self.clone()),
+            ssm: Arc::new(self.clone()),
+            cloudformation: Arc::new(self.clone()),
+        }
+    }
+
+    /// Every call received, in order (across sessions of a persisted world).
+    pub fn calls(&self) -> Vec<Call> {
+        self.lock().world.calls.clone()
+    }
+
+    /// Simulated time since the world was created (across sessions of a persisted world).
+    pub fn elapsed(&self) -> Duration {
+        self.lock().clock.now()
+    }
+
+    /// Makes sure these regions exist (with the default vault and instance, unless `default_world: false`).
+    /// Codes that are not region codes are ignored (calls to them fail with `InvalidRegion`). A persisted world
+    /// is saved with them on the next call.
+    pub fn ensure_regions(&self, regions: &[String]) {
+        let mut state = self.lock();
+        for r in regions.iter().filter(|r| scenario::looks_like_region(r)) {
+            state.world.region_mut(r);
+        }
+    }
+
+    fn lock(&self) -> MutexGuard<'_, State> {
+        // A panic while holding the lock leaves the world as it was after the last complete mutation: keep going.
+        self.inner.state.lock().unwrap_or_else(|poisoned| poisoned.into_inner())
+    }
+
+    fn save(&self, state: &mut State) -> Result<(), SimError> {
+        let Some(path) = &self.inner.path else { return Ok(()) };
+        state.world.elapsed = state.clock.now();
+        persist::save(path, &state.world)
+    }
+
+    /// The pipeline every call goes through (see the module documentation).
+    pub(crate) async fn call<T>(
+        &self,
+        service: &'static str,
+        operation: &'static str,
+        region: &str,
+        op: impl FnOnce(&mut Ctx<'_>) -> Result<T, CloudError>,
+    ) -> Result<T, CloudError> {
+        let scenario = &self.inner.scenario;
+        let mutating = is_mutating(operation);
+        let (index, plan, early) = {
+            let mut state = self.lock();
+            let now = state.clock.now();
+            let world = &mut state.world;
+            let index = world.calls.len();
+            world.calls.push(Call {
+                service: service.to_string(),
+                operation: operation.to_string(),
+                region: region.to_string(),
+                at: now,
+                mutating,
+                error: None,
+            });
+            let plan = faults::plan(scenario, world, service, operation, region);
+            let early = if !scenario::looks_like_region(region) {
+                Some(CloudError::new(
+                    service,
+                    operation,
+                    region,
+                    "InvalidRegion",
+                    format!("`{region}` is not a region code (like us-east-1)"),
+                ))
+            } else if plan.error.is_some() {
+                None
+            } else {
+                throttle::take(
+                    scenario,
+                    &mut world.buckets,
+                    (service, operation, region),
+                    mutating,
+                    now,
+                )
+                .err()
+            };
+            (index, plan, early)
+        };
+        if !plan.delay.is_zero() {
+            tokio::time::sleep(plan.delay).await;
+        }
+        let mut state = self.lock();
+        let result = match early.or(plan.error) {
+            Some(e) => Err(e),
+            None => {
+                let now = state.clock.now();
+                let mut ctx = Ctx {
+                    world: &mut state.world,
+                    scenario,
+                    now,
+                    service,
+                    operation,
+                    region: region.to_string(),
+                };
+                op(&mut ctx)
+            }
+        };
+        if let Err(e) = &result {
+            state.world.calls[index].error = Some(e.code.clone());
+        }
+        if let Err(e) = self.save(&mut state) {
+            return Err(CloudError::new(
+                service,
+                operation,
+                region,
+                "SimPersistenceFailure",
+                format!("could not save the simulated world: {e}"),
+            ));
+        }
+        if plan.crash {
+            eprintln!("drflow sim: crash fault on {service}:{operation} in {region}: aborting the process");
+            std::process::abort();
+        }
+        result
+    }
+}
+
+#[cfg(test)]
+pub(crate) mod testutil {
+    use super::*;
+
+    pub(crate) const EAST: &str = "us-east-1";
+    pub(crate) const WEST: &str = "us-west-2";
+
+    pub(crate) fn sim() -> Sim {
+        Sim::new(Scenario::default())
+    }
+
+    pub(crate) fn instance_arn(region: &str) -> String {
+        format!(
+            "arn:aws:ec2:{region}:{}:instance/{}",
+            world::ACCOUNT,
+            world::DEFAULT_INSTANCE
+        )
+    }
+
+    pub(crate) fn role() -> String {
+        format!(
+            "arn:aws:iam::{}:role/service-role/AWSBackupDefaultServiceRole",
+            world::ACCOUNT
+        )
+    }
+
+    pub(crate) async fn sleep(secs: u64) {
+        tokio::time::sleep(Duration::from_secs(secs)).await;
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::testutil::*;
+    use super::*;
+    use crate::cloud::{JobState, StartBackupJob};
+
+    fn scenario(yaml: &str) -> Scenario {
+        Scenario::from_yaml_str(yaml, None).unwrap()
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn records_every_call_with_its_error() {
+        let sim = sim();
+        let cloud = sim.cloud();
+        assert_eq!(cloud.backend, "sim");
+        sleep(5).await;
+        cloud.ec2.describe_images(EAST, &["ami-0abc".into()]).await.unwrap();
+        cloud.ec2.describe_images(EAST, &["nope".into()]).await.unwrap_err();
+        cloud.ssm.get_parameter("us-east1", "/x").await.unwrap_err();
+        let calls = sim.calls();
+        assert_eq!(calls.len(), 3);
+        assert_eq!(calls[0].operation, "DescribeImages");
+        assert_eq!(calls[0].at, Duration::from_secs(5));
+        assert!(!calls[0].mutating && calls[0].error.is_none());
+        assert_eq!(calls[1].error.as_deref(), Some("InvalidAMIID.Malformed"));
+        assert_eq!(calls[2].error.as_deref(), Some("InvalidRegion"));
+        assert!(is_mutating("StartCopyJob") && is_mutating("PutParameter") && !is_mutating("ValidateTemplate"));
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn error_fault_answers_the_injected_error() {
+        let sim = Sim::new(scenario(
+            "faults: [{operation: 'backup:DescribeBackupVault', nth: 2, error: {code: ServiceUnavailableException, message: down}}]",
+        ));
+        let backup = sim.cloud().backup;
+        assert!(backup.describe_backup_vault(EAST, "Default").await.is_ok());
+        let e = backup.describe_backup_vault(EAST, "Default").await.unwrap_err();
+        assert_eq!(
+            (e.code.as_str(), e.message.as_str(), e.service.as_str()),
+            ("ServiceUnavailableException", "down", "backup")
+        );
+        assert!(e.kind.is_transient());
+        assert!(backup.describe_backup_vault(EAST, "Default").await.is_ok());
+        let codes: Vec<_> = sim.calls().into_iter().map(|c| c.error).collect();
+        assert_eq!(codes, [None, Some("ServiceUnavailableException".to_string()), None]);
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn error_fault_on_a_mutating_call_changes_nothing() {
+        let sim = Sim::new(scenario(
+            "faults: [{operation: 'backup:StartBackupJob', error: {code: InternalFailure}}]",
+        ));
+        let backup = sim.cloud().backup;
+        let req = StartBackupJob {
+            vault: "Default".into(),
+            resource_arn: instance_arn(EAST),
+            iam_role_arn: role(),
+            idempotency_token: "t1".into(),
+        };
+        assert_eq!(
+            backup.start_backup_job(EAST, &req).await.unwrap_err().code,
+            "InternalFailure"
+        );
+        // The retry with the same token starts the job (the failed call did not).
+        let id = backup.start_backup_job(EAST, &req).await.unwrap();
+        assert_eq!(
+            backup.describe_backup_job(EAST, &id).await.unwrap().state,
+            JobState::Created
+        );
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn latency_fault_and_default_latency_take_simulated_time() {
+        let sim = Sim::new(scenario(
+            "latency: 1s\nfaults: [{operation: 'ec2:DescribeInstances', nth: 2, latency: 30s}]",
+        ));
+        let ec2 = sim.cloud().ec2;
+        let started = tokio::time::Instant::now();
+        ec2.describe_instances(EAST, &[]).await.unwrap();
+        assert_eq!(started.elapsed(), Duration::from_secs(1));
+        ec2.describe_instances(EAST, &[]).await.unwrap();
+        assert_eq!(started.elapsed(), Duration::from_secs(32));
+        assert_eq!(sim.elapsed(), Duration::from_secs(32));
+        // Recorded when received, before the latency.
+        assert_eq!(sim.calls()[1].at, Duration::from_secs(1));
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn throttles_per_region_and_operation() {
+        let sim = Sim::new(scenario(
+            "throttling: [{operation: 'ssm:GetParameter', capacity: 2, refill_per_second: 1}]",
+        ));
+        let ssm = sim.cloud().ssm;
+        ssm.get_parameter(EAST, "/a").await.unwrap();
+        ssm.get_parameter(EAST, "/a").await.unwrap();
+        let e = ssm.get_parameter(EAST, "/a").await.unwrap_err();
+        assert_eq!(e.code, "ThrottlingException");
+        assert!(e.kind.is_transient());
+        ssm.get_parameter(WEST, "/a").await.unwrap();
+        sleep(1).await;
+        ssm.get_parameter(EAST, "/a").await.unwrap();
+        assert_eq!(sim.calls()[2].error.as_deref(), Some("ThrottlingException"));
+    }
+
+    const CRASH_CHILD: &str = "DRFLOW_SIM_CRASH_CHILD";
+
+    /// Runs only as the child of `crash_fault_saves_the_world_then_aborts` (the variable names its world file).
+    #[tokio::test(start_paused = true)]
+    async fn crash_child() {
+        let Some(path) = std::env::var_os(CRASH_CHILD) else {
+            return;
+        };
+        let sim = Sim::persistent(
+            Path::new(&path),
+            scenario("faults: [{operation: 'backup:StartBackupJob', crash: true}]"),
+        );
+        let req = StartBackupJob {
+            vault: "Default".into(),
+            resource_arn: instance_arn(EAST),
+            iam_role_arn: role(),
+            idempotency_token: "tok".into(),
+        };
+        sleep(30).await;
+        let _ = sim.unwrap().cloud().backup.start_backup_job(EAST, &req).await;
+        unreachable!("the crash fault aborts the process");
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn crash_fault_saves_the_world_then_aborts() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("world.json");
+        let out = std::process::Command::new(std::env::current_exe().unwrap())
+            .args([
+                "--exact",
+                "cloud::sim::tests::crash_child",
+                "--nocapture",
+                "--test-threads=1",
+            ])
+            .env(CRASH_CHILD, &path)
+            .output()
+            .unwrap();
+        assert!(!out.status.success());
+        #[cfg(unix)]
+        assert_eq!(
+            std::os::unix::process::ExitStatusExt::signal(&out.status),
+            Some(6),
+            "{out:?}"
+        );
+        assert!(
+            String::from_utf8_lossy(&out.stderr).contains("crash fault on backup:StartBackupJob"),
+            "{out:?}"
+        );
+
+        // The call took effect and was saved before the abort; the fault does not fire again.
+        let sim = Sim::persistent(
+            &path,
+            scenario("faults: [{operation: 'backup:StartBackupJob', crash: true}]"),
+        );
+        let sim = sim.unwrap();
+        assert_eq!(sim.elapsed(), Duration::from_secs(30));
+        assert_eq!(sim.calls().len(), 1);
+        let req = StartBackupJob {
+            vault: "Default".into(),
+            resource_arn: instance_arn(EAST),
+            iam_role_arn: role(),
+            idempotency_token: "tok".into(),
+        };
+        let id = sim.cloud().backup.start_backup_job(EAST, &req).await.unwrap();
+        assert_eq!(sim.lock().world.regions[EAST].backup_jobs.len(), 1);
+        assert_eq!(
+            sim.cloud().backup.describe_backup_job(EAST, &id).await.unwrap().job_id,
+            id
+        );
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn ensure_regions_creates_defaults() {
+        let sim = sim();
+        sim.ensure_regions(&[WEST.to_string()]);
+        let state = sim.lock();
+        assert!(state.world.regions[WEST].vaults.contains("Default"));
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn persisted_world_continues_its_clock_and_jobs() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("state/world.json");
+        let yaml = "faults: [{operation: 'backup:DescribeBackupJob', nth: 1, error: {code: InternalFailure}}]";
+        let req = StartBackupJob {
+            vault: "Default".into(),
+            resource_arn: instance_arn(EAST),
+            iam_role_arn: role(),
+            idempotency_token: "tok".into(),
+        };
+        let id = {
+            let sim = Sim::persistent(&path, scenario(yaml)).unwrap();
+            assert!(path.exists());
+            sleep(60).await;
+            let id = sim.cloud().backup.start_backup_job(EAST, &req).await.unwrap();
+            // The fault fires on the first DescribeBackupJob of the world.
+            assert!(sim.cloud().backup.describe_backup_job(EAST, &id).await.is_err());
+            sleep(120).await;
+            id
+        };
+        // No tmp file left behind.
+        let names: Vec<_> = std::fs::read_dir(path.parent().unwrap())
+            .unwrap()
+            .map(|e| e.unwrap().file_name())
+            .collect();
+        assert_eq!(names, [std::ffi::OsString::from("world.json")]);
+
+        let yaml = format!("{yaml}\nvaults: [{{name: Late, region: us-east-1}}]");
+        let sim = Sim::persistent(&path, scenario(&yaml)).unwrap();
+        // Scenario items the saved world lacks are added.
+        assert!(sim.cloud().backup.describe_backup_vault(EAST, "Late").await.is_ok());
+        // The clock continues from the last save (time between processes does not count).
+        assert_eq!(sim.elapsed(), Duration::from_secs(60));
+        assert_eq!(sim.calls().len(), 3);
+        let backup = sim.cloud().backup;
+        // Not fired again: the count is persisted.
+        let job = backup.describe_backup_job(EAST, &id).await.unwrap();
+        assert_eq!(job.state, JobState::Created);
+        // Same token: same job, also after a restart.
+        assert_eq!(backup.start_backup_job(EAST, &req).await.unwrap(), id);
+        sleep(10 * 60).await;
+        assert_eq!(
+            backup.describe_backup_job(EAST, &id).await.unwrap().state,
+            JobState::Completed
+        );
+        assert_eq!(sim.elapsed(), Duration::from_secs(660));
+        drop(sim);
+
+        // Garbage is a parse error with a location.
+        std::fs::write(&path, "{\"format\": 1,\n  oops").unwrap();
+        let e = Sim::persistent(&path, Scenario::default()).err().unwrap();
+        assert!(matches!(e, SimError::Parse { .. }), "{e}");
+        assert!(e.to_string().contains("world.json:2:"), "{e}");
+        std::fs::write(&path, "{\"format\": 99}").unwrap();
+        let e = Sim::persistent(&path, Scenario::default()).err().unwrap();
+        assert!(matches!(e, SimError::Version { found: 99, .. }), "{e}");
+    }
+}

@@ -1,0 +1,482 @@
+//! The scenario: what the simulated world starts with and how it misbehaves. Read from YAML; every field defaulted.
+
+use std::path::Path;
+use std::time::Duration;
+
+use serde::Deserialize;
+
+use super::error::SimError;
+
+/// A simulation scenario. `Scenario::default()` is the default world with no faults.
+#[derive(Debug, Clone, PartialEq, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct Scenario {
+    /// Every region gets a `Default` vault, a base AMI and instance `i-0123456789abcdef0`. `false` starts empty.
+    pub default_world: bool,
+    /// Regions created up front (any other region is created on first use).
+    pub regions: Vec<String>,
+    pub instances: Vec<InstanceSpec>,
+    pub vaults: Vec<VaultSpec>,
+    pub parameters: Vec<ParameterSpec>,
+    pub images: Vec<ImageSpec>,
+    pub durations: Durations,
+    /// Added to every call before it is answered (simulated time).
+    #[serde(deserialize_with = "duration::de")]
+    pub latency: Duration,
+    pub faults: Vec<Fault>,
+    pub fail_jobs: Vec<FailJob>,
+    pub throttling: Vec<Throttle>,
+}
+
+impl Default for Scenario {
+    fn default() -> Self {
+        Scenario {
+            default_world: true,
+            regions: Vec::new(),
+            instances: Vec::new(),
+            vaults: Vec::new(),
+            parameters: Vec::new(),
+            images: Vec::new(),
+            durations: Durations::default(),
+            latency: Duration::ZERO,
+            faults: Vec::new(),
+            fail_jobs: Vec::new(),
+            throttling: Vec::new(),
+        }
+    }
+}
+
+#[derive(Debug, Clone, PartialEq, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct InstanceSpec {
+    pub id: String,
+    pub region: String,
+    /// Defaults to the region's base AMI (created if missing).
+    #[serde(default)]
+    pub image_id: Option<String>,
+    /// Defaults to `running`.
+    #[serde(default)]
+    pub state: Option<String>,
+}
+
+#[derive(Debug, Clone, PartialEq, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct VaultSpec {
+    pub name: String,
+    pub region: String,
+}
+
+#[derive(Debug, Clone, PartialEq, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ParameterSpec {
+    pub name: String,
+    pub region: String,
+    pub value: String,
+    /// `text` (default) or `aws:ec2:image`; not validated against the images.
+    #[serde(default = "text")]
+    pub data_type: String,
+}
+
+fn text() -> String {
+    "text".to_string()
+}
+
+#[derive(Debug, Clone, PartialEq, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ImageSpec {
+    pub id: String,
+    pub region: String,
+    /// Defaults to `available`. Fixed: a scenario image never changes state (unless `available_after` is set).
+    #[serde(default)]
+    pub state: Option<String>,
+    /// `pending` until this simulated time (since the world was created), then `available`. Excludes `state`.
+    #[serde(default, deserialize_with = "duration::de_opt")]
+    pub available_after: Option<Duration>,
+    #[serde(default)]
+    pub name: Option<String>,
+}
+
+/// How long simulated work takes. Strings like `30s`, `8m`, `2h`, `1h 30m`, or a number of seconds.
+#[derive(Debug, Clone, PartialEq, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct Durations {
+    /// Backup job: CREATED for this long, then RUNNING.
+    #[serde(deserialize_with = "duration::de")]
+    pub backup_created: Duration,
+    /// Backup job: RUNNING for this long, then COMPLETED (or FAILED).
+    #[serde(deserialize_with = "duration::de")]
+    pub backup_running: Duration,
+    #[serde(deserialize_with = "duration::de")]
+    pub copy_created: Duration,
+    #[serde(deserialize_with = "duration::de")]
+    pub copy_running: Duration,
+    /// CreateImage: pending for this long, then available.
+    #[serde(deserialize_with = "duration::de")]
+    pub image: Duration,
+    /// CopyImage: pending for this long, then available.
+    #[serde(deserialize_with = "duration::de")]
+    pub copy_image: Duration,
+    /// Stack create/update: *_IN_PROGRESS for this long.
+    #[serde(deserialize_with = "duration::de")]
+    pub stack: Duration,
+    /// Stack delete: DELETE_IN_PROGRESS for this long, then the stack is gone.
+    #[serde(deserialize_with = "duration::de")]
+    pub stack_delete: Duration,
+}
+
+impl Default for Durations {
+    fn default() -> Self {
+        Durations {
+            backup_created: Duration::from_secs(10),
+            backup_running: Duration::from_secs(8 * 60),
+            copy_created: Duration::from_secs(10),
+            copy_running: Duration::from_secs(12 * 60),
+            image: Duration::from_secs(5 * 60),
+            copy_image: Duration::from_secs(10 * 60),
+            stack: Duration::from_secs(2 * 60),
+            stack_delete: Duration::from_secs(60),
+        }
+    }
+}
+
+/// A fault injected into calls of one operation: calls number `nth` .. `nth + count - 1` (1-based) are affected.
+///
+/// Calls are counted in the world, so with a persisted world the count continues across processes: a fault that
+/// fired before a crash does not fire again after the resume.
+#[derive(Debug, Clone, PartialEq, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Fault {
+    /// `service:Operation`, e.g. `backup:DescribeBackupJob`.
+    pub operation: String,
+    /// Only count (and affect) calls in this region.
+    #[serde(default)]
+    pub region: Option<String>,
+    #[serde(default = "one")]
+    pub nth: u64,
+    #[serde(default = "one")]
+    pub count: u64,
+    /// Answer with this error instead of performing the call.
+    #[serde(default)]
+    pub error: Option<FaultError>,
+    /// Wait this long (simulated) before answering.
+    #[serde(default, deserialize_with = "duration::de_opt")]
+    pub latency: Option<Duration>,
+    /// Perform the call, save the world, then `abort()` the process before answering (a `kill -9`).
+    #[serde(default)]
+    pub crash: bool,
+}
+
+fn one() -> u64 {
+    1
+}
+
+#[derive(Debug, Clone, PartialEq, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct FaultError {
+    pub code: String,
+    #[serde(default)]
+    pub message: Option<String>,
+}
+
+/// The `nth` (1-based) job of that kind started in this world ends FAILED with `message`.
+#[derive(Debug, Clone, PartialEq, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct FailJob {
+    pub kind: JobKind,
+    #[serde(default = "one")]
+    pub nth: u64,
+    #[serde(default)]
+    pub message: Option<String>,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum JobKind {
+    /// Backup jobs (StartBackupJob): FAILED, and the AMI goes `failed`.
+    Backup,
+    /// Copy jobs (StartCopyJob): FAILED, and the DR AMI goes `failed`.
+    Copy,
+    /// AMIs from CreateImage and CopyImage: they go `failed` instead of `available`.
+    Image,
+}
+
+impl JobKind {
+    pub(crate) fn as_str(self) -> &'static str {
+        match self {
+            JobKind::Backup => "backup",
+            JobKind::Copy => "copy",
+            JobKind::Image => "image",
+        }
+    }
+}
+
+/// Overrides the token bucket of one operation (each region has its own bucket).
+#[derive(Debug, Clone, PartialEq, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Throttle {
+    /// `service:Operation`.
+    pub operation: String,
+    pub capacity: f64,
+    pub refill_per_second: f64,
+}
+
+/// A commented scenario using every field.
+pub const EXAMPLE_SCENARIO: &str = include_str!("scenario.example.yaml");
+
+/// Every operation the simulator answers, as `service:Operation`.
+pub(crate) const OPERATIONS: &[&str] = &[
+    "backup:StartBackupJob",
+    "backup:DescribeBackupJob",
+    "backup:StartCopyJob",
+    "backup:DescribeCopyJob",
+    "backup:DescribeBackupVault",
+    "ec2:DescribeImages",
+    "ec2:DescribeInstances",
+    "ec2:CreateImage",
+    "ec2:CopyImage",
+    "ssm:GetParameter",
+    "ssm:PutParameter",
+    "cloudformation:DescribeStacks",
+    "cloudformation:CreateStack",
+    "cloudformation:UpdateStack",
+    "cloudformation:DeleteStack",
+    "cloudformation:DescribeStackEvents",
+    "cloudformation:ValidateTemplate",
+];
+
+impl Scenario {
+    pub fn from_yaml_file(path: &Path) -> Result<Scenario, SimError> {
+        let text = std::fs::read_to_string(path).map_err(|source| SimError::Io {
+            path: path.to_path_buf(),
+            source,
+        })?;
+        Scenario::from_yaml_str(&text, Some(path))
+    }
+
+    /// Parses and validates; `path` only names the source in errors.
+    pub fn from_yaml_str(text: &str, path: Option<&Path>) -> Result<Scenario, SimError> {
+        let name = path.unwrap_or(Path::new("<scenario>"));
+        // An empty file is the default scenario.
+        let scenario: Scenario = if text.trim().is_empty() {
+            Scenario::default()
+        } else {
+            serde_yaml::from_str(text).map_err(|e| SimError::yaml(name, &e))?
+        };
+        scenario.validate().map_err(|message| SimError::Invalid {
+            path: path.map(Path::to_path_buf),
+            message,
+        })?;
+        Ok(scenario)
+    }
+
+    /// Checks what serde cannot: operation names, one action per fault, positive counts and rates.
+    pub fn validate(&self) -> Result<(), String> {
+        let known = |op: &str, what: &str| {
+            if OPERATIONS.contains(&op) {
+                Ok(())
+            } else {
+                Err(format!(
+                    "{what}: unknown operation `{op}`; expected one of: {}",
+                    OPERATIONS.join(", ")
+                ))
+            }
+        };
+        for (i, f) in self.faults.iter().enumerate() {
+            let what = format!("faults[{i}]");
+            known(&f.operation, &what)?;
+            let actions = usize::from(f.error.is_some()) + usize::from(f.latency.is_some()) + usize::from(f.crash);
+            if actions != 1 {
+                return Err(format!("{what}: set exactly one of `error`, `latency`, `crash: true`"));
+            }
+            if f.nth == 0 || f.count == 0 {
+                return Err(format!("{what}: `nth` and `count` start at 1"));
+            }
+            if let Some(e) = &f.error
+                && e.code.trim().is_empty()
+            {
+                return Err(format!("{what}: `error.code` is empty"));
+            }
+        }
+        for (i, t) in self.throttling.iter().enumerate() {
+            let what = format!("throttling[{i}]");
+            known(&t.operation, &what)?;
+            let valid = t.capacity.is_finite()
+                && t.capacity >= 1.0
+                && t.refill_per_second.is_finite()
+                && t.refill_per_second >= 0.0;
+            if !valid {
+                return Err(format!(
+                    "{what}: `capacity` must be at least 1 and `refill_per_second` at least 0"
+                ));
+            }
+        }
+        for (i, j) in self.fail_jobs.iter().enumerate() {
+            if j.nth == 0 {
+                return Err(format!("fail_jobs[{i}]: `nth` starts at 1"));
+            }
+        }
+        for (i, p) in self.parameters.iter().enumerate() {
+            if !matches!(p.data_type.as_str(), "text" | "aws:ec2:image") {
+                return Err(format!("parameters[{i}]: data_type must be `text` or `aws:ec2:image`"));
+            }
+        }
+        let regions = self
+            .regions
+            .iter()
+            .chain(self.instances.iter().map(|x| &x.region))
+            .chain(self.vaults.iter().map(|x| &x.region))
+            .chain(self.parameters.iter().map(|x| &x.region))
+            .chain(self.images.iter().map(|x| &x.region));
+        for r in regions {
+            if !looks_like_region(r) {
+                return Err(format!("`{r}` is not a region code (like us-east-1)"));
+            }
+        }
+        for (i, img) in self.images.iter().enumerate() {
+            if !super::ec2::is_ami_id(&img.id) {
+                return Err(format!(
+                    "images[{i}]: id `{}` must be `ami-` followed by hex digits",
+                    img.id
+                ));
+            }
+            if img.state.is_some() && img.available_after.is_some() {
+                return Err(format!("images[{i}]: set `state` or `available_after`, not both"));
+            }
+        }
+        for (i, inst) in self.instances.iter().enumerate() {
+            if !inst.id.starts_with("i-") {
+                return Err(format!("instances[{i}]: id `{}` must start with `i-`", inst.id));
+            }
+        }
+        Ok(())
+    }
+}
+
+/// `us-east-1`, `ap-northeast-3`, `us-gov-west-1`, `eu-central-2`...
+pub(crate) fn looks_like_region(r: &str) -> bool {
+    let parts: Vec<&str> = r.split('-').collect();
+    parts.len() >= 3
+        && parts[..parts.len() - 1]
+            .iter()
+            .all(|p| !p.is_empty() && p.bytes().all(|b| b.is_ascii_lowercase()))
+        && parts[parts.len() - 1].parse::<u8>().is_ok()
+}
+
+/// Durations in YAML: `30s`, `8m`, `2h`, `1h 30m`, `500ms` (humantime), or a plain number of seconds.
+pub(crate) mod duration {
+    use std::time::Duration;
+
+    use serde::{Deserialize, Deserializer};
+
+    #[derive(Deserialize)]
+    #[serde(untagged)]
+    enum Raw {
+        Secs(u64),
+        Float(f64),
+        Text(String),
+    }
+
+    fn convert<E: serde::de::Error>(raw: Raw) -> Result<Duration, E> {
+        match raw {
+            Raw::Secs(s) => Ok(Duration::from_secs(s)),
+            Raw::Float(f) => Duration::try_from_secs_f64(f).map_err(|_| E::custom(format!("invalid duration {f}"))),
+            Raw::Text(t) => parse(&t).map_err(E::custom),
+        }
+    }
+
+    pub(crate) fn parse(text: &str) -> Result<Duration, String> {
+        humantime::parse_duration(text.trim())
+            .map_err(|e| format!("invalid duration `{text}` ({e}); write e.g. `30s`, `8m`, `2h`"))
+    }
+
+    pub(crate) fn de<'de, D: Deserializer<'de>>(d: D) -> Result<Duration, D::Error> {
+        convert(Raw::deserialize(d)?)
+    }
+
+    pub(crate) fn de_opt<'de, D: Deserializer<'de>>(d: D) -> Result<Option<Duration>, D::Error> {
+        Option::<Raw>::deserialize(d)?.map(convert).transpose()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn parses_a_full_scenario() {
+        let s = Scenario::from_yaml_str(
+            r#"
+default_world: true
+regions: [us-east-1]
+instances: [{id: i-0aaaaaaaaaaaaaaaa, region: us-west-2}]
+vaults: [{name: Dr, region: us-west-2}]
+parameters: [{name: /app/ami, region: us-west-2, value: ami-0123, data_type: "aws:ec2:image"}]
+images: [{id: ami-0bbbbbbbbbbbbbbbb, region: us-west-2, state: pending}]
+durations: {backup_running: 30s, copy_running: 2m, stack: 90}
+latency: 100ms
+faults:
+  - {operation: "backup:DescribeBackupJob", nth: 2, count: 3, error: {code: ThrottlingException, message: slow down}}
+  - {operation: "ec2:DescribeImages", latency: 2s}
+  - {operation: "ssm:PutParameter", crash: true}
+fail_jobs: [{kind: copy, nth: 1, message: boom}]
+throttling: [{operation: "ec2:DescribeImages", capacity: 2, refill_per_second: 0.5}]
+"#,
+            None,
+        )
+        .unwrap();
+        assert_eq!(s.durations.backup_running, Duration::from_secs(30));
+        assert_eq!(s.durations.backup_created, Duration::from_secs(10));
+        assert_eq!(s.durations.stack, Duration::from_secs(90));
+        assert_eq!(s.latency, Duration::from_millis(100));
+        assert_eq!(s.faults[0].count, 3);
+        assert_eq!(s.faults[1].latency, Some(Duration::from_secs(2)));
+        assert_eq!(s.faults[1].nth, 1);
+        assert_eq!(s.fail_jobs[0].kind, JobKind::Copy);
+    }
+
+    #[test]
+    fn the_example_parses() {
+        let s = Scenario::from_yaml_str(EXAMPLE_SCENARIO, None).unwrap();
+        assert_eq!(s.faults.len(), 3);
+        assert_eq!(s.images[1].available_after, Some(Duration::from_secs(15 * 60)));
+        assert_eq!(s.durations, Durations::default());
+    }
+
+    #[test]
+    fn empty_text_is_the_default_world() {
+        assert_eq!(Scenario::from_yaml_str("", None).unwrap(), Scenario::default());
+        assert!(Scenario::default().default_world);
+    }
+
+    #[test]
+    fn unknown_fields_report_line_and_column() {
+        let err = Scenario::from_yaml_str("durations:\n  stak: 2m\n", Some(Path::new("s.yaml"))).unwrap_err();
+        let text = err.to_string();
+        assert!(text.starts_with("s.yaml:2:3: "), "{text}");
+        assert!(text.contains("unknown field `stak`"), "{text}");
+        assert!(!text.contains(" at line "), "{text}");
+    }
+
+    #[test]
+    fn rejects_unknown_operations_and_double_actions() {
+        let err = Scenario::from_yaml_str("faults: [{operation: 'ec2:RunInstances', crash: true}]", None).unwrap_err();
+        assert!(
+            err.to_string().contains("unknown operation `ec2:RunInstances`"),
+            "{err}"
+        );
+        let err = Scenario::from_yaml_str(
+            "faults: [{operation: 'ec2:CopyImage', crash: true, error: {code: X}}]",
+            None,
+        )
+        .unwrap_err();
+        assert!(err.to_string().contains("exactly one"), "{err}");
+        let err = Scenario::from_yaml_str("durations: {stack: soon}", None).unwrap_err();
+        assert!(err.to_string().contains("invalid duration"), "{err}");
+    }
+
+    #[test]
+    fn region_codes() {
+        assert!(looks_like_region("us-east-1") && looks_like_region("us-gov-west-1"));
+        assert!(!looks_like_region("useast1") && !looks_like_region("us-east-") && !looks_like_region("US-EAST-1"));
+    }
+}

@@ -1,0 +1,287 @@
+//! The simulated world: every region's resources, the call log and the counters faults rely on. All of it is
+//! serialisable, so a persisted world continues where the last process stopped.
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::time::Duration;
+
+use serde::{Deserialize, Serialize};
+use sha2::{Digest, Sha256};
+
+use super::Call;
+use super::backup::JobRec;
+use super::cloudformation::StackRec;
+use super::ec2::{ImageRec, InstanceRec};
+use super::scenario::{JobKind, Scenario};
+use super::ssm::ParamRec;
+use super::throttle::Bucket;
+
+pub(crate) const ACCOUNT: &str = "123456789012";
+pub(crate) const DEFAULT_VAULT: &str = "Default";
+pub(crate) const DEFAULT_INSTANCE: &str = "i-0123456789abcdef0";
+/// Bumped whenever the persisted layout changes incompatibly.
+pub(crate) const FORMAT: u32 = 1;
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub(crate) struct World {
+    pub format: u32,
+    /// Unix second at which the world was created; wall-clock times are this plus simulated time.
+    pub created_unix: i64,
+    /// Simulated time at the last save.
+    pub elapsed: Duration,
+    /// Whether regions created on demand get the default vault, AMI and instance.
+    pub default_world: bool,
+    /// Source of every generated id.
+    pub next_id: u64,
+    pub regions: BTreeMap<String, Region>,
+    pub calls: Vec<Call>,
+    /// Calls received per `service:Operation` (and per `service:Operation@region`).
+    pub call_counts: BTreeMap<String, u64>,
+    /// Jobs started per kind (`backup`, `copy`, `image`), for `fail_jobs`.
+    pub started: BTreeMap<String, u64>,
+    /// Token buckets per `region|service:Operation`.
+    pub buckets: BTreeMap<String, Bucket>,
+}
+
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+pub(crate) struct Region {
+    pub vaults: BTreeSet<String>,
+    pub images: BTreeMap<String, ImageRec>,
+    pub instances: BTreeMap<String, InstanceRec>,
+    pub parameters: BTreeMap<String, ParamRec>,
+    /// Every stack ever created here, oldest first; deleted ones stay (they are no longer found by name).
+    pub stacks: Vec<StackRec>,
+    pub backup_jobs: BTreeMap<String, JobRec>,
+    pub copy_jobs: BTreeMap<String, JobRec>,
+    /// Recovery point ARN → the vault holding it.
+    pub recovery_points: BTreeMap<String, String>,
+    /// `Operation:token` → the id the first call returned.
+    pub tokens: BTreeMap<String, String>,
+}
+
+impl World {
+    /// A fresh world at simulated time zero, populated from the scenario.
+    pub(crate) fn build(scenario: &Scenario) -> World {
+        let created_unix = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map(|d| d.as_secs() as i64)
+            .unwrap_or(0);
+        let mut world = World {
+            format: FORMAT,
+            created_unix,
+            elapsed: Duration::ZERO,
+            default_world: scenario.default_world,
+            next_id: 0,
+            regions: BTreeMap::new(),
+            calls: Vec::new(),
+            call_counts: BTreeMap::new(),
+            started: BTreeMap::new(),
+            buckets: BTreeMap::new(),
+        };
+        world.populate(scenario, true);
+        world
+    }
+
+    /// Adds the scenario's regions, vaults, images, instances and parameters. `replace`: a scenario item replaces
+    /// one with the same id (building a world); otherwise only missing items are added (loading a saved world,
+    /// whose items have a history of their own).
+    pub(crate) fn populate(&mut self, scenario: &Scenario, replace: bool) {
+        fn put<T>(replace: bool, map: &mut BTreeMap<String, T>, key: &str, value: T) {
+            if replace || !map.contains_key(key) {
+                map.insert(key.to_string(), value);
+            }
+        }
+        for r in &scenario.regions {
+            self.region_mut(r);
+        }
+        for v in &scenario.vaults {
+            self.region_mut(&v.region).vaults.insert(v.name.clone());
+        }
+        for img in &scenario.images {
+            let rec = match img.available_after {
+                Some(at) => {
+                    let mut rec = ImageRec::pending(&img.id, "", Duration::ZERO, at, None);
+                    rec.name = img.name.clone();
+                    rec
+                }
+                None => ImageRec::fixed(&img.id, img.name.clone(), img.state.as_deref().unwrap_or("available")),
+            };
+            put(replace, &mut self.region_mut(&img.region).images, &img.id, rec);
+        }
+        for inst in &scenario.instances {
+            let image_id = match &inst.image_id {
+                Some(id) => id.clone(),
+                None => {
+                    let base = base_image_id(&inst.region);
+                    let region = self.region_mut(&inst.region);
+                    region
+                        .images
+                        .entry(base.clone())
+                        .or_insert_with(|| ImageRec::base(&base));
+                    base
+                }
+            };
+            let mut rec = InstanceRec::running(&inst.id, &image_id, Duration::ZERO);
+            rec.fixed = inst.state.clone().filter(|s| s != "running");
+            put(replace, &mut self.region_mut(&inst.region).instances, &inst.id, rec);
+        }
+        for p in &scenario.parameters {
+            let rec = ParamRec::new(&p.data_type, &p.value, Duration::ZERO);
+            put(replace, &mut self.region_mut(&p.region).parameters, &p.name, rec);
+        }
+    }
+
+    /// The region, created (with the default resources when the world has them) on first use.
+    pub(crate) fn region_mut(&mut self, name: &str) -> &mut Region {
+        let default_world = self.default_world;
+        self.regions.entry(name.to_string()).or_insert_with(|| {
+            let mut region = Region::default();
+            if default_world {
+                let base = base_image_id(name);
+                region.vaults.insert(DEFAULT_VAULT.to_string());
+                region.images.insert(base.clone(), ImageRec::base(&base));
+                region.instances.insert(
+                    DEFAULT_INSTANCE.to_string(),
+                    InstanceRec::running(DEFAULT_INSTANCE, &base, Duration::ZERO),
+                );
+            }
+            region
+        })
+    }
+
+    /// Counts one more call of `key` and returns the new count (1-based).
+    pub(crate) fn count_call(&mut self, key: String) -> u64 {
+        let n = self.call_counts.entry(key).or_insert(0);
+        *n += 1;
+        *n
+    }
+
+    /// Counts one more job of `kind` and returns its number (1-based).
+    pub(crate) fn count_job(&mut self, kind: JobKind) -> u64 {
+        let n = self.started.entry(kind.as_str().to_string()).or_insert(0);
+        *n += 1;
+        *n
+    }
+
+    fn next_digest(&mut self, kind: &str) -> String {
+        self.next_id += 1;
+        digest_hex(&format!("{kind}:{}", self.next_id))
+    }
+
+    /// `ami-` + 17 hex digits, like AWS.
+    pub(crate) fn new_image_id(&mut self) -> String {
+        format!("ami-0{}", &self.next_digest("ami")[..16])
+    }
+
+    pub(crate) fn new_instance_id(&mut self) -> String {
+        format!("i-0{}", &self.next_digest("instance")[..16])
+    }
+
+    /// A UUID-shaped id (backup and copy job ids, stack ids).
+    pub(crate) fn new_uuid(&mut self) -> String {
+        let h = self.next_digest("uuid");
+        format!(
+            "{}-{}-4{}-a{}-{}",
+            &h[..8],
+            &h[8..12],
+            &h[13..16],
+            &h[17..20],
+            &h[20..32]
+        )
+    }
+
+    /// A short suffix for physical ids of resources the simulator does not model.
+    pub(crate) fn new_suffix(&mut self) -> String {
+        self.next_digest("suffix")[..12].to_ascii_uppercase()
+    }
+}
+
+fn digest_hex(text: &str) -> String {
+    Sha256::digest(text.as_bytes())
+        .iter()
+        .map(|b| format!("{b:02x}"))
+        .collect()
+}
+
+/// The base AMI every default region has: the same id for the same region, in every world.
+pub(crate) fn base_image_id(region: &str) -> String {
+    format!("ami-0{}", &digest_hex(&format!("base:{region}"))[..16])
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::cloud::sim::scenario::{ImageSpec, InstanceSpec, ParameterSpec, VaultSpec};
+
+    #[test]
+    fn default_regions_have_a_vault_an_ami_and_an_instance() {
+        let mut w = World::build(&Scenario::default());
+        let base = base_image_id("eu-west-1");
+        let r = w.region_mut("eu-west-1");
+        assert!(r.vaults.contains("Default"));
+        assert_eq!(r.instances[DEFAULT_INSTANCE].image_id, base);
+        assert_eq!(r.images[&base].state(Duration::ZERO), "available");
+        assert!(base.len() == 21 && base.starts_with("ami-"));
+    }
+
+    #[test]
+    fn scenario_items_and_an_empty_world() {
+        let scenario = Scenario {
+            default_world: false,
+            instances: vec![InstanceSpec {
+                id: "i-0aaaaaaaaaaaaaaaa".into(),
+                region: "us-west-2".into(),
+                image_id: None,
+                state: Some("stopped".into()),
+            }],
+            vaults: vec![VaultSpec {
+                name: "Dr".into(),
+                region: "us-west-2".into(),
+            }],
+            parameters: vec![ParameterSpec {
+                name: "/a".into(),
+                region: "us-west-2".into(),
+                value: "x".into(),
+                data_type: "text".into(),
+            }],
+            images: vec![
+                ImageSpec {
+                    id: "ami-0b".into(),
+                    region: "us-east-1".into(),
+                    state: Some("pending".into()),
+                    available_after: None,
+                    name: None,
+                },
+                ImageSpec {
+                    id: "ami-0c".into(),
+                    region: "us-east-1".into(),
+                    state: None,
+                    available_after: Some(Duration::from_secs(60)),
+                    name: Some("later".into()),
+                },
+            ],
+            ..Scenario::default()
+        };
+        let mut w = World::build(&scenario);
+        let r = w.region_mut("us-west-2");
+        assert!(!r.vaults.contains("Default") && r.vaults.contains("Dr"));
+        assert_eq!(r.instances["i-0aaaaaaaaaaaaaaaa"].state(Duration::ZERO), "stopped");
+        assert!(r.images.contains_key(&base_image_id("us-west-2")));
+        assert_eq!(r.parameters["/a"].latest().value, "x");
+        let east = w.region_mut("us-east-1");
+        assert_eq!(east.images["ami-0b"].state(Duration::from_secs(1_000_000)), "pending");
+        assert_eq!(east.images["ami-0c"].state(Duration::from_secs(59)), "pending");
+        assert_eq!(east.images["ami-0c"].state(Duration::from_secs(60)), "available");
+        assert!(w.region_mut("ap-south-1").instances.is_empty());
+    }
+
+    #[test]
+    fn ids_are_deterministic_and_distinct() {
+        let mut a = World::build(&Scenario::default());
+        let mut b = World::build(&Scenario::default());
+        let (x, y) = (a.new_image_id(), a.new_image_id());
+        assert_ne!(x, y);
+        assert_eq!(x, b.new_image_id());
+        assert_eq!(a.new_uuid().len(), 36);
+        assert_eq!(a.new_instance_id().len(), 19);
+    }
+}

@@ -1,0 +1,209 @@
+//! Plain data exchanged with the backends. Times are Unix seconds.
+
+use std::collections::BTreeMap;
+
+use serde::{Deserialize, Serialize};
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct StartBackupJob {
+    pub vault: String,
+    /// `arn:aws:ec2:REGION:ACCOUNT:instance/i-...`
+    pub resource_arn: String,
+    pub iam_role_arn: String,
+    pub idempotency_token: String,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct StartCopyJob {
+    pub recovery_point_arn: String,
+    pub source_vault: String,
+    pub destination_vault_arn: String,
+    pub iam_role_arn: String,
+    pub idempotency_token: String,
+}
+
+/// Backup job states, as AWS names them.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "SCREAMING_SNAKE_CASE")]
+pub enum JobState {
+    Created,
+    Pending,
+    Running,
+    Aborting,
+    Aborted,
+    Completed,
+    Failed,
+    Expired,
+    Partial,
+}
+
+impl JobState {
+    pub fn parse(s: &str) -> Option<JobState> {
+        serde_json::from_value(serde_json::Value::String(s.to_string())).ok()
+    }
+
+    pub fn as_str(self) -> &'static str {
+        match self {
+            JobState::Created => "CREATED",
+            JobState::Pending => "PENDING",
+            JobState::Running => "RUNNING",
+            JobState::Aborting => "ABORTING",
+            JobState::Aborted => "ABORTED",
+            JobState::Completed => "COMPLETED",
+            JobState::Failed => "FAILED",
+            JobState::Expired => "EXPIRED",
+            JobState::Partial => "PARTIAL",
+        }
+    }
+
+    /// A state the job never leaves, other than success.
+    pub fn is_failure(self) -> bool {
+        matches!(self, JobState::Aborted | JobState::Failed | JobState::Expired | JobState::Partial)
+    }
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct BackupJob {
+    pub job_id: String,
+    pub state: JobState,
+    pub status_message: Option<String>,
+    /// Present from RUNNING on at the earliest, from COMPLETED at the latest.
+    pub recovery_point_arn: Option<String>,
+    pub percent_done: Option<String>,
+    pub creation_date: Option<i64>,
+    pub completion_date: Option<i64>,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct CopyJob {
+    pub job_id: String,
+    pub state: JobState,
+    pub status_message: Option<String>,
+    pub destination_recovery_point_arn: Option<String>,
+    pub creation_date: Option<i64>,
+    pub completion_date: Option<i64>,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Vault {
+    pub name: String,
+    pub arn: String,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Image {
+    pub image_id: String,
+    /// pending, available, invalid, deregistered, transient, failed, error, disabled
+    pub state: String,
+    pub state_reason: Option<String>,
+    pub name: Option<String>,
+    pub creation_date: Option<i64>,
+    pub tags: BTreeMap<String, String>,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Instance {
+    pub instance_id: String,
+    pub image_id: String,
+    /// pending, running, shutting-down, terminated, stopping, stopped
+    pub state: String,
+    pub tags: BTreeMap<String, String>,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct CreateImage {
+    pub instance_id: String,
+    pub name: String,
+    pub no_reboot: bool,
+    pub tags: BTreeMap<String, String>,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct CopyImage {
+    pub source_region: String,
+    pub source_image_id: String,
+    pub name: String,
+    pub client_token: String,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Parameter {
+    pub name: String,
+    pub value: String,
+    pub version: i64,
+    pub data_type: String,
+    pub last_modified: Option<i64>,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct PutParameter {
+    pub name: String,
+    pub value: String,
+    /// `text` or `aws:ec2:image`.
+    pub data_type: String,
+    pub description: Option<String>,
+    pub overwrite: bool,
+    /// Only applied when the parameter is created (AWS refuses tags together with Overwrite).
+    pub tags: BTreeMap<String, String>,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct StackRequest {
+    pub name: String,
+    pub template_body: String,
+    pub parameters: BTreeMap<String, String>,
+    pub tags: BTreeMap<String, String>,
+    pub client_request_token: String,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Stack {
+    pub stack_id: String,
+    pub name: String,
+    /// CREATE_IN_PROGRESS, CREATE_COMPLETE, ROLLBACK_COMPLETE, UPDATE_COMPLETE, DELETE_COMPLETE, ...
+    pub status: String,
+    pub status_reason: Option<String>,
+    pub outputs: BTreeMap<String, String>,
+}
+
+impl Stack {
+    pub fn is_in_progress(&self) -> bool {
+        self.status.ends_with("_IN_PROGRESS")
+    }
+
+    /// A settled state in which the last operation did not do what was asked.
+    pub fn is_failed(&self) -> bool {
+        !self.is_in_progress()
+            && (self.status.contains("ROLLBACK") || self.status.ends_with("_FAILED"))
+    }
+}
+
+/// The AMI id at the end of an EC2 recovery point ARN (`arn:aws:ec2:REGION::image/ami-...`).
+pub fn image_id_from_arn(arn: &str) -> Option<&str> {
+    let id = arn.rsplit('/').next()?;
+    id.starts_with("ami-").then_some(id)
+}
+
+/// The region field of an ARN.
+pub fn region_from_arn(arn: &str) -> Option<&str> {
+    arn.split(':').nth(3).filter(|r| !r.is_empty())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn reads_ami_from_recovery_point_arn() {
+        assert_eq!(image_id_from_arn("arn:aws:ec2:us-west-2::image/ami-0abc"), Some("ami-0abc"));
+        assert_eq!(image_id_from_arn("arn:aws:backup:us-west-2:1:recovery-point:x"), None);
+        assert_eq!(region_from_arn("arn:aws:ec2:us-west-2::image/ami-0abc"), Some("us-west-2"));
+    }
+
+    #[test]
+    fn job_states_round_trip() {
+        assert_eq!(JobState::parse("COMPLETED"), Some(JobState::Completed));
+        assert_eq!(JobState::parse("nope"), None);
+        assert!(JobState::Expired.is_failure() && !JobState::Running.is_failure());
+    }
+}

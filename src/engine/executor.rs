@@ -1,0 +1,391 @@
+//! Runs the steps of a validated workflow: sequencing, `when`, `parallel`, retries, timeouts, polling waits,
+//! failure routing and `finally`. Every transition goes through `emit`: journal first (fsync), then the
+//! in-memory state, then the observer. Only this file sleeps.
+
+use std::future::Future;
+use std::pin::Pin;
+use std::sync::Mutex;
+
+use serde_json::{Map, Value};
+
+use super::journal::{Entry, ErrorInfo, Event, Journal, RunStatus};
+use super::retry::FailureClass;
+use super::scope::RunScope;
+use super::state::{RunState, StepStatus};
+use super::{Clock, EngineError, Observer};
+use crate::actions::{self, ActionError, ActionKind, Ctx, Poll, Recorder};
+use crate::cloud::{Cloud, ErrorKind};
+use crate::workflow::{ActionStep, OnFailure, Step, StepKind, Workflow};
+
+/// Why a step (and so possibly the run) failed.
+#[derive(Debug, Clone)]
+pub struct Failure {
+    pub step: String,
+    pub error: ErrorInfo,
+}
+
+pub(crate) struct Executor<'a> {
+    pub wf: &'a Workflow,
+    pub cloud: Cloud,
+    pub clock: Clock,
+    pub observer: &'a dyn Observer,
+    pub journal: Mutex<Journal>,
+    pub state: Mutex<RunState>,
+    pub rng: Mutex<fastrand::Rng>,
+    /// Set when the journal cannot be written: the run must stop, since it could not be resumed safely.
+    pub broken: Mutex<Option<String>>,
+}
+
+type StepFuture<'f> = Pin<Box<dyn Future<Output = Result<(), Failure>> + Send + 'f>>;
+
+impl<'a> Executor<'a> {
+    pub fn emit(&self, event: Event) -> Result<Entry, EngineError> {
+        let entry = {
+            let mut j = self.journal.lock().expect("journal lock");
+            j.append(self.clock.now_ms(), event).map_err(|e| {
+                *self.broken.lock().expect("lock") = Some(e.to_string());
+                EngineError::Journal(e)
+            })?
+        };
+        self.state.lock().expect("state lock").apply(&entry);
+        self.observer.event(&entry);
+        Ok(entry)
+    }
+
+    /// Emits, turning a journal failure into a step failure (the run then stops).
+    fn emit_or_fail(&self, step: &str, event: Event) -> Result<(), Failure> {
+        self.emit(event).map(|_| ()).map_err(|e| Failure {
+            step: step.to_string(),
+            error: info("JournalError", "other", e.to_string()),
+        })
+    }
+
+    /// Runs the main steps, then `finally`; returns the run's result.
+    pub async fn run(&self) -> Result<(), EngineError> {
+        let main = self.sequence(&self.wf.steps).await;
+        let fin = self.sequence(&self.wf.finally).await;
+        if let Some(b) = self.broken.lock().expect("lock").clone() {
+            return Err(EngineError::JournalBroken(b));
+        }
+        let failure = main.err().or(fin.err());
+        let (status, error) = match failure {
+            None => (RunStatus::Succeeded, None),
+            Some(f) => (RunStatus::Failed, Some(format!("step `{}` failed: {}", f.step, f.error.message))),
+        };
+        self.emit(Event::RunFinished { status, error })?;
+        Ok(())
+    }
+
+    fn sequence<'s>(&'s self, steps: &'s [Step]) -> StepFuture<'s> {
+        Box::pin(async move {
+            let mut failed: Option<Failure> = None;
+            let mut i = 0;
+            while i < steps.len() {
+                let step = &steps[i];
+                match self.step(step).await {
+                    Ok(()) => i += 1,
+                    Err(f) => match &step.on_failure {
+                        OnFailure::Continue => i += 1,
+                        OnFailure::Goto(target) => {
+                            failed.get_or_insert(f);
+                            i = steps.iter().position(|s| s.id == *target).unwrap_or(steps.len());
+                        }
+                        OnFailure::Abort => return Err(failed.unwrap_or(f)),
+                    },
+                }
+                if self.broken.lock().expect("lock").is_some() {
+                    break;
+                }
+            }
+            failed.map_or(Ok(()), Err)
+        })
+    }
+
+    fn step<'s>(&'s self, step: &'s Step) -> StepFuture<'s> {
+        Box::pin(async move {
+            // A resumed run does not redo what is finished.
+            match self.state.lock().expect("state lock").status(&step.id) {
+                Some(StepStatus::Succeeded(_)) | Some(StepStatus::Skipped(_)) => return Ok(()),
+                Some(StepStatus::Failed { error, .. }) => {
+                    return Err(Failure {
+                        step: step.id.clone(),
+                        error: error.clone(),
+                    });
+                }
+                _ => {}
+            }
+            if let Some(cond) = &step.when {
+                let verdict = {
+                    let state = self.state.lock().expect("state lock");
+                    cond.test(&RunScope::new(self.wf, &state))
+                };
+                match verdict {
+                    Ok(true) => {}
+                    Ok(false) => {
+                        let reason = format!("`when: {}` is false", step.when_text.as_deref().unwrap_or("?"));
+                        return self.emit_or_fail(&step.id, Event::StepSkipped { step: step.id.clone(), reason });
+                    }
+                    Err(e) => return self.fail(step, info("InvalidCondition", "validation", format!("when: {e}"))),
+                }
+            }
+            match &step.kind {
+                StepKind::Action(a) => self.action(step, a).await,
+                StepKind::Parallel(branches) => {
+                    self.emit_or_fail(&step.id, started(step))?;
+                    // Every branch runs to its end; the group then fails with the first failure.
+                    let results = futures_join(branches.iter().map(|b| self.step(b))).await;
+                    match results.into_iter().find_map(Result::err) {
+                        None => self.succeed(step, Map::new()),
+                        Some(f) => self.fail(step, child_failed(&f)),
+                    }
+                }
+                StepKind::Sequence(children) => {
+                    self.emit_or_fail(&step.id, started(step))?;
+                    match self.sequence(children).await {
+                        Ok(()) => self.succeed(step, Map::new()),
+                        Err(f) => self.fail(step, child_failed(&f)),
+                    }
+                }
+            }
+        })
+    }
+
+    fn succeed(&self, step: &Step, outputs: Map<String, Value>) -> Result<(), Failure> {
+        self.emit_or_fail(&step.id, Event::StepSucceeded { step: step.id.clone(), outputs })
+    }
+
+    fn fail(&self, step: &Step, error: ErrorInfo) -> Result<(), Failure> {
+        let route = match &step.on_failure {
+            OnFailure::Abort => "abort".to_string(),
+            OnFailure::Continue => "continue".to_string(),
+            OnFailure::Goto(t) => format!("goto:{t}"),
+        };
+        self.emit_or_fail(
+            &step.id,
+            Event::StepFailed {
+                step: step.id.clone(),
+                error: error.clone(),
+                route,
+            },
+        )?;
+        Err(Failure {
+            step: step.id.clone(),
+            error,
+        })
+    }
+
+    async fn action(&self, step: &Step, a: &ActionStep) -> Result<(), Failure> {
+        let resolved = {
+            let state = self.state.lock().expect("state lock");
+            let scope = RunScope::new(self.wf, &state);
+            a.with
+                .iter()
+                .map(|(k, t)| t.eval(&scope).map(|v| (k.clone(), v)).map_err(|e| format!("input `{k}`: {e}")))
+                .collect::<Result<Map<String, Value>, String>>()
+        };
+        let region = a.region.as_ref().map(|r| self.region_code(r));
+        self.emit_or_fail(
+            &step.id,
+            Event::StepStarted {
+                step: step.id.clone(),
+                action: Some(a.action.name.to_string()),
+                region: region.clone(),
+                inputs: resolved.as_ref().ok().cloned(),
+            },
+        )?;
+        let inputs = match resolved {
+            Ok(i) => i,
+            Err(e) => return self.fail(step, info("InvalidInput", "validation", e)),
+        };
+        let region = region.unwrap_or_default();
+        let token = super::idempotency_token(&self.state.lock().expect("state lock").run_id, &step.id);
+        let base_dir = self.wf.dir();
+        loop {
+            let (attempt, failures, recorded) = {
+                let state = self.state.lock().expect("state lock");
+                let st = state.steps.get(&step.id).cloned().unwrap_or_default();
+                (st.attempts + 1, st.failures, st.recorded)
+            };
+            self.emit_or_fail(
+                &step.id,
+                Event::AttemptStarted {
+                    step: step.id.clone(),
+                    attempt,
+                },
+            )?;
+            let recorder = StepRecorder { exec: self, step: &step.id };
+            let ctx = Ctx {
+                cloud: &self.cloud,
+                region: &region,
+                token: &token,
+                recorded: &recorded,
+                recorder: &recorder,
+                base_dir: &base_dir,
+            };
+            let outcome = tokio::time::timeout(a.timeout, self.attempt(step, a, &ctx, &inputs, attempt)).await;
+            let (class, error) = match outcome {
+                Ok(Ok(outputs)) => return self.succeed(step, outputs),
+                Ok(Err(e)) => (e.class(), error_info(&e)),
+                Err(_) => (
+                    FailureClass {
+                        kind: ErrorKind::Transient,
+                        code: "States.Timeout".into(),
+                        timed_out: true,
+                    },
+                    info(
+                        "States.Timeout",
+                        "timeout",
+                        format!(
+                            "attempt {attempt} did not finish within {}",
+                            crate::workflow::format_duration(a.timeout)
+                        ),
+                    ),
+                ),
+            };
+            if self.broken.lock().expect("lock").is_some() {
+                return Err(Failure { step: step.id.clone(), error });
+            }
+            let retry = failures + 1;
+            let delay = if a.retry.retries(&class) {
+                let sample = self.rng.lock().expect("rng").f64();
+                a.retry.next_delay(retry, sample)
+            } else {
+                None
+            };
+            self.emit_or_fail(
+                &step.id,
+                Event::AttemptFailed {
+                    step: step.id.clone(),
+                    attempt,
+                    error: error.clone(),
+                    retry_in_ms: delay.map(|d| d.as_millis() as u64),
+                },
+            )?;
+            match delay {
+                Some(d) => tokio::time::sleep(d).await,
+                None => return self.fail(step, error),
+            }
+        }
+    }
+
+    async fn attempt(
+        &self,
+        step: &Step,
+        a: &ActionStep,
+        ctx: &Ctx<'_>,
+        inputs: &Map<String, Value>,
+        attempt: u32,
+    ) -> Result<Map<String, Value>, ActionError> {
+        match a.action.kind {
+            ActionKind::Call => actions::call(a.action, ctx, inputs).await,
+            ActionKind::Wait => {
+                actions::begin(a.action, ctx, inputs).await?;
+                let mut polls = 0;
+                let mut last = String::new();
+                loop {
+                    polls += 1;
+                    match actions::poll(a.action, ctx, inputs).await? {
+                        Poll::Done(outputs) => return Ok(outputs),
+                        Poll::Pending(status) => {
+                            // Journal a poll when what it saw changed, not every time.
+                            if status != last {
+                                let _ = self.emit(Event::Polled {
+                                    step: step.id.clone(),
+                                    attempt,
+                                    polls,
+                                    status: status.clone(),
+                                });
+                                last = status;
+                            }
+                            if self.broken.lock().expect("lock").is_some() {
+                                return Err(ActionError::failed("JournalError", "the journal cannot be written"));
+                            }
+                            tokio::time::sleep(a.poll.delay(polls)).await;
+                        }
+                    }
+                }
+            }
+        }
+    }
+
+    fn region_code(&self, name: &str) -> String {
+        let state = self.state.lock().expect("state lock");
+        state
+            .regions
+            .get(name)
+            .and_then(Value::as_str)
+            .map(str::to_string)
+            .unwrap_or_else(|| name.to_string())
+    }
+}
+
+struct StepRecorder<'e, 'a> {
+    exec: &'e Executor<'a>,
+    step: &'e str,
+}
+
+impl Recorder for StepRecorder<'_, '_> {
+    fn record(&self, key: &str, value: &Value) {
+        let _ = self.exec.emit(Event::Recorded {
+            step: self.step.to_string(),
+            key: key.to_string(),
+            value: value.clone(),
+        });
+    }
+}
+
+fn started(step: &Step) -> Event {
+    Event::StepStarted {
+        step: step.id.clone(),
+        action: None,
+        region: None,
+        inputs: None,
+    }
+}
+
+fn child_failed(f: &Failure) -> ErrorInfo {
+    ErrorInfo {
+        code: f.error.code.clone(),
+        kind: f.error.kind.clone(),
+        message: format!("step `{}` failed: {}", f.step, f.error.message),
+    }
+}
+
+fn info(code: &str, kind: &str, message: String) -> ErrorInfo {
+    ErrorInfo {
+        code: code.into(),
+        kind: kind.into(),
+        message,
+    }
+}
+
+fn error_info(e: &ActionError) -> ErrorInfo {
+    let class = e.class();
+    let kind = serde_json::to_value(class.kind)
+        .ok()
+        .and_then(|v| v.as_str().map(str::to_string))
+        .unwrap_or_else(|| "other".into());
+    info(&class.code, &kind, e.to_string())
+}
+
+/// Awaits all futures concurrently on this task (branches borrow the executor, so no spawning).
+async fn futures_join<'f>(futs: impl Iterator<Item = StepFuture<'f>>) -> Vec<Result<(), Failure>> {
+    let mut set: Vec<(usize, StepFuture<'f>)> = futs.enumerate().collect();
+    let mut out: Vec<Option<Result<(), Failure>>> = (0..set.len()).map(|_| None).collect();
+    std::future::poll_fn(|cx| {
+        set.retain_mut(|(i, f)| match f.as_mut().poll(cx) {
+            std::task::Poll::Ready(r) => {
+                out[*i] = Some(r);
+                false
+            }
+            std::task::Poll::Pending => true,
+        });
+        if set.is_empty() {
+            std::task::Poll::Ready(())
+        } else {
+            std::task::Poll::Pending
+        }
+    })
+    .await;
+    out.into_iter().map(|r| r.expect("every branch finished")).collect()
+}

@@ -1,0 +1,318 @@
+//! The durable journal of a run: append-only JSON lines, one per transition, each fsync'd before the engine
+//! goes on, in a file only the owner can read (mode 0600). `drflow resume` replays it.
+//!
+//! Format (version 1): every line is an `Entry`: `{"v":1,"seq":N,"ts_ms":UNIX_MS,"type":"...",...}`.
+
+use std::fs::{File, OpenOptions};
+use std::io::{BufRead, BufReader, Write};
+use std::path::{Path, PathBuf};
+
+use serde::{Deserialize, Serialize};
+use serde_json::{Map, Value};
+
+pub const VERSION: u32 = 1;
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct ErrorInfo {
+    pub code: String,
+    /// throttling, transient, access_denied, validation, not_found, other, timeout
+    pub kind: String,
+    pub message: String,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum RunStatus {
+    Succeeded,
+    Failed,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(tag = "type", rename_all = "snake_case")]
+pub enum Event {
+    RunStarted {
+        run_id: String,
+        workflow: String,
+        file: String,
+        digest: String,
+        inputs: Map<String, Value>,
+        regions: Map<String, Value>,
+        backend: String,
+        lock: String,
+    },
+    RunResumed {
+        forced: bool,
+    },
+    StepStarted {
+        step: String,
+        #[serde(skip_serializing_if = "Option::is_none", default)]
+        action: Option<String>,
+        #[serde(skip_serializing_if = "Option::is_none", default)]
+        region: Option<String>,
+        #[serde(skip_serializing_if = "Option::is_none", default)]
+        inputs: Option<Map<String, Value>>,
+    },
+    StepSkipped {
+        step: String,
+        reason: String,
+    },
+    AttemptStarted {
+        step: String,
+        attempt: u32,
+    },
+    /// A fact learnt mid-step that a resumed run must reuse, e.g. `job_id`.
+    Recorded {
+        step: String,
+        key: String,
+        value: Value,
+    },
+    Polled {
+        step: String,
+        attempt: u32,
+        polls: u32,
+        status: String,
+    },
+    AttemptFailed {
+        step: String,
+        attempt: u32,
+        error: ErrorInfo,
+        #[serde(skip_serializing_if = "Option::is_none", default)]
+        retry_in_ms: Option<u64>,
+    },
+    StepSucceeded {
+        step: String,
+        outputs: Map<String, Value>,
+    },
+    StepFailed {
+        step: String,
+        error: ErrorInfo,
+        /// `abort`, `continue` or `goto:<step>`.
+        route: String,
+    },
+    RunFinished {
+        status: RunStatus,
+        #[serde(skip_serializing_if = "Option::is_none", default)]
+        error: Option<String>,
+    },
+}
+
+impl Event {
+    pub fn step(&self) -> Option<&str> {
+        match self {
+            Event::StepStarted { step, .. }
+            | Event::StepSkipped { step, .. }
+            | Event::AttemptStarted { step, .. }
+            | Event::Recorded { step, .. }
+            | Event::Polled { step, .. }
+            | Event::AttemptFailed { step, .. }
+            | Event::StepSucceeded { step, .. }
+            | Event::StepFailed { step, .. } => Some(step),
+            _ => None,
+        }
+    }
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Entry {
+    pub v: u32,
+    pub seq: u64,
+    /// Unix milliseconds by the run's clock (simulated time under `--simulate`).
+    pub ts_ms: i64,
+    #[serde(flatten)]
+    pub event: Event,
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum JournalError {
+    #[error("journal {path}: {source}")]
+    Io { path: String, source: std::io::Error },
+    #[error("journal {path} line {line}: {message}")]
+    Corrupt { path: String, line: usize, message: String },
+    #[error("journal {path} has format version {found}; this drflow reads version {VERSION}")]
+    Version { path: String, found: u32 },
+}
+
+pub struct Journal {
+    file: File,
+    path: PathBuf,
+    next_seq: u64,
+}
+
+impl Journal {
+    /// Creates a new journal (the file must not exist).
+    pub fn create(path: &Path) -> Result<Journal, JournalError> {
+        let io = |e| JournalError::Io {
+            path: path.display().to_string(),
+            source: e,
+        };
+        if let Some(dir) = path.parent() {
+            std::fs::create_dir_all(dir).map_err(io)?;
+        }
+        let file = open(path, true).map_err(io)?;
+        Ok(Journal {
+            file,
+            path: path.to_path_buf(),
+            next_seq: 1,
+        })
+    }
+
+    /// Opens an existing journal to append after its last entry, cutting off a torn last line first.
+    pub fn reopen(path: &Path, next_seq: u64) -> Result<Journal, JournalError> {
+        let io = |e| JournalError::Io {
+            path: path.display().to_string(),
+            source: e,
+        };
+        let bytes = std::fs::read(path).map_err(io)?;
+        let whole = bytes.iter().rposition(|b| *b == b'\n').map_or(0, |i| i + 1);
+        if whole < bytes.len() {
+            OpenOptions::new().write(true).open(path).and_then(|f| f.set_len(whole as u64)).map_err(io)?;
+        }
+        let file = open(path, false).map_err(io)?;
+        Ok(Journal {
+            file,
+            path: path.to_path_buf(),
+            next_seq,
+        })
+    }
+
+    /// Appends one entry and fsyncs it.
+    pub fn append(&mut self, ts_ms: i64, event: Event) -> Result<Entry, JournalError> {
+        let entry = Entry {
+            v: VERSION,
+            seq: self.next_seq,
+            ts_ms,
+            event,
+        };
+        let mut line = serde_json::to_vec(&entry).expect("journal entries serialize");
+        line.push(b'\n');
+        let io = |e| JournalError::Io {
+            path: self.path.display().to_string(),
+            source: e,
+        };
+        self.file.write_all(&line).map_err(io)?;
+        self.file.sync_data().map_err(io)?;
+        self.next_seq += 1;
+        Ok(entry)
+    }
+
+    pub fn path(&self) -> &Path {
+        &self.path
+    }
+}
+
+fn open(path: &Path, create_new: bool) -> std::io::Result<File> {
+    let mut o = OpenOptions::new();
+    o.append(true);
+    if create_new {
+        o.create_new(true);
+    }
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::OpenOptionsExt;
+        o.mode(0o600);
+    }
+    o.open(path)
+}
+
+/// Reads every entry. A torn last line (the process died mid-write) is ignored; any other bad line is an error.
+pub fn read(path: &Path) -> Result<Vec<Entry>, JournalError> {
+    let name = path.display().to_string();
+    let file = File::open(path).map_err(|e| JournalError::Io {
+        path: name.clone(),
+        source: e,
+    })?;
+    let lines: Vec<String> = BufReader::new(file)
+        .lines()
+        .collect::<Result<_, _>>()
+        .map_err(|e| JournalError::Io {
+            path: name.clone(),
+            source: e,
+        })?;
+    let mut out = Vec::new();
+    for (i, line) in lines.iter().enumerate() {
+        if line.trim().is_empty() {
+            continue;
+        }
+        if let Some(v) = serde_json::from_str::<Value>(line).ok().and_then(|v| v.get("v").and_then(Value::as_u64))
+            && v != u64::from(VERSION)
+        {
+            return Err(JournalError::Version {
+                path: name,
+                found: v as u32,
+            });
+        }
+        match serde_json::from_str::<Entry>(line) {
+            Ok(e) => out.push(e),
+            Err(_) if i + 1 == lines.len() => break,
+            Err(e) => {
+                return Err(JournalError::Corrupt {
+                    path: name,
+                    line: i + 1,
+                    message: e.to_string(),
+                });
+            }
+        }
+    }
+    Ok(out)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn appends_reads_back_and_ignores_a_torn_tail() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("runs/r1/journal.jsonl");
+        let mut j = Journal::create(&path).unwrap();
+        j.append(
+            1,
+            Event::StepStarted {
+                step: "a".into(),
+                action: None,
+                region: None,
+                inputs: None,
+            },
+        )
+        .unwrap();
+        j.append(
+            2,
+            Event::Recorded {
+                step: "a".into(),
+                key: "job_id".into(),
+                value: Value::String("j-1".into()),
+            },
+        )
+        .unwrap();
+        drop(j);
+        std::fs::OpenOptions::new()
+            .append(true)
+            .open(&path)
+            .unwrap()
+            .write_all(b"{\"v\":1,\"seq\":3,\"ts")
+            .unwrap();
+        let entries = read(&path).unwrap();
+        assert_eq!(entries.len(), 2);
+        assert_eq!(entries[1].seq, 2);
+        assert_eq!(entries[1].event.step(), Some("a"));
+        let text = std::fs::read_to_string(&path).unwrap();
+        assert!(text.starts_with("{\"v\":1,\"seq\":1,\"ts_ms\":1,\"type\":\"step_started\""), "{text}");
+        #[cfg(unix)]
+        {
+            use std::os::unix::fs::PermissionsExt;
+            assert_eq!(std::fs::metadata(&path).unwrap().permissions().mode() & 0o777, 0o600);
+        }
+        let mut again = Journal::reopen(&path, 3).unwrap();
+        again.append(3, Event::RunResumed { forced: false }).unwrap();
+        let entries = read(&path).unwrap();
+        assert_eq!(entries.iter().map(|e| e.seq).collect::<Vec<_>>(), vec![1, 2, 3]);
+    }
+
+    #[test]
+    fn refuses_another_format_version() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("j.jsonl");
+        std::fs::write(&path, "{\"v\":9,\"seq\":1,\"ts_ms\":0,\"type\":\"run_resumed\",\"forced\":false}\n").unwrap();
+        assert!(matches!(read(&path), Err(JournalError::Version { found: 9, .. })));
+    }
+}

@@ -1,0 +1,307 @@
+//! The engine: runs a validated `Workflow` against a `Cloud`, journaling every transition so that
+//! `resume` can continue a run that crashed without starting a second backup or copy job.
+
+mod executor;
+pub mod journal;
+mod lock;
+pub mod retry;
+mod scope;
+pub mod state;
+
+use std::path::{Path, PathBuf};
+use std::sync::Mutex;
+use std::time::SystemTime;
+
+use serde_json::{Map, Value};
+use sha2::{Digest, Sha256};
+
+use crate::cloud::Cloud;
+use crate::workflow::Workflow;
+pub use executor::Failure;
+use journal::{Event, Journal, JournalError, RunStatus};
+pub use lock::LockError;
+pub use state::{RunState, StepStatus};
+
+/// Sees every journal entry as it is written (terminal view, JSON output).
+pub trait Observer: Send + Sync {
+    fn event(&self, entry: &journal::Entry);
+}
+
+/// Observes nothing.
+pub struct Quiet;
+
+impl Observer for Quiet {
+    fn event(&self, _: &journal::Entry) {}
+}
+
+/// The run's clock: wall time at start plus tokio's elapsed time (simulated under a paused clock).
+#[derive(Clone, Copy, Debug)]
+pub struct Clock {
+    base: SystemTime,
+    start: tokio::time::Instant,
+}
+
+impl Clock {
+    /// Must be called inside the runtime (after pausing it, for simulated time).
+    pub fn start() -> Clock {
+        Clock {
+            base: SystemTime::now(),
+            start: tokio::time::Instant::now(),
+        }
+    }
+
+    pub fn now(&self) -> SystemTime {
+        self.base + self.start.elapsed()
+    }
+
+    pub fn now_ms(&self) -> i64 {
+        self.now()
+            .duration_since(SystemTime::UNIX_EPOCH)
+            .map_or(0, |d| d.as_millis() as i64)
+    }
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum EngineError {
+    #[error(transparent)]
+    Journal(#[from] JournalError),
+    #[error("the journal could not be written, so the run stopped: {0}")]
+    JournalBroken(String),
+    #[error(transparent)]
+    Lock(#[from] LockError),
+    #[error("no run `{0}` in {1}")]
+    RunNotFound(String, String),
+    #[error("run {0} already finished ({1}); nothing to resume")]
+    AlreadyFinished(String, String),
+    #[error(
+        "{file} changed since run {run_id} started (digest {was} → {now}); resuming could run different steps. Use --force to resume anyway"
+    )]
+    WorkflowChanged {
+        run_id: String,
+        file: String,
+        was: String,
+        now: String,
+    },
+    #[error("{0}")]
+    Inputs(String),
+}
+
+/// Where runs live: `<state_dir>/runs/<run_id>/journal.jsonl`.
+pub fn journal_path(state_dir: &Path, run_id: &str) -> PathBuf {
+    state_dir.join("runs").join(run_id).join("journal.jsonl")
+}
+
+/// `drflow-` and 32 hex digits of SHA-256(run id, step id): the same for every attempt and resume of a step,
+/// valid as a Backup IdempotencyToken, an EC2 ClientToken and a CloudFormation ClientRequestToken.
+pub fn idempotency_token(run_id: &str, step_id: &str) -> String {
+    let digest = Sha256::digest(format!("{run_id}/{step_id}").as_bytes());
+    let hex: String = digest.iter().take(16).map(|b| format!("{b:02x}")).collect();
+    format!("drflow-{hex}")
+}
+
+/// A fresh run id: UTC time and 4 random hex digits, e.g. `20261127-031500-a1b2`.
+pub fn new_run_id(now: SystemTime) -> String {
+    let t = humantime::format_rfc3339_seconds(now).to_string();
+    let digits: String = t.chars().filter(char::is_ascii_digit).collect();
+    format!("{}-{}-{:04x}", &digits[..8], &digits[8..14], fastrand::u16(..))
+}
+
+/// Inputs after defaults and type checks. `given` are `--input NAME=VALUE` pairs.
+pub fn prepare_inputs(wf: &Workflow, given: &[(String, String)]) -> Result<Map<String, Value>, EngineError> {
+    let mut errors = Vec::new();
+    let mut out = Map::new();
+    for (name, _) in given {
+        if !wf.inputs.iter().any(|i| i.name == *name) {
+            let known: Vec<&str> = wf.inputs.iter().map(|i| i.name.as_str()).collect();
+            errors.push(format!("`{name}` is not an input of {} (its inputs: {})", wf.name, known.join(", ")));
+        }
+    }
+    for def in &wf.inputs {
+        match given.iter().rev().find(|(n, _)| *n == def.name) {
+            Some((_, text)) => match def.parse_value(text) {
+                Ok(v) => {
+                    out.insert(def.name.clone(), v);
+                }
+                Err(e) => errors.push(e),
+            },
+            None => match &def.default {
+                Some(v) => {
+                    out.insert(def.name.clone(), v.clone());
+                }
+                None => errors.push(format!(
+                    "input `{}` is required: pass --input {}=VALUE{}",
+                    def.name,
+                    def.name,
+                    def.description.as_deref().map(|d| format!(" ({d})")).unwrap_or_default()
+                )),
+            },
+        }
+    }
+    if errors.is_empty() {
+        Ok(out)
+    } else {
+        Err(EngineError::Inputs(errors.join("\n")))
+    }
+}
+
+/// Region codes after `--region NAME=CODE` overrides.
+pub fn prepare_regions(wf: &Workflow, overrides: &[(String, String)]) -> Result<Map<String, Value>, EngineError> {
+    let mut out = Map::new();
+    for (name, code) in &wf.regions {
+        out.insert(name.clone(), Value::String(code.clone()));
+    }
+    for (name, code) in overrides {
+        if !out.contains_key(name) {
+            return Err(EngineError::Inputs(format!("`{name}` is not a region of {}", wf.name)));
+        }
+        out.insert(name.clone(), Value::String(code.clone()));
+    }
+    Ok(out)
+}
+
+pub struct RunRequest<'a> {
+    pub workflow: &'a Workflow,
+    pub cloud: Cloud,
+    pub state_dir: PathBuf,
+    pub inputs: Map<String, Value>,
+    pub regions: Map<String, Value>,
+    pub observer: &'a dyn Observer,
+    pub clock: Clock,
+}
+
+#[derive(Debug)]
+pub struct Outcome {
+    pub run_id: String,
+    pub status: RunStatus,
+    pub error: Option<String>,
+    pub state: RunState,
+    pub journal: PathBuf,
+}
+
+/// Starts a new run.
+pub async fn start(req: RunRequest<'_>, run_id: Option<String>) -> Result<Outcome, EngineError> {
+    let wf = req.workflow;
+    let run_id = run_id.unwrap_or_else(|| new_run_id(req.clock.now()));
+    let lock_key = lock_key(wf, &req.inputs, &req.regions);
+    let _lock = lock::acquire(&req.state_dir, &wf.name, &lock_key, &run_id)?;
+    let path = journal_path(&req.state_dir, &run_id);
+    let journal = Journal::create(&path)?;
+    let exec = executor::Executor {
+        wf,
+        cloud: req.cloud,
+        clock: req.clock,
+        observer: req.observer,
+        journal: Mutex::new(journal),
+        state: Mutex::new(RunState::default()),
+        rng: Mutex::new(fastrand::Rng::new()),
+        broken: Mutex::new(None),
+    };
+    exec.emit(Event::RunStarted {
+        run_id: run_id.clone(),
+        workflow: wf.name.clone(),
+        file: wf.source.path.display().to_string(),
+        digest: wf.source.digest(),
+        inputs: req.inputs,
+        regions: req.regions,
+        backend: exec.cloud.backend.to_string(),
+        lock: lock_key,
+    })?;
+    finish(exec, path).await
+}
+
+/// Continues a run from its journal. `workflow` must be the file the run started from (checked by digest).
+pub async fn resume(
+    workflow: &Workflow,
+    cloud: Cloud,
+    state_dir: &Path,
+    run_id: &str,
+    force: bool,
+    observer: &dyn Observer,
+    clock: Clock,
+) -> Result<Outcome, EngineError> {
+    let path = journal_path(state_dir, run_id);
+    if !path.exists() {
+        return Err(EngineError::RunNotFound(run_id.into(), state_dir.display().to_string()));
+    }
+    let state = RunState::replay(&journal::read(&path)?);
+    if let Some((status, _)) = &state.finished {
+        return Err(EngineError::AlreadyFinished(run_id.into(), format!("{status:?}").to_lowercase()));
+    }
+    let now = workflow.source.digest();
+    if now != state.digest && !force {
+        return Err(EngineError::WorkflowChanged {
+            run_id: run_id.into(),
+            file: workflow.source.path.display().to_string(),
+            was: state.digest[..12.min(state.digest.len())].to_string(),
+            now: now[..12].to_string(),
+        });
+    }
+    let _lock = lock::acquire(state_dir, &workflow.name, &state.lock, run_id)?;
+    let journal = Journal::reopen(&path, state.next_seq)?;
+    let exec = executor::Executor {
+        wf: workflow,
+        cloud,
+        clock,
+        observer,
+        journal: Mutex::new(journal),
+        state: Mutex::new(state),
+        rng: Mutex::new(fastrand::Rng::new()),
+        broken: Mutex::new(None),
+    };
+    exec.emit(Event::RunResumed { forced: force })?;
+    finish(exec, path).await
+}
+
+async fn finish(exec: executor::Executor<'_>, path: PathBuf) -> Result<Outcome, EngineError> {
+    exec.run().await?;
+    let state = exec.state.into_inner().expect("state lock");
+    let (status, error) = state.finished.clone().unwrap_or((RunStatus::Failed, None));
+    Ok(Outcome {
+        run_id: state.run_id.clone(),
+        status,
+        error,
+        state,
+        journal: path,
+    })
+}
+
+fn lock_key(wf: &Workflow, inputs: &Map<String, Value>, regions: &Map<String, Value>) -> String {
+    let state = RunState {
+        inputs: inputs.clone(),
+        regions: regions.clone(),
+        ..RunState::default()
+    };
+    match &wf.lock {
+        Some(t) => t
+            .eval(&scope::RunScope::new(wf, &state))
+            .map(|v| crate::workflow::expr::to_text(&v))
+            .unwrap_or_else(|_| "default".into()),
+        None => serde_json::to_string(inputs).unwrap_or_default(),
+    }
+}
+
+/// Every run in the state directory, newest first.
+pub fn list_runs(state_dir: &Path) -> Result<Vec<RunState>, EngineError> {
+    let dir = state_dir.join("runs");
+    let mut out = Vec::new();
+    let Ok(entries) = std::fs::read_dir(&dir) else {
+        return Ok(out);
+    };
+    for e in entries.flatten() {
+        let path = e.path().join("journal.jsonl");
+        if path.exists() {
+            out.push(RunState::replay(&journal::read(&path)?));
+        }
+    }
+    out.sort_by(|a, b| b.started_ms.cmp(&a.started_ms).then(b.run_id.cmp(&a.run_id)));
+    Ok(out)
+}
+
+pub fn load_run(state_dir: &Path, run_id: &str) -> Result<(RunState, Vec<journal::Entry>), EngineError> {
+    let path = journal_path(state_dir, run_id);
+    if !path.exists() {
+        return Err(EngineError::RunNotFound(run_id.into(), state_dir.display().to_string()));
+    }
+    let entries = journal::read(&path)?;
+    Ok((RunState::replay(&entries), entries))
+}

@@ -1,0 +1,83 @@
+//! The one user-facing error type, its exit codes, and the one place errors are printed.
+//!
+//! Exit codes (also in the README):
+//! | code | meaning |
+//! |---|---|
+//! | 0 | success |
+//! | 1 | the run (or a plan check) failed: a step failed |
+//! | 2 | usage: bad command line, unknown or invalid `--input`, unreadable file |
+//! | 3 | the workflow file is invalid (every problem is printed) |
+//! | 4 | another run holds the lock for this workflow and lock key |
+//! | 5 | resume refused: unknown run, finished run, or changed workflow without `--force` |
+//! | 6 | internal or environment error: journal, state directory, simulator, AWS configuration |
+
+use std::io::IsTerminal;
+
+use crate::engine::EngineError;
+use crate::workflow::{LoadError, Problem};
+
+#[derive(Debug, thiserror::Error)]
+pub enum Error {
+    #[error("{0}")]
+    Usage(String),
+    #[error("{file}: {} problem(s)", problems.len())]
+    Invalid { file: String, problems: Vec<Problem> },
+    #[error("{0}")]
+    Engine(#[from] EngineError),
+    #[error("run {run_id} failed: {message}")]
+    RunFailed { run_id: String, message: String },
+    #[error("{0}")]
+    Environment(String),
+}
+
+impl From<LoadError> for Error {
+    fn from(e: LoadError) -> Self {
+        match e {
+            LoadError::Read { .. } => Error::Usage(e.to_string()),
+            LoadError::Invalid(problems) => Error::Invalid {
+                file: problems.first().map(|p| p.location()).unwrap_or_default(),
+                problems,
+            },
+        }
+    }
+}
+
+impl Error {
+    pub fn exit_code(&self) -> u8 {
+        match self {
+            Error::Usage(_) => 2,
+            Error::Invalid { .. } => 3,
+            Error::RunFailed { .. } => 1,
+            Error::Environment(_) => 6,
+            Error::Engine(e) => match e {
+                EngineError::Inputs(_) => 2,
+                EngineError::Lock(crate::engine::LockError::Held { .. }) => 4,
+                EngineError::RunNotFound(..) | EngineError::AlreadyFinished(..) | EngineError::WorkflowChanged { .. } => 5,
+                _ => 6,
+            },
+        }
+    }
+
+    /// Prints the error to stderr: workflow problems with their source excerpts, the rest on one line.
+    pub fn print(&self) {
+        match self {
+            Error::Invalid { problems, .. } => {
+                let color = std::io::stderr().is_terminal() && std::env::var_os("NO_COLOR").is_none();
+                for p in problems {
+                    if color {
+                        eprintln!("{:?}", miette::Report::new(p.clone()));
+                    } else {
+                        eprint!("{}", p.render_plain());
+                    }
+                }
+                eprintln!("error: {} problem(s) in the workflow", problems.len());
+            }
+            Error::Engine(EngineError::Inputs(msg)) => {
+                for line in msg.lines() {
+                    eprintln!("error: {line}");
+                }
+            }
+            other => eprintln!("error: {other}"),
+        }
+    }
+}

@@ -1,0 +1,215 @@
+//! The validated workflow: what the engine runs. Built only by `validate`, so the engine never sees
+//! unchecked data.
+
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::time::Duration;
+
+use regex::Regex;
+use serde_json::Value;
+
+use super::expr::{Expr, Template};
+use super::source::Source;
+use crate::actions::ActionSpec;
+use crate::engine::retry::{PollPolicy, RetryPolicy};
+
+#[derive(Debug)]
+pub struct Workflow {
+    pub name: String,
+    pub description: Option<String>,
+    pub source: Arc<Source>,
+    pub inputs: Vec<InputDef>,
+    /// Region names and their default codes, in file order.
+    pub regions: Vec<(String, String)>,
+    pub lock: Option<Template>,
+    pub steps: Vec<Step>,
+    pub finally: Vec<Step>,
+}
+
+impl Workflow {
+    /// Folder of the workflow file: relative paths in it (templates) start here.
+    pub fn dir(&self) -> PathBuf {
+        self.source.path.parent().map(|p| p.to_path_buf()).unwrap_or_default()
+    }
+
+    /// Every step, depth first, main steps then `finally`.
+    pub fn all_steps(&self) -> Vec<&Step> {
+        let mut out = Vec::new();
+        for s in self.steps.iter().chain(&self.finally) {
+            s.walk(&mut out);
+        }
+        out
+    }
+
+    pub fn find(&self, id: &str) -> Option<&Step> {
+        self.all_steps().into_iter().find(|s| s.id == id)
+    }
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum InputType {
+    String,
+    Bool,
+    Int,
+    List,
+}
+
+impl InputType {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            InputType::String => "string",
+            InputType::Bool => "bool",
+            InputType::Int => "int",
+            InputType::List => "list",
+        }
+    }
+}
+
+#[derive(Debug)]
+pub struct InputDef {
+    pub name: String,
+    pub ty: InputType,
+    pub default: Option<Value>,
+    pub pattern: Option<Regex>,
+    pub description: Option<String>,
+}
+
+impl InputDef {
+    /// Converts a command-line value (`--input name=value`) to this input's type.
+    pub fn parse_value(&self, text: &str) -> Result<Value, String> {
+        let v = match self.ty {
+            InputType::String => Value::String(text.to_string()),
+            InputType::Bool => match text {
+                "true" | "yes" | "1" => Value::Bool(true),
+                "false" | "no" | "0" => Value::Bool(false),
+                _ => return Err(format!("input `{}` is a bool: use true or false, not `{text}`", self.name)),
+            },
+            InputType::Int => Value::from(
+                text.parse::<i64>()
+                    .map_err(|_| format!("input `{}` is an int, not `{text}`", self.name))?,
+            ),
+            InputType::List => Value::Array(
+                text.split(',')
+                    .map(str::trim)
+                    .filter(|s| !s.is_empty())
+                    .map(|s| Value::String(s.to_string()))
+                    .collect(),
+            ),
+        };
+        self.check(&v)?;
+        Ok(v)
+    }
+
+    /// Checks a value's type and pattern.
+    pub fn check(&self, v: &Value) -> Result<(), String> {
+        let ok = match self.ty {
+            InputType::String => v.is_string(),
+            InputType::Bool => v.is_boolean(),
+            InputType::Int => v.is_i64() || v.is_u64(),
+            InputType::List => v.is_array(),
+        };
+        if !ok {
+            return Err(format!("input `{}` must be a {}, got {v}", self.name, self.ty.as_str()));
+        }
+        if let (Some(re), Some(s)) = (&self.pattern, v.as_str())
+            && !re.is_match(s)
+        {
+            return Err(format!("input `{}` = `{s}` does not match the pattern `{}`", self.name, re.as_str()));
+        }
+        Ok(())
+    }
+}
+
+#[derive(Debug)]
+pub struct Step {
+    pub id: String,
+    pub name: Option<String>,
+    pub when: Option<Expr>,
+    /// The condition as written, for display.
+    pub when_text: Option<String>,
+    pub on_failure: OnFailure,
+    pub kind: StepKind,
+}
+
+impl Step {
+    pub fn walk<'a>(&'a self, out: &mut Vec<&'a Step>) {
+        out.push(self);
+        match &self.kind {
+            StepKind::Action(_) => {}
+            StepKind::Parallel(children) | StepKind::Sequence(children) => {
+                for c in children {
+                    c.walk(out);
+                }
+            }
+        }
+    }
+
+    pub fn action(&self) -> Option<&ActionStep> {
+        match &self.kind {
+            StepKind::Action(a) => Some(a),
+            _ => None,
+        }
+    }
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum OnFailure {
+    /// Stop the run (the default). `finally` still runs.
+    Abort,
+    /// Record the failure and go on; the run does not fail because of it.
+    Continue,
+    /// Go on at this later step of the same sequence; the run still ends as failed.
+    Goto(String),
+}
+
+#[derive(Debug)]
+pub enum StepKind {
+    Action(ActionStep),
+    Parallel(Vec<Step>),
+    Sequence(Vec<Step>),
+}
+
+#[derive(Debug)]
+pub struct ActionStep {
+    pub action: &'static ActionSpec,
+    /// Region name (a key of `Workflow::regions`); `None` for actions that call no AWS API.
+    pub region: Option<String>,
+    pub with: Vec<(String, ValueTemplate)>,
+    pub retry: RetryPolicy,
+    pub timeout: Duration,
+    pub poll: PollPolicy,
+}
+
+/// A `with:` value: literals, and strings with `${{ }}`, nested in maps and lists.
+#[derive(Debug, Clone)]
+pub enum ValueTemplate {
+    Literal(Value),
+    Template(Template),
+    List(Vec<ValueTemplate>),
+    Map(Vec<(String, ValueTemplate)>),
+}
+
+impl ValueTemplate {
+    pub fn eval(&self, scope: &dyn super::expr::Scope) -> Result<Value, String> {
+        Ok(match self {
+            ValueTemplate::Literal(v) => v.clone(),
+            ValueTemplate::Template(t) => t.eval(scope)?,
+            ValueTemplate::List(items) => Value::Array(items.iter().map(|i| i.eval(scope)).collect::<Result<_, _>>()?),
+            ValueTemplate::Map(entries) => Value::Object(
+                entries
+                    .iter()
+                    .map(|(k, v)| Ok((k.clone(), v.eval(scope)?)))
+                    .collect::<Result<_, String>>()?,
+            ),
+        })
+    }
+
+    pub fn references(&self) -> Vec<&super::expr::Reference> {
+        match self {
+            ValueTemplate::Literal(_) => Vec::new(),
+            ValueTemplate::Template(t) => t.references(),
+            ValueTemplate::List(items) => items.iter().flat_map(|i| i.references()).collect(),
+            ValueTemplate::Map(entries) => entries.iter().flat_map(|(_, v)| v.references()).collect(),
+        }
+    }
+}

@@ -1,0 +1,877 @@
+//! `RawWorkflow` → `Workflow`. Every problem is collected and reported at once, each located in the file.
+
+use std::collections::{HashMap, HashSet};
+use std::sync::Arc;
+use std::time::Duration;
+
+use regex::Regex;
+use serde_json::Value;
+
+use super::diagnostic::{Code, Problem, Problems, did_you_mean};
+use super::duration::parse_duration;
+use super::expr::{Expr, ExprError, Piece, Reference, Template};
+use super::model::*;
+use super::raw::*;
+use super::source::{Part, Seg, Source, YamlPath};
+use crate::actions::{self, ActionKind, ActionSpec};
+use crate::engine::retry::{ErrorMatch, Jitter, PollPolicy, RetryPolicy};
+
+const REGION_CODE: &str = r"^[a-z]{2}(-gov|-iso[a-z]*)?-[a-z]+-\d+$";
+const ID: &str = r"^[A-Za-z_][A-Za-z0-9_-]*$";
+
+/// Parses and validates a workflow file's text.
+pub fn parse(source: Source) -> Result<Workflow, Vec<Problem>> {
+    let source = Arc::new(source);
+    let mut problems = Problems::new(&source);
+    if source.text.trim().is_empty() {
+        problems.at_span(
+            Code::MissingKey,
+            super::source::Span { offset: 0, len: 0 },
+            "the workflow file is empty",
+            "empty",
+        );
+        return Err(problems.list);
+    }
+    let mut ignored = Vec::new();
+    let de = serde_yaml::Deserializer::from_str(&source.text);
+    let raw: Result<RawWorkflow, _> = serde_ignored::deserialize(de, |p| ignored.push(yaml_path(&p)));
+    let raw = match raw {
+        Ok(r) => r,
+        Err(e) => {
+            serde_problem(&mut problems, &source, &e);
+            return Err(problems.list);
+        }
+    };
+    let keys = known_keys();
+    for path in &ignored {
+        let key = match path.0.last() {
+            Some(Seg::Key(k)) => k.clone(),
+            _ => continue,
+        };
+        let p = problems.at(Code::UnknownKey, path, Part::Key, format!("unknown key `{key}` at {path}"));
+        match did_you_mean(&key, keys.iter().copied()) {
+            Some(s) => p.hint(format!("did you mean `{s}`?")),
+            None => p.hint("see `drflow schema` for the keys a workflow may use"),
+        };
+    }
+    let mut v = Validator::new(&mut problems, &raw);
+    let workflow = v.workflow(&raw, source.clone());
+    if problems.is_empty() {
+        Ok(workflow.expect("a workflow is built whenever there is no problem"))
+    } else {
+        Err(problems.list)
+    }
+}
+
+fn yaml_path(p: &serde_ignored::Path) -> YamlPath {
+    use serde_ignored::Path as P;
+    match p {
+        P::Root => YamlPath::root(),
+        P::Seq { parent, index } => yaml_path(parent).join(*index),
+        P::Map { parent, key } => yaml_path(parent).join(key.as_str()),
+        P::Some { parent } | P::NewtypeStruct { parent } | P::NewtypeVariant { parent } => yaml_path(parent),
+    }
+}
+
+fn serde_problem(problems: &mut Problems, source: &Source, e: &serde_yaml::Error) {
+    let offset = e.location().map_or(0, |l| l.index());
+    let full = e.to_string();
+    let message = full.split(" at line ").next().unwrap_or(&full).to_string();
+    let (code, hint) = if message.contains("invalid type") || message.contains("expected") {
+        (Code::Shape, "see `drflow schema` for the shape of each key")
+    } else {
+        (Code::Syntax, "check the indentation and quoting around this place")
+    };
+    let len = source.text[offset..].split('\n').next().map_or(1, |l| l.trim_end().len().max(1));
+    let message = match message.split_once(": ") {
+        Some((path, rest)) if !path.contains(' ') => format!("{rest} (at {path})"),
+        _ => message,
+    };
+    problems
+        .at_span(code, super::source::Span { offset, len }, message, "here")
+        .hint(hint);
+}
+
+struct StepInfo {
+    path: YamlPath,
+    action: Option<&'static ActionSpec>,
+}
+
+struct Validator<'p, 's> {
+    p: &'p mut Problems<'s>,
+    inputs: Vec<String>,
+    regions: Vec<String>,
+    steps: HashMap<String, StepInfo>,
+    default_retry: RawRetry,
+    default_timeout: Option<Duration>,
+    default_poll: RawPoll,
+    id_re: Regex,
+}
+
+impl<'p, 's> Validator<'p, 's> {
+    fn new(p: &'p mut Problems<'s>, raw: &RawWorkflow) -> Self {
+        Validator {
+            p,
+            inputs: raw.inputs.entries.iter().map(|(k, _)| k.clone()).collect(),
+            regions: raw.regions.entries.iter().map(|(k, _)| k.clone()).collect(),
+            steps: HashMap::new(),
+            default_retry: RawRetry::default(),
+            default_timeout: None,
+            default_poll: RawPoll::default(),
+            id_re: Regex::new(ID).expect("valid regex"),
+        }
+    }
+
+    fn workflow(&mut self, raw: &RawWorkflow, source: Arc<Source>) -> Option<Workflow> {
+        let root = YamlPath::root();
+        match &raw.version {
+            None => {
+                self.p
+                    .at(Code::MissingKey, &root, Part::Value, "missing `version`")
+                    .hint("start the file with `version: 1`");
+            }
+            Some(Text(v)) if v != "1" => {
+                self.p
+                    .at(Code::BadVersion, &root.join("version"), Part::Value, format!("unsupported version `{v}`"))
+                    .hint("this drflow reads version 1");
+            }
+            Some(_) => {}
+        }
+        let name = match &raw.name {
+            Some(n) if self.id_re.is_match(n) => n.clone(),
+            Some(n) => {
+                self.p
+                    .at(Code::BadStep, &root.join("name"), Part::Value, format!("`{n}` is not a valid workflow name"))
+                    .hint("use letters, digits, `_` and `-`");
+                String::new()
+            }
+            None => {
+                self.p
+                    .at(Code::MissingKey, &root, Part::Value, "missing `name`")
+                    .hint("add e.g. `name: dr-ami`");
+                String::new()
+            }
+        };
+        let inputs = self.inputs_(raw);
+        let regions = self.regions_(raw);
+        if let Some(d) = &raw.defaults {
+            let dp = root.join("defaults");
+            if let Some(r) = &d.retry {
+                self.default_retry = r.clone();
+            }
+            if let Some(p) = &d.poll {
+                self.default_poll = p.clone();
+            }
+            if let Some(t) = &d.timeout {
+                self.default_timeout = self.duration(t, &dp.join("timeout"));
+            }
+        }
+        let lock = raw.lock.as_ref().and_then(|l| {
+            let path = root.join("lock");
+            let t = self.template(l, &path)?;
+            for r in t.references() {
+                if !matches!(r.path.first().map(String::as_str), Some("inputs" | "regions")) {
+                    self.p
+                        .within(Code::BadReference, &path, r.at, r.len, format!("`{}` cannot be used in `lock`", r.dotted()))
+                        .hint("a lock may use only inputs and regions");
+                } else {
+                    self.reference(r, &path, &HashSet::new(), "lock");
+                }
+            }
+            Some(t)
+        });
+
+        // First pass: every step id, so that a reference can tell "unknown" from "not yet run".
+        self.collect_ids(&raw.steps, &root.join("steps"));
+        self.collect_ids(&raw.finally, &root.join("finally"));
+
+        if raw.steps.is_empty() {
+            self.p
+                .at(Code::MissingKey, &root, Part::Value, "the workflow has no `steps`")
+                .hint("add a `steps:` list with at least one step");
+        }
+        let mut before = HashSet::new();
+        let steps = self.sequence(&raw.steps, &root.join("steps"), &mut before);
+        // `finally` runs after everything, whatever happened: every main step counts as before it.
+        let mut all: HashSet<String> = self.steps.keys().cloned().collect();
+        for_each_id(&raw.finally, &mut |id| {
+            all.remove(id);
+        });
+        let finally = self.sequence(&raw.finally, &root.join("finally"), &mut all);
+
+        Some(Workflow {
+            name,
+            description: raw.description.clone(),
+            source,
+            inputs,
+            regions,
+            lock,
+            steps,
+            finally,
+        })
+    }
+
+    fn inputs_(&mut self, raw: &RawWorkflow) -> Vec<InputDef> {
+        let base = YamlPath::root().join("inputs");
+        for d in &raw.inputs.duplicates {
+            self.p
+                .at(Code::DuplicateId, &base.join(d.as_str()), Part::Key, format!("input `{d}` is declared twice"));
+        }
+        let mut out = Vec::new();
+        for (name, input) in &raw.inputs.entries {
+            let path = base.join(name.as_str());
+            let ty = match input.ty.as_deref().unwrap_or("string") {
+                "string" => InputType::String,
+                "bool" => InputType::Bool,
+                "int" => InputType::Int,
+                "list" => InputType::List,
+                other => {
+                    self.p
+                        .at(Code::BadType, &path.join("type"), Part::Value, format!("`{other}` is not an input type"))
+                        .hint("use string, bool, int or list");
+                    InputType::String
+                }
+            };
+            let pattern = input.pattern.as_ref().and_then(|pat| {
+                match Regex::new(&format!("^(?:{pat})$")) {
+                    Ok(re) => Some(re),
+                    Err(e) => {
+                        let msg = e.to_string().lines().last().unwrap_or("").to_string();
+                        self.p
+                            .at(Code::BadPattern, &path.join("pattern"), Part::Value, format!("invalid pattern: {msg}"))
+                            .hint("patterns use Rust regex syntax and must match the whole value");
+                        None
+                    }
+                }
+            });
+            let mut def = InputDef {
+                name: name.clone(),
+                ty,
+                default: None,
+                pattern,
+                description: input.description.clone(),
+            };
+            if let Some(d) = &input.default {
+                let v = yaml_to_json(d);
+                match def.check(&v) {
+                    Ok(()) => def.default = Some(v),
+                    Err(e) => {
+                        self.p.at(Code::BadType, &path.join("default"), Part::Value, format!("bad default: {e}"));
+                    }
+                }
+            }
+            out.push(def);
+        }
+        out
+    }
+
+    fn regions_(&mut self, raw: &RawWorkflow) -> Vec<(String, String)> {
+        let base = YamlPath::root().join("regions");
+        let re = Regex::new(REGION_CODE).expect("valid regex");
+        for d in &raw.regions.duplicates {
+            self.p
+                .at(Code::DuplicateId, &base.join(d.as_str()), Part::Key, format!("region `{d}` is declared twice"));
+        }
+        let mut out = Vec::new();
+        for (name, code) in &raw.regions.entries {
+            if !re.is_match(code) {
+                self.p
+                    .at(Code::BadRegion, &base.join(name.as_str()), Part::Value, format!("`{code}` is not an AWS region code"))
+                    .hint("write a region code such as us-east-1 or eu-west-2");
+            }
+            out.push((name.clone(), code.clone()));
+        }
+        out
+    }
+
+    fn collect_ids(&mut self, steps: &[RawStep], base: &YamlPath) {
+        for (i, s) in steps.iter().enumerate() {
+            let path = base.join(i);
+            if let Some(id) = &s.id {
+                let action = s.action.as_deref().and_then(actions::find);
+                if let Some(first) = self.steps.get(id) {
+                    let first_path = first.path.clone();
+                    let span = self.first_line(&first_path);
+                    self.p
+                        .at(Code::DuplicateId, &path.join("id"), Part::Value, format!("step id `{id}` is used twice"))
+                        .hint(format!("ids must be unique in the whole file; the first `{id}` is at line {span}"));
+                } else {
+                    self.steps.insert(id.clone(), StepInfo { path: path.clone(), action });
+                }
+            }
+            if let Some(children) = &s.parallel {
+                self.collect_ids(children, &path.join("parallel"));
+            }
+            if let Some(children) = &s.steps {
+                self.collect_ids(children, &path.join("steps"));
+            }
+        }
+    }
+
+    /// Line number of a step's id (for "first defined at" hints).
+    fn first_line(&self, path: &YamlPath) -> usize {
+        let src = self.p.source();
+        src.line_col(src.locate(&path.join("id"), Part::Value).offset).0
+    }
+
+    /// A sequence: each step sees the steps before it. Also checks `on_failure.goto` among siblings.
+    fn sequence(&mut self, raws: &[RawStep], base: &YamlPath, before: &mut HashSet<String>) -> Vec<Step> {
+        let mut out = Vec::new();
+        for (i, raw) in raws.iter().enumerate() {
+            let path = base.join(i);
+            if let Some(s) = self.step(raw, &path, before) {
+                out.push(s);
+            }
+            for_each_id(std::slice::from_ref(raw), &mut |id| {
+                before.insert(id.to_string());
+            });
+        }
+        self.routes(raws, base);
+        out
+    }
+
+    fn routes(&mut self, raws: &[RawStep], base: &YamlPath) {
+        let index: HashMap<&str, usize> = raws
+            .iter()
+            .enumerate()
+            .filter_map(|(i, s)| s.id.as_deref().map(|id| (id, i)))
+            .collect();
+        for (i, raw) in raws.iter().enumerate() {
+            let Some(target) = raw.on_failure.as_ref().and_then(|o| o.goto.as_deref()) else {
+                continue;
+            };
+            let path = base.join(i).join("on_failure").join("goto");
+            match index.get(target) {
+                None if self.steps.contains_key(target) => {
+                    self.p
+                        .at(Code::BadRoute, &path, Part::Value, format!("`goto: {target}` leaves this sequence"))
+                        .hint("failure routing may only go to a later step of the same list");
+                }
+                None => {
+                    let p = self.p.at(Code::BadRoute, &path, Part::Value, format!("no step `{target}` to go to"));
+                    if let Some(s) = did_you_mean(target, index.keys().copied()) {
+                        p.hint(format!("did you mean `{s}`?"));
+                    }
+                }
+                Some(&j) if j <= i => {
+                    let ids: Vec<&str> = raws[j..=i].iter().map(|s| s.id.as_deref().unwrap_or("?")).collect();
+                    self.p
+                        .at(
+                            Code::RoutingCycle,
+                            &path,
+                            Part::Value,
+                            format!("failure routing forms a cycle: {} → {target}", ids.join(" → ")),
+                        )
+                        .hint("route failures forward, to a later step; use `retry` to try a step again");
+                }
+                Some(_) => {}
+            }
+        }
+    }
+
+    fn step(&mut self, raw: &RawStep, path: &YamlPath, before: &HashSet<String>) -> Option<Step> {
+        let id = match &raw.id {
+            Some(id) if self.id_re.is_match(id) => id.clone(),
+            Some(id) => {
+                self.p
+                    .at(Code::BadStep, &path.join("id"), Part::Value, format!("`{id}` is not a valid step id"))
+                    .hint("use letters, digits, `_` and `-`, starting with a letter or `_`");
+                id.clone()
+            }
+            None => {
+                self.p
+                    .at(Code::MissingKey, path, Part::Value, "this step has no `id`")
+                    .hint("every step needs a unique `id`");
+                String::new()
+            }
+        };
+        let when = raw.when.as_ref().and_then(|Text(t)| {
+            let wpath = path.join("when");
+            let e = self.condition(t, &wpath)?;
+            for r in e.references() {
+                self.reference(r, &wpath, before, &id);
+            }
+            Some(e)
+        });
+        let on_failure = match (&raw.on_failure, raw.continue_on_error) {
+            (Some(_), Some(true)) => {
+                self.p
+                    .at(Code::BadStep, &path.join("continue_on_error"), Part::Key, "`on_failure` and `continue_on_error` exclude each other")
+                    .hint("keep one of them");
+                OnFailure::Abort
+            }
+            (Some(RawOnFailure { goto: Some(g) }), _) => OnFailure::Goto(g.clone()),
+            (Some(RawOnFailure { goto: None }), _) => {
+                self.p.at(Code::MissingKey, &path.join("on_failure"), Part::Value, "`on_failure` needs `goto: STEP_ID`");
+                OnFailure::Abort
+            }
+            (None, Some(true)) => OnFailure::Continue,
+            (None, _) => OnFailure::Abort,
+        };
+        let forms = [raw.action.is_some(), raw.parallel.is_some(), raw.steps.is_some()];
+        let kind = match forms {
+            [true, false, false] => StepKind::Action(self.action_step(raw, path, before, &id)?),
+            [false, true, false] => {
+                self.group_only(raw, path);
+                let children = raw.parallel.as_deref().unwrap_or_default();
+                let mut branches = Vec::new();
+                for (i, c) in children.iter().enumerate() {
+                    // Branches run at the same time: none sees another's outputs.
+                    let mut b = before.clone();
+                    let cpath = path.join("parallel").join(i);
+                    if let Some(s) = self.step(c, &cpath, &b) {
+                        branches.push(s);
+                    }
+                    for_each_id(std::slice::from_ref(c), &mut |id| {
+                        b.insert(id.to_string());
+                    });
+                }
+                if children.is_empty() {
+                    self.p.at(Code::BadStep, &path.join("parallel"), Part::Value, "`parallel` has no branches");
+                }
+                StepKind::Parallel(branches)
+            }
+            [false, false, true] => {
+                self.group_only(raw, path);
+                let mut b = before.clone();
+                StepKind::Sequence(self.sequence(raw.steps.as_deref().unwrap_or_default(), &path.join("steps"), &mut b))
+            }
+            _ => {
+                let p = self.p.at(
+                    Code::BadStep,
+                    path,
+                    Part::Value,
+                    format!("step `{id}` must have exactly one of `action`, `parallel` or `steps`"),
+                );
+                if forms.iter().all(|f| !f) {
+                    p.label("nothing to do");
+                }
+                return None;
+            }
+        };
+        Some(Step {
+            id,
+            name: raw.name.clone(),
+            when,
+            when_text: raw.when.as_ref().map(|Text(t)| t.clone()),
+            on_failure,
+            kind,
+        })
+    }
+
+    /// Keys that only action steps take.
+    fn group_only(&mut self, raw: &RawStep, path: &YamlPath) {
+        let extra = [
+            ("region", raw.region.is_some()),
+            ("with", raw.with.is_some()),
+            ("retry", raw.retry.is_some()),
+            ("timeout", raw.timeout.is_some()),
+            ("poll", raw.poll.is_some()),
+        ];
+        for (key, present) in extra {
+            if present {
+                self.p
+                    .at(Code::BadStep, &path.join(key), Part::Key, format!("`{key}` applies to action steps, not to groups"))
+                    .hint("move it to the steps inside the group");
+            }
+        }
+    }
+
+    fn action_step(&mut self, raw: &RawStep, path: &YamlPath, before: &HashSet<String>, id: &str) -> Option<ActionStep> {
+        let name = raw.action.as_deref().unwrap_or_default();
+        let Some(spec) = actions::find(name) else {
+            let p = self
+                .p
+                .at(Code::UnknownAction, &path.join("action"), Part::Value, format!("unknown action `{name}`"));
+            match did_you_mean(name, actions::all().iter().map(|a| a.name)) {
+                Some(s) => p.hint(format!("did you mean `{s}`? (`drflow actions` lists them all)")),
+                None => p.hint("`drflow actions` lists the actions"),
+            };
+            return None;
+        };
+
+        let region = match (&raw.region, spec.needs_region) {
+            (Some(r), _) if self.regions.contains(r) => Some(r.clone()),
+            (Some(r), _) => {
+                let p = self.p.at(
+                    Code::BadRegion,
+                    &path.join("region"),
+                    Part::Value,
+                    format!("`{r}` is not a region of this workflow"),
+                );
+                let hint = match did_you_mean(r, self.regions.iter().map(String::as_str)) {
+                    Some(s) => format!("did you mean `{s}`?"),
+                    None if self.regions.is_empty() => "declare it under `regions:`, e.g. `primary: us-east-1`".into(),
+                    None => format!("use one of: {}", self.regions.join(", ")),
+                };
+                p.hint(hint);
+                None
+            }
+            (None, true) => {
+                self.p
+                    .at(Code::MissingKey, &path.join("action"), Part::Key, format!("step `{id}` needs a `region`"))
+                    .hint(format!("`{name}` calls AWS; add e.g. `region: {}`", self.regions.first().map_or("primary", |s| s)));
+                None
+            }
+            (None, false) => None,
+        };
+
+        let with_path = path.join("with");
+        let mut with = Vec::new();
+        let given = raw.with.as_ref().map(|w| w.entries.as_slice()).unwrap_or_default();
+        if let Some(w) = &raw.with {
+            for d in &w.duplicates {
+                self.p
+                    .at(Code::DuplicateId, &with_path.join(d.as_str()), Part::Key, format!("input `{d}` is given twice"));
+            }
+        }
+        for (key, value) in given {
+            let vpath = with_path.join(key.as_str());
+            let Some(input) = spec.input(key) else {
+                let p = self.p.at(
+                    Code::UnknownInput,
+                    &vpath,
+                    Part::Key,
+                    format!("`{name}` has no input `{key}`"),
+                );
+                match did_you_mean(key, spec.inputs.iter().map(|i| i.name)) {
+                    Some(s) => p.hint(format!("did you mean `{s}`?")),
+                    None => p.hint(format!(
+                        "its inputs are: {}",
+                        spec.inputs.iter().map(|i| i.name).collect::<Vec<_>>().join(", ")
+                    )),
+                };
+                continue;
+            };
+            if let Some(t) = self.value_template(value, &vpath, before, id) {
+                if let ValueTemplate::Literal(v) = &t
+                    && !input.kind.accepts(v)
+                {
+                    self.p
+                        .at(Code::BadType, &vpath, Part::Value, format!("input `{key}` of `{name}` must be a {}", input.kind.as_str()))
+                        .hint(input.description);
+                }
+                with.push((key.clone(), t));
+            }
+        }
+        let missing: Vec<&str> = spec
+            .inputs
+            .iter()
+            .filter(|i| i.required && !given.iter().any(|(k, _)| k == i.name))
+            .map(|i| i.name)
+            .collect();
+        if !missing.is_empty() {
+            let at = if raw.with.is_some() { with_path.clone() } else { path.join("action") };
+            let part = if raw.with.is_some() { Part::Key } else { Part::Value };
+            self.p
+                .at(
+                    Code::MissingInput,
+                    &at,
+                    part,
+                    format!("step `{id}` is missing required inputs of `{name}`: {}", missing.join(", ")),
+                )
+                .hint(
+                    missing
+                        .iter()
+                        .filter_map(|m| spec.input(m).map(|i| format!("{m}: {}", i.description)))
+                        .collect::<Vec<_>>()
+                        .join("; "),
+                );
+        }
+
+        let retry = self.retry(raw.retry.as_ref(), &path.join("retry"));
+        let timeout = match &raw.timeout {
+            Some(t) => self.duration(t, &path.join("timeout")),
+            None => self.default_timeout,
+        }
+        .unwrap_or(Duration::from_secs(spec.default_timeout_secs));
+        if raw.poll.is_some() && spec.kind != ActionKind::Wait {
+            self.p
+                .at(Code::BadStep, &path.join("poll"), Part::Key, format!("`poll` applies to wait actions; `{name}` is not one"))
+                .hint("remove `poll` from this step");
+        }
+        let poll = self.poll(raw.poll.as_ref(), &path.join("poll"));
+        Some(ActionStep {
+            action: spec,
+            region,
+            with,
+            retry: retry.unwrap_or_default(),
+            timeout,
+            poll: poll.unwrap_or_default(),
+        })
+    }
+
+    fn retry(&mut self, step: Option<&RawRetry>, path: &YamlPath) -> Option<RetryPolicy> {
+        let d = self.default_retry.clone();
+        let s = step.cloned().unwrap_or_default();
+        // The step's own keys win over `defaults.retry`, which win over ASL's defaults.
+        let (path_of, dpath) = (|k: &str| path.join(k), YamlPath::root().join("defaults").join("retry"));
+        let pick = |own: bool, k: &str| if own { path_of(k) } else { dpath.join(k) };
+        let base = RetryPolicy::default();
+        let mut policy = base.clone();
+        let mut ok = true;
+        if let Some(n) = s.max_attempts.or(d.max_attempts) {
+            if n > 99 {
+                self.p
+                    .at(Code::BadRetry, &pick(s.max_attempts.is_some(), "max_attempts"), Part::Value, "`max_attempts` is at most 99");
+                ok = false;
+            }
+            policy.max_attempts = n;
+        }
+        if let Some(t) = s.interval.as_ref().or(d.interval.as_ref()).cloned() {
+            match self.duration(&t, &pick(s.interval.is_some(), "interval")) {
+                Some(v) => policy.interval = v,
+                None => ok = false,
+            }
+        }
+        if let Some(r) = s.backoff_rate.or(d.backoff_rate) {
+            if !(1.0..=100.0).contains(&r) {
+                self.p
+                    .at(Code::BadRetry, &pick(s.backoff_rate.is_some(), "backoff_rate"), Part::Value, format!("`backoff_rate` must be between 1.0 and 100, not {r}"))
+                    .hint("1.0 keeps the interval constant; 2.0 doubles it each retry");
+                ok = false;
+            }
+            policy.backoff_rate = r;
+        }
+        if let Some(t) = s.max_delay.as_ref().or(d.max_delay.as_ref()).cloned() {
+            match self.duration(&t, &pick(s.max_delay.is_some(), "max_delay")) {
+                Some(v) => policy.max_delay = Some(v),
+                None => ok = false,
+            }
+        }
+        if let Some(j) = s.jitter.as_ref().or(d.jitter.as_ref()) {
+            policy.jitter = match j.as_str() {
+                "full" => Jitter::Full,
+                "none" => Jitter::None,
+                other => {
+                    self.p
+                        .at(Code::BadRetry, &pick(s.jitter.is_some(), "jitter"), Part::Value, format!("`{other}` is not a jitter strategy"))
+                        .hint("use `full` or `none`");
+                    ok = false;
+                    Jitter::None
+                }
+            };
+        }
+        if let Some(errs) = s.errors.as_ref().or(d.errors.as_ref()) {
+            let own = s.errors.is_some();
+            let mut list = Vec::new();
+            for (i, e) in errs.iter().enumerate() {
+                match ErrorMatch::parse(e) {
+                    Ok(m) => list.push(m),
+                    Err(msg) => {
+                        self.p.at(Code::BadRetry, &pick(own, "errors").join(i), Part::Value, msg);
+                        ok = false;
+                    }
+                }
+            }
+            policy.errors = list;
+        }
+        ok.then_some(policy)
+    }
+
+    fn poll(&mut self, step: Option<&RawPoll>, path: &YamlPath) -> Option<PollPolicy> {
+        let d = self.default_poll.clone();
+        let s = step.cloned().unwrap_or_default();
+        let dpath = YamlPath::root().join("defaults").join("poll");
+        let mut policy = PollPolicy::default();
+        if let Some(t) = s.interval.as_ref().or(d.interval.as_ref()) {
+            let p = if s.interval.is_some() { path.join("interval") } else { dpath.join("interval") };
+            policy.interval = self.duration(t, &p)?;
+        }
+        if let Some(t) = s.max_interval.as_ref().or(d.max_interval.as_ref()) {
+            let p = if s.max_interval.is_some() { path.join("max_interval") } else { dpath.join("max_interval") };
+            policy.max_interval = self.duration(t, &p)?;
+        }
+        if let Some(r) = s.backoff_rate.or(d.backoff_rate) {
+            if !(1.0..=10.0).contains(&r) {
+                self.p
+                    .at(Code::BadRetry, &path.join("backoff_rate"), Part::Value, format!("poll `backoff_rate` must be between 1.0 and 10, not {r}"));
+                return None;
+            }
+            policy.backoff_rate = r;
+        }
+        if policy.interval.is_zero() {
+            self.p.at(Code::BadDuration, &path.join("interval"), Part::Value, "the poll interval must be more than 0");
+            return None;
+        }
+        Some(policy)
+    }
+
+    fn duration(&mut self, t: &Text, path: &YamlPath) -> Option<Duration> {
+        match parse_duration(&t.0) {
+            Ok(d) => Some(d),
+            Err(e) => {
+                self.p
+                    .at(Code::BadDuration, path, Part::Value, e)
+                    .hint("write durations like 30s, 15m, 2h or 1h30m");
+                None
+            }
+        }
+    }
+
+    fn expr_error(&mut self, e: ExprError, path: &YamlPath) {
+        self.p
+            .within(Code::BadExpression, path, e.at, e.len, e.message)
+            .hint("expressions use references (inputs.x, steps.id.outputs.y, regions.r) with == != && || ! and ( )");
+    }
+
+    fn template(&mut self, text: &str, path: &YamlPath) -> Option<Template> {
+        match Template::parse(text) {
+            Ok(t) => Some(t),
+            Err(e) => {
+                self.expr_error(e, path);
+                None
+            }
+        }
+    }
+
+    /// `when:` takes `${{ expr }}` or a bare expression.
+    fn condition(&mut self, text: &str, path: &YamlPath) -> Option<Expr> {
+        let parsed = if text.contains("${{") {
+            Template::parse(text).and_then(|t| match t.pieces.as_slice() {
+                [Piece::Expr(e)] => Ok(e.clone()),
+                _ => Err(ExprError {
+                    at: 0,
+                    len: text.len(),
+                    message: "a condition must be one `${{ ... }}` with nothing around it".into(),
+                }),
+            })
+        } else {
+            Expr::parse(text, 0)
+        };
+        match parsed {
+            Ok(e) => Some(e),
+            Err(e) => {
+                self.expr_error(e, path);
+                None
+            }
+        }
+    }
+
+    fn value_template(&mut self, v: &serde_yaml::Value, path: &YamlPath, before: &HashSet<String>, id: &str) -> Option<ValueTemplate> {
+        use serde_yaml::Value as Y;
+        Some(match v {
+            Y::String(s) => {
+                let t = self.template(s, path)?;
+                for r in t.references() {
+                    self.reference(r, path, before, id);
+                }
+                if t.is_literal() {
+                    ValueTemplate::Literal(Value::String(s.clone()))
+                } else {
+                    ValueTemplate::Template(t)
+                }
+            }
+            Y::Sequence(items) => ValueTemplate::List(
+                items
+                    .iter()
+                    .enumerate()
+                    .map(|(i, x)| self.value_template(x, &path.join(i), before, id))
+                    .collect::<Option<_>>()?,
+            ),
+            Y::Mapping(m) => {
+                let mut entries = Vec::new();
+                for (k, x) in m {
+                    let key = match k {
+                        Y::String(s) => s.clone(),
+                        other => yaml_to_json(other).to_string(),
+                    };
+                    entries.push((key.clone(), self.value_template(x, &path.join(key.as_str()), before, id)?));
+                }
+                ValueTemplate::Map(entries)
+            }
+            other => ValueTemplate::Literal(yaml_to_json(other)),
+        })
+    }
+
+    /// Checks one reference: it must name something that exists and, for steps, has run before `id`.
+    fn reference(&mut self, r: &Reference, path: &YamlPath, before: &HashSet<String>, id: &str) {
+        let segs: Vec<&str> = r.path.iter().map(String::as_str).collect();
+        let bad = |me: &mut Self, msg: String, hint: Option<String>| {
+            let p = me.p.within(Code::BadReference, path, r.at, r.len, msg);
+            if let Some(h) = hint {
+                p.hint(h);
+            }
+        };
+        match segs.as_slice() {
+            ["inputs", name] => {
+                if !self.inputs.iter().any(|i| i == name) {
+                    let hint = did_you_mean(name, self.inputs.iter().map(String::as_str))
+                        .map(|s| format!("did you mean `inputs.{s}`?"))
+                        .or_else(|| Some("declare it under `inputs:`".into()));
+                    bad(self, format!("there is no input `{name}`"), hint);
+                }
+            }
+            ["regions", name] => {
+                if !self.regions.iter().any(|i| i == name) {
+                    let hint = did_you_mean(name, self.regions.iter().map(String::as_str)).map(|s| format!("did you mean `regions.{s}`?"));
+                    bad(self, format!("there is no region `{name}`"), hint);
+                }
+            }
+            ["run", "id"] => {}
+            ["steps", step, rest @ ..] => {
+                let Some(info) = self.steps.get(*step) else {
+                    let hint = did_you_mean(step, self.steps.keys().map(String::as_str)).map(|s| format!("did you mean `steps.{s}`?"));
+                    bad(self, format!("there is no step `{step}`"), hint);
+                    return;
+                };
+                let action = info.action;
+                match rest {
+                    // Groups have no outputs; an unknown action is reported at the action.
+                    ["outputs", out, ..] => {
+                        if let Some(spec) = action
+                            && !spec.has_output(out)
+                        {
+                            let names: Vec<&str> = spec.outputs.iter().map(|o| o.name).collect();
+                            let hint = match did_you_mean(out, names.iter().copied()) {
+                                Some(s) => format!("did you mean `{s}`?"),
+                                None => format!("its outputs are: {}", names.join(", ")),
+                            };
+                            bad(self, format!("step `{step}` ({}) has no output `{out}`", spec.name), Some(hint));
+                            return;
+                        }
+                    }
+                    ["status"] | ["error"] => {}
+                    _ => {
+                        bad(
+                            self,
+                            format!("`{}` is not a step reference", r.dotted()),
+                            Some(format!("use steps.{step}.outputs.NAME, steps.{step}.status or steps.{step}.error")),
+                        );
+                        return;
+                    }
+                }
+                if !before.contains(*step) {
+                    let msg = if *step == id {
+                        format!("step `{id}` refers to itself")
+                    } else {
+                        format!("step `{step}` has not run before `{id}`")
+                    };
+                    self.p
+                        .within(Code::NotYetRun, path, r.at, r.len, msg)
+                        .hint("a step can use the outputs of steps earlier in its sequence (not of parallel siblings or later steps)");
+                }
+            }
+            _ => bad(
+                self,
+                format!("`{}` is not a reference drflow knows", r.dotted()),
+                Some("references start with inputs., steps., regions. or run.".into()),
+            ),
+        }
+    }
+}
+
+fn for_each_id(steps: &[RawStep], f: &mut dyn FnMut(&str)) {
+    for s in steps {
+        if let Some(id) = &s.id {
+            f(id);
+        }
+        for children in [&s.parallel, &s.steps].into_iter().flatten() {
+            for_each_id(children, f);
+        }
+    }
+}
+
+pub fn yaml_to_json(v: &serde_yaml::Value) -> Value {
+    serde_json::to_value(v).unwrap_or(Value::Null)
+}

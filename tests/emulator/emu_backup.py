@@ -1,0 +1,299 @@
+"""AWS Backup jobs for EC2 instances, which moto 5.2.5 lacks, on top of moto's backends.
+
+A backup job of `arn:aws:ec2:REGION:ACCOUNT:instance/i-...` creates an AMI of the instance
+with moto's EC2 backend; a copy job copies that AMI into the destination vault's region.
+Jobs advance one state per STATE.job_describes Describe*Job calls:
+CREATED -> RUNNING -> COMPLETED (or FAILED when armed through /_drflow/fail-next-job).
+Vaults are moto's own (CreateBackupVault, DescribeBackupVault, ... keep working).
+"""
+
+from __future__ import annotations
+
+import re
+import time
+import uuid
+from dataclasses import dataclass, field
+from typing import Any
+
+from moto.backup.models import backup_backends
+from moto.ec2.models import ec2_backends
+
+from emu_common import ACCOUNT_ID, STATE, ApiError, Reply
+from emu_hooks import mark_available
+
+INSTANCE_ARN = re.compile(r"arn:aws:ec2:([a-z0-9-]+):(\d{12}):instance/(i-[0-9a-f]+)")
+IMAGE_ARN = re.compile(r"arn:aws:ec2:([a-z0-9-]+):(\d{12})?:image/(ami-[0-9a-f]+)")
+VAULT_ARN = re.compile(r"arn:aws:backup:([a-z0-9-]+):(\d{12}):backup-vault:(.+)")
+
+
+@dataclass
+class Job:
+    kind: str  # "backup" | "copy"
+    id: str
+    region: str  # where the job was started
+    vault_name: str  # backup: target vault; copy: source vault
+    resource_arn: str
+    iam_role_arn: str
+    recovery_point_arn: str | None  # backup: the new AMI; copy: the source AMI
+    fail_message: str | None = None
+    dest_vault_arn: str | None = None  # copy only
+    dest_recovery_point_arn: str | None = None  # copy only
+    lifecycle: dict[str, Any] | None = None
+    created: float = field(default_factory=time.time)
+    completed: float | None = None
+    state: str = "CREATED"
+    describes: int = 0
+
+    def advance(self) -> None:
+        """Called on each Describe*Job: move along CREATED -> RUNNING -> final."""
+        self.describes += 1
+        step = STATE.job_describes
+        if self.state in ("COMPLETED", "FAILED") or self.describes <= step:
+            return
+        if self.describes <= 2 * step:
+            self.state = "RUNNING"
+            return
+        self.completed = time.time()
+        if self.fail_message is not None:
+            self.state = "FAILED"
+            return
+        self.state = "COMPLETED"
+        if self.kind == "backup":
+            produced, vault_name = self.recovery_point_arn, self.vault_name
+        else:
+            produced, vault_name = self.dest_recovery_point_arn, self.dest_vault_arn.split(":")[-1]  # type: ignore[union-attr]
+        region, _, ami_id = IMAGE_ARN.fullmatch(produced).groups()  # type: ignore[arg-type, union-attr]
+        mark_available(region, ami_id)  # a completed job's AMI is available, as on AWS
+        vault = vaults(region).get(vault_name)
+        if vault is not None:
+            vault.num_of_recovery_points += 1
+
+
+JOBS: dict[str, Job] = {}
+TOKENS: dict[tuple[str, str, str], str] = {}  # (region, kind, IdempotencyToken) -> job id
+
+
+def reset() -> None:
+    JOBS.clear()
+    TOKENS.clear()
+
+
+def vaults(region: str) -> dict[str, Any]:
+    return backup_backends[ACCOUNT_ID][region].vaults
+
+
+def _vault(region: str, name: str) -> Any:
+    vault = vaults(region).get(name)
+    if vault is None:
+        raise ApiError("ResourceNotFoundException", f"Backup vault {name} does not exist in {region}.")
+    return vault
+
+
+def _require(doc: dict[str, Any], *names: str) -> None:
+    for name in names:
+        if not doc.get(name):
+            raise ApiError("MissingParameterValueException", f"{name} is required.")
+
+
+def _remembered(region: str, kind: str, token: str | None) -> Job | None:
+    job_id = TOKENS.get((region, kind, token)) if token else None
+    return JOBS.get(job_id) if job_id else None
+
+
+def _new_job(region: str, kind: str, token: str | None, **fields: Any) -> Job:
+    job = Job(kind=kind, id=str(uuid.uuid4()).upper(), region=region, **fields)
+    JOBS[job.id] = job
+    if token:
+        TOKENS[(region, kind, token)] = job.id
+    return job
+
+
+def _job(region: str, kind: str, job_id: str) -> Job:
+    job = JOBS.get(job_id)
+    if job is None or job.kind != kind or job.region != region:
+        name = "Backup" if kind == "backup" else "Copy"
+        raise ApiError("ResourceNotFoundException", f"{name} job {job_id} not found.")
+    return job
+
+
+# ---------------------------------------------------------------- operations
+
+
+def start_backup_job(region: str, doc: dict[str, Any]) -> dict[str, Any]:
+    _require(doc, "BackupVaultName", "ResourceArn", "IamRoleArn")
+    token = doc.get("IdempotencyToken")
+    if (job := _remembered(region, "backup", token)) is not None:
+        return {"BackupJobId": job.id, "CreationDate": job.created, "IsParent": False}
+    _vault(region, doc["BackupVaultName"])
+    window = doc.get("StartWindowMinutes")
+    if window is not None and window < 60:
+        raise ApiError("InvalidParameterValueException", "StartWindowMinutes must be at least 60 minutes.")
+    match = INSTANCE_ARN.fullmatch(doc["ResourceArn"])
+    if match is None:
+        raise ApiError("InvalidParameterValueException",
+                       f"Invalid or unsupported resource ARN: {doc['ResourceArn']} (this emulator backs up EC2 instances).")
+    arn_region, account, instance_id = match.groups()
+    if arn_region != region or account != ACCOUNT_ID:
+        raise ApiError("InvalidParameterValueException",
+                       f"Resource {doc['ResourceArn']} is not in account {ACCOUNT_ID}, region {region}.")
+    ec2 = ec2_backends[ACCOUNT_ID][region]
+    instance = next((i for i in ec2.all_instances() if i.id == instance_id), None)
+    if instance is None or instance.state == "terminated":
+        raise ApiError("ResourceNotFoundException", f"Resource {doc['ResourceArn']} not found.")
+
+    fail = STATE.fail_next.pop("backup", None)
+    rp_arn = None
+    if fail is None:
+        tags = [{"Key": k, "Value": v} for k, v in (doc.get("RecoveryPointTags") or {}).items()]
+        ami = ec2.create_image(instance_id, f"AwsBackup_{instance_id}_{uuid.uuid4()}",
+                               "This image is created by the AWS Backup service.",
+                               [{"ResourceType": "image", "Tags": tags}] if tags else [])
+        rp_arn = f"arn:aws:ec2:{region}::image/{ami.id}"
+    job = _new_job(region, "backup", token, vault_name=doc["BackupVaultName"],
+                   resource_arn=doc["ResourceArn"], iam_role_arn=doc["IamRoleArn"],
+                   recovery_point_arn=rp_arn, fail_message=fail, lifecycle=doc.get("Lifecycle"))
+    return {"BackupJobId": job.id, "CreationDate": job.created, "IsParent": False}
+
+
+def describe_backup_job(region: str, job_id: str) -> dict[str, Any]:
+    job = _job(region, "backup", job_id)
+    job.advance()
+    vault = vaults(region).get(job.vault_name)
+    out: dict[str, Any] = {
+        "AccountId": ACCOUNT_ID, "BackupJobId": job.id, "BackupVaultName": job.vault_name,
+        "BackupVaultArn": vault.backup_vault_arn if vault else None,
+        "ResourceArn": job.resource_arn, "ResourceType": "EC2", "IamRoleArn": job.iam_role_arn,
+        "CreationDate": job.created, "InitiationDate": job.created, "State": job.state,
+        "PercentDone": {"CREATED": "0.0", "RUNNING": "50.0"}.get(job.state, "100.0"),
+        "BackupType": "", "IsParent": False, "IsEncrypted": False, "VaultType": "BACKUP_VAULT",
+    }
+    if job.state in ("RUNNING", "COMPLETED") and job.recovery_point_arn:
+        out["RecoveryPointArn"] = job.recovery_point_arn
+    if job.state == "COMPLETED":
+        out.update(CompletionDate=job.completed, BackupSizeInBytes=8 * 2**30)
+    if job.state == "FAILED":
+        out.update(CompletionDate=job.completed, StatusMessage=job.fail_message)
+    if job.lifecycle:
+        out["RecoveryPointLifecycle"] = job.lifecycle
+    return {k: v for k, v in out.items() if v is not None}
+
+
+def _recovery_points(region: str, vault_name: str) -> list[dict[str, Any]]:
+    """Recovery points held by a vault: outputs of backup and copy jobs from RUNNING on."""
+    vault_arn = vaults(region)[vault_name].backup_vault_arn
+    points = []
+    for job in JOBS.values():
+        if job.state not in ("RUNNING", "COMPLETED"):
+            continue
+        if job.kind == "backup" and job.region == region and job.vault_name == vault_name:
+            arn, source_vault = job.recovery_point_arn, None
+        elif job.kind == "copy" and job.dest_vault_arn == vault_arn:
+            source = vaults(job.region).get(job.vault_name)
+            arn, source_vault = job.dest_recovery_point_arn, source.backup_vault_arn if source else None
+        else:
+            continue
+        point = {
+            "RecoveryPointArn": arn, "BackupVaultName": vault_name, "BackupVaultArn": vault_arn,
+            "SourceBackupVaultArn": source_vault, "ResourceArn": job.resource_arn, "ResourceType": "EC2",
+            "IamRoleArn": job.iam_role_arn, "CreationDate": job.created, "CompletionDate": job.completed,
+            "Status": "COMPLETED" if job.state == "COMPLETED" else "CREATING",
+            "IsEncrypted": False, "IsParent": False, "VaultType": "BACKUP_VAULT", "Lifecycle": job.lifecycle,
+        }
+        points.append({k: v for k, v in point.items() if v is not None})
+    return points
+
+
+def list_recovery_points(region: str, vault_name: str, query: dict[str, str]) -> dict[str, Any]:
+    _vault(region, vault_name)
+    points = _recovery_points(region, vault_name)
+    if "resourceArn" in query:
+        points = [p for p in points if p["ResourceArn"] == query["resourceArn"]]
+    if "resourceType" in query:
+        points = [p for p in points if p["ResourceType"] == query["resourceType"]]
+    start = int(query.get("nextToken", "0") or 0)
+    size = int(query.get("maxResults", "1000") or 1000)
+    out: dict[str, Any] = {"RecoveryPoints": points[start:start + size]}
+    if start + size < len(points):
+        out["NextToken"] = str(start + size)
+    return out
+
+
+def start_copy_job(region: str, doc: dict[str, Any]) -> dict[str, Any]:
+    _require(doc, "RecoveryPointArn", "SourceBackupVaultName", "DestinationBackupVaultArn", "IamRoleArn")
+    token = doc.get("IdempotencyToken")
+    if (job := _remembered(region, "copy", token)) is not None:
+        return {"CopyJobId": job.id, "CreationDate": job.created, "IsParent": False}
+    _vault(region, doc["SourceBackupVaultName"])
+    dest = VAULT_ARN.fullmatch(doc["DestinationBackupVaultArn"])
+    if dest is None:
+        raise ApiError("InvalidParameterValueException",
+                       f"Invalid destination backup vault ARN: {doc['DestinationBackupVaultArn']}")
+    dest_region, dest_account, dest_vault = dest.groups()
+    if dest_account != ACCOUNT_ID:
+        raise ApiError("AccessDeniedException", f"Access denied to backup vault {doc['DestinationBackupVaultArn']}.", 403)
+    _vault(dest_region, dest_vault)
+    rp_arn = doc["RecoveryPointArn"]
+    point = next((p for p in _recovery_points(region, doc["SourceBackupVaultName"])
+                  if p["RecoveryPointArn"] == rp_arn), None)
+    if point is None:
+        raise ApiError("ResourceNotFoundException",
+                       f"Recovery point {rp_arn} not found in backup vault {doc['SourceBackupVaultName']}.")
+    if point["Status"] != "COMPLETED":
+        raise ApiError("InvalidRequestException", f"Recovery point {rp_arn} is not COMPLETED yet.")
+
+    fail = STATE.fail_next.pop("copy", None)
+    dest_rp = None
+    if fail is None:
+        source_ami = IMAGE_ARN.fullmatch(rp_arn).group(3)  # type: ignore[union-attr]
+        ami = ec2_backends[ACCOUNT_ID][dest_region].copy_image(source_ami, region)
+        dest_rp = f"arn:aws:ec2:{dest_region}::image/{ami.id}"
+    job = _new_job(region, "copy", token, vault_name=doc["SourceBackupVaultName"],
+                   resource_arn=point["ResourceArn"], iam_role_arn=doc["IamRoleArn"],
+                   recovery_point_arn=rp_arn, fail_message=fail,
+                   dest_vault_arn=doc["DestinationBackupVaultArn"], dest_recovery_point_arn=dest_rp,
+                   lifecycle=doc.get("Lifecycle"))
+    return {"CopyJobId": job.id, "CreationDate": job.created, "IsParent": False}
+
+
+def describe_copy_job(region: str, job_id: str) -> dict[str, Any]:
+    job = _job(region, "copy", job_id)
+    job.advance()
+    source_vault = vaults(region).get(job.vault_name)
+    out: dict[str, Any] = {
+        "AccountId": ACCOUNT_ID, "CopyJobId": job.id,
+        "SourceBackupVaultArn": source_vault.backup_vault_arn if source_vault else None,
+        "SourceRecoveryPointArn": job.recovery_point_arn,
+        "DestinationBackupVaultArn": job.dest_vault_arn, "DestinationVaultType": "BACKUP_VAULT",
+        "ResourceArn": job.resource_arn, "ResourceType": "EC2", "IamRoleArn": job.iam_role_arn,
+        "CreationDate": job.created, "State": job.state, "IsParent": False,
+        "DestinationRecoveryPointLifecycle": job.lifecycle,
+    }
+    if job.state in ("RUNNING", "COMPLETED"):
+        out["DestinationRecoveryPointArn"] = job.dest_recovery_point_arn
+    if job.state == "COMPLETED":
+        out.update(CompletionDate=job.completed, BackupSizeInBytes=8 * 2**30)
+    if job.state == "FAILED":
+        out.update(CompletionDate=job.completed, StatusMessage=job.fail_message)
+    return {"CopyJob": {k: v for k, v in out.items() if v is not None}}
+
+
+HANDLED = {"StartBackupJob", "DescribeBackupJob", "StartCopyJob", "DescribeCopyJob",
+           "ListRecoveryPointsByBackupVault"}
+
+
+def handle(call: Any) -> Reply:
+    """Serve one of HANDLED; call.path_params come from the botocore route."""
+    op, region, params = call.operation, call.region, call.path_params
+    if op == "StartBackupJob":
+        out = start_backup_job(region, call.json())
+    elif op == "DescribeBackupJob":
+        out = describe_backup_job(region, params["backupJobId"])
+    elif op == "StartCopyJob":
+        out = start_copy_job(region, call.json())
+    elif op == "DescribeCopyJob":
+        out = describe_copy_job(region, params["copyJobId"])
+    else:
+        out = list_recovery_points(region, params["backupVaultName"], dict(call.query()))
+    reply = Reply.json(200, out)
+    reply.headers["x-amzn-RequestId"] = str(uuid.uuid4())
+    return reply

@@ -1,0 +1,151 @@
+"""Shared state and AWS wire-format helpers for the drflow emulator.
+
+Everything here is touched only while holding STATE.lock (moto is not thread-safe),
+except the plain configuration integers.
+"""
+
+from __future__ import annotations
+
+import json
+import threading
+import uuid
+from dataclasses import dataclass, field
+from typing import Any
+from xml.sax.saxutils import escape
+
+import botocore.session
+
+ACCOUNT_ID = "123456789012"
+
+
+@dataclass
+class Fault:
+    service: str
+    operation: str | None  # None: every operation of the service
+    region: str | None  # None: every region
+    nth: int = 1
+    count: int = 1  # 0: every call from the nth on
+    code: str | None = None
+    message: str = ""
+    status: int = 400
+    latency_ms: int = 0
+    seen: int = 0  # matching calls since the fault was added
+
+    def hit(self, service: str, operation: str, region: str) -> bool:
+        """Count a call; True when this call falls in the fault's window."""
+        if service != self.service:
+            return False
+        if self.operation is not None and operation != self.operation:
+            return False
+        if self.region is not None and region != self.region:
+            return False
+        self.seen += 1
+        if self.seen < self.nth:
+            return False
+        return self.count == 0 or self.seen < self.nth + self.count
+
+    def describe(self) -> dict[str, Any]:
+        return {k: v for k, v in self.__dict__.items()}
+
+
+@dataclass
+class State:
+    lock: threading.Lock = field(default_factory=threading.Lock)
+    pending_describes: int = 2  # DescribeImages calls that still see a new AMI as pending
+    job_describes: int = 1  # Describe*Job calls per CREATED and per RUNNING state
+    faults: list[Fault] = field(default_factory=list)
+    calls: list[dict[str, Any]] = field(default_factory=list)
+    fail_next: dict[str, str] = field(default_factory=dict)  # kind -> StatusMessage
+    # (region, ami_id) -> DescribeImages calls left that report it pending
+    pending_images: dict[tuple[str, str], int] = field(default_factory=dict)
+    # (region, stack name) -> template body as sent, before {{resolve:ssm}} substitution
+    stack_templates: dict[tuple[str, str], str] = field(default_factory=dict)
+
+    def reset(self) -> None:
+        self.faults.clear()
+        self.calls.clear()
+        self.fail_next.clear()
+        self.pending_images.clear()
+        self.stack_templates.clear()
+
+
+STATE = State()
+
+_session = botocore.session.get_session()
+_protocols: dict[str, str] = {}
+
+
+def protocol_of(service: str) -> str:
+    """botocore protocol of a service by its signing name: ec2, query, json, rest-json, rest-xml."""
+    if service not in _protocols:
+        try:
+            _protocols[service] = _session.get_service_data(service)["metadata"]["protocol"]
+        except Exception:
+            _protocols[service] = "json"
+    return _protocols[service]
+
+
+def service_model(service: str) -> dict[str, Any] | None:
+    try:
+        return _session.get_service_data(service)
+    except Exception:
+        return None
+
+
+def request_id() -> str:
+    return str(uuid.uuid4())
+
+
+class Reply:
+    """A complete HTTP response: status, headers, body."""
+
+    def __init__(self, status: int, body: bytes | str, headers: dict[str, str] | None = None):
+        self.status = status
+        self.body = body.encode() if isinstance(body, str) else body
+        self.headers = dict(headers or {})
+
+    @classmethod
+    def json(cls, status: int, doc: Any, content_type: str = "application/json") -> "Reply":
+        return cls(status, json.dumps(doc), {"Content-Type": content_type})
+
+    def __call__(self, start_response: Any) -> list[bytes]:
+        reasons = {200: "OK", 400: "Bad Request", 403: "Forbidden", 404: "Not Found",
+                   409: "Conflict", 429: "Too Many Requests", 500: "Internal Server Error",
+                   503: "Service Unavailable"}
+        headers = {"Content-Length": str(len(self.body)), **self.headers}
+        start_response(f"{self.status} {reasons.get(self.status, 'Status')}", list(headers.items()))
+        return [self.body]
+
+
+def aws_error(service: str, code: str, message: str, status: int = 400) -> Reply:
+    """An error in the wire format of the service's protocol, as its SDK parses it."""
+    rid = request_id()
+    protocol = protocol_of(service)
+    msg = escape(message)
+    if protocol == "ec2":
+        body = (f'<?xml version="1.0" encoding="UTF-8"?>\n<Response><Errors><Error><Code>{escape(code)}</Code>'
+                f"<Message>{msg}</Message></Error></Errors><RequestID>{rid}</RequestID></Response>")
+        return Reply(status, body, {"Content-Type": "text/xml;charset=UTF-8"})
+    if protocol == "query":
+        kind = "Receiver" if status >= 500 else "Sender"
+        ns = (service_model(service) or {}).get("metadata", {}).get("xmlNamespace", "")
+        body = (f'<ErrorResponse xmlns="{ns}"><Error><Type>{kind}</Type><Code>{escape(code)}</Code>'
+                f"<Message>{msg}</Message></Error><RequestId>{rid}</RequestId></ErrorResponse>")
+        return Reply(status, body, {"Content-Type": "text/xml", "x-amzn-RequestId": rid})
+    if protocol == "rest-xml":
+        body = f"<Error><Code>{escape(code)}</Code><Message>{msg}</Message><RequestId>{rid}</RequestId></Error>"
+        return Reply(status, body, {"Content-Type": "application/xml", "x-amz-request-id": rid})
+    # json (awsJson1_0/1_1) and rest-json
+    content_type = "application/x-amz-json-1.1" if protocol == "json" else "application/json"
+    doc = {"__type": code, "message": message} if protocol == "json" else {"__type": code, "Message": message}
+    reply = Reply.json(status, doc, content_type)
+    reply.headers.update({"x-amzn-ErrorType": code, "x-amzn-RequestId": rid})
+    return reply
+
+
+class ApiError(Exception):
+    """Raised by extension handlers; rendered with aws_error()."""
+
+    def __init__(self, code: str, message: str, status: int = 400):
+        super().__init__(message)
+        self.code, self.message, self.status = code, message, status

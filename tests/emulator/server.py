@@ -1,0 +1,324 @@
+#!/usr/bin/env python3
+"""drflow's local AWS emulator: moto 5.2.5 in server mode, in-process, plus extensions.
+
+    python server.py --port 0 --port-file PATH [--pending-describes N] [--job-describes N]
+
+One endpoint on 127.0.0.1 serves every service and region (moto picks the backend from the
+SigV4 credential scope). Every request passes through `Emulator`, a WSGI middleware in front
+of moto's dispatcher that logs the call, injects faults and runs the extensions
+(emu_backup: Backup jobs; emu_hooks: pending AMIs, SSM aws:ec2:image, CloudFormation
+{{resolve:ssm}}). Control API under /_drflow/ (see README.md). Requests are served on
+threads, but all moto work happens under one lock, so moto only ever runs one at a time;
+injected latency is slept outside the lock.
+"""
+
+from __future__ import annotations
+
+import os
+
+os.environ["MOTO_ACCOUNT_ID"] = "123456789012"  # must be set before moto is imported
+os.environ["MOTO_ENABLE_AMI_VALIDATION"] = "true"  # RunInstances rejects unknown AMIs
+
+import argparse  # noqa: E402
+import io  # noqa: E402
+import json  # noqa: E402
+import logging  # noqa: E402
+import re  # noqa: E402
+import signal  # noqa: E402
+import sys  # noqa: E402
+import time  # noqa: E402
+import traceback  # noqa: E402
+from typing import Any, Callable  # noqa: E402
+from urllib.parse import parse_qsl, urlencode  # noqa: E402
+
+from moto.core.exceptions import ServiceException  # noqa: E402
+from moto.moto_api._internal.models import moto_api_backend  # noqa: E402
+from moto.moto_server.werkzeug_app import (  # noqa: E402
+    DomainDispatcherApplication,
+    MotoRequestHandler,
+    create_backend_app,
+)
+from werkzeug.serving import make_server  # noqa: E402
+
+import emu_backup  # noqa: E402
+import emu_hooks  # noqa: E402
+from emu_common import STATE, ApiError, Fault, Reply, aws_error, protocol_of, service_model  # noqa: E402
+
+CREDENTIAL_SCOPE = re.compile(r"Credential=[^/,\s]+/\d{8}/([^/]+)/([^/]+)/aws4_request")
+
+# (service, operation) -> hook run before moto / after moto (with the HTTP status)
+BEFORE: dict[tuple[str, str], Callable[[Any], None]] = {
+    ("ec2", "DescribeImages"): emu_hooks.before_describe_images,
+    ("ssm", "PutParameter"): emu_hooks.before_put_parameter,
+    ("cloudformation", "CreateStack"): emu_hooks.before_stack_change,
+    ("cloudformation", "UpdateStack"): emu_hooks.before_stack_change,
+    ("cloudformation", "CreateChangeSet"): emu_hooks.before_stack_change,
+}
+AFTER: dict[tuple[str, str], Callable[[Any, int], None]] = {
+    ("ssm", "PutParameter"): emu_hooks.after_put_parameter,
+}
+
+
+# ---------------------------------------------------------------- request parsing
+
+_routes: dict[str, list[tuple[str, re.Pattern[str], list[str], int, str]]] = {}
+
+
+def rest_routes(service: str) -> list[tuple[str, re.Pattern[str], list[str], int, str]]:
+    """(method, path regex, required query keys, literal length, operation) from botocore's model."""
+    if service not in _routes:
+        table = []
+        for name, op in ((service_model(service) or {}).get("operations") or {}).items():
+            path, _, query = op["http"]["requestUri"].partition("?")
+            pattern, literal = "", 0
+            for part in re.split(r"(\{[^}]+\})", path.rstrip("/")):
+                if part.startswith("{"):
+                    key = re.sub(r"\W", "_", part.strip("{}+"))
+                    pattern += f"(?P<{key}>.+)" if part.endswith("+}") else f"(?P<{key}>[^/]+)"
+                else:
+                    pattern += re.escape(part)
+                    literal += len(part)
+            keys = [kv.split("=")[0] for kv in query.split("&") if kv]
+            table.append((op["http"]["method"], re.compile(pattern + "$"), keys, literal, name))
+        _routes[service] = sorted(table, key=lambda r: -r[3])
+    return _routes[service]
+
+
+class Call:
+    """One AWS request: who it is for, and its (replaceable) body."""
+
+    def __init__(self, environ: dict[str, Any]):
+        self.environ = environ
+        self.method = environ["REQUEST_METHOD"]
+        self.path = environ.get("PATH_INFO", "")
+        stream = environ["wsgi.input"]
+        length = environ.get("CONTENT_LENGTH")
+        if length:
+            self.body = stream.read(int(length))
+        elif environ.get("wsgi.input_terminated"):
+            self.body = stream.read()
+        else:
+            self.body = b""
+        self._set_body(self.body)
+        self.path_params: dict[str, str] = {}
+        scope = CREDENTIAL_SCOPE.search(environ.get("HTTP_AUTHORIZATION", ""))
+        self.region, self.service = scope.groups() if scope else (None, None)
+        self.operation = self._operation() if self.service else ""
+
+    def _set_body(self, body: bytes) -> None:
+        self.body = body
+        self.environ["wsgi.input"] = io.BytesIO(body)
+        self.environ["CONTENT_LENGTH"] = str(len(body))
+        self.environ.pop("HTTP_TRANSFER_ENCODING", None)
+        self.environ.pop("wsgi.input_terminated", None)
+
+    def query(self) -> list[tuple[str, str]]:
+        return parse_qsl(self.environ.get("QUERY_STRING", ""), keep_blank_values=True)
+
+    def form(self) -> list[tuple[str, str]]:
+        """Query-protocol parameters: the query string plus a form-encoded body."""
+        pairs = self.query()
+        if self.environ.get("CONTENT_TYPE", "").startswith("application/x-www-form-urlencoded"):
+            pairs += parse_qsl(self.body.decode(), keep_blank_values=True)
+        return pairs
+
+    def set_form(self, pairs: list[tuple[str, str]]) -> None:
+        """Replace the parameters (query string ones included) with a form-encoded body."""
+        self.environ["QUERY_STRING"] = ""
+        self._set_body(urlencode(pairs).encode())
+
+    def set_json(self, doc: dict[str, Any]) -> None:
+        self._set_body(json.dumps(doc).encode())
+
+    def json(self) -> dict[str, Any]:
+        try:
+            doc = json.loads(self.body or b"{}")
+        except ValueError:
+            raise ApiError("SerializationException", "Request body is not valid JSON.")
+        return doc if isinstance(doc, dict) else {}
+
+    def _operation(self) -> str:
+        target = self.environ.get("HTTP_X_AMZ_TARGET")
+        if target:
+            return target.rsplit(".", 1)[-1]
+        if protocol_of(self.service) in ("query", "ec2"):
+            return dict(self.form()).get("Action", "")
+        query_keys = {k for k, _ in self.query()}
+        for method, pattern, keys, _, name in rest_routes(self.service):
+            match = pattern.match(self.path.rstrip("/"))
+            if method == self.method and match and all(k in query_keys for k in keys):
+                self.path_params = match.groupdict()
+                return name
+        return ""
+
+
+# ---------------------------------------------------------------- the middleware
+
+
+class Emulator:
+    def __init__(self) -> None:
+        self.moto = DomainDispatcherApplication(create_backend_app)
+
+    def __call__(self, environ: dict[str, Any], start_response: Any) -> list[bytes]:
+        if environ.get("PATH_INFO", "").startswith("/_drflow/"):
+            try:
+                return control(environ)(start_response)
+            except (ValueError, KeyError, TypeError) as e:
+                return Reply.json(400, {"error": f"bad control request: {e!r}"})(start_response)
+        call = Call(environ)
+        if call.service is None:  # unsigned: moto's own API, metadata endpoint, ...
+            with STATE.lock:
+                return self.run_moto(environ)(start_response)
+        entry = {"service": call.service, "operation": call.operation, "region": call.region,
+                 "time": time.time(), "status": None}
+        with STATE.lock:
+            STATE.calls.append(entry)
+            hits = [f for f in STATE.faults if f.hit(call.service, call.operation, call.region)]
+        delay = sum(f.latency_ms for f in hits) / 1000.0
+        if delay:
+            time.sleep(delay)  # outside the lock: other calls go on meanwhile
+        error = next((f for f in hits if f.code), None)
+        if error is not None:
+            reply = aws_error(call.service, error.code, error.message or error.code, error.status)
+        else:
+            with STATE.lock:
+                reply = self.dispatch(call)
+        entry["status"] = reply.status
+        return reply(start_response)
+
+    def dispatch(self, call: Call) -> Reply:
+        key = (call.service, call.operation)
+        try:
+            if key in BEFORE:
+                BEFORE[key](call)
+            if call.service == "backup" and call.operation in emu_backup.HANDLED:
+                reply = emu_backup.handle(call)
+            else:
+                reply = self.run_moto(call.environ)
+            if key in AFTER:
+                AFTER[key](call, reply.status)
+            return reply
+        except ApiError as e:
+            return aws_error(call.service, e.code, e.message, e.status)
+        except ServiceException as e:  # a moto error raised inside an extension
+            return aws_error(call.service, e.code, e.message, 400)
+        except Exception as e:
+            if hasattr(e, "error_type"):  # moto's RESTError family
+                return aws_error(call.service, e.error_type, e.message, getattr(e, "code", 400))
+            traceback.print_exc()
+            return aws_error(call.service, "InternalFailure", f"emulator error: {e!r}", 500)
+
+    def run_moto(self, environ: dict[str, Any]) -> Reply:
+        """Run moto's app to completion and buffer its response (we hold the lock)."""
+        seen: dict[str, Any] = {}
+
+        def start_response(status: str, headers: list[tuple[str, str]], exc_info: Any = None) -> Any:
+            seen["status"], seen["headers"] = status, headers
+            return lambda data: None
+
+        result = self.moto(environ, start_response)
+        try:
+            body = b"".join(result)
+        finally:
+            getattr(result, "close", lambda: None)()
+        headers = {k: v for k, v in seen["headers"] if k.lower() != "content-length"}
+        return Reply(int(seen["status"].split()[0]), body, headers)
+
+
+# ---------------------------------------------------------------- control API
+
+
+def control(environ: dict[str, Any]) -> Reply:
+    method, path = environ["REQUEST_METHOD"], environ["PATH_INFO"].rstrip("/")
+    length = int(environ.get("CONTENT_LENGTH") or 0)
+    body = json.loads(environ["wsgi.input"].read(length) or b"{}") if length else {}
+    query = dict(parse_qsl(environ.get("QUERY_STRING", "")))
+    with STATE.lock:
+        if path == "/_drflow/health":
+            return Reply(200, "ok", {"Content-Type": "text/plain"})
+        if path == "/_drflow/faults" and method == "POST":
+            if not body.get("code") and not body.get("latency_ms"):
+                return Reply.json(400, {"error": "a fault needs a code or a latency_ms"})
+            fault = Fault(service=body["service"], operation=body.get("operation"), region=body.get("region"),
+                          nth=int(body.get("nth", 1)), count=int(body.get("count", 1)), code=body.get("code"),
+                          message=body.get("message", ""), status=int(body.get("status", 400)),
+                          latency_ms=int(body.get("latency_ms", 0)))
+            STATE.faults.append(fault)
+            return Reply.json(200, fault.describe())
+        if path == "/_drflow/faults" and method == "GET":
+            return Reply.json(200, [f.describe() for f in STATE.faults])
+        if path == "/_drflow/faults" and method == "DELETE":
+            STATE.faults.clear()
+            return Reply.json(200, {})
+        if path == "/_drflow/fail-next-job" and method == "POST":
+            if body.get("kind") not in ("backup", "copy"):
+                return Reply.json(400, {"error": 'kind must be "backup" or "copy"'})
+            STATE.fail_next[body["kind"]] = body.get("message") or "Job failed (injected by the emulator)."
+            return Reply.json(200, {})
+        if path == "/_drflow/calls" and method == "GET":
+            calls = [c for c in STATE.calls if all(c.get(k) == v for k, v in query.items())]
+            return Reply.json(200, calls)
+        if path == "/_drflow/calls" and method == "DELETE":
+            STATE.calls.clear()
+            return Reply.json(200, {})
+        if path == "/_drflow/config" and method == "POST":
+            for key in ("pending_describes", "job_describes"):
+                if key in body:
+                    setattr(STATE, key, max(0 if key == "pending_describes" else 1, int(body[key])))
+        if path == "/_drflow/config" and method in ("GET", "POST"):
+            return Reply.json(200, {"pending_describes": STATE.pending_describes,
+                                    "job_describes": STATE.job_describes})
+        if path == "/_drflow/reset" and method == "POST":
+            moto_api_backend.reset()
+            STATE.reset()
+            emu_backup.reset()
+            return Reply.json(200, {})
+    return Reply.json(404, {"error": f"no control route {method} {path}"})
+
+
+# ---------------------------------------------------------------- main
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--host", default="127.0.0.1")
+    parser.add_argument("--port", type=int, default=0, help="0 picks a free port")
+    parser.add_argument("--port-file", help="written (atomically) with the port once serving")
+    parser.add_argument("--pending-describes", type=int, default=2,
+                        help="DescribeImages calls that see a new AMI as pending (default 2)")
+    parser.add_argument("--job-describes", type=int, default=1,
+                        help="Describe*Job calls that see each of CREATED and RUNNING (default 1)")
+    parser.add_argument("--verbose", action="store_true", help="log every HTTP request")
+    args = parser.parse_args()
+
+    STATE.pending_describes = max(0, args.pending_describes)
+    STATE.job_describes = max(1, args.job_describes)
+    emu_hooks.install_ec2_patches()
+    emu_hooks.install_cfn_patches()
+    if not args.verbose:
+        logging.getLogger("werkzeug").setLevel(logging.WARNING)
+
+    server = make_server(args.host, args.port, Emulator(), threaded=True, request_handler=MotoRequestHandler)
+    port = server.socket.getsockname()[1]
+
+    def stop(signum: int, frame: Any) -> None:
+        raise SystemExit(0)
+
+    signal.signal(signal.SIGTERM, stop)
+    signal.signal(signal.SIGINT, stop)
+    if args.port_file:
+        tmp = f"{args.port_file}.tmp{os.getpid()}"
+        with open(tmp, "w") as f:
+            f.write(f"{port}\n")
+        os.replace(tmp, args.port_file)
+    print(f"drflow emulator listening on http://{args.host}:{port}", file=sys.stderr, flush=True)
+    try:
+        server.serve_forever()
+    finally:
+        server.server_close()
+        if args.port_file and os.path.exists(args.port_file):
+            os.unlink(args.port_file)
+
+
+if __name__ == "__main__":
+    main()
