@@ -52,7 +52,9 @@ impl Error {
             Error::Engine(e) => match e {
                 EngineError::Inputs(_) => 2,
                 EngineError::Lock(crate::engine::LockError::Held { .. }) => 4,
-                EngineError::RunNotFound(..) | EngineError::AlreadyFinished(..) | EngineError::WorkflowChanged { .. } => 5,
+                EngineError::RunNotFound(..)
+                | EngineError::AlreadyFinished(..)
+                | EngineError::WorkflowChanged { .. } => 5,
                 _ => 6,
             },
         }

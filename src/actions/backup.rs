@@ -13,11 +13,20 @@ pub static START_BACKUP_JOB: ActionSpec = ActionSpec {
     inputs: &[
         req("instance_id", Str, "The EC2 instance to back up."),
         req("vault", Str, "Backup vault in the step's region."),
-        req("iam_role_arn", Str, "Role AWS Backup assumes; its account is the instance's account."),
+        req(
+            "iam_role_arn",
+            Str,
+            "Role AWS Backup assumes; its account is the instance's account.",
+        ),
     ],
     outputs: &[out("job_id", "The backup job id.")],
     calls: &["backup:StartBackupJob"],
-    extra_iam: &["iam:PassRole", "ec2:CreateImage", "ec2:CreateTags", "ec2:DescribeInstances"],
+    extra_iam: &[
+        "iam:PassRole",
+        "ec2:CreateImage",
+        "ec2:CreateTags",
+        "ec2:DescribeInstances",
+    ],
     mutates: true,
     needs_region: true,
     default_timeout_secs: 120,
@@ -169,7 +178,11 @@ fn progress(state: JobState, percent: Option<&str>) -> String {
 }
 
 fn job_failed(kind: &str, job_id: &str, state: JobState, message: Option<&str>) -> ActionError {
-    let code = format!("{}Job{}", if kind == "backup" { "Backup" } else { "Copy" }, titled(state.as_str()));
+    let code = format!(
+        "{}Job{}",
+        if kind == "backup" { "Backup" } else { "Copy" },
+        titled(state.as_str())
+    );
     ActionError::failed(
         &code,
         format!(
@@ -183,5 +196,7 @@ fn job_failed(kind: &str, job_id: &str, state: JobState, message: Option<&str>) 
 fn titled(s: &str) -> String {
     let lower = s.to_ascii_lowercase();
     let mut c = lower.chars();
-    c.next().map(|f| f.to_ascii_uppercase().to_string() + c.as_str()).unwrap_or_default()
+    c.next()
+        .map(|f| f.to_ascii_uppercase().to_string() + c.as_str())
+        .unwrap_or_default()
 }

@@ -28,7 +28,12 @@ pub static DEPLOY_STACK: ActionSpec = ActionSpec {
         "cloudformation:UpdateStack",
         "cloudformation:DescribeStackEvents",
     ],
-    extra_iam: &["ssm:GetParameters", "ec2:RunInstances", "ec2:DescribeInstances", "ec2:CreateTags"],
+    extra_iam: &[
+        "ssm:GetParameters",
+        "ec2:RunInstances",
+        "ec2:DescribeInstances",
+        "ec2:CreateTags",
+    ],
     mutates: true,
     needs_region: true,
     default_timeout_secs: 3600,
@@ -75,13 +80,19 @@ pub(super) async fn begin_deploy(ctx: &Ctx<'_>, inputs: &Values) -> Result<(), A
         Some(s) if s.status == "ROLLBACK_COMPLETE" || s.status == "ROLLBACK_FAILED" => {
             return Err(ActionError::failed(
                 "StackNotUpdatable",
-                format!("stack {name} in {} is {} and cannot be updated: delete it first", ctx.region, s.status),
+                format!(
+                    "stack {name} in {} is {} and cannot be updated: delete it first",
+                    ctx.region, s.status
+                ),
             ));
         }
         Some(s) if s.is_in_progress() => {
             return Err(ActionError::failed(
                 "StackBusy",
-                format!("stack {name} in {} is {}: another operation is running", ctx.region, s.status),
+                format!(
+                    "stack {name} in {} is {}: another operation is running",
+                    ctx.region, s.status
+                ),
             ));
         }
         Some(_) => match ctx.cloud.cloudformation.update_stack(ctx.region, &req).await {
@@ -107,7 +118,9 @@ pub(super) async fn poll_deploy(ctx: &Ctx<'_>, inputs: &Values) -> Result<Poll, 
     }
     if stack.is_failed() {
         let reason = ctx.cloud.cloudformation.stack_failure_reason(ctx.region, name).await?;
-        let reason = reason.or(stack.status_reason).unwrap_or_else(|| "no reason given".into());
+        let reason = reason
+            .or(stack.status_reason)
+            .unwrap_or_else(|| "no reason given".into());
         return Err(ActionError::failed(
             "StackFailed",
             format!("stack {name} in {} ended {}: {reason}", ctx.region, stack.status),
@@ -134,7 +147,10 @@ pub(super) async fn begin_delete(ctx: &Ctx<'_>, inputs: &Values) -> Result<(), A
     let existing = ctx.cloud.cloudformation.describe_stack(ctx.region, name).await?;
     let deleting = existing.is_some();
     if deleting {
-        ctx.cloud.cloudformation.delete_stack(ctx.region, name, ctx.token).await?;
+        ctx.cloud
+            .cloudformation
+            .delete_stack(ctx.region, name, ctx.token)
+            .await?;
     }
     ctx.recorder.record("deleting", &Value::Bool(deleting));
     Ok(())
@@ -142,7 +158,11 @@ pub(super) async fn begin_delete(ctx: &Ctx<'_>, inputs: &Values) -> Result<(), A
 
 pub(super) async fn poll_delete(ctx: &Ctx<'_>, inputs: &Values) -> Result<Poll, ActionError> {
     let name = str_in(inputs, "stack_name")?;
-    let deleted = ctx.recorded.get("deleting").and_then(Value::as_bool).unwrap_or(true);
+    let deleted = ctx
+        .recorder
+        .recorded("deleting")
+        .and_then(|v| v.as_bool())
+        .unwrap_or(true);
     match ctx.cloud.cloudformation.describe_stack(ctx.region, name).await? {
         None => Ok(Poll::Done(values([("deleted", Value::Bool(deleted))]))),
         Some(s) if s.status == "DELETE_FAILED" => {

@@ -30,7 +30,11 @@ pub static CREATE_IMAGE: ActionSpec = ActionSpec {
     inputs: &[
         req("instance_id", Str, "The instance."),
         req("name", Str, "AMI name (unique per account and region)."),
-        opt("no_reboot", Bool, "Do not reboot the instance (crash-consistent image). Default false."),
+        opt(
+            "no_reboot",
+            Bool,
+            "Do not reboot the instance (crash-consistent image). Default false.",
+        ),
         opt("tags", Map, "Tags for the AMI and its snapshots."),
     ],
     outputs: &[out("image_id", "The new AMI id (pending).")],

@@ -28,19 +28,19 @@ pub fn all() -> &'static [&'static ActionSpec] {
 }
 
 static ALL: [&ActionSpec; 13] = [
-        &backup::START_BACKUP_JOB,
-        &backup::WAIT_BACKUP_JOB,
-        &backup::START_COPY_JOB,
-        &backup::WAIT_COPY_JOB,
-        &ec2::WAIT_IMAGE,
-        &ec2::CREATE_IMAGE,
-        &ec2::COPY_IMAGE,
-        &ssm::PUT_PARAMETER,
-        &ssm::GET_PARAMETER,
-        &cloudformation::DEPLOY_STACK,
-        &cloudformation::DELETE_STACK,
-        &core::ECHO,
-        &core::FAIL,
+    &backup::START_BACKUP_JOB,
+    &backup::WAIT_BACKUP_JOB,
+    &backup::START_COPY_JOB,
+    &backup::WAIT_COPY_JOB,
+    &ec2::WAIT_IMAGE,
+    &ec2::CREATE_IMAGE,
+    &ec2::COPY_IMAGE,
+    &ssm::PUT_PARAMETER,
+    &ssm::GET_PARAMETER,
+    &cloudformation::DEPLOY_STACK,
+    &cloudformation::DELETE_STACK,
+    &core::ECHO,
+    &core::FAIL,
 ];
 
 pub fn find(name: &str) -> Option<&'static ActionSpec> {
@@ -50,6 +50,8 @@ pub fn find(name: &str) -> Option<&'static ActionSpec> {
 /// Journals a fact as soon as it is known (e.g. a job id), so a resumed run re-attaches instead of starting over.
 pub trait Recorder: Send + Sync {
     fn record(&self, key: &str, value: &Value);
+    /// A fact journaled for this step, by this attempt or an earlier one (possibly in a process that died).
+    fn recorded(&self, key: &str) -> Option<Value>;
 }
 
 /// What an action gets besides its inputs.
@@ -59,8 +61,6 @@ pub struct Ctx<'a> {
     pub region: &'a str,
     /// Idempotency token for this step of this run: the same across attempts and resumes.
     pub token: &'a str,
-    /// Facts journaled by earlier attempts of this step, possibly in a process that died.
-    pub recorded: &'a Values,
     pub recorder: &'a dyn Recorder,
     /// Folder of the workflow file, for relative paths.
     pub base_dir: &'a Path,
@@ -68,7 +68,7 @@ pub struct Ctx<'a> {
 
 impl Ctx<'_> {
     pub fn recorded_str(&self, key: &str) -> Option<String> {
-        self.recorded.get(key).and_then(Value::as_str).map(str::to_string)
+        self.recorder.recorded(key).and_then(|v| v.as_str().map(str::to_string))
     }
 }
 
@@ -159,7 +159,9 @@ pub(crate) fn str_in<'a>(inputs: &'a Values, name: &str) -> Result<&'a str, Acti
     match inputs.get(name) {
         Some(Value::String(s)) if !s.is_empty() => Ok(s),
         Some(Value::String(_)) => Err(ActionError::Input(format!("input `{name}` is empty"))),
-        Some(other) => Err(ActionError::Input(format!("input `{name}` must be a string, got {other}"))),
+        Some(other) => Err(ActionError::Input(format!(
+            "input `{name}` must be a string, got {other}"
+        ))),
         None => Err(ActionError::Input(format!("input `{name}` is missing"))),
     }
 }

@@ -19,7 +19,11 @@ pub static PUT_PARAMETER: ActionSpec = ActionSpec {
         req("value", Str, "The AMI id; it must be available in the step's region."),
         opt("description", Str, "Parameter description."),
         opt("tags", Map, "Tags, applied when the parameter is created."),
-        opt("force", Bool, "Allow replacing a newer AMI with an older one. Default false."),
+        opt(
+            "force",
+            Bool,
+            "Allow replacing a newer AMI with an older one. Default false.",
+        ),
     ],
     outputs: &[
         out("name", "The parameter name."),
@@ -76,7 +80,10 @@ pub(super) async fn put_parameter(ctx: &Ctx<'_>, inputs: &Values) -> Result<Valu
         Some(i) => {
             return Err(ActionError::failed(
                 "ImageNotAvailable",
-                format!("refusing to publish {ami} in {name} ({region}): the AMI is {}, not available", i.state),
+                format!(
+                    "refusing to publish {ami} in {name} ({region}): the AMI is {}, not available",
+                    i.state
+                ),
             ));
         }
         None => {
@@ -106,7 +113,11 @@ pub(super) async fn put_parameter(ctx: &Ctx<'_>, inputs: &Values) -> Result<Valu
         data_type: "aws:ec2:image".into(),
         description: opt_str(inputs, "description").map(str::to_string),
         overwrite: current.is_some(),
-        tags: if current.is_some() { BTreeMap::new() } else { map_in(inputs, "tags") },
+        tags: if current.is_some() {
+            BTreeMap::new()
+        } else {
+            map_in(inputs, "tags")
+        },
     };
     let version = ctx.cloud.ssm.put_parameter(region, &req).await?;
 
@@ -136,7 +147,10 @@ fn outputs(name: &str, value: &str, version: i64, previous: &str, changed: bool)
 pub(super) async fn get_parameter(ctx: &Ctx<'_>, inputs: &Values) -> Result<Values, ActionError> {
     let p = ctx.cloud.ssm.get_parameter(ctx.region, str_in(inputs, "name")?).await?;
     Ok(values([
-        ("value", Value::String(p.as_ref().map(|p| p.value.clone()).unwrap_or_default())),
+        (
+            "value",
+            Value::String(p.as_ref().map(|p| p.value.clone()).unwrap_or_default()),
+        ),
         ("version", Value::from(p.as_ref().map_or(0, |p| p.version))),
         ("exists", Value::Bool(p.is_some())),
     ]))

@@ -26,7 +26,10 @@ pub fn validate(files: &[PathBuf]) -> Result<u8, Error> {
 }
 
 pub fn schema() -> Result<u8, Error> {
-    println!("{}", serde_json::to_string_pretty(&workflow::json_schema()).expect("JSON"));
+    println!(
+        "{}",
+        serde_json::to_string_pretty(&workflow::json_schema()).expect("JSON")
+    );
     Ok(0)
 }
 
@@ -36,7 +39,12 @@ pub fn actions() -> Result<u8, Error> {
         println!("{}  ({kind})\n  {}", a.name, a.summary);
         for i in a.inputs {
             let req = if i.required { "required" } else { "optional" };
-            println!("    with.{:<20} {:<7} {req}: {}", i.name, i.kind.as_str(), i.description);
+            println!(
+                "    with.{:<20} {:<7} {req}: {}",
+                i.name,
+                i.kind.as_str(),
+                i.description
+            );
         }
         for o in a.outputs {
             println!("    outputs.{:<17} {}", o.name, o.description);

@@ -54,13 +54,27 @@ pub fn resume(args: ResumeArgs, state_dir: &Path) -> Result<u8, Error> {
             args.run_id, state.backend
         )));
     }
-    let codes: Vec<String> = state.regions.values().filter_map(Value::as_str).map(str::to_string).collect();
+    let codes: Vec<String> = state
+        .regions
+        .values()
+        .filter_map(Value::as_str)
+        .map(str::to_string)
+        .collect();
     runtime(simulate)?.block_on(async {
         let clock = Clock::start();
         let wall = Instant::now();
         let cloud = backend(&args.backend, simulate, state_dir, &codes).await?;
         let observer = view::observer(args.output);
-        let outcome = engine::resume(&wf, cloud, state_dir, &args.run_id, args.force, observer.as_ref(), clock).await;
+        let outcome = engine::resume(
+            &wf,
+            cloud,
+            state_dir,
+            &args.run_id,
+            args.force,
+            observer.as_ref(),
+            clock,
+        )
+        .await;
         observer.finish();
         report(&wf, outcome?, simulate, wall, args.output)
     })
@@ -74,7 +88,8 @@ fn runtime(simulate: bool) -> Result<tokio::runtime::Runtime, Error> {
         tokio::runtime::Builder::new_multi_thread()
     };
     b.enable_all().start_paused(simulate);
-    b.build().map_err(|e| Error::Environment(format!("cannot start the async runtime: {e}")))
+    b.build()
+        .map_err(|e| Error::Environment(format!("cannot start the async runtime: {e}")))
 }
 
 async fn backend(args: &BackendArgs, simulate: bool, state_dir: &Path, regions: &[String]) -> Result<Cloud, Error> {
@@ -106,7 +121,10 @@ fn report(wf: &Workflow, outcome: Outcome, simulate: bool, wall: Instant, output
             RunStatus::Failed => "failed",
         };
         if simulate {
-            println!("run {} {status} after {took} of simulated time ({wall} wall time)", outcome.run_id);
+            println!(
+                "run {} {status} after {took} of simulated time ({wall} wall time)",
+                outcome.run_id
+            );
         } else {
             println!("run {} {status} after {took}", outcome.run_id);
         }
@@ -128,7 +146,11 @@ fn report(wf: &Workflow, outcome: Outcome, simulate: bool, wall: Instant, output
                     out.get("name").and_then(Value::as_str).unwrap_or("?"),
                     out.get("value").and_then(Value::as_str).unwrap_or("?"),
                     out.get("version").map(Value::to_string).unwrap_or_default(),
-                    if out.get("changed") == Some(&Value::Bool(false)) { ", unchanged" } else { "" }
+                    if out.get("changed") == Some(&Value::Bool(false)) {
+                        ", unchanged"
+                    } else {
+                        ""
+                    }
                 ));
             }
         }

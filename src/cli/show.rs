@@ -26,7 +26,10 @@ pub fn runs(state_dir: &Path) -> Result<u8, Error> {
         println!("no runs in {}", state_dir.display());
         return Ok(0);
     }
-    println!("{:<22} {:<20} {:<10} {:<8} {:<20} {}", "RUN", "WORKFLOW", "STATUS", "BACKEND", "STARTED", "TOOK");
+    println!(
+        "{:<22} {:<20} {:<10} {:<8} {:<20} {}",
+        "RUN", "WORKFLOW", "STATUS", "BACKEND", "STARTED", "TOOK"
+    );
     for r in runs {
         let status = match &r.finished {
             Some((s, _)) => format!("{s:?}").to_lowercase(),
@@ -55,7 +58,9 @@ pub fn show(state_dir: &Path, run_id: &str, format: Format) -> Result<u8, Error>
     for id in &state.order {
         let st = &state.steps[id];
         let action = entries.iter().find_map(|e| match &e.event {
-            Event::StepStarted { step, action, region, .. } if step == id => Some((action.clone(), region.clone())),
+            Event::StepStarted {
+                step, action, region, ..
+            } if step == id => Some((action.clone(), region.clone())),
             _ => None,
         });
         let failures: Vec<Value> = entries
@@ -106,7 +111,11 @@ pub fn show(state_dir: &Path, run_id: &str, format: Format) -> Result<u8, Error>
     if let Some((_, Some(e))) = &state.finished {
         println!("error    {e}");
     }
-    println!("started  {}   took {}", when(state.started_ms), dur(state.last_ms - state.started_ms));
+    println!(
+        "started  {}   took {}",
+        when(state.started_ms),
+        dur(state.last_ms - state.started_ms)
+    );
     println!("inputs   {}", Value::Object(state.inputs.clone()));
     println!();
     for s in &steps {
@@ -126,7 +135,10 @@ pub fn show(state_dir: &Path, run_id: &str, format: Format) -> Result<u8, Error>
                 f["attempt"],
                 f["message"].as_str().unwrap_or(""),
                 f["code"].as_str().unwrap_or(""),
-                f["retry_in_ms"].as_u64().map(|ms| format!(", retried after {}", dur(ms as i64))).unwrap_or_default()
+                f["retry_in_ms"]
+                    .as_u64()
+                    .map(|ms| format!(", retried after {}", dur(ms as i64)))
+                    .unwrap_or_default()
             );
         }
         if let Some(o) = s["outputs"].as_object().filter(|o| !o.is_empty()) {

@@ -30,14 +30,23 @@ pub fn observer(output: Output) -> Box<dyn View> {
 fn describe(e: &Event, started_ms: i64, ts_ms: i64) -> Option<(Mark, String)> {
     let took = || format_duration(Duration::from_millis((ts_ms - started_ms).max(0) as u64));
     Some(match e {
-        Event::StepStarted { action: Some(a), region, .. } => (
+        Event::StepStarted {
+            action: Some(a),
+            region,
+            ..
+        } => (
             Mark::Running,
             format!("{a}{}", region.as_ref().map(|r| format!(" in {r}")).unwrap_or_default()),
         ),
         Event::StepStarted { .. } => (Mark::Running, "group".into()),
         Event::AttemptStarted { attempt, .. } if *attempt > 1 => (Mark::Running, format!("attempt {attempt}")),
-        Event::Recorded { key, value, .. } => (Mark::Running, format!("{key} {}", crate::workflow::expr::to_text(value))),
-        Event::Polled { status, polls, attempt, .. } => (
+        Event::Recorded { key, value, .. } => (
+            Mark::Running,
+            format!("{key} {}", crate::workflow::expr::to_text(value)),
+        ),
+        Event::Polled {
+            status, polls, attempt, ..
+        } => (
             Mark::Running,
             format!("waiting: {status} (poll {polls}, attempt {attempt}, {})", took()),
         ),
@@ -106,7 +115,12 @@ impl Observer for Plain {
             }
             return;
         };
-        let started = *self.started.lock().expect("lock").entry(step.to_string()).or_insert(entry.ts_ms);
+        let started = *self
+            .started
+            .lock()
+            .expect("lock")
+            .entry(step.to_string())
+            .or_insert(entry.ts_ms);
         if let Some((mark, text)) = describe(&entry.event, started, entry.ts_ms) {
             println!("{} {step:<22} {text}", mark.symbol());
         }

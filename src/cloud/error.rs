@@ -132,15 +132,33 @@ mod tests {
 
     #[test]
     fn classifies_the_codes_that_matter() {
-        assert_eq!(ErrorKind::classify("ThrottlingException", Some(400)), ErrorKind::Throttling);
+        assert_eq!(
+            ErrorKind::classify("ThrottlingException", Some(400)),
+            ErrorKind::Throttling
+        );
         assert_eq!(ErrorKind::classify("RequestLimitExceeded", None), ErrorKind::Throttling);
         assert_eq!(ErrorKind::classify("TooManyUpdates", None), ErrorKind::Throttling);
-        assert_eq!(ErrorKind::classify("AccessDeniedException", Some(403)), ErrorKind::AccessDenied);
-        assert_eq!(ErrorKind::classify("UnauthorizedOperation", None), ErrorKind::AccessDenied);
-        assert_eq!(ErrorKind::classify("InvalidParameterValueException", None), ErrorKind::Validation);
+        assert_eq!(
+            ErrorKind::classify("AccessDeniedException", Some(403)),
+            ErrorKind::AccessDenied
+        );
+        assert_eq!(
+            ErrorKind::classify("UnauthorizedOperation", None),
+            ErrorKind::AccessDenied
+        );
+        assert_eq!(
+            ErrorKind::classify("InvalidParameterValueException", None),
+            ErrorKind::Validation
+        );
         assert_eq!(ErrorKind::classify("ValidationError", None), ErrorKind::Validation);
-        assert_eq!(ErrorKind::classify("ResourceNotFoundException", None), ErrorKind::NotFound);
-        assert_eq!(ErrorKind::classify("InvalidInstanceID.NotFound", None), ErrorKind::NotFound);
+        assert_eq!(
+            ErrorKind::classify("ResourceNotFoundException", None),
+            ErrorKind::NotFound
+        );
+        assert_eq!(
+            ErrorKind::classify("InvalidInstanceID.NotFound", None),
+            ErrorKind::NotFound
+        );
         assert_eq!(ErrorKind::classify("Weird", Some(503)), ErrorKind::Transient);
         assert_eq!(ErrorKind::classify("Weird", Some(400)), ErrorKind::Other);
         assert!(ErrorKind::Throttling.is_transient() && !ErrorKind::AccessDenied.is_transient());
@@ -148,7 +166,13 @@ mod tests {
 
     #[test]
     fn access_denied_names_the_missing_permission() {
-        let e = CloudError::new("backup", "StartBackupJob", "ap-northeast-1", "AccessDeniedException", "not allowed");
+        let e = CloudError::new(
+            "backup",
+            "StartBackupJob",
+            "ap-northeast-1",
+            "AccessDeniedException",
+            "not allowed",
+        );
         assert_eq!(
             e.to_string(),
             "backup:StartBackupJob in ap-northeast-1 was denied: not allowed (AccessDeniedException) — the caller needs backup:StartBackupJob"

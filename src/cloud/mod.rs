@@ -3,8 +3,8 @@
 //! Two backends implement it: `sim` (an in-process simulated AWS) and `aws` (the SDK). Actions never see SDK types.
 //! Every call names its region; a backend keeps one client per region.
 
-mod error;
 pub mod aws;
+mod error;
 pub mod sim;
 mod types;
 

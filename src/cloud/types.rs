@@ -58,7 +58,10 @@ impl JobState {
 
     /// A state the job never leaves, other than success.
     pub fn is_failure(self) -> bool {
-        matches!(self, JobState::Aborted | JobState::Failed | JobState::Expired | JobState::Partial)
+        matches!(
+            self,
+            JobState::Aborted | JobState::Failed | JobState::Expired | JobState::Partial
+        )
     }
 }
 
@@ -173,8 +176,7 @@ impl Stack {
 
     /// A settled state in which the last operation did not do what was asked.
     pub fn is_failed(&self) -> bool {
-        !self.is_in_progress()
-            && (self.status.contains("ROLLBACK") || self.status.ends_with("_FAILED"))
+        !self.is_in_progress() && (self.status.contains("ROLLBACK") || self.status.ends_with("_FAILED"))
     }
 }
 
@@ -195,9 +197,15 @@ mod tests {
 
     #[test]
     fn reads_ami_from_recovery_point_arn() {
-        assert_eq!(image_id_from_arn("arn:aws:ec2:us-west-2::image/ami-0abc"), Some("ami-0abc"));
+        assert_eq!(
+            image_id_from_arn("arn:aws:ec2:us-west-2::image/ami-0abc"),
+            Some("ami-0abc")
+        );
         assert_eq!(image_id_from_arn("arn:aws:backup:us-west-2:1:recovery-point:x"), None);
-        assert_eq!(region_from_arn("arn:aws:ec2:us-west-2::image/ami-0abc"), Some("us-west-2"));
+        assert_eq!(
+            region_from_arn("arn:aws:ec2:us-west-2::image/ami-0abc"),
+            Some("us-west-2")
+        );
     }
 
     #[test]

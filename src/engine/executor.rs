@@ -70,7 +70,10 @@ impl<'a> Executor<'a> {
         let failure = main.err().or(fin.err());
         let (status, error) = match failure {
             None => (RunStatus::Succeeded, None),
-            Some(f) => (RunStatus::Failed, Some(format!("step `{}` failed: {}", f.step, f.error.message))),
+            Some(f) => (
+                RunStatus::Failed,
+                Some(format!("step `{}` failed: {}", f.step, f.error.message)),
+            ),
         };
         self.emit(Event::RunFinished { status, error })?;
         Ok(())
@@ -123,7 +126,13 @@ impl<'a> Executor<'a> {
                     Ok(true) => {}
                     Ok(false) => {
                         let reason = format!("`when: {}` is false", step.when_text.as_deref().unwrap_or("?"));
-                        return self.emit_or_fail(&step.id, Event::StepSkipped { step: step.id.clone(), reason });
+                        return self.emit_or_fail(
+                            &step.id,
+                            Event::StepSkipped {
+                                step: step.id.clone(),
+                                reason,
+                            },
+                        );
                     }
                     Err(e) => return self.fail(step, info("InvalidCondition", "validation", format!("when: {e}"))),
                 }
@@ -151,7 +160,13 @@ impl<'a> Executor<'a> {
     }
 
     fn succeed(&self, step: &Step, outputs: Map<String, Value>) -> Result<(), Failure> {
-        self.emit_or_fail(&step.id, Event::StepSucceeded { step: step.id.clone(), outputs })
+        self.emit_or_fail(
+            &step.id,
+            Event::StepSucceeded {
+                step: step.id.clone(),
+                outputs,
+            },
+        )
     }
 
     fn fail(&self, step: &Step, error: ErrorInfo) -> Result<(), Failure> {
@@ -180,7 +195,11 @@ impl<'a> Executor<'a> {
             let scope = RunScope::new(self.wf, &state);
             a.with
                 .iter()
-                .map(|(k, t)| t.eval(&scope).map(|v| (k.clone(), v)).map_err(|e| format!("input `{k}`: {e}")))
+                .map(|(k, t)| {
+                    t.eval(&scope)
+                        .map(|v| (k.clone(), v))
+                        .map_err(|e| format!("input `{k}`: {e}"))
+                })
                 .collect::<Result<Map<String, Value>, String>>()
         };
         let region = a.region.as_ref().map(|r| self.region_code(r));
@@ -201,10 +220,10 @@ impl<'a> Executor<'a> {
         let token = super::idempotency_token(&self.state.lock().expect("state lock").run_id, &step.id);
         let base_dir = self.wf.dir();
         loop {
-            let (attempt, failures, recorded) = {
+            let (attempt, failures) = {
                 let state = self.state.lock().expect("state lock");
                 let st = state.steps.get(&step.id).cloned().unwrap_or_default();
-                (st.attempts + 1, st.failures, st.recorded)
+                (st.attempts + 1, st.failures)
             };
             self.emit_or_fail(
                 &step.id,
@@ -213,12 +232,14 @@ impl<'a> Executor<'a> {
                     attempt,
                 },
             )?;
-            let recorder = StepRecorder { exec: self, step: &step.id };
+            let recorder = StepRecorder {
+                exec: self,
+                step: &step.id,
+            };
             let ctx = Ctx {
                 cloud: &self.cloud,
                 region: &region,
                 token: &token,
-                recorded: &recorded,
                 recorder: &recorder,
                 base_dir: &base_dir,
             };
@@ -243,7 +264,10 @@ impl<'a> Executor<'a> {
                 ),
             };
             if self.broken.lock().expect("lock").is_some() {
-                return Err(Failure { step: step.id.clone(), error });
+                return Err(Failure {
+                    step: step.id.clone(),
+                    error,
+                });
             }
             let retry = failures + 1;
             let delay = if a.retry.retries(&class) {
@@ -331,6 +355,11 @@ impl Recorder for StepRecorder<'_, '_> {
             key: key.to_string(),
             value: value.clone(),
         });
+    }
+
+    fn recorded(&self, key: &str) -> Option<Value> {
+        let state = self.exec.state.lock().expect("state lock");
+        state.steps.get(self.step).and_then(|s| s.recorded.get(key).cloned())
     }
 }
 

@@ -165,7 +165,11 @@ impl Journal {
         let bytes = std::fs::read(path).map_err(io)?;
         let whole = bytes.iter().rposition(|b| *b == b'\n').map_or(0, |i| i + 1);
         if whole < bytes.len() {
-            OpenOptions::new().write(true).open(path).and_then(|f| f.set_len(whole as u64)).map_err(io)?;
+            OpenOptions::new()
+                .write(true)
+                .open(path)
+                .and_then(|f| f.set_len(whole as u64))
+                .map_err(io)?;
         }
         let file = open(path, false).map_err(io)?;
         Ok(Journal {
@@ -233,7 +237,9 @@ pub fn read(path: &Path) -> Result<Vec<Entry>, JournalError> {
         if line.trim().is_empty() {
             continue;
         }
-        if let Some(v) = serde_json::from_str::<Value>(line).ok().and_then(|v| v.get("v").and_then(Value::as_u64))
+        if let Some(v) = serde_json::from_str::<Value>(line)
+            .ok()
+            .and_then(|v| v.get("v").and_then(Value::as_u64))
             && v != u64::from(VERSION)
         {
             return Err(JournalError::Version {
@@ -296,7 +302,10 @@ mod tests {
         assert_eq!(entries[1].seq, 2);
         assert_eq!(entries[1].event.step(), Some("a"));
         let text = std::fs::read_to_string(&path).unwrap();
-        assert!(text.starts_with("{\"v\":1,\"seq\":1,\"ts_ms\":1,\"type\":\"step_started\""), "{text}");
+        assert!(
+            text.starts_with("{\"v\":1,\"seq\":1,\"ts_ms\":1,\"type\":\"step_started\""),
+            "{text}"
+        );
         #[cfg(unix)]
         {
             use std::os::unix::fs::PermissionsExt;
@@ -312,7 +321,11 @@ mod tests {
     fn refuses_another_format_version() {
         let dir = tempfile::tempdir().unwrap();
         let path = dir.path().join("j.jsonl");
-        std::fs::write(&path, "{\"v\":9,\"seq\":1,\"ts_ms\":0,\"type\":\"run_resumed\",\"forced\":false}\n").unwrap();
+        std::fs::write(
+            &path,
+            "{\"v\":9,\"seq\":1,\"ts_ms\":0,\"type\":\"run_resumed\",\"forced\":false}\n",
+        )
+        .unwrap();
         assert!(matches!(read(&path), Err(JournalError::Version { found: 9, .. })));
     }
 }

@@ -47,7 +47,11 @@ pub fn acquire(state_dir: &Path, workflow: &str, key: &str, run_id: &str) -> Res
             let _ = file.read_to_string(&mut holder);
             return Err(LockError::Held {
                 what: format!("workflow `{workflow}` with lock `{key}`"),
-                holder: if holder.trim().is_empty() { "unknown run".into() } else { holder.trim().to_string() },
+                holder: if holder.trim().is_empty() {
+                    "unknown run".into()
+                } else {
+                    holder.trim().to_string()
+                },
             });
         }
         Err(std::fs::TryLockError::Error(e)) => return Err(io(e)),
@@ -55,7 +59,10 @@ pub fn acquire(state_dir: &Path, workflow: &str, key: &str, run_id: &str) -> Res
     file.set_len(0).map_err(io)?;
     file.rewind().map_err(io)?;
     writeln!(file, "run {run_id} (pid {})", std::process::id()).map_err(io)?;
-    Ok(RunLock { _file: file, _path: path })
+    Ok(RunLock {
+        _file: file,
+        _path: path,
+    })
 }
 
 #[cfg(test)]

@@ -113,7 +113,11 @@ pub fn prepare_inputs(wf: &Workflow, given: &[(String, String)]) -> Result<Map<S
     for (name, _) in given {
         if !wf.inputs.iter().any(|i| i.name == *name) {
             let known: Vec<&str> = wf.inputs.iter().map(|i| i.name.as_str()).collect();
-            errors.push(format!("`{name}` is not an input of {} (its inputs: {})", wf.name, known.join(", ")));
+            errors.push(format!(
+                "`{name}` is not an input of {} (its inputs: {})",
+                wf.name,
+                known.join(", ")
+            ));
         }
     }
     for def in &wf.inputs {
@@ -132,7 +136,10 @@ pub fn prepare_inputs(wf: &Workflow, given: &[(String, String)]) -> Result<Map<S
                     "input `{}` is required: pass --input {}=VALUE{}",
                     def.name,
                     def.name,
-                    def.description.as_deref().map(|d| format!(" ({d})")).unwrap_or_default()
+                    def.description
+                        .as_deref()
+                        .map(|d| format!(" ({d})"))
+                        .unwrap_or_default()
                 )),
             },
         }
@@ -225,7 +232,10 @@ pub async fn resume(
     }
     let state = RunState::replay(&journal::read(&path)?);
     if let Some((status, _)) = &state.finished {
-        return Err(EngineError::AlreadyFinished(run_id.into(), format!("{status:?}").to_lowercase()));
+        return Err(EngineError::AlreadyFinished(
+            run_id.into(),
+            format!("{status:?}").to_lowercase(),
+        ));
     }
     let now = workflow.source.digest();
     if now != state.digest && !force {

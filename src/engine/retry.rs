@@ -199,7 +199,10 @@ mod tests {
 
     #[test]
     fn asl_defaults_are_1_2_4() {
-        assert_eq!(delays(&RetryPolicy::default(), 4), [secs(&[1, 2, 4]), vec![None]].concat());
+        assert_eq!(
+            delays(&RetryPolicy::default(), 4),
+            [secs(&[1, 2, 4]), vec![None]].concat()
+        );
     }
 
     #[test]
@@ -269,7 +272,10 @@ mod tests {
     #[test]
     fn parses_error_classes() {
         assert_eq!(ErrorMatch::parse("transient"), Ok(ErrorMatch::Transient));
-        assert_eq!(ErrorMatch::parse("TooManyUpdates"), Ok(ErrorMatch::Code("TooManyUpdates".into())));
+        assert_eq!(
+            ErrorMatch::parse("TooManyUpdates"),
+            Ok(ErrorMatch::Code("TooManyUpdates".into()))
+        );
         assert!(ErrorMatch::parse("sometimes").is_err());
     }
 }

@@ -21,8 +21,18 @@ impl Scope for RunScope<'_> {
     fn lookup(&self, path: &[String]) -> Result<Value, String> {
         let segs: Vec<&str> = path.iter().map(String::as_str).collect();
         match segs.as_slice() {
-            ["inputs", name] => self.state.inputs.get(*name).cloned().ok_or_else(|| format!("no input `{name}`")),
-            ["regions", name] => self.state.regions.get(*name).cloned().ok_or_else(|| format!("no region `{name}`")),
+            ["inputs", name] => self
+                .state
+                .inputs
+                .get(*name)
+                .cloned()
+                .ok_or_else(|| format!("no input `{name}`")),
+            ["regions", name] => self
+                .state
+                .regions
+                .get(*name)
+                .cloned()
+                .ok_or_else(|| format!("no region `{name}`")),
             ["run", "id"] => Ok(Value::String(self.state.run_id.clone())),
             ["steps", step, rest @ ..] => {
                 let status = self.state.status(step);
@@ -35,9 +45,9 @@ impl Scope for RunScope<'_> {
                             .get(*name)
                             .ok_or_else(|| format!("step `{step}` has no output `{name}`"))?;
                         for key in deeper {
-                            v = v.get(*key).ok_or_else(|| {
-                                format!("`{}` has no `{key}`", path.join("."))
-                            })?;
+                            v = v
+                                .get(*key)
+                                .ok_or_else(|| format!("`{}` has no `{key}`", path.join(".")))?;
                         }
                         Ok(v.clone())
                     }

@@ -158,7 +158,13 @@ impl<'s> Problems<'s> {
         }
     }
 
-    pub fn at_span(&mut self, code: Code, span: Span, message: impl Into<String>, label: impl Into<String>) -> &mut Problem {
+    pub fn at_span(
+        &mut self,
+        code: Code,
+        span: Span,
+        message: impl Into<String>,
+        label: impl Into<String>,
+    ) -> &mut Problem {
         let (line, column) = self.source.line_col(span.offset);
         self.list.push(Problem {
             code,
@@ -183,7 +189,14 @@ impl<'s> Problems<'s> {
     }
 
     /// A problem `inner` bytes into the scalar at `path`.
-    pub fn within(&mut self, code: Code, path: &YamlPath, inner: usize, len: usize, message: impl Into<String>) -> &mut Problem {
+    pub fn within(
+        &mut self,
+        code: Code,
+        path: &YamlPath,
+        inner: usize,
+        len: usize,
+        message: impl Into<String>,
+    ) -> &mut Problem {
         let span = self.source.locate_within(path, inner, len);
         self.at_span(code, span, message, short_label(code))
     }
@@ -264,7 +277,10 @@ mod tests {
 
     #[test]
     fn suggests_close_names_only() {
-        assert_eq!(did_you_mean("max_attemps", ["max_attempts", "interval"]), Some("max_attempts"));
+        assert_eq!(
+            did_you_mean("max_attemps", ["max_attempts", "interval"]),
+            Some("max_attempts")
+        );
         assert_eq!(did_you_mean("zzz", ["max_attempts", "interval"]), None);
     }
 }

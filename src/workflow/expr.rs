@@ -54,7 +54,11 @@ impl Expr {
     /// Parses a whole expression. `base` is added to every offset (its position in the enclosing text).
     pub fn parse(text: &str, base: usize) -> Result<Expr, ExprError> {
         let tokens = lex(text, base)?;
-        let mut p = Parser { tokens, pos: 0, end: base + text.len() };
+        let mut p = Parser {
+            tokens,
+            pos: 0,
+            end: base + text.len(),
+        };
         let e = p.or()?;
         if let Some(t) = p.tokens.get(p.pos) {
             return Err(ExprError {
@@ -115,7 +119,8 @@ fn truth(v: &Value) -> Result<bool, String> {
 /// Equality that treats `"3"` and `3` alike, since YAML and the command line disagree on quoting.
 fn same(a: &Value, b: &Value) -> bool {
     match (a, b) {
-        (Value::String(s), Value::Number(_) | Value::Bool(_)) | (Value::Number(_) | Value::Bool(_), Value::String(s)) => {
+        (Value::String(s), Value::Number(_) | Value::Bool(_))
+        | (Value::Number(_) | Value::Bool(_), Value::String(s)) => {
             *s == to_text(if matches!(a, Value::String(_)) { b } else { a })
         }
         _ => a == b,
@@ -287,7 +292,11 @@ impl Parser {
                         message: format!("`{w}` is not a valid reference"),
                     });
                 }
-                Expr::Ref(Reference { path, at: t.at, len: t.len })
+                Expr::Ref(Reference {
+                    path,
+                    at: t.at,
+                    len: t.len,
+                })
             }
             Tok::Op("(") => {
                 let e = self.or()?;
@@ -439,8 +448,18 @@ mod tests {
         let e = Template::parse("a ${{ inputs.x = 1 }}").unwrap_err();
         assert_eq!(e.at, 15);
         assert!(e.message.contains("=="));
-        assert!(Template::parse("${{ inputs.x ").unwrap_err().message.contains("not closed"));
-        assert!(Expr::parse("inputs.x &&", 0).unwrap_err().message.contains("ends too early"));
+        assert!(
+            Template::parse("${{ inputs.x ")
+                .unwrap_err()
+                .message
+                .contains("not closed")
+        );
+        assert!(
+            Expr::parse("inputs.x &&", 0)
+                .unwrap_err()
+                .message
+                .contains("ends too early")
+        );
         assert!(Expr::parse("(inputs.x", 0).unwrap_err().message.contains(")"));
     }
 }

@@ -82,7 +82,12 @@ impl InputDef {
             InputType::Bool => match text {
                 "true" | "yes" | "1" => Value::Bool(true),
                 "false" | "no" | "0" => Value::Bool(false),
-                _ => return Err(format!("input `{}` is a bool: use true or false, not `{text}`", self.name)),
+                _ => {
+                    return Err(format!(
+                        "input `{}` is a bool: use true or false, not `{text}`",
+                        self.name
+                    ));
+                }
             },
             InputType::Int => Value::from(
                 text.parse::<i64>()
@@ -114,7 +119,11 @@ impl InputDef {
         if let (Some(re), Some(s)) = (&self.pattern, v.as_str())
             && !re.is_match(s)
         {
-            return Err(format!("input `{}` = `{s}` does not match the pattern `{}`", self.name, re.as_str()));
+            return Err(format!(
+                "input `{}` = `{s}` does not match the pattern `{}`",
+                self.name,
+                re.as_str()
+            ));
         }
         Ok(())
     }

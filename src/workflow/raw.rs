@@ -6,8 +6,8 @@ use std::borrow::Cow;
 use std::fmt;
 
 use schemars::{JsonSchema, SchemaGenerator, json_schema};
-use serde::de::{self, Deserializer, MapAccess, Visitor};
 use serde::Deserialize;
+use serde::de::{self, Deserializer, MapAccess, Visitor};
 
 #[derive(Debug, Default, Deserialize, JsonSchema)]
 #[schemars(title = "drflow workflow", description = "A drflow workflow file (version 1).")]

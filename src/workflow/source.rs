@@ -322,10 +322,10 @@ fn token_len(rest: &str) -> usize {
                 line.find(']'),
                 line.ends_with(':').then(|| line.len() - 1),
             ]
-                .into_iter()
-                .flatten()
-                .min()
-                .unwrap_or(line.len());
+            .into_iter()
+            .flatten()
+            .min()
+            .unwrap_or(line.len());
             line[..end].trim_end().len().max(1)
         }
         None => 0,

@@ -48,7 +48,12 @@ pub fn parse(source: Source) -> Result<Workflow, Vec<Problem>> {
             Some(Seg::Key(k)) => k.clone(),
             _ => continue,
         };
-        let p = problems.at(Code::UnknownKey, path, Part::Key, format!("unknown key `{key}` at {path}"));
+        let p = problems.at(
+            Code::UnknownKey,
+            path,
+            Part::Key,
+            format!("unknown key `{key}` at {path}"),
+        );
         match did_you_mean(&key, keys.iter().copied()) {
             Some(s) => p.hint(format!("did you mean `{s}`?")),
             None => p.hint("see `drflow schema` for the keys a workflow may use"),
@@ -74,19 +79,42 @@ fn yaml_path(p: &serde_ignored::Path) -> YamlPath {
 }
 
 fn serde_problem(problems: &mut Problems, source: &Source, e: &serde_yaml::Error) {
-    let offset = e.location().map_or(0, |l| l.index());
-    let full = e.to_string();
-    let message = full.split(" at line ").next().unwrap_or(&full).to_string();
-    let (code, hint) = if message.contains("invalid type") || message.contains("expected") {
+    let mut offset = e.location().map_or(0, |l| l.index());
+    let mut message = e.to_string();
+    // A scanner error at the end of the file ("while scanning a quoted scalar at line 5 column 9") is best shown
+    // where the unclosed construct starts.
+    let context = Regex::new(r"while \w+ .* at line (\d+) column (\d+)$").expect("valid regex");
+    if let Some(c) = context.captures(&message) {
+        let (line, col): (usize, usize) = (c[1].parse().unwrap_or(1), c[2].parse().unwrap_or(1));
+        let line_start: usize = source.text.split_inclusive('\n').take(line - 1).map(str::len).sum();
+        offset = (line_start + col - 1).min(source.text.len());
+    }
+    if let Some(l) = e.location() {
+        message = message.replacen(&format!(" at line {} column {}", l.line(), l.column()), "", 1);
+    }
+    const SHAPE: &[&str] = &[
+        "invalid type",
+        "invalid value",
+        "invalid length",
+        "missing field",
+        "unknown variant",
+    ];
+    // serde_yaml puts the path first ("steps[0].retry: invalid type ..."); move it to the end.
+    if let Some((path, rest)) = message.split_once(": ")
+        && !path.contains(' ')
+        && SHAPE.iter().any(|s| rest.starts_with(s))
+    {
+        message = format!("{rest} (at {path})");
+    }
+    let (code, hint) = if SHAPE.iter().any(|s| message.starts_with(s)) {
         (Code::Shape, "see `drflow schema` for the shape of each key")
     } else {
         (Code::Syntax, "check the indentation and quoting around this place")
     };
-    let len = source.text[offset..].split('\n').next().map_or(1, |l| l.trim_end().len().max(1));
-    let message = match message.split_once(": ") {
-        Some((path, rest)) if !path.contains(' ') => format!("{rest} (at {path})"),
-        _ => message,
-    };
+    let len = source.text[offset..]
+        .split('\n')
+        .next()
+        .map_or(1, |l| l.trim_end().len().max(1));
     problems
         .at_span(code, super::source::Span { offset, len }, message, "here")
         .hint(hint);
@@ -132,7 +160,12 @@ impl<'p, 's> Validator<'p, 's> {
             }
             Some(Text(v)) if v != "1" => {
                 self.p
-                    .at(Code::BadVersion, &root.join("version"), Part::Value, format!("unsupported version `{v}`"))
+                    .at(
+                        Code::BadVersion,
+                        &root.join("version"),
+                        Part::Value,
+                        format!("unsupported version `{v}`"),
+                    )
                     .hint("this drflow reads version 1");
             }
             Some(_) => {}
@@ -141,7 +174,12 @@ impl<'p, 's> Validator<'p, 's> {
             Some(n) if self.id_re.is_match(n) => n.clone(),
             Some(n) => {
                 self.p
-                    .at(Code::BadStep, &root.join("name"), Part::Value, format!("`{n}` is not a valid workflow name"))
+                    .at(
+                        Code::BadStep,
+                        &root.join("name"),
+                        Part::Value,
+                        format!("`{n}` is not a valid workflow name"),
+                    )
                     .hint("use letters, digits, `_` and `-`");
                 String::new()
             }
@@ -172,7 +210,13 @@ impl<'p, 's> Validator<'p, 's> {
             for r in t.references() {
                 if !matches!(r.path.first().map(String::as_str), Some("inputs" | "regions")) {
                     self.p
-                        .within(Code::BadReference, &path, r.at, r.len, format!("`{}` cannot be used in `lock`", r.dotted()))
+                        .within(
+                            Code::BadReference,
+                            &path,
+                            r.at,
+                            r.len,
+                            format!("`{}` cannot be used in `lock`", r.dotted()),
+                        )
                         .hint("a lock may use only inputs and regions");
                 } else {
                     self.reference(r, &path, &HashSet::new(), "lock");
@@ -215,7 +259,13 @@ impl<'p, 's> Validator<'p, 's> {
         let base = YamlPath::root().join("inputs");
         for d in &raw.inputs.duplicates {
             self.p
-                .at(Code::DuplicateId, &base.join(d.as_str()), Part::Key, format!("input `{d}` is declared twice"));
+                .at(
+                    Code::DuplicateId,
+                    &base.join(d.as_str()),
+                    Part::Key,
+                    format!("input `{d}` is declared twice"),
+                )
+                .hint("keep one declaration");
         }
         let mut out = Vec::new();
         for (name, input) in &raw.inputs.entries {
@@ -227,23 +277,34 @@ impl<'p, 's> Validator<'p, 's> {
                 "list" => InputType::List,
                 other => {
                     self.p
-                        .at(Code::BadType, &path.join("type"), Part::Value, format!("`{other}` is not an input type"))
+                        .at(
+                            Code::BadType,
+                            &path.join("type"),
+                            Part::Value,
+                            format!("`{other}` is not an input type"),
+                        )
                         .hint("use string, bool, int or list");
                     InputType::String
                 }
             };
-            let pattern = input.pattern.as_ref().and_then(|pat| {
-                match Regex::new(&format!("^(?:{pat})$")) {
+            let pattern = input
+                .pattern
+                .as_ref()
+                .and_then(|pat| match Regex::new(&format!("^(?:{pat})$")) {
                     Ok(re) => Some(re),
                     Err(e) => {
                         let msg = e.to_string().lines().last().unwrap_or("").to_string();
                         self.p
-                            .at(Code::BadPattern, &path.join("pattern"), Part::Value, format!("invalid pattern: {msg}"))
+                            .at(
+                                Code::BadPattern,
+                                &path.join("pattern"),
+                                Part::Value,
+                                format!("invalid pattern: {msg}"),
+                            )
                             .hint("patterns use Rust regex syntax and must match the whole value");
                         None
                     }
-                }
-            });
+                });
             let mut def = InputDef {
                 name: name.clone(),
                 ty,
@@ -256,7 +317,14 @@ impl<'p, 's> Validator<'p, 's> {
                 match def.check(&v) {
                     Ok(()) => def.default = Some(v),
                     Err(e) => {
-                        self.p.at(Code::BadType, &path.join("default"), Part::Value, format!("bad default: {e}"));
+                        self.p
+                            .at(
+                                Code::BadType,
+                                &path.join("default"),
+                                Part::Value,
+                                format!("bad default: {e}"),
+                            )
+                            .hint("the default must have the input's type and match its pattern");
                     }
                 }
             }
@@ -270,13 +338,24 @@ impl<'p, 's> Validator<'p, 's> {
         let re = Regex::new(REGION_CODE).expect("valid regex");
         for d in &raw.regions.duplicates {
             self.p
-                .at(Code::DuplicateId, &base.join(d.as_str()), Part::Key, format!("region `{d}` is declared twice"));
+                .at(
+                    Code::DuplicateId,
+                    &base.join(d.as_str()),
+                    Part::Key,
+                    format!("region `{d}` is declared twice"),
+                )
+                .hint("keep one declaration");
         }
         let mut out = Vec::new();
         for (name, code) in &raw.regions.entries {
             if !re.is_match(code) {
                 self.p
-                    .at(Code::BadRegion, &base.join(name.as_str()), Part::Value, format!("`{code}` is not an AWS region code"))
+                    .at(
+                        Code::BadRegion,
+                        &base.join(name.as_str()),
+                        Part::Value,
+                        format!("`{code}` is not an AWS region code"),
+                    )
                     .hint("write a region code such as us-east-1 or eu-west-2");
             }
             out.push((name.clone(), code.clone()));
@@ -293,10 +372,23 @@ impl<'p, 's> Validator<'p, 's> {
                     let first_path = first.path.clone();
                     let span = self.first_line(&first_path);
                     self.p
-                        .at(Code::DuplicateId, &path.join("id"), Part::Value, format!("step id `{id}` is used twice"))
-                        .hint(format!("ids must be unique in the whole file; the first `{id}` is at line {span}"));
+                        .at(
+                            Code::DuplicateId,
+                            &path.join("id"),
+                            Part::Value,
+                            format!("step id `{id}` is used twice"),
+                        )
+                        .hint(format!(
+                            "ids must be unique in the whole file; the first `{id}` is at line {span}"
+                        ));
                 } else {
-                    self.steps.insert(id.clone(), StepInfo { path: path.clone(), action });
+                    self.steps.insert(
+                        id.clone(),
+                        StepInfo {
+                            path: path.clone(),
+                            action,
+                        },
+                    );
                 }
             }
             if let Some(children) = &s.parallel {
@@ -344,14 +436,25 @@ impl<'p, 's> Validator<'p, 's> {
             match index.get(target) {
                 None if self.steps.contains_key(target) => {
                     self.p
-                        .at(Code::BadRoute, &path, Part::Value, format!("`goto: {target}` leaves this sequence"))
+                        .at(
+                            Code::BadRoute,
+                            &path,
+                            Part::Value,
+                            format!("`goto: {target}` leaves this sequence"),
+                        )
                         .hint("failure routing may only go to a later step of the same list");
                 }
                 None => {
-                    let p = self.p.at(Code::BadRoute, &path, Part::Value, format!("no step `{target}` to go to"));
-                    if let Some(s) = did_you_mean(target, index.keys().copied()) {
-                        p.hint(format!("did you mean `{s}`?"));
-                    }
+                    let p = self.p.at(
+                        Code::BadRoute,
+                        &path,
+                        Part::Value,
+                        format!("no step `{target}` to go to"),
+                    );
+                    match did_you_mean(target, index.keys().copied()) {
+                        Some(s) => p.hint(format!("did you mean `{s}`?")),
+                        None => p.hint("name a later step of the same list"),
+                    };
                 }
                 Some(&j) if j <= i => {
                     let ids: Vec<&str> = raws[j..=i].iter().map(|s| s.id.as_deref().unwrap_or("?")).collect();
@@ -374,7 +477,12 @@ impl<'p, 's> Validator<'p, 's> {
             Some(id) if self.id_re.is_match(id) => id.clone(),
             Some(id) => {
                 self.p
-                    .at(Code::BadStep, &path.join("id"), Part::Value, format!("`{id}` is not a valid step id"))
+                    .at(
+                        Code::BadStep,
+                        &path.join("id"),
+                        Part::Value,
+                        format!("`{id}` is not a valid step id"),
+                    )
                     .hint("use letters, digits, `_` and `-`, starting with a letter or `_`");
                 id.clone()
             }
@@ -396,13 +504,25 @@ impl<'p, 's> Validator<'p, 's> {
         let on_failure = match (&raw.on_failure, raw.continue_on_error) {
             (Some(_), Some(true)) => {
                 self.p
-                    .at(Code::BadStep, &path.join("continue_on_error"), Part::Key, "`on_failure` and `continue_on_error` exclude each other")
+                    .at(
+                        Code::BadStep,
+                        &path.join("continue_on_error"),
+                        Part::Key,
+                        "`on_failure` and `continue_on_error` exclude each other",
+                    )
                     .hint("keep one of them");
                 OnFailure::Abort
             }
             (Some(RawOnFailure { goto: Some(g) }), _) => OnFailure::Goto(g.clone()),
             (Some(RawOnFailure { goto: None }), _) => {
-                self.p.at(Code::MissingKey, &path.join("on_failure"), Part::Value, "`on_failure` needs `goto: STEP_ID`");
+                self.p
+                    .at(
+                        Code::MissingKey,
+                        &path.join("on_failure"),
+                        Part::Value,
+                        "`on_failure` needs `goto: STEP_ID`",
+                    )
+                    .hint("or use `continue_on_error: true` to carry on after a failure");
                 OnFailure::Abort
             }
             (None, Some(true)) => OnFailure::Continue,
@@ -427,7 +547,14 @@ impl<'p, 's> Validator<'p, 's> {
                     });
                 }
                 if children.is_empty() {
-                    self.p.at(Code::BadStep, &path.join("parallel"), Part::Value, "`parallel` has no branches");
+                    self.p
+                        .at(
+                            Code::BadStep,
+                            &path.join("parallel"),
+                            Part::Value,
+                            "`parallel` has no branches",
+                        )
+                        .hint("list the steps to run at the same time");
                 }
                 StepKind::Parallel(branches)
             }
@@ -446,6 +573,7 @@ impl<'p, 's> Validator<'p, 's> {
                 if forms.iter().all(|f| !f) {
                     p.label("nothing to do");
                 }
+                p.hint("an action step has `action`; a group has `parallel` (branches) or `steps` (a sequence)");
                 return None;
             }
         };
@@ -471,18 +599,32 @@ impl<'p, 's> Validator<'p, 's> {
         for (key, present) in extra {
             if present {
                 self.p
-                    .at(Code::BadStep, &path.join(key), Part::Key, format!("`{key}` applies to action steps, not to groups"))
+                    .at(
+                        Code::BadStep,
+                        &path.join(key),
+                        Part::Key,
+                        format!("`{key}` applies to action steps, not to groups"),
+                    )
                     .hint("move it to the steps inside the group");
             }
         }
     }
 
-    fn action_step(&mut self, raw: &RawStep, path: &YamlPath, before: &HashSet<String>, id: &str) -> Option<ActionStep> {
+    fn action_step(
+        &mut self,
+        raw: &RawStep,
+        path: &YamlPath,
+        before: &HashSet<String>,
+        id: &str,
+    ) -> Option<ActionStep> {
         let name = raw.action.as_deref().unwrap_or_default();
         let Some(spec) = actions::find(name) else {
-            let p = self
-                .p
-                .at(Code::UnknownAction, &path.join("action"), Part::Value, format!("unknown action `{name}`"));
+            let p = self.p.at(
+                Code::UnknownAction,
+                &path.join("action"),
+                Part::Value,
+                format!("unknown action `{name}`"),
+            );
             match did_you_mean(name, actions::all().iter().map(|a| a.name)) {
                 Some(s) => p.hint(format!("did you mean `{s}`? (`drflow actions` lists them all)")),
                 None => p.hint("`drflow actions` lists the actions"),
@@ -509,8 +651,16 @@ impl<'p, 's> Validator<'p, 's> {
             }
             (None, true) => {
                 self.p
-                    .at(Code::MissingKey, &path.join("action"), Part::Key, format!("step `{id}` needs a `region`"))
-                    .hint(format!("`{name}` calls AWS; add e.g. `region: {}`", self.regions.first().map_or("primary", |s| s)));
+                    .at(
+                        Code::MissingKey,
+                        &path.join("action"),
+                        Part::Key,
+                        format!("step `{id}` needs a `region`"),
+                    )
+                    .hint(format!(
+                        "`{name}` calls AWS; add e.g. `region: {}`",
+                        self.regions.first().map_or("primary", |s| s)
+                    ));
                 None
             }
             (None, false) => None,
@@ -522,7 +672,13 @@ impl<'p, 's> Validator<'p, 's> {
         if let Some(w) = &raw.with {
             for d in &w.duplicates {
                 self.p
-                    .at(Code::DuplicateId, &with_path.join(d.as_str()), Part::Key, format!("input `{d}` is given twice"));
+                    .at(
+                        Code::DuplicateId,
+                        &with_path.join(d.as_str()),
+                        Part::Key,
+                        format!("input `{d}` is given twice"),
+                    )
+                    .hint("keep one value");
             }
         }
         for (key, value) in given {
@@ -548,7 +704,12 @@ impl<'p, 's> Validator<'p, 's> {
                     && !input.kind.accepts(v)
                 {
                     self.p
-                        .at(Code::BadType, &vpath, Part::Value, format!("input `{key}` of `{name}` must be a {}", input.kind.as_str()))
+                        .at(
+                            Code::BadType,
+                            &vpath,
+                            Part::Value,
+                            format!("input `{key}` of `{name}` must be a {}", input.kind.as_str()),
+                        )
                         .hint(input.description);
                 }
                 with.push((key.clone(), t));
@@ -561,14 +722,21 @@ impl<'p, 's> Validator<'p, 's> {
             .map(|i| i.name)
             .collect();
         if !missing.is_empty() {
-            let at = if raw.with.is_some() { with_path.clone() } else { path.join("action") };
+            let at = if raw.with.is_some() {
+                with_path.clone()
+            } else {
+                path.join("action")
+            };
             let part = if raw.with.is_some() { Part::Key } else { Part::Value };
             self.p
                 .at(
                     Code::MissingInput,
                     &at,
                     part,
-                    format!("step `{id}` is missing required inputs of `{name}`: {}", missing.join(", ")),
+                    format!(
+                        "step `{id}` is missing required inputs of `{name}`: {}",
+                        missing.join(", ")
+                    ),
                 )
                 .hint(
                     missing
@@ -587,7 +755,12 @@ impl<'p, 's> Validator<'p, 's> {
         .unwrap_or(Duration::from_secs(spec.default_timeout_secs));
         if raw.poll.is_some() && spec.kind != ActionKind::Wait {
             self.p
-                .at(Code::BadStep, &path.join("poll"), Part::Key, format!("`poll` applies to wait actions; `{name}` is not one"))
+                .at(
+                    Code::BadStep,
+                    &path.join("poll"),
+                    Part::Key,
+                    format!("`poll` applies to wait actions; `{name}` is not one"),
+                )
                 .hint("remove `poll` from this step");
         }
         let poll = self.poll(raw.poll.as_ref(), &path.join("poll"));
@@ -613,7 +786,13 @@ impl<'p, 's> Validator<'p, 's> {
         if let Some(n) = s.max_attempts.or(d.max_attempts) {
             if n > 99 {
                 self.p
-                    .at(Code::BadRetry, &pick(s.max_attempts.is_some(), "max_attempts"), Part::Value, "`max_attempts` is at most 99");
+                    .at(
+                        Code::BadRetry,
+                        &pick(s.max_attempts.is_some(), "max_attempts"),
+                        Part::Value,
+                        "`max_attempts` is at most 99",
+                    )
+                    .hint("max_attempts counts retries after the first attempt, as in Amazon States Language");
                 ok = false;
             }
             policy.max_attempts = n;
@@ -627,7 +806,12 @@ impl<'p, 's> Validator<'p, 's> {
         if let Some(r) = s.backoff_rate.or(d.backoff_rate) {
             if !(1.0..=100.0).contains(&r) {
                 self.p
-                    .at(Code::BadRetry, &pick(s.backoff_rate.is_some(), "backoff_rate"), Part::Value, format!("`backoff_rate` must be between 1.0 and 100, not {r}"))
+                    .at(
+                        Code::BadRetry,
+                        &pick(s.backoff_rate.is_some(), "backoff_rate"),
+                        Part::Value,
+                        format!("`backoff_rate` must be between 1.0 and 100, not {r}"),
+                    )
                     .hint("1.0 keeps the interval constant; 2.0 doubles it each retry");
                 ok = false;
             }
@@ -645,7 +829,12 @@ impl<'p, 's> Validator<'p, 's> {
                 "none" => Jitter::None,
                 other => {
                     self.p
-                        .at(Code::BadRetry, &pick(s.jitter.is_some(), "jitter"), Part::Value, format!("`{other}` is not a jitter strategy"))
+                        .at(
+                            Code::BadRetry,
+                            &pick(s.jitter.is_some(), "jitter"),
+                            Part::Value,
+                            format!("`{other}` is not a jitter strategy"),
+                        )
                         .hint("use `full` or `none`");
                     ok = false;
                     Jitter::None
@@ -659,7 +848,9 @@ impl<'p, 's> Validator<'p, 's> {
                 match ErrorMatch::parse(e) {
                     Ok(m) => list.push(m),
                     Err(msg) => {
-                        self.p.at(Code::BadRetry, &pick(own, "errors").join(i), Part::Value, msg);
+                        self.p
+                            .at(Code::BadRetry, &pick(own, "errors").join(i), Part::Value, msg)
+                            .hint("e.g. `errors: [transient, TooManyUpdates]`");
                         ok = false;
                     }
                 }
@@ -675,23 +866,44 @@ impl<'p, 's> Validator<'p, 's> {
         let dpath = YamlPath::root().join("defaults").join("poll");
         let mut policy = PollPolicy::default();
         if let Some(t) = s.interval.as_ref().or(d.interval.as_ref()) {
-            let p = if s.interval.is_some() { path.join("interval") } else { dpath.join("interval") };
+            let p = if s.interval.is_some() {
+                path.join("interval")
+            } else {
+                dpath.join("interval")
+            };
             policy.interval = self.duration(t, &p)?;
         }
         if let Some(t) = s.max_interval.as_ref().or(d.max_interval.as_ref()) {
-            let p = if s.max_interval.is_some() { path.join("max_interval") } else { dpath.join("max_interval") };
+            let p = if s.max_interval.is_some() {
+                path.join("max_interval")
+            } else {
+                dpath.join("max_interval")
+            };
             policy.max_interval = self.duration(t, &p)?;
         }
         if let Some(r) = s.backoff_rate.or(d.backoff_rate) {
             if !(1.0..=10.0).contains(&r) {
                 self.p
-                    .at(Code::BadRetry, &path.join("backoff_rate"), Part::Value, format!("poll `backoff_rate` must be between 1.0 and 10, not {r}"));
+                    .at(
+                        Code::BadRetry,
+                        &path.join("backoff_rate"),
+                        Part::Value,
+                        format!("poll `backoff_rate` must be between 1.0 and 10, not {r}"),
+                    )
+                    .hint("1.0 polls at a constant interval");
                 return None;
             }
             policy.backoff_rate = r;
         }
         if policy.interval.is_zero() {
-            self.p.at(Code::BadDuration, &path.join("interval"), Part::Value, "the poll interval must be more than 0");
+            self.p
+                .at(
+                    Code::BadDuration,
+                    &path.join("interval"),
+                    Part::Value,
+                    "the poll interval must be more than 0",
+                )
+                .hint("e.g. `interval: 15s`");
             return None;
         }
         Some(policy)
@@ -748,7 +960,13 @@ impl<'p, 's> Validator<'p, 's> {
         }
     }
 
-    fn value_template(&mut self, v: &serde_yaml::Value, path: &YamlPath, before: &HashSet<String>, id: &str) -> Option<ValueTemplate> {
+    fn value_template(
+        &mut self,
+        v: &serde_yaml::Value,
+        path: &YamlPath,
+        before: &HashSet<String>,
+        id: &str,
+    ) -> Option<ValueTemplate> {
         use serde_yaml::Value as Y;
         Some(match v {
             Y::String(s) => {
@@ -776,7 +994,10 @@ impl<'p, 's> Validator<'p, 's> {
                         Y::String(s) => s.clone(),
                         other => yaml_to_json(other).to_string(),
                     };
-                    entries.push((key.clone(), self.value_template(x, &path.join(key.as_str()), before, id)?));
+                    entries.push((
+                        key.clone(),
+                        self.value_template(x, &path.join(key.as_str()), before, id)?,
+                    ));
                 }
                 ValueTemplate::Map(entries)
             }
@@ -804,14 +1025,16 @@ impl<'p, 's> Validator<'p, 's> {
             }
             ["regions", name] => {
                 if !self.regions.iter().any(|i| i == name) {
-                    let hint = did_you_mean(name, self.regions.iter().map(String::as_str)).map(|s| format!("did you mean `regions.{s}`?"));
+                    let hint = did_you_mean(name, self.regions.iter().map(String::as_str))
+                        .map(|s| format!("did you mean `regions.{s}`?"));
                     bad(self, format!("there is no region `{name}`"), hint);
                 }
             }
             ["run", "id"] => {}
             ["steps", step, rest @ ..] => {
                 let Some(info) = self.steps.get(*step) else {
-                    let hint = did_you_mean(step, self.steps.keys().map(String::as_str)).map(|s| format!("did you mean `steps.{s}`?"));
+                    let hint = did_you_mean(step, self.steps.keys().map(String::as_str))
+                        .map(|s| format!("did you mean `steps.{s}`?"));
                     bad(self, format!("there is no step `{step}`"), hint);
                     return;
                 };
@@ -827,7 +1050,11 @@ impl<'p, 's> Validator<'p, 's> {
                                 Some(s) => format!("did you mean `{s}`?"),
                                 None => format!("its outputs are: {}", names.join(", ")),
                             };
-                            bad(self, format!("step `{step}` ({}) has no output `{out}`", spec.name), Some(hint));
+                            bad(
+                                self,
+                                format!("step `{step}` ({}) has no output `{out}`", spec.name),
+                                Some(hint),
+                            );
                             return;
                         }
                     }
@@ -836,7 +1063,9 @@ impl<'p, 's> Validator<'p, 's> {
                         bad(
                             self,
                             format!("`{}` is not a step reference", r.dotted()),
-                            Some(format!("use steps.{step}.outputs.NAME, steps.{step}.status or steps.{step}.error")),
+                            Some(format!(
+                                "use steps.{step}.outputs.NAME, steps.{step}.status or steps.{step}.error"
+                            )),
                         );
                         return;
                     }

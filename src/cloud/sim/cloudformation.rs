@@ -223,7 +223,10 @@ fn deploy(
             stack_id,
         };
         let image = match r.properties.get("ImageId") {
-            Some(v) => env.eval(v).map_err(|m| resource_level(&r.logical_id, m))?,
+            Some(v) => env
+                .eval(v)
+                .and_then(|text| template::resolve_dynamic(&text, &ctx.here().parameters))
+                .map_err(|m| resource_level(&r.logical_id, m))?,
             None => {
                 return Err(resource_level(
                     &r.logical_id,

@@ -2,7 +2,7 @@
 //!
 //! Used by `drflow run --simulate` and by tests on tokio's paused clock. Time is simulated (`tokio::time::Instant`):
 //! a backup job that runs 8 minutes completes as soon as the caller has slept 8 minutes, which on a paused clock
-//! costs no wall time. Every call goes through one pipeline ([`Sim::call`]):
+//! costs no wall time. Every call goes through one pipeline (`Sim::call`):
 //!
 //! 1. it is recorded in the call log and counted (before any fault fires);
 //! 2. the scenario's faults decide on extra latency, an injected error or a crash;

@@ -71,7 +71,7 @@ fn check_name(ctx: &Ctx<'_>, name: &str) -> Result<(), CloudError> {
         Some("Parameter name may contain only letters, numbers and the symbols . - _ /")
     } else if name.contains('/') && !name.starts_with('/') {
         Some("Parameter name must be a fully qualified name.")
-    } else if name.len() > 1 && name.ends_with('/') || name.contains("//") {
+    } else if (name.len() > 1 && name.ends_with('/')) || name.contains("//") {
         Some("Parameter name has an empty path segment.")
     } else {
         None

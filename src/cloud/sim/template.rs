@@ -476,6 +476,12 @@ pub(crate) fn resolve_dynamic(body: &str, ssm: &BTreeMap<String, ParamRec>) -> R
             break;
         };
         let reference = &after[..end];
+        if reference.contains("${") {
+            // Built by Fn::Sub (e.g. `!Sub "{{resolve:ssm:${Name}}}"`): resolved after the substitution.
+            out.push_str(&rest[i..i + DYNAMIC.len() + end + 2]);
+            rest = &after[end + 2..];
+            continue;
+        }
         let (name, version) = split_selector(reference);
         match ssm.get(name).and_then(|rec| rec.version(version)) {
             Some(v) => out.push_str(&v.value),

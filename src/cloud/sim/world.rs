@@ -18,6 +18,8 @@ use super::throttle::Bucket;
 pub(crate) const ACCOUNT: &str = "123456789012";
 pub(crate) const DEFAULT_VAULT: &str = "Default";
 pub(crate) const DEFAULT_INSTANCE: &str = "i-0123456789abcdef0";
+/// The public parameter AWS keeps pointing at the latest Amazon Linux AMI; in the simulator, the base AMI.
+pub(crate) const PUBLIC_AMI_PARAMETER: &str = "/aws/service/ami-amazon-linux-latest/al2023-ami-kernel-default-x86_64";
 /// Bumped whenever the persisted layout changes incompatibly.
 pub(crate) const FORMAT: u32 = 1;
 
@@ -139,6 +141,10 @@ impl World {
                 let base = base_image_id(name);
                 region.vaults.insert(DEFAULT_VAULT.to_string());
                 region.images.insert(base.clone(), ImageRec::base(&base));
+                region.parameters.insert(
+                    PUBLIC_AMI_PARAMETER.to_string(),
+                    ParamRec::new("aws:ec2:image", &base, Duration::ZERO),
+                );
                 region.instances.insert(
                     DEFAULT_INSTANCE.to_string(),
                     InstanceRec::running(DEFAULT_INSTANCE, &base, Duration::ZERO),
@@ -221,6 +227,7 @@ mod tests {
         assert_eq!(r.instances[DEFAULT_INSTANCE].image_id, base);
         assert_eq!(r.images[&base].state(Duration::ZERO), "available");
         assert!(base.len() == 21 && base.starts_with("ami-"));
+        assert_eq!(r.parameters[PUBLIC_AMI_PARAMETER].latest().value, base);
     }
 
     #[test]

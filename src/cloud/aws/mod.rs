@@ -1,0 +1,146 @@
+//! The real AWS backend: the AWS SDK for Rust behind drflow's narrow cloud traits.
+//!
+//! # Configuration
+//! One `aws_config::defaults(BehaviorVersion::latest())` load: the standard credential chain (environment,
+//! profile files with SSO and `credential_process`, web identity, ECS, IMDS), `--profile` as `profile_name`.
+//! Endpoint overrides come from the SDK's own loader: `AWS_ENDPOINT_URL` for every service, or
+//! `AWS_ENDPOINT_URL_EC2` / `_SSM` / `_BACKUP` / `_CLOUDFORMATION` (and `endpoint_url` in the profile). Each
+//! service client is built from that one `SdkConfig` with the call's region and cached per region.
+//!
+//! # Retries: the workflow is the single retry authority
+//! The SDK is configured with [`RetryConfig::disabled`] (one attempt per call). Every retry is then a workflow
+//! step attempt: the step's retry policy decides (by error code and kind) whether and when to try again, and the
+//! engine journals each attempt. With SDK retries left on, SDK attempts would multiply with step attempts
+//! (3 × 5 = 15 calls for one step) and would be invisible in the journal. The cost: the SDK's own handling of
+//! transient errors (clock skew, expired credentials refreshed on retry) also goes through the step's policy.
+//!
+//! # Timeouts
+//! [`CONNECT_TIMEOUT`] to open a connection, [`ATTEMPT_TIMEOUT`] for one attempt (send and read the response).
+//! A timeout surfaces as a transient `TimeoutError` (or `ConnectionError` for a connect timeout) that the step
+//! may retry; the step's own `timeout` still bounds the whole step.
+//!
+//! # Errors
+//! Every SDK error becomes a [`CloudError`](super::CloudError) through one generic helper ([`errors::from_sdk`]).
+
+mod backup;
+mod cloudformation;
+mod ec2;
+mod errors;
+mod ssm;
+
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use aws_config::retry::RetryConfig;
+use aws_config::timeout::TimeoutConfig;
+use aws_config::{BehaviorVersion, Region, SdkConfig};
+use aws_sdk_ssm::config::ProvideCredentials;
+
+use super::Cloud;
+pub use errors::ConnectError;
+
+/// Time allowed to open a TCP/TLS connection.
+pub const CONNECT_TIMEOUT: Duration = Duration::from_secs(10);
+/// Time allowed for one attempt of one call, from sending the request to reading the whole response.
+pub const ATTEMPT_TIMEOUT: Duration = Duration::from_secs(60);
+
+/// Loads the AWS configuration once and returns the SDK backend.
+///
+/// Credentials are resolved once here, so that a missing or expired login fails before the workflow starts
+/// rather than as the first step's error.
+pub async fn connect(profile: Option<&str>) -> Result<Cloud, ConnectError> {
+    let mut loader = aws_config::defaults(BehaviorVersion::latest())
+        .retry_config(RetryConfig::disabled())
+        .timeout_config(
+            TimeoutConfig::builder()
+                .connect_timeout(CONNECT_TIMEOUT)
+                .operation_attempt_timeout(ATTEMPT_TIMEOUT)
+                .build(),
+        );
+    if let Some(p) = profile {
+        loader = loader.profile_name(p);
+    }
+    let sdk = loader.load().await;
+    let provider = sdk.credentials_provider().ok_or(ConnectError::NoCredentialsProvider)?;
+    provider
+        .provide_credentials()
+        .await
+        .map_err(|e| ConnectError::Credentials {
+            profile: profile.map(str::to_string),
+            message: errors::chain(&e),
+        })?;
+    Ok(from_sdk_config(sdk))
+}
+
+/// The backend over an already loaded configuration.
+pub fn from_sdk_config(sdk: SdkConfig) -> Cloud {
+    let sdk = Arc::new(sdk);
+    Cloud {
+        backend: "aws",
+        backup: Arc::new(backup::AwsBackup::new(Regional::new(&sdk, |c, r| {
+            aws_sdk_backup::Client::from_conf(aws_sdk_backup::config::Builder::from(c).region(r).build())
+        }))),
+        ec2: Arc::new(ec2::AwsEc2::new(Regional::new(&sdk, |c, r| {
+            aws_sdk_ec2::Client::from_conf(aws_sdk_ec2::config::Builder::from(c).region(r).build())
+        }))),
+        ssm: Arc::new(ssm::AwsSsm::new(Regional::new(&sdk, |c, r| {
+            aws_sdk_ssm::Client::from_conf(aws_sdk_ssm::config::Builder::from(c).region(r).build())
+        }))),
+        cloudformation: Arc::new(cloudformation::AwsCloudFormation::new(Regional::new(&sdk, |c, r| {
+            aws_sdk_cloudformation::Client::from_conf(
+                aws_sdk_cloudformation::config::Builder::from(c).region(r).build(),
+            )
+        }))),
+    }
+}
+
+/// One service's clients, built on first use per region from the shared configuration. Clients are cheap to
+/// clone (they share their connection pool and identity cache).
+pub(crate) struct Regional<C> {
+    sdk: Arc<SdkConfig>,
+    build: fn(&SdkConfig, Region) -> C,
+    clients: Mutex<HashMap<String, C>>,
+}
+
+impl<C: Clone> Regional<C> {
+    fn new(sdk: &Arc<SdkConfig>, build: fn(&SdkConfig, Region) -> C) -> Self {
+        Regional {
+            sdk: Arc::clone(sdk),
+            build,
+            clients: Mutex::new(HashMap::new()),
+        }
+    }
+
+    pub(crate) fn get(&self, region: &str) -> C {
+        let mut clients = self.clients.lock().unwrap_or_else(|e| e.into_inner());
+        clients
+            .entry(region.to_string())
+            .or_insert_with(|| (self.build)(&self.sdk, Region::new(region.to_string())))
+            .clone()
+    }
+}
+
+/// Unix seconds of an SDK timestamp.
+fn unix(t: &aws_sdk_ssm::primitives::DateTime) -> i64 {
+    t.secs()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[tokio::test]
+    async fn caches_one_client_per_region() {
+        let sdk = SdkConfig::builder().behavior_version(BehaviorVersion::latest()).build();
+        let regional = Regional::new(&Arc::new(sdk), |c, r| {
+            aws_sdk_ssm::Client::from_conf(aws_sdk_ssm::config::Builder::from(c).region(r).build())
+        });
+        let a = regional.get("us-east-1");
+        let b = regional.get("us-west-2");
+        let _ = regional.get("us-east-1");
+        assert_eq!(a.config().region().map(|r| r.as_ref()), Some("us-east-1"));
+        assert_eq!(b.config().region().map(|r| r.as_ref()), Some("us-west-2"));
+        assert_eq!(regional.clients.lock().unwrap().len(), 2);
+    }
+}

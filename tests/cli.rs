@@ -1,0 +1,250 @@
+//! The real binary on the simulator: validation diagnostics, exit codes, crash and resume, listing.
+
+mod common;
+
+use std::path::Path;
+
+use common::*;
+use serde_json::Value;
+
+#[test]
+fn every_invalid_fixture_reports_its_problem_with_location_and_hint() {
+    let dir = repo("tests/fixtures/invalid");
+    let mut seen = 0;
+    for entry in std::fs::read_dir(&dir).unwrap() {
+        let path = entry.unwrap().path();
+        let text = std::fs::read_to_string(&path).unwrap();
+        let expect = text
+            .lines()
+            .next()
+            .unwrap()
+            .strip_prefix("# expect: ")
+            .expect("an expect line");
+        let mut parts = expect.splitn(3, ' ');
+        let (code, at, message) = (parts.next().unwrap(), parts.next().unwrap(), parts.next().unwrap());
+        let rel = format!("tests/fixtures/invalid/{}", path.file_name().unwrap().to_str().unwrap());
+        let out = drflow(Path::new("/nonexistent-state"), &["validate", &rel]);
+        let (_, err) = text_of(&out);
+        assert_eq!(out.status.code(), Some(3), "{rel}: {err}");
+        assert!(
+            err.contains(&format!("drflow::workflow::{code}")),
+            "{rel}: code {code} in\n{err}"
+        );
+        assert!(err.contains(&format!("{rel}:{at}")), "{rel}: location {at} in\n{err}");
+        assert!(err.contains(message), "{rel}: message `{message}` in\n{err}");
+        assert!(err.contains("help:"), "{rel}: a hint in\n{err}");
+        assert!(err.contains("1 problem(s)"), "{rel}: exactly one problem in\n{err}");
+        seen += 1;
+    }
+    assert_eq!(seen, 20, "one fixture per problem class");
+}
+
+fn text_of(o: &std::process::Output) -> (String, String) {
+    text(o)
+}
+
+#[test]
+fn all_problems_are_reported_at_once() {
+    let out = drflow(
+        Path::new("/nonexistent-state"),
+        &["validate", "tests/fixtures/many-problems.yaml"],
+    );
+    let (_, err) = text(&out);
+    assert_eq!(out.status.code(), Some(3));
+    for needle in [
+        "`strng` is not an input type",
+        "`mars-1` is not an AWS region code",
+        "unknown action `backup.start_backup_jobs`",
+        "`drr` is not a region of this workflow",
+        "unknown key `max_attemps`",
+        "`some` is not a jitter strategy",
+        "`5 minutes` is not a duration",
+        "there is no step `bakup`",
+        "has no input `extra`",
+    ] {
+        assert!(err.contains(needle), "missing `{needle}` in\n{err}");
+    }
+    assert!(err.contains("9 problem(s)"), "{err}");
+}
+
+#[test]
+fn shipped_workflows_are_valid() {
+    let out = drflow(Path::new("/nonexistent-state"), &["validate", "workflows/dr-ami.yaml"]);
+    assert_eq!(out.status.code(), Some(0), "{:?}", text(&out));
+}
+
+#[test]
+fn schema_describes_the_format() {
+    let out = drflow(Path::new("/nonexistent-state"), &["schema"]);
+    let schema: Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert!(schema["properties"]["steps"].is_object(), "{schema}");
+    let step = serde_json::to_string(&schema).unwrap();
+    for key in ["max_attempts", "backoff_rate", "on_failure", "parallel", "when"] {
+        assert!(step.contains(key), "{key}");
+    }
+}
+
+#[test]
+fn simulated_run_prints_the_amis_and_lists_the_run() {
+    let state = tempfile::tempdir().unwrap();
+    let out = drflow(
+        state.path(),
+        &[
+            "run",
+            "workflows/dr-ami.yaml",
+            "--simulate",
+            "--input",
+            &format!("instance_id={INSTANCE}"),
+        ],
+    );
+    let (stdout, stderr) = text(&out);
+    assert_eq!(out.status.code(), Some(0), "{stdout}\n{stderr}");
+    assert!(stdout.contains("succeeded after"), "{stdout}");
+    assert!(stdout.contains("of simulated time"), "{stdout}");
+    let published: Vec<&str> = stdout
+        .lines()
+        .filter(|l| l.contains("/drflow/") && l.contains("= ami-"))
+        .collect();
+    assert_eq!(published.len(), 2, "{stdout}");
+    assert!(
+        published[0].contains("us-east-1") && published[1].contains("us-west-2"),
+        "{stdout}"
+    );
+
+    let runs = drflow(state.path(), &["runs"]);
+    let (list, _) = text(&runs);
+    assert!(list.contains("dr-ami") && list.contains("succeeded"), "{list}");
+    let id = list
+        .lines()
+        .nth(1)
+        .unwrap()
+        .split_whitespace()
+        .next()
+        .unwrap()
+        .to_string();
+    let show = drflow(state.path(), &["show", &id, "--output", "json"]);
+    let doc: Value = serde_json::from_slice(&show.stdout).unwrap();
+    assert_eq!(doc["status"], "succeeded");
+    let steps = doc["steps"].as_array().unwrap();
+    assert!(
+        steps
+            .iter()
+            .any(|s| s["id"] == "wait_copy" && s["status"] == "succeeded")
+    );
+}
+
+#[test]
+fn a_missing_input_is_a_usage_error() {
+    let state = tempfile::tempdir().unwrap();
+    let out = drflow(state.path(), &["run", "workflows/dr-ami.yaml", "--simulate"]);
+    let (_, err) = text(&out);
+    assert_eq!(out.status.code(), Some(2), "{err}");
+    assert!(err.contains("input `instance_id` is required"), "{err}");
+    let out = drflow(
+        state.path(),
+        &["run", "workflows/dr-ami.yaml", "--simulate", "-i", "instance_id=web-1"],
+    );
+    let (_, err) = text(&out);
+    assert_eq!(out.status.code(), Some(2));
+    assert!(err.contains("does not match the pattern"), "{err}");
+}
+
+/// Simulated calls saved in the persisted world.
+fn world_calls(state: &Path, operation: &str) -> usize {
+    let world: Value = serde_json::from_slice(&std::fs::read(state.join("sim/world.json")).unwrap()).unwrap();
+    world["calls"]
+        .as_array()
+        .expect("calls")
+        .iter()
+        .filter(|c| c["operation"] == operation)
+        .count()
+}
+
+fn unfinished_run(state: &Path) -> String {
+    let (list, _) = text(&drflow(state, &["runs"]));
+    let line = list
+        .lines()
+        .find(|l| l.contains("unfinished"))
+        .unwrap_or_else(|| panic!("{list}"));
+    line.split_whitespace().next().unwrap().to_string()
+}
+
+#[test]
+fn a_killed_run_resumes_without_a_second_copy_job() {
+    let state = tempfile::tempdir().unwrap();
+    let scenario = state.path().join("crash.yaml");
+    std::fs::write(
+        &scenario,
+        "faults:\n  - operation: backup:DescribeCopyJob\n    nth: 3\n    crash: true\n",
+    )
+    .unwrap();
+    let out = drflow(
+        state.path(),
+        &[
+            "run",
+            "workflows/dr-ami.yaml",
+            "--scenario",
+            scenario.to_str().unwrap(),
+            "-i",
+            &format!("instance_id={INSTANCE}"),
+            "--output",
+            "plain",
+        ],
+    );
+    assert_eq!(out.status.code(), None, "killed by a signal: {:?}", text(&out));
+    let run_id = unfinished_run(state.path());
+    assert_eq!(world_calls(state.path(), "StartCopyJob"), 1);
+
+    let out = drflow(state.path(), &["resume", &run_id, "--output", "plain"]);
+    let (stdout, stderr) = text(&out);
+    assert_eq!(out.status.code(), Some(0), "{stdout}\n{stderr}");
+    assert!(stdout.contains("resuming from the journal"), "{stdout}");
+    assert!(!stdout.contains("✓ copy"), "the copy step is not run again: {stdout}");
+    assert_eq!(world_calls(state.path(), "StartBackupJob"), 1);
+    assert_eq!(world_calls(state.path(), "StartCopyJob"), 1);
+    let published: Vec<&str> = stdout.lines().filter(|l| l.contains("= ami-")).collect();
+    assert_eq!(published.len(), 2, "{stdout}");
+
+    // A finished run is not resumed again.
+    let again = drflow(state.path(), &["resume", &run_id]);
+    assert_eq!(again.status.code(), Some(5));
+}
+
+#[test]
+fn resuming_with_a_changed_workflow_needs_force() {
+    let state = tempfile::tempdir().unwrap();
+    let wf = state.path().join("dr-ami.yaml");
+    std::fs::copy(repo("workflows/dr-ami.yaml"), &wf).unwrap();
+    std::fs::create_dir_all(state.path().join("../stacks")).ok();
+    let scenario = state.path().join("crash.yaml");
+    std::fs::write(
+        &scenario,
+        "faults:\n  - operation: backup:DescribeBackupJob\n    nth: 2\n    crash: true\n",
+    )
+    .unwrap();
+    let out = drflow(
+        state.path(),
+        &[
+            "run",
+            wf.to_str().unwrap(),
+            "--scenario",
+            scenario.to_str().unwrap(),
+            "-i",
+            &format!("instance_id={INSTANCE}"),
+        ],
+    );
+    assert_eq!(out.status.code(), None);
+    let run_id = unfinished_run(state.path());
+    let text_now = std::fs::read_to_string(&wf)
+        .unwrap()
+        .replace("max_attempts: 5", "max_attempts: 6");
+    std::fs::write(&wf, text_now).unwrap();
+
+    let refused = drflow(state.path(), &["resume", &run_id]);
+    let (_, err) = text(&refused);
+    assert_eq!(refused.status.code(), Some(5), "{err}");
+    assert!(err.contains("changed since run") && err.contains("--force"), "{err}");
+    let forced = drflow(state.path(), &["resume", &run_id, "--force"]);
+    assert_eq!(forced.status.code(), Some(0), "{:?}", text(&forced));
+    assert_eq!(world_calls(state.path(), "StartBackupJob"), 1);
+}
