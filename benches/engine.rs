@@ -12,7 +12,9 @@ fn workflow(steps: usize, action: &str) -> String {
     let mut y = String::from("version: 1\nname: bench\nregions: {primary: us-east-1}\nsteps:\n");
     for i in 0..steps {
         match action {
-            "echo" => y.push_str(&format!("  - id: s{i}\n    action: drflow.echo\n    with: {{value: \"v{i}\"}}\n")),
+            "echo" => y.push_str(&format!(
+                "  - id: s{i}\n    action: drflow.echo\n    with: {{value: \"v{i}\"}}\n"
+            )),
             _ => y.push_str(&format!(
                 "  - id: s{i}\n    action: ssm.get_parameter\n    region: primary\n    with: {{name: /bench/p}}\n"
             )),
@@ -22,10 +24,17 @@ fn workflow(steps: usize, action: &str) -> String {
 }
 
 fn main() {
-    let repeat: usize = std::env::var("BENCH_REPEAT").ok().and_then(|v| v.parse().ok()).unwrap_or(3);
-    let scenario = "throttling:\n  - {operation: \"ssm:GetParameter\", capacity: 1000000, refill_per_second: 1000000}\n";
+    let repeat: usize = std::env::var("BENCH_REPEAT")
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(3);
+    let scenario =
+        "throttling:\n  - {operation: \"ssm:GetParameter\", capacity: 1000000, refill_per_second: 1000000}\n";
     println!("drflow engine overhead (simulator, zero latency, journal fsync'd), best of {repeat} runs");
-    println!("{:<22} {:>6} {:>11} {:>11} {:>9} {:>11}", "step kind", "steps", "total ms", "µs/step", "entries", "journal KB");
+    println!(
+        "{:<22} {:>6} {:>11} {:>11} {:>9} {:>11}",
+        "step kind", "steps", "total ms", "µs/step", "entries", "journal KB"
+    );
     for action in ["echo", "ssm.get_parameter"] {
         for steps in [10, 100, 1000] {
             let wf = workflow::parse(Source::new("bench.yaml", workflow(steps, action))).expect("valid");
@@ -34,7 +43,11 @@ fn main() {
             let mut bytes = 0;
             for _ in 0..repeat {
                 let dir = tempfile::tempdir().unwrap();
-                let rt = tokio::runtime::Builder::new_current_thread().enable_all().start_paused(true).build().unwrap();
+                let rt = tokio::runtime::Builder::new_current_thread()
+                    .enable_all()
+                    .start_paused(true)
+                    .build()
+                    .unwrap();
                 let sim = Sim::new(Scenario::from_yaml_str(scenario, None).unwrap());
                 let started = Instant::now();
                 let outcome = rt.block_on(async {
@@ -54,7 +67,12 @@ fn main() {
                     .unwrap()
                 });
                 best = best.min(started.elapsed());
-                assert_eq!(outcome.status, engine::journal::RunStatus::Succeeded, "{:?}", outcome.error);
+                assert_eq!(
+                    outcome.status,
+                    engine::journal::RunStatus::Succeeded,
+                    "{:?}",
+                    outcome.error
+                );
                 entries = engine::journal::read(&outcome.journal).unwrap().len();
                 bytes = std::fs::metadata(&outcome.journal).unwrap().len();
             }

@@ -243,7 +243,7 @@ async fn a_second_run_for_the_same_instance_is_locked_out() {
     };
     let (a, b) = tokio::join!(first, second);
     assert_eq!(a.unwrap().status, RunStatus::Succeeded);
-    let err = b.err().expect("the second run is refused").to_string();
+    let err = b.expect_err("the second run is refused").to_string();
     assert!(
         err.contains("another run holds the lock") && err.contains(INSTANCE),
         "{err}"

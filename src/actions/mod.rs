@@ -83,7 +83,7 @@ pub enum Poll {
 #[derive(Debug, Clone, PartialEq, thiserror::Error)]
 pub enum ActionError {
     #[error("{0}")]
-    Cloud(#[from] CloudError),
+    Cloud(Box<CloudError>),
     /// A resource reached a state it will not leave, e.g. a FAILED backup job.
     #[error("{message}")]
     Failed { code: String, message: String },
@@ -93,6 +93,12 @@ pub enum ActionError {
     /// A write did not stick (read-back differs); worth retrying.
     #[error("{0}")]
     NotVerified(String),
+}
+
+impl From<CloudError> for ActionError {
+    fn from(e: CloudError) -> Self {
+        ActionError::Cloud(Box::new(e))
+    }
 }
 
 impl ActionError {

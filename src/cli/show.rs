@@ -27,8 +27,8 @@ pub fn runs(state_dir: &Path) -> Result<u8, Error> {
         return Ok(0);
     }
     println!(
-        "{:<22} {:<20} {:<10} {:<8} {:<20} {}",
-        "RUN", "WORKFLOW", "STATUS", "BACKEND", "STARTED", "TOOK"
+        "{:<22} {:<20} {:<10} {:<8} {:<20} TOOK",
+        "RUN", "WORKFLOW", "STATUS", "BACKEND", "STARTED"
     );
     for r in runs {
         let status = match &r.finished {
