@@ -343,6 +343,7 @@ impl Env<'_> {
         match (r.kind.as_str(), attribute) {
             (INSTANCE, "ImageId") => Ok(r.image_id.clone().unwrap_or_default()),
             (INSTANCE, "InstanceId") => Ok(r.id.clone()),
+            (INSTANCE, "AvailabilityZone") => Ok(format!("{}a", self.region)),
             (kind, _) => Err(format!(
                 "drflow's simulator does not model attribute {attribute} of {kind}"
             )),

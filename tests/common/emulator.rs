@@ -1,0 +1,182 @@
+//! The local AWS emulator (moto in server mode, extended in tests/emulator/) for end-to-end tests:
+//! started on a free port of 127.0.0.1, polled until it answers, stopped by its process id.
+
+use std::io::{Read, Write};
+use std::net::TcpStream;
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Output, Stdio};
+use std::sync::OnceLock;
+use std::time::{Duration, Instant};
+
+use aws_sdk_ssm::config::{BehaviorVersion, Credentials, Region};
+use serde_json::{Value, json};
+
+use super::repo;
+
+/// The virtualenv's python, installed once per test process by the project's own script.
+fn python() -> &'static PathBuf {
+    static PY: OnceLock<PathBuf> = OnceLock::new();
+    PY.get_or_init(|| {
+        let out = Command::new("bash")
+            .arg(repo("scripts/emulator-venv"))
+            .stderr(Stdio::inherit())
+            .output()
+            .expect("bash runs scripts/emulator-venv");
+        assert!(out.status.success(), "scripts/emulator-venv failed");
+        let stdout = String::from_utf8(out.stdout).unwrap();
+        PathBuf::from(
+            stdout
+                .lines()
+                .last()
+                .expect("the script prints the venv's python")
+                .trim(),
+        )
+    })
+}
+
+pub struct Emulator {
+    child: Child,
+    pub port: u16,
+    _dir: tempfile::TempDir,
+}
+
+impl Emulator {
+    pub fn start() -> Emulator {
+        let dir = tempfile::tempdir().unwrap();
+        let port_file = dir.path().join("port");
+        let child = Command::new(python())
+            .arg(repo("tests/emulator/server.py"))
+            .args(["--port", "0", "--port-file"])
+            .arg(&port_file)
+            .stdout(Stdio::null())
+            .stderr(Stdio::inherit())
+            .spawn()
+            .expect("the emulator starts");
+        let deadline = Instant::now() + Duration::from_secs(60);
+        let mut emu = Emulator {
+            child,
+            port: 0,
+            _dir: dir,
+        };
+        loop {
+            assert!(Instant::now() < deadline, "the emulator did not answer within 60 s");
+            if let Some(status) = emu.child.try_wait().unwrap() {
+                panic!("the emulator exited early: {status}");
+            }
+            if let Ok(p) = std::fs::read_to_string(&port_file)
+                && let Ok(port) = p.trim().parse()
+            {
+                emu.port = port;
+                if emu
+                    .request("GET", "/_drflow/health", None)
+                    .map(|(s, _)| s == 200)
+                    .unwrap_or(false)
+                {
+                    return emu;
+                }
+            }
+            std::thread::sleep(Duration::from_millis(100));
+        }
+    }
+
+    pub fn url(&self) -> String {
+        format!("http://127.0.0.1:{}", self.port)
+    }
+
+    fn request(&self, method: &str, path: &str, body: Option<&Value>) -> std::io::Result<(u16, String)> {
+        let mut s = TcpStream::connect(("127.0.0.1", self.port))?;
+        s.set_read_timeout(Some(Duration::from_secs(30)))?;
+        let body = body.map(|b| b.to_string()).unwrap_or_default();
+        write!(
+            s,
+            "{method} {path} HTTP/1.1\r\nHost: 127.0.0.1\r\nContent-Type: application/json\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{body}",
+            body.len()
+        )?;
+        let mut raw = String::new();
+        s.read_to_string(&mut raw)?;
+        let status = raw.split_whitespace().nth(1).and_then(|c| c.parse().ok()).unwrap_or(0);
+        let body = raw
+            .split_once("\r\n\r\n")
+            .map(|(_, b)| b.to_string())
+            .unwrap_or_default();
+        Ok((status, body))
+    }
+
+    /// A control call (`/_drflow/...`); panics unless it answers 2xx.
+    pub fn control(&self, method: &str, path: &str, body: Option<Value>) -> Value {
+        let (status, text) = self.request(method, path, body.as_ref()).expect("control call");
+        assert!((200..300).contains(&status), "{method} {path}: {status} {text}");
+        serde_json::from_str(&text).unwrap_or(Value::String(text))
+    }
+
+    pub fn fault(&self, spec: Value) {
+        self.control("POST", "/_drflow/faults", Some(spec));
+    }
+
+    /// Calls received so far of one operation.
+    pub fn calls(&self, operation: &str) -> Vec<Value> {
+        match self.control("GET", &format!("/_drflow/calls?operation={operation}"), None) {
+            Value::Array(a) => a,
+            other => panic!("calls: {other}"),
+        }
+    }
+
+    pub fn config(&self, pending_describes: u32, job_describes: u32) {
+        self.control(
+            "POST",
+            "/_drflow/config",
+            Some(json!({"pending_describes": pending_describes, "job_describes": job_describes})),
+        );
+    }
+
+    /// SDK configuration for checks made by the test itself (independent of drflow's backend).
+    pub fn sdk(&self, region: &str) -> aws_config::SdkConfig {
+        aws_config::SdkConfig::builder()
+            .behavior_version(BehaviorVersion::latest())
+            .region(Region::new(region.to_string()))
+            .endpoint_url(self.url())
+            .credentials_provider(aws_sdk_ssm::config::SharedCredentialsProvider::new(Credentials::new(
+                "test",
+                "test",
+                None,
+                None,
+                "drflow-tests",
+            )))
+            .build()
+    }
+
+    /// Runs the real binary against the emulator.
+    pub fn drflow(&self, state: &Path, args: &[&str]) -> Output {
+        self.drflow_cmd(state, args).output().expect("drflow runs")
+    }
+
+    pub fn drflow_cmd(&self, state: &Path, args: &[&str]) -> Command {
+        let mut c = Command::new(env!("CARGO_BIN_EXE_drflow"));
+        c.arg("--state-dir")
+            .arg(state)
+            .args(args)
+            .current_dir(repo(""))
+            .env("AWS_ENDPOINT_URL", self.url())
+            .env("AWS_ACCESS_KEY_ID", "test")
+            .env("AWS_SECRET_ACCESS_KEY", "test")
+            .env("AWS_REGION", "us-east-1")
+            .env_remove("AWS_PROFILE")
+            .env("NO_COLOR", "1");
+        c
+    }
+}
+
+impl Drop for Emulator {
+    fn drop(&mut self) {
+        let _ = Command::new("kill").arg(self.child.id().to_string()).status();
+        let deadline = Instant::now() + Duration::from_secs(5);
+        while Instant::now() < deadline {
+            if let Ok(Some(_)) = self.child.try_wait() {
+                return;
+            }
+            std::thread::sleep(Duration::from_millis(50));
+        }
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}

@@ -1,0 +1,365 @@
+//! End to end over the wire: the real `drflow` binary, the AWS SDK backend, and the local AWS emulator
+//! (moto extended in tests/emulator/). Every check is made through AWS calls or the emulator's call log.
+
+mod common;
+#[path = "common/emulator.rs"]
+mod emulator;
+
+use std::path::PathBuf;
+use std::time::{Duration, Instant};
+
+use common::*;
+use emulator::Emulator;
+use serde_json::{Value, json};
+
+const PRIMARY: &str = "us-east-1";
+const DR: &str = "us-west-2";
+
+/// A world with an instance in the primary region and a `Default` vault in both regions.
+struct World {
+    emu: Emulator,
+    instance: String,
+    rt: tokio::runtime::Runtime,
+    dir: tempfile::TempDir,
+}
+
+impl World {
+    fn new() -> World {
+        let emu = Emulator::start();
+        let rt = tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()
+            .unwrap();
+        let instance = rt.block_on(async {
+            for region in [PRIMARY, DR] {
+                let backup = aws_sdk_backup::Client::new(&emu.sdk(region));
+                backup
+                    .create_backup_vault()
+                    .backup_vault_name("Default")
+                    .send()
+                    .await
+                    .expect("vault");
+            }
+            let ec2 = aws_sdk_ec2::Client::new(&emu.sdk(PRIMARY));
+            let images = ec2.describe_images().send().await.expect("images");
+            let ami = images.images()[0].image_id().unwrap().to_string();
+            let run = ec2
+                .run_instances()
+                .image_id(ami)
+                .instance_type(aws_sdk_ec2::types::InstanceType::T3Micro)
+                .min_count(1)
+                .max_count(1)
+                .send()
+                .await
+                .expect("instance");
+            run.instances()[0].instance_id().unwrap().to_string()
+        });
+        let dir = tempfile::tempdir().unwrap();
+        // The shipped workflow with polling in seconds instead of minutes; the stack beside it as in the repo.
+        let text = std::fs::read_to_string(repo("workflows/dr-ami.yaml"))
+            .unwrap()
+            .replace("interval: 30s", "interval: 1s")
+            .replace("interval: 15s", "interval: 1s")
+            .replace("max_interval: 2m", "max_interval: 2s")
+            .replace("max_interval: 1m", "max_interval: 2s")
+            .replace("interval: 2s", "interval: 1s")
+            .replace("max_delay: 1m", "max_delay: 2s");
+        std::fs::create_dir_all(dir.path().join("workflows")).unwrap();
+        std::fs::create_dir_all(dir.path().join("stacks")).unwrap();
+        std::fs::write(dir.path().join("workflows/dr-ami.yaml"), text).unwrap();
+        std::fs::copy(repo("stacks/dr-ec2.yaml"), dir.path().join("stacks/dr-ec2.yaml")).unwrap();
+        World { emu, instance, rt, dir }
+    }
+
+    fn workflow(&self) -> String {
+        self.dir.path().join("workflows/dr-ami.yaml").display().to_string()
+    }
+
+    fn state(&self) -> PathBuf {
+        self.dir.path().join("state")
+    }
+
+    fn run(&self, extra: &[&str]) -> (Option<i32>, String, String) {
+        let input = format!("instance_id={}", self.instance);
+        let wf = self.workflow();
+        let mut args = vec!["run", wf.as_str(), "-i", input.as_str(), "--output", "plain"];
+        args.extend_from_slice(extra);
+        let out = self.emu.drflow(&self.state(), &args);
+        let (o, e) = text(&out);
+        (out.status.code(), o, e)
+    }
+
+    fn parameter(&self, region: &str) -> Option<(String, i64)> {
+        let name = format!("/drflow/{}/ami", self.instance);
+        self.rt.block_on(async {
+            let ssm = aws_sdk_ssm::Client::new(&self.emu.sdk(region));
+            match ssm.get_parameter().name(name).send().await {
+                Ok(r) => r.parameter().map(|p| (p.value().unwrap().to_string(), p.version())),
+                Err(e) if format!("{e:?}").contains("ParameterNotFound") => None,
+                Err(e) => panic!("{e:?}"),
+            }
+        })
+    }
+
+    fn image_state(&self, region: &str, ami: &str) -> Option<String> {
+        self.rt.block_on(async {
+            let ec2 = aws_sdk_ec2::Client::new(&self.emu.sdk(region));
+            let r = ec2.describe_images().image_ids(ami).send().await.ok()?;
+            r.images()
+                .first()
+                .and_then(|i| i.state())
+                .map(|s| s.as_str().to_string())
+        })
+    }
+
+    fn journal(&self) -> Vec<Value> {
+        let runs = self.state().join("runs");
+        let run = std::fs::read_dir(runs).unwrap().next().unwrap().unwrap().path();
+        std::fs::read_to_string(run.join("journal.jsonl"))
+            .unwrap()
+            .lines()
+            .map(|l| serde_json::from_str(l).unwrap())
+            .collect()
+    }
+}
+
+fn published_ami(stdout: &str, region: &str) -> String {
+    let line = stdout
+        .lines()
+        .find(|l| l.trim_start().starts_with(region) && l.contains("= ami-"))
+        .unwrap_or_else(|| panic!("no AMI for {region} in\n{stdout}"));
+    line.split("= ")
+        .nth(1)
+        .unwrap()
+        .split_whitespace()
+        .next()
+        .unwrap()
+        .to_string()
+}
+
+#[test]
+fn the_pipeline_publishes_each_regions_ami_over_the_wire() {
+    let w = World::new();
+    let (code, out, err) = w.run(&[]);
+    assert_eq!(code, Some(0), "{out}\n{err}");
+    for region in [PRIMARY, DR] {
+        let ami = published_ami(&out, region);
+        let (value, version) = w.parameter(region).expect("parameter written");
+        assert_eq!(value, ami, "{region}");
+        assert_eq!(version, 1);
+        assert_eq!(
+            w.image_state(region, &ami).as_deref(),
+            Some("available"),
+            "{ami} exists in {region}"
+        );
+    }
+    assert_ne!(published_ami(&out, PRIMARY), published_ami(&out, DR));
+    assert_eq!(w.emu.calls("StartBackupJob").len(), 1);
+    assert_eq!(w.emu.calls("StartCopyJob").len(), 1);
+    // The copy was started in the primary region (AWS Backup copies from the source region).
+    assert_eq!(w.emu.calls("StartCopyJob")[0]["region"], PRIMARY);
+}
+
+#[test]
+fn the_dr_stack_runs_the_dr_ami() {
+    let w = World::new();
+    let (code, out, err) = w.run(&["-i", "deploy_stack=true"]);
+    assert_eq!(code, Some(0), "{out}\n{err}");
+    let dr_ami = published_ami(&out, DR);
+    let stack = format!("drflow-dr-{}", w.instance);
+    let running = w.rt.block_on(async {
+        let cfn = aws_sdk_cloudformation::Client::new(&w.emu.sdk(DR));
+        let stacks = cfn
+            .describe_stacks()
+            .stack_name(&stack)
+            .send()
+            .await
+            .expect("stack exists");
+        let outputs = stacks.stacks()[0].outputs().to_vec();
+        let id = outputs
+            .iter()
+            .find(|o| o.output_key() == Some("InstanceId"))
+            .and_then(|o| o.output_value())
+            .expect("InstanceId output")
+            .to_string();
+        let ec2 = aws_sdk_ec2::Client::new(&w.emu.sdk(DR));
+        let r = ec2.describe_instances().instance_ids(id).send().await.unwrap();
+        r.reservations()[0].instances()[0].image_id().unwrap().to_string()
+    });
+    assert_eq!(running, dr_ami);
+}
+
+#[test]
+fn a_failed_backup_job_fails_the_run_and_changes_no_parameter() {
+    let w = World::new();
+    w.emu.control(
+        "POST",
+        "/_drflow/fail-next-job",
+        Some(json!({"kind": "backup", "message": "Insufficient privileges to perform this action."})),
+    );
+    let (code, out, err) = w.run(&[]);
+    assert_eq!(code, Some(1), "{out}\n{err}");
+    assert!(err.contains("Insufficient privileges to perform this action."), "{err}");
+    assert!(err.contains("wait_backup"), "{err}");
+    assert_eq!(w.parameter(PRIMARY), None);
+    assert_eq!(w.parameter(DR), None);
+    assert!(w.emu.calls("PutParameter").is_empty());
+}
+
+#[test]
+fn throttled_waits_are_retried_and_every_attempt_is_journaled() {
+    let w = World::new();
+    w.emu.fault(
+        json!({"service": "backup", "operation": "DescribeBackupJob", "nth": 1, "count": 2,
+                        "code": "ThrottlingException", "message": "Rate exceeded"}),
+    );
+    let (code, out, err) = w.run(&[]);
+    assert_eq!(code, Some(0), "{out}\n{err}");
+    let throttled: Vec<Value> = w
+        .journal()
+        .into_iter()
+        .filter(|e| e["type"] == "attempt_failed" && e["step"] == "wait_backup")
+        .collect();
+    assert_eq!(throttled.len(), 2, "{throttled:?}");
+    for e in &throttled {
+        assert_eq!(e["error"]["code"], "ThrottlingException");
+        assert!(e["retry_in_ms"].is_u64());
+    }
+    assert!(w.parameter(DR).is_some());
+}
+
+#[test]
+fn access_denied_fails_after_one_attempt_with_a_clear_message() {
+    let w = World::new();
+    w.emu.fault(
+        json!({"service": "backup", "operation": "StartBackupJob", "code": "AccessDeniedException",
+                        "status": 403, "message": "User is not authorized to perform: backup:StartBackupJob"}),
+    );
+    let (code, out, err) = w.run(&[]);
+    assert_eq!(code, Some(1), "{out}\n{err}");
+    assert!(err.contains("backup:StartBackupJob in us-east-1 was denied"), "{err}");
+    assert_eq!(w.emu.calls("StartBackupJob").len(), 1);
+    assert!(w.emu.calls("PutParameter").is_empty());
+}
+
+#[test]
+fn kill_9_during_the_copy_wait_then_resume_makes_no_second_job() {
+    let w = World::new();
+    // Jobs stay in each state for 4 describes, so the copy wait lasts a few seconds.
+    w.emu.config(2, 4);
+    let input = format!("instance_id={}", w.instance);
+    let wf = w.workflow();
+    let mut child = w
+        .emu
+        .drflow_cmd(&w.state(), &["run", &wf, "-i", &input, "--output", "plain"])
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .unwrap();
+    let deadline = Instant::now() + Duration::from_secs(120);
+    loop {
+        assert!(Instant::now() < deadline, "the run never reached the copy wait");
+        assert!(
+            child.try_wait().unwrap().is_none(),
+            "the run ended before it was killed"
+        );
+        let polled = w.state().join("runs").exists()
+            && w.journal()
+                .iter()
+                .any(|e| e["type"] == "polled" && e["step"] == "wait_copy");
+        if polled {
+            break;
+        }
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    child.kill().unwrap(); // SIGKILL
+    child.wait().unwrap();
+    let journal = w.journal();
+    let copy_job = journal
+        .iter()
+        .find(|e| e["type"] == "recorded" && e["step"] == "copy")
+        .map(|e| e["value"].clone())
+        .expect("copy job journaled");
+    let run_id = journal[0]["run_id"].as_str().unwrap().to_string();
+
+    let out = w.emu.drflow(&w.state(), &["resume", &run_id, "--output", "plain"]);
+    let (stdout, stderr) = text(&out);
+    assert_eq!(out.status.code(), Some(0), "{stdout}\n{stderr}");
+    assert_eq!(w.emu.calls("StartBackupJob").len(), 1);
+    assert_eq!(w.emu.calls("StartCopyJob").len(), 1);
+    let after = w.journal();
+    let finished_copy = after
+        .iter()
+        .find(|e| e["type"] == "step_succeeded" && e["step"] == "copy")
+        .expect("copy finished");
+    assert_eq!(finished_copy["outputs"]["job_id"], copy_job);
+    let dr = published_ami(&stdout, DR);
+    assert_eq!(w.parameter(DR).unwrap().0, dr);
+    assert_eq!(w.image_state(DR, &dr).as_deref(), Some("available"));
+}
+
+#[test]
+fn a_parameter_holding_a_newer_ami_is_not_rolled_back() {
+    let w = World::new();
+    let (code, out, err) = w.run(&[]);
+    assert_eq!(code, Some(0), "{out}\n{err}");
+    let old_dr = published_ami(&out, DR);
+    // A newer AMI appears in the DR region and is published by someone else.
+    std::thread::sleep(Duration::from_millis(1100));
+    let newer = w.rt.block_on(async {
+        let ec2 = aws_sdk_ec2::Client::new(&w.emu.sdk(DR));
+        let images = ec2.describe_images().send().await.unwrap();
+        let base = images
+            .images()
+            .iter()
+            .find(|i| i.image_id() != Some(old_dr.as_str()))
+            .unwrap();
+        let run = ec2
+            .run_instances()
+            .image_id(base.image_id().unwrap())
+            .min_count(1)
+            .max_count(1)
+            .send()
+            .await
+            .unwrap();
+        let id = run.instances()[0].instance_id().unwrap().to_string();
+        let img = ec2.create_image().instance_id(id).name("newer").send().await.unwrap();
+        let ami = img.image_id().unwrap().to_string();
+        for _ in 0..10 {
+            let d = ec2.describe_images().image_ids(&ami).send().await.unwrap();
+            if d.images()[0].state().map(|s| s.as_str()) == Some("available") {
+                break;
+            }
+        }
+        let ssm = aws_sdk_ssm::Client::new(&w.emu.sdk(DR));
+        ssm.put_parameter()
+            .name(format!("/drflow/{}/ami", w.instance))
+            .value(&ami)
+            .data_type("aws:ec2:image")
+            .r#type(aws_sdk_ssm::types::ParameterType::String)
+            .overwrite(true)
+            .send()
+            .await
+            .unwrap();
+        ami
+    });
+    assert_eq!(w.parameter(DR).unwrap().0, newer);
+    // Publishing the older AMI again is refused and changes nothing.
+    let publish = w.dir.path().join("workflows/publish.yaml");
+    std::fs::write(
+        &publish,
+        format!(
+            "version: 1\nname: publish\nregions: {{dr: {DR}}}\nsteps:\n  - id: put\n    action: ssm.put_parameter\n    region: dr\n    with: {{name: /drflow/{}/ami, value: {old_dr}}}\n",
+            w.instance
+        ),
+    )
+    .unwrap();
+    let out = w
+        .emu
+        .drflow(&w.state(), &["run", publish.to_str().unwrap(), "--output", "plain"]);
+    let (stdout, stderr) = text(&out);
+    assert_eq!(out.status.code(), Some(1), "{stdout}\n{stderr}");
+    assert!(stderr.contains("refusing to replace"), "{stderr}");
+    let (value, _) = w.parameter(DR).unwrap();
+    assert_eq!(value, newer);
+}
