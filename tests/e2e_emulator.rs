@@ -363,3 +363,93 @@ fn a_parameter_holding_a_newer_ami_is_not_rolled_back() {
     let (value, _) = w.parameter(DR).unwrap();
     assert_eq!(value, newer);
 }
+
+/// The SDK backend's answers to the awkward cases, over the wire.
+#[test]
+fn the_aws_backend_maps_the_awkward_answers() {
+    use drflow::cloud::{CopyImage, ErrorKind};
+    let w = World::new();
+    let cloud = drflow::cloud::aws::from_sdk_config(w.emu.sdk(PRIMARY));
+    w.rt.block_on(async {
+        let found = cloud
+            .ec2
+            .describe_instances(PRIMARY, std::slice::from_ref(&w.instance))
+            .await
+            .unwrap();
+        assert_eq!(found.len(), 1);
+        assert_eq!(found[0].state, "running");
+
+        let base = found[0].image_id.clone();
+        let missing = "ami-00000000deadbeef".to_string();
+        assert!(
+            cloud
+                .ec2
+                .describe_images(PRIMARY, std::slice::from_ref(&missing))
+                .await
+                .unwrap()
+                .is_empty()
+        );
+        let both = cloud
+            .ec2
+            .describe_images(PRIMARY, &[missing.clone(), base.clone()])
+            .await
+            .unwrap();
+        assert_eq!(
+            both.iter().map(|i| i.image_id.as_str()).collect::<Vec<_>>(),
+            [base.as_str()]
+        );
+        let malformed = cloud
+            .ec2
+            .describe_images(PRIMARY, &["not-an-ami".to_string()])
+            .await
+            .unwrap_err();
+        assert_eq!(malformed.code, "InvalidAMIID.Malformed");
+
+        // CopyImage is called in the destination region.
+        let copy = CopyImage {
+            source_region: PRIMARY.into(),
+            source_image_id: base.clone(),
+            name: "wire-copy".into(),
+            client_token: "drflow-test-token".into(),
+        };
+        let copied = cloud.ec2.copy_image(DR, &copy).await.unwrap();
+        assert_eq!(
+            cloud
+                .ec2
+                .describe_images(DR, std::slice::from_ref(&copied))
+                .await
+                .unwrap()
+                .len(),
+            1
+        );
+
+        assert_eq!(cloud.ssm.get_parameter(PRIMARY, "/drflow/none").await.unwrap(), None);
+        assert_eq!(
+            cloud.backup.describe_backup_vault(DR, "Default").await.unwrap().name,
+            "Default"
+        );
+        let e = cloud.backup.describe_backup_vault(DR, "Nope").await.unwrap_err();
+        assert_eq!(e.kind, ErrorKind::NotFound, "{e}");
+        assert!(e.to_string().contains("backup:DescribeBackupVault in us-west-2"), "{e}");
+
+        let cfn = &cloud.cloudformation;
+        assert_eq!(cfn.describe_stack(DR, "drflow-none").await.unwrap(), None);
+        cfn.validate_template(DR, &std::fs::read_to_string(repo("stacks/dr-ec2.yaml")).unwrap())
+            .await
+            .unwrap();
+        assert!(cfn.validate_template(DR, "Resources: [").await.is_err());
+    });
+    // One HTTP call per attempt: the SDK's own retries are off.
+    let before = w.emu.calls("GetParameter").len();
+    w.emu
+        .fault(json!({"service": "ssm", "operation": "GetParameter", "code": "ThrottlingException"}));
+    let Err(e) = w.rt.block_on(cloud.ssm.get_parameter(PRIMARY, "/x")) else {
+        panic!(
+            "not throttled: {} {:?}",
+            w.emu.control("GET", "/_drflow/faults", None),
+            w.emu.calls("GetParameter")
+        );
+    };
+    assert_eq!(e.kind, ErrorKind::Throttling);
+    assert_eq!(w.emu.calls("GetParameter").len(), before + 1);
+}

@@ -58,15 +58,21 @@ class State:
     fail_next: dict[str, str] = field(default_factory=dict)  # kind -> StatusMessage
     # (region, ami_id) -> DescribeImages calls left that report it pending
     pending_images: dict[tuple[str, str], int] = field(default_factory=dict)
-    # (region, stack name) -> template body as sent, before {{resolve:ssm}} substitution
-    stack_templates: dict[tuple[str, str], str] = field(default_factory=dict)
+    # (region, stack name) -> what CloudFormation compares on an update, as of the last successful
+    # CreateStack / UpdateStack / ExecuteChangeSet: {"template": body as sent (before any dynamic
+    # reference is resolved), "parameters": {key: value as given or defaulted}, "resolved": {key:
+    # value of an AWS::SSM::Parameter::Value<...> parameter}}
+    stacks: dict[tuple[str, str], dict[str, Any]] = field(default_factory=dict)
+    # change set id -> ((region, stack name), record as above), moved to `stacks` on ExecuteChangeSet
+    change_sets: dict[str, tuple[tuple[str, str], dict[str, Any]]] = field(default_factory=dict)
 
     def reset(self) -> None:
         self.faults.clear()
         self.calls.clear()
         self.fail_next.clear()
         self.pending_images.clear()
-        self.stack_templates.clear()
+        self.stacks.clear()
+        self.change_sets.clear()
 
 
 STATE = State()

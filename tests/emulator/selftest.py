@@ -26,6 +26,8 @@ from botocore.config import Config
 from botocore.exceptions import ClientError
 
 HERE = os.path.dirname(os.path.abspath(__file__))
+DR_STACK_TEMPLATE = os.path.join(HERE, "..", "..", "stacks", "dr-ec2.yaml")  # the project's own DR stack
+NO_UPDATES = ("ValidationError", "No updates are to be performed.")
 PRIMARY, DR = "us-east-1", "us-west-2"
 ACCOUNT = "123456789012"
 ROLE = f"arn:aws:iam::{ACCOUNT}:role/drflow-backup"
@@ -275,12 +277,19 @@ def ssm_ec2_image_parameters(ctx: dict[str, Any]) -> None:
 
 TEMPLATE = """
 AWSTemplateFormatVersion: '2010-09-09'
+Parameters:
+  Revision:
+    Type: String
+    Default: '0'
 Resources:
   App:
     Type: AWS::EC2::Instance
     Properties:
       ImageId: '{{resolve:ssm:%s}}'
       InstanceType: t3.micro
+      Tags:
+        - Key: revision
+          Value: !Ref Revision
 """
 
 
@@ -292,6 +301,39 @@ def stack_instance(region: str, stack: str) -> dict[str, Any]:
 
 def stack_instance_image(region: str, stack: str) -> str:
     return stack_instance(region, stack)["ImageId"]
+
+
+def stack_status(region: str, stack: str) -> str:
+    return client("cloudformation", region).describe_stacks(StackName=stack)["Stacks"][0]["StackStatus"]
+
+
+def output_instance(region: str, stack: str) -> dict[str, Any]:
+    """The instance named by the stack's InstanceId output."""
+    desc = client("cloudformation", region).describe_stacks(StackName=stack)["Stacks"][0]
+    instance_id = next(o["OutputValue"] for o in desc.get("Outputs", []) if o["OutputKey"] == "InstanceId")
+    return describe_instance(region, instance_id)
+
+
+def describe_instance(region: str, instance_id: str) -> dict[str, Any]:
+    return client("ec2", region).describe_instances(InstanceIds=[instance_id])["Reservations"][0]["Instances"][0]
+
+
+def tags_of(resource: dict[str, Any]) -> dict[str, str]:
+    return {t["Key"]: t["Value"] for t in resource.get("Tags", [])}
+
+
+def assert_no_updates(fn: Callable[[], Any]) -> None:
+    e = error_of(fn)
+    assert (code(e), e.response["Error"]["Message"]) == NO_UPDATES, e.response
+
+
+def new_available_ami(region: str, source: str, name: str) -> str:
+    """A copy of a primary-region AMI in `region`, described until available."""
+    ami = client("ec2", region).copy_image(SourceImageId=source, SourceRegion=PRIMARY, Name=name)["ImageId"]
+    for _ in range(5):
+        if image_state(region, ami) == "available":
+            return ami
+    raise AssertionError(f"{ami} never became available")
 
 
 @check
@@ -312,14 +354,135 @@ def cloudformation_resolves_ssm(ctx: dict[str, Any]) -> None:
     old = stack_instance(PRIMARY, "drflow-upd")
     assert old["ImageId"] == ctx["base_ami"]
     ssm.put_parameter(Name="/drflow/x/upd", Value=ctx["primary_ami"], Overwrite=True)
-    cfn.update_stack(StackName="drflow-upd", UsePreviousTemplate=True)
+    # A new value behind the reference alone is no update: CloudFormation compares the template as written.
+    assert_no_updates(lambda: cfn.update_stack(StackName="drflow-upd", UsePreviousTemplate=True))
+    assert stack_instance(PRIMARY, "drflow-upd")["InstanceId"] == old["InstanceId"]
+    revision = [{"ParameterKey": "Revision", "ParameterValue": "1"}]
+    cfn.update_stack(StackName="drflow-upd", UsePreviousTemplate=True, Parameters=revision)
     new = stack_instance(PRIMARY, "drflow-upd")  # replaced, as AWS does for a new ImageId
     assert new["ImageId"] == ctx["primary_ami"] and new["InstanceId"] != old["InstanceId"], new
-    old_state = client("ec2").describe_instances(InstanceIds=[old["InstanceId"]])["Reservations"][0]["Instances"][0]
-    assert old_state["State"]["Name"] == "terminated", old_state["State"]
-    e = error_of(lambda: cfn.update_stack(StackName="drflow-upd", UsePreviousTemplate=True))
-    assert (code(e), e.response["Error"]["Message"]) == ("ValidationError", "No updates are to be performed."), e.response
-    assert cfn.describe_stacks(StackName="drflow-upd")["Stacks"][0]["StackStatus"] == "UPDATE_COMPLETE"
+    assert tags_of(new)["revision"] == "1", tags_of(new)
+    assert describe_instance(PRIMARY, old["InstanceId"])["State"]["Name"] == "terminated"
+    keep = [{"ParameterKey": "Revision", "UsePreviousValue": True}]
+    assert_no_updates(lambda: cfn.update_stack(StackName="drflow-upd", UsePreviousTemplate=True, Parameters=keep))
+    assert_no_updates(lambda: cfn.update_stack(StackName="drflow-upd", TemplateBody=TEMPLATE % "/drflow/x/upd",
+                                               Parameters=revision))
+    assert stack_status(PRIMARY, "drflow-upd") == "UPDATE_COMPLETE"
+
+
+@check
+def cloudformation_dr_stack_follows_the_ami_parameter(ctx: dict[str, Any]) -> None:
+    """stacks/dr-ec2.yaml: ImageId is !Sub "{{resolve:ssm:${AmiParameterName}}}", AmiVersion forces updates."""
+    body = open(DR_STACK_TEMPLATE).read()
+    assert "{{resolve:ssm:${AmiParameterName}}}" in body
+    cfn, ssm = client("cloudformation", DR), client("ssm", DR)
+    name, stack, tags = "/drflow/i-x/ami", "drflow-dr-i-x", [{"Key": "drflow:instance", "Value": "i-x"}]
+
+    def params(version: int) -> list[dict[str, Any]]:
+        return [{"ParameterKey": "AmiParameterName", "ParameterValue": name},
+                {"ParameterKey": "AmiVersion", "ParameterValue": str(version)}]
+
+    def update(version: int) -> Any:
+        return cfn.update_stack(StackName=stack, TemplateBody=body, Parameters=params(version), Tags=tags)
+
+    assert ssm.put_parameter(Name=name, Value=ctx["dr_ami"], Type="String", DataType="aws:ec2:image")["Version"] == 1
+    cfn.create_stack(StackName=stack, TemplateBody=body, Parameters=params(1), Tags=tags)
+    assert stack_status(DR, stack) == "CREATE_COMPLETE"
+    first = output_instance(DR, stack)
+    assert first["ImageId"] == ctx["dr_ami"], first["ImageId"]
+    assert tags_of(first)["drflow:ami-version"] == "1" and tags_of(first)["drflow:instance"] == "i-x", tags_of(first)
+    assert_no_updates(lambda: update(1))
+    # A new AMI in the parameter with the same parameters is still no update (the reference is compared as written).
+    next_ami = new_available_ami(DR, ctx["primary_ami"], "drflow-dr-next")
+    assert ssm.put_parameter(Name=name, Value=next_ami, Overwrite=True)["Version"] == 2
+    assert_no_updates(lambda: update(1))
+    assert output_instance(DR, stack)["InstanceId"] == first["InstanceId"]
+    # The new version is: the reference is re-resolved and the instance replaced (ImageId changed).
+    update(2)
+    assert stack_status(DR, stack) == "UPDATE_COMPLETE"
+    second = output_instance(DR, stack)
+    assert second["InstanceId"] != first["InstanceId"] and second["ImageId"] == next_ami, second
+    assert second["State"]["Name"] == "running" and second["InstanceType"] == "t3.micro"
+    assert describe_instance(DR, first["InstanceId"])["State"]["Name"] == "terminated"
+    t = tags_of(second)
+    assert (t["drflow:ami-version"], t["drflow:instance"], t["aws:cloudformation:stack-name"]) == ("2", "i-x", stack), t
+    assert_no_updates(lambda: update(2))
+    keep = [{"ParameterKey": "AmiParameterName", "UsePreviousValue": True},
+            {"ParameterKey": "AmiVersion", "UsePreviousValue": True}]
+    assert_no_updates(lambda: cfn.update_stack(StackName=stack, UsePreviousTemplate=True, Parameters=keep))
+    # A new version holding the same AMI only changes a tag: updated in place, as AWS does.
+    assert ssm.put_parameter(Name=name, Value=next_ami, Overwrite=True)["Version"] == 3
+    cfn.update_stack(StackName=stack, UsePreviousTemplate=True,
+                     Parameters=[keep[0], {"ParameterKey": "AmiVersion", "ParameterValue": "3"}])
+    third = output_instance(DR, stack)
+    assert third["InstanceId"] == second["InstanceId"] and third["State"]["Name"] == "running", third
+    assert tags_of(third)["drflow:ami-version"] == "3" and tags_of(third)["drflow:instance"] == "i-x", tags_of(third)
+    # Parameters without a default must be given again (or kept with UsePreviousValue).
+    e = error_of(lambda: cfn.update_stack(StackName=stack, UsePreviousTemplate=True))
+    assert (code(e), e.response["Error"]["Message"]) == (
+        "ValidationError", "Parameters: [AmiParameterName] must have values"), e.response
+    e = error_of(lambda: cfn.update_stack(StackName=stack, UsePreviousTemplate=True,
+                                          Parameters=keep + [{"ParameterKey": "Nope", "ParameterValue": "x"}]))
+    assert (code(e), e.response["Error"]["Message"]) == (
+        "ValidationError", "Parameters: [Nope] do not exist in the template"), e.response
+    ctx["dr_next_ami"] = next_ami
+
+
+@check
+def cloudformation_change_sets(ctx: dict[str, Any]) -> None:
+    body = open(DR_STACK_TEMPLATE).read()
+    cfn, ssm = client("cloudformation", DR), client("ssm", DR)
+    name, stack = "/drflow/i-x/ami", "drflow-dr-i-x"
+    keep = [{"ParameterKey": "AmiParameterName", "UsePreviousValue": True},
+            {"ParameterKey": "AmiVersion", "UsePreviousValue": True}]
+    cfn.create_change_set(StackName=stack, ChangeSetName="same", ChangeSetType="UPDATE", UsePreviousTemplate=True,
+                          Parameters=keep)
+    cs = cfn.describe_change_set(StackName=stack, ChangeSetName="same")
+    assert (cs["Status"], cs["ExecutionStatus"]) == ("FAILED", "UNAVAILABLE"), cs
+    assert "didn't contain changes" in cs["StatusReason"], cs
+    e = error_of(lambda: cfn.execute_change_set(StackName=stack, ChangeSetName="same"))
+    assert code(e) == "InvalidChangeSetStatus", e.response
+    before = output_instance(DR, stack)
+    newest = new_available_ami(DR, ctx["primary_ami"], "drflow-dr-newest")
+    version = ssm.put_parameter(Name=name, Value=newest, Overwrite=True)["Version"]
+    cfn.create_change_set(StackName=stack, ChangeSetName="next", ChangeSetType="UPDATE", TemplateBody=body,
+                          Parameters=[{"ParameterKey": "AmiParameterName", "ParameterValue": name},
+                                      {"ParameterKey": "AmiVersion", "ParameterValue": str(version)}])
+    cs = cfn.describe_change_set(StackName=stack, ChangeSetName="next")
+    assert (cs["Status"], cs["ExecutionStatus"]) == ("CREATE_COMPLETE", "AVAILABLE"), cs
+    cfn.execute_change_set(StackName=stack, ChangeSetName="next")
+    after = output_instance(DR, stack)
+    assert after["InstanceId"] != before["InstanceId"] and after["ImageId"] == newest, after
+    assert tags_of(after)["drflow:ami-version"] == str(version), tags_of(after)
+    # The executed change set is what the stack holds now.
+    assert_no_updates(lambda: cfn.update_stack(StackName=stack, UsePreviousTemplate=True, Parameters=keep))
+
+
+SUB_TEMPLATE = {
+    "Parameters": {"Leaf": {"Type": "String", "Default": "ami"}, "Version": {"Type": "String"}},
+    "Resources": {"App": {"Type": "AWS::EC2::Instance", "Properties": {
+        "ImageId": {"Fn::Sub": ["{{resolve:ssm:/drflow/${AWS::Region}/${Name}:${Version}}}", {"Name": {"Ref": "Leaf"}}]},
+        "InstanceType": "t3.micro"}}},
+}
+
+
+@check
+def cloudformation_sub_forms(ctx: dict[str, Any]) -> None:
+    cfn, ssm = client("cloudformation", DR), client("ssm", DR)
+    ssm.put_parameter(Name=f"/drflow/{DR}/ami", Value=ctx["dr_ami"], Type="String", DataType="aws:ec2:image")
+    ssm.put_parameter(Name=f"/drflow/{DR}/ami", Value=ctx["dr_next_ami"], Overwrite=True)
+    # JSON template, pseudo parameter, variable map with a Ref, version from a parameter
+    body = json.dumps(SUB_TEMPLATE)
+    cfn.create_stack(StackName="drflow-sub", TemplateBody=body, Parameters=[{"ParameterKey": "Version", "ParameterValue": "1"}])
+    assert stack_instance_image(DR, "drflow-sub") == ctx["dr_ami"]
+    e = error_of(lambda: cfn.create_stack(StackName="drflow-sub-missing", TemplateBody=body, Parameters=[
+        {"ParameterKey": "Leaf", "ParameterValue": "nothing"}, {"ParameterKey": "Version", "ParameterValue": "1"}]))
+    assert (code(e), e.response["Error"]["Message"]) == (
+        "ValidationError", f"Unable to fetch parameters [/drflow/{DR}/nothing] from parameter store for this account."), e.response
+    # ${...} outside Fn::Sub is no substitution: the string reaches EC2 as written
+    literal = TEMPLATE.replace("'{{resolve:ssm:%s}}'", "'{{resolve:ssm:/drflow/${AWS::Region}/ami}}'")
+    e = error_of(lambda: cfn.create_stack(StackName="drflow-literal", TemplateBody=literal))
+    assert code(e).startswith("InvalidAMIID"), e.response
 
 
 @check

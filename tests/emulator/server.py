@@ -7,7 +7,7 @@ One endpoint on 127.0.0.1 serves every service and region (moto picks the backen
 SigV4 credential scope). Every request passes through `Emulator`, a WSGI middleware in front
 of moto's dispatcher that logs the call, injects faults and runs the extensions
 (emu_backup: Backup jobs; emu_hooks: pending AMIs, SSM aws:ec2:image, CloudFormation
-{{resolve:ssm}}). Control API under /_drflow/ (see README.md). Requests are served on
+{{resolve:ssm}} incl. via Fn::Sub, update detection, EC2 instance updates). Control API under /_drflow/ (see README.md). Requests are served on
 threads, but all moto work happens under one lock, so moto only ever runs one at a time;
 injected latency is slept outside the lock.
 """
@@ -53,9 +53,14 @@ BEFORE: dict[tuple[str, str], Callable[[Any], None]] = {
     ("cloudformation", "CreateStack"): emu_hooks.before_stack_change,
     ("cloudformation", "UpdateStack"): emu_hooks.before_stack_change,
     ("cloudformation", "CreateChangeSet"): emu_hooks.before_stack_change,
+    ("cloudformation", "ExecuteChangeSet"): emu_hooks.before_execute_change_set,
 }
 AFTER: dict[tuple[str, str], Callable[[Any, int], None]] = {
     ("ssm", "PutParameter"): emu_hooks.after_put_parameter,
+    ("cloudformation", "CreateStack"): emu_hooks.after_stack_change,
+    ("cloudformation", "UpdateStack"): emu_hooks.after_stack_change,
+    ("cloudformation", "CreateChangeSet"): emu_hooks.after_stack_change,
+    ("cloudformation", "ExecuteChangeSet"): emu_hooks.after_execute_change_set,
 }
 
 
