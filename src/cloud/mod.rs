@@ -29,9 +29,16 @@ pub trait Backup: Send + Sync {
 
 #[async_trait]
 pub trait Ec2: Send + Sync {
-    /// Images that do not exist are left out of the answer (AWS answers InvalidAMIID.NotFound for a malformed id).
+    /// Images that do not exist are left out of the answer (AWS fails the whole call with InvalidAMIID.NotFound
+    /// for an unknown well-formed id; a malformed id stays an error, InvalidAMIID.Malformed).
     async fn describe_images(&self, region: &str, image_ids: &[String]) -> Result<Vec<Image>, CloudError>;
     async fn describe_instances(&self, region: &str, instance_ids: &[String]) -> Result<Vec<Instance>, CloudError>;
+    /// Status checks of one instance; `None` when AWS reports none (e.g. not running).
+    async fn describe_instance_status(
+        &self,
+        region: &str,
+        instance_id: &str,
+    ) -> Result<Option<InstanceStatus>, CloudError>;
     /// No client token exists for CreateImage: callers guard it with the journal and a tag.
     async fn create_image(&self, region: &str, req: &CreateImage) -> Result<String, CloudError>;
     /// Called in the destination region.
@@ -59,6 +66,11 @@ pub trait CloudFormation: Send + Sync {
     async fn validate_template(&self, region: &str, template_body: &str) -> Result<(), CloudError>;
 }
 
+#[async_trait]
+pub trait Sts: Send + Sync {
+    async fn get_caller_identity(&self, region: &str) -> Result<CallerIdentity, CloudError>;
+}
+
 /// One backend: a handle per service.
 #[derive(Clone)]
 pub struct Cloud {
@@ -67,4 +79,5 @@ pub struct Cloud {
     pub ec2: Arc<dyn Ec2>,
     pub ssm: Arc<dyn Ssm>,
     pub cloudformation: Arc<dyn CloudFormation>,
+    pub sts: Arc<dyn Sts>,
 }

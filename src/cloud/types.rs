@@ -113,6 +113,29 @@ pub struct Instance {
     pub tags: BTreeMap<String, String>,
 }
 
+/// EC2 status checks of a running instance.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct InstanceStatus {
+    pub instance_id: String,
+    pub state: String,
+    /// ok, impaired, initializing, insufficient-data, not-applicable
+    pub system_status: String,
+    pub instance_status: String,
+}
+
+impl InstanceStatus {
+    pub fn checks_passed(&self) -> bool {
+        self.system_status == "ok" && self.instance_status == "ok"
+    }
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct CallerIdentity {
+    pub account: String,
+    pub arn: String,
+    pub user_id: String,
+}
+
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct CreateImage {
     pub instance_id: String,

@@ -9,7 +9,7 @@ use aws_sdk_ec2::types::{ResourceType, Tag, TagSpecification};
 
 use super::Regional;
 use super::errors::from_sdk;
-use crate::cloud::{CloudError, CopyImage, CreateImage, Ec2, Image, Instance};
+use crate::cloud::{CloudError, CopyImage, CreateImage, Ec2, Image, Instance, InstanceStatus};
 
 pub(crate) struct AwsEc2 {
     clients: Regional<Client>,
@@ -102,6 +102,37 @@ impl Ec2 for AwsEc2 {
             Err(e) if e.code == AMI_NOT_FOUND => Ok(Vec::new()),
             other => other,
         }
+    }
+
+    async fn describe_instance_status(
+        &self,
+        region: &str,
+        instance_id: &str,
+    ) -> Result<Option<InstanceStatus>, CloudError> {
+        let out = self
+            .clients
+            .get(region)
+            .describe_instance_status()
+            .instance_ids(instance_id)
+            .include_all_instances(true)
+            .send()
+            .await
+            .map_err(|e| from_sdk("ec2", "DescribeInstanceStatus", region, e))?;
+        let status = |s: Option<&aws_sdk_ec2::types::InstanceStatusSummary>| {
+            s.and_then(|s| s.status())
+                .map(|s| s.as_str().to_string())
+                .unwrap_or_default()
+        };
+        Ok(out.instance_statuses().first().map(|st| InstanceStatus {
+            instance_id: st.instance_id().unwrap_or(instance_id).to_string(),
+            state: st
+                .instance_state()
+                .and_then(|s| s.name())
+                .map(|n| n.as_str().to_string())
+                .unwrap_or_default(),
+            system_status: status(st.system_status()),
+            instance_status: status(st.instance_status()),
+        }))
     }
 
     async fn describe_instances(&self, region: &str, instance_ids: &[String]) -> Result<Vec<Instance>, CloudError> {

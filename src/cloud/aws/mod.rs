@@ -27,6 +27,7 @@ mod cloudformation;
 mod ec2;
 mod errors;
 mod ssm;
+mod sts;
 
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
@@ -97,6 +98,9 @@ pub fn from_sdk_config(sdk: SdkConfig) -> Cloud {
         }))),
         ssm: Arc::new(ssm::AwsSsm::new(Regional::new(&sdk, |c, r| {
             aws_sdk_ssm::Client::from_conf(aws_sdk_ssm::config::Builder::from(c).region(r).build())
+        }))),
+        sts: Arc::new(sts::AwsSts::new(Regional::new(&sdk, |c, r| {
+            aws_sdk_sts::Client::from_conf(aws_sdk_sts::config::Builder::from(c).region(r).build())
         }))),
         cloudformation: Arc::new(cloudformation::AwsCloudFormation::new(Regional::new(&sdk, |c, r| {
             aws_sdk_cloudformation::Client::from_conf(

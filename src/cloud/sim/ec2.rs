@@ -8,7 +8,7 @@ use serde::{Deserialize, Serialize};
 
 use super::scenario::JobKind;
 use super::{Ctx, Sim};
-use crate::cloud::{CloudError, CopyImage, CreateImage, Ec2, Image, Instance};
+use crate::cloud::{CloudError, CopyImage, CreateImage, Ec2, Image, Instance, InstanceStatus};
 
 /// Instances take this long to shut down when terminated outside a stack deletion.
 pub(crate) const TERMINATION: Duration = Duration::from_secs(30);
@@ -226,6 +226,32 @@ fn describe_instances(ctx: &mut Ctx<'_>, ids: &[String]) -> Result<Vec<Instance>
     })
 }
 
+/// How long a launched instance reports `initializing` status checks before `ok`.
+const STATUS_CHECKS: Duration = Duration::from_secs(120);
+
+fn describe_instance_status(ctx: &mut Ctx<'_>, id: &str) -> Result<Option<InstanceStatus>, CloudError> {
+    let found = describe_instances(ctx, &[id.to_string()])?;
+    let now = ctx.now;
+    let Some(rec) = ctx.here().instances.get(id) else {
+        return Ok(None);
+    };
+    let state = found[0].state.clone();
+    if state != "running" {
+        return Ok(None);
+    }
+    let check = if now >= rec.launched_at + STATUS_CHECKS {
+        "ok"
+    } else {
+        "initializing"
+    };
+    Ok(Some(InstanceStatus {
+        instance_id: id.to_string(),
+        state,
+        system_status: check.into(),
+        instance_status: check.into(),
+    }))
+}
+
 fn create_image(ctx: &mut Ctx<'_>, req: &CreateImage) -> Result<String, CloudError> {
     check_image_name(ctx, &req.name)?;
     if let Some(key) = req.tags.keys().find(|k| k.to_ascii_lowercase().starts_with("aws:")) {
@@ -337,6 +363,17 @@ impl Ec2 for Sim {
     async fn describe_instances(&self, region: &str, instance_ids: &[String]) -> Result<Vec<Instance>, CloudError> {
         self.call("ec2", "DescribeInstances", region, |ctx| {
             describe_instances(ctx, instance_ids)
+        })
+        .await
+    }
+
+    async fn describe_instance_status(
+        &self,
+        region: &str,
+        instance_id: &str,
+    ) -> Result<Option<InstanceStatus>, CloudError> {
+        self.call("ec2", "DescribeInstanceStatus", region, |ctx| {
+            describe_instance_status(ctx, instance_id)
         })
         .await
     }

@@ -24,6 +24,7 @@ mod faults;
 mod persist;
 mod scenario;
 mod ssm;
+mod sts;
 mod template;
 mod throttle;
 mod world;
@@ -160,6 +161,7 @@ impl Sim {
             ec2: Arc::new(self.clone()),
             ssm: Arc::new(self.clone()),
             cloudformation: Arc::new(self.clone()),
+            sts: Arc::new(self.clone()),
         }
     }
 

@@ -232,6 +232,7 @@ pub(crate) const OPERATIONS: &[&str] = &[
     "backup:DescribeBackupVault",
     "ec2:DescribeImages",
     "ec2:DescribeInstances",
+    "ec2:DescribeInstanceStatus",
     "ec2:CreateImage",
     "ec2:CopyImage",
     "ssm:GetParameter",
@@ -242,6 +243,7 @@ pub(crate) const OPERATIONS: &[&str] = &[
     "cloudformation:DeleteStack",
     "cloudformation:DescribeStackEvents",
     "cloudformation:ValidateTemplate",
+    "sts:GetCallerIdentity",
 ];
 
 impl Scenario {
