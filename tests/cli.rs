@@ -69,7 +69,16 @@ fn all_problems_are_reported_at_once() {
 
 #[test]
 fn shipped_workflows_are_valid() {
-    let out = drflow(Path::new("/nonexistent-state"), &["validate", "workflows/dr-ami.yaml"]);
+    let mut files: Vec<String> = std::fs::read_dir(repo("workflows"))
+        .unwrap()
+        .map(|e| format!("workflows/{}", e.unwrap().file_name().to_str().unwrap()))
+        .filter(|f| f.ends_with(".yaml"))
+        .collect();
+    files.sort();
+    assert!(files.len() >= 2, "{files:?}");
+    let mut args = vec!["validate"];
+    args.extend(files.iter().map(String::as_str));
+    let out = drflow(Path::new("/nonexistent-state"), &args);
     assert_eq!(out.status.code(), Some(0), "{:?}", text(&out));
 }
 
@@ -247,4 +256,49 @@ fn resuming_with_a_changed_workflow_needs_force() {
     let forced = drflow(state.path(), &["resume", &run_id, "--force"]);
     assert_eq!(forced.status.code(), Some(0), "{:?}", text(&forced));
     assert_eq!(world_calls(state.path(), "StartBackupJob"), 1);
+}
+
+/// Objects anywhere in a JSON document whose `name` is `name`.
+fn named(v: &Value, name: &str) -> usize {
+    match v {
+        Value::Object(m) => {
+            usize::from(m.get("name").and_then(Value::as_str) == Some(name))
+                + m.values().map(|x| named(x, name)).sum::<usize>()
+        }
+        Value::Array(a) => a.iter().map(|x| named(x, name)).sum(),
+        _ => 0,
+    }
+}
+
+#[test]
+fn a_crash_right_after_create_image_does_not_make_a_second_ami() {
+    let state = tempfile::tempdir().unwrap();
+    let scenario = state.path().join("crash.yaml");
+    // The call is carried out, then the process dies before it hears the answer.
+    std::fs::write(&scenario, "faults:\n  - operation: ec2:CreateImage\n    crash: true\n").unwrap();
+    let out = drflow(
+        state.path(),
+        &[
+            "run",
+            "workflows/dr-ami-ec2.yaml",
+            "--scenario",
+            scenario.to_str().unwrap(),
+            "-i",
+            &format!("instance_id={INSTANCE}"),
+        ],
+    );
+    assert_eq!(out.status.code(), None, "killed: {:?}", text(&out));
+    let run_id = unfinished_run(state.path());
+    let out = drflow(state.path(), &["resume", &run_id, "--output", "plain"]);
+    let (stdout, stderr) = text(&out);
+    assert_eq!(out.status.code(), Some(0), "{stdout}\n{stderr}");
+    let world: Value = serde_json::from_slice(&std::fs::read(state.path().join("sim/world.json")).unwrap()).unwrap();
+    let name = format!("drflow-{INSTANCE}-{run_id}");
+    // One AMI of that name in the primary region and its copy in the DR region: no second image.
+    assert_eq!(named(&world, &name), 2, "{name}");
+    assert_eq!(
+        world_calls(state.path(), "CreateImage"),
+        2,
+        "the second CreateImage found the name taken"
+    );
 }

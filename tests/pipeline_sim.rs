@@ -279,3 +279,28 @@ async fn the_dr_stack_runs_the_published_ami_and_follows_a_new_one() {
     }
     assert_ne!(seen[0], seen[1], "the second run published and deployed a new AMI");
 }
+
+#[tokio::test(start_paused = true)]
+async fn the_ec2_path_publishes_copies_made_with_copy_image() {
+    let wf = load("workflows/dr-ami-ec2.yaml");
+    let sim = Sim::new(Default::default());
+    let dir = tempfile::tempdir().unwrap();
+    let o = run(&wf, &sim, dir.path(), &[("instance_id", INSTANCE)]).await.unwrap();
+    assert_eq!(o.status, RunStatus::Succeeded, "{:?}", o.error);
+    assert_eq!(count_calls(&sim, "CreateImage"), 1);
+    assert_eq!(count_calls(&sim, "CopyImage"), 1);
+    assert_eq!(count_calls(&sim, "StartBackupJob"), 0);
+    // CopyImage is called in the destination region.
+    let copy = sim.calls().into_iter().find(|c| c.operation == "CopyImage").unwrap();
+    assert_eq!(copy.region, "us-west-2");
+    for (region, step) in [("us-east-1", "primary_ami"), ("us-west-2", "dr_ami")] {
+        let p = sim
+            .cloud()
+            .ssm
+            .get_parameter(region, &format!("/drflow/{INSTANCE}/ami"))
+            .await
+            .unwrap()
+            .unwrap();
+        assert_eq!(p.value, output(&o, step, "image_id"));
+    }
+}

@@ -38,7 +38,7 @@ pub static CREATE_IMAGE: ActionSpec = ActionSpec {
         opt("tags", Map, "Tags for the AMI and its snapshots."),
     ],
     outputs: &[out("image_id", "The new AMI id (pending).")],
-    calls: &["ec2:CreateImage"],
+    calls: &["ec2:CreateImage", "ec2:DescribeImages"],
     extra_iam: &["ec2:CreateTags"],
     mutates: true,
     needs_region: true,
@@ -106,7 +106,18 @@ pub(super) async fn create_image(ctx: &Ctx<'_>, inputs: &Values) -> Result<Value
         no_reboot: bool_in(inputs, "no_reboot"),
         tags,
     };
-    let id = ctx.cloud.ec2.create_image(ctx.region, &req).await?;
+    let id = match ctx.cloud.ec2.create_image(ctx.region, &req).await {
+        Ok(id) => id,
+        // An earlier attempt (or a process that died before journaling it) created it: the name is taken by an
+        // image carrying this step's token.
+        Err(e) if e.code == "InvalidAMIName.Duplicate" => {
+            match ctx.cloud.ec2.find_image_by_name(ctx.region, &req.name).await? {
+                Some(img) if img.tags.get("drflow:token").map(String::as_str) == Some(ctx.token) => img.image_id,
+                _ => return Err(e.into()),
+            }
+        }
+        Err(e) => return Err(e.into()),
+    };
     ctx.recorder.record("image_id", &Value::String(id.clone()));
     Ok(values([("image_id", Value::String(id))]))
 }

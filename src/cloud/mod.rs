@@ -39,6 +39,8 @@ pub trait Ec2: Send + Sync {
         region: &str,
         instance_id: &str,
     ) -> Result<Option<InstanceStatus>, CloudError>;
+    /// The account's own image with this name (AMI names are unique per account and region).
+    async fn find_image_by_name(&self, region: &str, name: &str) -> Result<Option<Image>, CloudError>;
     /// No client token exists for CreateImage: callers guard it with the journal and a tag.
     async fn create_image(&self, region: &str, req: &CreateImage) -> Result<String, CloudError>;
     /// Called in the destination region.

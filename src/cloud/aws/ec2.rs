@@ -161,6 +161,19 @@ impl Ec2 for AwsEc2 {
             .collect())
     }
 
+    async fn find_image_by_name(&self, region: &str, name: &str) -> Result<Option<Image>, CloudError> {
+        let out = self
+            .clients
+            .get(region)
+            .describe_images()
+            .owners("self")
+            .filters(aws_sdk_ec2::types::Filter::builder().name("name").values(name).build())
+            .send()
+            .await
+            .map_err(|e| from_sdk("ec2", "DescribeImages", region, e))?;
+        Ok(out.images().iter().map(image).find(|i| i.name.as_deref() == Some(name)))
+    }
+
     async fn create_image(&self, region: &str, req: &CreateImage) -> Result<String, CloudError> {
         const OP: &str = "CreateImage";
         let mut call = self

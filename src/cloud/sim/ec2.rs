@@ -360,6 +360,15 @@ impl Ec2 for Sim {
             .await
     }
 
+    async fn find_image_by_name(&self, region: &str, name: &str) -> Result<Option<Image>, CloudError> {
+        self.call("ec2", "DescribeImages", region, |ctx| {
+            Ok(describe_images(ctx, &[])?
+                .into_iter()
+                .find(|i| i.name.as_deref() == Some(name)))
+        })
+        .await
+    }
+
     async fn describe_instances(&self, region: &str, instance_ids: &[String]) -> Result<Vec<Instance>, CloudError> {
         self.call("ec2", "DescribeInstances", region, |ctx| {
             describe_instances(ctx, instance_ids)

@@ -1,0 +1,40 @@
+//! The shipped CloudFormation templates pass cfn-lint (installed into the project's virtualenv).
+
+mod common;
+
+use std::process::Command;
+
+use common::repo;
+
+#[test]
+fn templates_pass_cfn_lint() {
+    let out = Command::new("bash")
+        .arg(repo("scripts/emulator-venv"))
+        .output()
+        .expect("bash");
+    assert!(out.status.success(), "scripts/emulator-venv failed");
+    let python = String::from_utf8(out.stdout)
+        .unwrap()
+        .lines()
+        .last()
+        .unwrap()
+        .trim()
+        .to_string();
+    let cfn_lint = std::path::Path::new(&python).with_file_name("cfn-lint");
+    let mut templates: Vec<_> = std::fs::read_dir(repo("stacks"))
+        .unwrap()
+        .map(|e| e.unwrap().path())
+        .collect();
+    templates.sort();
+    assert!(!templates.is_empty());
+    for t in templates {
+        let out = Command::new(&cfn_lint).arg(&t).output().expect("cfn-lint runs");
+        assert!(
+            out.status.success(),
+            "{}: {}{}",
+            t.display(),
+            String::from_utf8_lossy(&out.stdout),
+            String::from_utf8_lossy(&out.stderr)
+        );
+    }
+}
