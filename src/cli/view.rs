@@ -144,7 +144,7 @@ impl Observer for Live {
             .or_insert_with(|| {
                 let bar = self.multi.add(ProgressBar::new_spinner());
                 bar.set_style(
-                    ProgressStyle::with_template("{spinner:.cyan} {prefix:<22} {msg}")
+                    ProgressStyle::with_template("{spinner:.cyan} {prefix:<22} {msg} {elapsed:.dim}")
                         .expect("valid template")
                         .tick_chars("⠋⠙⠹⠸⠼⠴⠦⠧⠇⠏✓"),
                 );
