@@ -53,12 +53,7 @@ pub const ATTEMPT_TIMEOUT: Duration = Duration::from_secs(60);
 pub async fn connect(profile: Option<&str>) -> Result<Cloud, ConnectError> {
     let mut loader = aws_config::defaults(BehaviorVersion::latest())
         .retry_config(RetryConfig::disabled())
-        .timeout_config(
-            TimeoutConfig::builder()
-                .connect_timeout(CONNECT_TIMEOUT)
-                .operation_attempt_timeout(ATTEMPT_TIMEOUT)
-                .build(),
-        );
+        .timeout_config(timeouts());
     if let Some(p) = profile {
         loader = loader.profile_name(p);
     }
@@ -74,18 +69,20 @@ pub async fn connect(profile: Option<&str>) -> Result<Cloud, ConnectError> {
     Ok(from_sdk_config(sdk))
 }
 
+fn timeouts() -> TimeoutConfig {
+    TimeoutConfig::builder()
+        .connect_timeout(CONNECT_TIMEOUT)
+        .operation_attempt_timeout(ATTEMPT_TIMEOUT)
+        .build()
+}
+
 /// The backend over an already loaded configuration. Whatever the configuration says, the SDK's own retries are
 /// turned off and the timeouts set, so that the step's retry policy stays the only retry authority.
 pub fn from_sdk_config(sdk: SdkConfig) -> Cloud {
     let sdk = sdk
         .into_builder()
         .retry_config(RetryConfig::disabled())
-        .timeout_config(
-            TimeoutConfig::builder()
-                .connect_timeout(CONNECT_TIMEOUT)
-                .operation_attempt_timeout(ATTEMPT_TIMEOUT)
-                .build(),
-        )
+        .timeout_config(timeouts())
         .build();
     let sdk = Arc::new(sdk);
     Cloud {
