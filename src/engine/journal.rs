@@ -149,6 +149,10 @@ impl Journal {
             std::fs::create_dir_all(dir).map_err(io)?;
         }
         let file = open(path, true).map_err(io)?;
+        // The new file's directory entry must survive a crash too.
+        if let Some(dir) = path.parent() {
+            File::open(dir).and_then(|d| d.sync_all()).map_err(io)?;
+        }
         Ok(Journal {
             file,
             path: path.to_path_buf(),
