@@ -55,24 +55,30 @@ impl World {
             run.instances()[0].instance_id().unwrap().to_string()
         });
         let dir = tempfile::tempdir().unwrap();
-        // The shipped workflow with polling in seconds instead of minutes; the stack beside it as in the repo.
-        let text = std::fs::read_to_string(repo("workflows/dr-ami.yaml"))
-            .unwrap()
-            .replace("interval: 30s", "interval: 1s")
-            .replace("interval: 15s", "interval: 1s")
-            .replace("max_interval: 2m", "max_interval: 2s")
-            .replace("max_interval: 1m", "max_interval: 2s")
-            .replace("interval: 2s", "interval: 1s")
-            .replace("max_delay: 1m", "max_delay: 2s");
+        // The shipped workflows with polling in seconds instead of minutes; the stack beside them as in the repo.
         std::fs::create_dir_all(dir.path().join("workflows")).unwrap();
         std::fs::create_dir_all(dir.path().join("stacks")).unwrap();
-        std::fs::write(dir.path().join("workflows/dr-ami.yaml"), text).unwrap();
+        for name in ["dr-ami.yaml", "dr-ami-ec2.yaml"] {
+            let text = std::fs::read_to_string(repo("workflows").join(name))
+                .unwrap()
+                .replace("interval: 30s", "interval: 1s")
+                .replace("interval: 15s", "interval: 1s")
+                .replace("max_interval: 2m", "max_interval: 2s")
+                .replace("max_interval: 1m", "max_interval: 2s")
+                .replace("interval: 2s", "interval: 1s")
+                .replace("max_delay: 1m", "max_delay: 2s");
+            std::fs::write(dir.path().join("workflows").join(name), text).unwrap();
+        }
         std::fs::copy(repo("stacks/dr-ec2.yaml"), dir.path().join("stacks/dr-ec2.yaml")).unwrap();
         World { emu, instance, rt, dir }
     }
 
     fn workflow(&self) -> String {
-        self.dir.path().join("workflows/dr-ami.yaml").display().to_string()
+        self.workflow_named("dr-ami.yaml")
+    }
+
+    fn workflow_named(&self, name: &str) -> String {
+        self.dir.path().join("workflows").join(name).display().to_string()
     }
 
     fn state(&self) -> PathBuf {
@@ -80,8 +86,12 @@ impl World {
     }
 
     fn run(&self, extra: &[&str]) -> (Option<i32>, String, String) {
+        self.run_workflow("dr-ami.yaml", extra)
+    }
+
+    fn run_workflow(&self, name: &str, extra: &[&str]) -> (Option<i32>, String, String) {
         let input = format!("instance_id={}", self.instance);
-        let wf = self.workflow();
+        let wf = self.workflow_named(name);
         let mut args = vec!["run", wf.as_str(), "-i", input.as_str(), "--output", "plain"];
         args.extend_from_slice(extra);
         let out = self.emu.drflow(&self.state(), &args);
@@ -452,4 +462,27 @@ fn the_aws_backend_maps_the_awkward_answers() {
     };
     assert_eq!(e.kind, ErrorKind::Throttling);
     assert_eq!(w.emu.calls("GetParameter").len(), before + 1);
+}
+
+#[test]
+fn the_ec2_path_creates_and_copies_one_ami_over_the_wire() {
+    let w = World::new();
+    let (code, out, err) = w.run_workflow("dr-ami-ec2.yaml", &[]);
+    assert_eq!(code, Some(0), "{out}\n{err}");
+    for region in [PRIMARY, DR] {
+        let ami = published_ami(&out, region);
+        assert_eq!(w.parameter(region).unwrap().0, ami, "{region}");
+        assert_eq!(
+            w.image_state(region, &ami).as_deref(),
+            Some("available"),
+            "{ami} in {region}"
+        );
+    }
+    let creates = w.emu.calls("CreateImage");
+    assert_eq!(creates.len(), 1);
+    assert_eq!(creates[0]["region"], PRIMARY);
+    let copies = w.emu.calls("CopyImage");
+    assert_eq!(copies.len(), 1);
+    assert_eq!(copies[0]["region"], DR, "CopyImage is called in the destination region");
+    assert!(w.emu.calls("StartBackupJob").is_empty());
 }

@@ -53,6 +53,7 @@ class State:
     lock: threading.Lock = field(default_factory=threading.Lock)
     pending_describes: int = 2  # DescribeImages calls that still see a new AMI as pending
     job_describes: int = 1  # Describe*Job calls per CREATED and per RUNNING state
+    status_describes: int = 0  # DescribeInstanceStatus calls that still see a new instance's checks initializing
     faults: list[Fault] = field(default_factory=list)
     calls: list[dict[str, Any]] = field(default_factory=list)
     fail_next: dict[str, str] = field(default_factory=dict)  # kind -> StatusMessage
@@ -65,6 +66,12 @@ class State:
     stacks: dict[tuple[str, str], dict[str, Any]] = field(default_factory=dict)
     # change set id -> ((region, stack name), record as above), moved to `stacks` on ExecuteChangeSet
     change_sets: dict[str, tuple[tuple[str, str], dict[str, Any]]] = field(default_factory=dict)
+    # (destination region, ClientToken) -> (ImageId, the request's other parameters) of a CopyImage
+    copy_tokens: dict[tuple[str, str], tuple[str, dict[str, str]]] = field(default_factory=dict)
+    # instance id / AMI id (every instance launched from it) -> its status checks reported `impaired`:
+    # a subset of {"instance", "system"}
+    impaired_instances: dict[str, set[str]] = field(default_factory=dict)
+    impaired_images: dict[str, set[str]] = field(default_factory=dict)
 
     def reset(self) -> None:
         self.faults.clear()
@@ -73,6 +80,9 @@ class State:
         self.pending_images.clear()
         self.stacks.clear()
         self.change_sets.clear()
+        self.copy_tokens.clear()
+        self.impaired_instances.clear()
+        self.impaired_images.clear()
 
 
 STATE = State()

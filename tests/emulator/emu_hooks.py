@@ -2,6 +2,9 @@
 
 - EC2: AMIs made by CreateImage/CopyImage (and by Backup jobs, which call the same
   backend methods) stay `pending` for STATE.pending_describes DescribeImages calls.
+  CreateImage tags the AMI's snapshot (TagSpecifications `snapshot`); CopyImage honours
+  ClientToken per destination region; DescribeInstanceStatus checks go initializing -> ok,
+  or impaired when armed (STATE.impaired_instances / impaired_images).
 - SSM: PutParameter with DataType aws:ec2:image checks the value's format and, like
   AWS's asynchronous validation, answers 200 but keeps no new version when the AMI
   is not available in the parameter's region.
@@ -10,23 +13,31 @@
   NAME or VERSION is built by Fn::Sub from parameters and pseudo parameters. Whether an update
   changes anything is decided as CloudFormation does: on the template as written and the
   parameter values, not on what the dynamic references resolve to. An AWS::EC2::Instance is
-  replaced when its ImageId (KeyName, SubnetId, ...) changes, else updated in place.
+  replaced when its ImageId (KeyName, SubnetId, ...) changes, else updated in place. A
+  CreateStack that fails inside moto ends ROLLBACK_COMPLETE, with CloudFormation's events.
 """
 
 from __future__ import annotations
 
 import json
 import re
+import traceback
 from typing import Any
 
-from moto.cloudformation.models import Stack, cloudformation_backends
+from moto.cloudformation import parsing as cfn_parsing
+from moto.cloudformation.models import CloudFormationBackend, Event, Stack, cloudformation_backends
+from moto.cloudformation.parsing import OutputMap
 from moto.cloudformation.responses import CloudFormationResponse
+from moto.core.exceptions import ServiceException
+from moto.core.utils import utcnow
 from moto.ec2.models import ec2_backends
 from moto.ec2.models.amis import Ami, AmiBackend
 from moto.ec2.models.instances import Instance
 from moto.ssm.models import ssm_backends
 
-from emu_common import ACCOUNT_ID, STATE, ApiError
+from emu_common import ACCOUNT_ID, STATE, ApiError, Reply, request_id
+
+EC2_NS = "http://ec2.amazonaws.com/doc/2016-11-15/"
 
 # ---------------------------------------------------------------- EC2 images
 
@@ -45,11 +56,22 @@ def mark_available(region: str, ami_id: str) -> None:
 
 
 def install_ec2_patches() -> None:
-    """Wrap moto's AMI backend so every new image starts pending."""
+    """- Every new image (CreateImage, CopyImage, Backup jobs) starts pending.
+    - CreateImage TagSpecifications for `snapshot` (moto 5.2.5 raises NotImplementedError) tag the AMI's
+      snapshot; `image` ones still tag the AMI.
+    - DescribeInstanceStatus reports the checks of a running instance `initializing` for the first
+      STATE.status_describes calls that see it, then `ok`; `impaired` when armed via /_drflow/impair-instance."""
     create_image, copy_image = AmiBackend.create_image, AmiBackend.copy_image
 
-    def patched_create_image(self: Any, *args: Any, **kwargs: Any) -> Ami:
-        ami = create_image(self, *args, **kwargs)
+    def patched_create_image(self: Any, instance_id: str, name: str, description: str,
+                             tag_specifications: list[dict[str, Any]] | None = None, **kwargs: Any) -> Ami:
+        specs = list(tag_specifications or [])
+        snapshot_tags = {t["Key"]: t.get("Value", "") for spec in specs if spec.get("ResourceType") == "snapshot"
+                         for t in spec.get("Tags") or []}
+        others = [spec for spec in specs if spec.get("ResourceType") != "snapshot"]
+        ami = create_image(self, instance_id, name, description, others, **kwargs)
+        if snapshot_tags:
+            self.create_tags([ami.ebs_snapshot.id], snapshot_tags)
         _mark_pending(self.region_name, ami)
         return ami
 
@@ -60,6 +82,80 @@ def install_ec2_patches() -> None:
 
     AmiBackend.create_image = patched_create_image  # type: ignore[method-assign]
     AmiBackend.copy_image = patched_copy_image  # type: ignore[method-assign]
+    Instance.instance_status = _status_check("instance")  # type: ignore[method-assign, assignment]
+    Instance.system_status = _status_check("system")  # type: ignore[method-assign, assignment]
+
+
+# ---------------------------------------------------------------- EC2 CopyImage ClientToken
+
+
+def before_copy_image(call: Any) -> None:
+    """Same ClientToken in the same (destination) region: the first call's ImageId, nothing copied."""
+    fields = dict(call.form())
+    token = fields.get("ClientToken")
+    if not token or fields.get("DryRun", "").lower() == "true":
+        return
+    request = {k: v for k, v in fields.items() if k not in ("Action", "Version", "ClientToken")}
+    known = STATE.copy_tokens.get((call.region, token))
+    if known is None:
+        call.copy_token = (token, request)
+        return
+    image_id, first = known
+    if first != request:
+        raise ApiError("IdempotentParameterMismatch",
+                       f"The client token '{token}' was already used for a CopyImage request with other parameters.")
+    call.reply = Reply(200, f'<?xml version="1.0" encoding="UTF-8"?>\n<CopyImageResponse xmlns="{EC2_NS}">'
+                            f"<requestId>{request_id()}</requestId><imageId>{image_id}</imageId></CopyImageResponse>",
+                       {"Content-Type": "text/xml;charset=UTF-8"})
+
+
+def after_copy_image(call: Any, status: int) -> None:
+    pending = getattr(call, "copy_token", None)
+    reply = getattr(call, "response", None)
+    if status != 200 or pending is None or reply is None:
+        return
+    found = re.search(rb"<imageId>(ami-[0-9a-f]+)</imageId>", reply.body)
+    if found:
+        STATE.copy_tokens[(call.region, pending[0])] = (found.group(1).decode(), pending[1])
+
+
+# ---------------------------------------------------------------- EC2 instance status checks
+
+
+def _status_check(which: str) -> Any:
+    """The InstanceStatus (which = "instance") or SystemStatus ("system") of DescribeInstanceStatus: not
+    running -> not-applicable; the first STATE.status_describes describes -> initializing; then impaired
+    if armed for the instance or its AMI (like an instance that cannot boot), else ok."""
+
+    def check(instance: Any) -> dict[str, Any]:
+        if instance.state_code != 16:  # not running
+            return {"Status": "not-applicable"}
+        if getattr(instance, "drflow_status_describes", 0) <= STATE.status_describes:
+            return {"Status": "initializing", "Details": [{"Name": "reachability", "Status": "initializing"}]}
+        impaired = STATE.impaired_instances.get(instance.id, set()) | STATE.impaired_images.get(instance.image_id, set())
+        if which in impaired:
+            since = instance.__dict__.setdefault(f"drflow_{which}_impaired_since", utcnow())
+            return {"Status": "impaired", "Details": [{"Name": "reachability", "Status": "failed", "ImpairedSince": since}]}
+        return {"Status": "ok", "Details": [{"Name": "reachability", "Status": "passed"}]}
+
+    return property(check)
+
+
+def before_describe_instance_status(call: Any) -> None:
+    """A DescribeInstanceStatus call that names an instance (or lists all) counts one describe of it."""
+    wanted = {v for k, v in call.form() if k.startswith("InstanceId.")}
+    for instance in ec2_backends[ACCOUNT_ID][call.region].all_instances():
+        if not wanted or instance.id in wanted:
+            instance.drflow_status_describes = getattr(instance, "drflow_status_describes", 0) + 1
+
+
+def find_instance(instance_id: str) -> Any:
+    """The instance with that id in any region moto has touched; None if there is none."""
+    for backend in ec2_backends[ACCOUNT_ID].values():
+        for instance in backend.all_instances():
+            if instance.id == instance_id:
+                return instance
+    return None
 
 
 def before_describe_images(call: Any) -> None:
@@ -330,6 +426,8 @@ def before_stack_change(call: Any) -> None:
     stack = _moto_stack(call.region, fields["StackName"]) if update else None
     if update and stack is None:
         return  # moto answers that the stack does not exist
+    if update and stack.status in ("ROLLBACK_COMPLETE", "ROLLBACK_FAILED"):
+        raise ApiError("ValidationError", f"Stack:{stack.stack_id} is in {stack.status} state and can not be updated.")
     previous = _record_of(key, stack) if update else None
     template = fields.get("TemplateBody")
     if update and fields.get("UsePreviousTemplate", "").lower() == "true":
@@ -422,6 +520,129 @@ def after_execute_change_set(call: Any, status: int) -> None:
         STATE.stacks[key] = record
 
 
+# ---------------------------------------------------------------- CloudFormation: failed creates roll back
+
+ROLLBACK_REASON = "The following resource(s) failed to create: [{}]. Rollback requested by user."
+
+
+def _resource_event(stack: Stack, logical_id: str, physical_id: str, resource_type: str, status: str,
+                    reason: str | None = None) -> None:
+    stack.events.append(Event(stack_id=stack.stack_id, stack_name=stack.name, logical_resource_id=logical_id,
+                              physical_resource_id=physical_id, resource_type=resource_type, resource_status=status,
+                              resource_status_reason=reason, resource_properties=None))
+
+
+def _failure_reason(error: Exception, resource_type: str) -> str:
+    """ResourceStatusReason of a CREATE_FAILED resource, shaped like CloudFormation's for an AWS error."""
+    if isinstance(error, ServiceException) or hasattr(error, "error_type"):
+        code = getattr(error, "error_type", None) or error.code  # type: ignore[attr-defined]
+        status = error.code if isinstance(getattr(error, "code", None), int) else 400  # type: ignore[attr-defined]
+        service = resource_type.split("::")[1] if resource_type.count("::") == 2 else "Unknown"
+        service = "AmazonEC2" if service == "EC2" else service
+        return (f"{error.message} (Service: {service}; Status Code: {status}; Error Code: {code}; "  # type: ignore[attr-defined]
+                f"Request ID: {request_id()}; Proxy: null)")
+    traceback.print_exc()
+    return f"Internal Failure (emulator: {error!r})"
+
+
+def _created_resources(stack: Stack) -> list[tuple[str, Any]]:
+    """(logical id, resource) of the template resources moto created, in creation order."""
+    rmap = stack.resource_map
+    return [(lid, res) for lid, res in rmap._parsed_resources.items()
+            if lid in rmap._resource_json_map and res is not None and not isinstance(res, (str, dict, list))]
+
+
+def _delete_created(stack: Stack) -> list[tuple[str, Any, Exception | None]]:
+    """Delete what a failed create made, newest first: (logical id, resource, error or None)."""
+    rmap, done = stack.resource_map, []
+    for lid, res in reversed(_created_resources(stack)):
+        try:
+            rmap._delete_resource(res, rmap._resource_json_map[lid])
+            error = None
+        except Exception as e:  # noqa: BLE001 - reported as DELETE_FAILED
+            error = e
+        rmap._parsed_resources.pop(lid, None)
+        done.append((lid, res, error))
+    return done
+
+
+def _forget_resources(backend: Any, stack: Stack) -> None:
+    """Nothing left for moto's lazy resource map to (re)create, no outputs, no exports."""
+    for name in [n for n, e in backend.exports.items() if e.exporting_stack_id == stack.stack_id]:
+        del backend.exports[name]
+    stack.resource_map._resource_json_map = {}
+    stack.output_map = OutputMap(stack.resource_map, {}, stack.stack_id)
+
+
+def _fail_create(backend: Any, stack: Stack, error: Exception) -> None:
+    """End a stack whose create failed as CloudFormation does: events CREATE_FAILED (the failing resource),
+    ROLLBACK_IN_PROGRESS, the deletion of what was created, ROLLBACK_COMPLETE; StackStatusReason says which
+    resource failed. moto's resource map is lazy: left alone, every DescribeStacks would retry the create."""
+    failed_id, failed_type = getattr(error, "drflow_failed_resource", (None, ""))
+    if not any(e.resource_status == "CREATE_IN_PROGRESS" and e.logical_resource_id == stack.name for e in stack.events):
+        stack._add_stack_event("CREATE_IN_PROGRESS", resource_status_reason="User Initiated")
+    for lid, res in _created_resources(stack):
+        for status in ("CREATE_IN_PROGRESS", "CREATE_COMPLETE"):
+            _resource_event(stack, lid, res.physical_resource_id, getattr(res, "cf_resource_type", ""), status)
+    if failed_id is not None:
+        reason = ROLLBACK_REASON.format(failed_id)
+        _resource_event(stack, failed_id, "", failed_type, "CREATE_IN_PROGRESS")
+        _resource_event(stack, failed_id, "", failed_type, "CREATE_FAILED", _failure_reason(error, failed_type))
+    else:
+        reason = f"Stack creation failed: {_failure_reason(error, '')}"
+    stack._add_stack_event("ROLLBACK_IN_PROGRESS", resource_status_reason=reason)
+    final = "ROLLBACK_COMPLETE"
+    for lid, res, delete_error in _delete_created(stack):
+        resource_type = getattr(res, "cf_resource_type", "")
+        _resource_event(stack, lid, res.physical_resource_id, resource_type, "DELETE_IN_PROGRESS")
+        if delete_error is None:
+            _resource_event(stack, lid, res.physical_resource_id, resource_type, "DELETE_COMPLETE")
+        else:
+            final = "ROLLBACK_FAILED"
+            _resource_event(stack, lid, res.physical_resource_id, resource_type, "DELETE_FAILED",
+                            f"Emulator could not delete the resource: {delete_error!r}")
+    if failed_id is not None:
+        _resource_event(stack, failed_id, "", failed_type, "DELETE_COMPLETE")
+    _forget_resources(backend, stack)
+    stack._add_stack_event(final)
+    stack.status, stack.status_reason = final, reason
+
+
+def install_create_rollback() -> None:
+    create_resource = cfn_parsing.parse_and_create_resource
+    create_stack = CloudFormationBackend.create_stack
+
+    def parse_and_create_resource(logical_id: str, resource_json: dict[str, Any], *args: Any, **kwargs: Any) -> Any:
+        try:
+            return create_resource(logical_id, resource_json, *args, **kwargs)
+        except Exception as e:
+            if getattr(e, "drflow_failed_resource", None) is None:  # the innermost resource failed
+                try:
+                    e.drflow_failed_resource = (logical_id, resource_json.get("Type", ""))  # type: ignore[attr-defined]
+                except AttributeError:
+                    pass
+            raise
+
+    def patched_create_stack(self: Any, name: str, *args: Any, **kwargs: Any) -> Any:
+        before = set(self.stacks)
+        try:
+            return create_stack(self, name, *args, **kwargs)
+        except Exception as e:
+            stack = next((s for sid, s in self.stacks.items() if sid not in before), None)
+            if stack is None:  # failed before the stack existed (template, parameters, ...): the call fails
+                raise
+            if isinstance(e, NotImplementedError):  # an emulator gap: no stack, the call fails (EmulatorNotImplemented)
+                _delete_created(stack)
+                _forget_resources(self, stack)
+                del self.stacks[stack.stack_id]
+                raise
+            _fail_create(self, stack, e)
+            return stack
+
+    cfn_parsing.parse_and_create_resource = parse_and_create_resource
+    CloudFormationBackend.create_stack = patched_create_stack  # type: ignore[method-assign]
+
+
 # AWS::EC2::Instance properties whose change replaces the instance (others update it in place)
 REPLACING = (("ImageId", "image_id"), ("KeyName", "key_name"), ("SubnetId", "subnet_id"),
              ("AvailabilityZone", "availability_zone"), ("PrivateIpAddress", "private_ip"))
@@ -436,7 +657,10 @@ def install_cfn_patches() -> None:
       place. Tags not from the template's Tags (aws:cloudformation:*, stack tags) carry over.
     - Fn::GetAtt Instance.ImageId (InstanceId, InstanceType, ...).
     - moto's own "No updates are to be performed." check compares the resolved template: off, the
-      hooks above decide."""
+      hooks above decide.
+    - A CreateStack that fails inside moto (a resource's create raises, e.g. RunInstances rejects the
+      AMI) ends like on AWS: the call succeeds and the stack is ROLLBACK_COMPLETE (see _fail_create)."""
+    install_create_rollback()
     create = Instance.create_from_cloudformation_json.__func__  # type: ignore[attr-defined]
     has_attr = Instance.has_cfn_attr.__func__  # type: ignore[attr-defined]
     get_attr = Instance.get_cfn_attribute

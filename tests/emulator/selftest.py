@@ -18,6 +18,7 @@ import tempfile
 import threading
 import time
 import traceback
+import urllib.error
 import urllib.request
 from typing import Any, Callable
 
@@ -101,7 +102,7 @@ def start_copy(ctx: dict[str, Any], rp_arn: str, **extra: Any) -> str:
 @check
 def health_and_config(ctx: dict[str, Any]) -> None:
     assert control("GET", "/_drflow/health") == "ok"
-    assert control("GET", "/_drflow/config") == {"pending_describes": 2, "job_describes": 1}
+    assert control("GET", "/_drflow/config") == {"pending_describes": 2, "job_describes": 1, "status_describes": 0}
 
 
 @check
@@ -273,6 +274,149 @@ def ssm_ec2_image_parameters(ctx: dict[str, Any]) -> None:
     assert ssm_dr.get_parameter(Name=name)["Parameter"]["Value"] == ctx["dr_ami"]
     ssm.put_parameter(Name="/drflow/x/plain", Value="anything", Type="String")  # text is untouched
     assert ssm.get_parameter(Name="/drflow/x/plain")["Parameter"]["Value"] == "anything"
+
+
+@check
+def create_image_snapshot_tags(ctx: dict[str, Any]) -> None:
+    """TagSpecifications for `image` tag the AMI, for `snapshot` its snapshot (moto alone raises)."""
+    ec2 = client("ec2")
+    ami = ec2.create_image(InstanceId=ctx["instance_id"], Name="drflow-tagged", TagSpecifications=[
+        {"ResourceType": "image", "Tags": [{"Key": "drflow:run", "Value": "r9"}, {"Key": "kind", "Value": "image"}]},
+        {"ResourceType": "snapshot", "Tags": [{"Key": "drflow:run", "Value": "r9"}, {"Key": "kind", "Value": "snap"}]},
+    ])["ImageId"]
+    image = ec2.describe_images(ImageIds=[ami])["Images"][0]
+    assert tags_of(image) == {"drflow:run": "r9", "kind": "image"}, image.get("Tags")
+    snapshot_ids = [m["Ebs"]["SnapshotId"] for m in image["BlockDeviceMappings"] if "Ebs" in m]
+    assert snapshot_ids, image["BlockDeviceMappings"]
+    for snapshot in ec2.describe_snapshots(SnapshotIds=snapshot_ids)["Snapshots"]:
+        assert tags_of(snapshot) == {"drflow:run": "r9", "kind": "snap"}, snapshot.get("Tags")
+    only_snapshot = ec2.create_image(InstanceId=ctx["instance_id"], Name="drflow-tagged-snap", TagSpecifications=[
+        {"ResourceType": "snapshot", "Tags": [{"Key": "kind", "Value": "snap"}]}])["ImageId"]
+    image = ec2.describe_images(ImageIds=[only_snapshot])["Images"][0]
+    assert tags_of(image) == {}, image.get("Tags")
+    e = error_of(lambda: ec2.create_image(InstanceId=ctx["instance_id"], Name="drflow-tagged-bad", TagSpecifications=[
+        {"ResourceType": "volume", "Tags": [{"Key": "k", "Value": "v"}]}]))
+    assert (code(e), e.response["ResponseMetadata"]["HTTPStatusCode"]) == ("InvalidParameterValue", 400), e.response
+
+
+@check
+def not_implemented_is_a_non_retryable_400(ctx: dict[str, Any]) -> None:
+    """NotImplementedError inside moto: 400 EmulatorNotImplemented naming the operation, not a retried 500."""
+    control("DELETE", "/_drflow/calls")
+    retrying = boto3.client("ec2", region_name=PRIMARY, endpoint_url=URL, aws_access_key_id="AKIDDRFLOWTEST",
+                            aws_secret_access_key="secret",
+                            config=Config(retries={"total_max_attempts": 3, "mode": "standard"}))
+    # moto 5.2.5: ResetImageAttribute raises NotImplementedError
+    e = error_of(lambda: retrying.reset_image_attribute(ImageId=ctx["primary_ami"], Attribute="launchPermission"))
+    assert (code(e), e.response["ResponseMetadata"]["HTTPStatusCode"]) == ("EmulatorNotImplemented", 400), e.response
+    assert "ResetImageAttribute" in e.response["Error"]["Message"], e.response
+    calls = control("GET", "/_drflow/calls?operation=ResetImageAttribute")
+    assert [c["status"] for c in calls] == [400], calls  # not retried
+    client("ec2").describe_images(ImageIds=[ctx["primary_ami"]])  # the emulator goes on
+
+
+@check
+def copy_image_client_token(ctx: dict[str, Any]) -> None:
+    """Same ClientToken in the destination region: the same ImageId, nothing copied (as AWS)."""
+    ec2_dr = client("ec2", DR)
+
+    def copy(token: str | None = None, region: str = DR, name: str = "drflow-token-copy") -> str:
+        extra = {"ClientToken": token} if token else {}
+        return client("ec2", region).copy_image(SourceImageId=ctx["primary_ami"], SourceRegion=PRIMARY, Name=name,
+                                                **extra)["ImageId"]
+
+    def dr_images() -> int:
+        return len(ec2_dr.describe_images(Owners=["self"])["Images"])
+
+    first = copy("tok-copy-image-1")
+    count = dr_images()
+    assert copy("tok-copy-image-1") == first and copy("tok-copy-image-1") == first
+    assert dr_images() == count, "a repeated ClientToken copied again"
+    e = error_of(lambda: copy("tok-copy-image-1", name="drflow-token-other"))
+    assert code(e) == "IdempotentParameterMismatch", e.response
+    assert copy("tok-copy-image-2") != first  # another token, another copy
+    other_region = copy("tok-copy-image-1", region="eu-west-1")  # tokens are per (destination) region
+    assert other_region != first
+    assert copy() != copy()  # no token: every call copies
+    assert dr_images() == count + 3
+
+
+@check
+def sts_caller_identity(ctx: dict[str, Any]) -> None:
+    for region in (PRIMARY, DR):
+        who = client("sts", region).get_caller_identity()
+        assert who["Account"] == ACCOUNT and who["Arn"].startswith(f"arn:aws:sts::{ACCOUNT}:"), who
+        assert who["UserId"], who
+
+
+def instance_checks(instance_id: str, region: str = PRIMARY) -> tuple[str, str, str] | None:
+    out = client("ec2", region).describe_instance_status(InstanceIds=[instance_id], IncludeAllInstances=True)
+    if not out["InstanceStatuses"]:
+        return None
+    st = out["InstanceStatuses"][0]
+    assert st["InstanceId"] == instance_id, st
+    return st["InstanceState"]["Name"], st["SystemStatus"]["Status"], st["InstanceStatus"]["Status"]
+
+
+@check
+def instance_status_checks(ctx: dict[str, Any]) -> None:
+    ec2 = client("ec2")
+
+    def launch(ami: str) -> str:
+        return ec2.run_instances(ImageId=ami, MinCount=1, MaxCount=1, InstanceType="t3.micro")["Instances"][0]["InstanceId"]
+
+    instance = launch(ctx["base_ami"])
+    assert instance_checks(instance) == ("running", "ok", "ok"), instance_checks(instance)
+    st = ec2.describe_instance_status(InstanceIds=[instance])["InstanceStatuses"][0]  # IncludeAllInstances=false
+    assert st["InstanceStatus"]["Details"] == [{"Name": "reachability", "Status": "passed"}], st
+    # initializing for the first `status_describes` describes of each instance
+    control("POST", "/_drflow/config", {"status_describes": 2})
+    try:
+        fresh = launch(ctx["base_ami"])
+        assert [instance_checks(fresh) for _ in range(3)] == [
+            ("running", "initializing", "initializing"), ("running", "initializing", "initializing"),
+            ("running", "ok", "ok")]
+        # listing all instances counts a describe of each
+        later = launch(ctx["base_ami"])
+        ec2.describe_instance_status()
+        assert instance_checks(later)[1] == "initializing" and instance_checks(later)[1] == "ok"
+    finally:
+        control("POST", "/_drflow/config", {"status_describes": 0})
+    # a stopped instance: only with IncludeAllInstances, not-applicable
+    ec2.stop_instances(InstanceIds=[fresh])
+    assert instance_checks(fresh) == ("stopped", "not-applicable", "not-applicable"), instance_checks(fresh)
+    assert ec2.describe_instance_status(InstanceIds=[fresh])["InstanceStatuses"] == []
+    # impaired: one instance ...
+    impaired = control("POST", "/_drflow/impair-instance", {"instance_id": instance})
+    assert impaired["instances"] == {instance: ["instance", "system"]}, impaired
+    assert instance_checks(instance) == ("running", "impaired", "impaired"), instance_checks(instance)
+    st = ec2.describe_instance_status(InstanceIds=[instance])["InstanceStatuses"][0]
+    details = st["InstanceStatus"]["Details"][0]
+    assert (details["Status"], "ImpairedSince" in details) == ("failed", True), st
+    assert instance_checks(later) == ("running", "ok", "ok")  # not the others
+    # ... or every instance launched from an AMI, also the ones launched later (and only one check if asked)
+    before = launch(ctx["primary_ami"])
+    control("POST", "/_drflow/impair-instance", {"image_id": ctx["primary_ami"], "check": "system"})
+    after = launch(ctx["primary_ami"])
+    assert instance_checks(before) == ("running", "impaired", "ok"), instance_checks(before)
+    assert instance_checks(after) == ("running", "impaired", "ok"), instance_checks(after)
+    assert instance_checks(later) == ("running", "ok", "ok")
+    # a DR instance from a copy of that AMI is another AMI: not impaired
+    dr_instance = client("ec2", DR).run_instances(ImageId=ctx["dr_ami"], MinCount=1, MaxCount=1)["Instances"][0]
+    assert instance_checks(dr_instance["InstanceId"], DR) == ("running", "ok", "ok")
+    # bad requests; DELETE clears every impairment
+    for body, status in (({"instance_id": "i-0123456789abcdef0"}, 404), ({}, 400),
+                         ({"instance_id": instance, "image_id": ctx["primary_ami"]}, 400),
+                         ({"image_id": "nope"}, 400), ({"instance_id": instance, "check": "disk"}, 400)):
+        try:
+            control("POST", "/_drflow/impair-instance", body)
+            raise AssertionError(f"accepted {body}")
+        except urllib.error.HTTPError as err:
+            assert err.code == status, (body, err.code)
+    assert control("DELETE", "/_drflow/impair-instance") == {"instances": {}, "images": {}}
+    assert instance_checks(instance) == ("running", "ok", "ok") and instance_checks(after) == ("running", "ok", "ok")
+    for region, ids in ((PRIMARY, [instance, fresh, later, before, after]), (DR, [dr_instance["InstanceId"]])):
+        client("ec2", region).terminate_instances(InstanceIds=ids)
 
 
 TEMPLATE = """
@@ -481,8 +625,82 @@ def cloudformation_sub_forms(ctx: dict[str, Any]) -> None:
         "ValidationError", f"Unable to fetch parameters [/drflow/{DR}/nothing] from parameter store for this account."), e.response
     # ${...} outside Fn::Sub is no substitution: the string reaches EC2 as written
     literal = TEMPLATE.replace("'{{resolve:ssm:%s}}'", "'{{resolve:ssm:/drflow/${AWS::Region}/ami}}'")
-    e = error_of(lambda: cfn.create_stack(StackName="drflow-literal", TemplateBody=literal))
-    assert code(e).startswith("InvalidAMIID"), e.response
+    cfn.create_stack(StackName="drflow-literal", TemplateBody=literal)  # fails in the stack, as on AWS
+    assert stack_status(DR, "drflow-literal") == "ROLLBACK_COMPLETE"
+    failed = [e for e in cfn.describe_stack_events(StackName="drflow-literal")["StackEvents"]
+              if e["ResourceStatus"] == "CREATE_FAILED"]
+    assert [e["LogicalResourceId"] for e in failed] == ["App"], failed
+    assert "Error Code: InvalidAMIID" in failed[0]["ResourceStatusReason"], failed
+    cfn.delete_stack(StackName="drflow-literal")
+
+
+ROLLBACK_TEMPLATE = {
+    "Resources": {
+        "Good": {"Type": "AWS::EC2::Instance", "Properties": {"ImageId": "%(good)s", "InstanceType": "t3.micro"}},
+        "Bad": {"Type": "AWS::EC2::Instance", "DependsOn": "Good",
+                "Properties": {"ImageId": "ami-0123456789abcdef0", "InstanceType": "t3.micro"}},
+    },
+    "Outputs": {"BadId": {"Value": {"Ref": "Bad"}}, "GoodId": {"Value": {"Ref": "Good"}, "Export": {"Name": "drflow-good"}}},
+}
+
+
+@check
+def cloudformation_failed_create_rolls_back(ctx: dict[str, Any]) -> None:
+    """A create that fails inside moto ends as on AWS: the call succeeds, the stack is ROLLBACK_COMPLETE."""
+    cfn, ssm = client("cloudformation", DR), client("ssm", DR)
+    # the DR stack, its SSM parameter naming an AMI that does not exist in the region (a plain String parameter:
+    # aws:ec2:image ones are validated)
+    name, stack = "/drflow/i-gone/ami", "drflow-dr-i-gone"
+    ssm.put_parameter(Name=name, Value="ami-0123456789abcdef0", Type="String")
+    stack_id = cfn.create_stack(StackName=stack, TemplateBody=open(DR_STACK_TEMPLATE).read(),
+                                Parameters=[{"ParameterKey": "AmiParameterName", "ParameterValue": name}])["StackId"]
+    for _ in range(2):  # describing it again works (moto would retry the failed create)
+        desc = cfn.describe_stacks(StackName=stack)["Stacks"][0]
+        assert desc["StackStatus"] == "ROLLBACK_COMPLETE" and "Outputs" not in desc, desc
+        assert desc["StackStatusReason"] == ("The following resource(s) failed to create: [DrInstance]. "
+                                             "Rollback requested by user."), desc
+    summaries = {s["StackName"]: s for s in cfn.list_stacks()["StackSummaries"] if s["StackId"] == stack_id}
+    assert summaries[stack]["StackStatus"] == "ROLLBACK_COMPLETE", summaries
+    events = cfn.describe_stack_events(StackName=stack)["StackEvents"][::-1]  # oldest first
+    seen = [(e["LogicalResourceId"], e["ResourceStatus"]) for e in events]
+    assert seen == [(stack, "CREATE_IN_PROGRESS"), ("DrInstance", "CREATE_IN_PROGRESS"), ("DrInstance", "CREATE_FAILED"),
+                    (stack, "ROLLBACK_IN_PROGRESS"), ("DrInstance", "DELETE_COMPLETE"), (stack, "ROLLBACK_COMPLETE")], seen
+    failed = events[2]
+    assert failed["ResourceType"] == "AWS::EC2::Instance", failed
+    assert failed["ResourceStatusReason"].startswith("The image id '[ami-0123456789abcdef0]' does not exist"), failed
+    assert "Error Code: InvalidAMIID.NotFound" in failed["ResourceStatusReason"], failed
+    assert events[3]["ResourceStatusReason"] == desc["StackStatusReason"], events[3]
+    e = error_of(lambda: cfn.update_stack(StackName=stack, UsePreviousTemplate=True,
+                                          Parameters=[{"ParameterKey": "AmiParameterName", "UsePreviousValue": True}]))
+    assert code(e) == "ValidationError" and "ROLLBACK_COMPLETE state and can not be updated" in e.response["Error"]["Message"]
+    assert code(error_of(lambda: cfn.create_stack(StackName=stack, TemplateBody=open(DR_STACK_TEMPLATE).read(),
+                                                  Parameters=[{"ParameterKey": "AmiParameterName",
+                                                               "ParameterValue": name}]))) == "AlreadyExistsException"
+    cfn.delete_stack(StackName=stack)
+    assert code(error_of(lambda: cfn.describe_stacks(StackName=stack))) == "ValidationError"
+    assert cfn.describe_stacks(StackName=stack_id)["Stacks"][0]["StackStatus"] == "DELETE_COMPLETE"
+    # the same name again, now with an AMI that exists
+    ssm.put_parameter(Name=name, Value=ctx["dr_ami"], Overwrite=True)
+    cfn.create_stack(StackName=stack, TemplateBody=open(DR_STACK_TEMPLATE).read(),
+                     Parameters=[{"ParameterKey": "AmiParameterName", "ParameterValue": name}])
+    assert stack_status(DR, stack) == "CREATE_COMPLETE" and output_instance(DR, stack)["ImageId"] == ctx["dr_ami"]
+    cfn.delete_stack(StackName=stack)
+    # resources created before the failure are deleted by the rollback (newest first), outputs and exports dropped
+    body = json.dumps(ROLLBACK_TEMPLATE) % {"good": ctx["dr_ami"]}
+    cfn.create_stack(StackName="drflow-rollback", TemplateBody=body)
+    assert stack_status(DR, "drflow-rollback") == "ROLLBACK_COMPLETE"
+    events = cfn.describe_stack_events(StackName="drflow-rollback")["StackEvents"][::-1]
+    seen = [(e["LogicalResourceId"], e["ResourceStatus"]) for e in events]
+    assert seen == [("drflow-rollback", "CREATE_IN_PROGRESS"), ("Good", "CREATE_IN_PROGRESS"), ("Good", "CREATE_COMPLETE"),
+                    ("Bad", "CREATE_IN_PROGRESS"), ("Bad", "CREATE_FAILED"), ("drflow-rollback", "ROLLBACK_IN_PROGRESS"),
+                    ("Good", "DELETE_IN_PROGRESS"), ("Good", "DELETE_COMPLETE"), ("Bad", "DELETE_COMPLETE"),
+                    ("drflow-rollback", "ROLLBACK_COMPLETE")], seen
+    good = events[2]["PhysicalResourceId"]
+    assert describe_instance(DR, good)["State"]["Name"] == "terminated"
+    assert "Outputs" not in cfn.describe_stacks(StackName="drflow-rollback")["Stacks"][0]
+    assert cfn.list_exports()["Exports"] == [] and cfn.describe_stack_resources(StackName="drflow-rollback")["StackResources"] == []
+    cfn.delete_stack(StackName="drflow-rollback")
+    assert cfn.describe_stacks(StackName=events[0]["StackId"])["Stacks"][0]["StackStatus"] == "DELETE_COMPLETE"
 
 
 @check
@@ -560,12 +778,14 @@ def calls_log(ctx: dict[str, Any]) -> None:
 @check
 def reset_clears_everything(ctx: dict[str, Any]) -> None:
     control("POST", "/_drflow/faults", {"service": "ssm", "code": "Boom"})
+    control("POST", "/_drflow/impair-instance", {"instance_id": ctx["instance_id"]})
     control("POST", "/_drflow/reset")
     assert control("GET", "/_drflow/faults") == [] and control("GET", "/_drflow/calls") == []
     e = error_of(lambda: client("backup").describe_backup_vault(BackupVaultName="drflow-primary"))
     assert code(e) == "ResourceNotFoundException", code(e)
     assert code(error_of(lambda: describe_job("backup", ctx["backup_job"]))) == "ResourceNotFoundException"
     assert client("ec2").describe_instances()["Reservations"] == []
+    assert control("GET", "/_drflow/impair-instance") == {"instances": {}, "images": {}}
 
 
 # ---------------------------------------------------------------- runner

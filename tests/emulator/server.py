@@ -1,15 +1,17 @@
 #!/usr/bin/env python3
 """drflow's local AWS emulator: moto 5.2.5 in server mode, in-process, plus extensions.
 
-    python server.py --port 0 --port-file PATH [--pending-describes N] [--job-describes N]
+    python server.py --port 0 --port-file PATH [--pending-describes N] [--job-describes N] [--status-describes N]
 
 One endpoint on 127.0.0.1 serves every service and region (moto picks the backend from the
 SigV4 credential scope). Every request passes through `Emulator`, a WSGI middleware in front
 of moto's dispatcher that logs the call, injects faults and runs the extensions
-(emu_backup: Backup jobs; emu_hooks: pending AMIs, SSM aws:ec2:image, CloudFormation
-{{resolve:ssm}} incl. via Fn::Sub, update detection, EC2 instance updates). Control API under /_drflow/ (see README.md). Requests are served on
-threads, but all moto work happens under one lock, so moto only ever runs one at a time;
-injected latency is slept outside the lock.
+(emu_backup: Backup jobs; emu_hooks: pending AMIs, CreateImage snapshot tags, CopyImage ClientToken,
+instance status checks, SSM aws:ec2:image, CloudFormation {{resolve:ssm}} incl. via Fn::Sub, update
+detection, EC2 instance updates, failed creates rolled back). A NotImplementedError inside moto
+answers 400 EmulatorNotImplemented (not retried by clients). Control API under /_drflow/ (see
+README.md). Requests are served on threads, but all moto work happens under one lock, so moto only
+ever runs one at a time; injected latency is slept outside the lock.
 """
 
 from __future__ import annotations
@@ -31,6 +33,7 @@ import traceback  # noqa: E402
 from typing import Any, Callable  # noqa: E402
 from urllib.parse import parse_qsl, urlencode  # noqa: E402
 
+from moto import __version__ as MOTO_VERSION  # noqa: E402
 from moto.core.exceptions import ServiceException  # noqa: E402
 from moto.moto_api._internal.models import moto_api_backend  # noqa: E402
 from moto.moto_server.werkzeug_app import (  # noqa: E402
@@ -46,9 +49,12 @@ from emu_common import STATE, ApiError, Fault, Reply, aws_error, protocol_of, se
 
 CREDENTIAL_SCOPE = re.compile(r"Credential=[^/,\s]+/\d{8}/([^/]+)/([^/]+)/aws4_request")
 
-# (service, operation) -> hook run before moto / after moto (with the HTTP status)
+# (service, operation) -> hook run before moto / after moto (with the HTTP status; the reply is call.response).
+# A before hook may answer the call itself by setting call.reply (moto is then not run).
 BEFORE: dict[tuple[str, str], Callable[[Any], None]] = {
     ("ec2", "DescribeImages"): emu_hooks.before_describe_images,
+    ("ec2", "CopyImage"): emu_hooks.before_copy_image,
+    ("ec2", "DescribeInstanceStatus"): emu_hooks.before_describe_instance_status,
     ("ssm", "PutParameter"): emu_hooks.before_put_parameter,
     ("cloudformation", "CreateStack"): emu_hooks.before_stack_change,
     ("cloudformation", "UpdateStack"): emu_hooks.before_stack_change,
@@ -56,6 +62,7 @@ BEFORE: dict[tuple[str, str], Callable[[Any], None]] = {
     ("cloudformation", "ExecuteChangeSet"): emu_hooks.before_execute_change_set,
 }
 AFTER: dict[tuple[str, str], Callable[[Any, int], None]] = {
+    ("ec2", "CopyImage"): emu_hooks.after_copy_image,
     ("ssm", "PutParameter"): emu_hooks.after_put_parameter,
     ("cloudformation", "CreateStack"): emu_hooks.after_stack_change,
     ("cloudformation", "UpdateStack"): emu_hooks.after_stack_change,
@@ -196,10 +203,13 @@ class Emulator:
         try:
             if key in BEFORE:
                 BEFORE[key](call)
-            if call.service == "backup" and call.operation in emu_backup.HANDLED:
-                reply = emu_backup.handle(call)
-            else:
-                reply = self.run_moto(call.environ)
+            reply = getattr(call, "reply", None)  # set when a before hook answered the call itself
+            if reply is None:
+                if call.service == "backup" and call.operation in emu_backup.HANDLED:
+                    reply = emu_backup.handle(call)
+                else:
+                    reply = self.run_moto(call.environ)
+            call.response = reply
             if key in AFTER:
                 AFTER[key](call, reply.status)
             return reply
@@ -207,6 +217,13 @@ class Emulator:
             return aws_error(call.service, e.code, e.message, e.status)
         except ServiceException as e:  # a moto error raised inside an extension
             return aws_error(call.service, e.code, e.message, 400)
+        except NotImplementedError as e:
+            # A gap in moto (or the emulator), not a transient failure: a 4xx that clients do not retry.
+            traceback.print_exc()
+            detail = f": {e}" if str(e) else ""
+            return aws_error(call.service, "EmulatorNotImplemented",
+                             f"{call.service} {call.operation or '(unknown operation)'} is not implemented by the "
+                             f"drflow emulator (moto {MOTO_VERSION}) for this request{detail}", 400)
         except Exception as e:
             if hasattr(e, "error_type"):  # moto's RESTError family
                 return aws_error(call.service, e.error_type, e.message, getattr(e, "code", 400))
@@ -231,6 +248,10 @@ class Emulator:
 
 
 # ---------------------------------------------------------------- control API
+
+# settings of POST /_drflow/config -> their least value
+CONFIG = {"pending_describes": 0, "job_describes": 1, "status_describes": 0}
+IMPAIRED_CHECKS = {"both": {"instance", "system"}, "instance": {"instance"}, "system": {"system"}}
 
 
 def control(environ: dict[str, Any]) -> Reply:
@@ -267,12 +288,32 @@ def control(environ: dict[str, Any]) -> Reply:
             STATE.calls.clear()
             return Reply.json(200, {})
         if path == "/_drflow/config" and method == "POST":
-            for key in ("pending_describes", "job_describes"):
+            for key, least in CONFIG.items():
                 if key in body:
-                    setattr(STATE, key, max(0 if key == "pending_describes" else 1, int(body[key])))
+                    setattr(STATE, key, max(least, int(body[key])))
         if path == "/_drflow/config" and method in ("GET", "POST"):
-            return Reply.json(200, {"pending_describes": STATE.pending_describes,
-                                    "job_describes": STATE.job_describes})
+            return Reply.json(200, {key: getattr(STATE, key) for key in CONFIG})
+        if path == "/_drflow/impair-instance" and method == "POST":
+            instance_id, image_id = body.get("instance_id"), body.get("image_id")
+            checks = IMPAIRED_CHECKS.get(body.get("check", "both"))
+            if bool(instance_id) == bool(image_id):
+                return Reply.json(400, {"error": 'give one of "instance_id" or "image_id"'})
+            if checks is None:
+                return Reply.json(400, {"error": 'check must be "instance", "system" or "both"'})
+            if instance_id:
+                if emu_hooks.find_instance(instance_id) is None:
+                    return Reply.json(404, {"error": f"no instance {instance_id} in any region"})
+                STATE.impaired_instances.setdefault(instance_id, set()).update(checks)
+            else:
+                if not re.fullmatch(r"ami-[0-9a-f]{8,17}", str(image_id)):
+                    return Reply.json(400, {"error": f"not an AMI id: {image_id!r}"})
+                STATE.impaired_images.setdefault(image_id, set()).update(checks)
+        if path == "/_drflow/impair-instance" and method == "DELETE":
+            STATE.impaired_instances.clear()
+            STATE.impaired_images.clear()
+        if path == "/_drflow/impair-instance" and method in ("GET", "POST", "DELETE"):
+            return Reply.json(200, {"instances": {k: sorted(v) for k, v in sorted(STATE.impaired_instances.items())},
+                                    "images": {k: sorted(v) for k, v in sorted(STATE.impaired_images.items())}})
         if path == "/_drflow/reset" and method == "POST":
             moto_api_backend.reset()
             STATE.reset()
@@ -293,11 +334,14 @@ def main() -> None:
                         help="DescribeImages calls that see a new AMI as pending (default 2)")
     parser.add_argument("--job-describes", type=int, default=1,
                         help="Describe*Job calls that see each of CREATED and RUNNING (default 1)")
+    parser.add_argument("--status-describes", type=int, default=0,
+                        help="DescribeInstanceStatus calls that see a new instance's checks initializing (default 0)")
     parser.add_argument("--verbose", action="store_true", help="log every HTTP request")
     args = parser.parse_args()
 
     STATE.pending_describes = max(0, args.pending_describes)
     STATE.job_describes = max(1, args.job_describes)
+    STATE.status_describes = max(0, args.status_describes)
     emu_hooks.install_ec2_patches()
     emu_hooks.install_cfn_patches()
     if not args.verbose:
