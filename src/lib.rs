@@ -9,4 +9,7 @@ pub mod cli;
 pub mod cloud;
 pub mod engine;
 pub mod error;
+pub mod plan;
+pub mod report;
+pub mod schedule;
 pub mod workflow;

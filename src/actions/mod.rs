@@ -27,7 +27,7 @@ pub fn all() -> &'static [&'static ActionSpec] {
     &ALL
 }
 
-static ALL: [&ActionSpec; 13] = [
+static ALL: [&ActionSpec; 14] = [
     &backup::START_BACKUP_JOB,
     &backup::WAIT_BACKUP_JOB,
     &backup::START_COPY_JOB,
@@ -35,6 +35,7 @@ static ALL: [&ActionSpec; 13] = [
     &ec2::WAIT_IMAGE,
     &ec2::CREATE_IMAGE,
     &ec2::COPY_IMAGE,
+    &ec2::VERIFY_INSTANCE,
     &ssm::PUT_PARAMETER,
     &ssm::GET_PARAMETER,
     &cloudformation::DEPLOY_STACK,
@@ -154,6 +155,7 @@ pub async fn poll(spec: &ActionSpec, ctx: &Ctx<'_>, inputs: &Values) -> Result<P
         "backup.wait_backup_job" => backup::poll_backup_job(ctx, inputs).await,
         "backup.wait_copy_job" => backup::poll_copy_job(ctx, inputs).await,
         "ec2.wait_image" => ec2::poll_image(ctx, inputs).await,
+        "ec2.verify_instance" => ec2::poll_verify_instance(ctx, inputs).await,
         "cloudformation.deploy_stack" => cloudformation::poll_deploy(ctx, inputs).await,
         "cloudformation.delete_stack" => cloudformation::poll_delete(ctx, inputs).await,
         other => Err(ActionError::Input(format!("`{other}` is not a wait action"))),

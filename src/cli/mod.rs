@@ -1,7 +1,10 @@
 //! The command line: parses arguments, builds the backend, hands over to the engine, prints.
 
 mod inspect;
+mod plan;
+mod report;
 mod run;
+mod schedule;
 mod show;
 mod view;
 
@@ -45,6 +48,24 @@ pub enum Command {
         #[arg(long, value_enum, default_value_t = Format::Text)]
         output: Format,
     },
+    /// Print or write a run's report (the files written into its folder when it ended, built afresh).
+    Report {
+        run_id: String,
+        /// Default: the extension of --out, else md.
+        #[arg(long, value_enum)]
+        format: Option<report::ReportFormat>,
+        /// Write to this file instead of printing.
+        #[arg(long, value_name = "FILE")]
+        out: Option<PathBuf>,
+    },
+    /// Run workflows on cron schedules in the foreground, until SIGTERM or Ctrl-C.
+    Schedule(schedule::ScheduleArgs),
+    /// Show what a run would do, without running it; `--check` adds read-only preflight checks.
+    Plan(plan::PlanArgs),
+    /// Print the least-privilege IAM policy a run needs.
+    Policy(plan::PolicyArgs),
+    /// Print the workflow as a Mermaid flowchart (or DOT with --format dot).
+    Graph(plan::GraphArgs),
 }
 
 #[derive(clap::Args, Debug, Clone)]
@@ -135,5 +156,10 @@ fn dispatch(cli: Cli) -> Result<u8, Error> {
         Command::Actions => inspect::actions(),
         Command::Runs => show::runs(&state_dir),
         Command::Show { run_id, output } => show::show(&state_dir, &run_id, output),
+        Command::Report { run_id, format, out } => report::report(&state_dir, &run_id, format, out),
+        Command::Schedule(args) => schedule::schedule(&state_dir, args),
+        Command::Plan(args) => plan::plan(args, &state_dir),
+        Command::Policy(args) => plan::policy(args),
+        Command::Graph(args) => plan::graph(args),
     }
 }

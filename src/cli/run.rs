@@ -162,11 +162,6 @@ fn report(wf: &Workflow, outcome: Outcome, simulate: bool, wall: Instant, output
         }
         println!("journal: {}", outcome.journal.display());
     }
-    match outcome.status {
-        RunStatus::Succeeded => Ok(0),
-        RunStatus::Failed => Err(Error::RunFailed {
-            run_id: outcome.run_id,
-            message: outcome.error.unwrap_or_else(|| "unknown error".into()),
-        }),
-    }
+    // Writes STATE_DIR/runs/RUN_ID/report.{json,md,html}; a rehearsal ends with its one-line verdict.
+    super::report::conclude(wf, outcome, output)
 }

@@ -50,6 +50,19 @@ impl Clock {
         }
     }
 
+    /// The same clock, moved forward if needed so that it never reads earlier than `ms` (Unix milliseconds): a
+    /// resumed run's journal stays in order even when the run it continues ran on simulated time.
+    pub fn not_before(self, ms: i64) -> Clock {
+        let behind = ms - self.now_ms();
+        if behind <= 0 {
+            return self;
+        }
+        Clock {
+            base: self.base + std::time::Duration::from_millis(behind as u64),
+            start: self.start,
+        }
+    }
+
     pub fn now(&self) -> SystemTime {
         self.base + self.start.elapsed()
     }
@@ -248,6 +261,7 @@ pub async fn resume(
     }
     let _lock = lock::acquire(state_dir, &workflow.name, &state.lock, run_id)?;
     let journal = Journal::reopen(&path, state.next_seq)?;
+    let clock = clock.not_before(state.last_ms);
     let exec = executor::Executor {
         wf: workflow,
         cloud,

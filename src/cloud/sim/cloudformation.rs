@@ -271,6 +271,7 @@ fn deploy(
             None => {
                 let id = ctx.world.new_instance_id();
                 let mut instance = InstanceRec::running(&id, &image, done);
+                super::ec2::launched(ctx, &mut instance);
                 tags.insert("aws:cloudformation:stack-name".into(), req.name.clone());
                 tags.insert("aws:cloudformation:stack-id".into(), stack_id.to_string());
                 tags.insert("aws:cloudformation:logical-id".into(), r.logical_id.clone());

@@ -90,6 +90,9 @@ pub(crate) struct InstanceRec {
     pub terminating: Option<(Duration, Duration)>,
     /// A state that never changes, unless terminated (scenario instances).
     pub fixed: Option<String>,
+    /// The status check (`instance` or `system`) that ends `impaired` (scenario `impair_instances`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub impaired: Option<String>,
 }
 
 impl InstanceRec {
@@ -101,6 +104,7 @@ impl InstanceRec {
             launched_at,
             terminating: None,
             fixed: None,
+            impaired: None,
         }
     }
 
@@ -119,6 +123,22 @@ impl InstanceRec {
         if self.terminating.is_none() {
             self.terminating = Some((from, until));
         }
+    }
+}
+
+/// Counts an instance launched by a stack; the scenario's `impair_instances` may make its status checks fail.
+pub(crate) fn launched(ctx: &mut Ctx<'_>, rec: &mut InstanceRec) {
+    let n = ctx.world.started.entry("launch".to_string()).or_insert(0);
+    *n += 1;
+    let n = *n;
+    if let Some(x) = ctx.scenario.impair_instances.iter().find(|x| x.nth == n) {
+        rec.impaired = Some(
+            match x.check {
+                super::scenario::StatusCheck::Instance => "instance",
+                super::scenario::StatusCheck::System => "system",
+            }
+            .to_string(),
+        );
     }
 }
 
@@ -244,11 +264,15 @@ fn describe_instance_status(ctx: &mut Ctx<'_>, id: &str) -> Result<Option<Instan
     } else {
         "initializing"
     };
+    let status = |which: &str| match rec.impaired.as_deref() {
+        Some(bad) if bad == which && check == "ok" => "impaired".to_string(),
+        _ => check.to_string(),
+    };
     Ok(Some(InstanceStatus {
         instance_id: id.to_string(),
         state,
-        system_status: check.into(),
-        instance_status: check.into(),
+        system_status: status("system"),
+        instance_status: status("instance"),
     }))
 }
 

@@ -37,8 +37,8 @@ use serde::{Deserialize, Serialize};
 
 pub use error::SimError;
 pub use scenario::{
-    Durations, EXAMPLE_SCENARIO, FailJob, Fault, FaultError, ImageSpec, InstanceSpec, JobKind, ParameterSpec, Scenario,
-    Throttle, VaultSpec,
+    Durations, EXAMPLE_SCENARIO, FailJob, Fault, FaultError, ImageSpec, ImpairInstance, InstanceSpec, JobKind,
+    ParameterSpec, Scenario, StatusCheck, Throttle, VaultSpec,
 };
 
 use self::clock::Clock;
@@ -130,6 +130,14 @@ impl Sim {
         let world = if path.exists() {
             let mut world = persist::load(path)?;
             world.populate(&scenario, false);
+            // Simulated time runs ahead of real time; re-anchor the world so that its "now" is this session's
+            // wall-clock start, as the run's own clock is (`engine::Clock`). Otherwise dates the simulator reports
+            // (AMI creation, job and parameter times) drift ahead of the journal's with every session, and a
+            // rehearsal's RPO (run clock minus AMI creation date) comes out wrong on a reused world.
+            let now = std::time::SystemTime::now()
+                .duration_since(std::time::UNIX_EPOCH)
+                .map_or(0, |d| d.as_secs() as i64);
+            world.created_unix = now - i64::try_from(world.elapsed.as_secs()).unwrap_or(0);
             world
         } else {
             World::build(&scenario)

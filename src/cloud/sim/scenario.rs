@@ -26,6 +26,8 @@ pub struct Scenario {
     pub faults: Vec<Fault>,
     pub fail_jobs: Vec<FailJob>,
     pub throttling: Vec<Throttle>,
+    /// Instances launched by stacks whose status checks end `impaired` instead of `ok`.
+    pub impair_instances: Vec<ImpairInstance>,
 }
 
 impl Default for Scenario {
@@ -42,6 +44,7 @@ impl Default for Scenario {
             faults: Vec::new(),
             fail_jobs: Vec::new(),
             throttling: Vec::new(),
+            impair_instances: Vec::new(),
         }
     }
 }
@@ -210,6 +213,27 @@ impl JobKind {
     }
 }
 
+/// The `nth` (1-based) instance launched by a stack in this world reports `check` as `impaired` once its status
+/// checks stop `initializing` (DescribeInstanceStatus), as an instance that cannot boot would.
+#[derive(Debug, Clone, PartialEq, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ImpairInstance {
+    #[serde(default = "one")]
+    pub nth: u64,
+    #[serde(default)]
+    pub check: StatusCheck,
+}
+
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum StatusCheck {
+    /// The instance status check (the guest OS is unreachable).
+    #[default]
+    Instance,
+    /// The system status check (the host is failing).
+    System,
+}
+
 /// Overrides the token bucket of one operation (each region has its own bucket).
 #[derive(Debug, Clone, PartialEq, Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -315,6 +339,11 @@ impl Scenario {
         for (i, j) in self.fail_jobs.iter().enumerate() {
             if j.nth == 0 {
                 return Err(format!("fail_jobs[{i}]: `nth` starts at 1"));
+            }
+        }
+        for (i, x) in self.impair_instances.iter().enumerate() {
+            if x.nth == 0 {
+                return Err(format!("impair_instances[{i}]: `nth` starts at 1"));
             }
         }
         for (i, p) in self.parameters.iter().enumerate() {

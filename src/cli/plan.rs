@@ -1,0 +1,152 @@
+//! `drflow plan`, `drflow policy` and `drflow graph`: look at what a run will do without running it.
+//!
+//! A plan builds no backend and makes no AWS call unless `--check` is given; the checks make read-only calls only.
+
+use std::path::{Path, PathBuf};
+
+use clap::ValueEnum;
+
+use super::{BackendArgs, Format, pair};
+use crate::cloud::Cloud;
+use crate::cloud::sim::{Scenario, Sim};
+use crate::error::Error;
+use crate::plan::{self, CheckStatus, graph};
+use crate::workflow;
+
+#[derive(clap::Args, Debug)]
+pub struct PlanArgs {
+    pub workflow: PathBuf,
+    /// Workflow input, NAME=VALUE (repeatable).
+    #[arg(long = "input", short = 'i', value_name = "NAME=VALUE", value_parser = pair)]
+    pub inputs: Vec<(String, String)>,
+    /// Override a named region, NAME=CODE (repeatable), e.g. --region dr=eu-west-1.
+    #[arg(long = "region", value_name = "NAME=CODE", value_parser = pair)]
+    pub regions: Vec<(String, String)>,
+    /// Also run read-only preflight checks against the account (or the simulator with --simulate).
+    #[arg(long)]
+    pub check: bool,
+    #[command(flatten)]
+    pub backend: BackendArgs,
+    #[arg(long, value_enum, default_value_t = Format::Text)]
+    pub output: Format,
+}
+
+#[derive(clap::Args, Debug)]
+pub struct PolicyArgs {
+    pub workflow: PathBuf,
+    /// Workflow input, NAME=VALUE (repeatable). Inputs not given become `*` in the ARNs that use them.
+    #[arg(long = "input", short = 'i', value_name = "NAME=VALUE", value_parser = pair)]
+    pub inputs: Vec<(String, String)>,
+    /// Override a named region, NAME=CODE (repeatable).
+    #[arg(long = "region", value_name = "NAME=CODE", value_parser = pair)]
+    pub regions: Vec<(String, String)>,
+    /// Account id for the ARNs, when no role ARN input tells it.
+    #[arg(long, value_name = "ID")]
+    pub account: Option<String>,
+}
+
+#[derive(clap::Args, Debug)]
+pub struct GraphArgs {
+    pub workflow: PathBuf,
+    #[arg(long, value_enum, default_value_t = GraphFormat::Mermaid)]
+    pub format: GraphFormat,
+}
+
+#[derive(ValueEnum, Clone, Copy, Debug, PartialEq, Eq)]
+pub enum GraphFormat {
+    /// A Mermaid flowchart.
+    Mermaid,
+    /// Graphviz DOT.
+    Dot,
+}
+
+pub fn plan(args: PlanArgs, state_dir: &Path) -> Result<u8, Error> {
+    let simulate = args.backend.simulate || args.backend.scenario.is_some();
+    if simulate && !args.check {
+        return Err(Error::Usage(
+            "--simulate and --scenario choose where `--check` looks: add --check (a plan alone calls nothing)".into(),
+        ));
+    }
+    let wf = workflow::load(&args.workflow)?;
+    let file = args.workflow.display().to_string();
+    let mut plan = plan::for_run(&wf, &file, &args.inputs, &args.regions)?;
+    if args.check {
+        let codes: Vec<String> = plan.regions.iter().map(|(_, c)| c.clone()).collect();
+        let base = wf.dir();
+        let checks = runtime(simulate)?.block_on(async {
+            let cloud = backend(&args.backend, simulate, state_dir, &codes).await?;
+            Ok::<_, Error>(plan::checks::run(&plan, &base, &cloud).await)
+        })?;
+        plan.checks = Some(checks);
+    }
+    match args.output {
+        Format::Text => print!("{}", plan::render_text::render(&plan)),
+        Format::Json => print!("{}", plan::render_json::render(&plan)),
+    }
+    let Some(checks) = &plan.checks else { return Ok(0) };
+    if checks.failed == 0 {
+        return Ok(0);
+    }
+    eprintln!(
+        "error: {} of {} preflight checks failed:",
+        checks.failed,
+        checks.results.len()
+    );
+    for c in checks.results.iter().filter(|c| c.status == CheckStatus::Failed) {
+        eprintln!("  {}: {}", plan::render_text::describe(c), c.reason);
+    }
+    Ok(1)
+}
+
+pub fn policy(args: PolicyArgs) -> Result<u8, Error> {
+    let wf = workflow::load(&args.workflow)?;
+    let inputs = plan::inputs_allowing_missing(&wf, &args.inputs)?;
+    let regions = crate::engine::prepare_regions(&wf, &args.regions)?;
+    let file = args.workflow.display().to_string();
+    let plan = plan::compute(&wf, &file, &inputs, &regions, &args.inputs);
+    let policy = plan::policy::build(&plan, args.account.as_deref()).map_err(Error::Usage)?;
+    for note in &policy.notes {
+        eprintln!("note: {note}");
+    }
+    print!("{}", policy.to_json());
+    Ok(0)
+}
+
+pub fn graph(args: GraphArgs) -> Result<u8, Error> {
+    let wf = workflow::load(&args.workflow)?;
+    let format = match args.format {
+        GraphFormat::Mermaid => graph::Format::Mermaid,
+        GraphFormat::Dot => graph::Format::Dot,
+    };
+    print!("{}", graph::render(&wf, format));
+    Ok(0)
+}
+
+/// The simulator answers on tokio's paused clock, like `drflow run --simulate`.
+fn runtime(simulate: bool) -> Result<tokio::runtime::Runtime, Error> {
+    let mut b = if simulate {
+        tokio::runtime::Builder::new_current_thread()
+    } else {
+        tokio::runtime::Builder::new_multi_thread()
+    };
+    b.enable_all().start_paused(simulate);
+    b.build()
+        .map_err(|e| Error::Environment(format!("cannot start the async runtime: {e}")))
+}
+
+/// The same backends as `drflow run`: the state directory's persisted simulated account, or AWS.
+async fn backend(args: &BackendArgs, simulate: bool, state_dir: &Path, regions: &[String]) -> Result<Cloud, Error> {
+    if simulate {
+        let scenario = match &args.scenario {
+            Some(path) => Scenario::from_yaml_file(path).map_err(|e| Error::Usage(e.to_string()))?,
+            None => Scenario::default(),
+        };
+        let sim = Sim::persistent(&state_dir.join("sim").join("world.json"), scenario)
+            .map_err(|e| Error::Environment(e.to_string()))?;
+        sim.ensure_regions(regions);
+        return Ok(sim.cloud());
+    }
+    crate::cloud::aws::connect(args.profile.as_deref())
+        .await
+        .map_err(|e| Error::Environment(e.to_string()))
+}

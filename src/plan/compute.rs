@@ -1,0 +1,453 @@
+//! Computes a plan from a validated workflow, its inputs and its regions. Pure: no AWS call, no backend.
+//!
+//! Values that depend only on inputs and regions are evaluated now; anything that references a step (or the run
+//! id) is left as "known after STEP". A `when` that depends only on inputs and regions is decided now.
+
+use std::time::Duration;
+
+use serde_json::{Map, Value};
+
+use super::model::*;
+use crate::actions::ActionKind;
+use crate::engine::retry::{ErrorMatch, Jitter};
+use crate::workflow::expr::{Expr, Piece, Reference, Scope, Template, to_text};
+use crate::workflow::{ActionStep, OnFailure, Step, StepKind, ValueTemplate, Workflow};
+
+/// What the plan knows before the run: inputs (some may be missing, for `drflow policy`) and region codes.
+pub struct Known<'a> {
+    pub inputs: &'a Map<String, Value>,
+    pub regions: &'a Map<String, Value>,
+}
+
+impl Scope for Known<'_> {
+    fn lookup(&self, path: &[String]) -> Result<Value, String> {
+        let segs: Vec<&str> = path.iter().map(String::as_str).collect();
+        match segs.as_slice() {
+            ["inputs", name] => self
+                .inputs
+                .get(*name)
+                .cloned()
+                .ok_or_else(|| format!("input `{name}` is not given")),
+            ["regions", name] => self
+                .regions
+                .get(*name)
+                .cloned()
+                .ok_or_else(|| format!("no region `{name}`")),
+            _ => Err(format!("`{}` is known only at run time", path.join("."))),
+        }
+    }
+}
+
+impl Known<'_> {
+    /// `None` when every reference is known now; otherwise the steps they wait for.
+    fn pending(&self, refs: &[&Reference]) -> Option<Vec<String>> {
+        let mut after = Vec::new();
+        let mut unknown = false;
+        for r in refs {
+            match r.path.first().map(String::as_str) {
+                Some("inputs") => unknown |= !r.path.get(1).is_some_and(|n| self.inputs.contains_key(n)),
+                Some("regions") => {}
+                Some("steps") => {
+                    unknown = true;
+                    if let Some(id) = r.path.get(1)
+                        && !after.contains(id)
+                    {
+                        after.push(id.clone());
+                    }
+                }
+                _ => unknown = true,
+            }
+        }
+        unknown.then_some(after)
+    }
+}
+
+/// Computes the plan. `file` is the workflow path as the user gave it; `given` the `--input` pairs (to tell
+/// given values from defaults).
+pub fn compute(
+    wf: &Workflow,
+    file: &str,
+    inputs: &Map<String, Value>,
+    regions: &Map<String, Value>,
+    given: &[(String, String)],
+) -> Plan {
+    let known = Known { inputs, regions };
+    let steps: Vec<PlannedStep> = wf.steps.iter().map(|s| step(&known, s, None)).collect();
+    let finally: Vec<PlannedStep> = wf.finally.iter().map(|s| step(&known, s, None)).collect();
+    let max_duration = steps.iter().chain(&finally).map(|s| s.max_duration).sum();
+    Plan {
+        format: FORMAT,
+        workflow: wf.name.clone(),
+        file: file.to_string(),
+        inputs: wf
+            .inputs
+            .iter()
+            .filter_map(|d| inputs.get(&d.name).map(|v| (d.name.clone(), v.clone())))
+            .collect(),
+        defaulted: wf
+            .inputs
+            .iter()
+            .filter(|d| inputs.contains_key(&d.name) && !given.iter().any(|(n, _)| *n == d.name))
+            .map(|d| d.name.clone())
+            .collect(),
+        missing: wf
+            .inputs
+            .iter()
+            .filter(|d| !inputs.contains_key(&d.name))
+            .map(|d| d.name.clone())
+            .collect(),
+        regions: wf
+            .regions
+            .iter()
+            .map(|(name, _)| {
+                let code = regions.get(name).and_then(Value::as_str).unwrap_or_default();
+                (name.clone(), code.to_string())
+            })
+            .collect(),
+        steps,
+        finally,
+        max_duration,
+        checks: None,
+    }
+}
+
+/// `parent_skipped`: the id of an enclosing group that will not run.
+fn step(known: &Known, s: &Step, parent_skipped: Option<&str>) -> PlannedStep {
+    let when = s.when.as_ref().map(|cond| decide(known, cond, s.when_text.as_deref()));
+    let skipped = match (parent_skipped, &when) {
+        (Some(parent), _) => Some(format!("its group `{parent}` is skipped")),
+        (None, Some(w)) if w.decision == Decision::Skip => Some(w.reason.clone()),
+        _ => None,
+    };
+    let skip_children = skipped.as_ref().map(|_| parent_skipped.unwrap_or(&s.id));
+    let (body, worst) = match &s.kind {
+        StepKind::Action(a) => {
+            let plan = action(known, a);
+            let worst = plan.timeout * plan.retry.attempts + plan.retry.max_total_delay;
+            (Body::Action(Box::new(plan)), worst)
+        }
+        StepKind::Parallel(children) => {
+            let branches: Vec<PlannedStep> = children.iter().map(|c| step(known, c, skip_children)).collect();
+            let worst = branches.iter().map(|b| b.max_duration).max().unwrap_or_default();
+            (Body::Parallel { branches }, worst)
+        }
+        StepKind::Sequence(children) => {
+            let steps: Vec<PlannedStep> = children.iter().map(|c| step(known, c, skip_children)).collect();
+            let worst = steps.iter().map(|c| c.max_duration).sum();
+            (Body::Sequence { steps }, worst)
+        }
+    };
+    PlannedStep {
+        id: s.id.clone(),
+        name: s.name.clone(),
+        when,
+        max_duration: if skipped.is_some() { Duration::ZERO } else { worst },
+        skipped,
+        on_failure: match &s.on_failure {
+            OnFailure::Abort => Route::Abort,
+            OnFailure::Continue => Route::Continue,
+            OnFailure::Goto(t) => Route::Goto { step: t.clone() },
+        },
+        body,
+    }
+}
+
+fn decide(known: &Known, cond: &Expr, text: Option<&str>) -> When {
+    let condition = text
+        .map(str::to_string)
+        .unwrap_or_else(|| format!("${{{{ {} }}}}", expr_text(cond)));
+    if let Some(after) = known.pending(&cond.references()) {
+        let why = if after.is_empty() {
+            String::new()
+        } else {
+            format!(" ({})", known_after_text(&after))
+        };
+        return When {
+            reason: format!("decided at run time: {condition}{why}"),
+            condition,
+            decision: Decision::RunTime,
+        };
+    }
+    match cond.test(known) {
+        Ok(true) => When {
+            reason: format!("`when: {condition}` is true"),
+            condition,
+            decision: Decision::Run,
+        },
+        Ok(false) => When {
+            reason: format!("`when: {condition}` is false"),
+            condition,
+            decision: Decision::Skip,
+        },
+        // The run would fail the step on this condition; show it rather than guess.
+        Err(e) => When {
+            reason: format!("decided at run time: {condition} (cannot be evaluated now: {e})"),
+            condition,
+            decision: Decision::RunTime,
+        },
+    }
+}
+
+fn action(known: &Known, a: &ActionStep) -> ActionPlan {
+    let spec = a.action;
+    let retry = &a.retry;
+    ActionPlan {
+        action: spec.name,
+        kind: match spec.kind {
+            ActionKind::Call => "call",
+            ActionKind::Wait => "wait",
+        },
+        mutates: spec.mutates,
+        region: a.region.as_ref().map(|name| RegionRef {
+            name: name.clone(),
+            code: known
+                .regions
+                .get(name)
+                .and_then(Value::as_str)
+                .unwrap_or(name)
+                .to_string(),
+        }),
+        calls: spec.calls.to_vec(),
+        inputs: a.with.iter().map(|(k, v)| (k.clone(), value(known, v))).collect(),
+        retry: RetryBudget {
+            max_attempts: retry.max_attempts,
+            attempts: retry.max_attempts + 1,
+            errors: retry.errors.iter().map(ErrorMatch::as_string).collect(),
+            interval: retry.interval,
+            backoff_rate: retry.backoff_rate,
+            max_delay: retry.max_delay,
+            jitter: match retry.jitter {
+                Jitter::None => "none",
+                Jitter::Full => "full",
+            },
+            max_total_delay: retry.max_total_delay(),
+        },
+        timeout: a.timeout,
+        poll: (spec.kind == ActionKind::Wait).then_some(PollPlan {
+            interval: a.poll.interval,
+            backoff_rate: a.poll.backoff_rate,
+            max_interval: a.poll.max_interval,
+        }),
+    }
+}
+
+/// Resolves a `with:` value as far as inputs and regions allow.
+pub fn value(known: &Known, v: &ValueTemplate) -> Planned {
+    match v {
+        ValueTemplate::Literal(v) => Planned::Known(v.clone()),
+        ValueTemplate::Template(t) => template(known, t),
+        ValueTemplate::List(items) => {
+            let items: Vec<Planned> = items.iter().map(|i| value(known, i)).collect();
+            if items.iter().all(|i| matches!(i, Planned::Known(_))) {
+                Planned::Known(Value::Array(items.into_iter().map(into_known).collect()))
+            } else {
+                Planned::List(items)
+            }
+        }
+        ValueTemplate::Map(entries) => {
+            let entries: Vec<(String, Planned)> = entries.iter().map(|(k, v)| (k.clone(), value(known, v))).collect();
+            if entries.iter().all(|(_, v)| matches!(v, Planned::Known(_))) {
+                Planned::Known(Value::Object(
+                    entries.into_iter().map(|(k, v)| (k, into_known(v))).collect(),
+                ))
+            } else {
+                Planned::Map(entries)
+            }
+        }
+    }
+}
+
+fn into_known(p: Planned) -> Value {
+    match p {
+        Planned::Known(v) => v,
+        _ => Value::Null,
+    }
+}
+
+fn template(known: &Known, t: &Template) -> Planned {
+    let Some(after) = known.pending(&t.references()) else {
+        return match t.eval(known) {
+            Ok(v) => Planned::Known(v),
+            Err(e) => Planned::Unknown(Unknown {
+                after: Vec::new(),
+                expression: template_text(t),
+                pattern: format!("* ({e})"),
+            }),
+        };
+    };
+    let pattern = t
+        .pieces
+        .iter()
+        .map(|p| match p {
+            Piece::Text(s) => s.clone(),
+            Piece::Expr(e) => match known.pending(&e.references()) {
+                None => e.eval(known).map(|v| to_text(&v)).unwrap_or_else(|_| "*".into()),
+                Some(_) => "*".into(),
+            },
+        })
+        .collect();
+    Planned::Unknown(Unknown {
+        after,
+        expression: template_text(t),
+        pattern,
+    })
+}
+
+/// A template as text, `${{ }}` and all.
+pub fn template_text(t: &Template) -> String {
+    t.pieces
+        .iter()
+        .map(|p| match p {
+            Piece::Text(s) => s.clone(),
+            Piece::Expr(e) => format!("${{{{ {} }}}}", expr_text(e)),
+        })
+        .collect()
+}
+
+/// An expression as text, in the workflow syntax, with the parentheses its grammar needs.
+pub fn expr_text(e: &Expr) -> String {
+    // Binding strength: `||` < `&&` < `!` < `==` `!=` < values. `==` compares values only.
+    fn strength(e: &Expr) -> u8 {
+        match e {
+            Expr::Or(..) => 1,
+            Expr::And(..) => 2,
+            Expr::Not(..) => 3,
+            Expr::Eq(..) | Expr::Ne(..) => 4,
+            Expr::Literal(_) | Expr::Ref(_) => 5,
+        }
+    }
+    fn at_least(e: &Expr, min: u8) -> String {
+        if strength(e) < min {
+            format!("({})", expr_text(e))
+        } else {
+            expr_text(e)
+        }
+    }
+    match e {
+        Expr::Literal(Value::String(s)) if s.contains('\'') => format!("\"{s}\""),
+        Expr::Literal(Value::String(s)) => format!("'{s}'"),
+        Expr::Literal(v) => v.to_string(),
+        Expr::Ref(r) => r.dotted(),
+        // `!a == b` would read as `(!a) == b`; it means `!(a == b)`: always show the parentheses.
+        Expr::Not(inner) => format!("!{}", at_least(inner, if strength(inner) == 4 { 5 } else { 3 })),
+        Expr::And(a, b) => format!("{} && {}", at_least(a, 2), at_least(b, 3)),
+        Expr::Or(a, b) => format!("{} || {}", at_least(a, 1), at_least(b, 2)),
+        Expr::Eq(a, b) => format!("{} == {}", at_least(a, 5), at_least(b, 5)),
+        Expr::Ne(a, b) => format!("{} != {}", at_least(a, 5), at_least(b, 5)),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::workflow::{Source, parse};
+    use serde_json::json;
+
+    fn wf(yaml: &str) -> Workflow {
+        parse(Source::new(std::path::Path::new("t.yaml"), yaml.to_string())).expect("valid")
+    }
+
+    const YAML: &str = r#"
+version: 1
+name: t
+inputs:
+  flag: {type: bool, default: false}
+  name: {type: string}
+regions: {a: us-east-1, b: us-west-2}
+defaults:
+  retry: {max_attempts: 2, interval: 1s, backoff_rate: 2.0}
+steps:
+  - id: one
+    action: ssm.get_parameter
+    region: a
+    timeout: 10s
+    with: {name: "/x/${{ inputs.name }}"}
+  - id: group
+    parallel:
+      - id: left
+        action: ssm.get_parameter
+        region: a
+        timeout: 1m
+        with: {name: "/p/${{ steps.one.outputs.value }}/q"}
+      - id: right
+        action: drflow.echo
+        timeout: 5s
+        with: {value: {k: "${{ regions.b }}", v: "${{ steps.one.outputs.version }}"}}
+  - id: maybe
+    when: ${{ inputs.flag }}
+    action: drflow.echo
+    timeout: 1h
+  - id: later
+    when: ${{ steps.one.status == 'succeeded' && inputs.flag == false }}
+    action: drflow.echo
+    timeout: 1s
+"#;
+
+    fn plan(inputs: Map<String, Value>) -> Plan {
+        let w = wf(YAML);
+        let regions = crate::engine::prepare_regions(&w, &[]).unwrap();
+        compute(&w, "t.yaml", &inputs, &regions, &[])
+    }
+
+    #[test]
+    fn resolves_what_inputs_and_regions_decide() {
+        let p = plan(json!({"flag": false, "name": "n"}).as_object().unwrap().clone());
+        let one = p.steps[0].action().unwrap();
+        assert_eq!(one.input("name"), Some(&Planned::Known(json!("/x/n"))));
+        let Body::Parallel { branches } = &p.steps[1].body else {
+            panic!()
+        };
+        let left = branches[0].action().unwrap().input("name").unwrap();
+        let Planned::Unknown(u) = left else { panic!("{left:?}") };
+        assert_eq!(u.after, ["one"]);
+        assert_eq!(u.expression, "/p/${{ steps.one.outputs.value }}/q");
+        assert_eq!(u.pattern, "/p/*/q");
+        let right = branches[1].action().unwrap().input("value").unwrap();
+        assert!(
+            matches!(right, Planned::Map(e) if e[0] == ("k".to_string(), Planned::Known(json!("us-west-2")))),
+            "{right:?}"
+        );
+        assert_eq!(p.steps[2].when.as_ref().unwrap().decision, Decision::Skip);
+        assert_eq!(
+            p.steps[2].skipped.as_deref(),
+            Some("`when: ${{ inputs.flag }}` is false")
+        );
+        let later = p.steps[3].when.as_ref().unwrap();
+        assert_eq!(later.decision, Decision::RunTime);
+        assert!(later.reason.starts_with("decided at run time: "), "{}", later.reason);
+    }
+
+    #[test]
+    fn bounds_the_duration() {
+        let p = plan(json!({"flag": false, "name": "n"}).as_object().unwrap().clone());
+        // 3 attempts × timeout + 1 s + 2 s of retry delays.
+        assert_eq!(p.steps[0].max_duration, Duration::from_secs(33));
+        // parallel: the longer branch, 3 × 1 m + 3 s.
+        assert_eq!(p.steps[1].max_duration, Duration::from_secs(183));
+        assert_eq!(p.steps[2].max_duration, Duration::ZERO, "skipped");
+        assert_eq!(p.steps[3].max_duration, Duration::from_secs(6));
+        assert_eq!(p.max_duration, Duration::from_secs(33 + 183 + 6));
+        let with_flag = plan(json!({"flag": true, "name": "n"}).as_object().unwrap().clone());
+        assert_eq!(with_flag.steps[2].max_duration, Duration::from_secs(3 * 3600 + 3));
+    }
+
+    #[test]
+    fn missing_inputs_become_wildcards() {
+        let p = plan(json!({"flag": false}).as_object().unwrap().clone());
+        assert_eq!(p.missing, ["name"]);
+        assert_eq!(p.steps[0].action().unwrap().input("name").unwrap().pattern(), "/x/*");
+    }
+
+    #[test]
+    fn prints_expressions_back() {
+        for text in [
+            "!(inputs.a == 'x') || steps.b.status != \"it's\" && true",
+            "(inputs.a || inputs.b) && !(inputs.c && inputs.d)",
+            "!!inputs.a || inputs.b || inputs.c == 3",
+        ] {
+            let e = Expr::parse(text, 0).unwrap();
+            assert_eq!(expr_text(&e), text);
+            assert_eq!(Expr::parse(&expr_text(&e), 0).unwrap(), e, "round trip");
+        }
+    }
+}

@@ -1,0 +1,271 @@
+//! The plan as text, for an operator to read before a run (like `terraform plan`).
+
+use std::fmt::Write;
+
+use serde_json::Value;
+
+use super::model::*;
+use crate::workflow::format_duration;
+
+/// Renders the whole plan, checks included when present.
+pub fn render(plan: &Plan) -> String {
+    let mut out = String::new();
+    let o = &mut out;
+    let _ = writeln!(o, "Plan for {} ({})", plan.workflow, plan.file);
+    let _ = writeln!(
+        o,
+        "{}",
+        if plan.checks.is_some() {
+            "Nothing was changed: the preflight checks below made read-only AWS calls only."
+        } else {
+            "Nothing was changed: this plan made no AWS call."
+        }
+    );
+    if !plan.inputs.is_empty() {
+        let _ = writeln!(o, "\nInputs");
+        let width = plan.inputs.iter().map(|(k, _)| k.len()).max().unwrap_or(0);
+        for (k, v) in &plan.inputs {
+            let default = if plan.defaulted.contains(k) { "  (default)" } else { "" };
+            let _ = writeln!(o, "  {k:<width$}  {}{default}", scalar(v));
+        }
+    }
+    if !plan.regions.is_empty() {
+        let _ = writeln!(o, "\nRegions");
+        let width = plan.regions.iter().map(|(k, _)| k.len()).max().unwrap_or(0);
+        for (k, v) in &plan.regions {
+            let _ = writeln!(o, "  {k:<width$}  {v}");
+        }
+    }
+    let _ = writeln!(o, "\nSteps, in execution order");
+    steps(o, &plan.steps, "", 2);
+    if plan.steps.is_empty() {
+        let _ = writeln!(o, "  (none)");
+    }
+    let _ = writeln!(o, "\nFinally (always runs, after success or failure)");
+    steps(o, &plan.finally, "f", 2);
+    if plan.finally.is_empty() {
+        let _ = writeln!(o, "  (none)");
+    }
+    let _ = writeln!(
+        o,
+        "\nUpper bound on the run's duration: {}",
+        format_duration(plan.max_duration)
+    );
+    let _ = writeln!(
+        o,
+        "  (per step: attempts × timeout + retry delays; a parallel group: its longest branch; skipped: 0)"
+    );
+    if let Some(checks) = &plan.checks {
+        let _ = writeln!(o);
+        o.push_str(&render_checks(checks));
+    }
+    out
+}
+
+/// The preflight checks and their summary.
+pub fn render_checks(checks: &Checks) -> String {
+    let mut o = String::new();
+    let _ = writeln!(
+        o,
+        "Preflight checks (read-only, against {})",
+        if checks.backend == "sim" {
+            "the simulator"
+        } else {
+            "AWS"
+        }
+    );
+    for c in &checks.results {
+        let _ = writeln!(o, "  {:<8} {}: {}", c.status.as_str(), describe(c), c.reason);
+    }
+    let count = |s: CheckStatus| checks.results.iter().filter(|c| c.status == s).count();
+    let _ = writeln!(
+        o,
+        "Checks: {} ok, {} notes, {} failed, {} skipped",
+        count(CheckStatus::Ok),
+        count(CheckStatus::Note),
+        count(CheckStatus::Failed),
+        count(CheckStatus::Skipped)
+    );
+    o
+}
+
+/// "backup vault Default in us-west-2 (for copy)".
+pub fn describe(c: &Check) -> String {
+    let mut s = c.check.title().to_string();
+    if !c.subject.is_empty() {
+        s.push(' ');
+        s.push_str(&c.subject);
+    }
+    if let Some(r) = &c.region {
+        s.push_str(" in ");
+        s.push_str(r);
+    }
+    if !c.steps.is_empty() {
+        s.push_str(&format!(" (for {})", c.steps.join(", ")));
+    }
+    s
+}
+
+fn steps(o: &mut String, list: &[PlannedStep], prefix: &str, indent: usize) {
+    for (i, s) in list.iter().enumerate() {
+        let number = format!("{prefix}{}", i + 1);
+        step(o, s, &number, indent);
+    }
+}
+
+fn step(o: &mut String, s: &PlannedStep, number: &str, indent: usize) {
+    let pad = " ".repeat(indent);
+    let name = s.name.as_deref().map(|n| format!(": {n}")).unwrap_or_default();
+    let _ = writeln!(o, "{pad}{number}  {}{name}", s.id);
+    let detail = " ".repeat(indent + number.len() + 2);
+    let line = |o: &mut String, key: &str, value: &str| {
+        let _ = writeln!(o, "{detail}{key:<10}{value}");
+    };
+    if let Some(reason) = &s.skipped {
+        line(o, "SKIPPED", reason);
+    } else if let Some(w) = &s.when {
+        line(o, "when", &w.reason);
+    }
+    match &s.on_failure {
+        Route::Abort => {}
+        Route::Continue => line(o, "on error", "continue: the run does not fail because of this step"),
+        Route::Goto { step } => line(o, "on error", &format!("go to `{step}` (the run still fails)")),
+    }
+    match &s.body {
+        Body::Action(a) => action(o, a, &detail, s.skipped.is_none(), s.max_duration),
+        Body::Parallel { branches } => {
+            line(
+                o,
+                "parallel",
+                &format!("{} branches at once; the group fails if one fails", branches.len()),
+            );
+            if s.skipped.is_none() {
+                line(
+                    o,
+                    "budget",
+                    &format!("{} at most (its longest branch)", format_duration(s.max_duration)),
+                );
+            }
+            steps(o, branches, &format!("{number}."), detail.len());
+        }
+        Body::Sequence { steps: children } => {
+            line(
+                o,
+                "sequence",
+                &format!(
+                    "{} step{}, one after the other",
+                    children.len(),
+                    if children.len() == 1 { "" } else { "s" }
+                ),
+            );
+            if s.skipped.is_none() {
+                line(o, "budget", &format!("{} at most", format_duration(s.max_duration)));
+            }
+            steps(o, children, &format!("{number}."), detail.len());
+        }
+    }
+}
+
+fn action(o: &mut String, a: &ActionPlan, detail: &str, runs: bool, worst: std::time::Duration) {
+    let line = |o: &mut String, key: &str, value: &str| {
+        let _ = writeln!(o, "{detail}{key:<10}{value}");
+    };
+    let effect = if a.mutates { "changes things" } else { "read-only" };
+    line(o, "action", &format!("{} ({}, {effect})", a.action, a.kind));
+    if let Some(r) = &a.region {
+        line(o, "region", &format!("{} ({})", r.code, r.name));
+    }
+    if !a.calls.is_empty() {
+        line(o, "calls", &a.calls.join(", "));
+    }
+    let mut with = Vec::new();
+    for (k, v) in &a.inputs {
+        flatten(k, v, &mut with);
+    }
+    let width = with.iter().map(|(k, _)| k.chars().count()).max().unwrap_or(0);
+    for (i, (k, v)) in with.iter().enumerate() {
+        line(o, if i == 0 { "with" } else { "" }, &format!("{k:<width$} = {v}"));
+    }
+    if let Some(p) = &a.poll {
+        line(
+            o,
+            "polls",
+            &format!(
+                "every {}, × {}, up to {} between polls",
+                format_duration(p.interval),
+                p.backoff_rate,
+                format_duration(p.max_interval)
+            ),
+        );
+    }
+    let r = &a.retry;
+    let retries = if r.max_attempts == 0 {
+        "none".to_string()
+    } else {
+        format!(
+            "up to {} on {}; delays {} × {}{}{}",
+            r.max_attempts,
+            r.errors.join(", "),
+            format_duration(r.interval),
+            r.backoff_rate,
+            r.max_delay
+                .map(|d| format!(", at most {} each", format_duration(d)))
+                .unwrap_or_default(),
+            if r.jitter == "full" { ", full jitter" } else { "" }
+        )
+    };
+    line(o, "retries", &retries);
+    line(o, "timeout", &format!("{} per attempt", format_duration(a.timeout)));
+    if runs {
+        let attempts = if r.attempts == 1 {
+            "1 attempt".to_string()
+        } else {
+            format!("{} attempts", r.attempts)
+        };
+        let delays = if r.max_attempts == 0 {
+            String::new()
+        } else {
+            format!(" + {} of retry delays", format_duration(r.max_total_delay))
+        };
+        line(
+            o,
+            "budget",
+            &format!(
+                "{attempts} × {}{delays} = {} at most",
+                format_duration(a.timeout),
+                format_duration(worst)
+            ),
+        );
+    }
+}
+
+/// Flattens a value into `key.sub = value` lines.
+fn flatten(key: &str, v: &Planned, out: &mut Vec<(String, String)>) {
+    match v {
+        Planned::Known(Value::Object(m)) if !m.is_empty() => {
+            for (k, v) in m {
+                flatten(&format!("{key}.{k}"), &Planned::Known(v.clone()), out);
+            }
+        }
+        Planned::Known(v) => out.push((key.to_string(), scalar(v))),
+        Planned::Unknown(u) => out.push((key.to_string(), format!("({})", known_after_text(&u.after)))),
+        Planned::Map(entries) => {
+            for (k, v) in entries {
+                flatten(&format!("{key}.{k}"), v, out);
+            }
+        }
+        Planned::List(items) => {
+            for (i, v) in items.iter().enumerate() {
+                flatten(&format!("{key}[{i}]"), v, out);
+            }
+        }
+    }
+}
+
+/// Strings as they are, anything else as JSON.
+fn scalar(v: &Value) -> String {
+    match v {
+        Value::String(s) => s.clone(),
+        other => other.to_string(),
+    }
+}

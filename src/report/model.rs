@@ -1,0 +1,606 @@
+//! The report of one run, built from its journal (and the workflow, when it is at hand, for step names and
+//! which steps belong to `finally`). Pure data: `json`, `markdown` and `html` only render it.
+//!
+//! For a rehearsal (a run with an `ec2.verify_instance` step) it also measures:
+//! - **RTO**: run start → the verify step's success (the DR instance runs the DR AMI and passes its checks);
+//! - **RPO**: the age of the DR AMI at that moment (its `creation_date`, from the `ec2.wait_image` step that waited
+//!   for it), or at the end of the run when the instance was never verified;
+//! - what was left behind: a stack deployed by the run that no `cloudformation.delete_stack` step removed.
+
+use std::time::Duration;
+
+use serde::{Deserialize, Serialize};
+use serde_json::{Map, Value};
+
+use crate::engine::journal::{Entry, Event, RunStatus};
+use crate::engine::{RunState, StepStatus};
+use crate::workflow::{Workflow, format_duration};
+
+/// Bumped when a field changes meaning or disappears (adding fields keeps the version).
+pub const FORMAT: u32 = 1;
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Report {
+    pub format: u32,
+    pub run_id: String,
+    pub workflow: String,
+    pub file: String,
+    pub backend: String,
+    /// `succeeded`, `failed` or `unfinished` (interrupted: `drflow resume` continues it).
+    pub status: String,
+    pub error: Option<String>,
+    /// The step that failed the run, and why.
+    pub failure: Option<StepFailure>,
+    pub started_at: String,
+    pub started_ms: i64,
+    /// Time of the last journal entry (the end, for a finished run).
+    pub ended_at: String,
+    pub ended_ms: i64,
+    pub duration_ms: i64,
+    pub duration: String,
+    /// How often the run was resumed.
+    pub resumes: u32,
+    pub inputs: Map<String, Value>,
+    pub regions: Map<String, Value>,
+    pub steps: Vec<StepRow>,
+    /// Present for rehearsals (runs with an `ec2.verify_instance` step).
+    pub rehearsal: Option<Rehearsal>,
+    pub created: Vec<Resource>,
+    pub deleted: Vec<Resource>,
+    /// Resources a rehearsal meant to delete and did not: they still exist (and cost money).
+    pub left_behind: Vec<Resource>,
+    /// One line for cron and CI: `REHEARSAL PASSED ...`, `REHEARSAL FAILED ...`, or `run ... succeeded`.
+    pub summary: String,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct StepFailure {
+    pub step: String,
+    pub code: String,
+    pub message: String,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct StepRow {
+    pub id: String,
+    pub name: Option<String>,
+    /// `None` for groups (`parallel`, sequences).
+    pub action: Option<String>,
+    pub region: Option<String>,
+    /// `steps` or `finally`.
+    pub phase: String,
+    /// 0 for top-level steps, 1 inside a group, ...
+    pub depth: u32,
+    /// `succeeded`, `failed`, `skipped`, `running` (unfinished run) or `not_run`.
+    pub status: String,
+    pub started_ms: Option<i64>,
+    pub ended_ms: Option<i64>,
+    /// Offsets from the run's start.
+    pub start_offset_ms: Option<i64>,
+    pub end_offset_ms: Option<i64>,
+    pub duration_ms: Option<i64>,
+    pub attempts: u32,
+    pub failed_attempts: u32,
+    pub error: Option<String>,
+    pub skip_reason: Option<String>,
+    /// The step's inputs as resolved when it started.
+    pub inputs: Map<String, Value>,
+    pub outputs: Map<String, Value>,
+    /// Facts journaled mid-step (job ids, the stack operation): what is known of a step that did not finish.
+    pub recorded: Map<String, Value>,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Rehearsal {
+    /// `passed`, `failed` or `unfinished`.
+    pub verdict: String,
+    /// Run start → DR instance verified (running the DR AMI, checks passed).
+    pub rto_ms: Option<i64>,
+    pub rto: Option<String>,
+    /// Run start → the verify step first saw the instance `running`.
+    pub running_after_ms: Option<i64>,
+    /// Age of the DR AMI when the instance was verified (or at the end of the run, if it never was).
+    pub rpo_ms: Option<i64>,
+    pub rpo: Option<String>,
+    pub rpo_measured_at: Option<String>,
+    pub dr_ami: Option<String>,
+    pub dr_ami_created_at: Option<String>,
+    pub dr_region: Option<String>,
+    pub dr_instance: Option<String>,
+    pub verified_at: Option<String>,
+    pub system_status: Option<String>,
+    pub instance_status: Option<String>,
+    pub stack: Option<String>,
+    pub teardown: Option<Teardown>,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Teardown {
+    pub step: String,
+    /// The step's status (`succeeded`, `failed`, `running`, `not_run`, ...).
+    pub status: String,
+    pub stack: Option<String>,
+    pub region: Option<String>,
+    /// Whether there was a stack to delete.
+    pub deleted: Option<bool>,
+    pub error: Option<String>,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Resource {
+    /// `backup job`, `copy job`, `AMI`, `SSM parameter`, `CloudFormation stack`, `EC2 instance`.
+    pub kind: String,
+    pub id: String,
+    pub region: Option<String>,
+    /// The step that created or deleted it.
+    pub step: String,
+    pub detail: Option<String>,
+}
+
+/// RFC 3339 UTC, seconds.
+pub fn when(ms: i64) -> String {
+    let t = std::time::UNIX_EPOCH + Duration::from_millis(ms.max(0) as u64);
+    humantime::format_rfc3339_seconds(t).to_string()
+}
+
+pub fn dur(ms: i64) -> String {
+    format_duration(Duration::from_millis(ms.max(0) as u64))
+}
+
+/// What the journal says about one step beyond `RunState`.
+#[derive(Default)]
+struct Started {
+    action: Option<String>,
+    region: Option<String>,
+    inputs: Map<String, Value>,
+}
+
+fn started_of(entries: &[Entry], id: &str) -> Started {
+    entries
+        .iter()
+        .find_map(|e| match &e.event {
+            Event::StepStarted {
+                step,
+                action,
+                region,
+                inputs,
+            } if step == id => Some(Started {
+                action: action.clone(),
+                region: region.clone(),
+                inputs: inputs.clone().unwrap_or_default(),
+            }),
+            _ => None,
+        })
+        .unwrap_or_default()
+}
+
+fn text(v: Option<&Value>) -> Option<String> {
+    match v? {
+        Value::Null => None,
+        Value::String(s) if s.is_empty() => None,
+        other => Some(crate::workflow::expr::to_text(other)),
+    }
+}
+
+/// Builds the report. `wf` is the run's workflow, if at hand and unchanged (names, phases, steps not run).
+pub fn build(state: &RunState, entries: &[Entry], wf: Option<&Workflow>) -> Report {
+    let shifted = monotonic(entries);
+    let replayed;
+    let (state, entries) = match &shifted {
+        Some(e) => {
+            replayed = RunState::replay(e);
+            (&replayed, e.as_slice())
+        }
+        None => (state, entries),
+    };
+    let wf = wf.filter(|w| w.source.digest() == state.digest);
+    let steps = rows(state, entries, wf);
+    let status = match &state.finished {
+        Some((RunStatus::Succeeded, _)) => "succeeded",
+        Some((RunStatus::Failed, _)) => "failed",
+        None => "unfinished",
+    };
+    let failed = |r: &&StepRow| r.status == "failed";
+    let culprit = match status {
+        "failed" => steps
+            .iter()
+            .filter(failed)
+            .find(|r| r.action.is_some())
+            .or_else(|| steps.iter().find(failed)),
+        _ => None,
+    };
+    let failure = culprit.map(|r| {
+        let code = match state.status(&r.id) {
+            Some(StepStatus::Failed { error, .. }) => error.code.clone(),
+            _ => String::new(),
+        };
+        StepFailure {
+            step: r.id.clone(),
+            code,
+            message: r.error.clone().unwrap_or_default(),
+        }
+    });
+    let resumes = entries
+        .iter()
+        .filter(|e| matches!(e.event, Event::RunResumed { .. }))
+        .count() as u32;
+    let (created, deleted) = resources(&steps);
+    let is_rehearsal = steps.iter().any(|r| r.action.as_deref() == Some("ec2.verify_instance"));
+    let left_behind = if is_rehearsal {
+        left_behind(&created, &deleted)
+    } else {
+        Vec::new()
+    };
+    let rehearsal = is_rehearsal.then(|| rehearsal(state, entries, &steps, status));
+    let mut report = Report {
+        format: FORMAT,
+        run_id: state.run_id.clone(),
+        workflow: state.workflow.clone(),
+        file: state.file.clone(),
+        backend: state.backend.clone(),
+        status: status.to_string(),
+        error: state.finished.as_ref().and_then(|f| f.1.clone()),
+        failure,
+        started_at: when(state.started_ms),
+        started_ms: state.started_ms,
+        ended_at: when(state.last_ms),
+        ended_ms: state.last_ms,
+        duration_ms: state.last_ms - state.started_ms,
+        duration: dur(state.last_ms - state.started_ms),
+        resumes,
+        inputs: state.inputs.clone(),
+        regions: state.regions.clone(),
+        steps,
+        rehearsal,
+        created,
+        deleted,
+        left_behind,
+        summary: String::new(),
+    };
+    report.summary = summary(&report);
+    report
+}
+
+/// A resumed run's clock starts again at the wall time, which is *before* the journal's last entry when the run
+/// was simulated (simulated time runs ahead). Such a resume is moved to the last entry's time, and everything after
+/// it with it, so that durations, the timeline, the RTO and the RPO stay meaningful. `None` when nothing moves.
+fn monotonic(entries: &[Entry]) -> Option<Vec<Entry>> {
+    let mut shift = 0;
+    let mut latest = i64::MIN;
+    let mut out = Vec::with_capacity(entries.len());
+    for e in entries {
+        let mut e = e.clone();
+        if matches!(e.event, Event::RunResumed { .. }) && e.ts_ms + shift < latest {
+            shift = latest - e.ts_ms;
+        }
+        e.ts_ms += shift;
+        latest = latest.max(e.ts_ms);
+        out.push(e);
+    }
+    (shift != 0).then_some(out)
+}
+
+fn rows(state: &RunState, entries: &[Entry], wf: Option<&Workflow>) -> Vec<StepRow> {
+    // (id, name, phase, depth) in workflow order, else in the order steps started.
+    let mut layout: Vec<(String, Option<String>, &'static str, u32)> = Vec::new();
+    if let Some(wf) = wf {
+        fn walk(
+            steps: &[crate::workflow::Step],
+            phase: &'static str,
+            depth: u32,
+            out: &mut Vec<(String, Option<String>, &'static str, u32)>,
+        ) {
+            for s in steps {
+                out.push((s.id.clone(), s.name.clone(), phase, depth));
+                if let crate::workflow::StepKind::Parallel(c) | crate::workflow::StepKind::Sequence(c) = &s.kind {
+                    walk(c, phase, depth + 1, out);
+                }
+            }
+        }
+        walk(&wf.steps, "steps", 0, &mut layout);
+        walk(&wf.finally, "finally", 0, &mut layout);
+    }
+    for id in &state.order {
+        if !layout.iter().any(|(l, ..)| l == id) {
+            layout.push((id.clone(), None, "steps", 0));
+        }
+    }
+    let offset = |t: Option<i64>| t.map(|t| t - state.started_ms);
+    layout
+        .into_iter()
+        .map(|(id, name, phase, depth)| {
+            let st = state.steps.get(&id).cloned().unwrap_or_default();
+            let started = started_of(entries, &id);
+            let action = started.action.or_else(|| {
+                wf.and_then(|w| w.find(&id))
+                    .and_then(|s| s.action())
+                    .map(|a| a.action.name.to_string())
+            });
+            let (status, error, skip_reason, outputs) = match &st.status {
+                Some(StepStatus::Succeeded(o)) => ("succeeded", None, None, o.clone()),
+                Some(StepStatus::Failed { error, .. }) => ("failed", Some(error.message.clone()), None, Map::new()),
+                Some(StepStatus::Skipped(r)) => ("skipped", None, Some(r.clone()), Map::new()),
+                Some(StepStatus::Running) => ("running", None, None, Map::new()),
+                None => ("not_run", None, None, Map::new()),
+            };
+            StepRow {
+                id,
+                name,
+                action,
+                region: started.region,
+                phase: phase.to_string(),
+                depth,
+                status: status.to_string(),
+                started_ms: st.started_ms,
+                ended_ms: st.finished_ms,
+                start_offset_ms: offset(st.started_ms),
+                end_offset_ms: offset(st.finished_ms),
+                duration_ms: st.started_ms.zip(st.finished_ms).map(|(a, b)| b - a),
+                attempts: st.attempts,
+                failed_attempts: st.failures,
+                error,
+                skip_reason,
+                inputs: started.inputs,
+                outputs,
+                recorded: st.recorded,
+            }
+        })
+        .collect()
+}
+
+/// An output of the step, else a fact it recorded.
+fn out<'a>(r: &'a StepRow, key: &str) -> Option<&'a Value> {
+    r.outputs.get(key).or_else(|| r.recorded.get(key))
+}
+
+fn input<'a>(r: &'a StepRow, key: &str) -> Option<&'a Value> {
+    r.inputs.get(key)
+}
+
+fn resource(kind: &str, id: String, region: Option<String>, step: &str, detail: Option<String>) -> Resource {
+    Resource {
+        kind: kind.to_string(),
+        id,
+        region,
+        step: step.to_string(),
+        detail,
+    }
+}
+
+/// What the run created and deleted, from step outputs and recorded facts.
+fn resources(steps: &[StepRow]) -> (Vec<Resource>, Vec<Resource>) {
+    let mut created = Vec::new();
+    let mut deleted = Vec::new();
+    for r in steps {
+        let Some(action) = r.action.as_deref() else { continue };
+        let region = r.region.clone();
+        let ok = r.status == "succeeded";
+        match action {
+            "backup.start_backup_job" | "backup.start_copy_job" => {
+                if let Some(id) = text(out(r, "job_id")) {
+                    let kind = if action == "backup.start_backup_job" {
+                        "backup job"
+                    } else {
+                        "copy job"
+                    };
+                    created.push(resource(kind, id, region, &r.id, None));
+                }
+            }
+            "backup.wait_backup_job" | "backup.wait_copy_job" if ok => {
+                if let Some(id) = text(out(r, "image_id")) {
+                    let region = text(out(r, "region")).or(region);
+                    let detail = text(out(r, "recovery_point_arn")).map(|a| format!("recovery point {a}"));
+                    created.push(resource("AMI", id, region, &r.id, detail));
+                }
+            }
+            "ec2.create_image" | "ec2.copy_image" => {
+                if let Some(id) = text(out(r, "image_id")) {
+                    created.push(resource("AMI", id, region, &r.id, None));
+                }
+            }
+            "ssm.put_parameter" if ok && out(r, "changed") != Some(&Value::Bool(false)) => {
+                if let Some(name) = text(out(r, "name")) {
+                    let detail = Some(format!(
+                        "version {} = {}",
+                        text(out(r, "version")).unwrap_or_default(),
+                        text(out(r, "value")).unwrap_or_default()
+                    ));
+                    created.push(resource("SSM parameter version", name, region, &r.id, detail));
+                }
+            }
+            "cloudformation.deploy_stack" => {
+                let operation = text(out(r, "operation"));
+                let Some(name) = text(input(r, "stack_name")) else {
+                    continue;
+                };
+                if !matches!(operation.as_deref(), Some("create") | Some("update")) {
+                    continue;
+                }
+                let verb = if operation.as_deref() == Some("create") {
+                    "created"
+                } else {
+                    "updated"
+                };
+                let detail = match (ok, text(out(r, "stack_id"))) {
+                    (true, Some(id)) => format!("{verb}; {id}"),
+                    (true, None) => verb.to_string(),
+                    (false, _) => format!("{verb}; the deploy step {}, so its resources are unknown", r.status),
+                };
+                created.push(resource(
+                    "CloudFormation stack",
+                    name.clone(),
+                    region.clone(),
+                    &r.id,
+                    Some(detail),
+                ));
+                if let Some(Value::Object(o)) = out(r, "outputs") {
+                    for (k, v) in o {
+                        if let Some(id) = text(Some(v)).filter(|id| id.starts_with("i-")) {
+                            let detail = Some(format!("{k} of stack {name}"));
+                            created.push(resource("EC2 instance", id, region.clone(), &r.id, detail));
+                        }
+                    }
+                }
+            }
+            "cloudformation.delete_stack" if ok && out(r, "deleted") == Some(&Value::Bool(true)) => {
+                let Some(name) = text(input(r, "stack_name")) else {
+                    continue;
+                };
+                deleted.push(resource(
+                    "CloudFormation stack",
+                    name.clone(),
+                    region.clone(),
+                    &r.id,
+                    None,
+                ));
+                let in_stack = format!(" of stack {name}");
+                for c in created.iter().filter(|c| {
+                    c.kind == "EC2 instance"
+                        && c.region == region
+                        && c.detail.as_deref().is_some_and(|d| d.ends_with(&in_stack))
+                }) {
+                    let detail = Some(format!("terminated with stack {name}"));
+                    deleted.push(resource("EC2 instance", c.id.clone(), region.clone(), &r.id, detail));
+                }
+            }
+            _ => {}
+        }
+    }
+    (created, deleted)
+}
+
+/// Stacks (and their instances) the run deployed and did not delete. A delete step that succeeded with
+/// `deleted: false` found nothing to delete, which also means nothing is left.
+fn left_behind(created: &[Resource], deleted: &[Resource]) -> Vec<Resource> {
+    let mut out = Vec::new();
+    for stack in created.iter().filter(|c| c.kind == "CloudFormation stack") {
+        let gone = deleted
+            .iter()
+            .any(|d| d.kind == stack.kind && d.id == stack.id && d.region == stack.region);
+        if gone {
+            continue;
+        }
+        out.push(stack.clone());
+        let in_stack = format!(" of stack {}", stack.id);
+        out.extend(
+            created
+                .iter()
+                .filter(|c| {
+                    c.kind == "EC2 instance"
+                        && c.region == stack.region
+                        && c.detail.as_deref().is_some_and(|d| d.ends_with(&in_stack))
+                })
+                .cloned(),
+        );
+    }
+    out
+}
+
+fn rehearsal(state: &RunState, entries: &[Entry], steps: &[StepRow], status: &str) -> Rehearsal {
+    let verify = steps
+        .iter()
+        .find(|r| r.action.as_deref() == Some("ec2.verify_instance"));
+    let verified = verify.filter(|v| v.status == "succeeded");
+    let verified_ms = verified.and_then(|v| v.ended_ms);
+    let running_ms = verify.and_then(|v| {
+        entries.iter().find_map(|e| match &e.event {
+            Event::Recorded { step, key, .. } if *step == v.id && key == "running_at" => Some(e.ts_ms),
+            _ => None,
+        })
+    });
+    let dr_ami = verify.and_then(|v| text(out(v, "image_id")).or_else(|| text(input(v, "image_id"))));
+    let dr_region = verify.and_then(|v| v.region.clone());
+    let ami_created_ms = dr_ami.as_ref().and_then(|ami| {
+        steps
+            .iter()
+            .filter(|r| r.action.as_deref() == Some("ec2.wait_image"))
+            .find(|r| text(out(r, "image_id")).as_ref() == Some(ami))
+            .and_then(|r| out(r, "creation_date"))
+            .and_then(Value::as_i64)
+            .map(|s| s * 1000)
+    });
+    let rpo_at = verified_ms.unwrap_or(state.last_ms);
+    let rpo_ms = ami_created_ms.map(|c| (rpo_at - c).max(0));
+    let rto_ms = verified_ms.map(|t| t - state.started_ms);
+    let launch = steps
+        .iter()
+        .find(|r| r.action.as_deref() == Some("cloudformation.deploy_stack"));
+    let teardown = steps
+        .iter()
+        .rev()
+        .find(|r| r.action.as_deref() == Some("cloudformation.delete_stack"))
+        .map(|t| Teardown {
+            step: t.id.clone(),
+            status: t.status.clone(),
+            stack: text(input(t, "stack_name")),
+            region: t.region.clone(),
+            deleted: out(t, "deleted").and_then(Value::as_bool),
+            error: t.error.clone(),
+        });
+    let verdict = match status {
+        "unfinished" => "unfinished",
+        "succeeded" if verified.is_some() => "passed",
+        _ => "failed",
+    };
+    Rehearsal {
+        verdict: verdict.to_string(),
+        rto_ms,
+        rto: rto_ms.map(dur),
+        running_after_ms: running_ms.map(|t| t - state.started_ms),
+        rpo_ms,
+        rpo: rpo_ms.map(dur),
+        rpo_measured_at: rpo_ms.map(|_| when(rpo_at)),
+        dr_ami,
+        dr_ami_created_at: ami_created_ms.map(when),
+        dr_region,
+        dr_instance: verify.and_then(|v| text(out(v, "instance_id")).or_else(|| text(input(v, "instance_id")))),
+        verified_at: verified_ms.map(when),
+        system_status: verified.and_then(|v| text(out(v, "system_status"))),
+        instance_status: verified.and_then(|v| text(out(v, "instance_status"))),
+        stack: launch.and_then(|l| text(input(l, "stack_name"))),
+        teardown,
+    }
+}
+
+/// The one-line verdict (the last line `drflow run` prints for a rehearsal).
+fn summary(r: &Report) -> String {
+    let Some(h) = &r.rehearsal else {
+        return format!("run {} {} {}", r.workflow, r.run_id, r.status);
+    };
+    let stacks: Vec<String> = r
+        .left_behind
+        .iter()
+        .filter(|x| x.kind == "CloudFormation stack")
+        .map(|x| format!("stack {} in {}", x.id, x.region.as_deref().unwrap_or("?")))
+        .collect();
+    let left = match (stacks.is_empty(), r.status.as_str()) {
+        (true, _) => String::new(),
+        // Not torn down *yet*: resuming the run runs its teardown.
+        (false, "unfinished") => format!(" (still up until the teardown runs: {})", stacks.join(", ")),
+        (false, _) => format!(" LEFT BEHIND: {}", stacks.join(", ")),
+    };
+    match h.verdict.as_str() {
+        "passed" => format!(
+            "REHEARSAL PASSED {} run={} rto={} rpo={}{left}",
+            r.workflow,
+            r.run_id,
+            h.rto.as_deref().unwrap_or("?"),
+            h.rpo.as_deref().unwrap_or("?")
+        ),
+        "unfinished" => format!(
+            "REHEARSAL INTERRUPTED {} run={}: resume it with: drflow resume {}{left}",
+            r.workflow, r.run_id, r.run_id
+        ),
+        _ => {
+            let why = match &r.failure {
+                Some(f) => format!("step={}: {}", f.step, one_line(&f.message)),
+                None => "the DR instance was not verified".to_string(),
+            };
+            format!("REHEARSAL FAILED {} run={} {why}{left}", r.workflow, r.run_id)
+        }
+    }
+}
+
+fn one_line(s: &str) -> String {
+    s.split_whitespace().collect::<Vec<_>>().join(" ")
+}

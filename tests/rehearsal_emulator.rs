@@ -1,0 +1,391 @@
+//! DR rehearsals end to end over the wire: the real `drflow` binary, the AWS SDK backend and the local AWS
+//! emulator (moto extended in tests/emulator/). Every check is made through AWS calls, the emulator's call log,
+//! the run's journal and its report files.
+
+mod common;
+#[allow(dead_code)]
+#[path = "common/emulator.rs"]
+mod emulator;
+
+use std::io::{BufRead, BufReader};
+use std::path::PathBuf;
+use std::process::Stdio;
+use std::time::{Duration, Instant};
+
+use common::*;
+use drflow::report::Report;
+use emulator::Emulator;
+use serde_json::{Value, json};
+
+const PRIMARY: &str = "us-east-1";
+const DR: &str = "us-west-2";
+
+/// An emulator with an instance in the primary region, a `Default` vault in both regions, and the shipped
+/// rehearsal (polling in seconds instead of minutes) beside the shipped stack.
+struct World {
+    emu: Emulator,
+    instance: String,
+    rt: tokio::runtime::Runtime,
+    dir: tempfile::TempDir,
+}
+
+impl World {
+    fn new() -> World {
+        let emu = Emulator::start();
+        let rt = tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()
+            .unwrap();
+        let instance = rt.block_on(async {
+            for region in [PRIMARY, DR] {
+                aws_sdk_backup::Client::new(&emu.sdk(region))
+                    .create_backup_vault()
+                    .backup_vault_name("Default")
+                    .send()
+                    .await
+                    .expect("vault");
+            }
+            let ec2 = aws_sdk_ec2::Client::new(&emu.sdk(PRIMARY));
+            let images = ec2.describe_images().send().await.expect("images");
+            let ami = images.images()[0].image_id().unwrap().to_string();
+            let run = ec2
+                .run_instances()
+                .image_id(ami)
+                .instance_type(aws_sdk_ec2::types::InstanceType::T3Micro)
+                .min_count(1)
+                .max_count(1)
+                .send()
+                .await
+                .expect("instance");
+            run.instances()[0].instance_id().unwrap().to_string()
+        });
+        let dir = tempfile::tempdir().unwrap();
+        let text = std::fs::read_to_string(repo("workflows/dr-rehearsal.yaml"))
+            .unwrap()
+            .replace("interval: 30s", "interval: 1s")
+            .replace("interval: 15s", "interval: 1s")
+            .replace("max_interval: 2m", "max_interval: 2s")
+            .replace("max_interval: 1m", "max_interval: 2s")
+            .replace("interval: 2s", "interval: 1s")
+            .replace("max_delay: 1m", "max_delay: 2s");
+        std::fs::create_dir_all(dir.path().join("workflows")).unwrap();
+        std::fs::create_dir_all(dir.path().join("stacks")).unwrap();
+        std::fs::write(dir.path().join("workflows/dr-rehearsal.yaml"), text).unwrap();
+        std::fs::copy(repo("stacks/dr-ec2.yaml"), dir.path().join("stacks/dr-ec2.yaml")).unwrap();
+        World { emu, instance, rt, dir }
+    }
+
+    fn workflow(&self) -> String {
+        self.dir
+            .path()
+            .join("workflows/dr-rehearsal.yaml")
+            .display()
+            .to_string()
+    }
+
+    fn state(&self) -> PathBuf {
+        self.dir.path().join("state")
+    }
+
+    fn stack(&self) -> String {
+        format!("drflow-rehearsal-{}", self.instance)
+    }
+
+    fn run_args(&self) -> Vec<String> {
+        vec![
+            "run".into(),
+            self.workflow(),
+            "-i".into(),
+            format!("instance_id={}", self.instance),
+            "--output".into(),
+            "plain".into(),
+        ]
+    }
+
+    fn run_dir(&self) -> PathBuf {
+        let runs = self.state().join("runs");
+        std::fs::read_dir(runs).unwrap().next().unwrap().unwrap().path()
+    }
+
+    fn journal(&self) -> Vec<Value> {
+        let Ok(text) = std::fs::read_to_string(self.run_dir().join("journal.jsonl")) else {
+            return Vec::new();
+        };
+        text.lines().filter_map(|l| serde_json::from_str(l).ok()).collect()
+    }
+
+    fn report(&self) -> Report {
+        serde_json::from_str(&std::fs::read_to_string(self.run_dir().join("report.json")).unwrap()).unwrap()
+    }
+
+    /// Through drflow's own AWS backend, pointed at the emulator.
+    fn stack_exists(&self) -> bool {
+        let cloud = drflow::cloud::aws::from_sdk_config(self.emu.sdk(DR));
+        self.rt
+            .block_on(cloud.cloudformation.describe_stack(DR, &self.stack()))
+            .unwrap()
+            .is_some()
+    }
+
+    fn instance_state(&self, id: &str) -> String {
+        let cloud = drflow::cloud::aws::from_sdk_config(self.emu.sdk(DR));
+        let found = self
+            .rt
+            .block_on(cloud.ec2.describe_instances(DR, &[id.to_string()]))
+            .unwrap();
+        found[0].state.clone()
+    }
+
+    fn calls_in(&self, operation: &str, region: &str) -> usize {
+        self.emu
+            .calls(operation)
+            .iter()
+            .filter(|c| c["region"] == region)
+            .count()
+    }
+}
+
+fn kinds(list: &[drflow::report::model::Resource], kind: &str) -> Vec<String> {
+    list.iter().filter(|r| r.kind == kind).map(|r| r.id.clone()).collect()
+}
+
+fn last_line(s: &str) -> &str {
+    s.lines().last().unwrap_or("")
+}
+
+#[test]
+fn a_passing_rehearsal_launches_verifies_and_deletes_the_dr_stack() {
+    let w = World::new();
+    let args = w.run_args();
+    let args: Vec<&str> = args.iter().map(String::as_str).collect();
+    let out = w.emu.drflow(&w.state(), &args);
+    let (stdout, stderr) = text(&out);
+    assert_eq!(out.status.code(), Some(0), "{stdout}\n{stderr}");
+    let verdict = last_line(&stdout);
+    assert!(verdict.starts_with("REHEARSAL PASSED dr-rehearsal run="), "{verdict}");
+    assert!(verdict.contains(" rto=") && verdict.contains(" rpo="), "{verdict}");
+
+    // Over the wire: the stack was created, the instance's status checked, the stack deleted, in the DR region.
+    assert_eq!(w.calls_in("CreateStack", DR), 1);
+    assert!(w.calls_in("DescribeInstanceStatus", DR) >= 1);
+    assert_eq!(w.calls_in("DeleteStack", DR), 1);
+    assert_eq!(w.emu.calls("DeleteStack").len(), 1);
+    assert!(!w.stack_exists(), "the rehearsal stack is gone");
+
+    let r = w.report();
+    let h = r.rehearsal.clone().expect("a rehearsal");
+    assert_eq!((r.status.as_str(), h.verdict.as_str()), ("succeeded", "passed"));
+    let instance = h.dr_instance.clone().unwrap();
+    assert_eq!(w.instance_state(&instance), "terminated");
+    // The instance ran the DR AMI: the one the copy job made.
+    let dr_ami = w
+        .journal()
+        .iter()
+        .find(|e| e["type"] == "step_succeeded" && e["step"] == "dr_ami")
+        .map(|e| e["outputs"]["image_id"].as_str().unwrap().to_string())
+        .unwrap();
+    assert_eq!(h.dr_ami.as_deref(), Some(dr_ami.as_str()));
+    assert_eq!(
+        (h.system_status.as_deref(), h.instance_status.as_deref()),
+        (Some("ok"), Some("ok"))
+    );
+    // RTO and RPO measured, and consistent with the run.
+    let rto = h.rto_ms.unwrap();
+    assert!(rto > 0 && rto <= r.duration_ms, "{rto} of {}", r.duration_ms);
+    assert!(h.rpo_ms.is_some() && h.dr_ami_created_at.is_some(), "{h:?}");
+    assert!(verdict.ends_with(&format!(
+        "rto={} rpo={}",
+        h.rto.clone().unwrap(),
+        h.rpo.clone().unwrap()
+    )));
+    let t = h.teardown.clone().unwrap();
+    assert_eq!((t.status.as_str(), t.deleted), ("succeeded", Some(true)));
+    for s in &r.steps {
+        assert_eq!(s.status, "succeeded", "{s:?}");
+        assert!(
+            s.duration_ms.is_some() && (s.action.is_none() || s.attempts >= 1),
+            "{s:?}"
+        );
+    }
+    assert_eq!(kinds(&r.created, "backup job").len(), 1);
+    assert_eq!(kinds(&r.created, "copy job").len(), 1);
+    assert!(kinds(&r.created, "AMI").contains(&dr_ami));
+    assert_eq!(kinds(&r.created, "CloudFormation stack"), [w.stack()]);
+    assert_eq!(kinds(&r.created, "EC2 instance"), std::slice::from_ref(&instance));
+    assert_eq!(kinds(&r.deleted, "CloudFormation stack"), [w.stack()]);
+    assert_eq!(kinds(&r.deleted, "EC2 instance"), [instance]);
+    assert!(r.left_behind.is_empty());
+    for f in ["report.md", "report.html"] {
+        assert!(w.run_dir().join(f).exists(), "{f}");
+    }
+}
+
+#[test]
+fn impaired_status_checks_fail_the_rehearsal_and_the_stack_is_still_deleted() {
+    let w = World::new();
+    // Status checks stay `initializing` for 5 describes: time to impair the new instance.
+    w.emu
+        .control("POST", "/_drflow/config", Some(json!({"status_describes": 5})));
+    let out_file = w.dir.path().join("stdout");
+    let err_file = w.dir.path().join("stderr");
+    let args = w.run_args();
+    let args: Vec<&str> = args.iter().map(String::as_str).collect();
+    let mut child = w
+        .emu
+        .drflow_cmd(&w.state(), &args)
+        .stdout(std::fs::File::create(&out_file).unwrap())
+        .stderr(std::fs::File::create(&err_file).unwrap())
+        .spawn()
+        .unwrap();
+    let deadline = Instant::now() + Duration::from_secs(180);
+    let instance = loop {
+        assert!(Instant::now() < deadline, "the stack was never launched");
+        assert!(
+            child.try_wait().unwrap().is_none(),
+            "the run ended before its instance was impaired"
+        );
+        let launched = w.state().join("runs").exists().then(|| w.journal()).and_then(|j| {
+            j.into_iter()
+                .find(|e| e["type"] == "step_succeeded" && e["step"] == "launch")
+                .and_then(|e| e["outputs"]["outputs"]["InstanceId"].as_str().map(str::to_string))
+        });
+        if let Some(id) = launched {
+            break id;
+        }
+        std::thread::sleep(Duration::from_millis(50));
+    };
+    w.emu.control(
+        "POST",
+        "/_drflow/impair-instance",
+        Some(json!({"instance_id": instance, "check": "instance"})),
+    );
+    let status = child.wait().unwrap();
+    let stdout = std::fs::read_to_string(&out_file).unwrap();
+    let stderr = std::fs::read_to_string(&err_file).unwrap();
+    assert_eq!(status.code(), Some(1), "{stdout}\n{stderr}");
+    let verdict = last_line(&stdout);
+    assert!(verdict.starts_with("REHEARSAL FAILED dr-rehearsal run="), "{verdict}");
+    assert!(
+        verdict.contains(" step=verify: ") && verdict.contains("instance impaired"),
+        "{verdict}"
+    );
+
+    // Teardown still ran, over the wire.
+    assert_eq!(w.calls_in("DeleteStack", DR), 1);
+    assert!(!w.stack_exists());
+    assert_eq!(w.instance_state(&instance), "terminated");
+
+    let r = w.report();
+    let h = r.rehearsal.clone().unwrap();
+    assert_eq!((r.status.as_str(), h.verdict.as_str()), ("failed", "failed"));
+    let f = r.failure.clone().unwrap();
+    assert_eq!((f.step.as_str(), f.code.as_str()), ("verify", "StatusCheckImpaired"));
+    assert!(
+        f.message.contains(&instance) && f.message.contains("instance impaired"),
+        "{}",
+        f.message
+    );
+    assert_eq!(h.teardown.unwrap().status, "succeeded");
+    assert!(r.left_behind.is_empty());
+    assert_eq!(h.rto_ms, None);
+}
+
+#[test]
+fn sigterm_checkpoints_a_scheduled_rehearsal_and_resume_finishes_it() {
+    let w = World::new();
+    // Jobs stay in each state for 30 describes: the backup wait lasts long enough to be interrupted.
+    w.emu.config(2, 30);
+    let schedule = w.dir.path().join("schedule.yaml");
+    std::fs::write(
+        &schedule,
+        format!(
+            "version: 1\nentries:\n  - name: rehearse\n    workflow: workflows/dr-rehearsal.yaml\n    cron: \"* * * * * *\"\n    inputs: {{instance_id: {}}}\n",
+            w.instance
+        ),
+    )
+    .unwrap();
+    let mut child = w
+        .emu
+        .drflow_cmd(&w.state(), &["schedule", schedule.to_str().unwrap()])
+        .stdout(Stdio::piped())
+        .stderr(Stdio::inherit())
+        .spawn()
+        .unwrap();
+    let stdout = child.stdout.take().unwrap();
+    let (tx, rx) = std::sync::mpsc::channel();
+    std::thread::spawn(move || {
+        for line in BufReader::new(stdout).lines().map_while(Result::ok) {
+            let _ = tx.send(line);
+        }
+    });
+    let deadline = Instant::now() + Duration::from_secs(120);
+    loop {
+        assert!(
+            Instant::now() < deadline,
+            "the scheduled run never reached the backup wait"
+        );
+        assert!(child.try_wait().unwrap().is_none(), "drflow schedule ended early");
+        let waiting = w.state().join("runs").exists()
+            && w.journal()
+                .iter()
+                .any(|e| e["type"] == "polled" && e["step"] == "wait_backup");
+        if waiting {
+            break;
+        }
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    // Fire times pass while the run is going: they are skipped.
+    std::thread::sleep(Duration::from_millis(1500));
+    let ok = std::process::Command::new("kill")
+        .args(["-TERM", &child.id().to_string()])
+        .status()
+        .unwrap();
+    assert!(ok.success());
+    let deadline = Instant::now() + Duration::from_secs(30);
+    let code = loop {
+        if let Some(s) = child.try_wait().unwrap() {
+            break s.code();
+        }
+        assert!(Instant::now() < deadline, "drflow schedule did not exit after SIGTERM");
+        std::thread::sleep(Duration::from_millis(50));
+    };
+    let lines: Vec<String> = rx.try_iter().collect();
+    let all = lines.join("\n");
+    assert_eq!(code, Some(0), "{all}");
+    assert!(all.contains("[rehearse] skipped the run due at"), "{all}");
+    let resume_line = lines
+        .iter()
+        .find(|l| l.contains("interrupted and checkpointed; continue it with: drflow --state-dir "))
+        .unwrap_or_else(|| panic!("no resume command in\n{all}"));
+    assert!(lines.last().unwrap().ends_with("schedule: stopped"), "{all}");
+    let journal = w.journal();
+    let run_id = journal[0]["run_id"].as_str().unwrap().to_string();
+    assert!(resume_line.ends_with(&format!(" resume {run_id}")), "{resume_line}");
+    assert!(
+        !journal.iter().any(|e| e["type"] == "run_finished"),
+        "checkpointed, not finished"
+    );
+    // The interrupted run's report says so.
+    let r = w.report();
+    assert_eq!(
+        (r.status.as_str(), r.rehearsal.unwrap().verdict.as_str()),
+        ("unfinished", "unfinished")
+    );
+
+    // `drflow resume` continues it: no second backup job; the rehearsal completes and tears down.
+    w.emu.config(2, 1);
+    let out = w.emu.drflow(&w.state(), &["resume", &run_id, "--output", "plain"]);
+    let (stdout, stderr) = text(&out);
+    assert_eq!(out.status.code(), Some(0), "{stdout}\n{stderr}");
+    assert!(
+        last_line(&stdout).starts_with(&format!("REHEARSAL PASSED dr-rehearsal run={run_id} ")),
+        "{stdout}"
+    );
+    assert_eq!(w.emu.calls("StartBackupJob").len(), 1);
+    assert_eq!(w.calls_in("CreateStack", DR), 1);
+    assert_eq!(w.calls_in("DeleteStack", DR), 1);
+    assert!(!w.stack_exists());
+    let r = w.report();
+    assert_eq!(r.resumes, 1);
+    assert_eq!(r.rehearsal.unwrap().verdict, "passed");
+}

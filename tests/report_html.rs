@@ -1,0 +1,264 @@
+//! The HTML rehearsal report in a real headless browser (Debian's Chromium, /usr/bin/chromium; scripts/test
+//! installs it): the page renders, its timeline's bars are drawn in their colours at real widths (a screenshot,
+//! decoded pixel by pixel), and the rendered DOM holds one bar per step with a non-zero width.
+//!
+//! Not skipped when Chromium is missing: the test fails and says how to install it.
+
+mod common;
+
+use std::path::{Path, PathBuf};
+use std::process::{Command, Stdio};
+use std::time::{Duration, Instant};
+
+use common::*;
+use drflow::cloud::sim::Sim;
+use drflow::report::{self, html};
+
+fn chromium() -> PathBuf {
+    let candidates = [
+        std::env::var_os("DRFLOW_CHROMIUM").map(PathBuf::from),
+        Some(PathBuf::from("/usr/bin/chromium")),
+        Some(PathBuf::from("/usr/bin/chromium-browser")),
+    ];
+    candidates
+        .into_iter()
+        .flatten()
+        .find(|p| p.exists())
+        .unwrap_or_else(|| {
+            panic!(
+                "Chromium is missing: this test needs a real headless browser. Install Debian's package with \
+                 `apt-get update && apt-get install -y chromium` (scripts/test does this), or point DRFLOW_CHROMIUM at one"
+            )
+        })
+}
+
+/// Runs headless Chromium with `args` on the page; returns its stdout. Killed (by its pid) after 90 s.
+fn browse(page: &Path, args: &[String]) -> Vec<u8> {
+    let profile = tempfile::tempdir().unwrap();
+    let mut cmd = Command::new(chromium());
+    cmd.args([
+        "--headless",
+        "--no-sandbox",
+        "--disable-gpu",
+        "--disable-quic",
+        "--no-first-run",
+        "--disable-background-networking",
+        "--disable-component-update",
+        "--disable-sync",
+        "--hide-scrollbars",
+    ])
+    .arg(format!("--user-data-dir={}", profile.path().display()))
+    .args(args)
+    .arg(format!("file://{}", page.display()))
+    .stdin(Stdio::null())
+    .stdout(Stdio::piped())
+    .stderr(Stdio::piped());
+    let child = cmd.spawn().expect("chromium starts");
+    let pid = child.id();
+    let (tx, rx) = std::sync::mpsc::channel();
+    std::thread::spawn(move || {
+        let _ = tx.send(child.wait_with_output());
+    });
+    let started = Instant::now();
+    match rx.recv_timeout(Duration::from_secs(90)) {
+        Ok(out) => {
+            let out = out.unwrap();
+            assert!(
+                out.status.success(),
+                "chromium failed ({}): {}",
+                out.status,
+                String::from_utf8_lossy(&out.stderr)
+            );
+            out.stdout
+        }
+        Err(_) => {
+            let _ = Command::new("kill").args(["-KILL", &pid.to_string()]).status();
+            panic!("chromium did not finish within {:?}", started.elapsed());
+        }
+    }
+}
+
+struct Png {
+    width: usize,
+    height: usize,
+    rgba: Vec<u8>,
+}
+
+impl Png {
+    fn read(path: &Path) -> Png {
+        let decoder = png::Decoder::new(std::io::BufReader::new(std::fs::File::open(path).unwrap()));
+        let mut reader = decoder.read_info().unwrap();
+        let mut buf = vec![0; reader.output_buffer_size()];
+        let info = reader.next_frame(&mut buf).unwrap();
+        let channels = match info.color_type {
+            png::ColorType::Rgba => 4,
+            png::ColorType::Rgb => 3,
+            other => panic!("unexpected PNG colour type {other:?}"),
+        };
+        assert_eq!(info.bit_depth, png::BitDepth::Eight);
+        let mut rgba = Vec::with_capacity(info.width as usize * info.height as usize * 4);
+        for px in buf[..info.buffer_size()].chunks(channels) {
+            rgba.extend_from_slice(&[px[0], px[1], px[2], if channels == 4 { px[3] } else { 255 }]);
+        }
+        Png {
+            width: info.width as usize,
+            height: info.height as usize,
+            rgba,
+        }
+    }
+
+    fn is(&self, x: usize, y: usize, rgb: [u8; 3]) -> bool {
+        let i = (y * self.width + x) * 4;
+        (0..3).all(|c| self.rgba[i + c].abs_diff(rgb[c]) <= 8)
+    }
+
+    /// Horizontal runs of at least `min` pixels of this colour: (y, x start, length).
+    fn runs(&self, rgb: [u8; 3], min: usize) -> Vec<(usize, usize, usize)> {
+        let mut out = Vec::new();
+        for y in 0..self.height {
+            let mut x = 0;
+            while x < self.width {
+                if self.is(x, y, rgb) {
+                    let start = x;
+                    while x < self.width && self.is(x, y, rgb) {
+                        x += 1;
+                    }
+                    if x - start >= min {
+                        out.push((y, start, x - start));
+                    }
+                } else {
+                    x += 1;
+                }
+            }
+        }
+        out
+    }
+
+    fn distinct_colours(&self) -> usize {
+        let mut seen = std::collections::HashSet::new();
+        for px in self.rgba.chunks(4).step_by(7) {
+            seen.insert([px[0], px[1], px[2]]);
+        }
+        seen.len()
+    }
+}
+
+fn hex(c: &str) -> [u8; 3] {
+    let v = u32::from_str_radix(c.trim_start_matches('#'), 16).unwrap();
+    [(v >> 16) as u8, (v >> 8) as u8, v as u8]
+}
+
+/// Bands of rows: bars are 16 px high and rows 26 px apart, so runs in distinct bands are distinct bars.
+fn bands(runs: &[(usize, usize, usize)]) -> Vec<(usize, usize)> {
+    let mut out: Vec<(usize, usize)> = Vec::new();
+    for &(y, _, len) in runs {
+        match out.last_mut() {
+            Some((last_y, widest)) if y <= *last_y + 2 => {
+                *last_y = y;
+                *widest = (*widest).max(len);
+            }
+            _ => out.push((y, len)),
+        }
+    }
+    out
+}
+
+/// A rehearsal on the simulator, its HTML report written to a file.
+async fn rehearse(scenario_yaml: &str, dir: &Path) -> (report::Report, PathBuf) {
+    let wf = load("workflows/dr-rehearsal.yaml");
+    let sim = Sim::new(scenario(scenario_yaml));
+    let o = run(&wf, &sim, &dir.join("state"), &[("instance_id", INSTANCE)])
+        .await
+        .unwrap();
+    let r = report::build(&o.state, &journal(&o), Some(&wf));
+    let files = report::write_files(dir, &r).unwrap();
+    let page = files.into_iter().find(|f| f.extension().unwrap() == "html").unwrap();
+    (r, page)
+}
+
+fn screenshot(page: &Path, dir: &Path) -> Png {
+    let shot = dir.join("shot.png");
+    browse(
+        page,
+        &[
+            format!("--screenshot={}", shot.display()),
+            "--window-size=1200,900".to_string(),
+        ],
+    );
+    let png = Png::read(&shot);
+    assert_eq!((png.width, png.height), (1200, 900));
+    png
+}
+
+/// `rect class="bar STATUS"` elements of the rendered DOM, with their widths.
+fn dom_bars(page: &Path) -> Vec<(String, String, f64)> {
+    let dom = String::from_utf8(browse(page, &["--dump-dom".to_string()])).unwrap();
+    assert!(dom.contains("<svg class=\"timeline\""), "no timeline in the DOM");
+    let re =
+        regex::Regex::new(r#"<rect class="bar (\w+)[^"]*" data-step="([^"]+)" x="[^"]+" y="[^"]+" width="([0-9.]+)""#)
+            .unwrap();
+    re.captures_iter(&dom)
+        .map(|c| (c[1].to_string(), c[2].to_string(), c[3].parse().unwrap()))
+        .collect()
+}
+
+#[tokio::test(start_paused = true)]
+async fn the_passing_reports_timeline_renders_in_chromium() {
+    let dir = tempfile::tempdir().unwrap();
+    let (r, page) = rehearse("", dir.path()).await;
+
+    let png = screenshot(&page, dir.path());
+    assert!(png.distinct_colours() > 50, "a blank or trivial screenshot");
+    let green = png.runs(hex(html::SUCCEEDED), 20);
+    let rows = bands(&green);
+    // Every step that took time has its bar; the long waits are long bars.
+    assert!(rows.len() >= 5, "bars in {} rows: {rows:?}", rows.len());
+    let widest = green.iter().map(|r| r.2).max().unwrap();
+    assert!(
+        widest > 300,
+        "the copy wait (about half the run) is a wide bar: {widest}px"
+    );
+    let top = green.iter().map(|r| r.0).min().unwrap();
+    let bottom = green.iter().map(|r| r.0).max().unwrap();
+    assert!(bottom - top > 150, "bars on many rows ({top}..{bottom})");
+    assert!(png.runs(hex(html::FAILED), 20).is_empty(), "no failed bar");
+
+    let bars = dom_bars(&page);
+    assert_eq!(bars.len(), r.steps.len(), "{bars:?}");
+    for (status, step, width) in &bars {
+        assert_eq!(status, "succeeded", "{step}");
+        assert!(*width > 0.0, "{step} has width {width}");
+    }
+    let wait_copy = bars.iter().find(|b| b.1 == "wait_copy").unwrap().2;
+    let backup = bars.iter().find(|b| b.1 == "backup").unwrap().2;
+    assert!(
+        wait_copy > 10.0 * backup,
+        "durations scale the widths: {wait_copy} vs {backup}"
+    );
+}
+
+#[tokio::test(start_paused = true)]
+async fn the_failed_reports_timeline_shows_the_failed_verify_step() {
+    let dir = tempfile::tempdir().unwrap();
+    let (r, page) = rehearse("impair_instances: [{nth: 1}]", dir.path()).await;
+    assert_eq!(r.rehearsal.as_ref().unwrap().verdict, "failed");
+
+    let png = screenshot(&page, dir.path());
+    let red = png.runs(hex(html::FAILED), 20);
+    assert!(!red.is_empty(), "no failed bar on the screenshot");
+    let red_rows = bands(&red);
+    assert_eq!(red_rows.len(), 1, "one failed step: {red_rows:?}");
+    let green = png.runs(hex(html::SUCCEEDED), 20);
+    // The teardown (in `finally`) succeeded: a green bar below the red one.
+    let red_y = red.iter().map(|r| r.0).max().unwrap();
+    assert!(
+        green.iter().any(|g| g.0 > red_y + 10),
+        "no teardown bar below the failed verify"
+    );
+
+    let bars = dom_bars(&page);
+    let verify = bars.iter().find(|b| b.1 == "verify").unwrap();
+    assert_eq!(verify.0, "failed");
+    assert!(verify.2 > 0.0);
+    assert_eq!(bars.iter().find(|b| b.1 == "teardown").unwrap().0, "succeeded");
+}
