@@ -7,7 +7,6 @@ mod common;
 use std::io::Write;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
-use std::sync::OnceLock;
 
 use common::*;
 use drflow::cloud::sim::{Scenario, Sim};
@@ -218,24 +217,8 @@ fn policy_without_an_account_asks_for_one_and_missing_inputs_become_wildcards() 
 // ---------------------------------------------------------------- parliament
 
 /// The `parliament` linter from the project's virtualenv (scripts/emulator-venv installs it).
-fn parliament() -> &'static PathBuf {
-    static BIN: OnceLock<PathBuf> = OnceLock::new();
-    BIN.get_or_init(|| {
-        let out = Command::new("bash")
-            .arg(repo("scripts/emulator-venv"))
-            .stderr(Stdio::inherit())
-            .output()
-            .expect("bash runs scripts/emulator-venv");
-        assert!(out.status.success(), "scripts/emulator-venv failed");
-        let python = PathBuf::from(String::from_utf8(out.stdout).unwrap().lines().last().unwrap().trim());
-        let bin = python.with_file_name("parliament");
-        assert!(
-            bin.exists(),
-            "{} is missing: rerun scripts/emulator-venv",
-            bin.display()
-        );
-        bin
-    })
+fn parliament() -> PathBuf {
+    venv_bin("parliament")
 }
 
 /// Lints a policy with every auditor parliament runs by default, down to INFO; returns its findings.

@@ -30,30 +30,7 @@ impl World {
             .enable_all()
             .build()
             .unwrap();
-        let instance = rt.block_on(async {
-            for region in vaults {
-                let backup = aws_sdk_backup::Client::new(&emu.sdk(region));
-                backup
-                    .create_backup_vault()
-                    .backup_vault_name("Default")
-                    .send()
-                    .await
-                    .expect("vault");
-            }
-            let ec2 = aws_sdk_ec2::Client::new(&emu.sdk(PRIMARY));
-            let images = ec2.describe_images().send().await.expect("images");
-            let ami = images.images()[0].image_id().unwrap().to_string();
-            let run = ec2
-                .run_instances()
-                .image_id(ami)
-                .instance_type(aws_sdk_ec2::types::InstanceType::T3Micro)
-                .min_count(1)
-                .max_count(1)
-                .send()
-                .await
-                .expect("instance");
-            run.instances()[0].instance_id().unwrap().to_string()
-        });
+        let instance = rt.block_on(emulator::seed(&emu, vaults));
         emu.control("DELETE", "/_drflow/calls", None);
         World {
             emu,

@@ -4,23 +4,11 @@ mod common;
 
 use std::process::Command;
 
-use common::repo;
+use common::{repo, venv_bin};
 
 #[test]
 fn templates_pass_cfn_lint() {
-    let out = Command::new("bash")
-        .arg(repo("scripts/emulator-venv"))
-        .output()
-        .expect("bash");
-    assert!(out.status.success(), "scripts/emulator-venv failed");
-    let python = String::from_utf8(out.stdout)
-        .unwrap()
-        .lines()
-        .last()
-        .unwrap()
-        .trim()
-        .to_string();
-    let cfn_lint = std::path::Path::new(&python).with_file_name("cfn-lint");
+    let cfn_lint = venv_bin("cfn-lint");
     let mut templates: Vec<_> = std::fs::read_dir(repo("stacks"))
         .unwrap()
         .map(|e| e.unwrap().path())

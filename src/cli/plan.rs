@@ -6,9 +6,8 @@ use std::path::{Path, PathBuf};
 
 use clap::ValueEnum;
 
+use super::run::{backend, runtime};
 use super::{BackendArgs, Format, pair};
-use crate::cloud::Cloud;
-use crate::cloud::sim::{Scenario, Sim};
 use crate::error::Error;
 use crate::plan::{self, CheckStatus, graph};
 use crate::workflow;
@@ -120,33 +119,4 @@ pub fn graph(args: GraphArgs) -> Result<u8, Error> {
     };
     print!("{}", graph::render(&wf, format));
     Ok(0)
-}
-
-/// The simulator answers on tokio's paused clock, like `drflow run --simulate`.
-fn runtime(simulate: bool) -> Result<tokio::runtime::Runtime, Error> {
-    let mut b = if simulate {
-        tokio::runtime::Builder::new_current_thread()
-    } else {
-        tokio::runtime::Builder::new_multi_thread()
-    };
-    b.enable_all().start_paused(simulate);
-    b.build()
-        .map_err(|e| Error::Environment(format!("cannot start the async runtime: {e}")))
-}
-
-/// The same backends as `drflow run`: the state directory's persisted simulated account, or AWS.
-async fn backend(args: &BackendArgs, simulate: bool, state_dir: &Path, regions: &[String]) -> Result<Cloud, Error> {
-    if simulate {
-        let scenario = match &args.scenario {
-            Some(path) => Scenario::from_yaml_file(path).map_err(|e| Error::Usage(e.to_string()))?,
-            None => Scenario::default(),
-        };
-        let sim = Sim::persistent(&state_dir.join("sim").join("world.json"), scenario)
-            .map_err(|e| Error::Environment(e.to_string()))?;
-        sim.ensure_regions(regions);
-        return Ok(sim.cloud());
-    }
-    crate::cloud::aws::connect(args.profile.as_deref())
-        .await
-        .map_err(|e| Error::Environment(e.to_string()))
 }

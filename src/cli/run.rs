@@ -81,7 +81,7 @@ pub fn resume(args: ResumeArgs, state_dir: &Path) -> Result<u8, Error> {
 }
 
 /// The simulator runs on tokio's paused clock: simulated hours pass in milliseconds of wall time.
-fn runtime(simulate: bool) -> Result<tokio::runtime::Runtime, Error> {
+pub(super) fn runtime(simulate: bool) -> Result<tokio::runtime::Runtime, Error> {
     let mut b = if simulate {
         tokio::runtime::Builder::new_current_thread()
     } else {
@@ -92,7 +92,12 @@ fn runtime(simulate: bool) -> Result<tokio::runtime::Runtime, Error> {
         .map_err(|e| Error::Environment(format!("cannot start the async runtime: {e}")))
 }
 
-async fn backend(args: &BackendArgs, simulate: bool, state_dir: &Path, regions: &[String]) -> Result<Cloud, Error> {
+pub(super) async fn backend(
+    args: &BackendArgs,
+    simulate: bool,
+    state_dir: &Path,
+    regions: &[String],
+) -> Result<Cloud, Error> {
     if simulate {
         let scenario = match &args.scenario {
             Some(path) => Scenario::from_yaml_file(path).map_err(|e| Error::Usage(e.to_string()))?,

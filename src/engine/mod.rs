@@ -121,6 +121,16 @@ pub fn new_run_id(now: SystemTime) -> String {
 
 /// Inputs after defaults and type checks. `given` are `--input NAME=VALUE` pairs.
 pub fn prepare_inputs(wf: &Workflow, given: &[(String, String)]) -> Result<Map<String, Value>, EngineError> {
+    resolve_inputs(wf, given, false)
+}
+
+/// Like `prepare_inputs`; with `allow_missing`, a required input that is not given is left out instead of being an
+/// error (for plans and policies made before every value is known).
+pub fn resolve_inputs(
+    wf: &Workflow,
+    given: &[(String, String)],
+    allow_missing: bool,
+) -> Result<Map<String, Value>, EngineError> {
     let mut errors = Vec::new();
     let mut out = Map::new();
     for (name, _) in given {
@@ -145,6 +155,7 @@ pub fn prepare_inputs(wf: &Workflow, given: &[(String, String)]) -> Result<Map<S
                 Some(v) => {
                     out.insert(def.name.clone(), v.clone());
                 }
+                None if allow_missing => {}
                 None => errors.push(format!(
                     "input `{}` is required: pass --input {}=VALUE{}",
                     def.name,

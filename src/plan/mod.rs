@@ -24,41 +24,10 @@ pub use model::*;
 use crate::engine::{self, EngineError};
 use crate::workflow::Workflow;
 
-/// Inputs for `drflow policy`: like `engine::prepare_inputs`, but a required input that is not given is left out
-/// (the plan lists it in `Plan::missing`, and ARNs use `*` for it) instead of being an error.
+/// Inputs for `drflow policy`: a required input that is not given is left out (the plan lists it in
+/// `Plan::missing`, and ARNs use `*` for it) instead of being an error.
 pub fn inputs_allowing_missing(wf: &Workflow, given: &[(String, String)]) -> Result<Map<String, Value>, EngineError> {
-    let mut errors = Vec::new();
-    for (name, _) in given {
-        if !wf.inputs.iter().any(|i| i.name == *name) {
-            let known: Vec<&str> = wf.inputs.iter().map(|i| i.name.as_str()).collect();
-            errors.push(format!(
-                "`{name}` is not an input of {} (its inputs: {})",
-                wf.name,
-                known.join(", ")
-            ));
-        }
-    }
-    let mut out = Map::new();
-    for def in &wf.inputs {
-        match given.iter().rev().find(|(n, _)| *n == def.name) {
-            Some((_, text)) => match def.parse_value(text) {
-                Ok(v) => {
-                    out.insert(def.name.clone(), v);
-                }
-                Err(e) => errors.push(e),
-            },
-            None => {
-                if let Some(v) = &def.default {
-                    out.insert(def.name.clone(), v.clone());
-                }
-            }
-        }
-    }
-    if errors.is_empty() {
-        Ok(out)
-    } else {
-        Err(EngineError::Inputs(errors.join("\n")))
-    }
+    engine::resolve_inputs(wf, given, true)
 }
 
 /// The plan of a run with these `--input` and `--region` pairs (every required input must be given).

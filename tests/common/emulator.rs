@@ -3,36 +3,14 @@
 
 use std::io::{Read, Write};
 use std::net::TcpStream;
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::process::{Child, Command, Output, Stdio};
-use std::sync::OnceLock;
 use std::time::{Duration, Instant};
 
 use aws_sdk_ssm::config::{BehaviorVersion, Credentials, Region};
 use serde_json::{Value, json};
 
 use super::repo;
-
-/// The virtualenv's python, installed once per test process by the project's own script.
-fn python() -> &'static PathBuf {
-    static PY: OnceLock<PathBuf> = OnceLock::new();
-    PY.get_or_init(|| {
-        let out = Command::new("bash")
-            .arg(repo("scripts/emulator-venv"))
-            .stderr(Stdio::inherit())
-            .output()
-            .expect("bash runs scripts/emulator-venv");
-        assert!(out.status.success(), "scripts/emulator-venv failed");
-        let stdout = String::from_utf8(out.stdout).unwrap();
-        PathBuf::from(
-            stdout
-                .lines()
-                .last()
-                .expect("the script prints the venv's python")
-                .trim(),
-        )
-    })
-}
 
 pub struct Emulator {
     child: Child,
@@ -44,7 +22,7 @@ impl Emulator {
     pub fn start() -> Emulator {
         let dir = tempfile::tempdir().unwrap();
         let port_file = dir.path().join("port");
-        let child = Command::new(python())
+        let child = Command::new(super::venv_bin("python"))
             .arg(repo("tests/emulator/server.py"))
             .args(["--port", "0", "--port-file"])
             .arg(&port_file)
@@ -179,4 +157,30 @@ impl Drop for Emulator {
         let _ = self.child.kill();
         let _ = self.child.wait();
     }
+}
+
+/// Seeds an emulator: a `Default` backup vault in each of `vault_regions`, and a running instance in `us-east-1`
+/// (from an AMI moto has there). Returns the instance id.
+pub async fn seed(emu: &Emulator, vault_regions: &[&str]) -> String {
+    for region in vault_regions {
+        aws_sdk_backup::Client::new(&emu.sdk(region))
+            .create_backup_vault()
+            .backup_vault_name("Default")
+            .send()
+            .await
+            .expect("vault");
+    }
+    let ec2 = aws_sdk_ec2::Client::new(&emu.sdk("us-east-1"));
+    let images = ec2.describe_images().send().await.expect("images");
+    let ami = images.images()[0].image_id().unwrap().to_string();
+    let run = ec2
+        .run_instances()
+        .image_id(ami)
+        .instance_type(aws_sdk_ec2::types::InstanceType::T3Micro)
+        .min_count(1)
+        .max_count(1)
+        .send()
+        .await
+        .expect("instance");
+    run.instances()[0].instance_id().unwrap().to_string()
 }

@@ -2,7 +2,8 @@
 #![allow(dead_code)]
 
 use std::path::{Path, PathBuf};
-use std::process::{Command, Output};
+use std::process::{Command, Output, Stdio};
+use std::sync::OnceLock;
 
 use drflow::cloud::sim::{Scenario, Sim};
 use drflow::engine::journal::{Entry, Event};
@@ -82,4 +83,33 @@ pub fn text(o: &Output) -> (String, String) {
         String::from_utf8_lossy(&o.stdout).into_owned(),
         String::from_utf8_lossy(&o.stderr).into_owned(),
     )
+}
+
+/// A program from the project's virtualenv (moto, cfn-lint, parliament), installed once per test process by the
+/// project's own script.
+pub fn venv_bin(name: &str) -> PathBuf {
+    static PYTHON: OnceLock<PathBuf> = OnceLock::new();
+    let python = PYTHON.get_or_init(|| {
+        let out = Command::new("bash")
+            .arg(repo("scripts/emulator-venv"))
+            .stderr(Stdio::inherit())
+            .output()
+            .expect("bash runs scripts/emulator-venv");
+        assert!(out.status.success(), "scripts/emulator-venv failed");
+        let stdout = String::from_utf8(out.stdout).unwrap();
+        PathBuf::from(
+            stdout
+                .lines()
+                .last()
+                .expect("the script prints the venv's python")
+                .trim(),
+        )
+    });
+    let bin = python.with_file_name(name);
+    assert!(
+        bin.exists(),
+        "{} is missing: rerun scripts/emulator-venv",
+        bin.display()
+    );
+    bin
 }
