@@ -32,21 +32,7 @@ impl World {
             .unwrap();
         let instance = rt.block_on(emulator::seed(&emu, &[PRIMARY, DR]));
         let dir = tempfile::tempdir().unwrap();
-        // The shipped workflows with polling in seconds instead of minutes; the stack beside them as in the repo.
-        std::fs::create_dir_all(dir.path().join("workflows")).unwrap();
-        std::fs::create_dir_all(dir.path().join("stacks")).unwrap();
-        for name in ["dr-ami.yaml", "dr-ami-ec2.yaml"] {
-            let text = std::fs::read_to_string(repo("workflows").join(name))
-                .unwrap()
-                .replace("interval: 30s", "interval: 1s")
-                .replace("interval: 15s", "interval: 1s")
-                .replace("max_interval: 2m", "max_interval: 2s")
-                .replace("max_interval: 1m", "max_interval: 2s")
-                .replace("interval: 2s", "interval: 1s")
-                .replace("max_delay: 1m", "max_delay: 2s");
-            std::fs::write(dir.path().join("workflows").join(name), text).unwrap();
-        }
-        std::fs::copy(repo("stacks/dr-ec2.yaml"), dir.path().join("stacks/dr-ec2.yaml")).unwrap();
+        emulator::fast_workflows(dir.path(), &["dr-ami.yaml", "dr-ami-ec2.yaml"]);
         World { emu, instance, rt, dir }
     }
 

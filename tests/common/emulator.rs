@@ -184,3 +184,26 @@ pub async fn seed(emu: &Emulator, vault_regions: &[&str]) -> String {
         .expect("instance");
     run.instances()[0].instance_id().unwrap().to_string()
 }
+
+/// Copies shipped workflows into `dir/workflows/` with polling and retry delays in seconds instead of minutes (the
+/// emulator's jobs advance per describe call, not with time), and the shipped stacks into `dir/stacks/`, so that
+/// the workflows' relative template paths still work.
+pub fn fast_workflows(dir: &Path, workflows: &[&str]) {
+    std::fs::create_dir_all(dir.join("workflows")).unwrap();
+    std::fs::create_dir_all(dir.join("stacks")).unwrap();
+    for name in workflows {
+        let text = std::fs::read_to_string(repo("workflows").join(name))
+            .unwrap()
+            .replace("interval: 30s", "interval: 1s")
+            .replace("interval: 15s", "interval: 1s")
+            .replace("max_interval: 2m", "max_interval: 2s")
+            .replace("max_interval: 1m", "max_interval: 2s")
+            .replace("interval: 2s", "interval: 1s")
+            .replace("max_delay: 1m", "max_delay: 2s");
+        std::fs::write(dir.join("workflows").join(name), text).unwrap();
+    }
+    for entry in std::fs::read_dir(repo("stacks")).unwrap() {
+        let path = entry.unwrap().path();
+        std::fs::copy(&path, dir.join("stacks").join(path.file_name().unwrap())).unwrap();
+    }
+}
