@@ -125,25 +125,60 @@ async fn finally_runs_after_success_and_its_failure_fails_the_run() {
 }
 
 #[tokio::test(start_paused = true)]
-async fn a_wait_times_out_and_is_retried_only_when_asked() {
-    let sim = || {
-        Sim::new(scenario(
-            "images:\n  - {id: ami-0ccccccccccccccccc, region: us-east-1, available_after: 2h}\n",
+async fn a_wait_times_out_once_its_whole_timeout_is_spent() {
+    let image = "images:\n  - {id: ami-0ccccccccccccccccc, region: us-east-1, available_after: 2h}\n";
+    let wait = |extra: &str| {
+        wf(&format!(
+            "steps:\n  - id: w\n    action: ec2.wait_image\n    region: primary\n    timeout: 10m\n{extra}    with: {{image_id: ami-0ccccccccccccccccc}}\n"
         ))
     };
-    let plain = wf(
-        "steps:\n  - id: w\n    action: ec2.wait_image\n    region: primary\n    timeout: 10m\n    with: {image_id: ami-0ccccccccccccccccc}\n",
-    );
-    let o = go(&plain, &sim()).await;
+    let o = go(&wait(""), &Sim::new(scenario(image))).await;
     assert_eq!(o.status, RunStatus::Failed);
     assert_eq!(o.state.steps["w"].attempts, 1);
-    assert!(o.error.unwrap().contains("did not finish within 10m"));
+    assert!(o.error.unwrap().contains("the wait did not finish within 10m"));
 
-    let retried = wf(
-        "steps:\n  - id: w\n    action: ec2.wait_image\n    region: primary\n    timeout: 10m\n    retry: {max_attempts: 2, interval: 1m, errors: [timeout]}\n    with: {image_id: ami-0ccccccccccccccccc}\n",
+    // A throttled poll is retried, and the retry re-attaches without restarting the 10 minutes.
+    let throttled = format!(
+        "{image}faults:\n  - {{operation: \"ec2:DescribeImages\", nth: 3, error: {{code: RequestLimitExceeded}}}}\n"
     );
-    let o = go(&retried, &sim()).await;
-    assert_eq!(o.state.steps["w"].attempts, 3);
+    let o = go(
+        &wait("    retry: {max_attempts: 3, interval: 1m}\n"),
+        &Sim::new(scenario(&throttled)),
+    )
+    .await;
+    assert_eq!(o.status, RunStatus::Failed);
+    assert_eq!(o.state.steps["w"].attempts, 2);
+    let st = &o.state.steps["w"];
+    assert_eq!(st.finished_ms.unwrap() - st.started_ms.unwrap(), 10 * 60 * 1000);
+
+    // Retrying a timeout of a wait is pointless: its time is spent.
+    let o = go(
+        &wait("    retry: {max_attempts: 2, interval: 1m, errors: [timeout]}\n"),
+        &Sim::new(scenario(image)),
+    )
+    .await;
+    assert_eq!(o.state.steps["w"].attempts, 1);
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_call_times_out_per_attempt_and_is_retried_only_when_asked() {
+    let slow = "faults:\n  - {operation: \"ssm:GetParameter\", count: 10, latency: 5m}\n";
+    let call = |extra: &str| {
+        wf(&format!(
+            "steps:\n  - id: c\n    action: ssm.get_parameter\n    region: primary\n    timeout: 1m\n{extra}    with: {{name: /x}}\n"
+        ))
+    };
+    let o = go(&call(""), &Sim::new(scenario(slow))).await;
+    assert_eq!(o.status, RunStatus::Failed);
+    assert_eq!(o.state.steps["c"].attempts, 1);
+    assert!(o.error.unwrap().contains("attempt 1 did not finish within 1m"));
+
+    let o = go(
+        &call("    retry: {max_attempts: 2, interval: 1s, errors: [timeout]}\n"),
+        &Sim::new(scenario(slow)),
+    )
+    .await;
+    assert_eq!(o.state.steps["c"].attempts, 3);
     assert_eq!(o.status, RunStatus::Failed);
 }
 

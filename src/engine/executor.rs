@@ -5,6 +5,7 @@
 use std::future::Future;
 use std::pin::Pin;
 use std::sync::Mutex;
+use std::time::Duration;
 
 use serde_json::{Map, Value};
 
@@ -220,10 +221,19 @@ impl<'a> Executor<'a> {
         let token = super::idempotency_token(&self.state.lock().expect("state lock").run_id, &step.id);
         let base_dir = self.wf.dir();
         loop {
-            let (attempt, failures) = {
+            let (attempt, failures, started_ms) = {
                 let state = self.state.lock().expect("state lock");
                 let st = state.steps.get(&step.id).cloned().unwrap_or_default();
-                (st.attempts + 1, st.failures)
+                (st.attempts + 1, st.failures, st.started_ms)
+            };
+            // A call's timeout limits each attempt. A wait's limits the whole wait, from the step's first start
+            // (also across a resume): retrying a throttled poll re-attaches to the job and must not restart the clock.
+            let waits = a.action.kind == ActionKind::Wait;
+            let limit = if waits {
+                let spent = self.clock.now_ms() - started_ms.unwrap_or_else(|| self.clock.now_ms());
+                a.timeout.saturating_sub(Duration::from_millis(spent.max(0) as u64))
+            } else {
+                a.timeout
             };
             self.emit_or_fail(
                 &step.id,
@@ -243,25 +253,30 @@ impl<'a> Executor<'a> {
                 recorder: &recorder,
                 base_dir: &base_dir,
             };
-            let outcome = tokio::time::timeout(a.timeout, self.attempt(step, a, &ctx, &inputs, attempt)).await;
+            let outcome = if limit.is_zero() {
+                None
+            } else {
+                tokio::time::timeout(limit, self.attempt(step, a, &ctx, &inputs, attempt))
+                    .await
+                    .ok()
+            };
             let (class, error) = match outcome {
-                Ok(Ok(outputs)) => return self.succeed(step, outputs),
-                Ok(Err(e)) => (e.class(), error_info(&e)),
-                Err(_) => (
-                    FailureClass {
+                Some(Ok(outputs)) => return self.succeed(step, outputs),
+                Some(Err(e)) => (e.class(), error_info(&e)),
+                None => {
+                    let took = crate::workflow::format_duration(a.timeout);
+                    let message = if waits {
+                        format!("the wait did not finish within {took}")
+                    } else {
+                        format!("attempt {attempt} did not finish within {took}")
+                    };
+                    let class = FailureClass {
                         kind: ErrorKind::Transient,
                         code: "States.Timeout".into(),
                         timed_out: true,
-                    },
-                    info(
-                        "States.Timeout",
-                        "timeout",
-                        format!(
-                            "attempt {attempt} did not finish within {}",
-                            crate::workflow::format_duration(a.timeout)
-                        ),
-                    ),
-                ),
+                    };
+                    (class, info("States.Timeout", "timeout", message))
+                }
             };
             if self.broken.lock().expect("lock").is_some() {
                 return Err(Failure {
@@ -270,7 +285,8 @@ impl<'a> Executor<'a> {
                 });
             }
             let retry = failures + 1;
-            let delay = if a.retry.retries(&class) {
+            // A wait whose time is spent has nothing left to retry with.
+            let delay = if a.retry.retries(&class) && !(waits && class.timed_out) {
                 let sample = self.rng.lock().expect("rng").f64();
                 a.retry.next_delay(retry, sample)
             } else {

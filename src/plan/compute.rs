@@ -123,7 +123,12 @@ fn step(known: &Known, s: &Step, parent_skipped: Option<&str>) -> PlannedStep {
     let (body, worst) = match &s.kind {
         StepKind::Action(a) => {
             let plan = action(known, a);
-            let worst = plan.timeout * plan.retry.attempts + plan.retry.max_total_delay;
+            // A wait's timeout bounds the whole wait, retries included; a call's bounds each attempt.
+            let worst = if plan.kind == "wait" {
+                plan.timeout
+            } else {
+                plan.timeout * plan.retry.attempts + plan.retry.max_total_delay
+            };
             (Body::Action(Box::new(plan)), worst)
         }
         StepKind::Parallel(children) => {

@@ -72,7 +72,8 @@ pub struct PlannedStep {
     pub on_failure: Route,
     #[serde(flatten)]
     pub body: Body,
-    /// Worst case of this step: attempts × timeout + retry delays; a parallel group's longest branch; a
+    /// Worst case of this step: a call's attempts × timeout + retry delays; a wait's timeout; a parallel group's
+    /// longest branch; a
     /// sequence's sum; 0 when skipped.
     #[serde(rename = "max_duration_ms", serialize_with = "ms")]
     pub max_duration: Duration,

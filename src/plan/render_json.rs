@@ -34,14 +34,15 @@
 //!   inputs: {NAME: Value}                 the step's `with:`, resolved as far as possible
 //!   retry: {max_attempts: int, attempts: int, errors: [string], interval_ms: int, backoff_rate: number,
 //!           max_delay_ms: int | null, jitter: "none" | "full", max_total_delay_ms: int}
-//!   timeout_ms: int                       per attempt
+//!   timeout_ms: int                       a call's per attempt; a wait's for the whole wait
 //!   poll: null | {interval_ms: int, backoff_rate: number, max_interval_ms: int}     waits only
 //!   -- type "parallel":
 //!   branches: [Step]
 //!   -- type "sequence":
 //!   steps: [Step]
 //!   --
-//!   max_duration_ms: int                  attempts × timeout_ms + max_total_delay_ms; parallel: the longest
+//!   max_duration_ms: int                  call: attempts × timeout_ms + max_total_delay_ms; wait: timeout_ms;
+//!                                         parallel: the longest
 //!                                         branch; sequence: the sum; 0 when skipped
 //! }
 //! Value =                                 exactly one of:

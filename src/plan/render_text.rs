@@ -53,7 +53,8 @@ pub fn render(plan: &Plan) -> String {
     );
     let _ = writeln!(
         o,
-        "  (per step: attempts × timeout + retry delays; a parallel group: its longest branch; skipped: 0)"
+        "  (per call step: attempts × timeout + retry delays; per wait: its timeout; a parallel group: its longest \
+         branch; skipped: 0)"
     );
     if let Some(checks) = &plan.checks {
         let _ = writeln!(o);
@@ -215,6 +216,17 @@ fn action(o: &mut String, a: &ActionPlan, detail: &str, runs: bool, worst: std::
         )
     };
     line(o, "retries", &retries);
+    if a.kind == "wait" {
+        line(
+            o,
+            "timeout",
+            &format!("{} for the whole wait, retries included", format_duration(a.timeout)),
+        );
+        if runs {
+            line(o, "budget", &format!("{} at most", format_duration(worst)));
+        }
+        return;
+    }
     line(o, "timeout", &format!("{} per attempt", format_duration(a.timeout)));
     if runs {
         let attempts = if r.attempts == 1 {
