@@ -284,3 +284,35 @@ async fn a_newer_ami_is_not_rolled_back_unless_forced() {
     assert_eq!(forced.value, "ami-0ffffffffffffffff");
     assert_eq!(forced.version, before.version + 1);
 }
+
+#[tokio::test(start_paused = true)]
+async fn a_wait_resumed_after_its_time_is_spent_still_finds_a_finished_job() {
+    use drflow::engine::{self, Clock, Quiet};
+    let w = wf(
+        "steps:\n  - id: w\n    action: ec2.wait_image\n    region: primary\n    timeout: 10m\n    with: {image_id: ami-0ccccccccccccccccc}\n",
+    );
+    // Each DescribeImages takes a second, as a real call would.
+    let sim = Sim::new(scenario(
+        "images:\n  - {id: ami-0ccccccccccccccccc, region: us-east-1, available_after: 5m}\nfaults:\n  - {operation: \"ec2:DescribeImages\", count: 1000, latency: 1s}\n",
+    ));
+    let dir = tempfile::tempdir().unwrap();
+    // The resumed run's clock, on the same (simulated) time line as the first run's.
+    let clock = Clock::start();
+    // The process dies one minute into the wait ...
+    tokio::select! {
+        _ = run(&w, &sim, dir.path(), &[]) => panic!("still waiting"),
+        _ = tokio::time::sleep(std::time::Duration::from_secs(60)) => {}
+    }
+    // ... and is resumed an hour later: the image is available by then.
+    tokio::time::sleep(std::time::Duration::from_secs(3600)).await;
+    let id = engine::list_runs(dir.path()).unwrap()[0].run_id.clone();
+    let o = engine::resume(&w, sim.cloud(), dir.path(), &id, false, &Quiet, clock)
+        .await
+        .unwrap();
+    assert_eq!(o.status, RunStatus::Succeeded, "{:?}", o.error);
+    let st = &o.state.steps["w"];
+    assert!(
+        st.finished_ms.unwrap() - st.started_ms.unwrap() > 60 * 60 * 1000,
+        "resumed after the 10 minutes"
+    );
+}

@@ -37,6 +37,9 @@ pub(crate) struct Executor<'a> {
     pub broken: Mutex<Option<String>>,
 }
 
+/// The least time a wait gets for an attempt, even when its timeout is spent.
+const LAST_LOOK: Duration = Duration::from_secs(30);
+
 type StepFuture<'f> = Pin<Box<dyn Future<Output = Result<(), Failure>> + Send + 'f>>;
 
 impl<'a> Executor<'a> {
@@ -229,9 +232,11 @@ impl<'a> Executor<'a> {
             // A call's timeout limits each attempt. A wait's limits the whole wait, from the step's first start
             // (also across a resume): retrying a throttled poll re-attaches to the job and must not restart the clock.
             let waits = a.action.kind == ActionKind::Wait;
+            // A wait whose time is spent (say, resumed hours later) still gets a last look: the job may be done.
             let limit = if waits {
                 let spent = self.clock.now_ms() - started_ms.unwrap_or_else(|| self.clock.now_ms());
-                a.timeout.saturating_sub(Duration::from_millis(spent.max(0) as u64))
+                let left = a.timeout.saturating_sub(Duration::from_millis(spent.max(0) as u64));
+                left.max(LAST_LOOK.min(a.timeout))
             } else {
                 a.timeout
             };
@@ -253,13 +258,9 @@ impl<'a> Executor<'a> {
                 recorder: &recorder,
                 base_dir: &base_dir,
             };
-            let outcome = if limit.is_zero() {
-                None
-            } else {
-                tokio::time::timeout(limit, self.attempt(step, a, &ctx, &inputs, attempt))
-                    .await
-                    .ok()
-            };
+            let outcome = tokio::time::timeout(limit, self.attempt(step, a, &ctx, &inputs, attempt))
+                .await
+                .ok();
             let (class, error) = match outcome {
                 Some(Ok(outputs)) => return self.succeed(step, outputs),
                 Some(Err(e)) => (e.class(), error_info(&e)),
