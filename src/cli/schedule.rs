@@ -11,7 +11,6 @@ use std::time::Duration;
 use chrono::{DateTime, SecondsFormat, Utc};
 
 use crate::cloud::Cloud;
-use crate::cloud::sim::{Scenario, Sim};
 use crate::engine::journal::{Entry as JournalEntry, Event as JournalEvent, RunStatus};
 use crate::engine::{self, Observer, RunRequest};
 use crate::error::Error;
@@ -374,23 +373,23 @@ fn quote(s: &str) -> String {
     }
 }
 
+/// The same backends as `drflow run` (and the same persisted simulated account).
 async fn connect(backend: &Backend, state_dir: &Path, regions: &[String]) -> Result<Cloud, String> {
-    match backend {
-        Backend::Simulate { scenario } => {
-            let scenario = match scenario {
-                Some(path) => Scenario::from_yaml_file(path).map_err(|e| e.to_string())?,
-                None => Scenario::default(),
-            };
-            // The same simulated account as `drflow run --simulate` and `drflow resume` use.
-            let sim =
-                Sim::persistent(&state_dir.join("sim").join("world.json"), scenario).map_err(|e| e.to_string())?;
-            sim.ensure_regions(regions);
-            Ok(sim.cloud())
-        }
-        Backend::Aws { profile } => crate::cloud::aws::connect(profile.as_deref())
-            .await
-            .map_err(|e| e.to_string()),
-    }
+    let args = match backend {
+        Backend::Simulate { scenario } => super::BackendArgs {
+            simulate: true,
+            scenario: scenario.clone(),
+            profile: None,
+        },
+        Backend::Aws { profile } => super::BackendArgs {
+            simulate: false,
+            scenario: None,
+            profile: profile.clone(),
+        },
+    };
+    super::run::backend(&args, args.simulate, state_dir, regions)
+        .await
+        .map_err(|e| e.to_string())
 }
 
 /// One line per finished step (and per failed attempt), prefixed by the entry's name.
