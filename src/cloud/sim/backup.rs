@@ -1,63 +1,18 @@
 //! AWS Backup: vaults, backup jobs (which make an AMI of an instance) and copy jobs (which make the DR AMI).
 
-use std::time::Duration;
-
 use async_trait::async_trait;
-use serde::{Deserialize, Serialize};
 
-use super::ec2::{ImageRec, job_failure};
-use super::scenario::{JobKind, looks_like_region};
-use super::world::ACCOUNT;
+use super::ids::{ACCOUNT, looks_like_region};
+use super::records::{ImageRec, JobRec};
+use super::scenario::JobKind;
 use super::{Ctx, Sim};
 use crate::cloud::{
     Backup, BackupJob, CloudError, CopyJob, JobState, StartBackupJob, StartCopyJob, Vault, image_id_from_arn,
 };
 
-/// A backup or copy job: CREATED until `running_at`, RUNNING until `done_at`, then COMPLETED or FAILED.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-pub(crate) struct JobRec {
-    pub id: String,
-    pub created_at: Duration,
-    pub running_at: Duration,
-    pub done_at: Duration,
-    /// The status message of a job that fails.
-    pub failure: Option<String>,
-    /// Backup: the AMI of the instance (source region). Copy: the DR AMI (destination region).
-    pub recovery_point_arn: String,
-}
-
-impl JobRec {
-    fn state(&self, now: Duration) -> JobState {
-        if now < self.running_at {
-            JobState::Created
-        } else if now < self.done_at {
-            JobState::Running
-        } else if self.failure.is_some() {
-            JobState::Failed
-        } else {
-            JobState::Completed
-        }
-    }
-
-    fn percent_done(&self, now: Duration) -> String {
-        let total = self.done_at.saturating_sub(self.running_at).as_secs_f64();
-        let done = now.saturating_sub(self.running_at).as_secs_f64();
-        let pct = if total == 0.0 {
-            100.0
-        } else {
-            (100.0 * done / total).min(100.0)
-        };
-        format!("{pct:.1}")
-    }
-
-    /// The recovery point, from RUNNING on.
-    fn recovery_point(&self, now: Duration) -> Option<String> {
-        (now >= self.running_at).then(|| self.recovery_point_arn.clone())
-    }
-
-    fn completion_date(&self, ctx: &Ctx<'_>) -> Option<i64> {
-        (ctx.now >= self.done_at).then(|| ctx.wall(self.done_at))
-    }
+/// Unix seconds at which the job ended, once it has.
+fn completion_date(job: &JobRec, ctx: &Ctx<'_>) -> Option<i64> {
+    (ctx.now >= job.done_at).then(|| ctx.wall(job.done_at))
 }
 
 pub(crate) fn vault_arn(region: &str, name: &str) -> String {
@@ -141,15 +96,15 @@ fn start_backup_job(ctx: &mut Ctx<'_>, req: &StartBackupJob) -> Result<String, C
         return Err(ctx.err("ResourceNotFoundException", message));
     }
 
-    let failure = job_failure(
-        ctx,
+    let failure = ctx.world.job_failure(
+        ctx.scenario,
         JobKind::Backup,
         "The backup job failed (injected by the simulation scenario)",
     );
     let d = &ctx.scenario.durations;
     let (running_at, done_at) = (now + d.backup_created, now + d.backup_created + d.backup_running);
-    let id = ctx.world.new_uuid();
-    let image_id = ctx.world.new_image_id();
+    let id = ctx.world.ids.new_uuid();
+    let image_id = ctx.world.ids.new_image_id();
     let arn = image_arn(&ctx.region, &image_id);
     let name = format!("AwsBackup_{instance_id}_{}", &id[..8]);
     let mut image = ImageRec::pending(&image_id, &name, now, done_at, failure.clone());
@@ -191,7 +146,7 @@ fn describe_backup_job(ctx: &mut Ctx<'_>, job_id: &str) -> Result<BackupJob, Clo
         recovery_point_arn: job.recovery_point(now),
         percent_done: Some(job.percent_done(now)),
         creation_date: Some(ctx.wall(job.created_at)),
-        completion_date: job.completion_date(ctx),
+        completion_date: completion_date(&job, ctx),
     })
 }
 
@@ -247,15 +202,15 @@ fn start_copy_job(ctx: &mut Ctx<'_>, req: &StartCopyJob) -> Result<String, Cloud
         return Err(ctx.err("ResourceNotFoundException", message));
     }
 
-    let failure = job_failure(
-        ctx,
+    let failure = ctx.world.job_failure(
+        ctx.scenario,
         JobKind::Copy,
         "The copy job failed (injected by the simulation scenario)",
     );
     let d = &ctx.scenario.durations;
     let (running_at, done_at) = (now + d.copy_created, now + d.copy_created + d.copy_running);
-    let id = ctx.world.new_uuid();
-    let image_id = ctx.world.new_image_id();
+    let id = ctx.world.ids.new_uuid();
+    let image_id = ctx.world.ids.new_image_id();
     let dest_arn = image_arn(&dest_region, &image_id);
     let name = format!("AwsBackup_copy_{source_image}_{}", &id[..8]);
     let mut image = ImageRec::pending(&image_id, &name, now, done_at, failure.clone());
@@ -296,7 +251,7 @@ fn describe_copy_job(ctx: &mut Ctx<'_>, job_id: &str) -> Result<CopyJob, CloudEr
         status_message: (state == JobState::Failed).then(|| job.failure.clone()).flatten(),
         destination_recovery_point_arn: job.recovery_point(now),
         creation_date: Some(ctx.wall(job.created_at)),
-        completion_date: job.completion_date(ctx),
+        completion_date: completion_date(&job, ctx),
     })
 }
 

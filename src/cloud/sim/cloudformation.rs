@@ -5,112 +5,12 @@ use std::collections::BTreeMap;
 use std::time::Duration;
 
 use async_trait::async_trait;
-use serde::{Deserialize, Serialize};
 
-use super::ec2::{InstanceRec, TERMINATION, is_ami_id};
-use super::template::{self, Env, INSTANCE, Physical, Template};
-use super::world::ACCOUNT;
+use super::ids::{ACCOUNT, is_ami_id};
+use super::records::{Failure, InstanceRec, OpKind, Physical, StackOp, StackRec, TERMINATION};
+use super::template::{self, Env, INSTANCE, Template};
 use super::{Ctx, Sim};
 use crate::cloud::{CloudError, CloudFormation, Stack, StackRequest};
-
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
-pub(crate) enum OpKind {
-    Create,
-    Update,
-    Delete,
-}
-
-/// The latest operation on a stack: in progress from `started` to `done`.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-pub(crate) struct StackOp {
-    pub kind: OpKind,
-    pub started: Duration,
-    pub done: Duration,
-    pub failure: Option<Failure>,
-}
-
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-pub(crate) struct Failure {
-    /// The stack's status reason ("The following resource(s) failed to create: [Web]. ...").
-    pub status_reason: String,
-    /// The reason of the resource that failed ("The image id '[ami-...]' does not exist").
-    pub resource_reason: String,
-}
-
-impl StackOp {
-    /// A failing operation fails halfway, then rolls back.
-    fn failed_at(&self) -> Duration {
-        self.started + (self.done - self.started) / 2
-    }
-}
-
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-pub(crate) struct StackRec {
-    pub id: String,
-    pub name: String,
-    /// The template, parameters and tags of the last successful create or update.
-    pub template: String,
-    pub parameters: BTreeMap<String, String>,
-    /// Every template parameter's value, SSM parameter types resolved.
-    pub effective: BTreeMap<String, String>,
-    pub tags: BTreeMap<String, String>,
-    pub resources: BTreeMap<String, Physical>,
-    pub outputs: BTreeMap<String, String>,
-    /// Shown while an update is in progress.
-    pub previous_outputs: BTreeMap<String, String>,
-    pub op: StackOp,
-    /// Client request tokens of every operation so far.
-    pub tokens: Vec<String>,
-}
-
-impl StackRec {
-    fn is_live(&self, now: Duration) -> bool {
-        !(self.op.kind == OpKind::Delete && now >= self.op.done)
-    }
-
-    fn status(&self, now: Duration) -> &'static str {
-        let op = &self.op;
-        let (running, rolling_back, rolled_back, complete) = match op.kind {
-            OpKind::Create => (
-                "CREATE_IN_PROGRESS",
-                "ROLLBACK_IN_PROGRESS",
-                "ROLLBACK_COMPLETE",
-                "CREATE_COMPLETE",
-            ),
-            OpKind::Update => (
-                "UPDATE_IN_PROGRESS",
-                "UPDATE_ROLLBACK_IN_PROGRESS",
-                "UPDATE_ROLLBACK_COMPLETE",
-                "UPDATE_COMPLETE",
-            ),
-            OpKind::Delete => (
-                "DELETE_IN_PROGRESS",
-                "DELETE_FAILED",
-                "DELETE_FAILED",
-                "DELETE_COMPLETE",
-            ),
-        };
-        match &op.failure {
-            Some(_) if now >= op.done => rolled_back,
-            Some(_) if now >= op.failed_at() => rolling_back,
-            _ if now < op.done => running,
-            _ => complete,
-        }
-    }
-
-    fn failure(&self, now: Duration) -> Option<&Failure> {
-        self.op.failure.as_ref().filter(|_| now >= self.op.failed_at())
-    }
-
-    fn visible_outputs(&self, now: Duration) -> &BTreeMap<String, String> {
-        match self.op.kind {
-            OpKind::Create | OpKind::Update if self.op.failure.is_none() && now < self.op.done => {
-                &self.previous_outputs
-            }
-            _ => &self.outputs,
-        }
-    }
-}
 
 /// The outcome of deploying a template: what the stack becomes.
 struct Deployed {
@@ -203,7 +103,7 @@ fn deploy(
         let physical = match kept {
             Some(p) => p,
             None => {
-                let id = format!("{}-{}-{}", req.name, r.logical_id, ctx.world.new_suffix());
+                let id = format!("{}-{}-{}", req.name, r.logical_id, ctx.world.ids.new_suffix());
                 Physical {
                     id,
                     kind: r.kind.clone(),
@@ -269,9 +169,9 @@ fn deploy(
         let physical = match kept {
             Some(p) => p,
             None => {
-                let id = ctx.world.new_instance_id();
+                let id = ctx.world.ids.new_instance_id();
                 let mut instance = InstanceRec::running(&id, &image, done);
-                super::ec2::launched(ctx, &mut instance);
+                instance.impaired = ctx.world.launch_impairment(ctx.scenario);
                 tags.insert("aws:cloudformation:stack-name".into(), req.name.clone());
                 tags.insert("aws:cloudformation:stack-id".into(), stack_id.to_string());
                 tags.insert("aws:cloudformation:logical-id".into(), r.logical_id.clone());
@@ -327,7 +227,7 @@ fn create_stack(ctx: &mut Ctx<'_>, req: &StackRequest) -> Result<String, CloudEr
         "arn:aws:cloudformation:{}:{ACCOUNT}:stack/{}/{}",
         ctx.region,
         req.name,
-        ctx.world.new_uuid()
+        ctx.world.ids.new_uuid()
     );
     let done = now + ctx.scenario.durations.stack;
     let outcome = deploy(ctx, req, &id, &BTreeMap::new(), done, "create");
@@ -547,8 +447,8 @@ impl CloudFormation for Sim {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::cloud::sim::ids::base_image_id;
     use crate::cloud::sim::testutil::*;
-    use crate::cloud::sim::world::base_image_id;
     use crate::cloud::{Cloud, CreateImage, PutParameter};
 
     const DYNAMIC: &str = r#"

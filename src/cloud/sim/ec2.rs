@@ -1,157 +1,14 @@
 //! EC2: images and instances.
 
-use std::collections::BTreeMap;
 use std::time::Duration;
 
 use async_trait::async_trait;
-use serde::{Deserialize, Serialize};
 
+use super::ids::{is_ami_id, is_instance_id, looks_like_region};
+use super::records::{ImageRec, InstanceRec};
 use super::scenario::JobKind;
 use super::{Ctx, Sim};
 use crate::cloud::{CloudError, CopyImage, CreateImage, Ec2, Image, Instance, InstanceStatus};
-
-/// Instances take this long to shut down when terminated outside a stack deletion.
-pub(crate) const TERMINATION: Duration = Duration::from_secs(30);
-
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-pub(crate) struct ImageRec {
-    pub id: String,
-    pub name: Option<String>,
-    pub created_at: Duration,
-    /// `pending` before this instant.
-    pub ready_at: Duration,
-    /// The state from `ready_at` on: `available` or `failed`.
-    pub outcome: String,
-    /// Explains a failed image.
-    pub reason: Option<String>,
-    /// A state that never changes (scenario images).
-    pub fixed: Option<String>,
-    pub tags: BTreeMap<String, String>,
-}
-
-impl ImageRec {
-    /// An image that is `pending` from `now` until `ready_at`, then `available` (or `failed` with `failure`).
-    pub(crate) fn pending(id: &str, name: &str, now: Duration, ready_at: Duration, failure: Option<String>) -> Self {
-        ImageRec {
-            id: id.to_string(),
-            name: Some(name.to_string()),
-            created_at: now,
-            ready_at,
-            outcome: if failure.is_some() { "failed" } else { "available" }.to_string(),
-            reason: failure,
-            fixed: None,
-            tags: BTreeMap::new(),
-        }
-    }
-
-    pub(crate) fn fixed(id: &str, name: Option<String>, state: &str) -> Self {
-        ImageRec {
-            id: id.to_string(),
-            name,
-            created_at: Duration::ZERO,
-            ready_at: Duration::ZERO,
-            outcome: state.to_string(),
-            reason: None,
-            fixed: Some(state.to_string()),
-            tags: BTreeMap::new(),
-        }
-    }
-
-    /// The base AMI of a default region.
-    pub(crate) fn base(id: &str) -> Self {
-        ImageRec::fixed(
-            id,
-            Some("al2023-ami-2023.6.20250101.0-kernel-6.1-x86_64".into()),
-            "available",
-        )
-    }
-
-    pub(crate) fn state(&self, now: Duration) -> &str {
-        match &self.fixed {
-            Some(state) => state,
-            None if now < self.ready_at => "pending",
-            None => &self.outcome,
-        }
-    }
-
-    pub(crate) fn is_available(&self, now: Duration) -> bool {
-        self.state(now) == "available"
-    }
-}
-
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-pub(crate) struct InstanceRec {
-    pub id: String,
-    pub image_id: String,
-    pub tags: BTreeMap<String, String>,
-    /// `pending` before this instant, then `running`.
-    pub launched_at: Duration,
-    /// `shutting-down` from the first instant, `terminated` from the second.
-    pub terminating: Option<(Duration, Duration)>,
-    /// A state that never changes, unless terminated (scenario instances).
-    pub fixed: Option<String>,
-    /// The status check (`instance` or `system`) that ends `impaired` (scenario `impair_instances`).
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub impaired: Option<String>,
-}
-
-impl InstanceRec {
-    pub(crate) fn running(id: &str, image_id: &str, launched_at: Duration) -> Self {
-        InstanceRec {
-            id: id.to_string(),
-            image_id: image_id.to_string(),
-            tags: BTreeMap::new(),
-            launched_at,
-            terminating: None,
-            fixed: None,
-            impaired: None,
-        }
-    }
-
-    pub(crate) fn state(&self, now: Duration) -> &str {
-        match (self.terminating, &self.fixed) {
-            (Some((_, end)), _) if now >= end => "terminated",
-            (Some((start, _)), _) if now >= start => "shutting-down",
-            (_, Some(state)) => state,
-            _ if now < self.launched_at => "pending",
-            _ => "running",
-        }
-    }
-
-    /// Starts terminating at `from` (if not already), terminated at `until`.
-    pub(crate) fn terminate(&mut self, from: Duration, until: Duration) {
-        if self.terminating.is_none() {
-            self.terminating = Some((from, until));
-        }
-    }
-}
-
-/// Counts an instance launched by a stack; the scenario's `impair_instances` may make its status checks fail.
-pub(crate) fn launched(ctx: &mut Ctx<'_>, rec: &mut InstanceRec) {
-    let n = ctx.world.started.entry("launch".to_string()).or_insert(0);
-    *n += 1;
-    let n = *n;
-    if let Some(x) = ctx.scenario.impair_instances.iter().find(|x| x.nth == n) {
-        rec.impaired = Some(
-            match x.check {
-                super::scenario::StatusCheck::Instance => "instance",
-                super::scenario::StatusCheck::System => "system",
-            }
-            .to_string(),
-        );
-    }
-}
-
-/// `ami-` followed by hex digits.
-pub(crate) fn is_ami_id(id: &str) -> bool {
-    id.strip_prefix("ami-")
-        .is_some_and(|h| !h.is_empty() && h.bytes().all(|b| b.is_ascii_hexdigit()))
-}
-
-fn is_instance_id(id: &str) -> bool {
-    id.strip_prefix("i-")
-        .is_some_and(|h| !h.is_empty() && h.bytes().all(|b| b.is_ascii_hexdigit()))
-}
 
 /// AMI names: 3–128 letters, digits, `()[] ./-'@_`.
 fn check_image_name(ctx: &Ctx<'_>, name: &str) -> Result<(), CloudError> {
@@ -166,16 +23,6 @@ fn check_image_name(ctx: &Ctx<'_>, name: &str) -> Result<(), CloudError> {
              '-', '/', '_', '[', ']', '@', ''', and spaces: {name:?}"
         ),
     ))
-}
-
-/// The failure message if the scenario fails the next image of `kind`.
-pub(crate) fn job_failure(ctx: &mut Ctx<'_>, kind: JobKind, default: &str) -> Option<String> {
-    let n = ctx.world.count_job(kind);
-    ctx.scenario
-        .fail_jobs
-        .iter()
-        .find(|f| f.kind == kind && f.nth == n)
-        .map(|f| f.message.clone().unwrap_or_else(|| default.to_string()))
 }
 
 fn image_view(rec: &ImageRec, now: Duration, created_unix: i64) -> Image {
@@ -310,12 +157,12 @@ fn create_image(ctx: &mut Ctx<'_>, req: &CreateImage) -> Result<String, CloudErr
         let message = format!("AMI name {} is already in use by AMI {}", req.name, other.id);
         return Err(ctx.err("InvalidAMIName.Duplicate", message));
     }
-    let failure = job_failure(
-        ctx,
+    let failure = ctx.world.job_failure(
+        ctx.scenario,
         JobKind::Image,
         "Image creation failed (injected by the simulation scenario)",
     );
-    let id = ctx.world.new_image_id();
+    let id = ctx.world.ids.new_image_id();
     let ready_at = now + ctx.scenario.durations.image;
     let mut rec = ImageRec::pending(&id, &req.name, now, ready_at, failure);
     rec.tags = req.tags.clone();
@@ -331,7 +178,7 @@ fn copy_image(ctx: &mut Ctx<'_>, req: &CopyImage) -> Result<String, CloudError> 
         return Ok(id.clone());
     }
     check_image_name(ctx, &req.name)?;
-    if !super::scenario::looks_like_region(&req.source_region) {
+    if !looks_like_region(&req.source_region) {
         return Err(ctx.err(
             "InvalidParameterValue",
             format!("Invalid source region: {}", req.source_region),
@@ -361,12 +208,12 @@ fn copy_image(ctx: &mut Ctx<'_>, req: &CopyImage) -> Result<String, CloudError> 
     if let Some(message) = problem {
         return Err(ctx.err("InvalidRequest", message));
     }
-    let failure = job_failure(
-        ctx,
+    let failure = ctx.world.job_failure(
+        ctx.scenario,
         JobKind::Image,
         "Image copy failed (injected by the simulation scenario)",
     );
-    let id = ctx.world.new_image_id();
+    let id = ctx.world.ids.new_image_id();
     let ready_at = now + ctx.scenario.durations.copy_image;
     let rec = ImageRec::pending(&id, &req.name, now, ready_at, failure);
     let region = ctx.here();
@@ -424,9 +271,10 @@ impl Ec2 for Sim {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::cloud::sim::ids::{DEFAULT_INSTANCE, base_image_id};
     use crate::cloud::sim::testutil::*;
-    use crate::cloud::sim::world::{DEFAULT_INSTANCE, base_image_id};
     use crate::cloud::sim::{FailJob, Scenario};
+    use std::collections::BTreeMap;
 
     fn create(name: &str) -> CreateImage {
         CreateImage {

@@ -10,7 +10,15 @@
 //! 4. after the latency, the service performs it against the world;
 //! 5. a persisted world is saved (atomically), and a crash fault aborts the process.
 //!
-//! Files: `world` (state), `clock`, `scenario`, `faults`, `throttle`, `persist`, and one per service.
+//! Modules, from the bottom up; each imports only modules listed before it, so there are no import cycles:
+//!
+//! - `error`, `clock`, `ids` (the account, default and generated ids, id and region shape checks), `records` (the
+//!   call log and every resource record, with the rules that derive their state): nothing of the simulator;
+//! - `scenario` (the YAML; uses `ids`), `throttle` (token buckets; `scenario`);
+//! - `world` (owns the records, counters and the id generator), then `faults` and `persist`, which work on it;
+//! - this module: `Sim`, `Ctx` and the call pipeline;
+//! - `template` (CloudFormation templates) and the services `backup`, `ec2`, `ssm`, `cloudformation`, `sts`: they
+//!   import from the layers above, never from each other (only `cloudformation` uses `template`).
 
 // The error type is `CloudError`, fixed by the `Cloud` traits; boxing it inside the simulator would buy nothing.
 #![allow(clippy::result_large_err)]
@@ -21,7 +29,9 @@ mod cloudformation;
 mod ec2;
 mod error;
 mod faults;
+mod ids;
 mod persist;
+mod records;
 mod scenario;
 mod ssm;
 mod sts;
@@ -33,9 +43,8 @@ use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::Duration;
 
-use serde::{Deserialize, Serialize};
-
 pub use error::SimError;
+pub use records::Call;
 pub use scenario::{
     Durations, EXAMPLE_SCENARIO, FailJob, Fault, FaultError, ImageSpec, ImpairInstance, InstanceSpec, JobKind,
     ParameterSpec, Scenario, StatusCheck, Throttle, VaultSpec,
@@ -44,22 +53,6 @@ pub use scenario::{
 use self::clock::Clock;
 use self::world::{Region, World};
 use super::{Cloud, CloudError};
-
-/// One call received by the simulator.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-pub struct Call {
-    /// IAM prefix: `backup`, `ec2`, `ssm`, `cloudformation`.
-    pub service: String,
-    /// API name, e.g. `StartBackupJob`.
-    pub operation: String,
-    pub region: String,
-    /// Simulated time at which the call arrived (since the world was created).
-    pub at: Duration,
-    /// Start*, Create*, Copy*, Put*, Update*, Delete*.
-    pub mutating: bool,
-    /// The error code it was answered with, if any.
-    pub error: Option<String>,
-}
 
 /// The simulated AWS. Cheap to clone: clones share the world.
 #[derive(Clone)]
@@ -188,7 +181,7 @@ impl Sim {
     /// is saved with them on the next call.
     pub fn ensure_regions(&self, regions: &[String]) {
         let mut state = self.lock();
-        for r in regions.iter().filter(|r| scenario::looks_like_region(r)) {
+        for r in regions.iter().filter(|r| ids::looks_like_region(r)) {
             state.world.region_mut(r);
         }
     }
@@ -228,7 +221,7 @@ impl Sim {
                 error: None,
             });
             let plan = faults::plan(scenario, world, service, operation, region);
-            let early = if !scenario::looks_like_region(region) {
+            let early = if !ids::looks_like_region(region) {
                 Some(CloudError::new(
                     service,
                     operation,
@@ -303,15 +296,15 @@ pub(crate) mod testutil {
     pub(crate) fn instance_arn(region: &str) -> String {
         format!(
             "arn:aws:ec2:{region}:{}:instance/{}",
-            world::ACCOUNT,
-            world::DEFAULT_INSTANCE
+            ids::ACCOUNT,
+            ids::DEFAULT_INSTANCE
         )
     }
 
     pub(crate) fn role() -> String {
         format!(
             "arn:aws:iam::{}:role/service-role/AWSBackupDefaultServiceRole",
-            world::ACCOUNT
+            ids::ACCOUNT
         )
     }
 
@@ -493,6 +486,49 @@ mod tests {
             sim.cloud().backup.describe_backup_job(EAST, &id).await.unwrap().job_id,
             id
         );
+    }
+
+    /// The layering in the module documentation, checked on the sources: a module names only modules of lower
+    /// layers (so two modules never import each other, directly or in a cycle).
+    #[test]
+    fn modules_import_downward_only() {
+        // (layer, module, source); `mod` is this file (`Sim`, `Ctx`), named by the services as `super::{Ctx, Sim}`.
+        let modules: &[(u8, &str, &str)] = &[
+            (0, "error", include_str!("error.rs")),
+            (0, "clock", include_str!("clock.rs")),
+            (0, "ids", include_str!("ids.rs")),
+            (0, "records", include_str!("records.rs")),
+            (1, "scenario", include_str!("scenario.rs")),
+            (2, "throttle", include_str!("throttle.rs")),
+            (3, "world", include_str!("world.rs")),
+            (4, "faults", include_str!("faults.rs")),
+            (4, "persist", include_str!("persist.rs")),
+            (5, "mod", include_str!("mod.rs")),
+            (6, "template", include_str!("template.rs")),
+            (6, "backup", include_str!("backup.rs")),
+            (6, "ec2", include_str!("ec2.rs")),
+            (6, "ssm", include_str!("ssm.rs")),
+            (6, "sts", include_str!("sts.rs")),
+            (7, "cloudformation", include_str!("cloudformation.rs")),
+        ];
+        let layer = |name: &str| modules.iter().find(|m| m.1 == name).map(|m| m.0);
+        let path = regex::Regex::new(r"\b(?:super|crate::cloud::sim|self)::([a-z_0-9]+)\b").unwrap();
+        let bare = regex::Regex::new(r"(?m)(?:^|[^:\w])([a-z_0-9]+)::").unwrap();
+        let parent = regex::Regex::new(r"\bsuper::(?:\{[^}]*\b(?:Sim|Ctx)\b|Sim\b|Ctx\b)").unwrap();
+        for &(level, name, text) in modules {
+            let mut named: Vec<&str> = path.captures_iter(text).map(|c| c.get(1).unwrap().as_str()).collect();
+            if name == "mod" {
+                // Paths to child modules need no prefix here: `faults::plan(..)`.
+                named.extend(bare.captures_iter(text).map(|c| c.get(1).unwrap().as_str()));
+            } else if parent.is_match(text) {
+                named.push("mod");
+            }
+            for other in named.into_iter().filter(|o| *o != name) {
+                if let Some(l) = layer(other) {
+                    assert!(l < level, "`{name}` (layer {level}) names `{other}` (layer {l})");
+                }
+            }
+        }
     }
 
     #[tokio::test(start_paused = true)]

@@ -6,6 +6,7 @@ use std::time::Duration;
 use serde::Deserialize;
 
 use super::error::SimError;
+use super::ids::{is_ami_id, looks_like_region};
 
 /// A simulation scenario. `Scenario::default()` is the default world with no faults.
 #[derive(Debug, Clone, PartialEq, Deserialize)]
@@ -364,7 +365,7 @@ impl Scenario {
             }
         }
         for (i, img) in self.images.iter().enumerate() {
-            if !super::ec2::is_ami_id(&img.id) {
+            if !is_ami_id(&img.id) {
                 return Err(format!(
                     "images[{i}]: id `{}` must be `ami-` followed by hex digits",
                     img.id
@@ -381,16 +382,6 @@ impl Scenario {
         }
         Ok(())
     }
-}
-
-/// `us-east-1`, `ap-northeast-3`, `us-gov-west-1`, `eu-central-2`...
-pub(crate) fn looks_like_region(r: &str) -> bool {
-    let parts: Vec<&str> = r.split('-').collect();
-    parts.len() >= 3
-        && parts[..parts.len() - 1]
-            .iter()
-            .all(|p| !p.is_empty() && p.bytes().all(|b| b.is_ascii_lowercase()))
-        && parts[parts.len() - 1].parse::<u8>().is_ok()
 }
 
 /// Durations in YAML: `30s`, `8m`, `2h`, `1h 30m`, `500ms` (humantime), or a plain number of seconds.
@@ -503,11 +494,5 @@ throttling: [{operation: "ec2:DescribeImages", capacity: 2, refill_per_second: 0
         assert!(err.to_string().contains("exactly one"), "{err}");
         let err = Scenario::from_yaml_str("durations: {stack: soon}", None).unwrap_err();
         assert!(err.to_string().contains("invalid duration"), "{err}");
-    }
-
-    #[test]
-    fn region_codes() {
-        assert!(looks_like_region("us-east-1") && looks_like_region("us-gov-west-1"));
-        assert!(!looks_like_region("useast1") && !looks_like_region("us-east-") && !looks_like_region("US-EAST-1"));
     }
 }

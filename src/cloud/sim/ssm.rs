@@ -1,65 +1,11 @@
 //! SSM Parameter Store: parameters with their full version history.
 
-use std::collections::BTreeMap;
-use std::time::Duration;
-
 use async_trait::async_trait;
-use serde::{Deserialize, Serialize};
 
-use super::ec2::is_ami_id;
+use super::ids::is_ami_id;
+use super::records::{ParamRec, VersionRec, split_selector};
 use super::{Ctx, Sim};
 use crate::cloud::{CloudError, Parameter, PutParameter, Ssm};
-
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-pub(crate) struct ParamRec {
-    pub data_type: String,
-    pub description: Option<String>,
-    pub tags: BTreeMap<String, String>,
-    /// Oldest first; never empty.
-    pub versions: Vec<VersionRec>,
-}
-
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-pub(crate) struct VersionRec {
-    pub version: i64,
-    pub value: String,
-    pub modified_at: Duration,
-}
-
-impl ParamRec {
-    pub(crate) fn new(data_type: &str, value: &str, at: Duration) -> ParamRec {
-        ParamRec {
-            data_type: data_type.to_string(),
-            description: None,
-            tags: BTreeMap::new(),
-            versions: vec![VersionRec {
-                version: 1,
-                value: value.to_string(),
-                modified_at: at,
-            }],
-        }
-    }
-
-    pub(crate) fn latest(&self) -> &VersionRec {
-        self.versions.last().expect("a parameter has at least one version")
-    }
-
-    /// `name` or `name:VERSION` (as in GetParameter and `{{resolve:ssm:...}}`): the version asked for.
-    pub(crate) fn version(&self, version: Option<i64>) -> Option<&VersionRec> {
-        match version {
-            None => self.versions.last(),
-            Some(v) => self.versions.iter().find(|r| r.version == v),
-        }
-    }
-}
-
-/// Splits `NAME:VERSION` (a numeric selector) from a plain name.
-pub(crate) fn split_selector(name: &str) -> (&str, Option<i64>) {
-    match name.rsplit_once(':') {
-        Some((base, v)) if !v.is_empty() && v.bytes().all(|b| b.is_ascii_digit()) => (base, v.parse().ok()),
-        _ => (name, None),
-    }
-}
 
 fn check_name(ctx: &Ctx<'_>, name: &str) -> Result<(), CloudError> {
     let lower = name.trim_start_matches('/').to_ascii_lowercase();
@@ -199,8 +145,9 @@ impl Ssm for Sim {
 mod tests {
     use super::*;
     use crate::cloud::CreateImage;
+    use crate::cloud::sim::ids::{DEFAULT_INSTANCE, base_image_id};
     use crate::cloud::sim::testutil::*;
-    use crate::cloud::sim::world::{DEFAULT_INSTANCE, base_image_id};
+    use std::collections::BTreeMap;
 
     fn put(name: &str, value: &str, data_type: &str, overwrite: bool) -> PutParameter {
         PutParameter {

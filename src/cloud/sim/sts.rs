@@ -3,7 +3,7 @@
 use async_trait::async_trait;
 
 use super::Sim;
-use super::world::ACCOUNT;
+use super::ids::ACCOUNT;
 use crate::cloud::{CallerIdentity, CloudError, Sts};
 
 #[async_trait]

@@ -4,11 +4,10 @@
 
 use std::collections::BTreeMap;
 
-use serde::{Deserialize, Serialize};
 use serde_yaml::{Mapping, Value};
 
-use super::ssm::{ParamRec, split_selector};
-use super::world::ACCOUNT;
+use super::ids::ACCOUNT;
+use super::records::{ParamRec, Physical, split_selector};
 
 pub(crate) const INSTANCE: &str = "AWS::EC2::Instance";
 /// The largest TemplateBody AWS accepts.
@@ -62,15 +61,6 @@ pub(crate) struct ResourceDecl {
     pub logical_id: String,
     pub kind: String,
     pub properties: Mapping,
-}
-
-/// A created resource.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-pub(crate) struct Physical {
-    pub id: String,
-    pub kind: String,
-    /// For instances.
-    pub image_id: Option<String>,
 }
 
 fn format_error(message: impl std::fmt::Display) -> String {
@@ -622,7 +612,7 @@ Outputs:
             .get_mut("/dr/ami")
             .unwrap()
             .versions
-            .push(crate::cloud::sim::ssm::VersionRec {
+            .push(crate::cloud::sim::records::VersionRec {
                 version: 2,
                 value: "ami-0def".into(),
                 modified_at: Duration::ZERO,

@@ -5,21 +5,12 @@ use std::collections::{BTreeMap, BTreeSet};
 use std::time::Duration;
 
 use serde::{Deserialize, Serialize};
-use sha2::{Digest, Sha256};
 
-use super::Call;
-use super::backup::JobRec;
-use super::cloudformation::StackRec;
-use super::ec2::{ImageRec, InstanceRec};
-use super::scenario::{JobKind, Scenario};
-use super::ssm::ParamRec;
+use super::ids::{DEFAULT_INSTANCE, DEFAULT_VAULT, IdGen, PUBLIC_AMI_PARAMETER, base_image_id};
+use super::records::{Call, ImageRec, InstanceRec, JobRec, ParamRec, StackRec};
+use super::scenario::{JobKind, Scenario, StatusCheck};
 use super::throttle::Bucket;
 
-pub(crate) const ACCOUNT: &str = "123456789012";
-pub(crate) const DEFAULT_VAULT: &str = "Default";
-pub(crate) const DEFAULT_INSTANCE: &str = "i-0123456789abcdef0";
-/// The public parameter AWS keeps pointing at the latest Amazon Linux AMI; in the simulator, the base AMI.
-pub(crate) const PUBLIC_AMI_PARAMETER: &str = "/aws/service/ami-amazon-linux-latest/al2023-ami-kernel-default-x86_64";
 /// Bumped whenever the persisted layout changes incompatibly.
 pub(crate) const FORMAT: u32 = 1;
 
@@ -33,7 +24,8 @@ pub(crate) struct World {
     /// Whether regions created on demand get the default vault, AMI and instance.
     pub default_world: bool,
     /// Source of every generated id.
-    pub next_id: u64,
+    #[serde(rename = "next_id")]
+    pub ids: IdGen,
     pub regions: BTreeMap<String, Region>,
     pub calls: Vec<Call>,
     /// Calls received per `service:Operation` (and per `service:Operation@region`).
@@ -72,7 +64,7 @@ impl World {
             created_unix,
             elapsed: Duration::ZERO,
             default_world: scenario.default_world,
-            next_id: 0,
+            ids: IdGen::default(),
             regions: BTreeMap::new(),
             calls: Vec::new(),
             call_counts: BTreeMap::new(),
@@ -162,55 +154,37 @@ impl World {
     }
 
     /// Counts one more job of `kind` and returns its number (1-based).
-    pub(crate) fn count_job(&mut self, kind: JobKind) -> u64 {
+    fn count_job(&mut self, kind: JobKind) -> u64 {
         let n = self.started.entry(kind.as_str().to_string()).or_insert(0);
         *n += 1;
         *n
     }
 
-    fn next_digest(&mut self, kind: &str) -> String {
-        self.next_id += 1;
-        digest_hex(&format!("{kind}:{}", self.next_id))
+    /// Counts one more job of `kind`; the failure message if the scenario's `fail_jobs` fails this one.
+    pub(crate) fn job_failure(&mut self, scenario: &Scenario, kind: JobKind, default: &str) -> Option<String> {
+        let n = self.count_job(kind);
+        scenario
+            .fail_jobs
+            .iter()
+            .find(|f| f.kind == kind && f.nth == n)
+            .map(|f| f.message.clone().unwrap_or_else(|| default.to_string()))
     }
 
-    /// `ami-` + 17 hex digits, like AWS.
-    pub(crate) fn new_image_id(&mut self) -> String {
-        format!("ami-0{}", &self.next_digest("ami")[..16])
-    }
-
-    pub(crate) fn new_instance_id(&mut self) -> String {
-        format!("i-0{}", &self.next_digest("instance")[..16])
-    }
-
-    /// A UUID-shaped id (backup and copy job ids, stack ids).
-    pub(crate) fn new_uuid(&mut self) -> String {
-        let h = self.next_digest("uuid");
-        format!(
-            "{}-{}-4{}-a{}-{}",
-            &h[..8],
-            &h[8..12],
-            &h[13..16],
-            &h[17..20],
-            &h[20..32]
+    /// Counts one more instance launched by a stack; the status check (`instance` or `system`) that the scenario's
+    /// `impair_instances` makes end `impaired` for this one, if any.
+    pub(crate) fn launch_impairment(&mut self, scenario: &Scenario) -> Option<String> {
+        let n = self.started.entry("launch".to_string()).or_insert(0);
+        *n += 1;
+        let n = *n;
+        let x = scenario.impair_instances.iter().find(|x| x.nth == n)?;
+        Some(
+            match x.check {
+                StatusCheck::Instance => "instance",
+                StatusCheck::System => "system",
+            }
+            .to_string(),
         )
     }
-
-    /// A short suffix for physical ids of resources the simulator does not model.
-    pub(crate) fn new_suffix(&mut self) -> String {
-        self.next_digest("suffix")[..12].to_ascii_uppercase()
-    }
-}
-
-fn digest_hex(text: &str) -> String {
-    Sha256::digest(text.as_bytes())
-        .iter()
-        .map(|b| format!("{b:02x}"))
-        .collect()
-}
-
-/// The base AMI every default region has: the same id for the same region, in every world.
-pub(crate) fn base_image_id(region: &str) -> String {
-    format!("ami-0{}", &digest_hex(&format!("base:{region}"))[..16])
 }
 
 #[cfg(test)]
@@ -279,16 +253,5 @@ mod tests {
         assert_eq!(east.images["ami-0c"].state(Duration::from_secs(59)), "pending");
         assert_eq!(east.images["ami-0c"].state(Duration::from_secs(60)), "available");
         assert!(w.region_mut("ap-south-1").instances.is_empty());
-    }
-
-    #[test]
-    fn ids_are_deterministic_and_distinct() {
-        let mut a = World::build(&Scenario::default());
-        let mut b = World::build(&Scenario::default());
-        let (x, y) = (a.new_image_id(), a.new_image_id());
-        assert_ne!(x, y);
-        assert_eq!(x, b.new_image_id());
-        assert_eq!(a.new_uuid().len(), 36);
-        assert_eq!(a.new_instance_id().len(), 19);
     }
 }
