@@ -5,15 +5,18 @@
 //! costs no wall time. Every call goes through one pipeline (`Sim::call`):
 //!
 //! 1. it is recorded in the call log and counted (before any fault fires);
-//! 2. the scenario's faults decide on extra latency, an injected error or a crash;
-//! 3. the (region, operation) token bucket may throttle it;
-//! 4. after the latency, the service performs it against the world;
+//! 2. the scenario's faults decide on extra latency, an injected error (the call is not performed), a lost response
+//!    or a crash; faults with a `probability` draw from the world's seeded generator;
+//! 3. unless a fault refused it, the (region, operation) token bucket may throttle it;
+//! 4. after the latency, the service performs it against the world; a lost response then replaces its answer
+//!    with the fault's error (the call log marks it `performed` and `response_lost`);
 //! 5. a persisted world is saved (atomically), and a crash fault aborts the process.
 //!
 //! Modules, from the bottom up; each imports only modules listed before it, so there are no import cycles:
 //!
 //! - `error`, `clock`, `ids` (the account, default and generated ids, id and region shape checks), `records` (the
-//!   call log and every resource record, with the rules that derive their state): nothing of the simulator;
+//!   call log and every resource record, with the rules that derive their state), `rng` (the seeded generator of
+//!   probabilistic faults): nothing of the simulator;
 //! - `scenario` (the YAML; uses `ids`), `throttle` (token buckets; `scenario`);
 //! - `world` (owns the records, counters and the id generator), then `faults` and `persist`, which work on it;
 //! - this module: `Sim`, `Ctx` and the call pipeline;
@@ -32,6 +35,7 @@ mod faults;
 mod ids;
 mod persist;
 mod records;
+mod rng;
 mod scenario;
 mod ssm;
 mod sts;
@@ -46,11 +50,12 @@ use std::time::Duration;
 pub use error::SimError;
 pub use records::Call;
 pub use scenario::{
-    Durations, EXAMPLE_SCENARIO, FailJob, Fault, FaultError, ImageSpec, ImpairInstance, InstanceSpec, JobKind,
-    ParameterSpec, Scenario, StatusCheck, Throttle, VaultSpec,
+    DEFAULT_SEED, Durations, EXAMPLE_SCENARIO, FailJob, Fault, FaultError, ImageSpec, ImpairInstance, InstanceSpec,
+    JobKind, ParameterSpec, Scenario, StatusCheck, Throttle, VaultSpec,
 };
 
 use self::clock::Clock;
+use self::faults::Injected;
 use self::world::{Region, World};
 use super::{Cloud, CloudError};
 
@@ -219,6 +224,8 @@ impl Sim {
                 at: now,
                 mutating,
                 error: None,
+                performed: false,
+                response_lost: false,
             });
             let plan = faults::plan(scenario, world, service, operation, region);
             let early = if !ids::looks_like_region(region) {
@@ -229,7 +236,7 @@ impl Sim {
                     "InvalidRegion",
                     format!("`{region}` is not a region code (like us-east-1)"),
                 ))
-            } else if plan.error.is_some() {
+            } else if matches!(plan.answer, Some(Injected::Refuse(_))) {
                 None
             } else {
                 throttle::take(
@@ -247,9 +254,10 @@ impl Sim {
             tokio::time::sleep(plan.delay).await;
         }
         let mut state = self.lock();
-        let result = match early.or(plan.error) {
-            Some(e) => Err(e),
-            None => {
+        let (mut performed, mut lost) = (false, false);
+        let result = match (early, plan.answer) {
+            (Some(e), _) | (None, Some(Injected::Refuse(e))) => Err(e),
+            (None, lose) => {
                 let now = state.clock.now();
                 let mut ctx = Ctx {
                     world: &mut state.world,
@@ -259,11 +267,21 @@ impl Sim {
                     operation,
                     region: region.to_string(),
                 };
-                op(&mut ctx)
+                let answer = op(&mut ctx);
+                performed = true;
+                match lose {
+                    Some(Injected::LoseResponse(e)) => {
+                        lost = true;
+                        Err(e)
+                    }
+                    _ => answer,
+                }
             }
         };
+        let call = &mut state.world.calls[index];
+        (call.performed, call.response_lost) = (performed, lost);
         if let Err(e) = &result {
-            state.world.calls[index].error = Some(e.code.clone());
+            call.error = Some(e.code.clone());
         }
         if let Err(e) = self.save(&mut state) {
             return Err(CloudError::new(
@@ -498,6 +516,7 @@ mod tests {
             (0, "clock", include_str!("clock.rs")),
             (0, "ids", include_str!("ids.rs")),
             (0, "records", include_str!("records.rs")),
+            (0, "rng", include_str!("rng.rs")),
             (1, "scenario", include_str!("scenario.rs")),
             (2, "throttle", include_str!("throttle.rs")),
             (3, "world", include_str!("world.rs")),
@@ -529,6 +548,134 @@ mod tests {
                 }
             }
         }
+    }
+
+    fn backup_req(token: &str) -> StartBackupJob {
+        StartBackupJob {
+            vault: "Default".into(),
+            resource_arn: instance_arn(EAST),
+            iam_role_arn: role(),
+            idempotency_token: token.into(),
+        }
+    }
+
+    /// The world without its call log and call counts (which differ whenever faults do).
+    fn resources(sim: &Sim) -> serde_json::Value {
+        let state = sim.lock();
+        let w = &state.world;
+        serde_json::json!({"regions": w.regions, "ids": w.ids, "started": w.started, "buckets": w.buckets})
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn lost_response_performs_the_call_then_answers_the_error() {
+        let lossy = Sim::new(scenario(
+            "faults: [{operation: 'backup:StartBackupJob', lose_response: true}]",
+        ));
+        let plain = sim();
+        sleep(3).await;
+        let e = lossy
+            .cloud()
+            .backup
+            .start_backup_job(EAST, &backup_req("t1"))
+            .await
+            .unwrap_err();
+        assert_eq!((e.code.as_str(), e.service.as_str()), ("InternalError", "backup"));
+        assert!(e.kind.is_transient());
+        let id = plain
+            .cloud()
+            .backup
+            .start_backup_job(EAST, &backup_req("t1"))
+            .await
+            .unwrap();
+        // The world changed exactly as without the fault: the same job (same id), AMI and counters.
+        assert_eq!(resources(&lossy), resources(&plain));
+        assert!(lossy.lock().world.regions[EAST].backup_jobs.contains_key(&id));
+        let call = &lossy.calls()[0];
+        assert!(call.performed && call.response_lost, "{call:?}");
+        assert_eq!(call.error.as_deref(), Some("InternalError"));
+        let call = &plain.calls()[0];
+        assert!(
+            call.performed && !call.response_lost && call.error.is_none(),
+            "{call:?}"
+        );
+        // The fault is spent: the retry (same token) gets the job the lost call started.
+        let retry = lossy.cloud().backup.start_backup_job(EAST, &backup_req("t1")).await;
+        assert_eq!(retry.unwrap(), id);
+        assert_eq!(lossy.lock().world.regions[EAST].backup_jobs.len(), 1);
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn lost_response_only_affects_calls_that_are_performed() {
+        let sim = Sim::new(scenario(
+            "throttling: [{operation: 'ssm:PutParameter', capacity: 1, refill_per_second: 0}]\n\
+             faults:\n\
+             - {operation: 'ssm:PutParameter', nth: 2, error: {code: AccessDeniedException}}\n\
+             - {operation: 'ssm:*', count: 0, lose_response: true, error: {code: RequestTimeout, message: timed out}}",
+        ));
+        let ssm = sim.cloud().ssm;
+        let req = crate::cloud::PutParameter {
+            name: "/dr/x".into(),
+            value: "v1".into(),
+            data_type: "text".into(),
+            description: None,
+            overwrite: false,
+            tags: Default::default(),
+        };
+        // 1: performed (stored), response lost. 2: refused by the earlier error fault. 3: throttled.
+        for code in ["RequestTimeout", "AccessDeniedException", "ThrottlingException"] {
+            assert_eq!(ssm.put_parameter(EAST, &req).await.unwrap_err().code, code);
+        }
+        // 4: a read, performed, its answer lost; 5: an unknown region.
+        assert_eq!(ssm.get_parameter(EAST, "/dr/x").await.unwrap_err().message, "timed out");
+        assert_eq!(
+            ssm.get_parameter("moon", "/dr/x").await.unwrap_err().code,
+            "InvalidRegion"
+        );
+        let log: Vec<_> = sim
+            .calls()
+            .into_iter()
+            .map(|c| (c.performed, c.response_lost))
+            .collect();
+        assert_eq!(
+            log,
+            [
+                (true, true),
+                (false, false),
+                (false, false),
+                (true, true),
+                (false, false)
+            ]
+        );
+        let stored = &sim.lock().world.regions[EAST].parameters["/dr/x"];
+        assert_eq!((stored.latest().value.as_str(), stored.versions.len()), ("v1", 1));
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn probabilistic_faults_continue_their_sequence_in_a_resumed_world() {
+        let yaml = "seed: 7\nfaults: [{operation: 'sts:GetCallerIdentity', probability: 0.5, error: {code: X}}]";
+        async fn outcomes(sim: &Sim, n: usize) -> Vec<bool> {
+            let mut hits = Vec::new();
+            for _ in 0..n {
+                hits.push(sim.cloud().sts.get_caller_identity(EAST).await.is_err());
+            }
+            hits
+        }
+        // One process, 40 calls.
+        let whole = outcomes(&Sim::new(scenario(yaml)), 40).await;
+        assert!((10..30).contains(&whole.iter().filter(|h| **h).count()), "{whole:?}");
+        assert_eq!(outcomes(&Sim::new(scenario(yaml)), 40).await, whole, "deterministic");
+        let other = outcomes(&Sim::new(scenario(&yaml.replace("seed: 7", "seed: 8"))), 40).await;
+        assert_ne!(other, whole);
+
+        // A persisted world: 15 calls, then the process ends (the world is saved after every call, as before a crash
+        // fault's abort), then 25 calls in the next process.
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("sim/world.json");
+        let mut resumed = outcomes(&Sim::persistent(&path, scenario(yaml)).unwrap(), 15).await;
+        // The generator is the world's: a changed seed applies to new worlds only.
+        let next = Sim::persistent(&path, scenario(&yaml.replace("seed: 7", "seed: 8"))).unwrap();
+        resumed.extend(outcomes(&next, 25).await);
+        assert_eq!(resumed, whole);
     }
 
     #[tokio::test(start_paused = true)]

@@ -22,6 +22,14 @@ pub struct Call {
     pub mutating: bool,
     /// The error code it was answered with, if any.
     pub error: Option<String>,
+    /// The simulated service carried the call out (its answer may still be an error, or lost). False when an
+    /// injected error, throttling or an unknown region answered it first, and in calls saved before this existed.
+    #[serde(default)]
+    pub performed: bool,
+    /// A `lose_response` fault replaced the answer of the performed call with `error`: the call took effect,
+    /// the caller was not told.
+    #[serde(default)]
+    pub response_lost: bool,
 }
 
 // ---- AWS Backup

@@ -8,6 +8,9 @@ use serde::Deserialize;
 use super::error::SimError;
 use super::ids::{is_ami_id, looks_like_region};
 
+/// The `seed` of a scenario that sets none.
+pub const DEFAULT_SEED: u64 = 0;
+
 /// A simulation scenario. `Scenario::default()` is the default world with no faults.
 #[derive(Debug, Clone, PartialEq, Deserialize)]
 #[serde(deny_unknown_fields, default)]
@@ -25,6 +28,9 @@ pub struct Scenario {
     #[serde(deserialize_with = "duration::de")]
     pub latency: Duration,
     pub faults: Vec<Fault>,
+    /// Seeds the random draws of faults with a `probability`. Used when the world is created: a persisted world
+    /// keeps its generator's state and continues its sequence across processes.
+    pub seed: u64,
     pub fail_jobs: Vec<FailJob>,
     pub throttling: Vec<Throttle>,
     /// Instances launched by stacks whose status checks end `impaired` instead of `ok`.
@@ -43,6 +49,7 @@ impl Default for Scenario {
             durations: Durations::default(),
             latency: Duration::ZERO,
             faults: Vec::new(),
+            seed: DEFAULT_SEED,
             fail_jobs: Vec::new(),
             throttling: Vec::new(),
             impair_instances: Vec::new(),
@@ -143,23 +150,36 @@ impl Default for Durations {
     }
 }
 
-/// A fault injected into calls of one operation: calls number `nth` .. `nth + count - 1` (1-based) are affected.
+/// A fault injected into calls of the operations `operation` matches. Calls are counted per actual
+/// `service:Operation` (and, for a fault with a `region`, per region): calls number `nth` .. `nth + count - 1` of
+/// each such operation (1-based) are affected, each one with `probability` if set.
 ///
 /// Calls are counted in the world, so with a persisted world the count continues across processes: a fault that
-/// fired before a crash does not fire again after the resume.
+/// fired before a crash does not fire again after the resume. The random draws come from the world's generator
+/// (seeded by the scenario's `seed`), which a persisted world keeps too.
+///
+/// When several faults hit one call, their latencies add up, and the first of them (in scenario order) with an
+/// `error` or `lose_response` decides the answer.
 #[derive(Debug, Clone, PartialEq, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct Fault {
-    /// `service:Operation`, e.g. `backup:DescribeBackupJob`.
+    /// `service:Operation`, e.g. `backup:DescribeBackupJob`, or a glob in which `*` matches any characters: `*`
+    /// (every call), `backup:Start*`, `*:Start*`, `cloudformation:*Stack`.
     pub operation: String,
     /// Only count (and affect) calls in this region.
     #[serde(default)]
     pub region: Option<String>,
     #[serde(default = "one")]
     pub nth: u64,
-    #[serde(default = "one")]
-    pub count: u64,
-    /// Answer with this error instead of performing the call.
+    /// How many calls (of each matching operation, from `nth` on) are affected; `0` means no limit. Omitted: 1, or
+    /// no limit when `probability` is set. See `Fault::window`.
+    #[serde(default)]
+    pub count: Option<u64>,
+    /// Each call in the window is hit with this probability (0 to 1); a call that is not hit is left alone.
+    #[serde(default)]
+    pub probability: Option<f64>,
+    /// Answer with this error instead of performing the call; with `lose_response`, the error answered after
+    /// performing it.
     #[serde(default)]
     pub error: Option<FaultError>,
     /// Wait this long (simulated) before answering.
@@ -168,6 +188,60 @@ pub struct Fault {
     /// Perform the call, save the world, then `abort()` the process before answering (a `kill -9`).
     #[serde(default)]
     pub crash: bool,
+    /// Perform the call (the world changes as without the fault), then answer `error` instead of the call's answer
+    /// (default: `InternalError`, a transient error): AWS did the work, the response was lost. A call that is not
+    /// performed anyway (throttled, an unknown region, or refused by an earlier `error` fault) is not affected.
+    #[serde(default)]
+    pub lose_response: bool,
+}
+
+/// The error a `lose_response` fault answers when it names none.
+pub(crate) const LOST_RESPONSE_CODE: &str = "InternalError";
+
+impl Fault {
+    /// Whether `operation` (a glob) matches this `service:Operation`.
+    pub(crate) fn matches(&self, key: &str) -> bool {
+        glob_match(&self.operation, key)
+    }
+
+    /// How many calls from `nth` on are affected; `None`: no limit.
+    pub(crate) fn window(&self) -> Option<u64> {
+        match (self.count, self.probability) {
+            (Some(0), _) | (None, Some(_)) => None,
+            (Some(n), _) => Some(n),
+            (None, None) => Some(1),
+        }
+    }
+
+    /// Whether the `n`th call (1-based) of an operation is in the window (before any `probability`).
+    pub(crate) fn in_window(&self, n: u64) -> bool {
+        n >= self.nth && self.window().is_none_or(|count| n - self.nth < count)
+    }
+}
+
+/// `*` matches any run of characters (also none, also `:`); every other character matches itself.
+pub(crate) fn glob_match(pattern: &str, text: &str) -> bool {
+    let (p, t) = (pattern.as_bytes(), text.as_bytes());
+    let (mut pi, mut ti) = (0, 0);
+    // The last `*` seen, and the text position it is currently matched up to.
+    let mut star: Option<(usize, usize)> = None;
+    while ti < t.len() {
+        if pi < p.len() && p[pi] == b'*' {
+            star = Some((pi, ti));
+            pi += 1;
+        } else if pi < p.len() && p[pi] == t[ti] {
+            pi += 1;
+            ti += 1;
+        } else if let Some((sp, st)) = star {
+            // Let the `*` take one more character and try again.
+            star = Some((sp, st + 1));
+            pi = sp + 1;
+            ti = st + 1;
+        } else {
+            return false;
+        }
+    }
+    p[pi..].iter().all(|&b| b == b'*')
 }
 
 fn one() -> u64 {
@@ -308,15 +382,40 @@ impl Scenario {
                 ))
             }
         };
+        let matches_some = |pattern: &str, what: &str| {
+            if !pattern.contains('*') {
+                return known(pattern, what);
+            }
+            if OPERATIONS.iter().any(|op| glob_match(pattern, op)) {
+                Ok(())
+            } else {
+                Err(format!(
+                    "{what}: `{pattern}` matches no operation; operations are: {}",
+                    OPERATIONS.join(", ")
+                ))
+            }
+        };
         for (i, f) in self.faults.iter().enumerate() {
             let what = format!("faults[{i}]");
-            known(&f.operation, &what)?;
-            let actions = usize::from(f.error.is_some()) + usize::from(f.latency.is_some()) + usize::from(f.crash);
+            matches_some(&f.operation, &what)?;
+            // `error` is an action of its own, or what `lose_response` answers.
+            let actions = usize::from(f.error.is_some() && !f.lose_response)
+                + usize::from(f.latency.is_some())
+                + usize::from(f.crash)
+                + usize::from(f.lose_response);
             if actions != 1 {
-                return Err(format!("{what}: set exactly one of `error`, `latency`, `crash: true`"));
+                return Err(format!(
+                    "{what}: set exactly one of `error`, `latency`, `crash: true`, `lose_response: true` \
+                     (`lose_response` may come with the `error` to answer)"
+                ));
             }
-            if f.nth == 0 || f.count == 0 {
-                return Err(format!("{what}: `nth` and `count` start at 1"));
+            if f.nth == 0 {
+                return Err(format!("{what}: `nth` starts at 1"));
+            }
+            if let Some(p) = f.probability
+                && !(p.is_finite() && (0.0..=1.0).contains(&p))
+            {
+                return Err(format!("{what}: `probability` must be between 0 and 1, not {p}"));
             }
             if let Some(e) = &f.error
                 && e.code.trim().is_empty()
@@ -450,16 +549,61 @@ throttling: [{operation: "ec2:DescribeImages", capacity: 2, refill_per_second: 0
         assert_eq!(s.durations.backup_created, Duration::from_secs(10));
         assert_eq!(s.durations.stack, Duration::from_secs(90));
         assert_eq!(s.latency, Duration::from_millis(100));
-        assert_eq!(s.faults[0].count, 3);
+        assert_eq!(s.faults[0].count, Some(3));
         assert_eq!(s.faults[1].latency, Some(Duration::from_secs(2)));
         assert_eq!(s.faults[1].nth, 1);
         assert_eq!(s.fail_jobs[0].kind, JobKind::Copy);
     }
 
     #[test]
+    fn validates_globs_probabilities_counts_and_lost_responses() {
+        let ok = |yaml: &str| Scenario::from_yaml_str(yaml, None).unwrap();
+        let err = |yaml: &str| Scenario::from_yaml_str(yaml, None).unwrap_err().to_string();
+        let s = ok("seed: 99\nfaults: [{operation: '*:Start*', probability: 0.3, lose_response: true}]");
+        let f = &s.faults[0];
+        assert_eq!(
+            (s.seed, f.count, f.probability, f.window()),
+            (99, None, Some(0.3), None)
+        );
+        assert!(f.matches("backup:StartCopyJob") && !f.matches("ec2:CopyImage"));
+        let f =
+            &ok("faults: [{operation: 'ec2:CopyImage', count: 0, lose_response: true, error: {code: X}}]").faults[0];
+        assert_eq!((f.window(), f.in_window(1), f.in_window(1_000_000)), (None, true, true));
+        let f = &ok("faults: [{operation: '*', nth: 3, count: 2, probability: 1, latency: 1s}]").faults[0];
+        assert_eq!(f.window(), Some(2));
+        assert_eq!(
+            (2..=5).map(|n| f.in_window(n)).collect::<Vec<_>>(),
+            [false, true, true, false]
+        );
+        assert_eq!(
+            ok("faults: [{operation: '*', error: {code: X}}]").faults[0].window(),
+            Some(1)
+        );
+
+        assert!(err("faults: [{operation: 'Start*', crash: true}]").contains("`Start*` matches no operation"));
+        assert!(err("faults: [{operation: 'ec2:Start*', crash: true}]").contains("matches no operation"));
+        for p in ["1.5", "-0.1", ".nan"] {
+            let e = err(&format!(
+                "faults: [{{operation: '*', probability: {p}, error: {{code: X}}}}]"
+            ));
+            assert!(e.contains("`probability` must be between 0 and 1"), "{e}");
+        }
+        for both in ["crash: true", "latency: 1s"] {
+            let e = err(&format!("faults: [{{operation: '*', lose_response: true, {both}}}]"));
+            assert!(e.contains("exactly one of"), "{e}");
+        }
+        assert!(err("faults: [{operation: '*', nth: 0, error: {code: X}}]").contains("`nth` starts at 1"));
+        assert!(err("faults: [{operation: '*', lose_response: true, error: {code: ' '}}]").contains("empty"));
+        assert!(err("seed: -1").contains("seed"));
+    }
+
+    #[test]
     fn the_example_parses() {
         let s = Scenario::from_yaml_str(EXAMPLE_SCENARIO, None).unwrap();
-        assert_eq!(s.faults.len(), 3);
+        assert_eq!(s.faults.len(), 7);
+        assert!(s.faults[3].lose_response && s.faults[3].error.is_none());
+        assert_eq!((s.faults[5].probability, s.faults[5].window()), (Some(0.05), None));
+        assert_eq!(s.seed, DEFAULT_SEED);
         assert_eq!(s.images[1].available_after, Some(Duration::from_secs(15 * 60)));
         assert_eq!(s.durations, Durations::default());
     }

@@ -8,6 +8,7 @@ use serde::{Deserialize, Serialize};
 
 use super::ids::{DEFAULT_INSTANCE, DEFAULT_VAULT, IdGen, PUBLIC_AMI_PARAMETER, base_image_id};
 use super::records::{Call, ImageRec, InstanceRec, JobRec, ParamRec, StackRec};
+use super::rng::Rng;
 use super::scenario::{JobKind, Scenario, StatusCheck};
 use super::throttle::Bucket;
 
@@ -34,6 +35,10 @@ pub(crate) struct World {
     pub started: BTreeMap<String, u64>,
     /// Token buckets per `region|service:Operation`.
     pub buckets: BTreeMap<String, Bucket>,
+    /// Draws for faults with a `probability`: seeded from the scenario's `seed` when the world is created, then
+    /// saved with it. Absent only in worlds saved before it existed (then seeded on first use).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub rng: Option<Rng>,
 }
 
 #[derive(Debug, Clone, Default, Serialize, Deserialize)]
@@ -70,6 +75,7 @@ impl World {
             call_counts: BTreeMap::new(),
             started: BTreeMap::new(),
             buckets: BTreeMap::new(),
+            rng: Some(Rng::seeded(scenario.seed)),
         };
         world.populate(scenario, true);
         world
