@@ -295,6 +295,7 @@ mod tests {
     use crate::cloud::sim::testutil::*;
     use crate::cloud::sim::{FailJob, Scenario, VaultSpec};
     use crate::cloud::{Cloud, region_from_arn};
+    use std::time::Duration;
 
     fn backup_req(token: &str) -> StartBackupJob {
         StartBackupJob {
@@ -482,6 +483,76 @@ mod tests {
             .await
             .unwrap_err();
         assert_eq!(e.code, "ResourceNotFoundException");
+    }
+
+    /// (performed, response lost) of each call of `operation`.
+    fn outcomes(sim: &Sim, operation: &str) -> Vec<(bool, bool)> {
+        sim.calls()
+            .into_iter()
+            .filter(|c| c.operation == operation)
+            .map(|c| (c.performed, c.response_lost))
+            .collect()
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn lost_start_responses_retried_with_the_same_token_return_the_first_job() {
+        // The first StartBackupJob and the first StartCopyJob (counted per operation) lose their response.
+        let lossy = Scenario::from_yaml_str("faults: [{operation: 'backup:Start*', lose_response: true}]", None);
+        let sim = with_dr_vault(lossy.unwrap());
+        let cloud = sim.cloud();
+        let e = cloud
+            .backup
+            .start_backup_job(EAST, &backup_req("b1"))
+            .await
+            .unwrap_err();
+        assert_eq!(e.code, "InternalError");
+        assert!(e.kind.is_transient());
+        let after_lost = sim.lock().world.regions[EAST].clone();
+        assert_eq!(after_lost.backup_jobs.len(), 1, "the lost call started the job");
+        sleep(5).await;
+        let id = cloud.backup.start_backup_job(EAST, &backup_req("b1")).await.unwrap();
+        {
+            let state = sim.lock();
+            let east = &state.world.regions[EAST];
+            // The retry answered the first job and created nothing: one job (started at the lost call), one AMI.
+            assert_eq!(east.backup_jobs, after_lost.backup_jobs);
+            assert_eq!(east.images, after_lost.images);
+            assert_eq!(east.backup_jobs[&id].created_at, Duration::ZERO);
+            assert_eq!(state.world.started["backup"], 1);
+        }
+        assert_eq!(outcomes(&sim, "StartBackupJob"), [(true, true), (true, false)]);
+
+        sleep(10 * 60).await;
+        let rp = cloud
+            .backup
+            .describe_backup_job(EAST, &id)
+            .await
+            .unwrap()
+            .recovery_point_arn
+            .unwrap();
+        let e = cloud
+            .backup
+            .start_copy_job(EAST, &copy_req(&rp, "c1"))
+            .await
+            .unwrap_err();
+        assert_eq!(e.code, "InternalError");
+        let west_images = sim.lock().world.regions[WEST].images.len();
+        sleep(5).await;
+        let copy = cloud.backup.start_copy_job(EAST, &copy_req(&rp, "c1")).await.unwrap();
+        {
+            let state = sim.lock();
+            let east = &state.world.regions[EAST];
+            assert_eq!(east.copy_jobs.len(), 1);
+            assert_eq!(east.copy_jobs[&copy].created_at, Duration::from_secs(10 * 60 + 5));
+            // One DR AMI (plus the base AMI), made by the lost call.
+            assert_eq!(state.world.regions[WEST].images.len(), west_images);
+            assert_eq!(west_images, 2);
+            assert_eq!(state.world.started["copy"], 1);
+        }
+        assert_eq!(outcomes(&sim, "StartCopyJob"), [(true, true), (true, false)]);
+        sleep(12 * 60 + 10).await;
+        let job = cloud.backup.describe_copy_job(EAST, &copy).await.unwrap();
+        assert_eq!(job.state, JobState::Completed);
     }
 
     #[tokio::test(start_paused = true)]

@@ -708,6 +708,78 @@ Outputs:
     }
 
     #[tokio::test(start_paused = true)]
+    async fn lost_stack_responses_retried_with_the_same_token_repeat_no_operation() {
+        // The glob matches CreateStack, UpdateStack and DeleteStack; each loses the response of its first call.
+        let yaml = "faults: [{operation: 'cloudformation:*Stack', lose_response: true}]";
+        let sim = Sim::new(crate::cloud::sim::Scenario::from_yaml_str(yaml, None).unwrap());
+        let cloud = sim.cloud();
+        let cfn = &cloud.cloudformation;
+        publish(&cloud, WEST, &base_image_id(WEST)).await;
+        let stack_rec = || sim.lock().world.regions[WEST].stacks.clone();
+        let instances = || sim.lock().world.regions[WEST].instances.len();
+
+        let e = cfn.create_stack(WEST, &stack(SSM_PARAMETER, "c1")).await.unwrap_err();
+        assert_eq!(e.code, "InternalError");
+        assert!(e.kind.is_transient());
+        let created = stack_rec();
+        assert_eq!(
+            (created.len(), instances()),
+            (1, 2),
+            "the lost call created the stack and its instance"
+        );
+        sleep(5).await;
+        let id = cfn.create_stack(WEST, &stack(SSM_PARAMETER, "c1")).await.unwrap();
+        assert_eq!(stack_rec(), created, "the retry is no second operation");
+        assert_eq!((id.as_str(), instances()), (created[0].id.as_str(), 2));
+        sleep(120).await;
+        assert_eq!(status(&cloud).await.unwrap().status, "CREATE_COMPLETE");
+
+        let mut update = stack(SSM_PARAMETER, "u1");
+        update.tags.insert("team".into(), "dr".into());
+        assert_eq!(cfn.update_stack(WEST, &update).await.unwrap_err().code, "InternalError");
+        let updated = stack_rec();
+        assert_eq!(updated[0].op.kind, OpKind::Update);
+        sleep(5).await;
+        // Still UPDATE_IN_PROGRESS: the token answers before the state is checked.
+        assert_eq!(cfn.update_stack(WEST, &update).await.unwrap(), id);
+        assert_eq!(stack_rec(), updated);
+        sleep(120).await;
+        assert_eq!(status(&cloud).await.unwrap().status, "UPDATE_COMPLETE");
+
+        assert_eq!(
+            cfn.delete_stack(WEST, "dr-web", "d1").await.unwrap_err().code,
+            "InternalError"
+        );
+        let deleting = stack_rec();
+        assert_eq!(deleting[0].op.kind, OpKind::Delete);
+        sleep(5).await;
+        cfn.delete_stack(WEST, "dr-web", "d1").await.unwrap();
+        assert_eq!(stack_rec(), deleting);
+        assert_eq!(deleting[0].tokens, ["c1", "u1", "d1"]);
+        sleep(60).await;
+        assert_eq!(status(&cloud).await, None);
+        let log: Vec<_> = sim
+            .calls()
+            .into_iter()
+            .filter(|c| c.mutating && c.service == "cloudformation")
+            .map(|c| (c.operation, c.response_lost))
+            .collect();
+        let expected = [
+            "CreateStack",
+            "CreateStack",
+            "UpdateStack",
+            "UpdateStack",
+            "DeleteStack",
+            "DeleteStack",
+        ];
+        assert_eq!(log.iter().map(|(op, _)| op.as_str()).collect::<Vec<_>>(), expected);
+        assert!(
+            log.iter().enumerate().all(|(i, (_, lost))| *lost == (i % 2 == 0)),
+            "{log:?}"
+        );
+    }
+
+    #[tokio::test(start_paused = true)]
     async fn validates_templates_names_and_tokens() {
         let cfn = sim().cloud().cloudformation;
         let e = cfn.validate_template(EAST, "Description: nothing").await.unwrap_err();

@@ -357,6 +357,38 @@ mod tests {
     }
 
     #[tokio::test(start_paused = true)]
+    async fn lost_copy_image_response_retried_with_the_same_token_returns_the_first_image() {
+        let yaml = "faults: [{operation: 'ec2:CopyImage', lose_response: true, error: {code: RequestTimeout}}]";
+        let sim = Sim::new(Scenario::from_yaml_str(yaml, None).unwrap());
+        let ec2 = sim.cloud().ec2;
+        let base = base_image_id(EAST);
+        let e = ec2.copy_image(WEST, &copy(&base, "t1")).await.unwrap_err();
+        assert_eq!(e.code, "RequestTimeout");
+        assert!(e.kind.is_transient());
+        let after_lost = sim.lock().world.regions[WEST].images.clone();
+        assert_eq!(after_lost.len(), 2, "the lost call made the copy (plus the base AMI)");
+        sleep(5).await;
+        let id = ec2.copy_image(WEST, &copy(&base, "t1")).await.unwrap();
+        {
+            let state = sim.lock();
+            // The retry answered the first copy and made no other image.
+            assert_eq!(state.world.regions[WEST].images, after_lost);
+            assert_eq!(after_lost[&id].created_at, Duration::ZERO);
+            assert_eq!(state.world.started["image"], 1);
+        }
+        let log: Vec<_> = sim
+            .calls()
+            .into_iter()
+            .map(|c| (c.performed, c.response_lost))
+            .collect();
+        assert_eq!(log, [(true, true), (true, false)]);
+        // Another token is another copy.
+        assert_ne!(ec2.copy_image(WEST, &copy(&base, "t2")).await.unwrap(), id);
+        sleep(10 * 60).await;
+        assert_eq!(ec2.describe_images(WEST, &[id]).await.unwrap()[0].state, "available");
+    }
+
+    #[tokio::test(start_paused = true)]
     async fn copy_image_needs_an_available_source_and_honours_the_token() {
         let sim = Sim::new(Scenario {
             fail_jobs: vec![FailJob {

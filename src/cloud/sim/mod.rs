@@ -678,6 +678,76 @@ mod tests {
         assert_eq!(resumed, whole);
     }
 
+    /// 30% ThrottlingException on every call, and 30% lost responses on every call that starts work.
+    const CHAOS: &str = r#"
+faults:
+  - {operation: "*", probability: 0.3, error: {code: ThrottlingException, message: Rate exceeded}}
+  - {operation: "backup:Start*", probability: 0.3, lose_response: true}
+  - {operation: "ec2:CreateImage", probability: 0.3, lose_response: true}
+  - {operation: "ec2:CopyImage", probability: 0.3, lose_response: true}
+  - {operation: "cloudformation:*Stack", probability: 0.3, lose_response: true}
+  - {operation: "ssm:PutParameter", probability: 0.3, lose_response: true}
+"#;
+
+    #[tokio::test(start_paused = true)]
+    async fn chaos_scenario_throttles_every_call_and_loses_start_responses() {
+        // The lost responses cover exactly the eight calls that start work.
+        let chaos = scenario(CHAOS);
+        for op in scenario::OPERATIONS {
+            let lost = chaos.faults.iter().any(|f| f.lose_response && f.matches(op));
+            assert_eq!(lost, is_mutating(op.split_once(':').unwrap().1), "{op}");
+        }
+        let starts = scenario::OPERATIONS
+            .iter()
+            .filter(|op| is_mutating(op.split_once(':').unwrap().1));
+        assert_eq!(starts.count(), 8);
+        let sim = Sim::new(chaos);
+        let cloud = sim.cloud();
+        let put = crate::cloud::PutParameter {
+            name: "/dr/x".into(),
+            value: "v".into(),
+            data_type: "text".into(),
+            description: None,
+            overwrite: true,
+            tags: Default::default(),
+        };
+        for _ in 0..1000 {
+            // A second apart, so the default token buckets never throttle.
+            sleep(1).await;
+            let _ = cloud.ssm.get_parameter(EAST, "/dr/x").await;
+            let _ = cloud.ssm.put_parameter(EAST, &put).await;
+        }
+        let calls = sim.calls();
+        let share = |op: &str, what: &dyn Fn(&Call) -> bool| {
+            let of_op: Vec<&Call> = calls.iter().filter(|c| c.operation == op).collect();
+            of_op.iter().filter(|c| what(c)).count() as f64 / of_op.len() as f64
+        };
+        let throttled = |c: &Call| c.error.as_deref() == Some("ThrottlingException");
+        for op in ["GetParameter", "PutParameter"] {
+            let s = share(op, &throttled);
+            assert!((0.25..0.35).contains(&s), "{op}: {s}");
+        }
+        // Reads never lose their response; 30% of the start calls that are not throttled do.
+        assert_eq!(share("GetParameter", &|c| c.response_lost), 0.0);
+        let lost = share("PutParameter", &|c| c.response_lost);
+        assert!((0.7 * 0.25..0.7 * 0.35).contains(&lost), "{lost}");
+        assert!(
+            calls
+                .iter()
+                .filter(|c| c.response_lost)
+                .all(|c| c.performed && c.error.as_deref() == Some("InternalError"))
+        );
+        // Every PutParameter that was not throttled was performed: one version each.
+        let performed = calls
+            .iter()
+            .filter(|c| c.operation == "PutParameter" && c.performed)
+            .count();
+        assert_eq!(
+            sim.lock().world.regions[EAST].parameters["/dr/x"].versions.len(),
+            performed
+        );
+    }
+
     #[tokio::test(start_paused = true)]
     async fn ensure_regions_creates_defaults() {
         let sim = sim();
