@@ -24,7 +24,7 @@ from typing import Any, Callable
 
 import boto3
 from botocore.config import Config
-from botocore.exceptions import ClientError
+from botocore.exceptions import ClientError, ConnectionClosedError
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 DR_STACK_TEMPLATE = os.path.join(HERE, "..", "..", "stacks", "dr-ec2.yaml")  # the project's own DR stack
@@ -773,6 +773,226 @@ def calls_log(ctx: dict[str, Any]) -> None:
     control("DELETE", "/_drflow/faults")
     control("DELETE", "/_drflow/calls")
     assert control("GET", "/_drflow/calls") == []
+
+
+def control_error(method: str, path: str, body: Any) -> tuple[int, str]:
+    """A control call expected to be refused: (HTTP status, error text)."""
+    try:
+        control(method, path, body)
+    except urllib.error.HTTPError as err:
+        return err.code, json.loads(err.read())["error"]
+    raise AssertionError(f"accepted {body}")
+
+
+def outcomes(fn: Callable[[], Any], n: int, expected: str = "ThrottlingException") -> list[bool]:
+    """n calls of fn: True where the call got the injected error."""
+    hits = []
+    for _ in range(n):
+        try:
+            fn()
+            hits.append(False)
+        except ClientError as e:
+            assert code(e) == expected, e.response
+            hits.append(True)
+    return hits
+
+
+@check
+def fault_probability_with_seed(ctx: dict[str, Any]) -> None:
+    ssm = client("ssm")
+    get = lambda: ssm.get_parameter(Name="/drflow/x/ami")  # noqa: E731
+    spec = {"service": "ssm", "operation": "GetParameter", "code": "ThrottlingException", "probability": 0.3,
+            "seed": 7, "count": 0}
+    added = control("POST", "/_drflow/faults", spec)
+    assert (added["probability"], added["seed"], added["seen"], added["hit"]) == (0.3, 7, 0, 0), added
+    first = outcomes(get, 200)
+    [fault] = control("GET", "/_drflow/faults")
+    assert (fault["seen"], fault["hit"]) == (200, sum(first)), fault
+    assert 40 <= sum(first) <= 80, sum(first)  # about 30 % of 200 (60, standard deviation 6.5)
+    control("DELETE", "/_drflow/faults")
+    control("POST", "/_drflow/faults", spec)  # the same seed: the same pattern
+    assert outcomes(get, 200) == first
+    control("DELETE", "/_drflow/faults")
+    control("POST", "/_drflow/faults", {**spec, "seed": 8})
+    assert outcomes(get, 200) != first
+    control("DELETE", "/_drflow/faults")
+    # nothing before the nth matching call; count limits the hits, then the fault has run out
+    control("POST", "/_drflow/faults", {**spec, "probability": 0.5, "nth": 11, "count": 5})
+    pattern = outcomes(get, 60)
+    assert not any(pattern[:10]) and sum(pattern) == 5, pattern
+    [fault] = control("GET", "/_drflow/faults")
+    assert (fault["seen"], fault["hit"]) == (60, 5), fault
+    control("DELETE", "/_drflow/faults")
+    # no seed: one is chosen and reported, so a run can be replayed
+    seeded = control("POST", "/_drflow/faults", {k: v for k, v in spec.items() if k != "seed"})
+    assert isinstance(seeded["seed"], int), seeded
+    replay = outcomes(get, 50)
+    control("DELETE", "/_drflow/faults")
+    control("POST", "/_drflow/faults", {**spec, "seed": seeded["seed"]})
+    assert outcomes(get, 50) == replay
+    control("DELETE", "/_drflow/faults")
+    # probability 1 (the default) hits every call of the window, as before
+    control("POST", "/_drflow/faults", {**spec, "probability": 1, "count": 3, "nth": 2})
+    assert outcomes(get, 6) == [False, True, True, True, False, False]
+    control("DELETE", "/_drflow/faults")
+    for bad in ({**spec, "probability": 1.5}, {**spec, "probability": "0.3"}, {**spec, "seed": "7"},
+                {**spec, "probabilty": 0.3}, {"service": "ssm", "probability": 0.3}, {**spec, "count": -1}):
+        status, error = control_error("POST", "/_drflow/faults", bad)
+        assert status == 400 and error, (bad, status, error)
+    assert control("GET", "/_drflow/faults") == []
+
+
+@check
+def fault_operation_globs_and_lists(ctx: dict[str, Any]) -> None:
+    """`operation` may be a glob, `operations` a list (of names or globs), `service` may be left out."""
+    ec2, ssm, sts, cfn = client("ec2"), client("ssm"), client("sts"), client("cloudformation")
+    calls: dict[tuple[str, str], Callable[[], Any]] = {
+        ("ec2", "DescribeImages"): lambda: ec2.describe_images(ImageIds=[ctx["primary_ami"]]),
+        ("ec2", "DescribeInstanceStatus"): lambda: ec2.describe_instance_status(),
+        ("ssm", "GetParameter"): lambda: ssm.get_parameter(Name="/drflow/x/ami"),
+        ("ssm", "DescribeParameters"): lambda: ssm.describe_parameters(),
+        ("sts", "GetCallerIdentity"): lambda: sts.get_caller_identity(),
+        ("cloudformation", "DescribeStacks"): lambda: cfn.describe_stacks(StackName="drflow-v1"),
+        ("backup", "DescribeBackupJob"): lambda: describe_job("backup", ctx["backup_job"]),
+        # the same tokens as before: these start nothing new
+        ("backup", "StartBackupJob"): lambda: start_backup(ctx, IdempotencyToken="tok-backup-1"),
+        ("backup", "StartCopyJob"): lambda: start_copy(ctx, ctx["rp_arn"], IdempotencyToken="tok-copy-1"),
+    }
+
+    def hit_by(spec: dict[str, Any]) -> set[tuple[str, str]]:
+        control("POST", "/_drflow/faults", {**spec, "code": "Injected", "count": 0})
+        try:
+            hit = set()
+            for key, call in calls.items():
+                try:
+                    call()
+                except ClientError as e:
+                    assert code(e) == "Injected", (key, e.response)
+                    hit.add(key)
+            return hit
+        finally:
+            control("DELETE", "/_drflow/faults")
+
+    every = set(calls)
+    describes = {k for k in every if k[1].startswith("Describe")}
+    starts = {("backup", "StartBackupJob"), ("backup", "StartCopyJob")}
+    assert hit_by({}) == every  # no service, no operation: every call
+    assert hit_by({"service": "ec2"}) == {k for k in every if k[0] == "ec2"}
+    assert hit_by({"operation": "Describe*"}) == describes
+    assert hit_by({"service": "ec2", "operation": "Describe*"}) == {k for k in describes if k[0] == "ec2"}
+    assert hit_by({"operation": "Get*"}) == {("ssm", "GetParameter"), ("sts", "GetCallerIdentity")}
+    assert hit_by({"operation": "Start*"}) == starts
+    assert hit_by({"operations": ["StartBackupJob", "StartCopyJob"]}) == starts
+    assert hit_by({"service": "backup", "operations": ["Describe*Job", "StartCopyJob"]}) == {
+        ("backup", "DescribeBackupJob"), ("backup", "StartCopyJob")}
+    assert hit_by({"operation": "DescribeImages"}) == {("ec2", "DescribeImages")}  # the single-name form
+    assert hit_by({"operation": "Describe?mages"}) == {("ec2", "DescribeImages")}
+    assert hit_by({"operation": "describeimages"}) == set()  # case-sensitive
+    assert hit_by({"operation": "Start"}) == set()  # a name is matched whole
+    assert hit_by({"region": DR}) == set()
+    for bad in ({"operation": "Start*", "operations": ["StartCopyJob"]}, {"operations": "StartCopyJob"},
+                {"operations": []}, {"service": ""}):
+        status, error = control_error("POST", "/_drflow/faults", {**bad, "code": "Injected"})
+        assert status == 400 and error, (bad, status, error)
+    # the brief's two examples
+    throttling = control("POST", "/_drflow/faults", {"code": "ThrottlingException", "probability": 0.3, "seed": 1,
+                                                     "count": 0})
+    lost = control("POST", "/_drflow/faults", {"operation": "Start*", "lose_response": True, "probability": 0.3,
+                                               "seed": 2, "count": 0})
+    assert (throttling["service"], throttling["operation"], throttling["status"]) == (None, None, 400), throttling
+    assert (lost["code"], lost["status"], lost["lose_response"]) == ("InternalFailure", 500, True), lost
+    control("DELETE", "/_drflow/faults")
+
+
+def self_images(region: str) -> set[str]:
+    return {i["ImageId"] for i in client("ec2", region).describe_images(Owners=["self"])["Images"]}
+
+
+def calls_of(operation: str) -> list[tuple[Any, bool, Any]]:
+    """(status the client got, lost, status of the work done) of each logged call of an operation."""
+    calls = control("GET", f"/_drflow/calls?operation={operation}")
+    return [(c["status"], c["lost"], c.get("real_status")) for c in calls]
+
+
+@check
+def lost_responses_are_carried_out(ctx: dict[str, Any]) -> None:
+    """lose_response / drop: the call is carried out, the client gets an error / no answer; a retry with
+    the same token finds what the first call made."""
+    control("DELETE", "/_drflow/calls")
+    b = client("backup")
+
+    def start(token: str) -> dict[str, Any]:
+        out = b.start_backup_job(BackupVaultName="drflow-primary", ResourceArn=ctx["instance_arn"], IamRoleArn=ROLE,
+                                 IdempotencyToken=token)
+        out.pop("ResponseMetadata")
+        return out
+
+    # StartBackupJob answered 500 InternalFailure after the job was started
+    fault = control("POST", "/_drflow/faults", {"service": "backup", "operation": "StartBackupJob",
+                                                "lose_response": True})
+    assert (fault["code"], fault["status"]) == ("InternalFailure", 500), fault
+    before = self_images(PRIMARY)
+    e = error_of(lambda: start("tok-lost-backup"))
+    assert (code(e), e.response["ResponseMetadata"]["HTTPStatusCode"]) == ("InternalFailure", 500), e.response
+    assert e.response["ResponseMetadata"]["HTTPHeaders"]["x-amzn-errortype"] == "InternalFailure"
+    made = self_images(PRIMARY) - before
+    assert len(made) == 1, made  # the job ran: its AMI exists
+    first = start("tok-lost-backup")
+    assert start("tok-lost-backup") == first and self_images(PRIMARY) - before == made
+    final = job_states("backup", first["BackupJobId"])[-1]
+    assert final["State"] == "COMPLETED" and final["RecoveryPointArn"].endswith(made.pop()), final
+    assert calls_of("StartBackupJob") == [(500, True, 200), (200, False, None), (200, False, None)]
+    assert control("GET", "/_drflow/faults")[0]["hit"] == 1
+    # StartCopyJob whose connection is dropped: no answer at all, the copy is made once
+    control("POST", "/_drflow/faults", {"service": "backup", "operation": "StartCopyJob", "drop": True})
+    dr_before = self_images(DR)
+    try:
+        start_copy(ctx, ctx["rp_arn"], IdempotencyToken="tok-lost-copy")
+        raise AssertionError("the connection was not dropped")
+    except ConnectionClosedError:
+        pass
+    assert control("GET", "/_drflow/health") == "ok"  # the emulator goes on
+    copied = self_images(DR) - dr_before
+    assert len(copied) == 1, copied
+    copy_id = start_copy(ctx, ctx["rp_arn"], IdempotencyToken="tok-lost-copy")
+    assert start_copy(ctx, ctx["rp_arn"], IdempotencyToken="tok-lost-copy") == copy_id
+    assert self_images(DR) - dr_before == copied
+    final = job_states("copy", copy_id)[-1]
+    assert final["State"] == "COMPLETED" and final["DestinationRecoveryPointArn"].endswith(copied.pop()), final
+    assert calls_of("StartCopyJob") == [(None, True, 200), (200, False, None), (200, False, None)]
+    # EC2 CopyImage with a given code and status; the ClientToken retry answers the copy made
+    control("POST", "/_drflow/faults", {"service": "ec2", "operation": "CopyImage", "lose_response": True,
+                                        "code": "ServiceUnavailable", "message": "Please retry", "status": 503})
+    ec2_dr, dr_before = client("ec2", DR), self_images(DR)
+
+    def copy_image() -> str:
+        return ec2_dr.copy_image(SourceImageId=ctx["primary_ami"], SourceRegion=PRIMARY, Name="drflow-lost-copy",
+                                 ClientToken="tok-lost-copy-image")["ImageId"]
+
+    e = error_of(copy_image)
+    assert (code(e), e.response["Error"]["Message"], e.response["ResponseMetadata"]["HTTPStatusCode"]) == (
+        "ServiceUnavailable", "Please retry", 503), e.response
+    copied = self_images(DR) - dr_before
+    assert len(copied) == 1 and copy_image() == next(iter(copied)) and self_images(DR) - dr_before == copied
+    # a dropped CopyImage, and a dropped call whose work fails: still logged as lost, with the real status
+    control("POST", "/_drflow/faults", {"service": "ec2", "operation": "CopyImage", "drop": True})
+    try:
+        ec2_dr.copy_image(SourceImageId="ami-0123456789abcdef0", SourceRegion=PRIMARY, Name="drflow-lost-bad")
+        raise AssertionError("the connection was not dropped")
+    except ConnectionClosedError:
+        pass
+    assert calls_of("CopyImage")[-1] == (None, True, 400), calls_of("CopyImage")
+    # an error fault without lose_response still answers instead of doing the work
+    control("DELETE", "/_drflow/faults")
+    control("POST", "/_drflow/faults", {"service": "backup", "operation": "StartBackupJob", "code": "InternalFailure",
+                                        "status": 500})
+    before = self_images(PRIMARY)
+    assert code(error_of(lambda: start("tok-not-done"))) == "InternalFailure"
+    assert self_images(PRIMARY) == before and calls_of("StartBackupJob")[-1] == (500, False, None)
+    control("DELETE", "/_drflow/faults")
+    for bad in ({"drop": True, "code": "X"}, {"drop": True, "status": 500}, {"lose_response": "yes"}):
+        status, error = control_error("POST", "/_drflow/faults", {"service": "ec2", **bad})
+        assert status == 400 and error, (bad, status, error)
 
 
 @check
