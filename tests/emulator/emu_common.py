@@ -101,6 +101,9 @@ class State:
     change_sets: dict[str, tuple[tuple[str, str], dict[str, Any]]] = field(default_factory=dict)
     # (destination region, ClientToken) -> (ImageId, the request's other parameters) of a CopyImage
     copy_tokens: dict[tuple[str, str], tuple[str, dict[str, str]]] = field(default_factory=dict)
+    # (region, stack name, ClientRequestToken) -> the first successful CreateStack / UpdateStack /
+    # DeleteStack that used it: {"operation", "stack_id", "reply": its Reply}
+    stack_tokens: dict[tuple[str, str, str], dict[str, Any]] = field(default_factory=dict)
     # instance id / AMI id (every instance launched from it) -> its status checks reported `impaired`:
     # a subset of {"instance", "system"}
     impaired_instances: dict[str, set[str]] = field(default_factory=dict)
@@ -114,6 +117,7 @@ class State:
         self.stacks.clear()
         self.change_sets.clear()
         self.copy_tokens.clear()
+        self.stack_tokens.clear()
         self.impaired_instances.clear()
         self.impaired_images.clear()
 

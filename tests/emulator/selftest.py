@@ -703,6 +703,94 @@ def cloudformation_failed_create_rolls_back(ctx: dict[str, Any]) -> None:
     assert cfn.describe_stacks(StackName=events[0]["StackId"])["Stacks"][0]["StackStatus"] == "DELETE_COMPLETE"
 
 
+TOKEN_STACK = "drflow-token"
+TOKEN_TEMPLATE = json.dumps({
+    "Parameters": {"Value": {"Type": "String"}},
+    "Resources": {"Param": {"Type": "AWS::SSM::Parameter", "Properties": {
+        "Name": "/drflow/token-stack", "Type": "String", "Value": {"Ref": "Value"}}}},
+})
+
+
+def token_stack(operation: str, token: str, value: str = "a") -> str:
+    cfn = client("cloudformation")
+    if operation == "delete":
+        cfn.delete_stack(StackName=TOKEN_STACK, ClientRequestToken=token)
+        return ""
+    call = cfn.create_stack if operation == "create" else cfn.update_stack
+    return call(StackName=TOKEN_STACK, TemplateBody=TOKEN_TEMPLATE, ClientRequestToken=token,
+                Parameters=[{"ParameterKey": "Value", "ParameterValue": value}])["StackId"]
+
+
+@check
+def cloudformation_client_request_token(ctx: dict[str, Any]) -> None:
+    """CreateStack / UpdateStack / DeleteStack retried with the same ClientRequestToken do nothing more."""
+    cfn, ssm = client("cloudformation"), client("ssm")
+
+    def live() -> list[str]:
+        return [s["StackId"] for s in cfn.list_stacks()["StackSummaries"]
+                if s["StackName"] == TOKEN_STACK and s["StackStatus"] != "DELETE_COMPLETE"]
+
+    def events(stack: str = TOKEN_STACK) -> list[dict[str, Any]]:
+        return cfn.describe_stack_events(StackName=stack)["StackEvents"]  # newest first
+
+    def value() -> tuple[str, int]:
+        p = ssm.get_parameter(Name="/drflow/token-stack")["Parameter"]
+        return p["Value"], p["Version"]
+
+    # a CreateStack whose answer was lost: the stack exists; the retry answers its StackId and creates nothing
+    control("POST", "/_drflow/faults", {"service": "cloudformation", "operation": "CreateStack", "lose_response": True})
+    e = error_of(lambda: token_stack("create", "tok-create-1"))
+    assert (code(e), e.response["ResponseMetadata"]["HTTPStatusCode"]) == ("InternalFailure", 500), e.response
+    [stack_id] = live()
+    assert token_stack("create", "tok-create-1") == stack_id and token_stack("create", "tok-create-1") == stack_id
+    assert live() == [stack_id] and value() == ("a", 1)
+    created = events()
+    assert created and {ev.get("ClientRequestToken") for ev in created} == {"tok-create-1"}, created
+    # another token (or none) is another request: the name is taken
+    assert code(error_of(lambda: token_stack("create", "tok-create-2"))) == "AlreadyExistsException"
+    assert code(error_of(lambda: cfn.create_stack(StackName=TOKEN_STACK, TemplateBody=TOKEN_TEMPLATE, Parameters=[
+        {"ParameterKey": "Value", "ParameterValue": "a"}]))) == "AlreadyExistsException"
+    # an UpdateStack whose answer was lost: updated once; the retry answers the StackId, no second update and
+    # no "No updates are to be performed."
+    control("POST", "/_drflow/faults", {"service": "cloudformation", "operation": "UpdateStack", "lose_response": True})
+    assert code(error_of(lambda: token_stack("update", "tok-update-1", "b"))) == "InternalFailure"
+    assert stack_status(PRIMARY, TOKEN_STACK) == "UPDATE_COMPLETE" and value()[0] == "b"
+    updated, version = events(), value()
+    assert token_stack("update", "tok-update-1", "b") == stack_id
+    assert token_stack("update", "tok-update-1", "c") == stack_id  # the first answer, nothing done
+    assert len(events()) == len(updated) and value() == version
+    assert {ev.get("ClientRequestToken") for ev in updated[:len(updated) - len(created)]} == {"tok-update-1"}
+    assert_no_updates(lambda: token_stack("update", "tok-update-2", "b"))  # a new token is a new request
+    # the token of another operation on the stack
+    e = error_of(lambda: token_stack("update", "tok-create-1", "c"))
+    assert (code(e), e.response["ResponseMetadata"]["HTTPStatusCode"]) == ("TokenAlreadyExistsException", 400)
+    assert "tok-create-1" in e.response["Error"]["Message"] and value() == version
+    # a DeleteStack whose connection was dropped: deleted; the retry is a no-op success
+    control("POST", "/_drflow/faults", {"service": "cloudformation", "operation": "DeleteStack", "drop": True})
+    try:
+        token_stack("delete", "tok-delete-1")
+        raise AssertionError("the connection was not dropped")
+    except ConnectionClosedError:
+        pass
+    assert live() == []
+    token_stack("delete", "tok-delete-1")
+    deleted = events(stack_id)
+    assert deleted[0]["ResourceStatus"] == "DELETE_COMPLETE" and deleted[0]["ClientRequestToken"] == "tok-delete-1"
+    # the create's token again on the (deleted) stack's name: refused, as AWS does
+    assert code(error_of(lambda: token_stack("create", "tok-create-1"))) == "TokenAlreadyExistsException"
+    again = token_stack("create", "tok-create-3", "d")
+    assert again != stack_id and stack_status(PRIMARY, TOKEN_STACK) == "CREATE_COMPLETE"
+    token_stack("delete", "tok-delete-1")  # a retry of the first delete: the new stack stays
+    assert live() == [again]
+    token_stack("delete", "tok-delete-2")
+    assert live() == []
+    lost = control("GET", "/_drflow/calls?service=cloudformation&lost=true")
+    assert [(c["operation"], c["status"], c["real_status"]) for c in lost] == [
+        ("CreateStack", 500, 200), ("UpdateStack", 500, 200), ("DeleteStack", None, 200)], lost
+    assert control("GET", "/_drflow/faults")[-1]["hit"] == 1
+    control("DELETE", "/_drflow/faults")
+
+
 @check
 def fault_throttling_per_protocol(ctx: dict[str, Any]) -> None:
     job = ctx["backup_job"]
@@ -1006,6 +1094,12 @@ def reset_clears_everything(ctx: dict[str, Any]) -> None:
     assert code(error_of(lambda: describe_job("backup", ctx["backup_job"]))) == "ResourceNotFoundException"
     assert client("ec2").describe_instances()["Reservations"] == []
     assert control("GET", "/_drflow/impair-instance") == {"instances": {}, "images": {}}
+    # tokens are forgotten: the same ClientRequestToken / IdempotencyToken start anew
+    stack_id = token_stack("create", "tok-create-1")
+    assert stack_status(PRIMARY, TOKEN_STACK) == "CREATE_COMPLETE" and stack_id
+    client("backup").create_backup_vault(BackupVaultName="drflow-primary")
+    e = error_of(lambda: start_backup(ctx, IdempotencyToken="tok-backup-1"))  # the instance is gone
+    assert code(e) == "ResourceNotFoundException", e.response
 
 
 # ---------------------------------------------------------------- runner

@@ -9,8 +9,8 @@ of moto's dispatcher that logs the call, injects faults (errors, latency, lost r
 done but the answer replaced by an error or a dropped connection; optionally with a seeded
 probability) and runs the extensions (emu_backup: Backup jobs; emu_hooks: pending AMIs, CreateImage
 snapshot tags, CopyImage ClientToken, instance status checks, SSM aws:ec2:image, CloudFormation
-{{resolve:ssm}} incl. via Fn::Sub, update detection, EC2 instance updates, failed creates rolled
-back). A NotImplementedError inside moto
+{{resolve:ssm}} incl. via Fn::Sub, update detection, EC2 instance updates, failed creates rolled back,
+ClientRequestToken retries). A NotImplementedError inside moto
 answers 400 EmulatorNotImplemented (not retried by clients). Control API under /_drflow/ (see
 README.md). Requests are served on threads, but all moto work happens under one lock, so moto only
 ever runs one at a time; injected latency is slept outside the lock.
@@ -52,25 +52,28 @@ from emu_common import STATE, ApiError, Fault, Reply, aws_error, protocol_of, se
 
 CREDENTIAL_SCOPE = re.compile(r"Credential=[^/,\s]+/\d{8}/([^/]+)/([^/]+)/aws4_request")
 
-# (service, operation) -> hook run before moto / after moto (with the HTTP status; the reply is call.response).
-# A before hook may answer the call itself by setting call.reply (moto is then not run).
-BEFORE: dict[tuple[str, str], Callable[[Any], None]] = {
-    ("ec2", "DescribeImages"): emu_hooks.before_describe_images,
-    ("ec2", "CopyImage"): emu_hooks.before_copy_image,
-    ("ec2", "DescribeInstanceStatus"): emu_hooks.before_describe_instance_status,
-    ("ssm", "PutParameter"): emu_hooks.before_put_parameter,
-    ("cloudformation", "CreateStack"): emu_hooks.before_stack_change,
-    ("cloudformation", "UpdateStack"): emu_hooks.before_stack_change,
-    ("cloudformation", "CreateChangeSet"): emu_hooks.before_stack_change,
-    ("cloudformation", "ExecuteChangeSet"): emu_hooks.before_execute_change_set,
+# (service, operation) -> hooks run, in order, before moto / after moto (with the HTTP status; the reply is
+# call.response). A before hook may answer the call itself by setting call.reply (moto and the later
+# before hooks are then not run; the after hooks are).
+BEFORE: dict[tuple[str, str], tuple[Callable[[Any], None], ...]] = {
+    ("ec2", "DescribeImages"): (emu_hooks.before_describe_images,),
+    ("ec2", "CopyImage"): (emu_hooks.before_copy_image,),
+    ("ec2", "DescribeInstanceStatus"): (emu_hooks.before_describe_instance_status,),
+    ("ssm", "PutParameter"): (emu_hooks.before_put_parameter,),
+    ("cloudformation", "CreateStack"): (emu_hooks.before_stack_token, emu_hooks.before_stack_change),
+    ("cloudformation", "UpdateStack"): (emu_hooks.before_stack_token, emu_hooks.before_stack_change),
+    ("cloudformation", "DeleteStack"): (emu_hooks.before_stack_token,),
+    ("cloudformation", "CreateChangeSet"): (emu_hooks.before_stack_change,),
+    ("cloudformation", "ExecuteChangeSet"): (emu_hooks.before_execute_change_set,),
 }
-AFTER: dict[tuple[str, str], Callable[[Any, int], None]] = {
-    ("ec2", "CopyImage"): emu_hooks.after_copy_image,
-    ("ssm", "PutParameter"): emu_hooks.after_put_parameter,
-    ("cloudformation", "CreateStack"): emu_hooks.after_stack_change,
-    ("cloudformation", "UpdateStack"): emu_hooks.after_stack_change,
-    ("cloudformation", "CreateChangeSet"): emu_hooks.after_stack_change,
-    ("cloudformation", "ExecuteChangeSet"): emu_hooks.after_execute_change_set,
+AFTER: dict[tuple[str, str], tuple[Callable[[Any, int], None], ...]] = {
+    ("ec2", "CopyImage"): (emu_hooks.after_copy_image,),
+    ("ssm", "PutParameter"): (emu_hooks.after_put_parameter,),
+    ("cloudformation", "CreateStack"): (emu_hooks.after_stack_change, emu_hooks.after_stack_token),
+    ("cloudformation", "UpdateStack"): (emu_hooks.after_stack_change, emu_hooks.after_stack_token),
+    ("cloudformation", "DeleteStack"): (emu_hooks.after_stack_token,),
+    ("cloudformation", "CreateChangeSet"): (emu_hooks.after_stack_change,),
+    ("cloudformation", "ExecuteChangeSet"): (emu_hooks.after_execute_change_set,),
 }
 
 
@@ -221,8 +224,10 @@ class Emulator:
     def dispatch(self, call: Call) -> Reply:
         key = (call.service, call.operation)
         try:
-            if key in BEFORE:
-                BEFORE[key](call)
+            for hook in BEFORE.get(key, ()):
+                hook(call)
+                if getattr(call, "reply", None) is not None:
+                    break
             reply = getattr(call, "reply", None)  # set when a before hook answered the call itself
             if reply is None:
                 if call.service == "backup" and call.operation in emu_backup.HANDLED:
@@ -230,8 +235,8 @@ class Emulator:
                 else:
                     reply = self.run_moto(call.environ)
             call.response = reply
-            if key in AFTER:
-                AFTER[key](call, reply.status)
+            for after in AFTER.get(key, ()):
+                after(call, reply.status)
             return reply
         except ApiError as e:
             return aws_error(call.service, e.code, e.message, e.status)
