@@ -145,6 +145,28 @@ def backup_idempotency_token(ctx: dict[str, Any]) -> None:
     assert again == ctx["backup_job"], (again, ctx["backup_job"])
     assert len(client("ec2").describe_images(Owners=["self"])["Images"]) == before
     assert describe_job("backup", again)["State"] == "COMPLETED"
+    # A retry answers exactly what the first call answered (job id, creation date, ...), also when the
+    # retry's other parameters differ (AWS documents no mismatch error: the first answer, nothing done).
+    b = client("backup")
+
+    def start(**extra: Any) -> dict[str, Any]:
+        out = b.start_backup_job(BackupVaultName="drflow-primary", ResourceArn=ctx["instance_arn"], IamRoleArn=ROLE,
+                                 IdempotencyToken="tok-backup-first", **extra)
+        out.pop("ResponseMetadata")
+        return out
+
+    first = start()
+    assert set(first) == {"BackupJobId", "CreationDate", "IsParent"}, first
+    assert start() == first and start(RecoveryPointTags={"other": "tags"}) == first
+    assert b.start_backup_job(BackupVaultName="drflow-missing", ResourceArn=ctx["instance_arn"], IamRoleArn=ROLE,
+                              IdempotencyToken="tok-backup-first")["BackupJobId"] == first["BackupJobId"]
+    assert len(client("ec2").describe_images(Owners=["self"])["Images"]) == before + 1
+    assert job_states("backup", first["BackupJobId"])[-1]["State"] == "COMPLETED"
+    # tokens are per region and kind
+    e = error_of(lambda: client("backup", DR).start_backup_job(
+        BackupVaultName="drflow-primary", ResourceArn=ctx["instance_arn"], IamRoleArn=ROLE,
+        IdempotencyToken="tok-backup-first"))
+    assert code(e) == "ResourceNotFoundException", e.response  # a new request in DR: no such vault there
 
 
 @check
