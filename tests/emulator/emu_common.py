@@ -6,7 +6,9 @@ except the plain configuration integers.
 
 from __future__ import annotations
 
+import fnmatch
 import json
+import random
 import threading
 import uuid
 from dataclasses import dataclass, field
@@ -20,32 +22,63 @@ ACCOUNT_ID = "123456789012"
 
 @dataclass
 class Fault:
-    service: str
-    operation: str | None  # None: every operation of the service
+    """One injected fault (POST /_drflow/faults). A call matches when its service, operation and region
+    pass the filters; from the nth matching call on, each matching call fires the fault with
+    `probability` (drawn from the fault's own RNG, seeded by `seed`) until it has fired `count` times
+    (0: it never runs out). A firing fault delays the call by `latency_ms` and then answers `code`
+    instead of doing the work or, with `lose_response` / `drop`, does the work and loses the answer."""
+
+    service: str | None  # None: every service
+    operation: str | None  # a name or a glob (fnmatch: * ? [..]); None: every operation
     region: str | None  # None: every region
+    operations: list[str] | None = None  # names or globs, instead of `operation`
     nth: int = 1
-    count: int = 1  # 0: every call from the nth on
+    count: int = 1  # firings before the fault runs out; 0: never
     code: str | None = None
     message: str = ""
-    status: int = 400
+    status: int | None = 400  # None for drop
     latency_ms: int = 0
+    probability: float = 1.0  # chance that a matching call from the nth on fires the fault
+    seed: int | None = None  # of the fault's RNG (chosen at random and reported when not given)
+    lose_response: bool = False  # do the work, then answer the error (default 500 InternalFailure)
+    drop: bool = False  # do the work, then close the connection without an answer
     seen: int = 0  # matching calls since the fault was added
+    hit: int = 0  # calls the fault fired on
+    _rng: random.Random = field(default_factory=random.Random, init=False, repr=False)
 
-    def hit(self, service: str, operation: str, region: str) -> bool:
-        """Count a call; True when this call falls in the fault's window."""
-        if service != self.service:
+    def __post_init__(self) -> None:
+        if self.seed is None:
+            self.seed = random.SystemRandom().randrange(2**31)
+        self._rng = random.Random(self.seed)
+
+    def matches(self, service: str, operation: str, region: str) -> bool:
+        if self.service is not None and service != self.service:
             return False
-        if self.operation is not None and operation != self.operation:
+        patterns = self.operations if self.operations is not None else (
+            [self.operation] if self.operation is not None else None)
+        if patterns is not None and not any(fnmatch.fnmatchcase(operation, p) for p in patterns):
             return False
-        if self.region is not None and region != self.region:
+        return self.region is None or region == self.region
+
+    def fires(self, service: str, operation: str, region: str) -> bool:
+        """Count a matching call; True when the fault fires on it."""
+        if not self.matches(service, operation, region):
             return False
         self.seen += 1
-        if self.seen < self.nth:
+        if self.seen < self.nth or (self.count and self.hit >= self.count):
             return False
-        return self.count == 0 or self.seen < self.nth + self.count
+        if self.probability < 1 and self._rng.random() >= self.probability:
+            return False
+        self.hit += 1
+        return True
+
+    @property
+    def loses(self) -> bool:
+        """The call is carried out and its answer lost."""
+        return self.lose_response or self.drop
 
     def describe(self) -> dict[str, Any]:
-        return {k: v for k, v in self.__dict__.items()}
+        return {k: v for k, v in self.__dict__.items() if not k.startswith("_")}
 
 
 @dataclass
@@ -68,6 +101,9 @@ class State:
     change_sets: dict[str, tuple[tuple[str, str], dict[str, Any]]] = field(default_factory=dict)
     # (destination region, ClientToken) -> (ImageId, the request's other parameters) of a CopyImage
     copy_tokens: dict[tuple[str, str], tuple[str, dict[str, str]]] = field(default_factory=dict)
+    # (region, stack name, ClientRequestToken) -> the first successful CreateStack / UpdateStack /
+    # DeleteStack that used it: {"operation", "stack_id", "reply": its Reply}
+    stack_tokens: dict[tuple[str, str, str], dict[str, Any]] = field(default_factory=dict)
     # instance id / AMI id (every instance launched from it) -> its status checks reported `impaired`:
     # a subset of {"instance", "system"}
     impaired_instances: dict[str, set[str]] = field(default_factory=dict)
@@ -81,6 +117,7 @@ class State:
         self.stacks.clear()
         self.change_sets.clear()
         self.copy_tokens.clear()
+        self.stack_tokens.clear()
         self.impaired_instances.clear()
         self.impaired_images.clear()
 

@@ -15,6 +15,8 @@
   parameter values, not on what the dynamic references resolve to. An AWS::EC2::Instance is
   replaced when its ImageId (KeyName, SubnetId, ...) changes, else updated in place. A
   CreateStack that fails inside moto ends ROLLBACK_COMPLETE, with CloudFormation's events.
+  CreateStack / UpdateStack / DeleteStack retried with the same ClientRequestToken answer the
+  first call's answer and do nothing; events carry the token of their operation.
 """
 
 from __future__ import annotations
@@ -518,6 +520,62 @@ def after_execute_change_set(call: Any, status: int) -> None:
     if change_set_id in STATE.change_sets:
         key, record = STATE.change_sets.pop(change_set_id)
         STATE.stacks[key] = record
+
+
+# ---------------------------------------------------------------- CloudFormation ClientRequestToken
+
+TOKEN_USED = ("The client request token {} has already been used for this stack. "
+              "Retry the request with a different client request token.")
+REQUEST_ID = re.compile(rb"<RequestId>[^<]*</RequestId>")
+
+
+def _live_stack(region: str, name_or_id: str) -> Any:
+    """The stack (not deleted) with that name or id; None if there is none."""
+    stacks = cloudformation_backends[ACCOUNT_ID][region].stacks
+    if name_or_id in stacks:
+        return stacks[name_or_id]
+    return next((s for s in stacks.values() if s.name == name_or_id), None)
+
+
+def before_stack_token(call: Any) -> None:
+    """CreateStack / UpdateStack / DeleteStack with a ClientRequestToken already used for the stack (by
+    name, per region): a retry of that same operation answers as the first time and does nothing
+    (CreateStack and UpdateStack: while the stack it created / updated still exists); the token of
+    another operation, or of a create whose stack has been deleted since -> TokenAlreadyExistsException."""
+    fields = dict(call.form())
+    token, name_or_id = fields.get("ClientRequestToken"), fields.get("StackName")
+    if not token or not name_or_id:
+        return
+    live = _live_stack(call.region, name_or_id)
+    key = (call.region, live.name if live is not None else _stack_name(name_or_id), token)
+    first = STATE.stack_tokens.get(key)
+    if first is None:
+        call.stack_token = (key, live.stack_id if live is not None else None, len(live.events) if live else 0)
+        return
+    retry = first["operation"] == call.operation and (
+        call.operation == "DeleteStack" or (live is not None and live.stack_id == first["stack_id"]))
+    if not retry:
+        raise ApiError("TokenAlreadyExistsException", TOKEN_USED.format(token))
+    reply = first["reply"]
+    call.reply = Reply(reply.status, REQUEST_ID.sub(f"<RequestId>{request_id()}</RequestId>".encode(), reply.body),
+                       reply.headers)
+
+
+def after_stack_token(call: Any, status: int) -> None:
+    """Remember a successful stack operation's token and answer; its events carry the token."""
+    pending = getattr(call, "stack_token", None)
+    if status != 200 or pending is None:
+        return
+    key, stack_id, events_before = pending
+    if call.operation == "CreateStack":
+        found = re.search(rb"<StackId>([^<]+)</StackId>", call.response.body)
+        stack_id, events_before = (found.group(1).decode() if found else None), 0
+    backend = cloudformation_backends[ACCOUNT_ID][call.region]
+    stack = backend.stacks.get(stack_id) or backend.deleted_stacks.get(stack_id) if stack_id else None
+    if stack is not None:
+        for event in stack.events[events_before:]:
+            event.client_request_token = key[2]
+    STATE.stack_tokens[key] = {"operation": call.operation, "stack_id": stack_id, "reply": call.response}
 
 
 # ---------------------------------------------------------------- CloudFormation: failed creates roll back

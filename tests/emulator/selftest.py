@@ -24,7 +24,7 @@ from typing import Any, Callable
 
 import boto3
 from botocore.config import Config
-from botocore.exceptions import ClientError
+from botocore.exceptions import ClientError, ConnectionClosedError
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 DR_STACK_TEMPLATE = os.path.join(HERE, "..", "..", "stacks", "dr-ec2.yaml")  # the project's own DR stack
@@ -145,6 +145,28 @@ def backup_idempotency_token(ctx: dict[str, Any]) -> None:
     assert again == ctx["backup_job"], (again, ctx["backup_job"])
     assert len(client("ec2").describe_images(Owners=["self"])["Images"]) == before
     assert describe_job("backup", again)["State"] == "COMPLETED"
+    # A retry answers exactly what the first call answered (job id, creation date, ...), also when the
+    # retry's other parameters differ (AWS documents no mismatch error: the first answer, nothing done).
+    b = client("backup")
+
+    def start(**extra: Any) -> dict[str, Any]:
+        out = b.start_backup_job(BackupVaultName="drflow-primary", ResourceArn=ctx["instance_arn"], IamRoleArn=ROLE,
+                                 IdempotencyToken="tok-backup-first", **extra)
+        out.pop("ResponseMetadata")
+        return out
+
+    first = start()
+    assert set(first) == {"BackupJobId", "CreationDate", "IsParent"}, first
+    assert start() == first and start(RecoveryPointTags={"other": "tags"}) == first
+    assert b.start_backup_job(BackupVaultName="drflow-missing", ResourceArn=ctx["instance_arn"], IamRoleArn=ROLE,
+                              IdempotencyToken="tok-backup-first")["BackupJobId"] == first["BackupJobId"]
+    assert len(client("ec2").describe_images(Owners=["self"])["Images"]) == before + 1
+    assert job_states("backup", first["BackupJobId"])[-1]["State"] == "COMPLETED"
+    # tokens are per region and kind
+    e = error_of(lambda: client("backup", DR).start_backup_job(
+        BackupVaultName="drflow-primary", ResourceArn=ctx["instance_arn"], IamRoleArn=ROLE,
+        IdempotencyToken="tok-backup-first"))
+    assert code(e) == "ResourceNotFoundException", e.response  # a new request in DR: no such vault there
 
 
 @check
@@ -703,6 +725,94 @@ def cloudformation_failed_create_rolls_back(ctx: dict[str, Any]) -> None:
     assert cfn.describe_stacks(StackName=events[0]["StackId"])["Stacks"][0]["StackStatus"] == "DELETE_COMPLETE"
 
 
+TOKEN_STACK = "drflow-token"
+TOKEN_TEMPLATE = json.dumps({
+    "Parameters": {"Value": {"Type": "String"}},
+    "Resources": {"Param": {"Type": "AWS::SSM::Parameter", "Properties": {
+        "Name": "/drflow/token-stack", "Type": "String", "Value": {"Ref": "Value"}}}},
+})
+
+
+def token_stack(operation: str, token: str, value: str = "a") -> str:
+    cfn = client("cloudformation")
+    if operation == "delete":
+        cfn.delete_stack(StackName=TOKEN_STACK, ClientRequestToken=token)
+        return ""
+    call = cfn.create_stack if operation == "create" else cfn.update_stack
+    return call(StackName=TOKEN_STACK, TemplateBody=TOKEN_TEMPLATE, ClientRequestToken=token,
+                Parameters=[{"ParameterKey": "Value", "ParameterValue": value}])["StackId"]
+
+
+@check
+def cloudformation_client_request_token(ctx: dict[str, Any]) -> None:
+    """CreateStack / UpdateStack / DeleteStack retried with the same ClientRequestToken do nothing more."""
+    cfn, ssm = client("cloudformation"), client("ssm")
+
+    def live() -> list[str]:
+        return [s["StackId"] for s in cfn.list_stacks()["StackSummaries"]
+                if s["StackName"] == TOKEN_STACK and s["StackStatus"] != "DELETE_COMPLETE"]
+
+    def events(stack: str = TOKEN_STACK) -> list[dict[str, Any]]:
+        return cfn.describe_stack_events(StackName=stack)["StackEvents"]  # newest first
+
+    def value() -> tuple[str, int]:
+        p = ssm.get_parameter(Name="/drflow/token-stack")["Parameter"]
+        return p["Value"], p["Version"]
+
+    # a CreateStack whose answer was lost: the stack exists; the retry answers its StackId and creates nothing
+    control("POST", "/_drflow/faults", {"service": "cloudformation", "operation": "CreateStack", "lose_response": True})
+    e = error_of(lambda: token_stack("create", "tok-create-1"))
+    assert (code(e), e.response["ResponseMetadata"]["HTTPStatusCode"]) == ("InternalFailure", 500), e.response
+    [stack_id] = live()
+    assert token_stack("create", "tok-create-1") == stack_id and token_stack("create", "tok-create-1") == stack_id
+    assert live() == [stack_id] and value() == ("a", 1)
+    created = events()
+    assert created and {ev.get("ClientRequestToken") for ev in created} == {"tok-create-1"}, created
+    # another token (or none) is another request: the name is taken
+    assert code(error_of(lambda: token_stack("create", "tok-create-2"))) == "AlreadyExistsException"
+    assert code(error_of(lambda: cfn.create_stack(StackName=TOKEN_STACK, TemplateBody=TOKEN_TEMPLATE, Parameters=[
+        {"ParameterKey": "Value", "ParameterValue": "a"}]))) == "AlreadyExistsException"
+    # an UpdateStack whose answer was lost: updated once; the retry answers the StackId, no second update and
+    # no "No updates are to be performed."
+    control("POST", "/_drflow/faults", {"service": "cloudformation", "operation": "UpdateStack", "lose_response": True})
+    assert code(error_of(lambda: token_stack("update", "tok-update-1", "b"))) == "InternalFailure"
+    assert stack_status(PRIMARY, TOKEN_STACK) == "UPDATE_COMPLETE" and value()[0] == "b"
+    updated, version = events(), value()
+    assert token_stack("update", "tok-update-1", "b") == stack_id
+    assert token_stack("update", "tok-update-1", "c") == stack_id  # the first answer, nothing done
+    assert len(events()) == len(updated) and value() == version
+    assert {ev.get("ClientRequestToken") for ev in updated[:len(updated) - len(created)]} == {"tok-update-1"}
+    assert_no_updates(lambda: token_stack("update", "tok-update-2", "b"))  # a new token is a new request
+    # the token of another operation on the stack
+    e = error_of(lambda: token_stack("update", "tok-create-1", "c"))
+    assert (code(e), e.response["ResponseMetadata"]["HTTPStatusCode"]) == ("TokenAlreadyExistsException", 400)
+    assert "tok-create-1" in e.response["Error"]["Message"] and value() == version
+    # a DeleteStack whose connection was dropped: deleted; the retry is a no-op success
+    control("POST", "/_drflow/faults", {"service": "cloudformation", "operation": "DeleteStack", "drop": True})
+    try:
+        token_stack("delete", "tok-delete-1")
+        raise AssertionError("the connection was not dropped")
+    except ConnectionClosedError:
+        pass
+    assert live() == []
+    token_stack("delete", "tok-delete-1")
+    deleted = events(stack_id)
+    assert deleted[0]["ResourceStatus"] == "DELETE_COMPLETE" and deleted[0]["ClientRequestToken"] == "tok-delete-1"
+    # the create's token again on the (deleted) stack's name: refused, as AWS does
+    assert code(error_of(lambda: token_stack("create", "tok-create-1"))) == "TokenAlreadyExistsException"
+    again = token_stack("create", "tok-create-3", "d")
+    assert again != stack_id and stack_status(PRIMARY, TOKEN_STACK) == "CREATE_COMPLETE"
+    token_stack("delete", "tok-delete-1")  # a retry of the first delete: the new stack stays
+    assert live() == [again]
+    token_stack("delete", "tok-delete-2")
+    assert live() == []
+    lost = control("GET", "/_drflow/calls?service=cloudformation&lost=true")
+    assert [(c["operation"], c["status"], c["real_status"]) for c in lost] == [
+        ("CreateStack", 500, 200), ("UpdateStack", 500, 200), ("DeleteStack", None, 200)], lost
+    assert control("GET", "/_drflow/faults")[-1]["hit"] == 1
+    control("DELETE", "/_drflow/faults")
+
+
 @check
 def fault_throttling_per_protocol(ctx: dict[str, Any]) -> None:
     job = ctx["backup_job"]
@@ -775,6 +885,226 @@ def calls_log(ctx: dict[str, Any]) -> None:
     assert control("GET", "/_drflow/calls") == []
 
 
+def control_error(method: str, path: str, body: Any) -> tuple[int, str]:
+    """A control call expected to be refused: (HTTP status, error text)."""
+    try:
+        control(method, path, body)
+    except urllib.error.HTTPError as err:
+        return err.code, json.loads(err.read())["error"]
+    raise AssertionError(f"accepted {body}")
+
+
+def outcomes(fn: Callable[[], Any], n: int, expected: str = "ThrottlingException") -> list[bool]:
+    """n calls of fn: True where the call got the injected error."""
+    hits = []
+    for _ in range(n):
+        try:
+            fn()
+            hits.append(False)
+        except ClientError as e:
+            assert code(e) == expected, e.response
+            hits.append(True)
+    return hits
+
+
+@check
+def fault_probability_with_seed(ctx: dict[str, Any]) -> None:
+    ssm = client("ssm")
+    get = lambda: ssm.get_parameter(Name="/drflow/x/ami")  # noqa: E731
+    spec = {"service": "ssm", "operation": "GetParameter", "code": "ThrottlingException", "probability": 0.3,
+            "seed": 7, "count": 0}
+    added = control("POST", "/_drflow/faults", spec)
+    assert (added["probability"], added["seed"], added["seen"], added["hit"]) == (0.3, 7, 0, 0), added
+    first = outcomes(get, 200)
+    [fault] = control("GET", "/_drflow/faults")
+    assert (fault["seen"], fault["hit"]) == (200, sum(first)), fault
+    assert 40 <= sum(first) <= 80, sum(first)  # about 30 % of 200 (60, standard deviation 6.5)
+    control("DELETE", "/_drflow/faults")
+    control("POST", "/_drflow/faults", spec)  # the same seed: the same pattern
+    assert outcomes(get, 200) == first
+    control("DELETE", "/_drflow/faults")
+    control("POST", "/_drflow/faults", {**spec, "seed": 8})
+    assert outcomes(get, 200) != first
+    control("DELETE", "/_drflow/faults")
+    # nothing before the nth matching call; count limits the hits, then the fault has run out
+    control("POST", "/_drflow/faults", {**spec, "probability": 0.5, "nth": 11, "count": 5})
+    pattern = outcomes(get, 60)
+    assert not any(pattern[:10]) and sum(pattern) == 5, pattern
+    [fault] = control("GET", "/_drflow/faults")
+    assert (fault["seen"], fault["hit"]) == (60, 5), fault
+    control("DELETE", "/_drflow/faults")
+    # no seed: one is chosen and reported, so a run can be replayed
+    seeded = control("POST", "/_drflow/faults", {k: v for k, v in spec.items() if k != "seed"})
+    assert isinstance(seeded["seed"], int), seeded
+    replay = outcomes(get, 50)
+    control("DELETE", "/_drflow/faults")
+    control("POST", "/_drflow/faults", {**spec, "seed": seeded["seed"]})
+    assert outcomes(get, 50) == replay
+    control("DELETE", "/_drflow/faults")
+    # probability 1 (the default) hits every call of the window, as before
+    control("POST", "/_drflow/faults", {**spec, "probability": 1, "count": 3, "nth": 2})
+    assert outcomes(get, 6) == [False, True, True, True, False, False]
+    control("DELETE", "/_drflow/faults")
+    for bad in ({**spec, "probability": 1.5}, {**spec, "probability": "0.3"}, {**spec, "seed": "7"},
+                {**spec, "probabilty": 0.3}, {"service": "ssm", "probability": 0.3}, {**spec, "count": -1}):
+        status, error = control_error("POST", "/_drflow/faults", bad)
+        assert status == 400 and error, (bad, status, error)
+    assert control("GET", "/_drflow/faults") == []
+
+
+@check
+def fault_operation_globs_and_lists(ctx: dict[str, Any]) -> None:
+    """`operation` may be a glob, `operations` a list (of names or globs), `service` may be left out."""
+    ec2, ssm, sts, cfn = client("ec2"), client("ssm"), client("sts"), client("cloudformation")
+    calls: dict[tuple[str, str], Callable[[], Any]] = {
+        ("ec2", "DescribeImages"): lambda: ec2.describe_images(ImageIds=[ctx["primary_ami"]]),
+        ("ec2", "DescribeInstanceStatus"): lambda: ec2.describe_instance_status(),
+        ("ssm", "GetParameter"): lambda: ssm.get_parameter(Name="/drflow/x/ami"),
+        ("ssm", "DescribeParameters"): lambda: ssm.describe_parameters(),
+        ("sts", "GetCallerIdentity"): lambda: sts.get_caller_identity(),
+        ("cloudformation", "DescribeStacks"): lambda: cfn.describe_stacks(StackName="drflow-v1"),
+        ("backup", "DescribeBackupJob"): lambda: describe_job("backup", ctx["backup_job"]),
+        # the same tokens as before: these start nothing new
+        ("backup", "StartBackupJob"): lambda: start_backup(ctx, IdempotencyToken="tok-backup-1"),
+        ("backup", "StartCopyJob"): lambda: start_copy(ctx, ctx["rp_arn"], IdempotencyToken="tok-copy-1"),
+    }
+
+    def hit_by(spec: dict[str, Any]) -> set[tuple[str, str]]:
+        control("POST", "/_drflow/faults", {**spec, "code": "Injected", "count": 0})
+        try:
+            hit = set()
+            for key, call in calls.items():
+                try:
+                    call()
+                except ClientError as e:
+                    assert code(e) == "Injected", (key, e.response)
+                    hit.add(key)
+            return hit
+        finally:
+            control("DELETE", "/_drflow/faults")
+
+    every = set(calls)
+    describes = {k for k in every if k[1].startswith("Describe")}
+    starts = {("backup", "StartBackupJob"), ("backup", "StartCopyJob")}
+    assert hit_by({}) == every  # no service, no operation: every call
+    assert hit_by({"service": "ec2"}) == {k for k in every if k[0] == "ec2"}
+    assert hit_by({"operation": "Describe*"}) == describes
+    assert hit_by({"service": "ec2", "operation": "Describe*"}) == {k for k in describes if k[0] == "ec2"}
+    assert hit_by({"operation": "Get*"}) == {("ssm", "GetParameter"), ("sts", "GetCallerIdentity")}
+    assert hit_by({"operation": "Start*"}) == starts
+    assert hit_by({"operations": ["StartBackupJob", "StartCopyJob"]}) == starts
+    assert hit_by({"service": "backup", "operations": ["Describe*Job", "StartCopyJob"]}) == {
+        ("backup", "DescribeBackupJob"), ("backup", "StartCopyJob")}
+    assert hit_by({"operation": "DescribeImages"}) == {("ec2", "DescribeImages")}  # the single-name form
+    assert hit_by({"operation": "Describe?mages"}) == {("ec2", "DescribeImages")}
+    assert hit_by({"operation": "describeimages"}) == set()  # case-sensitive
+    assert hit_by({"operation": "Start"}) == set()  # a name is matched whole
+    assert hit_by({"region": DR}) == set()
+    for bad in ({"operation": "Start*", "operations": ["StartCopyJob"]}, {"operations": "StartCopyJob"},
+                {"operations": []}, {"service": ""}):
+        status, error = control_error("POST", "/_drflow/faults", {**bad, "code": "Injected"})
+        assert status == 400 and error, (bad, status, error)
+    # the brief's two examples
+    throttling = control("POST", "/_drflow/faults", {"code": "ThrottlingException", "probability": 0.3, "seed": 1,
+                                                     "count": 0})
+    lost = control("POST", "/_drflow/faults", {"operation": "Start*", "lose_response": True, "probability": 0.3,
+                                               "seed": 2, "count": 0})
+    assert (throttling["service"], throttling["operation"], throttling["status"]) == (None, None, 400), throttling
+    assert (lost["code"], lost["status"], lost["lose_response"]) == ("InternalFailure", 500, True), lost
+    control("DELETE", "/_drflow/faults")
+
+
+def self_images(region: str) -> set[str]:
+    return {i["ImageId"] for i in client("ec2", region).describe_images(Owners=["self"])["Images"]}
+
+
+def calls_of(operation: str) -> list[tuple[Any, bool, Any]]:
+    """(status the client got, lost, status of the work done) of each logged call of an operation."""
+    calls = control("GET", f"/_drflow/calls?operation={operation}")
+    return [(c["status"], c["lost"], c.get("real_status")) for c in calls]
+
+
+@check
+def lost_responses_are_carried_out(ctx: dict[str, Any]) -> None:
+    """lose_response / drop: the call is carried out, the client gets an error / no answer; a retry with
+    the same token finds what the first call made."""
+    control("DELETE", "/_drflow/calls")
+    b = client("backup")
+
+    def start(token: str) -> dict[str, Any]:
+        out = b.start_backup_job(BackupVaultName="drflow-primary", ResourceArn=ctx["instance_arn"], IamRoleArn=ROLE,
+                                 IdempotencyToken=token)
+        out.pop("ResponseMetadata")
+        return out
+
+    # StartBackupJob answered 500 InternalFailure after the job was started
+    fault = control("POST", "/_drflow/faults", {"service": "backup", "operation": "StartBackupJob",
+                                                "lose_response": True})
+    assert (fault["code"], fault["status"]) == ("InternalFailure", 500), fault
+    before = self_images(PRIMARY)
+    e = error_of(lambda: start("tok-lost-backup"))
+    assert (code(e), e.response["ResponseMetadata"]["HTTPStatusCode"]) == ("InternalFailure", 500), e.response
+    assert e.response["ResponseMetadata"]["HTTPHeaders"]["x-amzn-errortype"] == "InternalFailure"
+    made = self_images(PRIMARY) - before
+    assert len(made) == 1, made  # the job ran: its AMI exists
+    first = start("tok-lost-backup")
+    assert start("tok-lost-backup") == first and self_images(PRIMARY) - before == made
+    final = job_states("backup", first["BackupJobId"])[-1]
+    assert final["State"] == "COMPLETED" and final["RecoveryPointArn"].endswith(made.pop()), final
+    assert calls_of("StartBackupJob") == [(500, True, 200), (200, False, None), (200, False, None)]
+    assert control("GET", "/_drflow/faults")[0]["hit"] == 1
+    # StartCopyJob whose connection is dropped: no answer at all, the copy is made once
+    control("POST", "/_drflow/faults", {"service": "backup", "operation": "StartCopyJob", "drop": True})
+    dr_before = self_images(DR)
+    try:
+        start_copy(ctx, ctx["rp_arn"], IdempotencyToken="tok-lost-copy")
+        raise AssertionError("the connection was not dropped")
+    except ConnectionClosedError:
+        pass
+    assert control("GET", "/_drflow/health") == "ok"  # the emulator goes on
+    copied = self_images(DR) - dr_before
+    assert len(copied) == 1, copied
+    copy_id = start_copy(ctx, ctx["rp_arn"], IdempotencyToken="tok-lost-copy")
+    assert start_copy(ctx, ctx["rp_arn"], IdempotencyToken="tok-lost-copy") == copy_id
+    assert self_images(DR) - dr_before == copied
+    final = job_states("copy", copy_id)[-1]
+    assert final["State"] == "COMPLETED" and final["DestinationRecoveryPointArn"].endswith(copied.pop()), final
+    assert calls_of("StartCopyJob") == [(None, True, 200), (200, False, None), (200, False, None)]
+    # EC2 CopyImage with a given code and status; the ClientToken retry answers the copy made
+    control("POST", "/_drflow/faults", {"service": "ec2", "operation": "CopyImage", "lose_response": True,
+                                        "code": "ServiceUnavailable", "message": "Please retry", "status": 503})
+    ec2_dr, dr_before = client("ec2", DR), self_images(DR)
+
+    def copy_image() -> str:
+        return ec2_dr.copy_image(SourceImageId=ctx["primary_ami"], SourceRegion=PRIMARY, Name="drflow-lost-copy",
+                                 ClientToken="tok-lost-copy-image")["ImageId"]
+
+    e = error_of(copy_image)
+    assert (code(e), e.response["Error"]["Message"], e.response["ResponseMetadata"]["HTTPStatusCode"]) == (
+        "ServiceUnavailable", "Please retry", 503), e.response
+    copied = self_images(DR) - dr_before
+    assert len(copied) == 1 and copy_image() == next(iter(copied)) and self_images(DR) - dr_before == copied
+    # a dropped CopyImage, and a dropped call whose work fails: still logged as lost, with the real status
+    control("POST", "/_drflow/faults", {"service": "ec2", "operation": "CopyImage", "drop": True})
+    try:
+        ec2_dr.copy_image(SourceImageId="ami-0123456789abcdef0", SourceRegion=PRIMARY, Name="drflow-lost-bad")
+        raise AssertionError("the connection was not dropped")
+    except ConnectionClosedError:
+        pass
+    assert calls_of("CopyImage")[-1] == (None, True, 400), calls_of("CopyImage")
+    # an error fault without lose_response still answers instead of doing the work
+    control("DELETE", "/_drflow/faults")
+    control("POST", "/_drflow/faults", {"service": "backup", "operation": "StartBackupJob", "code": "InternalFailure",
+                                        "status": 500})
+    before = self_images(PRIMARY)
+    assert code(error_of(lambda: start("tok-not-done"))) == "InternalFailure"
+    assert self_images(PRIMARY) == before and calls_of("StartBackupJob")[-1] == (500, False, None)
+    control("DELETE", "/_drflow/faults")
+    for bad in ({"drop": True, "code": "X"}, {"drop": True, "status": 500}, {"lose_response": "yes"}):
+        status, error = control_error("POST", "/_drflow/faults", {"service": "ec2", **bad})
+        assert status == 400 and error, (bad, status, error)
+
+
 @check
 def reset_clears_everything(ctx: dict[str, Any]) -> None:
     control("POST", "/_drflow/faults", {"service": "ssm", "code": "Boom"})
@@ -786,6 +1116,12 @@ def reset_clears_everything(ctx: dict[str, Any]) -> None:
     assert code(error_of(lambda: describe_job("backup", ctx["backup_job"]))) == "ResourceNotFoundException"
     assert client("ec2").describe_instances()["Reservations"] == []
     assert control("GET", "/_drflow/impair-instance") == {"instances": {}, "images": {}}
+    # tokens are forgotten: the same ClientRequestToken / IdempotencyToken start anew
+    stack_id = token_stack("create", "tok-create-1")
+    assert stack_status(PRIMARY, TOKEN_STACK) == "CREATE_COMPLETE" and stack_id
+    client("backup").create_backup_vault(BackupVaultName="drflow-primary")
+    e = error_of(lambda: start_backup(ctx, IdempotencyToken="tok-backup-1"))  # the instance is gone
+    assert code(e) == "ResourceNotFoundException", e.response
 
 
 # ---------------------------------------------------------------- runner

@@ -5,10 +5,12 @@
 
 One endpoint on 127.0.0.1 serves every service and region (moto picks the backend from the
 SigV4 credential scope). Every request passes through `Emulator`, a WSGI middleware in front
-of moto's dispatcher that logs the call, injects faults and runs the extensions
-(emu_backup: Backup jobs; emu_hooks: pending AMIs, CreateImage snapshot tags, CopyImage ClientToken,
-instance status checks, SSM aws:ec2:image, CloudFormation {{resolve:ssm}} incl. via Fn::Sub, update
-detection, EC2 instance updates, failed creates rolled back). A NotImplementedError inside moto
+of moto's dispatcher that logs the call, injects faults (errors, latency, lost responses: the work
+done but the answer replaced by an error or a dropped connection; optionally with a seeded
+probability) and runs the extensions (emu_backup: Backup jobs; emu_hooks: pending AMIs, CreateImage
+snapshot tags, CopyImage ClientToken, instance status checks, SSM aws:ec2:image, CloudFormation
+{{resolve:ssm}} incl. via Fn::Sub, update detection, EC2 instance updates, failed creates rolled back,
+ClientRequestToken retries). A NotImplementedError inside moto
 answers 400 EmulatorNotImplemented (not retried by clients). Control API under /_drflow/ (see
 README.md). Requests are served on threads, but all moto work happens under one lock, so moto only
 ever runs one at a time; injected latency is slept outside the lock.
@@ -27,6 +29,7 @@ import json  # noqa: E402
 import logging  # noqa: E402
 import re  # noqa: E402
 import signal  # noqa: E402
+import socket  # noqa: E402
 import sys  # noqa: E402
 import time  # noqa: E402
 import traceback  # noqa: E402
@@ -49,25 +52,28 @@ from emu_common import STATE, ApiError, Fault, Reply, aws_error, protocol_of, se
 
 CREDENTIAL_SCOPE = re.compile(r"Credential=[^/,\s]+/\d{8}/([^/]+)/([^/]+)/aws4_request")
 
-# (service, operation) -> hook run before moto / after moto (with the HTTP status; the reply is call.response).
-# A before hook may answer the call itself by setting call.reply (moto is then not run).
-BEFORE: dict[tuple[str, str], Callable[[Any], None]] = {
-    ("ec2", "DescribeImages"): emu_hooks.before_describe_images,
-    ("ec2", "CopyImage"): emu_hooks.before_copy_image,
-    ("ec2", "DescribeInstanceStatus"): emu_hooks.before_describe_instance_status,
-    ("ssm", "PutParameter"): emu_hooks.before_put_parameter,
-    ("cloudformation", "CreateStack"): emu_hooks.before_stack_change,
-    ("cloudformation", "UpdateStack"): emu_hooks.before_stack_change,
-    ("cloudformation", "CreateChangeSet"): emu_hooks.before_stack_change,
-    ("cloudformation", "ExecuteChangeSet"): emu_hooks.before_execute_change_set,
+# (service, operation) -> hooks run, in order, before moto / after moto (with the HTTP status; the reply is
+# call.response). A before hook may answer the call itself by setting call.reply (moto and the later
+# before hooks are then not run; the after hooks are).
+BEFORE: dict[tuple[str, str], tuple[Callable[[Any], None], ...]] = {
+    ("ec2", "DescribeImages"): (emu_hooks.before_describe_images,),
+    ("ec2", "CopyImage"): (emu_hooks.before_copy_image,),
+    ("ec2", "DescribeInstanceStatus"): (emu_hooks.before_describe_instance_status,),
+    ("ssm", "PutParameter"): (emu_hooks.before_put_parameter,),
+    ("cloudformation", "CreateStack"): (emu_hooks.before_stack_token, emu_hooks.before_stack_change),
+    ("cloudformation", "UpdateStack"): (emu_hooks.before_stack_token, emu_hooks.before_stack_change),
+    ("cloudformation", "DeleteStack"): (emu_hooks.before_stack_token,),
+    ("cloudformation", "CreateChangeSet"): (emu_hooks.before_stack_change,),
+    ("cloudformation", "ExecuteChangeSet"): (emu_hooks.before_execute_change_set,),
 }
-AFTER: dict[tuple[str, str], Callable[[Any, int], None]] = {
-    ("ec2", "CopyImage"): emu_hooks.after_copy_image,
-    ("ssm", "PutParameter"): emu_hooks.after_put_parameter,
-    ("cloudformation", "CreateStack"): emu_hooks.after_stack_change,
-    ("cloudformation", "UpdateStack"): emu_hooks.after_stack_change,
-    ("cloudformation", "CreateChangeSet"): emu_hooks.after_stack_change,
-    ("cloudformation", "ExecuteChangeSet"): emu_hooks.after_execute_change_set,
+AFTER: dict[tuple[str, str], tuple[Callable[[Any, int], None], ...]] = {
+    ("ec2", "CopyImage"): (emu_hooks.after_copy_image,),
+    ("ssm", "PutParameter"): (emu_hooks.after_put_parameter,),
+    ("cloudformation", "CreateStack"): (emu_hooks.after_stack_change, emu_hooks.after_stack_token),
+    ("cloudformation", "UpdateStack"): (emu_hooks.after_stack_change, emu_hooks.after_stack_token),
+    ("cloudformation", "DeleteStack"): (emu_hooks.after_stack_token,),
+    ("cloudformation", "CreateChangeSet"): (emu_hooks.after_stack_change,),
+    ("cloudformation", "ExecuteChangeSet"): (emu_hooks.after_execute_change_set,),
 }
 
 
@@ -167,6 +173,18 @@ class Call:
 # ---------------------------------------------------------------- the middleware
 
 
+def drop_connection(environ: dict[str, Any]) -> None:
+    """Close the client's connection without writing a byte of response. Raises a ConnectionError,
+    which werkzeug's request handler takes for a connection the client dropped (it writes nothing)."""
+    sock = environ.get("werkzeug.socket")
+    if sock is not None:
+        try:
+            sock.shutdown(socket.SHUT_RDWR)
+        except OSError:
+            pass
+    raise ConnectionAbortedError("drflow emulator: response dropped (fault)")
+
+
 class Emulator:
     def __init__(self) -> None:
         self.moto = DomainDispatcherApplication(create_backend_app)
@@ -182,27 +200,34 @@ class Emulator:
             with STATE.lock:
                 return self.run_moto(environ)(start_response)
         entry = {"service": call.service, "operation": call.operation, "region": call.region,
-                 "time": time.time(), "status": None}
+                 "time": time.time(), "status": None, "lost": False}
         with STATE.lock:
             STATE.calls.append(entry)
-            hits = [f for f in STATE.faults if f.hit(call.service, call.operation, call.region)]
+            hits = [f for f in STATE.faults if f.fires(call.service, call.operation, call.region)]
         delay = sum(f.latency_ms for f in hits) / 1000.0
         if delay:
             time.sleep(delay)  # outside the lock: other calls go on meanwhile
-        error = next((f for f in hits if f.code), None)
-        if error is not None:
-            reply = aws_error(call.service, error.code, error.message or error.code, error.status)
+        fault = next((f for f in hits if f.code or f.loses), None)  # the first one added decides
+        if fault is not None and not fault.loses:  # an error instead of the work
+            reply = aws_error(call.service, fault.code, fault.message or fault.code, fault.status)
         else:
             with STATE.lock:
                 reply = self.dispatch(call)
+            if fault is not None:  # the work is done (state changed as without the fault), its answer lost
+                entry.update(lost=True, real_status=reply.status)
+                if fault.drop:
+                    drop_connection(environ)  # the logged status stays null
+                reply = aws_error(call.service, fault.code, fault.message or fault.code, fault.status)
         entry["status"] = reply.status
         return reply(start_response)
 
     def dispatch(self, call: Call) -> Reply:
         key = (call.service, call.operation)
         try:
-            if key in BEFORE:
-                BEFORE[key](call)
+            for hook in BEFORE.get(key, ()):
+                hook(call)
+                if getattr(call, "reply", None) is not None:
+                    break
             reply = getattr(call, "reply", None)  # set when a before hook answered the call itself
             if reply is None:
                 if call.service == "backup" and call.operation in emu_backup.HANDLED:
@@ -210,8 +235,8 @@ class Emulator:
                 else:
                     reply = self.run_moto(call.environ)
             call.response = reply
-            if key in AFTER:
-                AFTER[key](call, reply.status)
+            for after in AFTER.get(key, ()):
+                after(call, reply.status)
             return reply
         except ApiError as e:
             return aws_error(call.service, e.code, e.message, e.status)
@@ -254,6 +279,69 @@ CONFIG = {"pending_describes": 0, "job_describes": 1, "status_describes": 0}
 IMPAIRED_CHECKS = {"both": {"instance", "system"}, "instance": {"instance"}, "system": {"system"}}
 
 
+def _as_query(value: Any) -> Any:
+    """A calls-log value as a query string gives it (?lost=true)."""
+    return str(value).lower() if isinstance(value, bool) else value
+
+
+FAULT_FIELDS = {"service", "operation", "operations", "region", "nth", "count", "code", "message", "status",
+                "latency_ms", "probability", "seed", "lose_response", "drop"}
+LOST_CODE, LOST_MESSAGE = "InternalFailure", "We encountered an internal error. Please try again."
+
+
+def parse_fault(body: Any) -> Fault:
+    """A Fault from the body of POST /_drflow/faults; ValueError (-> 400) when it is malformed."""
+    if not isinstance(body, dict):
+        raise ValueError("a fault is a JSON object")
+    unknown = sorted(set(body) - FAULT_FIELDS)
+    if unknown:
+        raise ValueError(f"unknown fault fields {unknown}; known: {sorted(FAULT_FIELDS)}")
+
+    def text(key: str) -> str | None:
+        value = body.get(key)
+        if value is not None and (not isinstance(value, str) or not value):
+            raise ValueError(f"{key} must be a non-empty string")
+        return value
+
+    def flag(key: str) -> bool:
+        value = body.get(key, False)
+        if not isinstance(value, bool):
+            raise ValueError(f"{key} must be true or false")
+        return value
+
+    operations = body.get("operations")
+    if operations is not None:
+        if not isinstance(operations, list) or not operations or \
+                not all(isinstance(o, str) and o for o in operations):
+            raise ValueError("operations must be a non-empty list of operation names or globs")
+        if "operation" in body:
+            raise ValueError('give "operation" or "operations", not both')
+    probability = body.get("probability", 1.0)
+    if isinstance(probability, bool) or not isinstance(probability, (int, float)) or not 0 <= probability <= 1:
+        raise ValueError("probability must be a number from 0 to 1")
+    seed = body.get("seed")
+    if seed is not None and (isinstance(seed, bool) or not isinstance(seed, int)):
+        raise ValueError("seed must be an integer")
+    nth, count, latency_ms = int(body.get("nth", 1)), int(body.get("count", 1)), int(body.get("latency_ms", 0))
+    if nth < 1 or count < 0 or latency_ms < 0:
+        raise ValueError("nth must be at least 1, count and latency_ms at least 0")
+    lose_response, drop = flag("lose_response"), flag("drop")
+    code, message, status = text("code"), body.get("message", ""), body.get("status")
+    if drop and (code or message or status is not None):
+        raise ValueError("a dropped connection answers nothing: drop takes no code, message or status")
+    if lose_response and not drop and not code:
+        code, message = LOST_CODE, message or LOST_MESSAGE
+    if not code and not latency_ms and not drop:
+        raise ValueError("a fault needs a code, a latency_ms, lose_response or drop")
+    if status is None and not drop:
+        status = 500 if lose_response else 400
+    return Fault(service=text("service"), operation=text("operation"), operations=operations,
+                 region=text("region"), nth=nth, count=count, code=code, message=str(message),
+                 status=int(status) if status is not None else None,  # type: ignore[arg-type]
+                 latency_ms=latency_ms, probability=float(probability), seed=seed,
+                 lose_response=lose_response, drop=drop)
+
+
 def control(environ: dict[str, Any]) -> Reply:
     method, path = environ["REQUEST_METHOD"], environ["PATH_INFO"].rstrip("/")
     length = int(environ.get("CONTENT_LENGTH") or 0)
@@ -263,12 +351,10 @@ def control(environ: dict[str, Any]) -> Reply:
         if path == "/_drflow/health":
             return Reply(200, "ok", {"Content-Type": "text/plain"})
         if path == "/_drflow/faults" and method == "POST":
-            if not body.get("code") and not body.get("latency_ms"):
-                return Reply.json(400, {"error": "a fault needs a code or a latency_ms"})
-            fault = Fault(service=body["service"], operation=body.get("operation"), region=body.get("region"),
-                          nth=int(body.get("nth", 1)), count=int(body.get("count", 1)), code=body.get("code"),
-                          message=body.get("message", ""), status=int(body.get("status", 400)),
-                          latency_ms=int(body.get("latency_ms", 0)))
+            try:
+                fault = parse_fault(body)
+            except ValueError as e:
+                return Reply.json(400, {"error": str(e)})
             STATE.faults.append(fault)
             return Reply.json(200, fault.describe())
         if path == "/_drflow/faults" and method == "GET":
@@ -282,7 +368,7 @@ def control(environ: dict[str, Any]) -> Reply:
             STATE.fail_next[body["kind"]] = body.get("message") or "Job failed (injected by the emulator)."
             return Reply.json(200, {})
         if path == "/_drflow/calls" and method == "GET":
-            calls = [c for c in STATE.calls if all(c.get(k) == v for k, v in query.items())]
+            calls = [c for c in STATE.calls if all(_as_query(c.get(k)) == v for k, v in query.items())]
             return Reply.json(200, calls)
         if path == "/_drflow/calls" and method == "DELETE":
             STATE.calls.clear()
