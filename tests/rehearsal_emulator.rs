@@ -112,6 +112,24 @@ impl World {
     }
 }
 
+/// The time of a step's journal event (`step_started`, `step_succeeded`, ...).
+fn ts(journal: &[Value], kind: &str, step: &str) -> i64 {
+    journal
+        .iter()
+        .find(|e| e["type"] == kind && e["step"] == step)
+        .and_then(|e| e["ts_ms"].as_i64())
+        .unwrap_or_else(|| panic!("no {kind} of step {step} in the journal"))
+}
+
+/// A step's outputs, from its `step_succeeded` event.
+fn step_outputs(journal: &[Value], step: &str) -> Value {
+    journal
+        .iter()
+        .find(|e| e["type"] == "step_succeeded" && e["step"] == step)
+        .map(|e| e["outputs"].clone())
+        .unwrap_or_else(|| panic!("step {step} did not succeed"))
+}
+
 fn kinds(list: &[drflow::report::model::Resource], kind: &str) -> Vec<String> {
     list.iter().filter(|r| r.kind == kind).map(|r| r.id.clone()).collect()
 }
@@ -123,6 +141,9 @@ fn last_line(s: &str) -> &str {
 #[test]
 fn a_passing_rehearsal_launches_verifies_and_deletes_the_dr_stack() {
     let w = World::new();
+    // Jobs stay 3 describes in each state: the backup takes seconds, so the DR copy (dated when it is copied) is
+    // younger than the source backup by at least that.
+    w.emu.config(2, 3);
     let args = w.run_args();
     let args: Vec<&str> = args.iter().map(String::as_str).collect();
     let out = w.emu.drflow(&w.state(), &args);
@@ -156,14 +177,52 @@ fn a_passing_rehearsal_launches_verifies_and_deletes_the_dr_stack() {
         (h.system_status.as_deref(), h.instance_status.as_deref()),
         (Some("ok"), Some("ok"))
     );
-    // RTO and RPO measured, and consistent with the run.
-    let rto = h.rto_ms.unwrap();
-    assert!(rto > 0 && rto <= r.duration_ms, "{rto} of {}", r.duration_ms);
-    assert!(h.rpo_ms.is_some() && h.dr_ami_created_at.is_some(), "{h:?}");
+    // RTO, pipeline and RPO, from the journal's own times and outputs.
+    let journal = w.journal();
+    let run_started = journal[0]["ts_ms"].as_i64().unwrap();
+    let launched = ts(&journal, "step_started", "launch");
+    let verified = ts(&journal, "step_succeeded", "verify");
+    assert_eq!(r.format, 2);
+    assert_eq!(h.rto_ms, Some(verified - launched), "launch start → verified: {h:?}");
+    assert_eq!(
+        h.pipeline_ms,
+        Some(verified - run_started),
+        "run start → verified: {h:?}"
+    );
+    assert_eq!(h.launch_step.as_deref(), Some("launch"));
+    assert_eq!(h.launch_offset_ms, Some(launched - run_started));
+    assert!(h.rto_ms.unwrap() < h.pipeline_ms.unwrap(), "{h:?}");
+    // RPO: the age of the primary AMI (the recovery point the copy job copied), not of the DR copy.
+    let backup = step_outputs(&journal, "wait_backup");
+    let primary = step_outputs(&journal, "primary_ami");
+    let source_created = primary["creation_date"].as_i64().unwrap() * 1000;
+    let copy_created = step_outputs(&journal, "dr_ami")["creation_date"].as_i64().unwrap() * 1000;
+    assert_eq!(h.source_ami.as_deref(), backup["image_id"].as_str());
+    assert_eq!(h.source_ami.as_deref(), primary["image_id"].as_str());
+    assert_eq!(
+        h.source_recovery_point.as_deref(),
+        backup["recovery_point_arn"].as_str()
+    );
+    assert_eq!(h.source_region.as_deref(), Some(PRIMARY));
+    assert_eq!(h.rpo_ms, Some(verified - source_created), "{h:?}");
+    assert!(
+        copy_created - source_created >= 3000,
+        "the copy ({copy_created}) is dated after the backup ({source_created})"
+    );
+    assert!(h.rpo_ms.unwrap() >= verified - copy_created + 3000, "{h:?}");
+    assert_eq!(
+        h.source_ami_created_at.as_deref(),
+        Some(drflow::report::model::when(source_created).as_str())
+    );
+    assert_eq!(
+        h.dr_ami_created_at.as_deref(),
+        Some(drflow::report::model::when(copy_created).as_str())
+    );
     assert!(verdict.ends_with(&format!(
-        "rto={} rpo={}",
+        "rto={} rpo={} pipeline={}",
         h.rto.clone().unwrap(),
-        h.rpo.clone().unwrap()
+        h.rpo.clone().unwrap(),
+        h.pipeline.clone().unwrap()
     )));
     let t = h.teardown.clone().unwrap();
     assert_eq!((t.status.as_str(), t.deleted), ("succeeded", Some(true)));
@@ -254,7 +313,14 @@ fn impaired_status_checks_fail_the_rehearsal_and_the_stack_is_still_deleted() {
     );
     assert_eq!(h.teardown.unwrap().status, "succeeded");
     assert!(r.left_behind.is_empty());
-    assert_eq!(h.rto_ms, None);
+    assert_eq!((h.rto_ms, h.pipeline_ms), (None, None));
+    // Never verified: the source backup's age at the end of the run.
+    let primary = step_outputs(&w.journal(), "primary_ami");
+    assert_eq!(h.source_ami.as_deref(), primary["image_id"].as_str());
+    assert_eq!(
+        h.rpo_ms,
+        Some(r.ended_ms - primary["creation_date"].as_i64().unwrap() * 1000)
+    );
 }
 
 #[test]
@@ -354,5 +420,13 @@ fn sigterm_checkpoints_a_scheduled_rehearsal_and_resume_finishes_it() {
     assert!(!w.stack_exists());
     let r = w.report();
     assert_eq!(r.resumes, 1);
-    assert_eq!(r.rehearsal.unwrap().verdict, "passed");
+    let h = r.rehearsal.unwrap();
+    assert_eq!(h.verdict, "passed");
+    // After a resume: the RTO is still the launch and the verification; the pipeline includes the interruption.
+    let journal = w.journal();
+    let verified = ts(&journal, "step_succeeded", "verify");
+    assert_eq!(h.rto_ms, Some(verified - ts(&journal, "step_started", "launch")));
+    assert_eq!(h.pipeline_ms, Some(verified - r.started_ms));
+    let source_created = step_outputs(&journal, "primary_ami")["creation_date"].as_i64().unwrap() * 1000;
+    assert_eq!(h.rpo_ms, Some(verified - source_created));
 }

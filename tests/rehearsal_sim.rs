@@ -68,18 +68,64 @@ async fn a_passing_rehearsal_verifies_the_dr_instance_then_deletes_the_stack() {
     assert_eq!(r.status, "succeeded");
     let h = r.rehearsal.as_ref().expect("a rehearsal");
     assert_eq!(h.verdict, "passed");
-    let verified = o.state.steps["verify"].finished_ms.unwrap();
-    assert_eq!(h.rto_ms, Some(verified - o.state.started_ms));
-    // Backup 10m, copy 14m, stack 2m, checks 2m: a realistic simulated RTO.
-    assert!((20 * 60_000..40 * 60_000).contains(&h.rto_ms.unwrap()), "{h:?}");
-    let created = outputs(&o, "dr_ami")["creation_date"].as_i64().unwrap() * 1000;
+    assert_eq!(r.format, 2);
+    let step = |id: &str| &o.state.steps[id];
+    let verified = step("verify").finished_ms.unwrap();
+    let launched = step("launch").started_ms.unwrap();
+    let stack_ms = step("launch").finished_ms.unwrap() - launched;
+    let verify_ms = verified - step("verify").started_ms.unwrap();
+    // RTO: the launch's start → the DR instance verified = the stack's creation (2m on the simulator, polled
+    // every 15s+) + the verification (status checks `initializing` for 2m).
+    assert_eq!(h.rto_ms, Some(verified - launched));
+    assert!((h.rto_ms.unwrap() - (stack_ms + verify_ms)).abs() <= 1000, "{h:?}");
+    assert!(
+        (2 * 60_000..3 * 60_000).contains(&stack_ms) && (60_000..3 * 60_000).contains(&verify_ms),
+        "stack {stack_ms} ms, verify {verify_ms} ms"
+    );
+    assert!((4 * 60_000..5 * 60_000).contains(&h.rto_ms.unwrap()), "{h:?}");
+    assert_eq!(h.launch_step.as_deref(), Some("launch"));
+    assert_eq!(h.launch_offset_ms, Some(launched - o.state.started_ms));
+    assert_eq!(
+        h.launch_started_at.as_deref(),
+        Some(report::model::when(launched).as_str())
+    );
+    // The pipeline: the whole run up to the verification. Backup 10m, copy 14m, stack 2m, checks 2m.
+    assert_eq!(h.pipeline_ms, Some(verified - o.state.started_ms));
+    assert!((20 * 60_000..40 * 60_000).contains(&h.pipeline_ms.unwrap()), "{h:?}");
+    assert!(h.pipeline_ms.unwrap() - h.rto_ms.unwrap() >= 20 * 60_000, "{h:?}");
+    // RPO: verify time − the primary AMI's creation (the source backup), not the DR copy's (made 10m later).
+    let primary = outputs(&o, "primary_ami");
+    let primary_ami = primary["image_id"].as_str().unwrap();
+    let source_created = primary["creation_date"].as_i64().unwrap() * 1000;
+    let copy_created = outputs(&o, "dr_ami")["creation_date"].as_i64().unwrap() * 1000;
     let rpo = h.rpo_ms.unwrap();
     assert!(
-        (verified - created - rpo).abs() <= 1000,
+        (verified - source_created - rpo).abs() <= 1000,
         "rpo {rpo} vs {}",
-        verified - created
+        verified - source_created
     );
-    assert!(rpo > 0 && rpo < h.rto_ms.unwrap(), "{h:?}");
+    assert!(
+        rpo - (verified - copy_created) >= 8 * 60_000,
+        "rpo {rpo} is the DR copy's age {}",
+        verified - copy_created
+    );
+    // The backup started the run: its age at verification is the pipeline's time.
+    assert!((rpo - h.pipeline_ms.unwrap()).abs() <= 1000, "{h:?}");
+    assert_eq!(h.rpo_unknown, None);
+    assert_eq!(h.source_ami.as_deref(), Some(primary_ami));
+    assert_eq!(h.source_region.as_deref(), Some("us-east-1"));
+    assert_eq!(
+        h.source_recovery_point.as_deref(),
+        outputs(&o, "wait_backup")["recovery_point_arn"].as_str()
+    );
+    assert_eq!(
+        h.source_ami_created_at.as_deref(),
+        Some(report::model::when(source_created).as_str())
+    );
+    assert_eq!(
+        h.dr_ami_created_at.as_deref(),
+        Some(report::model::when(copy_created).as_str())
+    );
     assert_eq!(h.dr_ami.as_deref(), Some(dr_ami.as_str()));
     assert_eq!(h.dr_instance.as_deref(), Some(instance.as_str()));
     assert_eq!(h.dr_region.as_deref(), Some(DR));
@@ -89,7 +135,8 @@ async fn a_passing_rehearsal_verifies_the_dr_instance_then_deletes_the_stack() {
         (t.status.as_str(), t.deleted, t.stack.as_deref()),
         ("succeeded", Some(true), Some(STACK))
     );
-    assert!(h.running_after_ms.unwrap() <= h.rto_ms.unwrap());
+    let running = h.running_after_ms.unwrap();
+    assert!(h.launch_offset_ms.unwrap() <= running && running <= h.pipeline_ms.unwrap());
 
     // Per step: start, end, duration, attempts; in workflow order with `finally` last.
     let ids: Vec<&str> = r.steps.iter().map(|s| s.id.as_str()).collect();
@@ -123,9 +170,10 @@ async fn a_passing_rehearsal_verifies_the_dr_instance_then_deletes_the_stack() {
     assert_eq!(
         r.summary,
         format!(
-            "REHEARSAL PASSED dr-rehearsal run={} rto={rto} rpo={}",
+            "REHEARSAL PASSED dr-rehearsal run={} rto={rto} rpo={} pipeline={}",
             r.run_id,
-            h.rpo.clone().unwrap()
+            h.rpo.clone().unwrap(),
+            h.pipeline.clone().unwrap()
         )
     );
 
@@ -140,8 +188,17 @@ async fn a_passing_rehearsal_verifies_the_dr_instance_then_deletes_the_stack() {
         md.contains("REHEARSAL PASSED") && md.contains(&format!("**{rto}**")) && md.contains("## Timeline"),
         "{md}"
     );
+    assert!(
+        md.contains(&format!(
+            "| pipeline (run start → DR instance verified) | {} |",
+            h.pipeline.clone().unwrap()
+        )) && md.contains(&format!("| source AMI | `{primary_ami}` in us-east-1 created "))
+            && md.contains(&format!("RTO {rto} (launch → verified)")),
+        "{md}"
+    );
     let html = std::fs::read_to_string(run_dir.join("report.html")).unwrap();
     assert!(html.contains("<svg class=\"timeline\"") && html.contains("rect class=\"bar succeeded\""));
+    assert!(html.contains("<rect class=\"rto-span\"") && html.contains(&format!("RTO {rto} · launch")));
     assert!(
         !html.contains("src=") && !html.contains("href=") && !html.contains("@import"),
         "no external assets"
@@ -174,8 +231,13 @@ async fn impaired_status_checks_fail_the_rehearsal_and_the_stack_is_still_delete
     let r = report_of(&o, &wf);
     let h = r.rehearsal.as_ref().unwrap();
     assert_eq!(h.verdict, "failed");
-    assert_eq!(h.rto_ms, None, "never verified");
-    assert!(h.rpo_ms.is_some(), "the AMI's age at the end of the run");
+    assert_eq!((h.rto_ms, h.pipeline_ms), (None, None), "never verified");
+    // The source backup's age at the end of the run.
+    let source_created = outputs(&o, "primary_ami")["creation_date"].as_i64().unwrap() * 1000;
+    let rpo = h.rpo_ms.unwrap();
+    assert!((o.state.last_ms - source_created - rpo).abs() <= 1000, "{h:?}");
+    assert_eq!(h.source_ami.as_deref(), outputs(&o, "primary_ami")["image_id"].as_str());
+    assert_eq!(h.launch_step.as_deref(), Some("launch"));
     let f = r.failure.as_ref().unwrap();
     assert_eq!((f.step.as_str(), f.code.as_str()), ("verify", "StatusCheckImpaired"));
     assert!(f.message.contains("instance impaired"), "{}", f.message);
@@ -279,6 +341,28 @@ async fn verify_instance_fails_at_once_on_another_ami_or_a_stopped_instance() {
     .unwrap();
     assert_eq!(ok.status, RunStatus::Succeeded, "{:?}", ok.error);
     assert_eq!(outputs(&ok, "verify")["instance_status"], "ok");
+    // Nothing launched and no AMI made by this run: no RTO, and no RPO rather than a guess.
+    let r = report::build(&ok.state, &journal(&ok), None);
+    let h = r.rehearsal.as_ref().unwrap();
+    assert_eq!(h.verdict, "passed");
+    assert_eq!((h.rto_ms, h.launch_step.as_deref(), h.rpo_ms), (None, None, None));
+    assert!(h.pipeline_ms.is_some());
+    assert!(
+        h.rpo_unknown
+            .as_deref()
+            .is_some_and(|w| w.contains(&format!("did not make the DR AMI {base}"))),
+        "{h:?}"
+    );
+    assert!(
+        r.summary.contains(" rto=unknown rpo=unknown pipeline="),
+        "{}",
+        r.summary
+    );
+    let md = drflow::report::markdown::render(&r);
+    assert!(
+        md.contains("| **RPO** (age of the source backup) | — unknown: this run did not make"),
+        "{md}"
+    );
 
     let wrong = run(
         &verify_workflow(dir.path(), "ami-0aaaaaaaaaaaaaaaa", true),
@@ -348,6 +432,180 @@ async fn verify_instance_waits_for_initializing_checks_and_can_skip_them() {
     assert_eq!(count_calls(&sim, "DescribeInstanceStatus"), 0);
 }
 
+/// A rehearsal on the EC2 path (CreateImage + CopyImage, no AWS Backup), like dr-ami-ec2.yaml followed by the
+/// rehearsal's launch, verify and teardown. With `source`, it copies that existing AMI instead of imaging the
+/// instance, and nothing in the run waits for (or dates) that AMI.
+fn ec2_rehearsal(dir: &std::path::Path, source: Option<&str>) -> drflow::workflow::Workflow {
+    const IMAGE: &str = r#"
+  - id: image
+    action: ec2.create_image
+    region: primary
+    with:
+      instance_id: ${{ inputs.instance_id }}
+      name: drflow-${{ run.id }}
+  - id: primary_ami
+    action: ec2.wait_image
+    region: primary
+    poll: { interval: 30s }
+    with:
+      image_id: ${{ steps.image.outputs.image_id }}"#;
+    const REST: &str = r#"
+  - id: copy
+    action: ec2.copy_image
+    region: dr
+    with:
+      source_region: ${{ regions.primary }}
+      source_image_id: SOURCE
+      name: drflow-copy-${{ run.id }}
+  - id: dr_ami
+    action: ec2.wait_image
+    region: dr
+    poll: { interval: 30s }
+    with:
+      image_id: ${{ steps.copy.outputs.image_id }}
+  - id: publish_dr
+    action: ssm.put_parameter
+    region: dr
+    with:
+      name: /drflow/${{ inputs.instance_id }}/ami
+      value: ${{ steps.dr_ami.outputs.image_id }}
+  - id: launch
+    action: cloudformation.deploy_stack
+    region: dr
+    poll: { interval: 15s, max_interval: 1m }
+    with:
+      stack_name: STACK
+      template: TEMPLATE
+      parameters:
+        AmiParameterName: /drflow/${{ inputs.instance_id }}/ami
+        AmiVersion: ${{ steps.publish_dr.outputs.version }}
+  - id: verify
+    action: ec2.verify_instance
+    region: dr
+    poll: { interval: 15s, backoff_rate: 1.0 }
+    with:
+      instance_id: ${{ steps.launch.outputs.outputs.InstanceId }}
+      image_id: ${{ steps.dr_ami.outputs.image_id }}
+finally:
+  - id: teardown
+    action: cloudformation.delete_stack
+    region: dr
+    with:
+      stack_name: STACK
+"#;
+    let head = format!(
+        "version: 1\nname: ec2-rehearsal\ninputs:\n  instance_id: {{type: string}}\nregions: {{primary: us-east-1, dr: {DR}}}\nsteps:"
+    );
+    let (image, copied) = match source {
+        None => (IMAGE, "${{ steps.primary_ami.outputs.image_id }}"),
+        Some(ami) => ("", ami),
+    };
+    let rest = REST
+        .replace("SOURCE", copied)
+        .replace("STACK", STACK)
+        .replace("TEMPLATE", &repo("stacks/dr-ec2.yaml").display().to_string());
+    let path = dir.join("ec2-rehearsal.yaml");
+    std::fs::write(&path, format!("{head}{image}{rest}")).unwrap();
+    drflow::workflow::load(&path).unwrap_or_else(|e| panic!("{e:?}"))
+}
+
+#[tokio::test(start_paused = true)]
+async fn an_ec2_path_rehearsal_measures_the_rpo_from_the_image_the_dr_ami_was_copied_from() {
+    let dir = tempfile::tempdir().unwrap();
+    let wf = ec2_rehearsal(dir.path(), None);
+    let sim = Sim::new(Default::default());
+    let o = run(&wf, &sim, &dir.path().join("state"), &[("instance_id", INSTANCE)])
+        .await
+        .unwrap();
+    assert_eq!(o.status, RunStatus::Succeeded, "{:?}", o.error);
+    let r = report_of(&o, &wf);
+    let h = r.rehearsal.as_ref().unwrap();
+    assert_eq!(h.verdict, "passed");
+
+    let step = |id: &str| &o.state.steps[id];
+    let verified = step("verify").finished_ms.unwrap();
+    assert_eq!(h.rto_ms, Some(verified - step("launch").started_ms.unwrap()));
+    assert!((4 * 60_000..5 * 60_000).contains(&h.rto_ms.unwrap()), "{h:?}");
+    assert_eq!(h.pipeline_ms, Some(verified - o.state.started_ms));
+
+    // The source is the image the run created (CreateImage in the primary region), found through the copy step's
+    // source_image_id; the DR copy is dated when it was copied (after the image's 5m wait), so its age is not the RPO.
+    let primary = outputs(&o, "primary_ami");
+    let source_created = primary["creation_date"].as_i64().unwrap() * 1000;
+    let copy_created = outputs(&o, "dr_ami")["creation_date"].as_i64().unwrap() * 1000;
+    assert_eq!(h.source_ami.as_deref(), outputs(&o, "image")["image_id"].as_str());
+    assert_eq!(h.source_region.as_deref(), Some("us-east-1"));
+    assert_eq!(h.source_recovery_point, None);
+    assert_eq!(h.dr_ami.as_deref(), outputs(&o, "dr_ami")["image_id"].as_str());
+    assert!(copy_created - source_created >= 5 * 60_000, "the copy is dated later");
+    let rpo = h.rpo_ms.unwrap();
+    assert!(
+        (verified - source_created - rpo).abs() <= 1000,
+        "rpo {rpo} vs {}",
+        verified - source_created
+    );
+    assert!(rpo >= verified - copy_created + 5 * 60_000, "{h:?}");
+    assert!(
+        r.summary.ends_with(&format!(
+            " rto={} rpo={} pipeline={}",
+            h.rto.clone().unwrap(),
+            h.rpo.clone().unwrap(),
+            h.pipeline.clone().unwrap()
+        )),
+        "{}",
+        r.summary
+    );
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_dr_ami_copied_from_an_undated_image_has_no_rpo_figure() {
+    let dir = tempfile::tempdir().unwrap();
+    let sim = Sim::new(Default::default());
+    let existing = sim
+        .cloud()
+        .ec2
+        .describe_instances("us-east-1", &[INSTANCE.to_string()])
+        .await
+        .unwrap()[0]
+        .image_id
+        .clone();
+    let wf = ec2_rehearsal(dir.path(), Some(&existing));
+    let o = run(&wf, &sim, &dir.path().join("state"), &[("instance_id", INSTANCE)])
+        .await
+        .unwrap();
+    assert_eq!(o.status, RunStatus::Succeeded, "{:?}", o.error);
+    let r = report_of(&o, &wf);
+    let h = r.rehearsal.as_ref().unwrap();
+    assert_eq!(h.verdict, "passed");
+    // The source is known (the copy step names it); its creation time is not: no figure, and the report says why.
+    assert_eq!(h.source_ami.as_deref(), Some(existing.as_str()));
+    assert_eq!(h.source_region.as_deref(), Some("us-east-1"));
+    assert_eq!(
+        (h.rpo_ms, h.rpo.as_deref(), h.source_ami_created_at.as_deref()),
+        (None, None, None)
+    );
+    assert!(
+        h.dr_ami_created_at.is_some(),
+        "the DR copy's date is known, and not used"
+    );
+    let why = h.rpo_unknown.clone().unwrap();
+    assert!(
+        why.contains(&format!(
+            "creation time of the source AMI {existing} in us-east-1 is unknown"
+        )),
+        "{why}"
+    );
+    assert!(h.rto_ms.is_some());
+    assert!(r.summary.contains(" rpo=unknown pipeline="), "{}", r.summary);
+    let md = drflow::report::markdown::render(&r);
+    assert!(md.contains(&format!("— unknown: {why}")), "{md}");
+    let html = drflow::report::html::render(&r);
+    assert!(
+        html.contains(&drflow::report::html::esc(&format!("unknown: {why}"))),
+        "{html}"
+    );
+}
+
 fn last_line(s: &str) -> &str {
     s.lines().last().unwrap_or("")
 }
@@ -371,7 +629,10 @@ fn the_binary_ends_with_the_verdict_and_writes_the_report() {
     let (stdout, stderr) = text(&out);
     assert_eq!(out.status.code(), Some(0), "{stdout}\n{stderr}");
     let verdict = last_line(&stdout);
-    let re = regex::Regex::new(r"^REHEARSAL PASSED dr-rehearsal run=(\S+) rto=(\d+m\d*s?|\d+h\S*) rpo=(\S+)$").unwrap();
+    let re = regex::Regex::new(
+        r"^REHEARSAL PASSED dr-rehearsal run=(\S+) rto=(\d+m\d*s?|\d+h\S*) rpo=(\d+m\d*s?|\d+h\S*) pipeline=(\d+m\d*s?|\d+h\S*)$",
+    )
+    .unwrap();
     let caps = re.captures(verdict).unwrap_or_else(|| panic!("last line: {verdict}"));
     let run_id = caps[1].to_string();
     let run_dir = state.join("runs").join(&run_id);
@@ -386,7 +647,23 @@ fn the_binary_ends_with_the_verdict_and_writes_the_report() {
     // `drflow report` prints or writes it, in the format asked (or the --out extension's).
     let out = drflow(&state, &["report", &run_id, "--format", "json"]);
     let r: Report = serde_json::from_slice(&out.stdout).expect("JSON report");
-    assert_eq!(r.rehearsal.unwrap().rto.unwrap(), caps[2]);
+    assert_eq!(r.format, 2);
+    let h = r.rehearsal.unwrap();
+    assert_eq!(
+        (h.rto.unwrap(), h.rpo.unwrap(), h.pipeline.unwrap()),
+        (caps[2].to_string(), caps[3].to_string(), caps[4].to_string())
+    );
+    let json: Value = serde_json::from_slice(&out.stdout).unwrap();
+    for key in [
+        "rto_ms",
+        "pipeline_ms",
+        "rpo_ms",
+        "source_ami",
+        "source_ami_created_at",
+        "dr_ami_created_at",
+    ] {
+        assert!(!json["rehearsal"][key].is_null(), "report.json rehearsal.{key}");
+    }
     let md = drflow(&state, &["report", &run_id]);
     assert!(String::from_utf8_lossy(&md.stdout).starts_with("# Rehearsal report: dr-rehearsal — PASSED"));
     let html = dir.path().join("r.html");
@@ -486,8 +763,13 @@ fn a_crashed_rehearsal_resumes_and_its_report_measures_the_whole_run() {
     assert_eq!(r.resumes, 1);
     let h = r.rehearsal.unwrap();
     // The simulated clock restarted at the wall time on resume; the report still measures the whole rehearsal.
-    assert!((20 * 60_000..40 * 60_000).contains(&h.rto_ms.unwrap()), "{h:?}");
-    assert!(h.rpo_ms.unwrap() > 60_000, "{h:?}");
+    let (rto, pipeline, rpo) = (h.rto_ms.unwrap(), h.pipeline_ms.unwrap(), h.rpo_ms.unwrap());
+    assert!((20 * 60_000..40 * 60_000).contains(&pipeline), "{h:?}");
+    // The RTO is the launch and the verification only; the source backup predates the launch by the backup and
+    // the copy, and started the run.
+    assert!((2 * 60_000..6 * 60_000).contains(&rto), "{h:?}");
+    assert_eq!(h.launch_offset_ms.unwrap() + rto, pipeline, "{h:?}");
+    assert!(rpo >= rto + 20 * 60_000 && (rpo - pipeline).abs() < 60_000, "{h:?}");
     let mut last_end = 0;
     for s in r.steps.iter().filter(|s| s.phase == "steps" && s.depth == 0) {
         assert!(

@@ -202,6 +202,25 @@ fn dom_bars(page: &Path) -> Vec<(String, String, f64)> {
         .collect()
 }
 
+/// A bar of the timeline: its step, x and width.
+type Placed = (String, f64, f64);
+
+/// The rendered DOM's RTO span (x, width), and each bar's (step, x, width).
+fn dom_span_and_bars(page: &Path) -> (Option<(f64, f64)>, Vec<Placed>) {
+    let dom = String::from_utf8(browse(page, &["--dump-dom".to_string()])).unwrap();
+    let span = regex::Regex::new(r#"<rect class="rto-span" x="([0-9.]+)" y="[^"]+" width="([0-9.]+)""#)
+        .unwrap()
+        .captures(&dom)
+        .map(|c| (c[1].parse().unwrap(), c[2].parse().unwrap()));
+    let bars =
+        regex::Regex::new(r#"<rect class="bar [^"]*" data-step="([^"]+)" x="([0-9.]+)" y="[^"]+" width="([0-9.]+)""#)
+            .unwrap()
+            .captures_iter(&dom)
+            .map(|c| (c[1].to_string(), c[2].parse().unwrap(), c[3].parse().unwrap()))
+            .collect();
+    (span, bars)
+}
+
 #[tokio::test(start_paused = true)]
 async fn the_passing_reports_timeline_renders_in_chromium() {
     let dir = tempfile::tempdir().unwrap();
@@ -235,6 +254,50 @@ async fn the_passing_reports_timeline_renders_in_chromium() {
         wait_copy > 10.0 * backup,
         "durations scale the widths: {wait_copy} vs {backup}"
     );
+
+    // The RTO span: from the launch's start (not the run's) to the end of the verification.
+    let (span, bars) = dom_span_and_bars(&page);
+    let (span_x, span_w) = span.expect("an RTO span in the DOM");
+    let bar = |id: &str| bars.iter().find(|b| b.0 == id).map(|b| (b.1, b.2)).unwrap();
+    let (launch_x, _) = bar("launch");
+    let (verify_x, verify_w) = bar("verify");
+    let (run_x, _) = bar("backup");
+    assert!(
+        (span_x - launch_x).abs() < 0.5,
+        "span starts at {span_x}, the launch at {launch_x}"
+    );
+    assert!(
+        (span_x + span_w - (verify_x + verify_w)).abs() < 0.5,
+        "span ends at {}, the verification at {}",
+        span_x + span_w,
+        verify_x + verify_w
+    );
+    assert!(
+        span_x - run_x > 500.0,
+        "the span starts at the launch, not at the run's start"
+    );
+    // On the screenshot too: the span's colour starts where the launch bar starts and ends where verify ends.
+    let band = png.runs(hex(html::RTO_SPAN), 5);
+    assert!(!band.is_empty(), "no RTO span on the screenshot");
+    let left = band.iter().map(|b| b.1).min().unwrap();
+    let right = band.iter().map(|b| b.1 + b.2).max().unwrap();
+    let h = r.rehearsal.as_ref().unwrap();
+    let total = r.duration_ms as f64;
+    let share = (right - left) as f64
+        / (green.iter().map(|g| g.1 + g.2).max().unwrap() - green.iter().map(|g| g.1).min().unwrap()) as f64;
+    let expected = h.rto_ms.unwrap() as f64 / total;
+    assert!(
+        (share - expected).abs() < 0.02,
+        "the span covers {share:.3} of the chart, the RTO is {expected:.3} of the run"
+    );
+    assert!(
+        green.iter().any(|g| g.1.abs_diff(left) <= 3 && g.2 >= 20),
+        "no bar (the launch) starts where the span starts ({left}px)"
+    );
+    assert!(
+        green.iter().any(|g| (g.1 + g.2).abs_diff(right) <= 3),
+        "no bar (the verification) ends where the span ends ({right}px)"
+    );
 }
 
 #[tokio::test(start_paused = true)]
@@ -261,4 +324,9 @@ async fn the_failed_reports_timeline_shows_the_failed_verify_step() {
     assert_eq!(verify.0, "failed");
     assert!(verify.2 > 0.0);
     assert_eq!(bars.iter().find(|b| b.1 == "teardown").unwrap().0, "succeeded");
+    // Never verified: no RTO, so no span.
+    assert!(
+        png.runs(hex(html::RTO_SPAN), 5).is_empty(),
+        "an RTO span without an RTO"
+    );
 }

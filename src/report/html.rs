@@ -10,6 +10,8 @@ pub const SUCCEEDED: &str = "#2b8a3e";
 pub const FAILED: &str = "#c92a2a";
 pub const RUNNING: &str = "#f08c00";
 pub const SKIPPED: &str = "#adb5bd";
+/// The background of the RTO span on the timeline (launch start → DR instance verified).
+pub const RTO_SPAN: &str = "#d0ebff";
 
 const WIDTH: f64 = 1100.0;
 const LABELS: f64 = 250.0;
@@ -145,22 +147,42 @@ fn cards(h: &mut String, r: &Report) {
     };
     if let Some(x) = &r.rehearsal {
         card(
-            "RTO (time to a verified DR instance)",
+            "RTO (launch → verified DR instance)",
             x.rto.as_deref().unwrap_or("—"),
-            &match &x.verified_at {
-                Some(t) => format!(
-                    "run start → {} verified at {t}",
+            &match (&x.verified_at, &x.launch_started_at) {
+                (Some(t), Some(l)) => format!(
+                    "launch started {l} → {} verified at {t}",
                     x.dr_instance.as_deref().unwrap_or("instance")
                 ),
+                (Some(_), None) => "no launch step in this run".into(),
+                (None, _) => "the DR instance was not verified".into(),
+            },
+        );
+        card(
+            "Pipeline (run start → verified)",
+            x.pipeline.as_deref().unwrap_or("—"),
+            &match &x.verified_at {
+                Some(_) => "back up, copy, publish, launch, verify".to_string(),
                 None => "the DR instance was not verified".into(),
             },
         );
         card(
-            "RPO (age of the DR AMI)",
+            "RPO (age of the source backup)",
             x.rpo.as_deref().unwrap_or("—"),
-            &match (&x.dr_ami, &x.dr_ami_created_at) {
-                (Some(a), Some(c)) => format!("{a} created {c}"),
-                (Some(a), None) => format!("{a}: creation time unknown"),
+            &match (&x.source_ami, &x.source_ami_created_at, &x.rpo_unknown) {
+                (Some(a), Some(c), _) => format!(
+                    "source {a}{} created {c}{}",
+                    x.source_region
+                        .as_deref()
+                        .map(|r| format!(" in {r}"))
+                        .unwrap_or_default(),
+                    match (&x.dr_ami, &x.dr_ami_created_at) {
+                        (Some(d), Some(dc)) => format!(" · DR copy {d} created {dc}"),
+                        (Some(d), None) => format!(" · DR copy {d}"),
+                        _ => String::new(),
+                    }
+                ),
+                (_, _, Some(why)) => format!("unknown: {why}"),
                 _ => "no DR AMI".into(),
             },
         );
@@ -227,6 +249,21 @@ fn timeline(h: &mut String, r: &Report) {
         "<svg class=\"timeline\" xmlns=\"http://www.w3.org/2000/svg\" width=\"{WIDTH}\" height=\"{height}\" \
          viewBox=\"0 0 {WIDTH} {height}\" role=\"img\" aria-label=\"Timeline of the run's steps\">"
     );
+    // The RTO span (launch start → DR instance verified), behind the grid and the bars.
+    let rto_span = r.rehearsal.as_ref().and_then(|x| {
+        let rto = x.rto_ms?;
+        Some((x.launch_offset_ms?, x.pipeline_ms?, rto))
+    });
+    if let Some((from, to, _)) = rto_span {
+        let (x0, x1) = (x_of(from), x_of(to));
+        let _ = write!(
+            h,
+            "<rect class=\"rto-span\" x=\"{x0:.1}\" y=\"{:.1}\" width=\"{:.1}\" height=\"{:.1}\" fill=\"{RTO_SPAN}\"/>",
+            TOP - 6.0,
+            (x1 - x0).max(1.0),
+            r.steps.len() as f64 * ROW + extra + 6.0
+        );
+    }
     // Axis and grid.
     let step = tick(r.duration_ms.max(1));
     let mut t = 0;
@@ -257,16 +294,25 @@ fn timeline(h: &mut String, r: &Report) {
         bar_row(h, r, s, y, &x_of);
         y += ROW;
     }
-    if let Some(x) = r.rehearsal.as_ref().and_then(|x| x.rto_ms) {
-        let px = x_of(x);
+    if let Some((from, to, rto)) = rto_span {
+        let (x0, x1) = (x_of(from), x_of(to));
+        for (class, px) in [("rto start", x0), ("rto", x1)] {
+            let _ = write!(
+                h,
+                "<line class=\"{class}\" x1=\"{px:.1}\" y1=\"{}\" x2=\"{px:.1}\" y2=\"{y:.1}\"/>",
+                TOP - 4.0
+            );
+        }
         let _ = write!(
             h,
-            "<line class=\"rto\" x1=\"{px:.1}\" y1=\"{}\" x2=\"{px:.1}\" y2=\"{y:.1}\"/><text class=\"rto\" x=\"{:.1}\" y=\"{:.1}\" text-anchor=\"{}\">DR instance verified · RTO {}</text>",
-            TOP - 4.0,
-            if px > WIDTH - 250.0 { px - 6.0 } else { px + 6.0 },
-            y + 16.0,
-            if px > WIDTH - 250.0 { "end" } else { "start" },
-            dur(x)
+            "<line class=\"rto span\" x1=\"{x0:.1}\" y1=\"{:.1}\" x2=\"{x1:.1}\" y2=\"{:.1}\"/><text class=\"rto\" x=\"{:.1}\" y=\"{:.1}\" text-anchor=\"{}\">RTO {} · launch → DR instance verified at +{}</text>",
+            y + 6.0,
+            y + 6.0,
+            if x1 > WIDTH - 330.0 { x1 - 6.0 } else { x0 + 6.0 },
+            y + 20.0,
+            if x1 > WIDTH - 330.0 { "end" } else { "start" },
+            dur(rto),
+            dur(to)
         );
     }
     h.push_str("</svg>\n<p class=\"legend\">");
@@ -278,7 +324,7 @@ fn timeline(h: &mut String, r: &Report) {
     ] {
         let _ = write!(h, "<span><i style=\"background:{c}\"></i>{label}</span>");
     }
-    h.push_str("<span><i class=\"rto\"></i>RTO: run start → DR instance verified</span></p>\n");
+    h.push_str("<span><i class=\"rto\"></i>RTO: launch start → DR instance verified</span></p>\n");
 }
 
 fn bar_row(h: &mut String, r: &Report, s: &StepRow, y: f64, x_of: &dyn Fn(i64) -> f64) {
@@ -458,7 +504,7 @@ svg .tick{font-size:11px;fill:#868e96;text-anchor:middle}svg .grid{stroke:#e9ece
 svg .dur{font-size:11.5px;fill:#495057}svg .note{font-size:11.5px;fill:#adb5bd;font-style:italic}\
 svg .phase{stroke:#ced4da;stroke-dasharray:4 3}svg text.phase{fill:#868e96;font-size:11px;stroke:none;text-transform:uppercase}\
 svg rect.group{fill-opacity:.45}\
-svg line.rto{stroke:#1c7ed6;stroke-width:2;stroke-dasharray:6 4}svg text.rto{fill:#1864ab;font-size:12px;font-weight:600}\
+svg line.rto{stroke:#1c7ed6;stroke-width:2;stroke-dasharray:6 4}svg line.rto.span{stroke-dasharray:none}svg text.rto{fill:#1864ab;font-size:12px;font-weight:600}\
 .legend{margin:6px 0 0;font-size:12px;color:#495057}.legend span{margin-right:16px}\
 .legend i{display:inline-block;width:10px;height:10px;border-radius:2px;margin-right:5px;vertical-align:-1px}\
 .legend i.rto{width:14px;height:0;border-top:2px dashed #1c7ed6;border-radius:0}\

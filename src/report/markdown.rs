@@ -27,15 +27,58 @@ pub fn render(r: &Report) -> String {
     }
     if let Some(h) = &r.rehearsal {
         row(
-            "**RTO** (run start → DR instance verified)",
-            h.rto
-                .clone()
-                .map(|x| format!("**{x}**"))
-                .unwrap_or_else(|| "— (not verified)".into()),
+            "**RTO** (launch start → DR instance verified)",
+            match (&h.rto, &h.verified_at) {
+                (Some(x), _) => format!("**{x}**"),
+                (None, None) => "— (not verified)".into(),
+                (None, Some(_)) => "— (no launch step in this run)".into(),
+            },
         );
         row(
-            "**RPO** (age of the DR AMI then)",
-            h.rpo.clone().map(|x| format!("**{x}**")).unwrap_or_else(|| "—".into()),
+            "pipeline (run start → DR instance verified)",
+            h.pipeline.clone().unwrap_or_else(|| "— (not verified)".into()),
+        );
+        if let (Some(step), Some(at)) = (&h.launch_step, &h.launch_started_at) {
+            row(
+                "launch",
+                format!(
+                    "`{step}` started {at} (+{})",
+                    dur(h.launch_offset_ms.unwrap_or_default())
+                ),
+            );
+        }
+        row(
+            "**RPO** (age of the source backup)",
+            match (&h.rpo, &h.rpo_unknown) {
+                (Some(x), _) if h.verified_at.is_some() => format!("**{x}** at verification"),
+                (Some(x), _) => format!(
+                    "**{x}** at the end of the run {} (not verified)",
+                    h.rpo_measured_at.as_deref().unwrap_or("?")
+                ),
+                (None, Some(why)) => format!("— unknown: {why}"),
+                (None, None) => "—".into(),
+            },
+        );
+        row(
+            "source AMI",
+            match &h.source_ami {
+                Some(a) => format!(
+                    "`{a}`{}{}{}",
+                    h.source_region
+                        .as_deref()
+                        .map(|r| format!(" in {r}"))
+                        .unwrap_or_default(),
+                    match &h.source_ami_created_at {
+                        Some(c) => format!(" created {c}"),
+                        None => ", creation time unknown".into(),
+                    },
+                    h.source_recovery_point
+                        .as_deref()
+                        .map(|p| format!(" (recovery point `{p}`)"))
+                        .unwrap_or_default()
+                ),
+                None => "— (unknown)".into(),
+            },
         );
         row(
             "DR AMI",
@@ -207,6 +250,26 @@ fn timeline(m: &mut String, r: &Report) {
             other => other.replace('_', " "),
         };
         let _ = writeln!(m, "{label:<width$} |{}| {what}", bar.iter().collect::<String>());
+    }
+    // The RTO span: from the launch's start to the verification.
+    if let Some((from, to)) = r
+        .rehearsal
+        .as_ref()
+        .and_then(|h| h.launch_offset_ms.zip(h.pipeline_ms).filter(|_| h.rto_ms.is_some()))
+    {
+        let mut bar = vec![' '; COLS as usize];
+        let a = (from * COLS / total).clamp(0, COLS - 1);
+        let b = (to * COLS / total).clamp(a + 1, COLS);
+        for c in &mut bar[a as usize..b as usize] {
+            *c = '═';
+        }
+        let rto = r.rehearsal.as_ref().and_then(|h| h.rto.clone()).unwrap_or_default();
+        let _ = writeln!(
+            m,
+            "{:<width$} |{}| RTO {rto} (launch → verified)",
+            "RTO",
+            bar.iter().collect::<String>()
+        );
     }
     let _ = writeln!(m, "{:<width$} 0{:>49}", "", format!("+{}", r.duration));
 }

@@ -2,9 +2,15 @@
 //! which steps belong to `finally`). Pure data: `json`, `markdown` and `html` only render it.
 //!
 //! For a rehearsal (a run with an `ec2.verify_instance` step) it also measures:
-//! - **RTO**: run start → the verify step's success (the DR instance runs the DR AMI and passes its checks);
-//! - **RPO**: the age of the DR AMI at that moment (its `creation_date`, from the `ec2.wait_image` step that waited
-//!   for it), or at the end of the run when the instance was never verified;
+//! - **RTO**: the launch's start (the `cloudformation.deploy_stack` step that launched the DR instance) → the
+//!   verify step's success (the DR instance runs the DR AMI and passes its checks): what a failover from an
+//!   existing AMI takes;
+//! - the **pipeline** time: run start → that same verification (backup, copy, publish, launch, verify);
+//! - **RPO**: the age, at that moment, of the *source* backup the DR AMI was copied from: the verify time minus the
+//!   creation time of the source AMI in the primary region (not of the DR copy: an EC2 CopyImage is dated when it
+//!   was copied). The source is found through the run's own lineage (the copy step's source image or recovery
+//!   point) and its creation time from the `ec2.wait_image` step that waited for it; when either is unknown, there
+//!   is no figure and `rpo_unknown` says why. Measured at the end of the run when the instance was never verified;
 //! - what was left behind: a stack deployed by the run that no `cloudformation.delete_stack` step removed.
 
 use std::time::Duration;
@@ -12,12 +18,15 @@ use std::time::Duration;
 use serde::{Deserialize, Serialize};
 use serde_json::{Map, Value};
 
+use crate::cloud::{image_id_from_arn, region_from_arn};
 use crate::engine::journal::{Entry, Event, RunStatus};
 use crate::engine::{RunState, StepStatus};
 use crate::workflow::{Workflow, format_duration};
 
 /// Bumped when a field changes meaning or disappears (adding fields keeps the version).
-pub const FORMAT: u32 = 1;
+/// 2: `rehearsal.rto_ms` starts at the launch, not the run's start (the old figure is `pipeline_ms`), and
+/// `rehearsal.rpo_ms` is the age of the source backup, not of the DR copy.
+pub const FORMAT: u32 = 2;
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct Report {
@@ -94,16 +103,35 @@ pub struct StepRow {
 pub struct Rehearsal {
     /// `passed`, `failed` or `unfinished`.
     pub verdict: String,
-    /// Run start → DR instance verified (running the DR AMI, checks passed).
+    /// Launch start → DR instance verified (running the DR AMI, checks passed): the launch step starting (the
+    /// `cloudformation.deploy_stack` step that launched the DR instance) to the verify step's success. `None` when
+    /// the instance was not verified or the run has no launch step.
     pub rto_ms: Option<i64>,
     pub rto: Option<String>,
+    /// The step the RTO starts from, when it started, and that time as an offset from the run's start.
+    pub launch_step: Option<String>,
+    pub launch_started_at: Option<String>,
+    pub launch_offset_ms: Option<i64>,
+    /// Run start → DR instance verified: the whole pipeline (back up, copy, publish, launch, verify).
+    pub pipeline_ms: Option<i64>,
+    pub pipeline: Option<String>,
     /// Run start → the verify step first saw the instance `running`.
     pub running_after_ms: Option<i64>,
-    /// Age of the DR AMI when the instance was verified (or at the end of the run, if it never was).
+    /// Age of the source backup (the primary-region AMI the DR AMI was copied from) when the instance was
+    /// verified (or at the end of the run, if it never was). `None` when the source's creation time is unknown.
     pub rpo_ms: Option<i64>,
     pub rpo: Option<String>,
     pub rpo_measured_at: Option<String>,
+    /// Why there is no RPO figure, when there is none.
+    pub rpo_unknown: Option<String>,
+    /// The source of the DR AMI, found through the run's lineage: its AMI, region, recovery point (for an AWS
+    /// Backup copy) and creation time (from the `ec2.wait_image` step that waited for it).
+    pub source_ami: Option<String>,
+    pub source_region: Option<String>,
+    pub source_recovery_point: Option<String>,
+    pub source_ami_created_at: Option<String>,
     pub dr_ami: Option<String>,
+    /// The DR AMI's own creation time (for a copy, when it was copied).
     pub dr_ami_created_at: Option<String>,
     pub dr_region: Option<String>,
     pub dr_instance: Option<String>,
@@ -510,21 +538,43 @@ fn rehearsal(state: &RunState, entries: &[Entry], steps: &[StepRow], status: &st
     });
     let dr_ami = verify.and_then(|v| text(out(v, "image_id")).or_else(|| text(input(v, "image_id"))));
     let dr_region = verify.and_then(|v| v.region.clone());
-    let ami_created_ms = dr_ami.as_ref().and_then(|ami| {
-        steps
-            .iter()
-            .filter(|r| r.action.as_deref() == Some("ec2.wait_image"))
-            .find(|r| text(out(r, "image_id")).as_ref() == Some(ami))
-            .and_then(|r| out(r, "creation_date"))
-            .and_then(Value::as_i64)
-            .map(|s| s * 1000)
-    });
+    let dr_instance = verify.and_then(|v| text(out(v, "instance_id")).or_else(|| text(input(v, "instance_id"))));
+    let dr_ami_created_ms = dr_ami
+        .as_deref()
+        .and_then(|ami| created_ms(steps, ami, dr_region.as_deref()));
+
+    // RTO: from the start of the launch of the DR instance to its verification.
+    let launch = launch_step(steps, verify, dr_instance.as_deref());
+    let launch_ms = launch.and_then(|l| l.started_ms);
+    let rto_ms = verified_ms.zip(launch_ms).map(|(v, l)| (v - l).max(0));
+    let pipeline_ms = verified_ms.map(|t| t - state.started_ms);
+
+    // RPO: the age of the source backup the DR AMI was copied from.
     let rpo_at = verified_ms.unwrap_or(state.last_ms);
-    let rpo_ms = ami_created_ms.map(|c| (rpo_at - c).max(0));
-    let rto_ms = verified_ms.map(|t| t - state.started_ms);
-    let launch = steps
-        .iter()
-        .find(|r| r.action.as_deref() == Some("cloudformation.deploy_stack"));
+    let source = match &dr_ami {
+        Some(ami) => source_of(steps, ami, dr_region.as_deref()),
+        None if verify.is_some_and(|v| v.started_ms.is_none()) => {
+            Err("the verify step did not run, so the DR AMI is unknown".to_string())
+        }
+        None => Err("the verify step names no DR AMI".to_string()),
+    };
+    let (source, source_created_ms, rpo_unknown) = match source {
+        Ok(src) => match created_ms(steps, &src.ami, src.region.as_deref()) {
+            Some(c) => (Some(src), Some(c), None),
+            None => {
+                let why = format!(
+                    "the creation time of the source AMI {}{} is unknown: no `ec2.wait_image` step of this run \
+                     reported it",
+                    src.ami,
+                    src.region.as_deref().map(|r| format!(" in {r}")).unwrap_or_default()
+                );
+                (Some(src), None, Some(why))
+            }
+        },
+        Err(why) => (None, None, Some(why)),
+    };
+    let rpo_ms = source_created_ms.map(|c| (rpo_at - c).max(0));
+
     let teardown = steps
         .iter()
         .rev()
@@ -546,20 +596,157 @@ fn rehearsal(state: &RunState, entries: &[Entry], steps: &[StepRow], status: &st
         verdict: verdict.to_string(),
         rto_ms,
         rto: rto_ms.map(dur),
+        launch_step: launch.map(|l| l.id.clone()),
+        launch_started_at: launch_ms.map(when),
+        launch_offset_ms: launch.and_then(|l| l.start_offset_ms),
+        pipeline_ms,
+        pipeline: pipeline_ms.map(dur),
         running_after_ms: running_ms.map(|t| t - state.started_ms),
         rpo_ms,
         rpo: rpo_ms.map(dur),
         rpo_measured_at: rpo_ms.map(|_| when(rpo_at)),
+        rpo_unknown,
+        source_ami: source.as_ref().map(|s| s.ami.clone()),
+        source_region: source.as_ref().and_then(|s| s.region.clone()),
+        source_recovery_point: source.as_ref().and_then(|s| s.recovery_point.clone()),
+        source_ami_created_at: source_created_ms.map(when),
         dr_ami,
-        dr_ami_created_at: ami_created_ms.map(when),
+        dr_ami_created_at: dr_ami_created_ms.map(when),
         dr_region,
-        dr_instance: verify.and_then(|v| text(out(v, "instance_id")).or_else(|| text(input(v, "instance_id")))),
+        dr_instance,
         verified_at: verified_ms.map(when),
         system_status: verified.and_then(|v| text(out(v, "system_status"))),
         instance_status: verified.and_then(|v| text(out(v, "instance_status"))),
         stack: launch.and_then(|l| text(input(l, "stack_name"))),
         teardown,
     }
+}
+
+/// The `cloudformation.deploy_stack` step that launched the DR instance: the one whose stack outputs name it, else
+/// the last one that started before the verify step did (or at all, when there is no verify step start).
+fn launch_step<'a>(steps: &'a [StepRow], verify: Option<&StepRow>, instance: Option<&str>) -> Option<&'a StepRow> {
+    let deploys = || {
+        steps
+            .iter()
+            .filter(|r| r.action.as_deref() == Some("cloudformation.deploy_stack") && r.started_ms.is_some())
+    };
+    let named = instance.and_then(|i| {
+        deploys().find(|r| match out(r, "outputs") {
+            Some(Value::Object(o)) => o.values().any(|v| v.as_str() == Some(i)),
+            _ => false,
+        })
+    });
+    let verify_start = verify.and_then(|v| v.started_ms).unwrap_or(i64::MAX);
+    named.or_else(|| {
+        deploys()
+            .filter(|r| r.started_ms.is_some_and(|t| t <= verify_start))
+            .max_by_key(|r| r.started_ms)
+    })
+}
+
+/// Where an AMI came from, as far as the run shows it.
+#[derive(Debug)]
+struct Source {
+    ami: String,
+    region: Option<String>,
+    /// The recovery point copied, for an AWS Backup copy.
+    recovery_point: Option<String>,
+}
+
+/// The creation time (ms) of an AMI, as reported by a successful `ec2.wait_image` step of the run that waited for
+/// it (in `region`, when known).
+fn created_ms(steps: &[StepRow], ami: &str, region: Option<&str>) -> Option<i64> {
+    steps
+        .iter()
+        .filter(|r| r.action.as_deref() == Some("ec2.wait_image") && r.status == "succeeded")
+        .filter(|r| region.is_none() || r.region.is_none() || r.region.as_deref() == region)
+        .find(|r| text(out(r, "image_id")).as_deref() == Some(ami))
+        .and_then(|r| out(r, "creation_date"))
+        .and_then(Value::as_i64)
+        .map(|s| s * 1000)
+}
+
+/// The step of the run that made `ami` (in `region`, when known): a backup, an image, or a copy.
+fn maker<'a>(steps: &'a [StepRow], ami: &str, region: Option<&str>) -> Option<&'a StepRow> {
+    steps.iter().find(|r| {
+        let made_here = match r.action.as_deref() {
+            Some("backup.wait_backup_job" | "ec2.create_image" | "ec2.copy_image") => r.region.clone(),
+            Some("backup.wait_copy_job") => text(out(r, "region"))
+                .or_else(|| text(out(r, "recovery_point_arn")).and_then(|a| region_from_arn(&a).map(str::to_string))),
+            _ => return false,
+        };
+        text(out(r, "image_id")).as_deref() == Some(ami)
+            && (region.is_none() || made_here.is_none() || made_here.as_deref() == region)
+    })
+}
+
+/// The source backup of the DR AMI: its lineage followed back through the run's copy steps (an `ec2.copy_image`
+/// step's `source_image_id`; the recovery point a `backup.start_copy_job` step copied, for the
+/// `backup.wait_copy_job` step that waited for that job) to an AMI the run did not copy: one it backed up or
+/// created, or one it copied from outside the run. `Err` says why it is unknown.
+fn source_of(steps: &[StepRow], dr_ami: &str, dr_region: Option<&str>) -> Result<Source, String> {
+    let mut at = Source {
+        ami: dr_ami.to_string(),
+        region: dr_region.map(str::to_string),
+        recovery_point: None,
+    };
+    // A lineage longer than the run's steps would be a loop.
+    for copies in 0..=steps.len() {
+        let Some(step) = maker(steps, &at.ami, at.region.as_deref()) else {
+            if copies == 0 {
+                return Err(format!(
+                    "this run did not make the DR AMI {dr_ami}, so which backup it was copied from is unknown"
+                ));
+            }
+            return Ok(at);
+        };
+        match step.action.as_deref() {
+            Some("ec2.copy_image") => {
+                let Some(ami) = text(input(step, "source_image_id")) else {
+                    return Err(format!("the copy step `{}` names no source image", step.id));
+                };
+                at = Source {
+                    ami,
+                    region: text(input(step, "source_region")),
+                    recovery_point: None,
+                };
+            }
+            Some("backup.wait_copy_job") => {
+                let job = text(input(step, "job_id"));
+                let start = steps.iter().find(|r| {
+                    r.action.as_deref() == Some("backup.start_copy_job")
+                        && job.is_some()
+                        && text(out(r, "job_id")) == job
+                });
+                let Some(start) = start else {
+                    return Err(format!(
+                        "no `backup.start_copy_job` step of this run started the copy job {} that step `{}` waited for",
+                        job.as_deref().unwrap_or("?"),
+                        step.id
+                    ));
+                };
+                let Some(arn) = text(input(start, "recovery_point_arn")) else {
+                    return Err(format!("the copy step `{}` names no recovery point", start.id));
+                };
+                let Some(ami) = image_id_from_arn(&arn) else {
+                    return Err(format!(
+                        "the recovery point {arn} copied by step `{}` is not an EC2 image",
+                        start.id
+                    ));
+                };
+                at = Source {
+                    ami: ami.to_string(),
+                    region: region_from_arn(&arn)
+                        .map(str::to_string)
+                        .or_else(|| start.region.clone()),
+                    recovery_point: Some(arn.clone()),
+                };
+            }
+            // A backup or an image of the instance: the source itself.
+            _ => return Ok(at),
+        }
+    }
+    Err(format!("the lineage of the DR AMI {dr_ami} loops"))
 }
 
 /// The one-line verdict (the last line `drflow run` prints for a rehearsal).
@@ -581,11 +768,12 @@ fn summary(r: &Report) -> String {
     };
     match h.verdict.as_str() {
         "passed" => format!(
-            "REHEARSAL PASSED {} run={} rto={} rpo={}{left}",
+            "REHEARSAL PASSED {} run={} rto={} rpo={} pipeline={}{left}",
             r.workflow,
             r.run_id,
-            h.rto.as_deref().unwrap_or("?"),
-            h.rpo.as_deref().unwrap_or("?")
+            h.rto.as_deref().unwrap_or("unknown"),
+            h.rpo.as_deref().unwrap_or("unknown"),
+            h.pipeline.as_deref().unwrap_or("unknown")
         ),
         "unfinished" => format!(
             "REHEARSAL INTERRUPTED {} run={}: resume it with: drflow resume {}{left}",
