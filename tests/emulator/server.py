@@ -31,6 +31,7 @@ import re  # noqa: E402
 import signal  # noqa: E402
 import socket  # noqa: E402
 import sys  # noqa: E402
+import threading  # noqa: E402
 import time  # noqa: E402
 import traceback  # noqa: E402
 from typing import Any, Callable  # noqa: E402
@@ -423,6 +424,9 @@ def main() -> None:
     parser.add_argument("--status-describes", type=int, default=0,
                         help="DescribeInstanceStatus calls that see a new instance's checks initializing (default 0)")
     parser.add_argument("--verbose", action="store_true", help="log every HTTP request")
+    parser.add_argument("--exit-with-parent", action="store_true",
+                        help="exit when the process that started the emulator ends (a test binary that shares one "
+                             "emulator among its tests has no place to stop it)")
     args = parser.parse_args()
 
     STATE.pending_describes = max(0, args.pending_describes)
@@ -441,6 +445,15 @@ def main() -> None:
 
     signal.signal(signal.SIGTERM, stop)
     signal.signal(signal.SIGINT, stop)
+    if args.exit_with_parent:
+        parent = os.getppid()
+
+        def watch_parent() -> None:
+            while os.getppid() == parent:
+                time.sleep(0.2)
+            os.kill(os.getpid(), signal.SIGTERM)
+
+        threading.Thread(target=watch_parent, daemon=True).start()
     if args.port_file:
         tmp = f"{args.port_file}.tmp{os.getpid()}"
         with open(tmp, "w") as f:

@@ -1,0 +1,88 @@
+//! AWS Backup: start a backup job, start a copy job, and wait for either.
+
+mod start_backup_job;
+mod start_copy_job;
+mod wait_backup_job;
+mod wait_copy_job;
+
+pub(crate) use start_backup_job::StartBackupJob;
+pub(crate) use start_copy_job::StartCopyJob;
+pub(crate) use wait_backup_job::WaitBackupJob;
+pub(crate) use wait_copy_job::WaitCopyJob;
+
+use serde_json::Value;
+
+use super::effects::{Effects, ResourceKind, StepFacts};
+use super::values::values;
+use super::{ActionError, Poll};
+use crate::cloud::{JobState, image_id_from_arn};
+
+/// A started job, from the step's `job_id`.
+fn job_effects(step: &StepFacts<'_>, kind: ResourceKind) -> Effects {
+    let mut e = Effects::default();
+    if let Some(id) = step.out_text("job_id") {
+        e.created.push(step.resource(kind, id, None, None));
+    }
+    e
+}
+
+/// The AMI of a completed job's recovery point.
+fn recovery_point_effects(step: &StepFacts<'_>) -> Effects {
+    let mut e = Effects::default();
+    if step.succeeded
+        && let Some(id) = step.out_text("image_id")
+    {
+        let detail = step.out_text("recovery_point_arn").map(|a| format!("recovery point {a}"));
+        e.created.push(step.resource(ResourceKind::Ami, id, step.out_text("region"), detail));
+    }
+    e
+}
+
+fn recovery_point_outputs(arn: &str, state: JobState, region: Option<String>) -> Result<Poll, ActionError> {
+    let image = image_id_from_arn(arn).ok_or_else(|| {
+        ActionError::failed(
+            "UnexpectedRecoveryPoint",
+            format!("recovery point `{arn}` is not an EC2 image"),
+        )
+    })?;
+    let mut out = values([
+        ("recovery_point_arn", Value::String(arn.to_string())),
+        ("image_id", Value::String(image.to_string())),
+        ("state", Value::String(state.as_str().to_string())),
+    ]);
+    if let Some(r) = region {
+        out.insert("region".into(), Value::String(r));
+    }
+    Ok(Poll::Done(out))
+}
+
+fn progress(state: JobState, percent: Option<&str>) -> String {
+    match percent {
+        Some(p) if !p.is_empty() => format!("{} {p}%", state.as_str()),
+        _ => state.as_str().to_string(),
+    }
+}
+
+fn job_failed(kind: &str, job_id: &str, state: JobState, message: Option<&str>) -> ActionError {
+    let code = format!(
+        "{}Job{}",
+        if kind == "backup" { "Backup" } else { "Copy" },
+        titled(state.as_str())
+    );
+    ActionError::failed(
+        &code,
+        format!(
+            "{kind} job {job_id} ended {}: {}",
+            state.as_str(),
+            message.unwrap_or("AWS gave no status message")
+        ),
+    )
+}
+
+fn titled(s: &str) -> String {
+    let lower = s.to_ascii_lowercase();
+    let mut c = lower.chars();
+    c.next()
+        .map(|f| f.to_ascii_uppercase().to_string() + c.as_str())
+        .unwrap_or_default()
+}

@@ -1,0 +1,74 @@
+//! `backup.start_backup_job`: start an AWS Backup job for an EC2 instance.
+
+use async_trait::async_trait;
+use serde_json::Value;
+
+use crate::actions::effects::{Effects, ResourceKind, StepFacts};
+use crate::actions::values::{account_of, str_in, values};
+use crate::actions::{Action, ActionError, Ctx, Resource, Values};
+use crate::cloud::StartBackupJob as Request;
+use crate::workflow::spec::{out, req};
+use crate::workflow::{ActionKind, ActionSpec, InputKind::*, Preflight};
+
+pub(crate) struct StartBackupJob;
+
+static SPEC: ActionSpec = ActionSpec {
+    name: "backup.start_backup_job",
+    summary: "Start an AWS Backup job for an EC2 instance (idempotent per run and step).",
+    kind: ActionKind::Call,
+    inputs: &[
+        req("instance_id", Str, "The EC2 instance to back up."),
+        req("vault", Str, "Backup vault in the step's region."),
+        req(
+            "iam_role_arn",
+            Str,
+            "Role AWS Backup assumes; its account is the instance's account.",
+        ),
+    ],
+    outputs: &[out("job_id", "The backup job id.")],
+    calls: &["backup:StartBackupJob"],
+    extra_iam: &[
+        "iam:PassRole",
+        "ec2:CreateImage",
+        "ec2:CreateTags",
+        "ec2:DescribeInstances",
+    ],
+    preflight: &[
+        Preflight::Instance { input: "instance_id" },
+        Preflight::Vault {
+            input: "vault",
+            region_input: None,
+        },
+    ],
+    writes: None,
+    needs_region: true,
+    default_timeout_secs: 120,
+};
+
+#[async_trait]
+impl Action for StartBackupJob {
+    fn spec(&self) -> &'static ActionSpec {
+        &SPEC
+    }
+
+    async fn call(&self, ctx: &Ctx<'_>, inputs: &Values) -> Result<Values, ActionError> {
+        if let Some(job_id) = ctx.recorded_str("job_id") {
+            return Ok(values([("job_id", Value::String(job_id))]));
+        }
+        let instance = str_in(inputs, "instance_id")?;
+        let role = str_in(inputs, "iam_role_arn")?;
+        let req = Request {
+            vault: str_in(inputs, "vault")?.to_string(),
+            resource_arn: format!("arn:aws:ec2:{}:{}:instance/{instance}", ctx.region, account_of(role)?),
+            iam_role_arn: role.to_string(),
+            idempotency_token: ctx.token.to_string(),
+        };
+        let job_id = ctx.cloud.backup.start_backup_job(ctx.region, &req).await?;
+        ctx.recorder.record("job_id", &Value::String(job_id.clone()));
+        Ok(values([("job_id", Value::String(job_id))]))
+    }
+
+    fn effects(&self, step: &StepFacts<'_>, _: &[Resource]) -> Effects {
+        super::job_effects(step, ResourceKind::BackupJob)
+    }
+}

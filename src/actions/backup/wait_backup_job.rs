@@ -1,0 +1,53 @@
+//! `backup.wait_backup_job`: wait until a backup job is COMPLETED.
+
+use async_trait::async_trait;
+
+use crate::actions::effects::{Effects, StepFacts};
+use crate::actions::values::str_in;
+use crate::actions::{Action, ActionError, Ctx, Poll, Resource, Values};
+use crate::cloud::JobState;
+use crate::workflow::spec::{out, req};
+use crate::workflow::{ActionKind, ActionSpec, InputKind::*};
+
+pub(crate) struct WaitBackupJob;
+
+static SPEC: ActionSpec = ActionSpec {
+    name: "backup.wait_backup_job",
+    summary: "Wait until a backup job is COMPLETED; fail at once if it FAILED, ABORTED or EXPIRED.",
+    kind: ActionKind::Wait,
+    inputs: &[req("job_id", Str, "The backup job id.")],
+    outputs: &[
+        out("recovery_point_arn", "arn:aws:ec2:REGION::image/ami-..."),
+        out("image_id", "The AMI of the recovery point."),
+        out("state", "COMPLETED"),
+    ],
+    calls: &["backup:DescribeBackupJob"],
+    extra_iam: &[],
+    preflight: &[],
+    writes: None,
+    needs_region: true,
+    default_timeout_secs: 6 * 3600,
+};
+
+#[async_trait]
+impl Action for WaitBackupJob {
+    fn spec(&self) -> &'static ActionSpec {
+        &SPEC
+    }
+
+    async fn poll(&self, ctx: &Ctx<'_>, inputs: &Values) -> Result<Poll, ActionError> {
+        let job_id = str_in(inputs, "job_id")?;
+        let job = ctx.cloud.backup.describe_backup_job(ctx.region, job_id).await?;
+        if job.state.is_failure() {
+            return Err(super::job_failed("backup", job_id, job.state, job.status_message.as_deref()));
+        }
+        match (job.state, job.recovery_point_arn) {
+            (JobState::Completed, Some(arn)) => super::recovery_point_outputs(&arn, job.state, None),
+            (state, _) => Ok(Poll::Pending(super::progress(state, job.percent_done.as_deref()))),
+        }
+    }
+
+    fn effects(&self, step: &StepFacts<'_>, _: &[Resource]) -> Effects {
+        super::recovery_point_effects(step)
+    }
+}

@@ -1,0 +1,107 @@
+//! `cloudformation.delete_stack`: delete a stack and wait until it is gone (a missing stack is success).
+
+use async_trait::async_trait;
+use serde_json::Value;
+
+use crate::actions::effects::{Effects, ResourceKind, StepFacts};
+use crate::actions::values::{str_in, values};
+use crate::actions::{Action, ActionError, Ctx, Poll, Resource, Values};
+use crate::workflow::spec::{out, req};
+use crate::workflow::{ActionKind, ActionSpec, InputKind::*, Preflight, Writes, Written};
+
+pub(crate) struct DeleteStack;
+
+static SPEC: ActionSpec = ActionSpec {
+    name: "cloudformation.delete_stack",
+    summary: "Delete a stack and wait until it is gone (a missing stack is success).",
+    kind: ActionKind::Wait,
+    inputs: &[req("stack_name", Str, "Stack name.")],
+    outputs: &[out("deleted", "Whether there was a stack to delete.")],
+    calls: &[
+        "cloudformation:DescribeStacks",
+        "cloudformation:DeleteStack",
+        "cloudformation:DescribeStackEvents",
+    ],
+    extra_iam: &["ec2:TerminateInstances", "ec2:DescribeInstances"],
+    preflight: &[Preflight::Stack {
+        input: "stack_name",
+        deploy: false,
+    }],
+    writes: Some(Writes {
+        input: "stack_name",
+        what: Written::Stack,
+    }),
+    needs_region: true,
+    default_timeout_secs: 3600,
+};
+
+#[async_trait]
+impl Action for DeleteStack {
+    fn spec(&self) -> &'static ActionSpec {
+        &SPEC
+    }
+
+    async fn begin(&self, ctx: &Ctx<'_>, inputs: &Values) -> Result<(), ActionError> {
+        if ctx.recorded_str("deleting").is_some() {
+            return Ok(());
+        }
+        let name = str_in(inputs, "stack_name")?;
+        let cf = &ctx.cloud.cloudformation;
+        let existing = cf.describe_stack(ctx.region, name).await?;
+        let deleting = existing.is_some();
+        if deleting {
+            cf.delete_stack(ctx.region, name, ctx.token).await?;
+        }
+        ctx.recorder.record("deleting", &Value::Bool(deleting));
+        Ok(())
+    }
+
+    async fn poll(&self, ctx: &Ctx<'_>, inputs: &Values) -> Result<Poll, ActionError> {
+        let name = str_in(inputs, "stack_name")?;
+        let deleted = ctx
+            .recorder
+            .recorded("deleting")
+            .and_then(|v| v.as_bool())
+            .unwrap_or(true);
+        let cf = &ctx.cloud.cloudformation;
+        match cf.describe_stack(ctx.region, name).await? {
+            None => Ok(Poll::Done(values([("deleted", Value::Bool(deleted))]))),
+            Some(s) if s.status == "DELETE_FAILED" => {
+                let reason = cf.stack_failure_reason(ctx.region, name).await?;
+                Err(ActionError::failed(
+                    "StackDeleteFailed",
+                    format!(
+                        "stack {name} in {} could not be deleted: {}; what it holds is still there",
+                        ctx.region,
+                        reason.or(s.status_reason).unwrap_or_else(|| "no reason given".into())
+                    ),
+                ))
+            }
+            // In progress, or settled but still there: the delete has not shown yet.
+            Some(s) => Ok(Poll::Pending(s.status)),
+        }
+    }
+
+    /// The stack, and the instances earlier steps saw it launch.
+    fn effects(&self, step: &StepFacts<'_>, created: &[Resource]) -> Effects {
+        let mut e = Effects::default();
+        if !step.succeeded || step.out("deleted") != Some(&Value::Bool(true)) {
+            return e;
+        }
+        let Some(name) = step.input_text("stack_name") else {
+            return e;
+        };
+        e.deleted.push(step.resource(ResourceKind::Stack, name.clone(), None, None));
+        let region = step.region.map(str::to_string);
+        let suffix = super::in_stack("", &name);
+        for c in created.iter().filter(|c| {
+            c.kind == ResourceKind::Instance
+                && c.region == region
+                && c.detail.as_deref().is_some_and(|d| d.ends_with(&suffix))
+        }) {
+            let detail = Some(format!("terminated with stack {name}"));
+            e.deleted.push(step.resource(ResourceKind::Instance, c.id.clone(), None, detail));
+        }
+        e
+    }
+}

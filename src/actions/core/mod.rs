@@ -1,0 +1,7 @@
+//! Actions that call no AWS API: useful for tests, benchmarks and failure routing.
+
+mod echo;
+mod fail;
+
+pub(crate) use echo::Echo;
+pub(crate) use fail::Fail;

@@ -1,0 +1,58 @@
+//! `ec2.copy_image`: copy an AMI into the step's region (CopyImage is called in the destination region, with the
+//! step's token as its ClientToken).
+
+use async_trait::async_trait;
+use serde_json::Value;
+
+use crate::actions::effects::{Effects, StepFacts};
+use crate::actions::values::{str_in, values};
+use crate::actions::{Action, ActionError, Ctx, Resource, Values};
+use crate::cloud::CopyImage as Request;
+use crate::workflow::spec::{out, req};
+use crate::workflow::{ActionKind, ActionSpec, InputKind::*};
+
+pub(crate) struct CopyImage;
+
+static SPEC: ActionSpec = ActionSpec {
+    name: "ec2.copy_image",
+    summary: "Copy an AMI into the step's region (CopyImage is called in the destination region).",
+    kind: ActionKind::Call,
+    inputs: &[
+        req("source_region", Str, "Region code of the source AMI."),
+        req("source_image_id", Str, "The source AMI id."),
+        req("name", Str, "Name of the copy."),
+    ],
+    outputs: &[out("image_id", "The AMI id in this region (pending).")],
+    calls: &["ec2:CopyImage"],
+    extra_iam: &["ec2:CreateTags"],
+    preflight: &[],
+    writes: None,
+    needs_region: true,
+    default_timeout_secs: 120,
+};
+
+#[async_trait]
+impl Action for CopyImage {
+    fn spec(&self) -> &'static ActionSpec {
+        &SPEC
+    }
+
+    async fn call(&self, ctx: &Ctx<'_>, inputs: &Values) -> Result<Values, ActionError> {
+        if let Some(id) = ctx.recorded_str("image_id") {
+            return Ok(values([("image_id", Value::String(id))]));
+        }
+        let req = Request {
+            source_region: str_in(inputs, "source_region")?.to_string(),
+            source_image_id: str_in(inputs, "source_image_id")?.to_string(),
+            name: str_in(inputs, "name")?.to_string(),
+            client_token: ctx.token.to_string(),
+        };
+        let id = ctx.cloud.ec2.copy_image(ctx.region, &req).await?;
+        ctx.recorder.record("image_id", &Value::String(id.clone()));
+        Ok(values([("image_id", Value::String(id))]))
+    }
+
+    fn effects(&self, step: &StepFacts<'_>, _: &[Resource]) -> Effects {
+        super::image_effects(step)
+    }
+}

@@ -1,0 +1,140 @@
+//! `ec2.verify_instance`: wait until an instance runs the expected AMI and passes its status checks.
+
+use async_trait::async_trait;
+use serde_json::Value;
+
+use crate::actions::values::{bool_in, str_in, values};
+use crate::actions::{Action, ActionError, Ctx, Poll, Values};
+use crate::workflow::spec::{opt, out, req};
+use crate::workflow::{ActionKind, ActionSpec, InputKind::*, Preflight};
+
+pub(crate) struct VerifyInstance;
+
+static SPEC: ActionSpec = ActionSpec {
+    name: "ec2.verify_instance",
+    summary: "Wait until an instance is `running` from the expected AMI and passes its status checks; fail at once if it runs another AMI, is stopped or terminated, or a status check is `impaired`.",
+    kind: ActionKind::Wait,
+    inputs: &[
+        req("instance_id", Str, "The instance, e.g. a DR stack's InstanceId output."),
+        req("image_id", Str, "The AMI it must run (e.g. the DR AMI)."),
+        opt(
+            "require_status_checks",
+            Bool,
+            "Also wait until the system and instance status checks are `ok`. Default true.",
+        ),
+    ],
+    outputs: &[
+        out("instance_id", "The instance."),
+        out("image_id", "The AMI it runs."),
+        out("state", "running"),
+        out("system_status", "ok, or not-checked without require_status_checks."),
+        out("instance_status", "ok, or not-checked without require_status_checks."),
+        out(
+            "running_at",
+            "Unix seconds when this step first saw the instance running.",
+        ),
+    ],
+    calls: &["ec2:DescribeInstances", "ec2:DescribeInstanceStatus"],
+    extra_iam: &[],
+    preflight: &[Preflight::Instance { input: "instance_id" }],
+    writes: None,
+    needs_region: true,
+    default_timeout_secs: 3600,
+};
+
+/// Instance states it does not come back from by itself.
+const GONE_STATES: &[&str] = &["shutting-down", "terminated", "stopping", "stopped"];
+
+#[async_trait]
+impl Action for VerifyInstance {
+    fn spec(&self) -> &'static ActionSpec {
+        &SPEC
+    }
+
+    async fn poll(&self, ctx: &Ctx<'_>, inputs: &Values) -> Result<Poll, ActionError> {
+        let id = str_in(inputs, "instance_id")?;
+        let expected = str_in(inputs, "image_id")?;
+        let checks = match inputs.get("require_status_checks") {
+            None | Some(Value::Null) => true,
+            Some(_) => bool_in(inputs, "require_status_checks"),
+        };
+        let found = ctx.cloud.ec2.describe_instances(ctx.region, &[id.to_string()]).await?;
+        let Some(instance) = found.into_iter().find(|i| i.instance_id == id) else {
+            return Err(ActionError::failed(
+                "InvalidInstanceID.NotFound",
+                format!("instance {id} does not exist in {}", ctx.region),
+            ));
+        };
+        if instance.image_id != expected {
+            return Err(ActionError::failed(
+                "WrongImage",
+                format!(
+                    "instance {id} in {} runs {}, not the expected AMI {expected}",
+                    ctx.region, instance.image_id
+                ),
+            ));
+        }
+        if GONE_STATES.contains(&instance.state.as_str()) {
+            return Err(ActionError::failed(
+                "InstanceNotRunning",
+                format!("instance {id} in {} is {}", ctx.region, instance.state),
+            ));
+        }
+        if instance.state != "running" {
+            return Ok(Poll::Pending(instance.state));
+        }
+        let running_at = match ctx.recorder.recorded("running_at").and_then(|v| v.as_i64()) {
+            Some(t) => t,
+            None => {
+                let t = wall_now_secs();
+                ctx.recorder.record("running_at", &Value::from(t));
+                t
+            }
+        };
+        let (system, own) = if checks {
+            let Some(status) = ctx.cloud.ec2.describe_instance_status(ctx.region, id).await? else {
+                return Ok(Poll::Pending("running, status checks not reported yet".into()));
+            };
+            if status.system_status == "impaired" || status.instance_status == "impaired" {
+                return Err(ActionError::failed(
+                    "StatusCheckImpaired",
+                    format!(
+                        "instance {id} in {} fails its status checks: system {}, instance {}",
+                        ctx.region, status.system_status, status.instance_status
+                    ),
+                ));
+            }
+            if !status.checks_passed() {
+                return Ok(Poll::Pending(format!(
+                    "running, status checks: system {}, instance {}",
+                    status.system_status, status.instance_status
+                )));
+            }
+            (status.system_status, status.instance_status)
+        } else {
+            ("not-checked".to_string(), "not-checked".to_string())
+        };
+        Ok(Poll::Done(values([
+            ("instance_id", Value::String(instance.instance_id)),
+            ("image_id", Value::String(instance.image_id)),
+            ("state", Value::String(instance.state)),
+            ("system_status", Value::String(system)),
+            ("instance_status", Value::String(own)),
+            ("running_at", Value::from(running_at)),
+        ])))
+    }
+}
+
+/// Unix seconds by the run's clock: wall time plus how far tokio's clock is ahead of the real one. Under
+/// `--simulate` (a paused tokio clock) that is the simulated time the journal uses; otherwise just the wall time.
+fn wall_now_secs() -> i64 {
+    let now = std::time::SystemTime::now();
+    let tokio_now = tokio::time::Instant::now().into_std();
+    let std_now = std::time::Instant::now();
+    let t = match tokio_now.checked_duration_since(std_now) {
+        Some(ahead) => now + ahead,
+        None => now - std_now.duration_since(tokio_now),
+    };
+    t.duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| d.as_secs() as i64)
+}

@@ -1,0 +1,48 @@
+//! `ssm.get_parameter`: read a parameter.
+
+use async_trait::async_trait;
+use serde_json::Value;
+
+use crate::actions::values::{str_in, values};
+use crate::actions::{Action, ActionError, Ctx, Values};
+use crate::workflow::spec::{out, req};
+use crate::workflow::{ActionKind, ActionSpec, InputKind::*, Preflight};
+
+pub(crate) struct GetParameter;
+
+static SPEC: ActionSpec = ActionSpec {
+    name: "ssm.get_parameter",
+    summary: "Read a parameter.",
+    kind: ActionKind::Call,
+    inputs: &[req("name", Str, "Parameter name.")],
+    outputs: &[
+        out("value", "The value (empty if the parameter does not exist)."),
+        out("version", "Its version (0 if it does not exist)."),
+        out("exists", "Whether it exists."),
+    ],
+    calls: &["ssm:GetParameter"],
+    extra_iam: &[],
+    preflight: &[Preflight::Parameter { input: "name" }],
+    writes: None,
+    needs_region: true,
+    default_timeout_secs: 60,
+};
+
+#[async_trait]
+impl Action for GetParameter {
+    fn spec(&self) -> &'static ActionSpec {
+        &SPEC
+    }
+
+    async fn call(&self, ctx: &Ctx<'_>, inputs: &Values) -> Result<Values, ActionError> {
+        let p = ctx.cloud.ssm.get_parameter(ctx.region, str_in(inputs, "name")?).await?;
+        Ok(values([
+            (
+                "value",
+                Value::String(p.as_ref().map(|p| p.value.clone()).unwrap_or_default()),
+            ),
+            ("version", Value::from(p.as_ref().map_or(0, |p| p.version))),
+            ("exists", Value::Bool(p.is_some())),
+        ]))
+    }
+}

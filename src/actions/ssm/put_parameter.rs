@@ -1,0 +1,171 @@
+//! `ssm.put_parameter`: publish an AMI id in place (overwrite, latest version), never roll it back, never publish
+//! an AMI that is not `available` in that region, and read it back (PutParameter with `aws:ec2:image` is validated
+//! asynchronously, so a 200 proves nothing).
+
+use std::collections::BTreeMap;
+
+use async_trait::async_trait;
+use serde_json::Value;
+
+use crate::actions::effects::{Effects, ResourceKind, StepFacts};
+use crate::actions::values::{bool_in, map_in, opt_str, str_in, values};
+use crate::actions::{Action, ActionError, Ctx, Resource, Values};
+use crate::cloud::PutParameter as Request;
+use crate::workflow::spec::{opt, out, req};
+use crate::workflow::{ActionKind, ActionSpec, InputKind::*, Preflight, Writes, Written};
+
+pub(crate) struct PutParameter;
+
+static SPEC: ActionSpec = ActionSpec {
+    name: "ssm.put_parameter",
+    summary: "Write an AMI id to a parameter (data type aws:ec2:image) in place, refusing to roll back to an older AMI, then read it back.",
+    kind: ActionKind::Call,
+    inputs: &[
+        req("name", Str, "Parameter name, e.g. /drflow/i-0123/ami."),
+        req("value", Str, "The AMI id; it must be available in the step's region."),
+        opt("description", Str, "Parameter description."),
+        opt("tags", Map, "Tags, applied when the parameter is created."),
+        opt(
+            "force",
+            Bool,
+            "Allow replacing a newer AMI with an older one. Default false.",
+        ),
+    ],
+    outputs: &[
+        out("name", "The parameter name."),
+        out("value", "The value now stored."),
+        out("version", "The parameter version holding it."),
+        out("previous_value", "The value before (empty if none)."),
+        out("changed", "false when it already held this AMI."),
+    ],
+    calls: &["ec2:DescribeImages", "ssm:GetParameter", "ssm:PutParameter"],
+    extra_iam: &["ssm:AddTagsToResource"],
+    preflight: &[Preflight::Parameter { input: "name" }],
+    writes: Some(Writes {
+        input: "name",
+        what: Written::Parameter,
+    }),
+    needs_region: true,
+    default_timeout_secs: 120,
+};
+
+#[async_trait]
+impl Action for PutParameter {
+    fn spec(&self) -> &'static ActionSpec {
+        &SPEC
+    }
+
+    async fn call(&self, ctx: &Ctx<'_>, inputs: &Values) -> Result<Values, ActionError> {
+        let name = str_in(inputs, "name")?;
+        let ami = str_in(inputs, "value")?;
+        let region = ctx.region;
+
+        let mut wanted = vec![ami.to_string()];
+        let current = ctx.cloud.ssm.get_parameter(region, name).await?;
+        let previous = current.as_ref().map(|p| p.value.clone()).unwrap_or_default();
+        if let Some(p) = &current {
+            if p.value == ami {
+                // Already there: either it held this AMI before, or an earlier attempt of this step wrote it and
+                // its answer was lost (it journaled what it was writing, and the value it replaced).
+                if ctx.recorded_str("writing").as_deref() == Some(ami) {
+                    let before = ctx.recorded_str("replacing").unwrap_or_default();
+                    return Ok(outputs(name, ami, p.version, &before, true));
+                }
+                return Ok(outputs(name, ami, p.version, &previous, false));
+            }
+            if p.value.starts_with("ami-") {
+                wanted.push(p.value.clone());
+            }
+        }
+
+        let images = ctx.cloud.ec2.describe_images(region, &wanted).await?;
+        let new = images.iter().find(|i| i.image_id == ami);
+        match new {
+            Some(i) if i.state == "available" => {}
+            Some(i) => {
+                return Err(ActionError::failed(
+                    "ImageNotAvailable",
+                    format!(
+                        "refusing to publish {ami} in {name} ({region}): the AMI is {}, not available",
+                        i.state
+                    ),
+                ));
+            }
+            None => {
+                return Err(ActionError::failed(
+                    "ImageNotFound",
+                    format!("refusing to publish {ami} in {name} ({region}): no such AMI in {region}"),
+                ));
+            }
+        }
+        let old = images.iter().find(|i| i.image_id == previous);
+        if let (Some(old), Some(new)) = (old, new)
+            && old.state == "available"
+            && old.creation_date > new.creation_date
+            && !bool_in(inputs, "force")
+        {
+            return Err(ActionError::failed(
+                "WouldRollBack",
+                format!(
+                    "refusing to replace {previous} with the older {ami} in {name} ({region}); set `force: true` to roll back on purpose"
+                ),
+            ));
+        }
+
+        let req = Request {
+            name: name.to_string(),
+            value: ami.to_string(),
+            data_type: "aws:ec2:image".into(),
+            description: opt_str(inputs, "description").map(str::to_string),
+            overwrite: current.is_some(),
+            tags: if current.is_some() {
+                BTreeMap::new()
+            } else {
+                map_in(inputs, "tags")
+            },
+        };
+        ctx.recorder.record("replacing", &Value::String(previous.clone()));
+        ctx.recorder.record("writing", &Value::String(ami.to_string()));
+        let version = ctx.cloud.ssm.put_parameter(region, &req).await?;
+
+        let stored = ctx.cloud.ssm.get_parameter(region, name).await?;
+        match stored {
+            Some(p) if p.value == ami && p.version >= version => Ok(outputs(name, ami, p.version, &previous, true)),
+            Some(p) => Err(ActionError::NotVerified(format!(
+                "{name} in {region} still holds {} (version {}) after writing {ami} as version {version}: AWS did not store it",
+                p.value, p.version
+            ))),
+            None => Err(ActionError::NotVerified(format!(
+                "{name} in {region} does not exist after writing {ami}: AWS did not store it"
+            ))),
+        }
+    }
+
+    /// A new version of the parameter, unless it already held the AMI.
+    fn effects(&self, step: &StepFacts<'_>, _: &[Resource]) -> Effects {
+        let mut e = Effects::default();
+        if step.succeeded
+            && step.out("changed") != Some(&Value::Bool(false))
+            && let Some(name) = step.out_text("name")
+        {
+            let detail = Some(format!(
+                "version {} = {}",
+                step.out_text("version").unwrap_or_default(),
+                step.out_text("value").unwrap_or_default()
+            ));
+            e.created.push(step.resource(ResourceKind::ParameterVersion, name, None, detail));
+        }
+        e
+    }
+}
+
+fn outputs(name: &str, value: &str, version: i64, previous: &str, changed: bool) -> Values {
+    values([
+        ("name", Value::String(name.to_string())),
+        ("value", Value::String(value.to_string())),
+        ("version", Value::from(version)),
+        ("previous_value", Value::String(previous.to_string())),
+        ("changed", Value::Bool(changed)),
+    ])
+}
+

@@ -1,0 +1,221 @@
+//! One home for a run: bind its inputs and regions, choose the backend and its runtime, learn the caller's account,
+//! take the lock and open the journal (through the engine), execute, and conclude with a report and a verdict.
+//! `drflow run`, `drflow resume`, `drflow schedule`, the tests and the benchmark all start runs here.
+
+mod backend;
+mod verdict;
+
+use std::future::Future;
+use std::path::{Path, PathBuf};
+
+pub use backend::Backend;
+pub use verdict::{Verdict, conclude};
+
+use crate::cloud::Cloud;
+use crate::engine::{self, Clock, EngineError, Observer, Outcome, RunRequest};
+use crate::workflow::{BindError, Bindings, LoadError, Ref, Workflow};
+
+#[derive(Debug, thiserror::Error)]
+pub enum SessionError {
+    #[error(transparent)]
+    Load(#[from] LoadError),
+    #[error(transparent)]
+    Bind(#[from] BindError),
+    #[error(transparent)]
+    Engine(#[from] EngineError),
+    /// A command-line mistake found before the run (an unreadable scenario, the wrong backend for a resume).
+    #[error("{0}")]
+    Usage(String),
+    /// The runtime, the simulator's files, or AWS credentials.
+    #[error("{0}")]
+    Environment(String),
+}
+
+/// How a run ended, as far as this process saw it.
+#[derive(Debug)]
+pub enum Ended {
+    Finished(Outcome),
+    /// Stopped on request (a scheduler's signal): every transition is in the journal and the lock is released;
+    /// `drflow resume RUN_ID` continues it. `journaled` is false when it stopped before its journal existed.
+    Interrupted { run_id: String, journaled: bool },
+}
+
+/// Where runs are kept, and what they run against.
+#[derive(Clone)]
+pub struct Session {
+    pub state_dir: PathBuf,
+    pub backend: Backend,
+    /// A client to use instead of connecting (tests and benchmarks that hold a simulator of their own).
+    client: Option<Cloud>,
+}
+
+impl std::fmt::Debug for Session {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Session")
+            .field("state_dir", &self.state_dir)
+            .field("backend", &self.backend)
+            .finish()
+    }
+}
+
+impl Session {
+    pub fn new(state_dir: impl Into<PathBuf>, backend: Backend) -> Session {
+        Session {
+            state_dir: state_dir.into(),
+            backend,
+            client: None,
+        }
+    }
+
+    /// Runs against this client instead of the backend's own (e.g. a simulator the caller inspects afterwards).
+    pub fn with_client(mut self, cloud: Cloud) -> Session {
+        self.client = Some(cloud);
+        self
+    }
+
+    /// Runs `wf` from its start until it ends, or until `stop` resolves (then it is checkpointed). `run_id` picks
+    /// the new run's id (the scheduler announces it first); by default one is made from the clock. Builds the
+    /// backend's runtime and blocks on it.
+    pub fn start(
+        &self,
+        wf: &Workflow,
+        bindings: Bindings,
+        observer: &dyn Observer,
+        run_id: Option<String>,
+        stop: impl Future<Output = ()>,
+    ) -> Result<Ended, SessionError> {
+        self.backend
+            .runtime()?
+            .block_on(self.start_async(wf, bindings, observer, run_id, stop))
+    }
+
+    /// `start`, inside a runtime the caller provides (a paused one for the simulator).
+    pub async fn start_async(
+        &self,
+        wf: &Workflow,
+        bindings: Bindings,
+        observer: &dyn Observer,
+        run_id: Option<String>,
+        stop: impl Future<Output = ()>,
+    ) -> Result<Ended, SessionError> {
+        let clock = Clock::start();
+        let run_id = run_id.unwrap_or_else(|| engine::new_run_id(clock.now()));
+        let cloud = self.client(&bindings.region_codes()).await?;
+        let account = account_of_caller(wf, &cloud, &bindings).await?;
+        let request = RunRequest {
+            workflow: wf,
+            cloud,
+            state_dir: self.state_dir.clone(),
+            bindings,
+            account,
+            observer,
+            clock,
+        };
+        tokio::select! {
+            outcome = engine::start(request, Some(run_id.clone())) => Ok(Ended::Finished(outcome?)),
+            () = stop => Ok(self.interrupted(run_id)),
+        }
+    }
+
+    /// Continues an unfinished run from its journal. `wf` must be the file it started from (checked by digest,
+    /// unless `force`).
+    pub fn resume(
+        &self,
+        wf: &Workflow,
+        run_id: &str,
+        force: bool,
+        observer: &dyn Observer,
+        stop: impl Future<Output = ()>,
+    ) -> Result<Ended, SessionError> {
+        self.backend
+            .runtime()?
+            .block_on(self.resume_async(wf, run_id, force, observer, stop))
+    }
+
+    /// `resume`, inside a runtime the caller provides.
+    pub async fn resume_async(
+        &self,
+        wf: &Workflow,
+        run_id: &str,
+        force: bool,
+        observer: &dyn Observer,
+        stop: impl Future<Output = ()>,
+    ) -> Result<Ended, SessionError> {
+        let (state, _) = engine::load_run(&self.state_dir, run_id)?;
+        if state.backend != self.backend.name() {
+            return Err(SessionError::Usage(format!(
+                "run {run_id} ran against {}; it cannot be resumed on {}",
+                state.backend,
+                self.backend.describe()
+            )));
+        }
+        let codes: Vec<String> = state
+            .regions
+            .values()
+            .filter_map(|v| v.as_str())
+            .map(str::to_string)
+            .collect();
+        let cloud = self.client(&codes).await?;
+        let resumed = engine::resume(wf, cloud, &self.state_dir, run_id, force, observer, Clock::start());
+        tokio::select! {
+            outcome = resumed => Ok(Ended::Finished(outcome?)),
+            () = stop => Ok(self.interrupted(run_id.to_string())),
+        }
+    }
+
+    async fn client(&self, regions: &[String]) -> Result<Cloud, SessionError> {
+        match &self.client {
+            Some(c) => Ok(c.clone()),
+            None => self.backend.connect(&self.state_dir, regions).await,
+        }
+    }
+
+    /// Writes a finished run's report and decides its verdict.
+    pub fn conclude(&self, wf: &Workflow, outcome: &Outcome) -> Verdict {
+        conclude(&self.state_dir, wf, outcome)
+    }
+
+    fn interrupted(&self, run_id: String) -> Ended {
+        let journaled = engine::journal_path(&self.state_dir, &run_id).exists();
+        Ended::Interrupted { run_id, journaled }
+    }
+
+    /// Runs that started and never finished (crashed, killed or checkpointed), oldest first, with their workflow
+    /// file and lock.
+    pub fn unfinished(&self) -> Result<Vec<engine::RunState>, SessionError> {
+        let mut runs: Vec<engine::RunState> = engine::list_runs(&self.state_dir)?
+            .into_iter()
+            .filter(|r| r.finished.is_none())
+            .collect();
+        runs.reverse();
+        Ok(runs)
+    }
+
+    pub fn state_dir(&self) -> &Path {
+        &self.state_dir
+    }
+}
+
+/// The caller's account, when the workflow uses `account.id`: asked once, before the first step (a missing or
+/// expired login fails here, not in the middle of the run).
+async fn account_of_caller(wf: &Workflow, cloud: &Cloud, bindings: &Bindings) -> Result<Option<String>, SessionError> {
+    if !wf.references().any(|r| *r == Ref::AccountId) {
+        return Ok(None);
+    }
+    let region = bindings.region_codes().into_iter().next().unwrap_or_else(|| "us-east-1".into());
+    let mut tries = 0;
+    loop {
+        tries += 1;
+        match cloud.sts.get_caller_identity(&region).await {
+            Ok(id) => return Ok(Some(id.account)),
+            Err(e) if e.kind.is_transient() && tries < 4 => {
+                tokio::time::sleep(std::time::Duration::from_secs(1 << tries)).await;
+            }
+            Err(e) => {
+                return Err(SessionError::Environment(format!(
+                    "cannot tell which AWS account this is (the workflow uses account.id): {e}"
+                )));
+            }
+        }
+    }
+}
