@@ -5,7 +5,8 @@
 use std::time::{Duration, Instant};
 
 use drflow::cloud::sim::{Scenario, Sim};
-use drflow::engine::{self, Clock, Quiet, RunRequest};
+use drflow::engine::{self, Quiet};
+use drflow::session::{Backend, Ended, Session};
 use drflow::workflow::{self, Source};
 
 fn workflow(steps: usize, action: &str) -> String {
@@ -37,7 +38,11 @@ fn main() {
     );
     for action in ["echo", "ssm.get_parameter"] {
         for steps in [10, 100, 1000] {
-            let wf = workflow::parse(Source::new("bench.yaml", workflow(steps, action))).expect("valid");
+            let wf = workflow::parse(
+                Source::new("bench.yaml", workflow(steps, action)),
+                drflow::actions::catalog(),
+            )
+            .expect("valid");
             let mut best = Duration::MAX;
             let mut entries = 0;
             let mut bytes = 0;
@@ -50,22 +55,12 @@ fn main() {
                     .unwrap();
                 let sim = Sim::new(Scenario::from_yaml_str(scenario, None).unwrap());
                 let started = Instant::now();
-                let outcome = rt.block_on(async {
-                    engine::start(
-                        RunRequest {
-                            workflow: &wf,
-                            cloud: sim.cloud(),
-                            state_dir: dir.path().to_path_buf(),
-                            inputs: Default::default(),
-                            regions: engine::prepare_regions(&wf, &[]).unwrap(),
-                            observer: &Quiet,
-                            clock: Clock::start(),
-                        },
-                        None,
-                    )
-                    .await
-                    .unwrap()
-                });
+                let session = Session::new(dir.path(), Backend::Simulate { scenario: None }).with_client(sim.cloud());
+                let bindings = wf.bind(&[], &[]).unwrap();
+                let ended = rt.block_on(session.start_async(&wf, bindings, &Quiet, None, std::future::pending()));
+                let Ok(Ended::Finished(outcome)) = ended else {
+                    panic!("the run did not finish: {ended:?}")
+                };
                 best = best.min(started.elapsed());
                 assert_eq!(
                     outcome.status,

@@ -9,12 +9,13 @@
 //! | 3 | the workflow file is invalid (every problem is printed) |
 //! | 4 | another run holds the lock for this workflow and lock key |
 //! | 5 | resume refused: unknown run, finished run, or changed workflow without `--force` |
-//! | 6 | internal or environment error: journal, state directory, simulator, AWS configuration |
+//! | 6 | internal or environment error: journal (unreadable, or events that do not fit), state directory, simulator, AWS configuration |
 
 use std::io::IsTerminal;
 
 use crate::engine::EngineError;
-use crate::workflow::{LoadError, Problem};
+use crate::session::SessionError;
+use crate::workflow::{BindError, LoadError, Problem};
 
 #[derive(Debug, thiserror::Error)]
 pub enum Error {
@@ -22,6 +23,9 @@ pub enum Error {
     Usage(String),
     #[error("{file}: {} problem(s)", problems.len())]
     Invalid { file: String, problems: Vec<Problem> },
+    /// `--input` / `--region` values (or a schedule entry's) that do not fit the workflow.
+    #[error("{0}")]
+    Bind(#[from] BindError),
     #[error("{0}")]
     Engine(#[from] EngineError),
     #[error("run {run_id} failed: {message}")]
@@ -42,15 +46,26 @@ impl From<LoadError> for Error {
     }
 }
 
+impl From<SessionError> for Error {
+    fn from(e: SessionError) -> Self {
+        match e {
+            SessionError::Load(e) => e.into(),
+            SessionError::Bind(e) => Error::Bind(e),
+            SessionError::Engine(e) => Error::Engine(e),
+            SessionError::Usage(m) => Error::Usage(m),
+            SessionError::Environment(m) => Error::Environment(m),
+        }
+    }
+}
+
 impl Error {
     pub fn exit_code(&self) -> u8 {
         match self {
-            Error::Usage(_) => 2,
+            Error::Usage(_) | Error::Bind(_) => 2,
             Error::Invalid { .. } => 3,
             Error::RunFailed { .. } => 1,
             Error::Environment(_) => 6,
             Error::Engine(e) => match e {
-                EngineError::Inputs(_) => 2,
                 EngineError::Lock(crate::engine::LockError::Held { .. }) => 4,
                 EngineError::RunNotFound(..)
                 | EngineError::AlreadyFinished(..)
@@ -74,8 +89,8 @@ impl Error {
                 }
                 eprintln!("error: {} problem(s) in the workflow", problems.len());
             }
-            Error::Engine(EngineError::Inputs(msg)) => {
-                for line in msg.lines() {
+            Error::Bind(e) => {
+                for line in &e.problems {
                     eprintln!("error: {line}");
                 }
             }

@@ -12,4 +12,5 @@ pub mod error;
 pub mod plan;
 pub mod report;
 pub mod schedule;
+pub mod session;
 pub mod workflow;

@@ -1,13 +1,13 @@
 //! What steps created and deleted: each action says it for its own steps (`Action::effects`), reports list them.
 
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 use serde_json::Value;
 
 use super::Values;
 use super::values::text;
 
 /// The kinds of resource a run can create or delete.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 pub enum ResourceKind {
     #[serde(rename = "backup job")]
     BackupJob,
@@ -42,7 +42,7 @@ impl std::fmt::Display for ResourceKind {
     }
 }
 
-#[derive(Debug, Clone, PartialEq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct Resource {
     pub kind: ResourceKind,
     pub id: String,

@@ -51,6 +51,14 @@ impl ActionError {
         }
     }
 
+    /// The AWS call that failed, `service:Operation`, when it was one.
+    pub fn operation(&self) -> Option<String> {
+        match self {
+            ActionError::Cloud(e) => Some(format!("{}:{}", e.service, e.operation)),
+            _ => None,
+        }
+    }
+
     /// What a retrier's `errors` are matched against.
     pub fn class(&self) -> FailureClass {
         let kind = self.kind();

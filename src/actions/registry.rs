@@ -36,8 +36,7 @@ pub fn catalog() -> Catalog {
 
 /// The action a validated step's declaration belongs to.
 pub fn of(spec: &ActionSpec) -> &'static dyn Action {
-    *ALL
-        .iter()
+    *ALL.iter()
         .find(|a| a.spec().name == spec.name)
         .expect("a validated workflow names only actions of the catalog")
 }

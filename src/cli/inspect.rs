@@ -9,7 +9,7 @@ use crate::workflow;
 pub fn validate(files: &[PathBuf]) -> Result<u8, Error> {
     let mut all = Vec::new();
     for f in files {
-        match workflow::load(f) {
+        match workflow::load(f, actions::catalog()) {
             Ok(wf) => println!("{}: ok ({} steps)", f.display(), wf.all_steps().len()),
             Err(workflow::LoadError::Invalid(problems)) => all.extend(problems),
             Err(e) => return Err(e.into()),
@@ -34,8 +34,13 @@ pub fn schema() -> Result<u8, Error> {
 }
 
 pub fn actions() -> Result<u8, Error> {
-    for a in actions::all() {
-        let kind = if a.mutates { "changes things" } else { "read-only" };
+    for action in actions::all() {
+        let a = action.spec();
+        let kind = if action.mutates() {
+            "changes things"
+        } else {
+            "read-only"
+        };
         println!("{}  ({kind})\n  {}", a.name, a.summary);
         for i in a.inputs {
             let req = if i.required { "required" } else { "optional" };

@@ -1,4 +1,4 @@
-//! The command line: parses arguments, builds the backend, hands over to the engine, prints.
+//! The command line: parses arguments, hands a run to a `Session`, prints.
 
 mod inspect;
 mod plan;
@@ -66,6 +66,18 @@ pub enum Command {
     Policy(plan::PolicyArgs),
     /// Print the workflow as a Mermaid flowchart (or DOT with --format dot).
     Graph(plan::GraphArgs),
+    /// Print shell completions (bash, zsh or fish), e.g. `drflow completions bash > /etc/bash_completion.d/drflow`.
+    Completions {
+        #[arg(value_enum)]
+        shell: Shell,
+    },
+}
+
+#[derive(ValueEnum, Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Shell {
+    Bash,
+    Zsh,
+    Fish,
 }
 
 #[derive(clap::Args, Debug, Clone)]
@@ -136,6 +148,7 @@ fn pair(s: &str) -> Result<(String, String), String> {
 
 /// Entry point of the binary: runs the command and prints any error in one place.
 pub fn main() -> ExitCode {
+    quiet_on_closed_pipe();
     let cli = Cli::parse();
     match dispatch(cli) {
         Ok(code) => ExitCode::from(code),
@@ -161,5 +174,25 @@ fn dispatch(cli: Cli) -> Result<u8, Error> {
         Command::Plan(args) => plan::plan(args, &state_dir),
         Command::Policy(args) => plan::policy(args),
         Command::Graph(args) => plan::graph(args),
+        Command::Completions { shell } => {
+            let mut cmd = <Cli as clap::CommandFactory>::command();
+            let out = &mut std::io::stdout();
+            match shell {
+                Shell::Bash => clap_complete::generate(clap_complete::Shell::Bash, &mut cmd, "drflow", out),
+                Shell::Zsh => clap_complete::generate(clap_complete::Shell::Zsh, &mut cmd, "drflow", out),
+                Shell::Fish => clap_complete::generate(clap_complete::Shell::Fish, &mut cmd, "drflow", out),
+            }
+            Ok(0)
+        }
+    }
+}
+
+/// `drflow actions | head` must end quietly when `head` closes the pipe, as other Unix tools do: Rust ignores
+/// SIGPIPE, so a write to a closed pipe would fail and `println!` would panic. Restore the default action.
+fn quiet_on_closed_pipe() {
+    #[cfg(unix)]
+    // SAFETY: setting a signal's disposition to its default at start-up, before any thread is spawned.
+    unsafe {
+        libc::signal(libc::SIGPIPE, libc::SIG_DFL);
     }
 }

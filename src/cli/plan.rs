@@ -6,11 +6,10 @@ use std::path::{Path, PathBuf};
 
 use clap::ValueEnum;
 
-use super::run::{backend, runtime};
+use super::run::load_workflow;
 use super::{BackendArgs, Format, pair};
 use crate::error::Error;
 use crate::plan::{self, CheckStatus, graph};
-use crate::workflow;
 
 #[derive(clap::Args, Debug)]
 pub struct PlanArgs {
@@ -60,22 +59,26 @@ pub enum GraphFormat {
 }
 
 pub fn plan(args: PlanArgs, state_dir: &Path) -> Result<u8, Error> {
-    let simulate = args.backend.simulate || args.backend.scenario.is_some();
-    if simulate && !args.check {
+    let backend = args.backend.backend();
+    if backend.is_simulated() && !args.check {
         return Err(Error::Usage(
             "--simulate and --scenario choose where `--check` looks: add --check (a plan alone calls nothing)".into(),
         ));
     }
-    let wf = workflow::load(&args.workflow)?;
+    let wf = load_workflow(&args.workflow)?;
     let file = args.workflow.display().to_string();
-    let mut plan = plan::for_run(&wf, &file, &args.inputs, &args.regions)?;
+    let mut plan = plan::for_run(&wf, &file, &args.inputs, &args.regions, None)?;
     if args.check {
         let codes: Vec<String> = plan.regions.iter().map(|(_, c)| c.clone()).collect();
         let base = wf.dir();
-        let checks = runtime(simulate)?.block_on(async {
-            let cloud = backend(&args.backend, simulate, state_dir, &codes).await?;
+        let checks = backend.runtime()?.block_on(async {
+            let cloud = backend.connect(state_dir, &codes).await?;
             Ok::<_, Error>(plan::checks::run(&plan, &base, &cloud).await)
         })?;
+        // What is known after preflight (the caller's account) is known to the plan too.
+        if let Some(account) = checks.account.clone() {
+            plan = plan::for_run(&wf, &file, &args.inputs, &args.regions, Some(&account))?;
+        }
         plan.checks = Some(checks);
     }
     match args.output {
@@ -98,11 +101,18 @@ pub fn plan(args: PlanArgs, state_dir: &Path) -> Result<u8, Error> {
 }
 
 pub fn policy(args: PolicyArgs) -> Result<u8, Error> {
-    let wf = workflow::load(&args.workflow)?;
-    let inputs = plan::inputs_allowing_missing(&wf, &args.inputs)?;
-    let regions = crate::engine::prepare_regions(&wf, &args.regions)?;
+    let wf = load_workflow(&args.workflow)?;
+    // A required input that is not given is left out (ARNs use `*` for it) instead of being an error.
+    let bound = wf.bind_partial(&args.inputs, &args.regions)?;
     let file = args.workflow.display().to_string();
-    let plan = plan::compute(&wf, &file, &inputs, &regions, &args.inputs);
+    let plan = plan::compute(
+        &wf,
+        &file,
+        &bound.inputs,
+        &bound.regions,
+        &args.inputs,
+        args.account.as_deref(),
+    );
     let policy = plan::policy::build(&plan, args.account.as_deref()).map_err(Error::Usage)?;
     for note in &policy.notes {
         eprintln!("note: {note}");
@@ -112,7 +122,7 @@ pub fn policy(args: PolicyArgs) -> Result<u8, Error> {
 }
 
 pub fn graph(args: GraphArgs) -> Result<u8, Error> {
-    let wf = workflow::load(&args.workflow)?;
+    let wf = load_workflow(&args.workflow)?;
     let format = match args.format {
         GraphFormat::Mermaid => graph::Format::Mermaid,
         GraphFormat::Dot => graph::Format::Dot,

@@ -5,12 +5,8 @@ use std::path::{Path, PathBuf};
 
 use clap::ValueEnum;
 
-use super::Output;
-use crate::engine::Outcome;
-use crate::engine::journal::{self, RunStatus};
 use crate::error::Error;
 use crate::report::{self, Format, Report};
-use crate::workflow::Workflow;
 
 #[derive(ValueEnum, Clone, Copy, Debug, PartialEq, Eq)]
 pub enum ReportFormat {
@@ -48,73 +44,6 @@ pub fn report(state_dir: &Path, run_id: &str, format: Option<ReportFormat>, out:
     Ok(0)
 }
 
-/// Builds and writes the finished (or interrupted) run's report beside its journal; never fails the run.
-pub fn write(wf: &Workflow, outcome: &Outcome) -> Option<(Report, Vec<PathBuf>)> {
-    let built = journal::read(&outcome.journal)
-        .map_err(|e| e.to_string())
-        .map(|entries| report::build(&outcome.state, &entries, Some(wf)))
-        .and_then(|r| {
-            let dir = outcome.journal.parent().unwrap_or(Path::new("."));
-            report::write_files(dir, &r)
-                .map(|files| (r, files))
-                .map_err(|e| format!("cannot write the report of run {}: {e}", outcome.run_id))
-        });
-    match built {
-        Ok(x) => Some(x),
-        Err(e) => {
-            eprintln!("warning: {e}");
-            None
-        }
-    }
-}
-
-/// The last words of `drflow run` / `drflow resume`: writes the report files, names them, and for a rehearsal
-/// ends with its verdict line (after the error, so that it is the last line a cron mail or CI log shows).
-pub fn conclude(wf: &Workflow, outcome: Outcome, output: Output) -> Result<u8, Error> {
-    let written = write(wf, &outcome);
-    let human = output != Output::Json;
-    if let (true, Some((_, files))) = (human, &written)
-        && let Some(html) = files.iter().find(|f| f.extension().is_some_and(|e| e == "html"))
-    {
-        println!("report: {}", html.display());
-    }
-    let rehearsal = written.as_ref().map(|(r, _)| r).filter(|r| r.rehearsal.is_some());
-    if let Some(r) = rehearsal {
-        left_behind(r);
-    }
-    let say = |line: &str| {
-        if human {
-            println!("{line}");
-        } else {
-            eprintln!("{line}");
-        }
-    };
-    match (outcome.status, rehearsal) {
-        (RunStatus::Succeeded, Some(r)) => {
-            say(&r.summary);
-            Ok(if r.rehearsal.as_ref().is_some_and(|h| h.verdict == "passed") {
-                0
-            } else {
-                1
-            })
-        }
-        (RunStatus::Succeeded, None) => Ok(0),
-        (RunStatus::Failed, Some(r)) => {
-            let e = Error::RunFailed {
-                run_id: outcome.run_id,
-                message: outcome.error.unwrap_or_else(|| "unknown error".into()),
-            };
-            e.print();
-            say(&r.summary);
-            Ok(e.exit_code())
-        }
-        (RunStatus::Failed, None) => Err(Error::RunFailed {
-            run_id: outcome.run_id,
-            message: outcome.error.unwrap_or_else(|| "unknown error".into()),
-        }),
-    }
-}
-
 /// Loud, on stderr: what a rehearsal could not tear down, and how to delete it.
 pub fn left_behind(r: &Report) {
     if r.left_behind.is_empty() || r.status == "unfinished" {
@@ -133,7 +62,11 @@ pub fn left_behind(r: &Report) {
             x.detail.as_deref().map(|d| format!(" ({d})")).unwrap_or_default()
         );
     }
-    for x in r.left_behind.iter().filter(|x| x.kind == "CloudFormation stack") {
+    for x in r
+        .left_behind
+        .iter()
+        .filter(|x| x.kind == crate::actions::ResourceKind::Stack)
+    {
         eprintln!(
             "error:   delete it: aws cloudformation delete-stack --region {} --stack-name {}",
             x.region.as_deref().unwrap_or("REGION"),

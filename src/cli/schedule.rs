@@ -10,13 +10,13 @@ use std::time::Duration;
 
 use chrono::{DateTime, SecondsFormat, Utc};
 
-use crate::cloud::Cloud;
-use crate::engine::journal::{Entry as JournalEntry, Event as JournalEvent, RunStatus};
-use crate::engine::{self, Observer, RunRequest};
+use crate::engine::Observer;
+use crate::engine::journal::{Entry as JournalEntry, Event as JournalEvent};
 use crate::error::Error;
 use crate::schedule::{
-    Backend, EndStatus, Entry, Event, Invalid, Launcher, RunEnd, RunFuture, ScheduleFile, Scheduler, Stop, SystemClock,
+    EndStatus, Entry, Event, Invalid, Launcher, RunEnd, RunFuture, ScheduleFile, Scheduler, Stop, SystemClock,
 };
+use crate::session::{Ended, Session};
 use crate::workflow::{self, format_duration};
 
 #[derive(clap::Args, Debug)]
@@ -121,6 +121,9 @@ fn log_event(file: &ScheduleFile, state_dir: &Path, e: &Event) {
                 println!("{} [{}] next run {next}", stamp(*at), x.name);
             }
         }
+        Event::Resumed { entry, run_id, at } => {
+            println!("{} [{entry}] resuming run {run_id} before new fire times", stamp(*at));
+        }
         Event::Fired { entry, scheduled, at } => {
             println!("{} [{entry}] fired for {}", stamp(*at), stamp(*scheduled));
         }
@@ -175,24 +178,31 @@ fn log_event(file: &ScheduleFile, state_dir: &Path, e: &Event) {
     }
 }
 
-/// Starts real runs: one thread and runtime per run.
+/// Starts real runs: one thread and runtime per run, each a `Session` on the entry's backend.
 struct RunLauncher {
     state_dir: PathBuf,
     /// Simulated runs share `STATE_DIR/sim/world.json`: one at a time (each takes milliseconds).
     sim: Arc<Mutex<()>>,
 }
 
-impl Launcher for RunLauncher {
-    fn launch(&self, entry: &Entry, _scheduled: DateTime<Utc>, stop: Stop) -> RunFuture {
+/// What a scheduled run does: start a new run, or continue one an earlier scheduler left.
+#[derive(Clone)]
+enum Job {
+    Start,
+    Resume(String),
+}
+
+impl RunLauncher {
+    fn spawn(&self, entry: &Entry, job: Job, stop: Stop) -> RunFuture {
         let (tx, rx) = tokio::sync::oneshot::channel();
         let entry = entry.clone();
-        let state_dir = self.state_dir.clone();
+        let session = Session::new(self.state_dir.clone(), entry.backend.clone());
         let sim = self.sim.clone();
         let name = entry.name.clone();
         let spawned = std::thread::Builder::new()
             .name(format!("drflow-{}", entry.name))
             .spawn(move || {
-                let _ = tx.send(run_entry(&entry, &state_dir, stop, &sim));
+                let _ = tx.send(run_entry(&entry, &session, job, stop, &sim));
             });
         Box::pin(async move {
             if let Err(e) = spawned {
@@ -204,6 +214,40 @@ impl Launcher for RunLauncher {
     }
 }
 
+impl Launcher for RunLauncher {
+    fn launch(&self, entry: &Entry, _scheduled: DateTime<Utc>, stop: Stop) -> RunFuture {
+        self.spawn(entry, Job::Start, stop)
+    }
+
+    /// Unfinished runs of this entry: same workflow file, backend, inputs and regions.
+    fn unfinished(&self, entry: &Entry) -> Vec<String> {
+        let Ok(wf) = super::run::load_workflow(&entry.workflow) else {
+            return Vec::new();
+        };
+        let Ok(bindings) = wf.bind(&entry.inputs, &entry.regions) else {
+            return Vec::new();
+        };
+        let session = Session::new(self.state_dir.clone(), entry.backend.clone());
+        let file = entry.workflow.display().to_string();
+        session
+            .unfinished()
+            .unwrap_or_default()
+            .into_iter()
+            .filter(|r| {
+                r.file == file
+                    && r.backend == entry.backend.name()
+                    && r.inputs == bindings.inputs
+                    && r.regions == bindings.regions
+            })
+            .map(|r| r.run_id)
+            .collect()
+    }
+
+    fn resume(&self, entry: &Entry, run_id: &str, stop: Stop) -> RunFuture {
+        self.spawn(entry, Job::Resume(run_id.to_string()), stop)
+    }
+}
+
 fn not_started(run_id: Option<String>, message: String) -> RunEnd {
     RunEnd {
         run_id,
@@ -212,131 +256,74 @@ fn not_started(run_id: Option<String>, message: String) -> RunEnd {
     }
 }
 
-/// One scheduled run, start to end, on the calling thread.
-fn run_entry(entry: &Entry, state_dir: &Path, mut stop: Stop, sim: &Mutex<()>) -> RunEnd {
-    let wf = match workflow::load(&entry.workflow) {
+/// One scheduled run, start (or resume) to end, on the calling thread.
+fn run_entry(entry: &Entry, session: &Session, job: Job, mut stop: Stop, sim: &Mutex<()>) -> RunEnd {
+    let wf = match super::run::load_workflow(&entry.workflow) {
         Ok(wf) => wf,
         Err(e) => return not_started(None, format!("{}: {e}", entry.workflow.display())),
     };
-    let inputs = match engine::prepare_inputs(&wf, &entry.inputs) {
-        Ok(i) => i,
-        Err(e) => return not_started(None, e.to_string()),
-    };
-    let regions = match engine::prepare_regions(&wf, &entry.regions) {
-        Ok(r) => r,
-        Err(e) => return not_started(None, e.to_string()),
-    };
-    let simulate = matches!(entry.backend, Backend::Simulate { .. });
-    let _one_sim_at_a_time = simulate.then(|| sim.lock().unwrap_or_else(|p| p.into_inner()));
+    let _one_sim_at_a_time = session
+        .backend
+        .is_simulated()
+        .then(|| sim.lock().unwrap_or_else(|p| p.into_inner()));
     if stop.is_requested() {
         return not_started(None, "the scheduler is stopping".into());
     }
-    let rt = match tokio::runtime::Builder::new_current_thread()
-        .enable_all()
-        .start_paused(simulate)
-        .build()
-    {
-        Ok(rt) => rt,
-        Err(e) => return not_started(None, format!("cannot start the async runtime: {e}")),
-    };
     let observer = StepLog {
         entry: entry.name.clone(),
         started: Mutex::new(HashMap::new()),
     };
-    let codes: Vec<String> = regions
-        .values()
-        .filter_map(|v| v.as_str())
-        .map(str::to_string)
-        .collect();
-    let ran = rt.block_on(async {
-        let clock = engine::Clock::start();
-        let cloud = match connect(&entry.backend, state_dir, &codes).await {
-            Ok(c) => c,
-            Err(m) => return Err(not_started(None, m)),
-        };
-        let run_id = engine::new_run_id(clock.now());
-        println!(
-            "{} [{}] run {run_id} started: {} on {}",
-            stamp(Utc::now()),
-            entry.name,
-            wf.name,
-            if simulate { "the simulator" } else { "AWS" }
-        );
-        let request = RunRequest {
-            workflow: &wf,
-            cloud,
-            state_dir: state_dir.to_path_buf(),
-            inputs,
-            regions,
-            observer: &observer,
-            clock,
-        };
-        tokio::select! {
-            outcome = engine::start(request, Some(run_id.clone())) => Ok((run_id, Some(outcome))),
-            // Dropping the run here is a checkpoint: every transition is already in the fsync'd journal, and the
-            // run's lock is released with it.
-            () = stop.requested() => Ok((run_id, None)),
-        }
-    });
-    drop(rt);
-    let (run_id, outcome) = match ran {
-        Ok(x) => x,
-        Err(end) => return end,
-    };
     let name = &entry.name;
-    match outcome {
-        Some(Ok(outcome)) => {
-            let report = super::report::write(&wf, &outcome);
-            let (status, line) = match report.as_ref().map(|(r, _)| r) {
-                Some(r) if r.rehearsal.is_some() => {
-                    super::report::left_behind(r);
-                    let passed = r.rehearsal.as_ref().is_some_and(|h| h.verdict == "passed");
-                    (
-                        if passed {
-                            EndStatus::Succeeded
-                        } else {
-                            EndStatus::Failed
-                        },
-                        r.summary.clone(),
-                    )
-                }
-                _ => match outcome.status {
-                    RunStatus::Succeeded => (EndStatus::Succeeded, format!("run {run_id} succeeded")),
-                    RunStatus::Failed => (
-                        EndStatus::Failed,
-                        format!(
-                            "run {run_id} failed: {}",
-                            outcome.error.clone().unwrap_or_else(|| "unknown error".into())
-                        ),
-                    ),
-                },
+    let ended = match &job {
+        Job::Start => {
+            let bindings = match wf.bind(&entry.inputs, &entry.regions) {
+                Ok(b) => b,
+                Err(e) => return not_started(None, e.to_string()),
             };
-            if let Some((_, files)) = &report
-                && let Some(html) = files.iter().find(|f| f.extension().is_some_and(|e| e == "html"))
-            {
+            let run_id = crate::engine::new_run_id(std::time::SystemTime::now());
+            println!(
+                "{} [{name}] run {run_id} started: {} on {}",
+                stamp(Utc::now()),
+                wf.name,
+                session.backend.describe()
+            );
+            session.start(&wf, bindings, &observer, Some(run_id), stop.requested())
+        }
+        Job::Resume(run_id) => session.resume(&wf, run_id, false, &observer, stop.requested()),
+    };
+    match ended {
+        Ok(Ended::Finished(outcome)) => {
+            let verdict = session.conclude(&wf, &outcome);
+            if let Some(e) = &verdict.report_error {
+                eprintln!("{} [{name}] warning: {e}", stamp(Utc::now()));
+            }
+            if let Some(r) = verdict.report.as_ref().filter(|r| r.rehearsal.is_some()) {
+                super::report::left_behind(r);
+            }
+            if let Some(html) = verdict.html() {
                 println!("{} [{name}] report: {}", stamp(Utc::now()), html.display());
             }
-            println!("{} [{name}] {line}", stamp(Utc::now()));
+            println!("{} [{name}] {}", stamp(Utc::now()), verdict.line);
             RunEnd {
-                run_id: Some(run_id),
-                status,
-                message: line,
+                run_id: Some(verdict.run_id),
+                status: if verdict.passed {
+                    EndStatus::Succeeded
+                } else {
+                    EndStatus::Failed
+                },
+                message: verdict.line,
             }
         }
-        Some(Err(e)) => {
-            let exists = engine::journal_path(state_dir, &run_id).exists();
-            not_started(exists.then_some(run_id), e.to_string())
-        }
-        None => {
-            if !engine::journal_path(state_dir, &run_id).exists() {
+        Ok(Ended::Interrupted { run_id, journaled }) => {
+            if !journaled {
                 return not_started(None, "stopped before the run began".into());
             }
-            if let Ok((_, files)) = crate::report::write_for_run(state_dir, &run_id, Some(&wf))
+            if let Ok((_, files)) = crate::report::write_for_run(&session.state_dir, &run_id, Some(&wf))
                 && let Some(html) = files.iter().find(|f| f.extension().is_some_and(|e| e == "html"))
             {
                 println!("{} [{name}] report: {}", stamp(Utc::now()), html.display());
             }
-            let resume = resume_command(entry, state_dir, &run_id);
+            let resume = resume_command(session, &run_id);
             println!(
                 "{} [{name}] run {run_id} interrupted and checkpointed; continue it with: {resume}",
                 stamp(Utc::now())
@@ -347,20 +334,26 @@ fn run_entry(entry: &Entry, state_dir: &Path, mut stop: Stop, sim: &Mutex<()>) -
                 message: resume,
             }
         }
+        Err(e) => {
+            let run_id = match &job {
+                Job::Resume(id) => Some(id.clone()),
+                Job::Start => None,
+            };
+            not_started(run_id, e.to_string())
+        }
     }
 }
 
-fn resume_command(entry: &Entry, state_dir: &Path, run_id: &str) -> String {
+fn resume_command(session: &Session, run_id: &str) -> String {
     let mut cmd = format!(
         "drflow --state-dir {} resume {run_id}",
-        quote(&state_dir.display().to_string())
+        quote(&session.state_dir.display().to_string())
     );
-    match &entry.backend {
-        Backend::Simulate { scenario: Some(s) } => {
-            cmd.push_str(&format!(" --scenario {}", quote(&s.display().to_string())));
+    for arg in session.backend.args() {
+        if arg != "--simulate" {
+            cmd.push(' ');
+            cmd.push_str(&quote(&arg));
         }
-        Backend::Aws { profile: Some(p) } => cmd.push_str(&format!(" --profile {}", quote(p))),
-        _ => {}
     }
     cmd
 }
@@ -371,25 +364,6 @@ fn quote(s: &str) -> String {
     } else {
         format!("'{}'", s.replace('\'', r"'\''"))
     }
-}
-
-/// The same backends as `drflow run` (and the same persisted simulated account).
-async fn connect(backend: &Backend, state_dir: &Path, regions: &[String]) -> Result<Cloud, String> {
-    let args = match backend {
-        Backend::Simulate { scenario } => super::BackendArgs {
-            simulate: true,
-            scenario: scenario.clone(),
-            profile: None,
-        },
-        Backend::Aws { profile } => super::BackendArgs {
-            simulate: false,
-            scenario: None,
-            profile: profile.clone(),
-        },
-    };
-    super::run::backend(&args, args.simulate, state_dir, regions)
-        .await
-        .map_err(|e| e.to_string())
 }
 
 /// One line per finished step (and per failed attempt), prefixed by the entry's name.

@@ -5,6 +5,7 @@
 
 pub mod aws;
 mod error;
+pub mod operations;
 pub mod sim;
 mod types;
 

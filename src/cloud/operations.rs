@@ -66,14 +66,19 @@ mod tests {
     fn one_entry_per_operation() {
         for (i, a) in OPERATIONS.iter().enumerate() {
             assert!(
-                !OPERATIONS[i + 1..].iter().any(|b| b.service == a.service && b.name == a.name),
+                !OPERATIONS[i + 1..]
+                    .iter()
+                    .any(|b| b.service == a.service && b.name == a.name),
                 "{}:{} twice",
                 a.service,
                 a.name
             );
         }
         assert!(mutates("backup:StartCopyJob") && !mutates("cloudformation:ValidateTemplate"));
-        assert!(mutates("ec2:TerminateInstances"), "unknown operations count as changing things");
+        assert!(
+            mutates("ec2:TerminateInstances"),
+            "unknown operations count as changing things"
+        );
         assert!(!mutates_call("ec2", "DescribeImages"));
     }
 }

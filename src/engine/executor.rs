@@ -10,13 +10,12 @@ use std::time::Duration;
 use serde_json::{Map, Value};
 
 use super::journal::{Entry, ErrorInfo, Event, Journal, RunStatus};
-use super::retry::FailureClass;
+use super::retry::retry_after;
 use super::scope::RunScope;
 use super::state::{RunState, StepStatus};
 use super::{Clock, EngineError, Observer};
-use crate::actions::{self, ActionError, ActionKind, Ctx, Poll, Recorder};
-use crate::cloud::{Cloud, ErrorKind};
-use crate::workflow::{ActionStep, OnFailure, Step, StepKind, Workflow};
+use crate::actions::{self, ActionError, Ctx, Poll, Recorder};
+use crate::workflow::{ActionKind, ActionStep, FailureClass, OnFailure, Step, StepKind, Workflow};
 
 /// Why a step (and so possibly the run) failed.
 #[derive(Debug, Clone)]
@@ -27,7 +26,7 @@ pub struct Failure {
 
 pub(crate) struct Executor<'a> {
     pub wf: &'a Workflow,
-    pub cloud: Cloud,
+    pub cloud: crate::cloud::Cloud,
     pub clock: Clock,
     pub observer: &'a dyn Observer,
     pub journal: Mutex<Journal>,
@@ -51,7 +50,11 @@ impl<'a> Executor<'a> {
                 EngineError::Journal(e)
             })?
         };
-        self.state.lock().expect("state lock").apply(&entry);
+        // The executor makes only allowed transitions; a refusal here is a bug, and the journal already has it.
+        if let Err(e) = self.state.lock().expect("state lock").apply(&entry) {
+            *self.broken.lock().expect("lock") = Some(e.to_string());
+            return Err(EngineError::Replay(e));
+        }
         self.observer.event(&entry);
         Ok(entry)
     }
@@ -124,7 +127,7 @@ impl<'a> Executor<'a> {
             if let Some(cond) = &step.when {
                 let verdict = {
                     let state = self.state.lock().expect("state lock");
-                    cond.test(&RunScope::new(self.wf, &state))
+                    cond.test(&RunScope::new(&state))
                 };
                 match verdict {
                     Ok(true) => {}
@@ -196,7 +199,7 @@ impl<'a> Executor<'a> {
     async fn action(&self, step: &Step, a: &ActionStep) -> Result<(), Failure> {
         let resolved = {
             let state = self.state.lock().expect("state lock");
-            let scope = RunScope::new(self.wf, &state);
+            let scope = RunScope::new(&state);
             a.with
                 .iter()
                 .map(|(k, t)| {
@@ -224,10 +227,11 @@ impl<'a> Executor<'a> {
         let token = super::idempotency_token(&self.state.lock().expect("state lock").run_id, &step.id);
         let base_dir = self.wf.dir();
         loop {
-            let (attempt, failures, started_ms) = {
+            let (attempt, before, started_ms) = {
                 let state = self.state.lock().expect("state lock");
                 let st = state.steps.get(&step.id).cloned().unwrap_or_default();
-                (st.attempts + 1, st.failures, st.started_ms)
+                let started = st.started_ms;
+                (st.attempts + 1, st, started)
             };
             // A call's timeout limits each attempt. A wait's limits the whole wait, from the step's first start
             // (also across a resume): retrying a throttled poll re-attaches to the job and must not restart the clock.
@@ -272,7 +276,8 @@ impl<'a> Executor<'a> {
                         format!("attempt {attempt} did not finish within {took}")
                     };
                     let class = FailureClass {
-                        kind: ErrorKind::Transient,
+                        throttling: false,
+                        transient: true,
                         code: "States.Timeout".into(),
                         timed_out: true,
                     };
@@ -285,14 +290,18 @@ impl<'a> Executor<'a> {
                     error,
                 });
             }
-            let retry = failures + 1;
-            // A wait whose time is spent has nothing left to retry with.
-            let delay = if a.retry.retries(&class) && !(waits && class.timed_out) {
-                let sample = self.rng.lock().expect("rng").f64();
-                a.retry.next_delay(retry, sample)
+            // The budget counts failures in a row of one call (each call has its own retrier, as in ASL); a wait's
+            // good poll starts it anew. A call step's attempts are also bounded in all: a budget per call it makes.
+            let in_a_row = if before.in_a_row > 0 && before.last_failed == error.operation {
+                before.in_a_row + 1
             } else {
-                None
+                1
             };
+            let per_call = a.retry.max_attempts + 1;
+            let calls = a.action.calls.len().max(1) as u32;
+            let spent = !waits && before.failures + 1 >= per_call * calls;
+            let sample = self.rng.lock().expect("rng").f64();
+            let delay = retry_after(&a.retry, &class, in_a_row, waits, sample).filter(|_| !spent);
             self.emit_or_fail(
                 &step.id,
                 Event::AttemptFailed {
@@ -317,19 +326,21 @@ impl<'a> Executor<'a> {
         inputs: &Map<String, Value>,
         attempt: u32,
     ) -> Result<Map<String, Value>, ActionError> {
+        let action = actions::of(a.action);
         match a.action.kind {
-            ActionKind::Call => actions::call(a.action, ctx, inputs).await,
+            ActionKind::Call => action.call(ctx, inputs).await,
             ActionKind::Wait => {
-                actions::begin(a.action, ctx, inputs).await?;
+                action.begin(ctx, inputs).await?;
                 let mut polls = 0;
                 let mut last = String::new();
                 loop {
                     polls += 1;
-                    match actions::poll(a.action, ctx, inputs).await? {
+                    match action.poll(ctx, inputs).await? {
                         Poll::Done(outputs) => return Ok(outputs),
                         Poll::Pending(status) => {
-                            // Journal a poll when what it saw changed, not every time.
-                            if status != last {
+                            // Journal a poll when what it saw changed, not every time; and the first of each attempt,
+                            // which tells a resumed run that the wait made progress since its last failure.
+                            if status != last || polls == 1 {
                                 let _ = self.emit(Event::Polled {
                                     step: step.id.clone(),
                                     attempt,
@@ -394,6 +405,7 @@ fn child_failed(f: &Failure) -> ErrorInfo {
         code: f.error.code.clone(),
         kind: f.error.kind.clone(),
         message: format!("step `{}` failed: {}", f.step, f.error.message),
+        operation: f.error.operation.clone(),
     }
 }
 
@@ -402,16 +414,19 @@ fn info(code: &str, kind: &str, message: String) -> ErrorInfo {
         code: code.into(),
         kind: kind.into(),
         message,
+        operation: None,
     }
 }
 
 fn error_info(e: &ActionError) -> ErrorInfo {
-    let class = e.class();
-    let kind = serde_json::to_value(class.kind)
+    let kind = serde_json::to_value(e.kind())
         .ok()
         .and_then(|v| v.as_str().map(str::to_string))
         .unwrap_or_else(|| "other".into());
-    info(&class.code, &kind, e.to_string())
+    ErrorInfo {
+        operation: e.operation(),
+        ..info(&e.code(), &kind, e.to_string())
+    }
 }
 
 /// Awaits all futures concurrently on this task (branches borrow the executor, so no spawning).

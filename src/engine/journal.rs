@@ -1,7 +1,14 @@
 //! The durable journal of a run: append-only JSON lines, one per transition, each fsync'd before the engine
 //! goes on, in a file only the owner can read (mode 0600). `drflow resume` replays it.
 //!
-//! Format (version 1): every line is an `Entry`: `{"v":1,"seq":N,"ts_ms":UNIX_MS,"type":"...",...}`.
+//! Format: every line is an `Entry`: `{"v":"1.1","seq":N,"ts_ms":UNIX_MS,"type":"...",...}`. The version is
+//! MAJOR.MINOR: a newer minor only adds event kinds and optional fields, so this drflow reads any 1.x journal (an
+//! event kind it does not know, from a newer minor, is kept as `Unknown` and changes nothing); another major is
+//! refused. Version 1.0 wrote `"v":1`.
+//!
+//! 1.1: `run_started` has `account` (the caller's account, for `account.id`); errors name the failed call
+//! (`operation`); a wait journals the first poll of every attempt (a good poll resets the failures counted against
+//! its retry budget).
 
 use std::fs::{File, OpenOptions};
 use std::io::{BufRead, BufReader, Write};
@@ -10,7 +17,51 @@ use std::path::{Path, PathBuf};
 use serde::{Deserialize, Serialize};
 use serde_json::{Map, Value};
 
-pub const VERSION: u32 = 1;
+/// A journal format version, MAJOR.MINOR.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Version {
+    pub major: u32,
+    pub minor: u32,
+}
+
+impl Version {
+    /// What this drflow writes.
+    pub const CURRENT: Version = Version { major: 1, minor: 1 };
+
+    /// `1` (1.0) or `"1.1"`.
+    fn from_json(v: &Value) -> Option<Version> {
+        if let Some(n) = v.as_u64() {
+            return Some(Version {
+                major: n as u32,
+                minor: 0,
+            });
+        }
+        let (major, minor) = v.as_str()?.split_once('.')?;
+        Some(Version {
+            major: major.parse().ok()?,
+            minor: minor.parse().ok()?,
+        })
+    }
+}
+
+impl std::fmt::Display for Version {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "{}.{}", self.major, self.minor)
+    }
+}
+
+impl Serialize for Version {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        s.serialize_str(&self.to_string())
+    }
+}
+
+impl<'de> Deserialize<'de> for Version {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Version, D::Error> {
+        let v = Value::deserialize(d)?;
+        Version::from_json(&v).ok_or_else(|| serde::de::Error::custom(format!("`{v}` is not a journal version")))
+    }
+}
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct ErrorInfo {
@@ -18,6 +69,9 @@ pub struct ErrorInfo {
     /// throttling, transient, access_denied, validation, not_found, other, timeout
     pub kind: String,
     pub message: String,
+    /// The AWS call that failed, `service:Operation` (1.1), when the failure was a call's.
+    #[serde(skip_serializing_if = "Option::is_none", default)]
+    pub operation: Option<String>,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
@@ -39,6 +93,9 @@ pub enum Event {
         regions: Map<String, Value>,
         backend: String,
         lock: String,
+        /// The caller's AWS account, when the run checked its credentials.
+        #[serde(skip_serializing_if = "Option::is_none", default)]
+        account: Option<String>,
     },
     RunResumed {
         forced: bool,
@@ -94,6 +151,9 @@ pub enum Event {
         #[serde(skip_serializing_if = "Option::is_none", default)]
         error: Option<String>,
     },
+    /// An event kind of a newer minor version: readable, and ignored.
+    #[serde(other)]
+    Unknown,
 }
 
 impl Event {
@@ -110,11 +170,29 @@ impl Event {
             _ => None,
         }
     }
+
+    /// The event's `type`, as journaled.
+    pub fn kind(&self) -> &'static str {
+        match self {
+            Event::RunStarted { .. } => "run_started",
+            Event::RunResumed { .. } => "run_resumed",
+            Event::StepStarted { .. } => "step_started",
+            Event::StepSkipped { .. } => "step_skipped",
+            Event::AttemptStarted { .. } => "attempt_started",
+            Event::Recorded { .. } => "recorded",
+            Event::Polled { .. } => "polled",
+            Event::AttemptFailed { .. } => "attempt_failed",
+            Event::StepSucceeded { .. } => "step_succeeded",
+            Event::StepFailed { .. } => "step_failed",
+            Event::RunFinished { .. } => "run_finished",
+            Event::Unknown => "unknown",
+        }
+    }
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct Entry {
-    pub v: u32,
+    pub v: Version,
     pub seq: u64,
     /// Unix milliseconds by the run's clock (simulated time under `--simulate`).
     pub ts_ms: i64,
@@ -128,8 +206,8 @@ pub enum JournalError {
     Io { path: String, source: std::io::Error },
     #[error("journal {path} line {line}: {message}")]
     Corrupt { path: String, line: usize, message: String },
-    #[error("journal {path} has format version {found}; this drflow reads version {VERSION}")]
-    Version { path: String, found: u32 },
+    #[error("journal {path} has format version {found}; this drflow reads versions {}.x", Version::CURRENT.major)]
+    Version { path: String, found: Version },
 }
 
 pub struct Journal {
@@ -186,7 +264,7 @@ impl Journal {
     /// Appends one entry and fsyncs it.
     pub fn append(&mut self, ts_ms: i64, event: Event) -> Result<Entry, JournalError> {
         let entry = Entry {
-            v: VERSION,
+            v: Version::CURRENT,
             seq: self.next_seq,
             ts_ms,
             event,
@@ -241,19 +319,26 @@ pub fn read(path: &Path) -> Result<Vec<Entry>, JournalError> {
         if line.trim().is_empty() {
             continue;
         }
-        if let Some(v) = serde_json::from_str::<Value>(line)
+        let torn = i + 1 == lines.len();
+        let version = serde_json::from_str::<Value>(line)
             .ok()
-            .and_then(|v| v.get("v").and_then(Value::as_u64))
-            && v != u64::from(VERSION)
+            .and_then(|v| v.get("v").and_then(Version::from_json));
+        if let Some(v) = version
+            && v.major != Version::CURRENT.major
         {
-            return Err(JournalError::Version {
-                path: name,
-                found: v as u32,
-            });
+            return Err(JournalError::Version { path: name, found: v });
         }
         match serde_json::from_str::<Entry>(line) {
+            // An event kind this drflow does not know is fine from a newer minor version, corrupt otherwise.
+            Ok(e) if e.event == Event::Unknown && e.v.minor <= Version::CURRENT.minor => {
+                return Err(JournalError::Corrupt {
+                    path: name,
+                    line: i + 1,
+                    message: format!("unknown event type in a version {} journal", e.v),
+                });
+            }
             Ok(e) => out.push(e),
-            Err(_) if i + 1 == lines.len() => break,
+            Err(_) if torn => break,
             Err(e) => {
                 return Err(JournalError::Corrupt {
                     path: name,
@@ -307,7 +392,7 @@ mod tests {
         assert_eq!(entries[1].event.step(), Some("a"));
         let text = std::fs::read_to_string(&path).unwrap();
         assert!(
-            text.starts_with("{\"v\":1,\"seq\":1,\"ts_ms\":1,\"type\":\"step_started\""),
+            text.starts_with("{\"v\":\"1.1\",\"seq\":1,\"ts_ms\":1,\"type\":\"step_started\""),
             "{text}"
         );
         #[cfg(unix)]
@@ -330,6 +415,37 @@ mod tests {
             "{\"v\":9,\"seq\":1,\"ts_ms\":0,\"type\":\"run_resumed\",\"forced\":false}\n",
         )
         .unwrap();
-        assert!(matches!(read(&path), Err(JournalError::Version { found: 9, .. })));
+        assert!(matches!(
+            read(&path),
+            Err(JournalError::Version {
+                found: Version { major: 9, minor: 0 },
+                ..
+            })
+        ));
+    }
+
+    #[test]
+    fn reads_1_0_and_newer_minors_but_not_unknown_kinds_of_known_minors() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("j.jsonl");
+        std::fs::write(
+            &path,
+            concat!(
+                "{\"v\":1,\"seq\":1,\"ts_ms\":0,\"type\":\"run_resumed\",\"forced\":false}\n",
+                "{\"v\":\"1.9\",\"seq\":2,\"ts_ms\":0,\"type\":\"step_paused\",\"step\":\"a\"}\n",
+                "{\"v\":\"1.1\",\"seq\":3,\"ts_ms\":0,\"type\":\"run_resumed\",\"forced\":true}\n",
+            ),
+        )
+        .unwrap();
+        let entries = read(&path).unwrap();
+        assert_eq!(entries.len(), 3);
+        assert_eq!(entries[0].v, Version { major: 1, minor: 0 });
+        assert_eq!(entries[1].event, Event::Unknown);
+        std::fs::write(
+            &path,
+            "{\"v\":\"1.1\",\"seq\":1,\"ts_ms\":0,\"type\":\"step_paused\",\"step\":\"a\"}\n{\"v\":\"1.1\",\"seq\":2,\"ts_ms\":0,\"type\":\"run_resumed\",\"forced\":true}\n",
+        )
+        .unwrap();
+        assert!(matches!(read(&path), Err(JournalError::Corrupt { line: 1, .. })));
     }
 }

@@ -12,15 +12,14 @@ use std::path::{Path, PathBuf};
 use std::sync::Mutex;
 use std::time::SystemTime;
 
-use serde_json::{Map, Value};
 use sha2::{Digest, Sha256};
 
 use crate::cloud::Cloud;
-use crate::workflow::Workflow;
+use crate::workflow::{Bindings, Workflow};
 pub use executor::Failure;
 use journal::{Event, Journal, JournalError, RunStatus};
 pub use lock::LockError;
-pub use state::{RunState, StepStatus};
+pub use state::{ReplayError, RunState, StepState, StepStatus};
 
 /// Sees every journal entry as it is written (terminal view, JSON output).
 pub trait Observer: Send + Sync {
@@ -95,8 +94,8 @@ pub enum EngineError {
         was: String,
         now: String,
     },
-    #[error("{0}")]
-    Inputs(String),
+    #[error(transparent)]
+    Replay(#[from] ReplayError),
 }
 
 /// Where runs live: `<state_dir>/runs/<run_id>/journal.jsonl`.
@@ -119,83 +118,13 @@ pub fn new_run_id(now: SystemTime) -> String {
     format!("{}-{}-{:04x}", &digits[..8], &digits[8..14], fastrand::u16(..))
 }
 
-/// Inputs after defaults and type checks. `given` are `--input NAME=VALUE` pairs.
-pub fn prepare_inputs(wf: &Workflow, given: &[(String, String)]) -> Result<Map<String, Value>, EngineError> {
-    resolve_inputs(wf, given, false)
-}
-
-/// Like `prepare_inputs`; with `allow_missing`, a required input that is not given is left out instead of being an
-/// error (for plans and policies made before every value is known).
-pub fn resolve_inputs(
-    wf: &Workflow,
-    given: &[(String, String)],
-    allow_missing: bool,
-) -> Result<Map<String, Value>, EngineError> {
-    let mut errors = Vec::new();
-    let mut out = Map::new();
-    for (name, _) in given {
-        if !wf.inputs.iter().any(|i| i.name == *name) {
-            let known: Vec<&str> = wf.inputs.iter().map(|i| i.name.as_str()).collect();
-            errors.push(format!(
-                "`{name}` is not an input of {} (its inputs: {})",
-                wf.name,
-                known.join(", ")
-            ));
-        }
-    }
-    for def in &wf.inputs {
-        match given.iter().rev().find(|(n, _)| *n == def.name) {
-            Some((_, text)) => match def.parse_value(text) {
-                Ok(v) => {
-                    out.insert(def.name.clone(), v);
-                }
-                Err(e) => errors.push(e),
-            },
-            None => match &def.default {
-                Some(v) => {
-                    out.insert(def.name.clone(), v.clone());
-                }
-                None if allow_missing => {}
-                None => errors.push(format!(
-                    "input `{}` is required: pass --input {}=VALUE{}",
-                    def.name,
-                    def.name,
-                    def.description
-                        .as_deref()
-                        .map(|d| format!(" ({d})"))
-                        .unwrap_or_default()
-                )),
-            },
-        }
-    }
-    if errors.is_empty() {
-        Ok(out)
-    } else {
-        Err(EngineError::Inputs(errors.join("\n")))
-    }
-}
-
-/// Region codes after `--region NAME=CODE` overrides.
-pub fn prepare_regions(wf: &Workflow, overrides: &[(String, String)]) -> Result<Map<String, Value>, EngineError> {
-    let mut out = Map::new();
-    for (name, code) in &wf.regions {
-        out.insert(name.clone(), Value::String(code.clone()));
-    }
-    for (name, code) in overrides {
-        if !out.contains_key(name) {
-            return Err(EngineError::Inputs(format!("`{name}` is not a region of {}", wf.name)));
-        }
-        out.insert(name.clone(), Value::String(code.clone()));
-    }
-    Ok(out)
-}
-
 pub struct RunRequest<'a> {
     pub workflow: &'a Workflow,
     pub cloud: Cloud,
     pub state_dir: PathBuf,
-    pub inputs: Map<String, Value>,
-    pub regions: Map<String, Value>,
+    pub bindings: Bindings,
+    /// The caller's AWS account, when known (`account.id`).
+    pub account: Option<String>,
     pub observer: &'a dyn Observer,
     pub clock: Clock,
 }
@@ -213,7 +142,7 @@ pub struct Outcome {
 pub async fn start(req: RunRequest<'_>, run_id: Option<String>) -> Result<Outcome, EngineError> {
     let wf = req.workflow;
     let run_id = run_id.unwrap_or_else(|| new_run_id(req.clock.now()));
-    let lock_key = lock_key(wf, &req.inputs, &req.regions);
+    let lock_key = lock_key(wf, &req.bindings);
     let _lock = lock::acquire(&req.state_dir, &wf.name, &lock_key, &run_id)?;
     let path = journal_path(&req.state_dir, &run_id);
     let journal = Journal::create(&path)?;
@@ -232,10 +161,11 @@ pub async fn start(req: RunRequest<'_>, run_id: Option<String>) -> Result<Outcom
         workflow: wf.name.clone(),
         file: wf.source.path.display().to_string(),
         digest: wf.source.digest(),
-        inputs: req.inputs,
-        regions: req.regions,
+        inputs: req.bindings.inputs,
+        regions: req.bindings.regions,
         backend: exec.cloud.backend.to_string(),
         lock: lock_key,
+        account: req.account,
     })?;
     finish(exec, path).await
 }
@@ -254,7 +184,7 @@ pub async fn resume(
     if !path.exists() {
         return Err(EngineError::RunNotFound(run_id.into(), state_dir.display().to_string()));
     }
-    let state = RunState::replay(&journal::read(&path)?);
+    let state = RunState::replay(&journal::read(&path)?)?;
     if let Some((status, _)) = &state.finished {
         return Err(EngineError::AlreadyFinished(
             run_id.into(),
@@ -300,18 +230,18 @@ async fn finish(exec: executor::Executor<'_>, path: PathBuf) -> Result<Outcome, 
     })
 }
 
-fn lock_key(wf: &Workflow, inputs: &Map<String, Value>, regions: &Map<String, Value>) -> String {
+fn lock_key(wf: &Workflow, bindings: &Bindings) -> String {
     let state = RunState {
-        inputs: inputs.clone(),
-        regions: regions.clone(),
+        inputs: bindings.inputs.clone(),
+        regions: bindings.regions.clone(),
         ..RunState::default()
     };
     match &wf.lock {
         Some(t) => t
-            .eval(&scope::RunScope::new(wf, &state))
+            .eval(&scope::RunScope::new(&state))
             .map(|v| crate::workflow::expr::to_text(&v))
             .unwrap_or_else(|_| "default".into()),
-        None => serde_json::to_string(inputs).unwrap_or_default(),
+        None => serde_json::to_string(&bindings.inputs).unwrap_or_default(),
     }
 }
 
@@ -325,7 +255,7 @@ pub fn list_runs(state_dir: &Path) -> Result<Vec<RunState>, EngineError> {
     for e in entries.flatten() {
         let path = e.path().join("journal.jsonl");
         if path.exists() {
-            out.push(RunState::replay(&journal::read(&path)?));
+            out.push(RunState::replay(&journal::read(&path)?)?);
         }
     }
     out.sort_by(|a, b| b.started_ms.cmp(&a.started_ms).then(b.run_id.cmp(&a.run_id)));
@@ -338,5 +268,5 @@ pub fn load_run(state_dir: &Path, run_id: &str) -> Result<(RunState, Vec<journal
         return Err(EngineError::RunNotFound(run_id.into(), state_dir.display().to_string()));
     }
     let entries = journal::read(&path)?;
-    Ok((RunState::replay(&entries), entries))
+    Ok((RunState::replay(&entries)?, entries))
 }

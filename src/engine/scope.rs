@@ -1,66 +1,57 @@
-//! Values of `${{ }}` references during a run.
+//! Values of typed references during a run, from the run's state.
 
 use serde_json::Value;
 
 use super::state::{RunState, StepStatus};
-use crate::workflow::Workflow;
-use crate::workflow::expr::Scope;
+use crate::workflow::{Ref, Scope};
 
 pub struct RunScope<'a> {
     state: &'a RunState,
-    wf: &'a Workflow,
 }
 
 impl<'a> RunScope<'a> {
-    pub fn new(wf: &'a Workflow, state: &'a RunState) -> Self {
-        RunScope { state, wf }
+    pub fn new(state: &'a RunState) -> Self {
+        RunScope { state }
     }
 }
 
 impl Scope for RunScope<'_> {
-    fn lookup(&self, path: &[String]) -> Result<Value, String> {
-        let segs: Vec<&str> = path.iter().map(String::as_str).collect();
-        match segs.as_slice() {
-            ["inputs", name] => self
-                .state
-                .inputs
-                .get(*name)
-                .cloned()
-                .ok_or_else(|| format!("no input `{name}`")),
-            ["regions", name] => self
-                .state
+    fn value(&self, r: &Ref) -> Result<Value, String> {
+        let s = self.state;
+        match r {
+            Ref::Input(name) => s.inputs.get(name).cloned().ok_or_else(|| format!("no input `{name}`")),
+            Ref::Region(name) => s
                 .regions
-                .get(*name)
+                .get(name)
                 .cloned()
                 .ok_or_else(|| format!("no region `{name}`")),
-            ["run", "id"] => Ok(Value::String(self.state.run_id.clone())),
-            ["steps", step, rest @ ..] => {
-                let status = self.state.status(step);
-                match (rest, status) {
-                    (["status"], s) => Ok(Value::String(s.map_or("not_run", StepStatus::name).to_string())),
-                    (["error"], Some(StepStatus::Failed { error, .. })) => Ok(Value::String(error.message.clone())),
-                    (["error"], _) => Ok(Value::String(String::new())),
-                    (["outputs", name, deeper @ ..], Some(StepStatus::Succeeded(outputs))) => {
-                        let mut v = outputs
-                            .get(*name)
-                            .ok_or_else(|| format!("step `{step}` has no output `{name}`"))?;
-                        for key in deeper {
-                            v = v
-                                .get(*key)
-                                .ok_or_else(|| format!("`{}` has no `{key}`", path.join(".")))?;
-                        }
-                        Ok(v.clone())
+            Ref::RunId => Ok(Value::String(s.run_id.clone())),
+            Ref::AccountId => s
+                .account
+                .clone()
+                .map(Value::String)
+                .ok_or_else(|| "the AWS account is not known: the run did not check its credentials".to_string()),
+            Ref::StepStatus(step) => Ok(Value::String(
+                s.status(step).map_or("not_run", StepStatus::name).to_string(),
+            )),
+            Ref::StepError(step) => Ok(Value::String(match s.status(step) {
+                Some(StepStatus::Failed { error, .. }) => error.message.clone(),
+                _ => String::new(),
+            })),
+            Ref::StepOutput { step, output, path } => match s.status(step) {
+                Some(StepStatus::Succeeded(outputs)) => {
+                    let mut v = outputs
+                        .get(output)
+                        .ok_or_else(|| format!("step `{step}` has no output `{output}`"))?;
+                    for key in path {
+                        v = v.get(key).ok_or_else(|| format!("`{}` has no `{key}`", r.dotted()))?;
                     }
-                    (["outputs", ..], Some(StepStatus::Skipped(_))) => Err(format!("step `{step}` was skipped")),
-                    (["outputs", ..], Some(StepStatus::Failed { .. })) => Err(format!("step `{step}` failed")),
-                    (["outputs", ..], _) => Err(format!("step `{step}` has not run")),
-                    _ => Err(format!("`{}` is not a reference", path.join("."))),
+                    Ok(v.clone())
                 }
-            }
-            _ => {
-                let _ = self.wf;
-                Err(format!("`{}` is not a reference", path.join(".")))
-            }
+                Some(StepStatus::Skipped(_)) => Err(format!("step `{step}` was skipped")),
+                Some(StepStatus::Failed { .. }) => Err(format!("step `{step}` failed")),
+                _ => Err(format!("step `{step}` has not run")),
+            },
         }
     }
 }

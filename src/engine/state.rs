@@ -1,4 +1,17 @@
 //! What a run knows so far, rebuilt from journal entries: live runs and resumed runs apply the same events.
+//!
+//! A step's state is a small state machine; `apply` accepts only the transitions the engine makes:
+//!
+//! ```text
+//! not run ──started──▶ running ──succeeded──▶ succeeded
+//!    │                  │  ▲                    
+//!    │                  └──┘ attempt started / failed, polled, recorded
+//!    │                  └─────failed──────────▶ failed
+//!    └──skipped──▶ skipped
+//! ```
+//!
+//! A finished step takes no further event, and nothing follows the run's end. A journal whose events do not fit
+//! (say, an attempt after a success) is refused with the journal line that breaks the rules, never half-applied.
 
 use std::collections::HashMap;
 
@@ -31,9 +44,17 @@ impl StepStatus {
 
 #[derive(Debug, Default, Clone)]
 pub struct StepState {
+    /// `None`: not run yet.
     pub status: Option<StepStatus>,
     pub attempts: u32,
+    /// Failed attempts in all.
     pub failures: u32,
+    /// Failed attempts in a row of one call (the same AWS operation failing again), since the step last made
+    /// progress (a wait's good poll, an attempt that got past the call that failed before): what the retry budget
+    /// counts, as if each call had its own ASL retrier.
+    pub in_a_row: u32,
+    /// The call the last failed attempt failed at.
+    pub last_failed: Option<String>,
     pub recorded: Map<String, Value>,
     pub started_ms: Option<i64>,
     pub finished_ms: Option<i64>,
@@ -50,6 +71,8 @@ pub struct RunState {
     pub lock: String,
     pub inputs: Map<String, Value>,
     pub regions: Map<String, Value>,
+    /// The caller's AWS account, when the run checked its credentials (`account.id`).
+    pub account: Option<String>,
     pub steps: HashMap<String, StepState>,
     /// Step ids in the order they started.
     pub order: Vec<String>,
@@ -59,16 +82,30 @@ pub struct RunState {
     pub next_seq: u64,
 }
 
+/// A journal entry that does not fit the run's state.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("journal line {line}: {message}")]
+pub struct ReplayError {
+    /// The entry's sequence number: its line in the journal file.
+    pub line: u64,
+    pub message: String,
+}
+
 impl RunState {
-    pub fn replay(entries: &[Entry]) -> RunState {
+    pub fn replay(entries: &[Entry]) -> Result<RunState, ReplayError> {
         let mut s = RunState::default();
         for e in entries {
-            s.apply(e);
+            s.apply(e)?;
         }
-        s
+        Ok(s)
     }
 
-    pub fn apply(&mut self, entry: &Entry) {
+    /// Applies one entry, or refuses it (and changes nothing) when it does not fit.
+    pub fn apply(&mut self, entry: &Entry) -> Result<(), ReplayError> {
+        self.check(entry).map_err(|message| ReplayError {
+            line: entry.seq,
+            message,
+        })?;
         self.last_ms = entry.ts_ms;
         self.next_seq = entry.seq + 1;
         if let Some(step) = entry.event.step()
@@ -86,6 +123,7 @@ impl RunState {
                 regions,
                 backend,
                 lock,
+                account,
             } => {
                 self.run_id = run_id.clone();
                 self.workflow = workflow.clone();
@@ -95,9 +133,10 @@ impl RunState {
                 self.regions = regions.clone();
                 self.backend = backend.clone();
                 self.lock = lock.clone();
+                self.account = account.clone();
                 self.started_ms = entry.ts_ms;
             }
-            Event::RunResumed { .. } => {}
+            Event::RunResumed { .. } | Event::Unknown => {}
             Event::StepStarted { step, .. } => {
                 let st = self.step_mut(step);
                 st.status = Some(StepStatus::Running);
@@ -113,8 +152,22 @@ impl RunState {
             Event::Recorded { step, key, value } => {
                 self.step_mut(step).recorded.insert(key.clone(), value.clone());
             }
-            Event::Polled { step, status, .. } => self.step_mut(step).last_status = Some(status.clone()),
-            Event::AttemptFailed { step, .. } => self.step_mut(step).failures += 1,
+            Event::Polled { step, status, .. } => {
+                let st = self.step_mut(step);
+                st.last_status = Some(status.clone());
+                st.in_a_row = 0;
+                st.last_failed = None;
+            }
+            Event::AttemptFailed { step, error, .. } => {
+                let st = self.step_mut(step);
+                st.failures += 1;
+                st.in_a_row = if st.in_a_row > 0 && st.last_failed == error.operation {
+                    st.in_a_row + 1
+                } else {
+                    1
+                };
+                st.last_failed = error.operation.clone();
+            }
             Event::StepSucceeded { step, outputs } => {
                 let st = self.step_mut(step);
                 st.status = Some(StepStatus::Succeeded(outputs.clone()));
@@ -130,6 +183,45 @@ impl RunState {
             }
             Event::RunFinished { status, error } => self.finished = Some((*status, error.clone())),
         }
+        Ok(())
+    }
+
+    /// Whether the entry is a transition the engine can make from here.
+    fn check(&self, entry: &Entry) -> Result<(), String> {
+        let started = !self.run_id.is_empty();
+        if let Some((status, _)) = &self.finished {
+            return Err(format!(
+                "`{}` after the run finished ({})",
+                entry.event.kind(),
+                format!("{status:?}").to_lowercase()
+            ));
+        }
+        match &entry.event {
+            Event::RunStarted { .. } if started => return Err("the run starts a second time".into()),
+            Event::RunStarted { .. } => return Ok(()),
+            _ if !started => return Err(format!("`{}` before the run started", entry.event.kind())),
+            _ => {}
+        }
+        let Some(step) = entry.event.step() else {
+            return Ok(());
+        };
+        let status = self.status(step);
+        let kind = entry.event.kind();
+        match (&entry.event, status) {
+            // A step starts once; a resumed run re-announces a step that was running when the process died.
+            (Event::StepStarted { .. } | Event::StepSkipped { .. }, None | Some(StepStatus::Running)) => Ok(()),
+            (
+                Event::AttemptStarted { .. }
+                | Event::Recorded { .. }
+                | Event::Polled { .. }
+                | Event::AttemptFailed { .. }
+                | Event::StepSucceeded { .. }
+                | Event::StepFailed { .. },
+                Some(StepStatus::Running),
+            ) => Ok(()),
+            (_, None) => Err(format!("`{kind}` of step `{step}`, which has not started")),
+            (_, Some(s)) => Err(format!("`{kind}` of step `{step}`, which already {}", s.name())),
+        }
     }
 
     fn step_mut(&mut self, id: &str) -> &mut StepState {
@@ -138,5 +230,146 @@ impl RunState {
 
     pub fn status(&self, id: &str) -> Option<&StepStatus> {
         self.steps.get(id).and_then(|s| s.status.as_ref())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn entry(seq: u64, event: Event) -> Entry {
+        Entry {
+            v: super::super::journal::Version::CURRENT,
+            seq,
+            ts_ms: seq as i64 * 1000,
+            event,
+        }
+    }
+
+    fn start() -> Event {
+        Event::RunStarted {
+            run_id: "r".into(),
+            workflow: "w".into(),
+            file: "w.yaml".into(),
+            digest: "d".into(),
+            inputs: Map::new(),
+            regions: Map::new(),
+            backend: "sim".into(),
+            lock: "l".into(),
+            account: None,
+        }
+    }
+
+    fn step_started(step: &str) -> Event {
+        Event::StepStarted {
+            step: step.into(),
+            action: None,
+            region: None,
+            inputs: None,
+        }
+    }
+
+    #[test]
+    fn replays_a_step_through_its_states() {
+        let entries = vec![
+            entry(1, start()),
+            entry(2, step_started("a")),
+            entry(
+                3,
+                Event::AttemptStarted {
+                    step: "a".into(),
+                    attempt: 1,
+                },
+            ),
+            entry(
+                4,
+                Event::AttemptFailed {
+                    step: "a".into(),
+                    attempt: 1,
+                    error: ErrorInfo {
+                        code: "Throttling".into(),
+                        kind: "throttling".into(),
+                        message: "slow down".into(),
+                        operation: Some("backup:DescribeBackupJob".into()),
+                    },
+                    retry_in_ms: Some(1000),
+                },
+            ),
+            entry(
+                5,
+                Event::Polled {
+                    step: "a".into(),
+                    attempt: 2,
+                    polls: 1,
+                    status: "RUNNING".into(),
+                },
+            ),
+            entry(
+                6,
+                Event::StepSucceeded {
+                    step: "a".into(),
+                    outputs: Map::new(),
+                },
+            ),
+        ];
+        let s = RunState::replay(&entries).unwrap();
+        let a = &s.steps["a"];
+        assert_eq!(
+            (a.failures, a.in_a_row),
+            (1, 0),
+            "a good poll resets the failures in a row"
+        );
+        assert_eq!(s.status("a").map(StepStatus::name), Some("succeeded"));
+    }
+
+    #[test]
+    fn refuses_events_that_do_not_fit_and_names_the_line() {
+        let after_success = vec![
+            entry(1, start()),
+            entry(2, step_started("a")),
+            entry(
+                3,
+                Event::StepSucceeded {
+                    step: "a".into(),
+                    outputs: Map::new(),
+                },
+            ),
+            entry(
+                4,
+                Event::AttemptStarted {
+                    step: "a".into(),
+                    attempt: 2,
+                },
+            ),
+        ];
+        let e = RunState::replay(&after_success).unwrap_err();
+        assert_eq!(e.line, 4);
+        assert_eq!(
+            e.to_string(),
+            "journal line 4: `attempt_started` of step `a`, which already succeeded"
+        );
+        let not_started = vec![
+            entry(1, start()),
+            entry(
+                2,
+                Event::AttemptStarted {
+                    step: "b".into(),
+                    attempt: 1,
+                },
+            ),
+        ];
+        assert_eq!(
+            RunState::replay(&not_started).unwrap_err().message,
+            "`attempt_started` of step `b`, which has not started"
+        );
+        let twice = vec![entry(1, start()), entry(2, start())];
+        assert_eq!(RunState::replay(&twice).unwrap_err().line, 2);
+        let before = vec![entry(1, step_started("a"))];
+        assert!(
+            RunState::replay(&before)
+                .unwrap_err()
+                .message
+                .contains("before the run started")
+        );
     }
 }

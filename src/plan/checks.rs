@@ -1,14 +1,15 @@
 //! Preflight checks (`drflow plan --check`): read-only calls against the target account that tell, before a run,
-//! whether it can work. Derived from the plan's steps by action and input names, not from one workflow:
+//! whether it can work. Each action declares the checks its steps need (`ActionSpec::preflight`); this module makes
+//! them:
 //!
-//! | check | made for | call |
+//! | check | declared as | call |
 //! |---|---|---|
-//! | caller identity | any step that calls AWS | sts:GetCallerIdentity |
-//! | instance | input `instance_id` | ec2:DescribeInstances in the step's region: exists, not terminated |
-//! | backup vault | inputs `vault` and `source_vault` (step's region), `destination_vault` (`destination_region`) | backup:DescribeBackupVault |
-//! | SSM parameter | `ssm.*` steps' input `name` | ssm:GetParameter, and ec2:DescribeImages for the age of its AMI |
-//! | template | input `template` (relative to the workflow file) | cloudformation:ValidateTemplate |
-//! | stack | `cloudformation.*` steps' input `stack_name` | cloudformation:DescribeStacks |
+//! | caller identity | (any step that calls AWS) | sts:GetCallerIdentity |
+//! | instance | `Preflight::Instance` | ec2:DescribeInstances in the step's region: exists, not terminated |
+//! | backup vault | `Preflight::Vault` (step's region, or the region an input names) | backup:DescribeBackupVault |
+//! | SSM parameter | `Preflight::Parameter` | ssm:GetParameter, and ec2:DescribeImages for the age of its AMI |
+//! | template | `Preflight::Template` (relative to the workflow file) | cloudformation:ValidateTemplate |
+//! | stack | `Preflight::Stack` | cloudformation:DescribeStacks |
 //!
 //! Only Describe/Get/Validate calls are made. A check whose subject is known only at run time, or whose step
 //! is skipped, is reported as skipped with the reason. A missing parameter is a note, not a failure.
@@ -18,7 +19,7 @@ use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use super::model::*;
 use crate::cloud::{Cloud, CloudError, ErrorKind};
-use crate::workflow::format_duration;
+use crate::workflow::{Preflight, format_duration};
 
 /// What one check looks at.
 #[derive(Debug, Clone, PartialEq)]
@@ -44,9 +45,16 @@ struct Pending {
 /// Runs every check the plan calls for against `cloud` (read-only calls only).
 pub async fn run(plan: &Plan, base_dir: &Path, cloud: &Cloud) -> Checks {
     let mut results = Vec::new();
+    let mut account = None;
     for p in derive(plan) {
         let (status, reason) = match &p.probe {
             Err(why) => (CheckStatus::Skipped, why.clone()),
+            Ok(Probe::Identity { role_account }) => {
+                let region = p.region.as_deref().unwrap_or_default();
+                let (status, reason, acct) = identity(cloud, region, role_account.as_deref()).await;
+                account = acct;
+                (status, reason)
+            }
             Ok(probe) => {
                 let region = p.region.as_deref().unwrap_or_default();
                 perform(cloud, region, probe, base_dir).await
@@ -63,6 +71,7 @@ pub async fn run(plan: &Plan, base_dir: &Path, cloud: &Cloud) -> Checks {
     }
     Checks {
         backend: cloud.backend,
+        account,
         failed: results.iter().filter(|c| c.status == CheckStatus::Failed).count(),
         results,
     }
@@ -124,37 +133,34 @@ fn derive(plan: &Plan) -> Vec<Pending> {
             merge(&mut out, kind, subject, region, &s.id, probe);
         };
         let here = || Some(region.to_string());
-        if a.input("instance_id").is_some() {
-            add(CheckKind::Instance, "instance_id", here(), &|id| Probe::Instance { id });
-        }
-        for input in ["vault", "source_vault"] {
-            add(CheckKind::BackupVault, input, here(), &|name| Probe::Vault { name });
-        }
-        if a.input("destination_vault").is_some() {
-            let dest = a
-                .input("destination_region")
-                .and_then(Planned::known_str)
-                .map(str::to_string);
-            add(CheckKind::BackupVault, "destination_vault", dest, &|name| {
-                Probe::Vault { name }
-            });
-        }
-        if a.action.starts_with("ssm.") {
-            add(CheckKind::SsmParameter, "name", here(), &|name| Probe::Parameter {
-                name,
-            });
-        }
-        if a.input("template").is_some() {
-            add(CheckKind::Template, "template", here(), &|file| Probe::Template {
-                file,
-            });
-        }
-        if a.action.starts_with("cloudformation.") {
-            let deploy = a.action == "cloudformation.deploy_stack";
-            add(CheckKind::Stack, "stack_name", here(), &|name| Probe::Stack {
-                name,
-                deploy,
-            });
+        // What to check is the action's own declaration.
+        let Some(spec) = crate::actions::catalog().find(a.action) else {
+            continue;
+        };
+        for check in spec.preflight {
+            match *check {
+                Preflight::Instance { input } => add(CheckKind::Instance, input, here(), &|id| Probe::Instance { id }),
+                Preflight::Vault {
+                    input,
+                    region_input: None,
+                } => add(CheckKind::BackupVault, input, here(), &|name| Probe::Vault { name }),
+                Preflight::Vault {
+                    input,
+                    region_input: Some(region_input),
+                } => {
+                    let there = a.input(region_input).and_then(Planned::known_str).map(str::to_string);
+                    add(CheckKind::BackupVault, input, there, &|name| Probe::Vault { name });
+                }
+                Preflight::Parameter { input } => add(CheckKind::SsmParameter, input, here(), &|name| {
+                    Probe::Parameter { name }
+                }),
+                Preflight::Template { input } => {
+                    add(CheckKind::Template, input, here(), &|file| Probe::Template { file })
+                }
+                Preflight::Stack { input, deploy } => {
+                    add(CheckKind::Stack, input, here(), &|name| Probe::Stack { name, deploy })
+                }
+            }
         }
     }
     out
@@ -189,21 +195,12 @@ fn merge(
 }
 
 async fn perform(cloud: &Cloud, region: &str, probe: &Probe, base_dir: &Path) -> (CheckStatus, String) {
-    use CheckStatus::{Failed, Note};
+    use CheckStatus::Failed;
     match probe {
-        Probe::Identity { role_account } => match cloud.sts.get_caller_identity(region).await {
-            Ok(id) => match role_account {
-                Some(acct) if *acct != id.account => (
-                    Note,
-                    format!(
-                        "{} in account {}, but the role the run passes is in account {acct}",
-                        id.arn, id.account
-                    ),
-                ),
-                _ => (CheckStatus::Ok, format!("{} (account {})", id.arn, id.account)),
-            },
-            Err(e) => (Failed, failure(&e)),
-        },
+        Probe::Identity { role_account } => {
+            let (status, reason, _) = identity(cloud, region, role_account.as_deref()).await;
+            (status, reason)
+        }
         Probe::Instance { id } => match cloud.ec2.describe_instances(region, std::slice::from_ref(id)).await {
             Ok(found) => match found.iter().find(|i| i.instance_id == *id) {
                 None => (Failed, format!("no instance {id} in {region}")),
@@ -246,6 +243,26 @@ async fn perform(cloud: &Cloud, region: &str, probe: &Probe, base_dir: &Path) ->
             Ok(Some(s)) => (CheckStatus::Ok, format!("{}: the run deletes it", s.status)),
             Err(e) => (Failed, failure(&e)),
         },
+    }
+}
+
+/// Who the caller is (and its account, for `account.id`); a note when the role the run passes is elsewhere.
+async fn identity(cloud: &Cloud, region: &str, role_account: Option<&str>) -> (CheckStatus, String, Option<String>) {
+    match cloud.sts.get_caller_identity(region).await {
+        Ok(id) => {
+            let (status, reason) = match role_account {
+                Some(acct) if acct != id.account => (
+                    CheckStatus::Note,
+                    format!(
+                        "{} in account {}, but the role the run passes is in account {acct}",
+                        id.arn, id.account
+                    ),
+                ),
+                _ => (CheckStatus::Ok, format!("{} (account {})", id.arn, id.account)),
+            };
+            (status, reason, Some(id.account))
+        }
+        Err(e) => (CheckStatus::Failed, failure(&e), None),
     }
 }
 
@@ -315,9 +332,13 @@ mod tests {
     use crate::workflow::{Source, parse};
 
     fn plan_for(yaml: &str, inputs: serde_json::Value) -> Plan {
-        let wf = parse(Source::new(Path::new("t.yaml"), yaml.to_string())).expect("valid");
-        let regions = crate::engine::prepare_regions(&wf, &[]).unwrap();
-        crate::plan::compute(&wf, "t.yaml", inputs.as_object().unwrap(), &regions, &[])
+        let wf = parse(
+            Source::new(Path::new("t.yaml"), yaml.to_string()),
+            crate::actions::catalog(),
+        )
+        .expect("valid");
+        let regions = wf.bind_partial(&[], &[]).unwrap().regions;
+        crate::plan::compute(&wf, "t.yaml", inputs.as_object().unwrap(), &regions, &[], None)
     }
 
     const YAML: &str = r#"

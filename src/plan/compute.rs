@@ -8,54 +8,66 @@ use std::time::Duration;
 use serde_json::{Map, Value};
 
 use super::model::*;
-use crate::actions::ActionKind;
-use crate::engine::retry::{ErrorMatch, Jitter};
-use crate::workflow::expr::{Expr, Piece, Reference, Scope, Template, to_text};
-use crate::workflow::{ActionStep, OnFailure, Step, StepKind, ValueTemplate, Workflow};
+use crate::workflow::expr::{Expr, Piece, Template, expr_text, template_text, to_text};
+use crate::workflow::{
+    ActionKind, ActionStep, ErrorMatch, Jitter, OnFailure, Ref, Scope, Step, StepKind, ValueTemplate, Workflow,
+};
 
-/// What the plan knows before the run: inputs (some may be missing, for `drflow policy`) and region codes.
+/// What the plan knows before the run: inputs (some may be missing, for `drflow policy`), region codes, and the
+/// caller's account once preflight (or `drflow policy --account`) told it.
 pub struct Known<'a> {
     pub inputs: &'a Map<String, Value>,
     pub regions: &'a Map<String, Value>,
+    pub account: Option<&'a str>,
 }
 
 impl Scope for Known<'_> {
-    fn lookup(&self, path: &[String]) -> Result<Value, String> {
-        let segs: Vec<&str> = path.iter().map(String::as_str).collect();
-        match segs.as_slice() {
-            ["inputs", name] => self
+    fn value(&self, r: &Ref) -> Result<Value, String> {
+        match r {
+            Ref::Input(name) => self
                 .inputs
-                .get(*name)
+                .get(name)
                 .cloned()
                 .ok_or_else(|| format!("input `{name}` is not given")),
-            ["regions", name] => self
+            Ref::Region(name) => self
                 .regions
-                .get(*name)
+                .get(name)
                 .cloned()
                 .ok_or_else(|| format!("no region `{name}`")),
-            _ => Err(format!("`{}` is known only at run time", path.join("."))),
+            Ref::AccountId => self
+                .account
+                .map(|a| Value::String(a.to_string()))
+                .ok_or_else(|| "`account.id` is known after preflight".into()),
+            _ => Err(format!("`{}` is known only at run time", r.dotted())),
         }
     }
 }
 
 impl Known<'_> {
-    /// `None` when every reference is known now; otherwise the steps they wait for.
-    fn pending(&self, refs: &[&Reference]) -> Option<Vec<String>> {
-        let mut after = Vec::new();
+    /// `None` when every reference is known now; otherwise the steps they wait for (`preflight` for the account).
+    fn pending(&self, refs: &[&Ref]) -> Option<Vec<String>> {
+        let mut after: Vec<String> = Vec::new();
         let mut unknown = false;
         for r in refs {
-            match r.path.first().map(String::as_str) {
-                Some("inputs") => unknown |= !r.path.get(1).is_some_and(|n| self.inputs.contains_key(n)),
-                Some("regions") => {}
-                Some("steps") => {
-                    unknown = true;
-                    if let Some(id) = r.path.get(1)
-                        && !after.contains(id)
-                    {
-                        after.push(id.clone());
-                    }
+            let waits_for = match r {
+                Ref::Input(name) => {
+                    unknown |= !self.inputs.contains_key(name);
+                    None
                 }
-                _ => unknown = true,
+                Ref::Region(_) => None,
+                Ref::AccountId if self.account.is_some() => None,
+                Ref::AccountId => Some("preflight"),
+                Ref::RunId => {
+                    unknown = true;
+                    None
+                }
+                other => other.step(),
+            };
+            if let Some(id) = waits_for {
+                unknown = true;
+                if !after.iter().any(|a| a == id) {
+                    after.push(id.to_string());
+                }
             }
         }
         unknown.then_some(after)
@@ -63,15 +75,20 @@ impl Known<'_> {
 }
 
 /// Computes the plan. `file` is the workflow path as the user gave it; `given` the `--input` pairs (to tell
-/// given values from defaults).
+/// given values from defaults); `account` the caller's account, if known.
 pub fn compute(
     wf: &Workflow,
     file: &str,
     inputs: &Map<String, Value>,
     regions: &Map<String, Value>,
     given: &[(String, String)],
+    account: Option<&str>,
 ) -> Plan {
-    let known = Known { inputs, regions };
+    let known = Known {
+        inputs,
+        regions,
+        account,
+    };
     let steps: Vec<PlannedStep> = wf.steps.iter().map(|s| step(&known, s, None)).collect();
     let finally: Vec<PlannedStep> = wf.finally.iter().map(|s| step(&known, s, None)).collect();
     let max_duration = steps.iter().chain(&finally).map(|s| s.max_duration).sum();
@@ -202,7 +219,7 @@ fn action(known: &Known, a: &ActionStep) -> ActionPlan {
             ActionKind::Call => "call",
             ActionKind::Wait => "wait",
         },
-        mutates: spec.mutates,
+        mutates: crate::actions::of(spec).mutates(),
         region: a.region.as_ref().map(|name| RegionRef {
             name: name.clone(),
             code: known
@@ -298,50 +315,6 @@ fn template(known: &Known, t: &Template) -> Planned {
     })
 }
 
-/// A template as text, `${{ }}` and all.
-pub fn template_text(t: &Template) -> String {
-    t.pieces
-        .iter()
-        .map(|p| match p {
-            Piece::Text(s) => s.clone(),
-            Piece::Expr(e) => format!("${{{{ {} }}}}", expr_text(e)),
-        })
-        .collect()
-}
-
-/// An expression as text, in the workflow syntax, with the parentheses its grammar needs.
-pub fn expr_text(e: &Expr) -> String {
-    // Binding strength: `||` < `&&` < `!` < `==` `!=` < values. `==` compares values only.
-    fn strength(e: &Expr) -> u8 {
-        match e {
-            Expr::Or(..) => 1,
-            Expr::And(..) => 2,
-            Expr::Not(..) => 3,
-            Expr::Eq(..) | Expr::Ne(..) => 4,
-            Expr::Literal(_) | Expr::Ref(_) => 5,
-        }
-    }
-    fn at_least(e: &Expr, min: u8) -> String {
-        if strength(e) < min {
-            format!("({})", expr_text(e))
-        } else {
-            expr_text(e)
-        }
-    }
-    match e {
-        Expr::Literal(Value::String(s)) if s.contains('\'') => format!("\"{s}\""),
-        Expr::Literal(Value::String(s)) => format!("'{s}'"),
-        Expr::Literal(v) => v.to_string(),
-        Expr::Ref(r) => r.dotted(),
-        // `!a == b` would read as `(!a) == b`; it means `!(a == b)`: always show the parentheses.
-        Expr::Not(inner) => format!("!{}", at_least(inner, if strength(inner) == 4 { 5 } else { 3 })),
-        Expr::And(a, b) => format!("{} && {}", at_least(a, 2), at_least(b, 3)),
-        Expr::Or(a, b) => format!("{} || {}", at_least(a, 1), at_least(b, 2)),
-        Expr::Eq(a, b) => format!("{} == {}", at_least(a, 5), at_least(b, 5)),
-        Expr::Ne(a, b) => format!("{} != {}", at_least(a, 5), at_least(b, 5)),
-    }
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -349,7 +322,11 @@ mod tests {
     use serde_json::json;
 
     fn wf(yaml: &str) -> Workflow {
-        parse(Source::new(std::path::Path::new("t.yaml"), yaml.to_string())).expect("valid")
+        parse(
+            Source::new(std::path::Path::new("t.yaml"), yaml.to_string()),
+            crate::actions::catalog(),
+        )
+        .expect("valid")
     }
 
     const YAML: &str = r#"
@@ -390,8 +367,8 @@ steps:
 
     fn plan(inputs: Map<String, Value>) -> Plan {
         let w = wf(YAML);
-        let regions = crate::engine::prepare_regions(&w, &[]).unwrap();
-        compute(&w, "t.yaml", &inputs, &regions, &[])
+        let regions = w.bind_partial(&[], &[]).unwrap().regions;
+        compute(&w, "t.yaml", &inputs, &regions, &[], None)
     }
 
     #[test]

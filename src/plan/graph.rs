@@ -337,7 +337,11 @@ finally:
 "#;
 
     fn wf() -> Workflow {
-        parse(Source::new(std::path::Path::new("g.yaml"), YAML.to_string())).expect("valid")
+        parse(
+            Source::new(std::path::Path::new("g.yaml"), YAML.to_string()),
+            crate::actions::catalog(),
+        )
+        .expect("valid")
     }
 
     #[test]

@@ -16,28 +16,20 @@ pub mod policy;
 pub mod render_json;
 pub mod render_text;
 
-use serde_json::{Map, Value};
-
-pub use compute::{Known, compute, expr_text, template_text};
+pub use compute::{Known, compute};
 pub use model::*;
 
-use crate::engine::{self, EngineError};
-use crate::workflow::Workflow;
+use crate::workflow::{BindError, Workflow};
 
-/// Inputs for `drflow policy`: a required input that is not given is left out (the plan lists it in
-/// `Plan::missing`, and ARNs use `*` for it) instead of being an error.
-pub fn inputs_allowing_missing(wf: &Workflow, given: &[(String, String)]) -> Result<Map<String, Value>, EngineError> {
-    engine::resolve_inputs(wf, given, true)
-}
-
-/// The plan of a run with these `--input` and `--region` pairs (every required input must be given).
+/// The plan of a run with these `--input` and `--region` pairs (every required input must be given), for the
+/// caller's `account` when known.
 pub fn for_run(
     wf: &Workflow,
     file: &str,
     given: &[(String, String)],
     regions: &[(String, String)],
-) -> Result<Plan, EngineError> {
-    let inputs = engine::prepare_inputs(wf, given)?;
-    let regions = engine::prepare_regions(wf, regions)?;
-    Ok(compute(wf, file, &inputs, &regions, given))
+    account: Option<&str>,
+) -> Result<Plan, BindError> {
+    let bound = wf.bind(given, regions)?;
+    Ok(compute(wf, file, &bound.inputs, &bound.regions, given, account))
 }

@@ -279,6 +279,9 @@ impl Serialize for Planned {
 pub struct Checks {
     /// `aws` or `sim`.
     pub backend: &'static str,
+    /// The caller's account, from the caller identity check (what `account.id` is in the run).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub account: Option<String>,
     /// How many results are `failed`.
     pub failed: usize,
     pub results: Vec<Check>,

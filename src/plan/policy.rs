@@ -67,7 +67,9 @@ pub fn build(plan: &Plan, account: Option<&str>) -> Result<Policy, String> {
     // (IAM action, condition) → resources, in the order first needed.
     let mut grants: Vec<((String, Condition), Vec<String>)> = Vec::new();
     for (_, a) in plan.active_actions() {
-        let spec = actions::find(a.action).ok_or_else(|| format!("unknown action `{}`", a.action))?;
+        let spec = actions::catalog()
+            .find(a.action)
+            .ok_or_else(|| format!("unknown action `{}`", a.action))?;
         for iam in spec.calls.iter().chain(spec.extra_iam) {
             let (resources, condition) = resources_for(iam, a, &account)?;
             let key = (iam.to_string(), condition);
@@ -352,9 +354,13 @@ steps:
 "#;
 
     fn plan(inputs: serde_json::Value) -> Plan {
-        let wf = parse(Source::new(std::path::Path::new("t.yaml"), YAML.to_string())).expect("valid");
-        let regions = crate::engine::prepare_regions(&wf, &[]).unwrap();
-        crate::plan::compute(&wf, "t.yaml", inputs.as_object().unwrap(), &regions, &[])
+        let wf = parse(
+            Source::new(std::path::Path::new("t.yaml"), YAML.to_string()),
+            crate::actions::catalog(),
+        )
+        .expect("valid");
+        let regions = wf.bind_partial(&[], &[]).unwrap().regions;
+        crate::plan::compute(&wf, "t.yaml", inputs.as_object().unwrap(), &regions, &[], None)
     }
 
     fn statement<'a>(p: &'a Policy, action: &str) -> &'a Statement {

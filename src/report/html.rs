@@ -64,7 +64,11 @@ pub fn render(r: &Report) -> String {
              <p>The rehearsal could not tear down what it launched. These still exist and cost money:</p>",
         );
         resources(&mut h, &r.left_behind);
-        for s in r.left_behind.iter().filter(|x| x.kind == "CloudFormation stack") {
+        for s in r
+            .left_behind
+            .iter()
+            .filter(|x| x.kind == crate::actions::ResourceKind::Stack)
+        {
             let _ = write!(
                 h,
                 "<p><code>aws cloudformation delete-stack --region {} --stack-name {}</code></p>",
@@ -445,7 +449,7 @@ fn resources(h: &mut String, list: &[Resource]) {
         let _ = write!(
             h,
             "<tr><td>{}</td><td><code>{}</code></td><td>{}</td><td><code>{}</code></td><td>{}</td></tr>",
-            esc(&x.kind),
+            esc(x.kind.label()),
             esc(&x.id),
             esc(x.region.as_deref().unwrap_or("")),
             esc(&x.step),

@@ -148,7 +148,11 @@ pub fn render(r: &Report) -> String {
     } else if !r.left_behind.is_empty() {
         m.push_str("## ⚠ Left behind — delete these by hand\n\n");
         resources(&mut m, &r.left_behind);
-        for s in r.left_behind.iter().filter(|x| x.kind == "CloudFormation stack") {
+        for s in r
+            .left_behind
+            .iter()
+            .filter(|x| x.kind == crate::actions::ResourceKind::Stack)
+        {
             let _ = writeln!(
                 m,
                 "    aws cloudformation delete-stack --region {} --stack-name {}",

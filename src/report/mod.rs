@@ -59,7 +59,7 @@ pub fn load(state_dir: &Path, run_id: &str, wf: Option<&Workflow>) -> Result<Rep
     let wf = match wf {
         Some(w) => Some(w),
         None => {
-            loaded = workflow::load(Path::new(&state.file)).ok();
+            loaded = workflow::load(Path::new(&state.file), crate::actions::catalog()).ok();
             loaded.as_ref()
         }
     };

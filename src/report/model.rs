@@ -18,10 +18,11 @@ use std::time::Duration;
 use serde::{Deserialize, Serialize};
 use serde_json::{Map, Value};
 
+use crate::actions::{self, StepFacts};
 use crate::cloud::{image_id_from_arn, region_from_arn};
 use crate::engine::journal::{Entry, Event, RunStatus};
 use crate::engine::{RunState, StepStatus};
-use crate::workflow::{Workflow, format_duration};
+use crate::workflow::{Role, Workflow, format_duration};
 
 /// Bumped when a field changes meaning or disappears (adding fields keeps the version).
 /// 2: `rehearsal.rto_ms` starts at the launch, not the run's start (the old figure is `pipeline_ms`), and
@@ -154,16 +155,8 @@ pub struct Teardown {
     pub error: Option<String>,
 }
 
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-pub struct Resource {
-    /// `backup job`, `copy job`, `AMI`, `SSM parameter`, `CloudFormation stack`, `EC2 instance`.
-    pub kind: String,
-    pub id: String,
-    pub region: Option<String>,
-    /// The step that created or deleted it.
-    pub step: String,
-    pub detail: Option<String>,
-}
+/// What a step created or deleted, as its action tells it (`Action::effects`).
+pub use crate::actions::{Resource, ResourceKind};
 
 /// RFC 3339 UTC, seconds.
 pub fn when(ms: i64) -> String {
@@ -216,7 +209,7 @@ pub fn build(state: &RunState, entries: &[Entry], wf: Option<&Workflow>) -> Repo
     let replayed;
     let (state, entries) = match &shifted {
         Some(e) => {
-            replayed = RunState::replay(e);
+            replayed = RunState::replay(e).unwrap_or_else(|_| state.clone());
             (&replayed, e.as_slice())
         }
         None => (state, entries),
@@ -253,7 +246,7 @@ pub fn build(state: &RunState, entries: &[Entry], wf: Option<&Workflow>) -> Repo
         .filter(|e| matches!(e.event, Event::RunResumed { .. }))
         .count() as u32;
     let (created, deleted) = resources(&steps);
-    let is_rehearsal = steps.iter().any(|r| r.action.as_deref() == Some("ec2.verify_instance"));
+    let is_rehearsal = steps.iter().any(|r| has_role(r, Role::Verify));
     let left_behind = if is_rehearsal {
         left_behind(&created, &deleted)
     } else {
@@ -385,114 +378,38 @@ fn input<'a>(r: &'a StepRow, key: &str) -> Option<&'a Value> {
     r.inputs.get(key)
 }
 
-fn resource(kind: &str, id: String, region: Option<String>, step: &str, detail: Option<String>) -> Resource {
-    Resource {
-        kind: kind.to_string(),
-        id,
-        region,
-        step: step.to_string(),
-        detail,
-    }
+/// The role of a step's action in a rehearsal (launch, verify, a link of the AMI's lineage, ...).
+fn role(r: &StepRow) -> Option<Role> {
+    r.action
+        .as_deref()
+        .and_then(|a| actions::catalog().find(a))
+        .and_then(|s| s.role)
 }
 
-/// What the run created and deleted, from step outputs and recorded facts.
+fn has_role(r: &StepRow, role_: Role) -> bool {
+    role(r) == Some(role_)
+}
+
+/// What the run created and deleted: each step's action says what its step did.
 fn resources(steps: &[StepRow]) -> (Vec<Resource>, Vec<Resource>) {
     let mut created = Vec::new();
     let mut deleted = Vec::new();
     for r in steps {
-        let Some(action) = r.action.as_deref() else { continue };
-        let region = r.region.clone();
-        let ok = r.status == "succeeded";
-        match action {
-            "backup.start_backup_job" | "backup.start_copy_job" => {
-                if let Some(id) = text(out(r, "job_id")) {
-                    let kind = if action == "backup.start_backup_job" {
-                        "backup job"
-                    } else {
-                        "copy job"
-                    };
-                    created.push(resource(kind, id, region, &r.id, None));
-                }
-            }
-            "backup.wait_backup_job" | "backup.wait_copy_job" if ok => {
-                if let Some(id) = text(out(r, "image_id")) {
-                    let region = text(out(r, "region")).or(region);
-                    let detail = text(out(r, "recovery_point_arn")).map(|a| format!("recovery point {a}"));
-                    created.push(resource("AMI", id, region, &r.id, detail));
-                }
-            }
-            "ec2.create_image" | "ec2.copy_image" => {
-                if let Some(id) = text(out(r, "image_id")) {
-                    created.push(resource("AMI", id, region, &r.id, None));
-                }
-            }
-            "ssm.put_parameter" if ok && out(r, "changed") != Some(&Value::Bool(false)) => {
-                if let Some(name) = text(out(r, "name")) {
-                    let detail = Some(format!(
-                        "version {} = {}",
-                        text(out(r, "version")).unwrap_or_default(),
-                        text(out(r, "value")).unwrap_or_default()
-                    ));
-                    created.push(resource("SSM parameter version", name, region, &r.id, detail));
-                }
-            }
-            "cloudformation.deploy_stack" => {
-                let operation = text(out(r, "operation"));
-                let Some(name) = text(input(r, "stack_name")) else {
-                    continue;
-                };
-                if !matches!(operation.as_deref(), Some("create") | Some("update")) {
-                    continue;
-                }
-                let verb = if operation.as_deref() == Some("create") {
-                    "created"
-                } else {
-                    "updated"
-                };
-                let detail = match (ok, text(out(r, "stack_id"))) {
-                    (true, Some(id)) => format!("{verb}; {id}"),
-                    (true, None) => verb.to_string(),
-                    (false, _) => format!("{verb}; the deploy step {}, so its resources are unknown", r.status),
-                };
-                created.push(resource(
-                    "CloudFormation stack",
-                    name.clone(),
-                    region.clone(),
-                    &r.id,
-                    Some(detail),
-                ));
-                if let Some(Value::Object(o)) = out(r, "outputs") {
-                    for (k, v) in o {
-                        if let Some(id) = text(Some(v)).filter(|id| id.starts_with("i-")) {
-                            let detail = Some(format!("{k} of stack {name}"));
-                            created.push(resource("EC2 instance", id, region.clone(), &r.id, detail));
-                        }
-                    }
-                }
-            }
-            "cloudformation.delete_stack" if ok && out(r, "deleted") == Some(&Value::Bool(true)) => {
-                let Some(name) = text(input(r, "stack_name")) else {
-                    continue;
-                };
-                deleted.push(resource(
-                    "CloudFormation stack",
-                    name.clone(),
-                    region.clone(),
-                    &r.id,
-                    None,
-                ));
-                let in_stack = format!(" of stack {name}");
-                for c in created.iter().filter(|c| {
-                    c.kind == "EC2 instance"
-                        && c.region == region
-                        && c.detail.as_deref().is_some_and(|d| d.ends_with(&in_stack))
-                }) {
-                    let detail = Some(format!("terminated with stack {name}"));
-                    deleted.push(resource("EC2 instance", c.id.clone(), region.clone(), &r.id, detail));
-                }
-            }
-            _ => {}
-        }
+        let Some(spec) = r.action.as_deref().and_then(|a| actions::catalog().find(a)) else {
+            continue;
+        };
+        let facts = StepFacts {
+            id: &r.id,
+            region: r.region.as_deref(),
+            succeeded: r.status == "succeeded",
+            status: &r.status,
+            inputs: &r.inputs,
+            outputs: &r.outputs,
+            recorded: &r.recorded,
+        };
+        let effects = actions::of(spec).effects(&facts, &created);
+        created.extend(effects.created);
+        deleted.extend(effects.deleted);
     }
     (created, deleted)
 }
@@ -501,7 +418,7 @@ fn resources(steps: &[StepRow]) -> (Vec<Resource>, Vec<Resource>) {
 /// `deleted: false` found nothing to delete, which also means nothing is left.
 fn left_behind(created: &[Resource], deleted: &[Resource]) -> Vec<Resource> {
     let mut out = Vec::new();
-    for stack in created.iter().filter(|c| c.kind == "CloudFormation stack") {
+    for stack in created.iter().filter(|c| c.kind == ResourceKind::Stack) {
         let gone = deleted
             .iter()
             .any(|d| d.kind == stack.kind && d.id == stack.id && d.region == stack.region);
@@ -514,7 +431,7 @@ fn left_behind(created: &[Resource], deleted: &[Resource]) -> Vec<Resource> {
             created
                 .iter()
                 .filter(|c| {
-                    c.kind == "EC2 instance"
+                    c.kind == ResourceKind::Instance
                         && c.region == stack.region
                         && c.detail.as_deref().is_some_and(|d| d.ends_with(&in_stack))
                 })
@@ -525,9 +442,7 @@ fn left_behind(created: &[Resource], deleted: &[Resource]) -> Vec<Resource> {
 }
 
 fn rehearsal(state: &RunState, entries: &[Entry], steps: &[StepRow], status: &str) -> Rehearsal {
-    let verify = steps
-        .iter()
-        .find(|r| r.action.as_deref() == Some("ec2.verify_instance"));
+    let verify = steps.iter().find(|r| has_role(r, Role::Verify));
     let verified = verify.filter(|v| v.status == "succeeded");
     let verified_ms = verified.and_then(|v| v.ended_ms);
     let running_ms = verify.and_then(|v| {
@@ -578,7 +493,7 @@ fn rehearsal(state: &RunState, entries: &[Entry], steps: &[StepRow], status: &st
     let teardown = steps
         .iter()
         .rev()
-        .find(|r| r.action.as_deref() == Some("cloudformation.delete_stack"))
+        .find(|r| has_role(r, Role::Teardown))
         .map(|t| Teardown {
             step: t.id.clone(),
             status: t.status.clone(),
@@ -628,7 +543,7 @@ fn launch_step<'a>(steps: &'a [StepRow], verify: Option<&StepRow>, instance: Opt
     let deploys = || {
         steps
             .iter()
-            .filter(|r| r.action.as_deref() == Some("cloudformation.deploy_stack") && r.started_ms.is_some())
+            .filter(|r| has_role(r, Role::Launch) && r.started_ms.is_some())
     };
     let named = instance.and_then(|i| {
         deploys().find(|r| match out(r, "outputs") {
@@ -658,7 +573,7 @@ struct Source {
 fn created_ms(steps: &[StepRow], ami: &str, region: Option<&str>) -> Option<i64> {
     steps
         .iter()
-        .filter(|r| r.action.as_deref() == Some("ec2.wait_image") && r.status == "succeeded")
+        .filter(|r| has_role(r, Role::WaitImage) && r.status == "succeeded")
         .filter(|r| region.is_none() || r.region.is_none() || r.region.as_deref() == region)
         .find(|r| text(out(r, "image_id")).as_deref() == Some(ami))
         .and_then(|r| out(r, "creation_date"))
@@ -669,9 +584,9 @@ fn created_ms(steps: &[StepRow], ami: &str, region: Option<&str>) -> Option<i64>
 /// The step of the run that made `ami` (in `region`, when known): a backup, an image, or a copy.
 fn maker<'a>(steps: &'a [StepRow], ami: &str, region: Option<&str>) -> Option<&'a StepRow> {
     steps.iter().find(|r| {
-        let made_here = match r.action.as_deref() {
-            Some("backup.wait_backup_job" | "ec2.create_image" | "ec2.copy_image") => r.region.clone(),
-            Some("backup.wait_copy_job") => text(out(r, "region"))
+        let made_here = match role(r) {
+            Some(Role::BackupImage | Role::CreateImage | Role::CopyImage) => r.region.clone(),
+            Some(Role::WaitCopy) => text(out(r, "region"))
                 .or_else(|| text(out(r, "recovery_point_arn")).and_then(|a| region_from_arn(&a).map(str::to_string))),
             _ => return false,
         };
@@ -700,8 +615,8 @@ fn source_of(steps: &[StepRow], dr_ami: &str, dr_region: Option<&str>) -> Result
             }
             return Ok(at);
         };
-        match step.action.as_deref() {
-            Some("ec2.copy_image") => {
+        match role(step) {
+            Some(Role::CopyImage) => {
                 let Some(ami) = text(input(step, "source_image_id")) else {
                     return Err(format!("the copy step `{}` names no source image", step.id));
                 };
@@ -711,13 +626,11 @@ fn source_of(steps: &[StepRow], dr_ami: &str, dr_region: Option<&str>) -> Result
                     recovery_point: None,
                 };
             }
-            Some("backup.wait_copy_job") => {
+            Some(Role::WaitCopy) => {
                 let job = text(input(step, "job_id"));
-                let start = steps.iter().find(|r| {
-                    r.action.as_deref() == Some("backup.start_copy_job")
-                        && job.is_some()
-                        && text(out(r, "job_id")) == job
-                });
+                let start = steps
+                    .iter()
+                    .find(|r| has_role(r, Role::StartCopy) && job.is_some() && text(out(r, "job_id")) == job);
                 let Some(start) = start else {
                     return Err(format!(
                         "no `backup.start_copy_job` step of this run started the copy job {} that step `{}` waited for",
@@ -757,7 +670,7 @@ fn summary(r: &Report) -> String {
     let stacks: Vec<String> = r
         .left_behind
         .iter()
-        .filter(|x| x.kind == "CloudFormation stack")
+        .filter(|x| x.kind == ResourceKind::Stack)
         .map(|x| format!("stack {} in {}", x.id, x.region.as_deref().unwrap_or("?")))
         .collect();
     let left = match (stacks.is_empty(), r.status.as_str()) {

@@ -28,7 +28,6 @@ use serde::de::{self, DeserializeSeed, IgnoredAny, MapAccess, SeqAccess, Visitor
 
 use super::cron::{CronSchedule, parse_cron, parse_tz};
 use crate::cloud::sim::Scenario;
-use crate::engine;
 use crate::workflow;
 
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Deserialize)]
@@ -41,16 +40,7 @@ pub enum Overlap {
     Queue,
 }
 
-#[derive(Debug, Clone, PartialEq)]
-pub enum Backend {
-    /// The built-in simulator, with the world kept in `STATE_DIR/sim/world.json` (as `drflow run --simulate`).
-    Simulate {
-        scenario: Option<PathBuf>,
-    },
-    Aws {
-        profile: Option<String>,
-    },
-}
+pub use crate::session::Backend;
 
 #[derive(Debug, Clone)]
 pub struct Entry {
@@ -238,7 +228,7 @@ pub fn parse(path: &Path, text: &str) -> Result<ScheduleFile, Invalid> {
         let workflow_path = base.join(&e.workflow);
         let inputs: Vec<(String, String)> = e.inputs.iter().map(|(k, v)| (k.clone(), input_text(v))).collect();
         let regions: Vec<(String, String)> = e.regions.clone().into_iter().collect();
-        match workflow::load(&workflow_path) {
+        match workflow::load(&workflow_path, crate::actions::catalog()) {
             Err(workflow::LoadError::Read { source, .. }) => at(
                 &here("workflow"),
                 format!("cannot read {}: {source}", workflow_path.display()),
@@ -277,8 +267,8 @@ pub fn parse(path: &Path, text: &str) -> Result<ScheduleFile, Invalid> {
                     .filter(|(k, _)| wf.inputs.iter().any(|d| d.name == *k))
                     .cloned()
                     .collect();
-                if let Err(err) = engine::prepare_inputs(&wf, &known_only) {
-                    for line in err.to_string().lines() {
+                if let Err(err) = wf.bind(&known_only, &[]) {
+                    for line in &err.problems {
                         let key = wf
                             .inputs
                             .iter()
@@ -302,17 +292,31 @@ pub fn parse(path: &Path, text: &str) -> Result<ScheduleFile, Invalid> {
                         }
                     }
                 }
-                for (k, _) in &regions {
+                let mut valid = Vec::new();
+                for (k, code) in &regions {
+                    let place = [Seg::Key("entries"), Seg::Index(i), Seg::Key("regions"), Seg::Key(k)];
                     if !wf.regions.iter().any(|(n, _)| n == k) {
                         let known: Vec<&str> = wf.regions.iter().map(|(n, _)| n.as_str()).collect();
                         at(
-                            &[Seg::Key("entries"), Seg::Index(i), Seg::Key("regions"), Seg::Key(k)],
+                            &place,
                             format!(
                                 "`{k}` is not a region of {} (its regions: {})",
                                 wf.name,
                                 known.join(", ")
                             ),
                         );
+                    } else if let Some(p) = workflow::check_region(code) {
+                        at(&place, format!("{}; {}", p.message, p.hint));
+                    } else {
+                        valid.push((k.clone(), code.clone()));
+                    }
+                }
+                // Regions that end up on one code (refused unless the workflow allows it).
+                if valid.len() == regions.len()
+                    && let Err(err) = wf.bind_partial(&[], &valid)
+                {
+                    for line in err.problems {
+                        at(&here("regions"), line);
                     }
                 }
             }

@@ -5,6 +5,10 @@
 //! - a `Launcher` starts one run of an entry and resolves when it has ended — finished, or checkpointed when the
 //!   `Stop` it was given fires.
 //!
+//! Restarting: runs an earlier scheduler left unfinished (killed, restarted, checkpointed) are resumed first, once
+//! each, one at a time per entry, before the entry's new fire times (a rehearsal interrupted by a restart still tears
+//! down its stack). Fire times that pass meanwhile follow the entry's `overlap`.
+//!
 //! Stopping: the first stop request (SIGTERM or SIGINT) stops firing; runs still going get `grace` to finish,
 //! then are told to checkpoint (a second request checkpoints at once). The loop returns when every run has ended.
 
@@ -114,6 +118,14 @@ pub type RunFuture = Pin<Box<dyn Future<Output = RunEnd> + Send>>;
 pub trait Launcher: Send + Sync {
     /// Starts a run of `entry` for its fire time `scheduled`; the future resolves when the run has ended.
     fn launch(&self, entry: &Entry, scheduled: DateTime<Utc>, stop: Stop) -> RunFuture;
+
+    /// Runs of `entry` that never finished (left by an earlier scheduler), oldest first.
+    fn unfinished(&self, _entry: &Entry) -> Vec<String> {
+        Vec::new()
+    }
+
+    /// Continues one of them; the future resolves when it has ended.
+    fn resume(&self, entry: &Entry, run_id: &str, stop: Stop) -> RunFuture;
 }
 
 #[derive(Debug, Clone, PartialEq)]
@@ -121,6 +133,12 @@ pub enum Event {
     Started {
         at: DateTime<Utc>,
         entries: usize,
+    },
+    /// An unfinished run of the entry, left by an earlier scheduler, is being resumed.
+    Resumed {
+        entry: String,
+        run_id: String,
+        at: DateTime<Utc>,
     },
     /// A run of the entry was launched for its fire time `scheduled`.
     Fired {
@@ -184,6 +202,22 @@ impl Scheduler<'_> {
         let mut stopping: Option<tokio::time::Instant> = None;
         let mut checkpointing = false;
         let mut stops_open = true;
+        // What earlier schedulers left unfinished: resumed first, one at a time per entry.
+        let mut resumes: Vec<std::collections::VecDeque<String>> = self
+            .entries
+            .iter()
+            .map(|e| self.launcher.unfinished(e).into())
+            .collect();
+        for (i, pending) in resumes.iter_mut().enumerate() {
+            if let Some(run_id) = pending.pop_front() {
+                self.resume(&mut runs, i, &run_id, &stop, &mut running);
+                log(&Event::Resumed {
+                    entry: self.entries[i].name.clone(),
+                    run_id,
+                    at: self.clock.now(),
+                });
+            }
+        }
         loop {
             if stopping.is_none() {
                 let now = self.clock.now();
@@ -244,7 +278,10 @@ impl Scheduler<'_> {
                     }
                     running[i] = None;
                     log(&Event::Finished { entry: self.entries[i].name.clone(), at: self.clock.now(), end });
-                    if let Some(due) = queued[i].take().filter(|_| stopping.is_none()) {
+                    if stopping.is_none() && let Some(run_id) = resumes[i].pop_front() {
+                        self.resume(&mut runs, i, &run_id, &stop, &mut running);
+                        log(&Event::Resumed { entry: self.entries[i].name.clone(), run_id, at: self.clock.now() });
+                    } else if let Some(due) = queued[i].take().filter(|_| stopping.is_none()) {
                         self.launch(&mut runs, i, due, &stop, &mut running);
                         log(&Event::Fired { entry: self.entries[i].name.clone(), scheduled: due, at: self.clock.now() });
                     }
@@ -277,6 +314,19 @@ impl Scheduler<'_> {
                 _ = self.clock.sleep(wait), if stopping.is_none() => {}
             }
         }
+    }
+
+    fn resume(
+        &self,
+        runs: &mut JoinSet<(usize, RunEnd)>,
+        i: usize,
+        run_id: &str,
+        stop: &Stop,
+        running: &mut [Option<DateTime<Utc>>],
+    ) {
+        running[i] = Some(self.clock.now());
+        let run = self.launcher.resume(&self.entries[i], run_id, stop.clone());
+        runs.spawn(async move { (i, run.await) });
     }
 
     fn launch(

@@ -34,10 +34,13 @@ pub enum SessionError {
 /// How a run ended, as far as this process saw it.
 #[derive(Debug)]
 pub enum Ended {
-    Finished(Outcome),
+    Finished(Box<Outcome>),
     /// Stopped on request (a scheduler's signal): every transition is in the journal and the lock is released;
     /// `drflow resume RUN_ID` continues it. `journaled` is false when it stopped before its journal existed.
-    Interrupted { run_id: String, journaled: bool },
+    Interrupted {
+        run_id: String,
+        journaled: bool,
+    },
 }
 
 /// Where runs are kept, and what they run against.
@@ -112,7 +115,7 @@ impl Session {
             clock,
         };
         tokio::select! {
-            outcome = engine::start(request, Some(run_id.clone())) => Ok(Ended::Finished(outcome?)),
+            outcome = engine::start(request, Some(run_id.clone())) => Ok(Ended::Finished(Box::new(outcome?))),
             () = stop => Ok(self.interrupted(run_id)),
         }
     }
@@ -158,7 +161,7 @@ impl Session {
         let cloud = self.client(&codes).await?;
         let resumed = engine::resume(wf, cloud, &self.state_dir, run_id, force, observer, Clock::start());
         tokio::select! {
-            outcome = resumed => Ok(Ended::Finished(outcome?)),
+            outcome = resumed => Ok(Ended::Finished(Box::new(outcome?))),
             () = stop => Ok(self.interrupted(run_id.to_string())),
         }
     }
@@ -202,7 +205,11 @@ async fn account_of_caller(wf: &Workflow, cloud: &Cloud, bindings: &Bindings) ->
     if !wf.references().any(|r| *r == Ref::AccountId) {
         return Ok(None);
     }
-    let region = bindings.region_codes().into_iter().next().unwrap_or_else(|| "us-east-1".into());
+    let region = bindings
+        .region_codes()
+        .into_iter()
+        .next()
+        .unwrap_or_else(|| "us-east-1".into());
     let mut tries = 0;
     loop {
         tries += 1;

@@ -16,7 +16,11 @@ pub struct Bindings {
 impl Bindings {
     /// The region codes, in the workflow's order.
     pub fn region_codes(&self) -> Vec<String> {
-        self.regions.values().filter_map(Value::as_str).map(str::to_string).collect()
+        self.regions
+            .values()
+            .filter_map(Value::as_str)
+            .map(str::to_string)
+            .collect()
     }
 }
 
@@ -150,7 +154,12 @@ pub(crate) fn shared_region(wf: &Workflow, regions: &Map<String, Value>) -> Opti
     if wf.allow_shared_regions {
         return None;
     }
-    let names: Vec<(&String, &str)> = regions.iter().filter_map(|(n, v)| v.as_str().map(|c| (n, c))).collect();
+    // In the workflow's order, so that the message names them as the file does.
+    let names: Vec<(&String, &str)> = wf
+        .regions
+        .iter()
+        .filter_map(|(n, _)| regions.get(n).and_then(Value::as_str).map(|c| (n, c)))
+        .collect();
     for (i, (a, code)) in names.iter().enumerate() {
         if let Some((b, _)) = names[i + 1..].iter().find(|(_, c)| c == code) {
             return Some(format!(

@@ -30,6 +30,8 @@ pub enum Code {
     BadPattern,
     BadRetry,
     BadStep,
+    BadFile,
+    ConcurrentWrite,
 }
 
 impl Code {
@@ -55,6 +57,8 @@ impl Code {
             Code::BadPattern => "bad_pattern",
             Code::BadRetry => "bad_retry",
             Code::BadStep => "bad_step",
+            Code::BadFile => "bad_file",
+            Code::ConcurrentWrite => "concurrent_write",
         }
     }
 }
@@ -244,6 +248,8 @@ fn short_label(code: Code) -> &'static str {
         Code::BadPattern => "bad pattern",
         Code::BadRetry => "bad retry",
         Code::BadStep => "bad step",
+        Code::BadFile => "bad file",
+        Code::ConcurrentWrite => "written twice at once",
     }
 }
 

@@ -9,8 +9,13 @@
 //! primary := "(" expr ")" | 'text' | "text" | number | true | false | null | reference
 //! reference := name ("." name)*        e.g. inputs.instance_id, steps.backup.outputs.job_id, regions.dr
 //! ```
+//!
+//! Parsing gives expressions over `Reference`s (dotted paths, located in the text); validation resolves each into a
+//! typed `Ref` (`workflow::refs`), so what runs, and what plans, only ever evaluates `Expr<Ref>`.
 
 use serde_json::Value;
+
+use super::refs::{Ref, Scope};
 
 /// A parse problem, `at` bytes into the parsed text.
 #[derive(Debug, Clone, PartialEq)]
@@ -28,31 +33,72 @@ pub struct Reference {
     pub len: usize,
 }
 
-impl Reference {
-    pub fn dotted(&self) -> String {
-        self.path.join(".")
+/// An expression over references of type `R`: `Reference` as parsed, `Ref` once validated.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Expr<R = Ref> {
+    Literal(Value),
+    Ref(R),
+    Not(Box<Expr<R>>),
+    And(Box<Expr<R>>, Box<Expr<R>>),
+    Or(Box<Expr<R>>, Box<Expr<R>>),
+    Eq(Box<Expr<R>>, Box<Expr<R>>),
+    Ne(Box<Expr<R>>, Box<Expr<R>>),
+}
+
+impl<R> Expr<R> {
+    /// Every reference in the expression.
+    pub fn references(&self) -> Vec<&R> {
+        let mut out = Vec::new();
+        self.collect(&mut out);
+        out
+    }
+
+    fn collect<'a>(&'a self, out: &mut Vec<&'a R>) {
+        match self {
+            Expr::Literal(_) => {}
+            Expr::Ref(r) => out.push(r),
+            Expr::Not(e) => e.collect(out),
+            Expr::And(a, b) | Expr::Or(a, b) | Expr::Eq(a, b) | Expr::Ne(a, b) => {
+                a.collect(out);
+                b.collect(out);
+            }
+        }
+    }
+
+    /// The same expression with every reference replaced by `f`'s answer; `None` if `f` refuses any (it reports why).
+    pub fn resolve<T>(&self, f: &mut dyn FnMut(&R) -> Option<T>) -> Option<Expr<T>> {
+        let bin = |a: &Expr<R>, b: &Expr<R>, f: &mut dyn FnMut(&R) -> Option<T>| {
+            // Both sides are resolved, so every bad reference is reported, not only the first.
+            let (a, b) = (a.resolve(f), b.resolve(f));
+            Some((Box::new(a?), Box::new(b?)))
+        };
+        Some(match self {
+            Expr::Literal(v) => Expr::Literal(v.clone()),
+            Expr::Ref(r) => Expr::Ref(f(r)?),
+            Expr::Not(e) => Expr::Not(Box::new(e.resolve(f)?)),
+            Expr::And(a, b) => {
+                let (a, b) = bin(a, b, f)?;
+                Expr::And(a, b)
+            }
+            Expr::Or(a, b) => {
+                let (a, b) = bin(a, b, f)?;
+                Expr::Or(a, b)
+            }
+            Expr::Eq(a, b) => {
+                let (a, b) = bin(a, b, f)?;
+                Expr::Eq(a, b)
+            }
+            Expr::Ne(a, b) => {
+                let (a, b) = bin(a, b, f)?;
+                Expr::Ne(a, b)
+            }
+        })
     }
 }
 
-#[derive(Debug, Clone, PartialEq)]
-pub enum Expr {
-    Literal(Value),
-    Ref(Reference),
-    Not(Box<Expr>),
-    And(Box<Expr>, Box<Expr>),
-    Or(Box<Expr>, Box<Expr>),
-    Eq(Box<Expr>, Box<Expr>),
-    Ne(Box<Expr>, Box<Expr>),
-}
-
-/// Supplies the values of references at run time (and for planning).
-pub trait Scope {
-    fn lookup(&self, path: &[String]) -> Result<Value, String>;
-}
-
-impl Expr {
+impl Expr<Reference> {
     /// Parses a whole expression. `base` is added to every offset (its position in the enclosing text).
-    pub fn parse(text: &str, base: usize) -> Result<Expr, ExprError> {
+    pub fn parse(text: &str, base: usize) -> Result<Expr<Reference>, ExprError> {
         let tokens = lex(text, base)?;
         let mut p = Parser {
             tokens,
@@ -69,30 +115,13 @@ impl Expr {
         }
         Ok(e)
     }
+}
 
-    /// Every reference in the expression.
-    pub fn references(&self) -> Vec<&Reference> {
-        let mut out = Vec::new();
-        self.collect(&mut out);
-        out
-    }
-
-    fn collect<'a>(&'a self, out: &mut Vec<&'a Reference>) {
-        match self {
-            Expr::Literal(_) => {}
-            Expr::Ref(r) => out.push(r),
-            Expr::Not(e) => e.collect(out),
-            Expr::And(a, b) | Expr::Or(a, b) | Expr::Eq(a, b) | Expr::Ne(a, b) => {
-                a.collect(out);
-                b.collect(out);
-            }
-        }
-    }
-
+impl Expr<Ref> {
     pub fn eval(&self, scope: &dyn Scope) -> Result<Value, String> {
         Ok(match self {
             Expr::Literal(v) => v.clone(),
-            Expr::Ref(r) => scope.lookup(&r.path)?,
+            Expr::Ref(r) => scope.value(r)?,
             Expr::Not(e) => Value::Bool(!truth(&e.eval(scope)?)?),
             Expr::And(a, b) => Value::Bool(truth(&a.eval(scope)?)? && truth(&b.eval(scope)?)?),
             Expr::Or(a, b) => Value::Bool(truth(&a.eval(scope)?)? || truth(&b.eval(scope)?)?),
@@ -234,7 +263,7 @@ impl Parser {
         matches!(self.tokens.get(self.pos), Some(Token { tok: Tok::Op(o), .. }) if *o == op)
     }
 
-    fn or(&mut self) -> Result<Expr, ExprError> {
+    fn or(&mut self) -> Result<Expr<Reference>, ExprError> {
         let mut left = self.and()?;
         while self.peek_op("||") {
             self.pos += 1;
@@ -243,7 +272,7 @@ impl Parser {
         Ok(left)
     }
 
-    fn and(&mut self) -> Result<Expr, ExprError> {
+    fn and(&mut self) -> Result<Expr<Reference>, ExprError> {
         let mut left = self.unary()?;
         while self.peek_op("&&") {
             self.pos += 1;
@@ -252,7 +281,7 @@ impl Parser {
         Ok(left)
     }
 
-    fn unary(&mut self) -> Result<Expr, ExprError> {
+    fn unary(&mut self) -> Result<Expr<Reference>, ExprError> {
         if self.peek_op("!") {
             self.pos += 1;
             return Ok(Expr::Not(Box::new(self.unary()?)));
@@ -268,7 +297,7 @@ impl Parser {
         Ok(left)
     }
 
-    fn primary(&mut self) -> Result<Expr, ExprError> {
+    fn primary(&mut self) -> Result<Expr<Reference>, ExprError> {
         let Some(t) = self.tokens.get(self.pos).cloned() else {
             return Err(ExprError {
                 at: self.end,
@@ -323,18 +352,50 @@ impl Parser {
 
 /// A string with `${{ expr }}` holes.
 #[derive(Debug, Clone, PartialEq)]
-pub struct Template {
-    pub pieces: Vec<Piece>,
+pub struct Template<R = Ref> {
+    pub pieces: Vec<Piece<R>>,
 }
 
 #[derive(Debug, Clone, PartialEq)]
-pub enum Piece {
+pub enum Piece<R = Ref> {
     Text(String),
-    Expr(Expr),
+    Expr(Expr<R>),
 }
 
-impl Template {
-    pub fn parse(text: &str) -> Result<Template, ExprError> {
+impl<R> Template<R> {
+    /// True when the text has no `${{ }}` at all.
+    pub fn is_literal(&self) -> bool {
+        self.pieces.iter().all(|p| matches!(p, Piece::Text(_)))
+    }
+
+    pub fn references(&self) -> Vec<&R> {
+        self.pieces
+            .iter()
+            .flat_map(|p| match p {
+                Piece::Expr(e) => e.references(),
+                Piece::Text(_) => Vec::new(),
+            })
+            .collect()
+    }
+
+    /// The same template with every reference resolved by `f` (see `Expr::resolve`).
+    pub fn resolve<T>(&self, f: &mut dyn FnMut(&R) -> Option<T>) -> Option<Template<T>> {
+        let pieces: Vec<Option<Piece<T>>> = self
+            .pieces
+            .iter()
+            .map(|p| match p {
+                Piece::Text(t) => Some(Piece::Text(t.clone())),
+                Piece::Expr(e) => e.resolve(f).map(Piece::Expr),
+            })
+            .collect();
+        Some(Template {
+            pieces: pieces.into_iter().collect::<Option<_>>()?,
+        })
+    }
+}
+
+impl Template<Reference> {
+    pub fn parse(text: &str) -> Result<Template<Reference>, ExprError> {
         let mut pieces = Vec::new();
         let mut rest = text;
         let mut offset = 0;
@@ -366,22 +427,9 @@ impl Template {
         }
         Ok(Template { pieces })
     }
+}
 
-    /// True when the text has no `${{ }}` at all.
-    pub fn is_literal(&self) -> bool {
-        self.pieces.iter().all(|p| matches!(p, Piece::Text(_)))
-    }
-
-    pub fn references(&self) -> Vec<&Reference> {
-        self.pieces
-            .iter()
-            .flat_map(|p| match p {
-                Piece::Expr(e) => e.references(),
-                Piece::Text(_) => Vec::new(),
-            })
-            .collect()
-    }
-
+impl Template<Ref> {
     /// A template that is exactly one `${{ }}` keeps the value's type; anything else becomes a string.
     pub fn eval(&self, scope: &dyn Scope) -> Result<Value, String> {
         if let [Piece::Expr(e)] = self.pieces.as_slice() {
@@ -398,6 +446,67 @@ impl Template {
     }
 }
 
+/// A reference as written (`inputs.x`): parsed and resolved references print the same.
+pub trait Dotted {
+    fn dotted(&self) -> String;
+}
+
+impl Dotted for Reference {
+    fn dotted(&self) -> String {
+        self.path.join(".")
+    }
+}
+
+impl Dotted for Ref {
+    fn dotted(&self) -> String {
+        Ref::dotted(self)
+    }
+}
+
+/// A template as text, `${{ }}` and all.
+pub fn template_text<R: Dotted>(t: &Template<R>) -> String {
+    t.pieces
+        .iter()
+        .map(|p| match p {
+            Piece::Text(s) => s.clone(),
+            Piece::Expr(e) => format!("${{{{ {} }}}}", expr_text(e)),
+        })
+        .collect()
+}
+
+/// An expression as text, in the workflow syntax, with the parentheses its grammar needs.
+pub fn expr_text<R: Dotted>(e: &Expr<R>) -> String {
+    // Binding strength: `||` < `&&` < `!` < `==` `!=` < values. `==` compares values only.
+    fn strength<R>(e: &Expr<R>) -> u8 {
+        match e {
+            Expr::Or(..) => 1,
+            Expr::And(..) => 2,
+            Expr::Not(..) => 3,
+            Expr::Eq(..) | Expr::Ne(..) => 4,
+            Expr::Literal(_) | Expr::Ref(_) => 5,
+        }
+    }
+    fn at_least<R: Dotted>(e: &Expr<R>, min: u8) -> String {
+        if strength(e) < min {
+            format!("({})", expr_text(e))
+        } else {
+            expr_text(e)
+        }
+    }
+    match e {
+        Expr::Literal(Value::String(s)) if s.contains('\'') => format!("\"{s}\""),
+        Expr::Literal(Value::String(s)) => format!("'{s}'"),
+        Expr::Literal(v) => v.to_string(),
+        Expr::Ref(r) => r.dotted(),
+        // `!a == b` would read as `(!a) == b`; it means `!(a == b)`: always show the parentheses.
+        Expr::Not(inner) => format!("!{}", at_least(inner, if strength(inner) == 4 { 5 } else { 3 })),
+        Expr::And(a, b) => format!("{} && {}", at_least(a, 2), at_least(b, 3)),
+        Expr::Or(a, b) => format!("{} || {}", at_least(a, 1), at_least(b, 2)),
+        Expr::Eq(a, b) => format!("{} == {}", at_least(a, 5), at_least(b, 5)),
+        Expr::Ne(a, b) => format!("{} != {}", at_least(a, 5), at_least(b, 5)),
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -405,8 +514,8 @@ mod tests {
 
     struct S;
     impl Scope for S {
-        fn lookup(&self, path: &[String]) -> Result<Value, String> {
-            match path.join(".").as_str() {
+        fn value(&self, r: &Ref) -> Result<Value, String> {
+            match r.dotted().as_str() {
                 "inputs.flag" => Ok(json!(true)),
                 "inputs.env" => Ok(json!("prod")),
                 "inputs.n" => Ok(json!(3)),
@@ -416,9 +525,22 @@ mod tests {
         }
     }
 
+    /// Resolves references the way validation does, without a workflow to check them against.
+    fn typed(r: &Reference) -> Option<Ref> {
+        Ref::from_path(&r.path)
+    }
+
+    fn expr(s: &str) -> Expr {
+        Expr::parse(s, 0).unwrap().resolve(&mut typed).unwrap()
+    }
+
+    fn template(s: &str) -> Template {
+        Template::parse(s).unwrap().resolve(&mut typed).unwrap()
+    }
+
     #[test]
     fn evaluates_conditions() {
-        let t = |s: &str| Expr::parse(s, 0).unwrap().test(&S).unwrap();
+        let t = |s: &str| expr(s).test(&S).unwrap();
         assert!(t("inputs.flag"));
         assert!(t("inputs.env == 'prod' && !(inputs.n != 3)"));
         assert!(!t("!inputs.flag || inputs.env == \"dev\""));
@@ -428,9 +550,9 @@ mod tests {
 
     #[test]
     fn templates_keep_types_when_whole() {
-        let t = Template::parse("${{ inputs.n }}").unwrap();
+        let t = template("${{ inputs.n }}");
         assert_eq!(t.eval(&S).unwrap(), json!(3));
-        let t = Template::parse("/drflow/${{ inputs.env }}/${{steps.a.outputs.id}}").unwrap();
+        let t = template("/drflow/${{ inputs.env }}/${{steps.a.outputs.id}}");
         assert_eq!(t.eval(&S).unwrap(), json!("/drflow/prod/ami-1"));
         assert!(Template::parse("plain").unwrap().is_literal());
     }

@@ -9,9 +9,10 @@ use regex::Regex;
 use serde_json::Value;
 
 use super::expr::{Expr, Template};
+use super::policy::{PollPolicy, RetryPolicy};
+use super::refs::{Ref, Scope};
 use super::source::Source;
-use crate::actions::ActionSpec;
-use crate::engine::retry::{PollPolicy, RetryPolicy};
+use super::spec::ActionSpec;
 
 #[derive(Debug)]
 pub struct Workflow {
@@ -21,6 +22,8 @@ pub struct Workflow {
     pub inputs: Vec<InputDef>,
     /// Region names and their default codes, in file order.
     pub regions: Vec<(String, String)>,
+    /// Whether two region names may resolve to the same code (`allow_shared_regions: true`).
+    pub allow_shared_regions: bool,
     pub lock: Option<Template>,
     pub steps: Vec<Step>,
     pub finally: Vec<Step>,
@@ -43,6 +46,18 @@ impl Workflow {
 
     pub fn find(&self, id: &str) -> Option<&Step> {
         self.all_steps().into_iter().find(|s| s.id == id)
+    }
+
+    /// Every reference the workflow makes: in `lock`, in conditions and in step inputs.
+    pub fn references(&self) -> impl Iterator<Item = &Ref> {
+        let mut out: Vec<&Ref> = self.lock.iter().flat_map(|t| t.references()).collect();
+        for s in self.all_steps() {
+            out.extend(s.when.iter().flat_map(|w| w.references()));
+            if let Some(a) = s.action() {
+                out.extend(a.with.iter().flat_map(|(_, v)| v.references()));
+            }
+        }
+        out.into_iter()
     }
 }
 
@@ -199,7 +214,7 @@ pub enum ValueTemplate {
 }
 
 impl ValueTemplate {
-    pub fn eval(&self, scope: &dyn super::expr::Scope) -> Result<Value, String> {
+    pub fn eval(&self, scope: &dyn Scope) -> Result<Value, String> {
         Ok(match self {
             ValueTemplate::Literal(v) => v.clone(),
             ValueTemplate::Template(t) => t.eval(scope)?,
@@ -213,7 +228,27 @@ impl ValueTemplate {
         })
     }
 
-    pub fn references(&self) -> Vec<&super::expr::Reference> {
+    /// The value as written, `${{ }}` and all: two values with the same text name the same thing.
+    pub fn canonical(&self) -> String {
+        match self {
+            ValueTemplate::Literal(v) => super::expr::to_text(v),
+            ValueTemplate::Template(t) => super::expr::template_text(t),
+            ValueTemplate::List(items) => format!(
+                "[{}]",
+                items.iter().map(|i| i.canonical()).collect::<Vec<_>>().join(", ")
+            ),
+            ValueTemplate::Map(entries) => format!(
+                "{{{}}}",
+                entries
+                    .iter()
+                    .map(|(k, v)| format!("{k}: {}", v.canonical()))
+                    .collect::<Vec<_>>()
+                    .join(", ")
+            ),
+        }
+    }
+
+    pub fn references(&self) -> Vec<&Ref> {
         match self {
             ValueTemplate::Literal(_) => Vec::new(),
             ValueTemplate::Template(t) => t.references(),

@@ -23,6 +23,9 @@ pub struct RawWorkflow {
     /// Named regions, e.g. `primary: us-east-1`; override with `--region NAME=CODE`.
     #[serde(default)]
     pub regions: OrderedMap<String>,
+    /// Two region names may resolve to the same code (refused by default: a DR region must differ from the region
+    /// it protects).
+    pub allow_shared_regions: Option<bool>,
     /// Defaults for every step.
     pub defaults: Option<RawDefaults>,
     /// Runs with the same lock value (e.g. `${{ inputs.instance_id }}`) never run at once.

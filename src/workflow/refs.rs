@@ -106,7 +106,14 @@ mod tests {
             Ref::from_path(&path("steps.wait.outputs.image_id")).unwrap().step(),
             Some("wait")
         );
-        for bad in ["inputs", "inputs.a.b", "steps.a", "steps.a.outputs", "run.name", "env.HOME"] {
+        for bad in [
+            "inputs",
+            "inputs.a.b",
+            "steps.a",
+            "steps.a.outputs",
+            "run.name",
+            "env.HOME",
+        ] {
             assert_eq!(Ref::from_path(&path(bad)), None, "{bad}");
         }
     }

@@ -79,7 +79,12 @@ pub struct RegionProblem {
 
 fn extra_regions() -> Vec<String> {
     std::env::var(EXTRA_REGIONS_VAR)
-        .map(|v| v.split(',').map(|s| s.trim().to_string()).filter(|s| !s.is_empty()).collect())
+        .map(|v| {
+            v.split(',')
+                .map(|s| s.trim().to_string())
+                .filter(|s| !s.is_empty())
+                .collect()
+        })
         .unwrap_or_default()
 }
 

@@ -84,6 +84,29 @@ pub enum Preflight {
     Stack { input: &'static str, deploy: bool },
 }
 
+/// What a step means to a rehearsal report. Each role names the inputs and outputs the report reads.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Role {
+    /// Backs up an instance: output `image_id` is a source AMI itself (in the step's region).
+    BackupImage,
+    /// Creates an AMI of an instance: output `image_id` is a source AMI itself.
+    CreateImage,
+    /// Copies an AMI into the step's region: output `image_id`, from inputs `source_image_id` / `source_region`.
+    CopyImage,
+    /// Starts a copy job of input `recovery_point_arn`; output `job_id`.
+    StartCopy,
+    /// Waits for the copy job of input `job_id`: outputs `image_id` in `region`.
+    WaitCopy,
+    /// Waits for an AMI: outputs `image_id` and `creation_date` (Unix seconds).
+    WaitImage,
+    /// Launches a stack (the DR instance): input `stack_name`, output `outputs` (a map).
+    Launch,
+    /// Verifies a DR instance: `instance_id` and `image_id` (inputs, and outputs once verified).
+    Verify,
+    /// Deletes a stack: input `stack_name`, output `deleted`.
+    Teardown,
+}
+
 /// The resource an action writes, named by its input `input`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Writes {
@@ -126,6 +149,9 @@ pub struct ActionSpec {
     /// The resource a step writes, named by one of its inputs: two steps that may run at the same time must not
     /// write the same one in the same region.
     pub writes: Option<Writes>,
+    /// What a step of this action is to a rehearsal report: a link in the lineage of the DR AMI, its launch, its
+    /// verification or its teardown.
+    pub role: Option<Role>,
     /// Whether it needs a region (every action that calls AWS).
     pub needs_region: bool,
     /// Per-attempt time limit when the step sets none.

@@ -9,18 +9,19 @@ use serde_json::Value;
 
 use super::diagnostic::{Code, Problem, Problems, did_you_mean};
 use super::duration::parse_duration;
-use super::expr::{Expr, ExprError, Piece, Reference, Template};
+use super::expr::{Dotted, Expr, ExprError, Piece, Reference, Template};
 use super::model::*;
+use super::policy::{ErrorMatch, Jitter, PollPolicy, RetryPolicy};
 use super::raw::*;
+use super::refs::Ref;
+use super::regions::check_region;
 use super::source::{Part, Seg, Source, YamlPath};
-use crate::actions::{self, ActionKind, ActionSpec};
-use crate::engine::retry::{ErrorMatch, Jitter, PollPolicy, RetryPolicy};
+use super::spec::{ActionKind, ActionSpec, Catalog, InputKind};
 
-const REGION_CODE: &str = r"^[a-z]{2}(-gov|-iso[a-z]*)?-[a-z]+-\d+$";
 const ID: &str = r"^[A-Za-z_][A-Za-z0-9_-]*$";
 
-/// Parses and validates a workflow file's text.
-pub fn parse(source: Source) -> Result<Workflow, Vec<Problem>> {
+/// Parses and validates a workflow file's text, resolving action names against `catalog`.
+pub fn parse(source: Source, catalog: Catalog) -> Result<Workflow, Vec<Problem>> {
     let source = Arc::new(source);
     let mut problems = Problems::new(&source);
     if source.text.trim().is_empty() {
@@ -59,7 +60,7 @@ pub fn parse(source: Source) -> Result<Workflow, Vec<Problem>> {
             None => p.hint("see `drflow schema` for the keys a workflow may use"),
         };
     }
-    let mut v = Validator::new(&mut problems, &raw);
+    let mut v = Validator::new(&mut problems, &raw, catalog);
     let workflow = v.workflow(&raw, source.clone());
     if problems.is_empty() {
         Ok(workflow.expect("a workflow is built whenever there is no problem"))
@@ -127,6 +128,9 @@ struct StepInfo {
 
 struct Validator<'p, 's> {
     p: &'p mut Problems<'s>,
+    catalog: Catalog,
+    /// Folder of the workflow file (template files are relative to it).
+    dir: std::path::PathBuf,
     inputs: Vec<String>,
     regions: Vec<String>,
     steps: HashMap<String, StepInfo>,
@@ -137,9 +141,12 @@ struct Validator<'p, 's> {
 }
 
 impl<'p, 's> Validator<'p, 's> {
-    fn new(p: &'p mut Problems<'s>, raw: &RawWorkflow) -> Self {
+    fn new(p: &'p mut Problems<'s>, raw: &RawWorkflow, catalog: Catalog) -> Self {
+        let dir = p.source().path.parent().map(|d| d.to_path_buf()).unwrap_or_default();
         Validator {
             p,
+            catalog,
+            dir,
             inputs: raw.inputs.entries.iter().map(|(k, _)| k.clone()).collect(),
             regions: raw.regions.entries.iter().map(|(k, _)| k.clone()).collect(),
             steps: HashMap::new(),
@@ -191,7 +198,8 @@ impl<'p, 's> Validator<'p, 's> {
             }
         };
         let inputs = self.inputs_(raw);
-        let regions = self.regions_(raw);
+        let allow_shared_regions = raw.allow_shared_regions.unwrap_or(false);
+        let regions = self.regions_(raw, allow_shared_regions);
         if let Some(d) = &raw.defaults {
             let dp = root.join("defaults");
             if let Some(r) = &d.retry {
@@ -207,22 +215,22 @@ impl<'p, 's> Validator<'p, 's> {
         let lock = raw.lock.as_ref().and_then(|l| {
             let path = root.join("lock");
             let t = self.template(l, &path)?;
-            for r in t.references() {
-                if !matches!(r.path.first().map(String::as_str), Some("inputs" | "regions")) {
-                    self.p
-                        .within(
-                            Code::BadReference,
-                            &path,
-                            r.at,
-                            r.len,
-                            format!("`{}` cannot be used in `lock`", r.dotted()),
-                        )
-                        .hint("a lock may use only inputs and regions");
-                } else {
-                    self.reference(r, &path, &HashSet::new(), "lock");
+            t.resolve(&mut |r: &Reference| {
+                let typed = self.resolve(r, &path, &HashSet::new(), "lock")?;
+                if matches!(typed, Ref::Input(_) | Ref::Region(_)) {
+                    return Some(typed);
                 }
-            }
-            Some(t)
+                self.p
+                    .within(
+                        Code::BadReference,
+                        &path,
+                        r.at,
+                        r.len,
+                        format!("`{}` cannot be used in `lock`", r.dotted()),
+                    )
+                    .hint("a lock may use only inputs and regions");
+                None
+            })
         });
 
         // First pass: every step id, so that a reference can tell "unknown" from "not yet run".
@@ -249,6 +257,7 @@ impl<'p, 's> Validator<'p, 's> {
             source,
             inputs,
             regions,
+            allow_shared_regions,
             lock,
             steps,
             finally,
@@ -333,9 +342,8 @@ impl<'p, 's> Validator<'p, 's> {
         out
     }
 
-    fn regions_(&mut self, raw: &RawWorkflow) -> Vec<(String, String)> {
+    fn regions_(&mut self, raw: &RawWorkflow, allow_shared: bool) -> Vec<(String, String)> {
         let base = YamlPath::root().join("regions");
-        let re = Regex::new(REGION_CODE).expect("valid regex");
         for d in &raw.regions.duplicates {
             self.p
                 .at(
@@ -346,17 +354,23 @@ impl<'p, 's> Validator<'p, 's> {
                 )
                 .hint("keep one declaration");
         }
-        let mut out = Vec::new();
+        let mut out: Vec<(String, String)> = Vec::new();
         for (name, code) in &raw.regions.entries {
-            if !re.is_match(code) {
+            if let Some(problem) = check_region(code) {
+                self.p
+                    .at(Code::BadRegion, &base.join(name.as_str()), Part::Value, problem.message)
+                    .hint(problem.hint);
+            } else if !allow_shared && let Some((other, _)) = out.iter().find(|(_, c)| c == code) {
                 self.p
                     .at(
                         Code::BadRegion,
                         &base.join(name.as_str()),
                         Part::Value,
-                        format!("`{code}` is not an AWS region code"),
+                        format!("regions `{other}` and `{name}` are both {code}"),
                     )
-                    .hint("write a region code such as us-east-1 or eu-west-2");
+                    .hint(
+                        "a DR region must differ from the region it protects; add `allow_shared_regions: true` if they may share one",
+                    );
             }
             out.push((name.clone(), code.clone()));
         }
@@ -367,7 +381,7 @@ impl<'p, 's> Validator<'p, 's> {
         for (i, s) in steps.iter().enumerate() {
             let path = base.join(i);
             if let Some(id) = &s.id {
-                let action = s.action.as_deref().and_then(actions::find);
+                let action = s.action.as_deref().and_then(|a| self.catalog.find(a));
                 if let Some(first) = self.steps.get(id) {
                     let first_path = first.path.clone();
                     let span = self.first_line(&first_path);
@@ -496,10 +510,7 @@ impl<'p, 's> Validator<'p, 's> {
         let when = raw.when.as_ref().and_then(|Text(t)| {
             let wpath = path.join("when");
             let e = self.condition(t, &wpath)?;
-            for r in e.references() {
-                self.reference(r, &wpath, before, &id);
-            }
-            Some(e)
+            e.resolve(&mut |r: &Reference| self.resolve(r, &wpath, before, &id))
         });
         let on_failure = match (&raw.on_failure, raw.continue_on_error) {
             (Some(_), Some(true)) => {
@@ -556,6 +567,7 @@ impl<'p, 's> Validator<'p, 's> {
                         )
                         .hint("list the steps to run at the same time");
                 }
+                self.concurrent_writes(&branches, &path.join("parallel"));
                 StepKind::Parallel(branches)
             }
             [false, false, true] => {
@@ -618,14 +630,14 @@ impl<'p, 's> Validator<'p, 's> {
         id: &str,
     ) -> Option<ActionStep> {
         let name = raw.action.as_deref().unwrap_or_default();
-        let Some(spec) = actions::find(name) else {
+        let Some(spec) = self.catalog.find(name) else {
             let p = self.p.at(
                 Code::UnknownAction,
                 &path.join("action"),
                 Part::Value,
                 format!("unknown action `{name}`"),
             );
-            match did_you_mean(name, actions::all().iter().map(|a| a.name)) {
+            match did_you_mean(name, self.catalog.names()) {
                 Some(s) => p.hint(format!("did you mean `{s}`? (`drflow actions` lists them all)")),
                 None => p.hint("`drflow actions` lists the actions"),
             };
@@ -700,6 +712,10 @@ impl<'p, 's> Validator<'p, 's> {
                 continue;
             };
             if let Some(t) = self.value_template(value, &vpath, before, id) {
+                if let (ValueTemplate::Literal(serde_json::Value::String(file)), InputKind::Template) = (&t, input.kind)
+                {
+                    self.template_file(file, &vpath);
+                }
                 if let ValueTemplate::Literal(v) = &t
                     && !input.kind.accepts(v)
                 {
@@ -927,7 +943,7 @@ impl<'p, 's> Validator<'p, 's> {
             .hint("expressions use references (inputs.x, steps.id.outputs.y, regions.r) with == != && || ! and ( )");
     }
 
-    fn template(&mut self, text: &str, path: &YamlPath) -> Option<Template> {
+    fn template(&mut self, text: &str, path: &YamlPath) -> Option<Template<Reference>> {
         match Template::parse(text) {
             Ok(t) => Some(t),
             Err(e) => {
@@ -938,7 +954,7 @@ impl<'p, 's> Validator<'p, 's> {
     }
 
     /// `when:` takes `${{ expr }}` or a bare expression.
-    fn condition(&mut self, text: &str, path: &YamlPath) -> Option<Expr> {
+    fn condition(&mut self, text: &str, path: &YamlPath) -> Option<Expr<Reference>> {
         let parsed = if text.contains("${{") {
             Template::parse(text).and_then(|t| match t.pieces.as_slice() {
                 [Piece::Expr(e)] => Ok(e.clone()),
@@ -971,13 +987,10 @@ impl<'p, 's> Validator<'p, 's> {
         Some(match v {
             Y::String(s) => {
                 let t = self.template(s, path)?;
-                for r in t.references() {
-                    self.reference(r, path, before, id);
-                }
                 if t.is_literal() {
                     ValueTemplate::Literal(Value::String(s.clone()))
                 } else {
-                    ValueTemplate::Template(t)
+                    ValueTemplate::Template(t.resolve(&mut |r: &Reference| self.resolve(r, path, before, id))?)
                 }
             }
             Y::Sequence(items) => ValueTemplate::List(
@@ -1005,87 +1018,141 @@ impl<'p, 's> Validator<'p, 's> {
         })
     }
 
-    /// Checks one reference: it must name something that exists and, for steps, has run before `id`.
-    fn reference(&mut self, r: &Reference, path: &YamlPath, before: &HashSet<String>, id: &str) {
-        let segs: Vec<&str> = r.path.iter().map(String::as_str).collect();
+    /// Resolves one reference into its typed form: it must name something that exists and, for steps, has run
+    /// before `id`. Every problem is reported; `None` when there is one.
+    fn resolve(&mut self, r: &Reference, path: &YamlPath, before: &HashSet<String>, id: &str) -> Option<Ref> {
         let bad = |me: &mut Self, msg: String, hint: Option<String>| {
             let p = me.p.within(Code::BadReference, path, r.at, r.len, msg);
             if let Some(h) = hint {
                 p.hint(h);
             }
+            None
         };
-        match segs.as_slice() {
-            ["inputs", name] => {
-                if !self.inputs.iter().any(|i| i == name) {
-                    let hint = did_you_mean(name, self.inputs.iter().map(String::as_str))
-                        .map(|s| format!("did you mean `inputs.{s}`?"))
-                        .or_else(|| Some("declare it under `inputs:`".into()));
-                    bad(self, format!("there is no input `{name}`"), hint);
-                }
+        let Some(typed) = Ref::from_path(&r.path) else {
+            if let [first, step, ..] = r.path.as_slice()
+                && first == "steps"
+            {
+                return bad(
+                    self,
+                    format!("`{}` is not a step reference", r.dotted()),
+                    Some(format!(
+                        "use steps.{step}.outputs.NAME, steps.{step}.status or steps.{step}.error"
+                    )),
+                );
             }
-            ["regions", name] => {
-                if !self.regions.iter().any(|i| i == name) {
-                    let hint = did_you_mean(name, self.regions.iter().map(String::as_str))
-                        .map(|s| format!("did you mean `regions.{s}`?"));
-                    bad(self, format!("there is no region `{name}`"), hint);
-                }
-            }
-            ["run", "id"] => {}
-            ["steps", step, rest @ ..] => {
-                let Some(info) = self.steps.get(*step) else {
-                    let hint = did_you_mean(step, self.steps.keys().map(String::as_str))
-                        .map(|s| format!("did you mean `steps.{s}`?"));
-                    bad(self, format!("there is no step `{step}`"), hint);
-                    return;
-                };
-                let action = info.action;
-                match rest {
-                    // Groups have no outputs; an unknown action is reported at the action.
-                    ["outputs", out, ..] => {
-                        if let Some(spec) = action
-                            && !spec.has_output(out)
-                        {
-                            let names: Vec<&str> = spec.outputs.iter().map(|o| o.name).collect();
-                            let hint = match did_you_mean(out, names.iter().copied()) {
-                                Some(s) => format!("did you mean `{s}`?"),
-                                None => format!("its outputs are: {}", names.join(", ")),
-                            };
-                            bad(
-                                self,
-                                format!("step `{step}` ({}) has no output `{out}`", spec.name),
-                                Some(hint),
-                            );
-                            return;
-                        }
-                    }
-                    ["status"] | ["error"] => {}
-                    _ => {
-                        bad(
-                            self,
-                            format!("`{}` is not a step reference", r.dotted()),
-                            Some(format!(
-                                "use steps.{step}.outputs.NAME, steps.{step}.status or steps.{step}.error"
-                            )),
-                        );
-                        return;
-                    }
-                }
-                if !before.contains(*step) {
-                    let msg = if *step == id {
-                        format!("step `{id}` refers to itself")
-                    } else {
-                        format!("step `{step}` has not run before `{id}`")
-                    };
-                    self.p
-                        .within(Code::NotYetRun, path, r.at, r.len, msg)
-                        .hint("a step can use the outputs of steps earlier in its sequence (not of parallel siblings or later steps)");
-                }
-            }
-            _ => bad(
+            return bad(
                 self,
                 format!("`{}` is not a reference drflow knows", r.dotted()),
-                Some("references start with inputs., steps., regions. or run.".into()),
-            ),
+                Some("references start with inputs., steps., regions., run. or account.".into()),
+            );
+        };
+        match &typed {
+            Ref::Input(name) if !self.inputs.iter().any(|i| i == name) => {
+                let hint = did_you_mean(name, self.inputs.iter().map(String::as_str))
+                    .map(|s| format!("did you mean `inputs.{s}`?"))
+                    .or_else(|| Some("declare it under `inputs:`".into()));
+                return bad(self, format!("there is no input `{name}`"), hint);
+            }
+            Ref::Region(name) if !self.regions.iter().any(|i| i == name) => {
+                let hint = did_you_mean(name, self.regions.iter().map(String::as_str))
+                    .map(|s| format!("did you mean `regions.{s}`?"));
+                return bad(self, format!("there is no region `{name}`"), hint);
+            }
+            _ => {}
+        }
+        let Some(step) = typed.step() else {
+            return Some(typed);
+        };
+        let Some(info) = self.steps.get(step) else {
+            let hint =
+                did_you_mean(step, self.steps.keys().map(String::as_str)).map(|s| format!("did you mean `steps.{s}`?"));
+            return bad(self, format!("there is no step `{step}`"), hint);
+        };
+        // Groups have no outputs; an unknown action is reported at the action.
+        if let (Ref::StepOutput { output, .. }, Some(spec)) = (&typed, info.action)
+            && !spec.has_output(output)
+        {
+            let names: Vec<&str> = spec.outputs.iter().map(|o| o.name).collect();
+            let hint = match did_you_mean(output, names.iter().copied()) {
+                Some(s) => format!("did you mean `{s}`?"),
+                None => format!("its outputs are: {}", names.join(", ")),
+            };
+            return bad(
+                self,
+                format!("step `{step}` ({}) has no output `{output}`", spec.name),
+                Some(hint),
+            );
+        }
+        if !before.contains(step) {
+            let msg = if step == id {
+                format!("step `{id}` refers to itself")
+            } else {
+                format!("step `{step}` has not run before `{id}`")
+            };
+            self.p.within(Code::NotYetRun, path, r.at, r.len, msg).hint(
+                "a step can use the outputs of steps earlier in its sequence (not of parallel siblings or later steps)",
+            );
+            return None;
+        }
+        Some(typed)
+    }
+
+    /// A template file input: it must exist (relative to the workflow file) and be a CloudFormation template.
+    fn template_file(&mut self, file: &str, path: &YamlPath) {
+        let full = self.dir.join(file);
+        let problem = match std::fs::read_to_string(&full) {
+            Err(e) => Some((
+                format!("template `{file}` cannot be read ({e})"),
+                format!("the path is relative to the workflow file: {}", full.display()),
+            )),
+            Ok(text) => match serde_yaml::from_str::<serde_yaml::Value>(&text) {
+                Err(e) => Some((
+                    format!("template `{file}` is not YAML or JSON: {e}"),
+                    "a CloudFormation template is a YAML or JSON document".to_string(),
+                )),
+                Ok(doc) if !doc.get("Resources").is_some_and(serde_yaml::Value::is_mapping) => Some((
+                    format!("`{file}` is not a CloudFormation template: it has no `Resources` section"),
+                    "a CloudFormation template declares its resources under `Resources:`".to_string(),
+                )),
+                Ok(_) => None,
+            },
+        };
+        if let Some((message, hint)) = problem {
+            self.p.at(Code::BadFile, path, Part::Value, message).hint(hint);
+        }
+    }
+
+    /// Steps that may run at the same time must not write the same resource (e.g. one SSM parameter in one region):
+    /// which write wins would be a race. `branches` are a parallel group's branches.
+    fn concurrent_writes(&mut self, branches: &[Step], path: &YamlPath) {
+        let mut seen: Vec<(usize, String, String, String)> = Vec::new();
+        for (i, b) in branches.iter().enumerate() {
+            let mut all = Vec::new();
+            b.walk(&mut all);
+            for s in all {
+                let Some(a) = s.action() else { continue };
+                let Some(w) = a.action.writes else { continue };
+                let Some((_, v)) = a.with.iter().find(|(k, _)| k == w.input) else {
+                    continue;
+                };
+                let region = a.region.clone().unwrap_or_default();
+                let target = v.canonical();
+                if let Some((_, other, ..)) = seen.iter().find(|(j, _, r, t)| *j != i && *r == region && *t == target) {
+                    self.p
+                        .at(
+                            Code::ConcurrentWrite,
+                            path,
+                            Part::Key,
+                            format!(
+                                "steps `{other}` and `{}` may run at the same time and both write the {} `{target}` in region `{region}`",
+                                s.id,
+                                w.what.label()
+                            ),
+                        )
+                        .hint("run them one after the other, or write to different names or regions");
+                }
+                seen.push((i, s.id.clone(), region, target));
+            }
         }
     }
 }

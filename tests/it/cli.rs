@@ -1,10 +1,8 @@
 //! The real binary on the simulator: validation diagnostics, exit codes, crash and resume, listing.
 
-mod common;
-
 use std::path::Path;
 
-use common::*;
+use crate::common::*;
 use serde_json::Value;
 
 #[test]
@@ -36,7 +34,10 @@ fn every_invalid_fixture_reports_its_problem_with_location_and_hint() {
         assert!(err.contains("1 problem(s)"), "{rel}: exactly one problem in\n{err}");
         seen += 1;
     }
-    assert_eq!(seen, 20, "one fixture per problem class");
+    assert_eq!(
+        seen, 25,
+        "a fixture per problem class (and per kind of region and file problem)"
+    );
 }
 
 fn text_of(o: &std::process::Output) -> (String, String) {
@@ -53,7 +54,7 @@ fn all_problems_are_reported_at_once() {
     assert_eq!(out.status.code(), Some(3));
     for needle in [
         "`strng` is not an input type",
-        "`mars-1` is not an AWS region code",
+        "`mars-1` is not an AWS region",
         "unknown action `backup.start_backup_jobs`",
         "`drr` is not a region of this workflow",
         "unknown key `max_attemps`",
@@ -222,9 +223,12 @@ fn a_killed_run_resumes_without_a_second_copy_job() {
 #[test]
 fn resuming_with_a_changed_workflow_needs_force() {
     let state = tempfile::tempdir().unwrap();
-    let wf = state.path().join("dr-ami.yaml");
+    // The workflow's template path (`../stacks/dr-ec2.yaml`) must hold beside the copy too.
+    std::fs::create_dir_all(state.path().join("workflows")).unwrap();
+    std::fs::create_dir_all(state.path().join("stacks")).unwrap();
+    std::fs::copy(repo("stacks/dr-ec2.yaml"), state.path().join("stacks/dr-ec2.yaml")).unwrap();
+    let wf = state.path().join("workflows/dr-ami.yaml");
     std::fs::copy(repo("workflows/dr-ami.yaml"), &wf).unwrap();
-    std::fs::create_dir_all(state.path().join("../stacks")).ok();
     let scenario = state.path().join("crash.yaml");
     std::fs::write(
         &scenario,
@@ -301,4 +305,125 @@ fn a_crash_right_after_create_image_does_not_make_a_second_ami() {
         2,
         "the second CreateImage found the name taken"
     );
+}
+
+#[test]
+fn a_region_typo_on_the_command_line_is_refused_before_any_call() {
+    let state = tempfile::tempdir().unwrap();
+    let input = format!("instance_id={INSTANCE}");
+    let run = |region: &str| {
+        drflow(
+            state.path(),
+            &[
+                "run",
+                "workflows/dr-ami.yaml",
+                "--simulate",
+                "-i",
+                &input,
+                "--region",
+                region,
+            ],
+        )
+    };
+    let out = run("dr=ap-southeast1");
+    let (_, err) = text(&out);
+    assert_eq!(out.status.code(), Some(2), "{err}");
+    assert!(
+        err.contains("--region dr=ap-southeast1: `ap-southeast1` is not an AWS region; did you mean `ap-southeast-1`?"),
+        "{err}"
+    );
+    // Two names on one code would write one parameter twice, with two AMIs.
+    let out = run("dr=us-east-1");
+    let (_, err) = text(&out);
+    assert_eq!(out.status.code(), Some(2), "{err}");
+    assert!(err.contains("regions `primary` and `dr` are both us-east-1"), "{err}");
+    // Nothing ran: no simulated account was even opened.
+    assert!(!state.path().join("sim").exists());
+    assert!(!state.path().join("runs").exists());
+    // `plan` refuses it the same way.
+    let out = drflow(
+        state.path(),
+        &["plan", "workflows/dr-ami.yaml", "-i", &input, "--region", "dr=mars-1"],
+    );
+    assert_eq!(out.status.code(), Some(2));
+    assert!(text(&out).1.contains("`mars-1` is not an AWS region"));
+}
+
+#[test]
+fn completions_come_from_clap_for_each_shell() {
+    for (shell, marker) in [
+        ("bash", "_drflow()"),
+        ("zsh", "#compdef drflow"),
+        ("fish", "complete -c drflow"),
+    ] {
+        let out = drflow(Path::new("/nonexistent-state"), &["completions", shell]);
+        let (stdout, stderr) = text(&out);
+        assert_eq!(out.status.code(), Some(0), "{shell}: {stderr}");
+        assert!(stdout.contains(marker), "{shell}: {marker} in\n{stdout}");
+        assert!(stdout.contains("schedule") && stdout.contains("completions"), "{shell}");
+    }
+}
+
+#[test]
+fn every_command_ends_quietly_when_its_output_pipe_closes() {
+    use std::io::Read;
+    use std::process::{Command, Stdio};
+    for args in [&["actions"][..], &["schema"][..], &["completions", "bash"][..]] {
+        let mut child = Command::new(env!("CARGO_BIN_EXE_drflow"))
+            .args(args)
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .spawn()
+            .unwrap();
+        // Read a little, then close the pipe (as `| head -1` does) while drflow still has lines to write.
+        let mut first = [0u8; 16];
+        child.stdout.as_mut().unwrap().read_exact(&mut first).unwrap();
+        drop(child.stdout.take());
+        let mut stderr = String::new();
+        child.stderr.take().unwrap().read_to_string(&mut stderr).unwrap();
+        let status = child.wait().unwrap();
+        assert!(stderr.is_empty(), "{args:?}: {stderr}");
+        #[cfg(unix)]
+        {
+            use std::os::unix::process::ExitStatusExt;
+            assert!(
+                status.success() || status.signal() == Some(13),
+                "{args:?}: {status:?} (exit 0, or the default SIGPIPE end)"
+            );
+        }
+    }
+}
+
+#[test]
+fn a_journal_whose_events_do_not_fit_is_refused_with_its_line() {
+    let state = tempfile::tempdir().unwrap();
+    let run = state.path().join("runs/20261128-000000-abcd");
+    std::fs::create_dir_all(&run).unwrap();
+    let digest = "0".repeat(64);
+    std::fs::write(
+        run.join("journal.jsonl"),
+        [
+            format!(
+                r#"{{"v":"1.1","seq":1,"ts_ms":1,"type":"run_started","run_id":"20261128-000000-abcd","workflow":"dr-ami","file":"workflows/dr-ami.yaml","digest":"{digest}","inputs":{{}},"regions":{{}},"backend":"sim","lock":"x"}}"#
+            ),
+            r#"{"v":"1.1","seq":2,"ts_ms":2,"type":"step_started","step":"backup"}"#.to_string(),
+            r#"{"v":"1.1","seq":3,"ts_ms":3,"type":"step_succeeded","step":"backup","outputs":{}}"#.to_string(),
+            r#"{"v":"1.1","seq":4,"ts_ms":4,"type":"attempt_started","step":"backup","attempt":2}"#.to_string(),
+        ]
+        .join("\n")
+            + "\n",
+    )
+    .unwrap();
+    for args in [
+        &["resume", "20261128-000000-abcd", "--force"][..],
+        &["show", "20261128-000000-abcd"][..],
+    ] {
+        let out = drflow(state.path(), args);
+        let (_, err) = text(&out);
+        assert_eq!(out.status.code(), Some(6), "{args:?}: {err}");
+        assert!(
+            err.contains("journal line 4: `attempt_started` of step `backup`, which already succeeded"),
+            "{args:?}: {err}"
+        );
+    }
 }

@@ -1,51 +1,32 @@
 //! End to end over the wire: the real `drflow` binary, the AWS SDK backend, and the local AWS emulator
 //! (moto extended in tests/emulator/). Every check is made through AWS calls or the emulator's call log.
 
-mod common;
-#[path = "common/emulator.rs"]
-mod emulator;
-
-use std::path::PathBuf;
 use std::time::{Duration, Instant};
 
-use common::*;
-use emulator::Emulator;
+use crate::common::emulator::World;
+use crate::common::*;
 use serde_json::{Value, json};
 
 const PRIMARY: &str = "us-east-1";
 const DR: &str = "us-west-2";
 
 /// A world with an instance in the primary region and a `Default` vault in both regions.
-struct World {
-    emu: Emulator,
-    instance: String,
-    rt: tokio::runtime::Runtime,
-    dir: tempfile::TempDir,
+fn world() -> World {
+    World::new(&[PRIMARY, DR], &["dr-ami.yaml", "dr-ami-ec2.yaml"])
 }
 
-impl World {
-    fn new() -> World {
-        let emu = Emulator::start();
-        let rt = tokio::runtime::Builder::new_current_thread()
-            .enable_all()
-            .build()
-            .unwrap();
-        let instance = rt.block_on(emulator::seed(&emu, &[PRIMARY, DR]));
-        let dir = tempfile::tempdir().unwrap();
-        emulator::fast_workflows(dir.path(), &["dr-ami.yaml", "dr-ami-ec2.yaml"]);
-        World { emu, instance, rt, dir }
-    }
+trait DrAmi {
+    fn workflow(&self) -> String;
+    fn run(&self, extra: &[&str]) -> (Option<i32>, String, String);
+    fn run_workflow(&self, name: &str, extra: &[&str]) -> (Option<i32>, String, String);
+    fn parameter(&self, region: &str) -> Option<(String, i64)>;
+    fn image_state(&self, region: &str, ami: &str) -> Option<String>;
+    fn journal(&self) -> Vec<Value>;
+}
 
+impl DrAmi for World {
     fn workflow(&self) -> String {
         self.workflow_named("dr-ami.yaml")
-    }
-
-    fn workflow_named(&self, name: &str) -> String {
-        self.dir.path().join("workflows").join(name).display().to_string()
-    }
-
-    fn state(&self) -> PathBuf {
-        self.dir.path().join("state")
     }
 
     fn run(&self, extra: &[&str]) -> (Option<i32>, String, String) {
@@ -112,7 +93,7 @@ fn published_ami(stdout: &str, region: &str) -> String {
 
 #[test]
 fn the_pipeline_publishes_each_regions_ami_over_the_wire() {
-    let w = World::new();
+    let w = world();
     let (code, out, err) = w.run(&[]);
     assert_eq!(code, Some(0), "{out}\n{err}");
     for region in [PRIMARY, DR] {
@@ -135,7 +116,7 @@ fn the_pipeline_publishes_each_regions_ami_over_the_wire() {
 
 #[test]
 fn the_dr_stack_runs_the_dr_ami() {
-    let w = World::new();
+    let w = world();
     let (code, out, err) = w.run(&["-i", "deploy_stack=true"]);
     assert_eq!(code, Some(0), "{out}\n{err}");
     let dr_ami = published_ami(&out, DR);
@@ -164,7 +145,7 @@ fn the_dr_stack_runs_the_dr_ami() {
 
 #[test]
 fn a_failed_backup_job_fails_the_run_and_changes_no_parameter() {
-    let w = World::new();
+    let w = world();
     w.emu.control(
         "POST",
         "/_drflow/fail-next-job",
@@ -181,7 +162,7 @@ fn a_failed_backup_job_fails_the_run_and_changes_no_parameter() {
 
 #[test]
 fn throttled_waits_are_retried_and_every_attempt_is_journaled() {
-    let w = World::new();
+    let w = world();
     w.emu.fault(
         json!({"service": "backup", "operation": "DescribeBackupJob", "nth": 1, "count": 2,
                         "code": "ThrottlingException", "message": "Rate exceeded"}),
@@ -203,7 +184,7 @@ fn throttled_waits_are_retried_and_every_attempt_is_journaled() {
 
 #[test]
 fn access_denied_fails_after_one_attempt_with_a_clear_message() {
-    let w = World::new();
+    let w = world();
     w.emu.fault(
         json!({"service": "backup", "operation": "StartBackupJob", "code": "AccessDeniedException",
                         "status": 403, "message": "User is not authorized to perform: backup:StartBackupJob"}),
@@ -217,7 +198,7 @@ fn access_denied_fails_after_one_attempt_with_a_clear_message() {
 
 #[test]
 fn kill_9_during_the_copy_wait_then_resume_makes_no_second_job() {
-    let w = World::new();
+    let w = world();
     // Jobs stay in each state for 4 describes, so the copy wait lasts a few seconds.
     w.emu.config(2, 4);
     let input = format!("instance_id={}", w.instance);
@@ -273,7 +254,7 @@ fn kill_9_during_the_copy_wait_then_resume_makes_no_second_job() {
 
 #[test]
 fn a_parameter_holding_a_newer_ami_is_not_rolled_back() {
-    let w = World::new();
+    let w = world();
     let (code, out, err) = w.run(&[]);
     assert_eq!(code, Some(0), "{out}\n{err}");
     let old_dr = published_ami(&out, DR);
@@ -341,7 +322,7 @@ fn a_parameter_holding_a_newer_ami_is_not_rolled_back() {
 #[test]
 fn the_aws_backend_maps_the_awkward_answers() {
     use drflow::cloud::{CopyImage, ErrorKind};
-    let w = World::new();
+    let w = world();
     let cloud = drflow::cloud::aws::from_sdk_config(w.emu.sdk(PRIMARY));
     w.rt.block_on(async {
         let found = cloud
@@ -429,7 +410,7 @@ fn the_aws_backend_maps_the_awkward_answers() {
 
 #[test]
 fn the_ec2_path_creates_and_copies_one_ami_over_the_wire() {
-    let w = World::new();
+    let w = world();
     let (code, out, err) = w.run_workflow("dr-ami-ec2.yaml", &[]);
     assert_eq!(code, Some(0), "{out}\n{err}");
     for region in [PRIMARY, DR] {
@@ -448,4 +429,77 @@ fn the_ec2_path_creates_and_copies_one_ami_over_the_wire() {
     assert_eq!(copies.len(), 1);
     assert_eq!(copies[0]["region"], DR, "CopyImage is called in the destination region");
     assert!(w.emu.calls("StartBackupJob").is_empty());
+}
+
+/// The recovery points in a region's `Default` vault, through the emulator's AWS Backup API.
+fn recovery_points(w: &World, region: &str) -> Vec<String> {
+    w.rt.block_on(async {
+        let backup = aws_sdk_backup::Client::new(&w.emu.sdk(region));
+        let r = backup
+            .list_recovery_points_by_backup_vault()
+            .backup_vault_name("Default")
+            .send()
+            .await
+            .expect("recovery points");
+        r.recovery_points()
+            .iter()
+            .filter_map(|p| p.recovery_point_arn().map(str::to_string))
+            .collect()
+    })
+}
+
+#[test]
+fn the_pipeline_with_the_dr_stack_holds_under_throttling_and_lost_answers_over_the_wire() {
+    let w = world();
+    // 30% of the answers of every start call lost after the work was done (a 5xx), and 30% of every call throttled;
+    // the first StartBackupJob answer lost for sure.
+    w.emu
+        .fault(json!({"operation": "StartBackupJob", "lose_response": true}));
+    w.emu.fault(json!({
+        "operations": ["StartBackupJob", "StartCopyJob", "CreateStack", "UpdateStack", "PutParameter"],
+        "lose_response": true, "probability": 0.3, "seed": 5, "count": 0
+    }));
+    w.emu.fault(json!({
+        "code": "ThrottlingException", "message": "Rate exceeded", "probability": 0.3, "seed": 6, "count": 0
+    }));
+    let (code, out, err) = w.run(&["-i", "deploy_stack=true"]);
+    assert_eq!(code, Some(0), "{out}\n{err}");
+    let lost = w.emu.control("GET", "/_drflow/calls?lost=true", None);
+    let lost = lost.as_array().unwrap();
+    assert!(!lost.is_empty(), "no answer was lost: the test proves nothing");
+    let throttled = w
+        .journal()
+        .iter()
+        .filter(|e| e["type"] == "attempt_failed" && e["error"]["code"] == "ThrottlingException")
+        .count();
+    assert!(throttled >= 5, "{throttled} throttled attempts");
+
+    // One backup, one copy: one recovery point in each vault, whatever was retried.
+    assert_eq!(recovery_points(&w, PRIMARY).len(), 1, "{lost:?}");
+    assert_eq!(recovery_points(&w, DR).len(), 1, "{lost:?}");
+    // Each region's parameter holds that region's AMI; the one DR stack runs the DR AMI.
+    for region in [PRIMARY, DR] {
+        let ami = published_ami(&out, region);
+        assert_eq!(w.parameter(region).map(|p| p.0), Some(ami), "{region}");
+    }
+    let dr_ami = published_ami(&out, DR);
+    let (stacks, running) = w.rt.block_on(async {
+        let cfn = aws_sdk_cloudformation::Client::new(&w.emu.sdk(DR));
+        let stacks = cfn.describe_stacks().send().await.expect("stacks");
+        let outputs = stacks.stacks()[0].outputs().to_vec();
+        let id = outputs
+            .iter()
+            .find(|o| o.output_key() == Some("InstanceId"))
+            .and_then(|o| o.output_value())
+            .expect("InstanceId output")
+            .to_string();
+        let ec2 = aws_sdk_ec2::Client::new(&w.emu.sdk(DR));
+        let r = ec2.describe_instances().instance_ids(id).send().await.unwrap();
+        (
+            stacks.stacks().len(),
+            r.reservations()[0].instances()[0].image_id().unwrap().to_string(),
+        )
+    });
+    assert_eq!(stacks, 1);
+    assert_eq!(running, dr_ami);
 }

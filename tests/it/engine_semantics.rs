@@ -1,17 +1,15 @@
 //! Engine semantics on small inline workflows: parallel, when, failure routing, finally, timeouts, retries,
 //! and the guards of ssm.put_parameter.
 
-mod common;
-
-use common::*;
+use crate::common::*;
 use drflow::cloud::sim::Sim;
 use drflow::engine::journal::{Event, RunStatus};
 use drflow::engine::{Outcome, StepStatus};
-use drflow::workflow::{self, Source, Workflow};
+use drflow::workflow::Workflow;
 
 fn wf(yaml: &str) -> Workflow {
     let text = format!("version: 1\nname: t\nregions:\n  primary: us-east-1\n  dr: us-west-2\n{yaml}");
-    workflow::parse(Source::new(repo("workflows/inline.yaml"), text)).unwrap_or_else(|p| panic!("{p:#?}"))
+    parse_at(&repo("workflows/inline.yaml"), &text)
 }
 
 async fn go(w: &Workflow, sim: &Sim) -> Outcome {

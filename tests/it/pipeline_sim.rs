@@ -1,8 +1,6 @@
 //! The DR pipeline (workflows/dr-ami.yaml) on the simulated AWS, on tokio's paused clock.
 
-mod common;
-
-use common::*;
+use crate::common::*;
 use drflow::cloud::sim::Sim;
 use drflow::engine::journal::{Event, RunStatus};
 use drflow::engine::{self, Clock, Quiet, StepStatus};

@@ -2,13 +2,11 @@
 //! (tests/golden/plans.list), the IAM policy linted by `parliament`, and preflight checks on the simulator.
 //! The same checks against the AWS emulator, with its call log, are in tests/plan_emulator.rs.
 
-mod common;
-
 use std::io::Write;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
 
-use common::*;
+use crate::common::*;
 use drflow::cloud::sim::{Scenario, Sim};
 use serde_json::Value;
 
@@ -192,7 +190,12 @@ fn policy_without_an_account_asks_for_one_and_missing_inputs_become_wildcards() 
     ]);
     assert_eq!(code, Some(2), "{err}");
     assert!(err.contains("pass --account ID"), "{err}");
-    let (code, out, err) = run(&["policy", "workflows/dr-ami.yaml"]);
+    // The shipped workflows pass the standard Backup role of the caller's account (`account.id`): the policy asks
+    // for the account too.
+    let (code, _, err) = run(&["policy", "workflows/dr-ami.yaml"]);
+    assert_eq!(code, Some(2), "{err}");
+    assert!(err.contains("pass --account ID"), "{err}");
+    let (code, out, err) = run(&["policy", "workflows/dr-ami.yaml", "--account", ACCOUNT]);
     assert_eq!(code, Some(0), "{err}");
     assert!(err.contains("input `instance_id` is not given"), "{err}");
     assert!(err.contains("step `deploy` is left out"), "{err}");
@@ -261,7 +264,14 @@ fn parliament_finds_nothing_in_the_policies() {
         linted += 1;
     }
     // And without the optional steps left out: the DR stack's permissions too.
-    let (_, policy, _) = run(&["policy", "workflows/dr-ami.yaml", "-i", "deploy_stack=true"]);
+    let (_, policy, _) = run(&[
+        "policy",
+        "workflows/dr-ami.yaml",
+        "-i",
+        "deploy_stack=true",
+        "--account",
+        ACCOUNT,
+    ]);
     lint(&policy).unwrap_or_else(|f| panic!("parliament reports\n{f}\nfor\n{policy}"));
     assert!(linted >= 2);
 }

@@ -1,48 +1,28 @@
 //! `drflow plan` over the wire: the real binary and the SDK backend against the local AWS emulator, whose call log
 //! proves what a plan calls: nothing at all without `--check`, and only read-only calls with it.
 
-mod common;
 // This file uses only part of the emulator helpers.
-#[allow(dead_code)]
-#[path = "common/emulator.rs"]
-mod emulator;
 
-use std::path::PathBuf;
-
-use common::*;
-use emulator::Emulator;
+use crate::common::emulator::World;
+use crate::common::*;
 use serde_json::Value;
 
 const PRIMARY: &str = "us-east-1";
 const DR: &str = "us-west-2";
 
 /// An instance in the primary region and a `Default` vault in each of `vaults`; the call log cleared after.
-struct World {
-    emu: Emulator,
-    instance: String,
-    dir: tempfile::TempDir,
+fn world(vaults: &[&str]) -> World {
+    let w = World::new(vaults, &[]);
+    w.emu.control("DELETE", "/_drflow/calls", None);
+    w
 }
 
-impl World {
-    fn new(vaults: &[&str]) -> World {
-        let emu = Emulator::start();
-        let rt = tokio::runtime::Builder::new_current_thread()
-            .enable_all()
-            .build()
-            .unwrap();
-        let instance = rt.block_on(emulator::seed(&emu, vaults));
-        emu.control("DELETE", "/_drflow/calls", None);
-        World {
-            emu,
-            instance,
-            dir: tempfile::tempdir().unwrap(),
-        }
-    }
+trait Planning {
+    fn plan(&self, extra: &[&str]) -> (Option<i32>, String, String);
+    fn calls(&self) -> Vec<String>;
+}
 
-    fn state(&self) -> PathBuf {
-        self.dir.path().join("state")
-    }
-
+impl Planning for World {
     fn plan(&self, extra: &[&str]) -> (Option<i32>, String, String) {
         let input = format!("instance_id={}", self.instance);
         let mut args = vec!["plan", "workflows/dr-ami.yaml", "-i", input.as_str()];
@@ -81,7 +61,7 @@ fn read_only(call: &str) -> bool {
 
 #[test]
 fn plan_makes_no_call_and_plan_check_only_reads() {
-    let w = World::new(&[PRIMARY, DR]);
+    let w = world(&[PRIMARY, DR]);
 
     let (code, out, err) = w.plan(&[]);
     assert_eq!(code, Some(0), "{out}\n{err}");
@@ -138,7 +118,7 @@ fn plan_makes_no_call_and_plan_check_only_reads() {
 
 #[test]
 fn a_missing_dr_vault_fails_the_preflight_clearly() {
-    let w = World::new(&[PRIMARY]);
+    let w = world(&[PRIMARY]);
     let (code, out, err) = w.plan(&["--check"]);
     assert_eq!(code, Some(1), "{out}\n{err}");
     let failed = "backup vault Default in us-west-2 (for copy): no backup vault `Default` in us-west-2";

@@ -2,19 +2,14 @@
 //! emulator (moto extended in tests/emulator/). Every check is made through AWS calls, the emulator's call log,
 //! the run's journal and its report files.
 
-mod common;
-#[allow(dead_code)]
-#[path = "common/emulator.rs"]
-mod emulator;
-
 use std::io::{BufRead, BufReader};
 use std::path::PathBuf;
 use std::process::Stdio;
 use std::time::{Duration, Instant};
 
-use common::*;
+use crate::common::emulator::World;
+use crate::common::*;
 use drflow::report::Report;
-use emulator::Emulator;
 use serde_json::{Value, json};
 
 const PRIMARY: &str = "us-east-1";
@@ -22,36 +17,25 @@ const DR: &str = "us-west-2";
 
 /// An emulator with an instance in the primary region, a `Default` vault in both regions, and the shipped
 /// rehearsal (polling in seconds instead of minutes) beside the shipped stack.
-struct World {
-    emu: Emulator,
-    instance: String,
-    rt: tokio::runtime::Runtime,
-    dir: tempfile::TempDir,
+fn world() -> World {
+    World::new(&[PRIMARY, DR], &["dr-rehearsal.yaml"])
 }
 
-impl World {
-    fn new() -> World {
-        let emu = Emulator::start();
-        let rt = tokio::runtime::Builder::new_current_thread()
-            .enable_all()
-            .build()
-            .unwrap();
-        let instance = rt.block_on(emulator::seed(&emu, &[PRIMARY, DR]));
-        let dir = tempfile::tempdir().unwrap();
-        emulator::fast_workflows(dir.path(), &["dr-rehearsal.yaml"]);
-        World { emu, instance, rt, dir }
-    }
+trait Rehearsal {
+    fn workflow(&self) -> String;
+    fn stack(&self) -> String;
+    fn run_args(&self) -> Vec<String>;
+    fn run_dir(&self) -> PathBuf;
+    fn journal(&self) -> Vec<Value>;
+    fn report(&self) -> Report;
+    fn stack_exists(&self) -> bool;
+    fn instance_state(&self, id: &str) -> String;
+    fn calls_in(&self, operation: &str, region: &str) -> usize;
+}
 
+impl Rehearsal for World {
     fn workflow(&self) -> String {
-        self.dir
-            .path()
-            .join("workflows/dr-rehearsal.yaml")
-            .display()
-            .to_string()
-    }
-
-    fn state(&self) -> PathBuf {
-        self.dir.path().join("state")
+        self.workflow_named("dr-rehearsal.yaml")
     }
 
     fn stack(&self) -> String {
@@ -131,7 +115,10 @@ fn step_outputs(journal: &[Value], step: &str) -> Value {
 }
 
 fn kinds(list: &[drflow::report::model::Resource], kind: &str) -> Vec<String> {
-    list.iter().filter(|r| r.kind == kind).map(|r| r.id.clone()).collect()
+    list.iter()
+        .filter(|r| r.kind.label() == kind)
+        .map(|r| r.id.clone())
+        .collect()
 }
 
 fn last_line(s: &str) -> &str {
@@ -140,7 +127,7 @@ fn last_line(s: &str) -> &str {
 
 #[test]
 fn a_passing_rehearsal_launches_verifies_and_deletes_the_dr_stack() {
-    let w = World::new();
+    let w = world();
     // Jobs stay 3 describes in each state: the backup takes seconds, so the DR copy (dated when it is copied) is
     // younger than the source backup by at least that.
     w.emu.config(2, 3);
@@ -248,7 +235,7 @@ fn a_passing_rehearsal_launches_verifies_and_deletes_the_dr_stack() {
 
 #[test]
 fn impaired_status_checks_fail_the_rehearsal_and_the_stack_is_still_deleted() {
-    let w = World::new();
+    let w = world();
     // Status checks stay `initializing` for 5 describes: time to impair the new instance.
     w.emu
         .control("POST", "/_drflow/config", Some(json!({"status_describes": 5})));
@@ -325,7 +312,7 @@ fn impaired_status_checks_fail_the_rehearsal_and_the_stack_is_still_deleted() {
 
 #[test]
 fn sigterm_checkpoints_a_scheduled_rehearsal_and_resume_finishes_it() {
-    let w = World::new();
+    let w = world();
     // Jobs stay in each state for 30 describes: the backup wait lasts long enough to be interrupted.
     w.emu.config(2, 30);
     let schedule = w.dir.path().join("schedule.yaml");

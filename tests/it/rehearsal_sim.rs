@@ -2,9 +2,7 @@
 //! DR instance whose status checks fail, a teardown that fails, `ec2.verify_instance` on its own, and the report
 //! built from each run's journal. The last tests run the real binary (`drflow run`, `drflow report`).
 
-mod common;
-
-use common::*;
+use crate::common::*;
 use drflow::cloud::sim::Sim;
 use drflow::engine::journal::RunStatus;
 use drflow::engine::{Outcome, StepStatus};
@@ -26,7 +24,10 @@ fn report_of(o: &Outcome, wf: &drflow::workflow::Workflow) -> Report {
 }
 
 fn kinds(list: &[report::model::Resource], kind: &str) -> Vec<String> {
-    list.iter().filter(|r| r.kind == kind).map(|r| r.id.clone()).collect()
+    list.iter()
+        .filter(|r| r.kind.label() == kind)
+        .map(|r| r.id.clone())
+        .collect()
 }
 
 #[tokio::test(start_paused = true)]
@@ -312,7 +313,7 @@ fn verify_workflow(dir: &std::path::Path, image: &str, checks: bool) -> drflow::
         ),
     )
     .unwrap();
-    drflow::workflow::load(&path).unwrap()
+    drflow::workflow::load(&path, drflow::actions::catalog()).unwrap()
 }
 
 async fn base_ami(sim: &Sim) -> String {
@@ -506,7 +507,7 @@ finally:
         .replace("TEMPLATE", &repo("stacks/dr-ec2.yaml").display().to_string());
     let path = dir.join("ec2-rehearsal.yaml");
     std::fs::write(&path, format!("{head}{image}{rest}")).unwrap();
-    drflow::workflow::load(&path).unwrap_or_else(|e| panic!("{e:?}"))
+    drflow::workflow::load(&path, drflow::actions::catalog()).unwrap_or_else(|e| panic!("{e:?}"))
 }
 
 #[tokio::test(start_paused = true)]

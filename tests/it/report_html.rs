@@ -4,13 +4,11 @@
 //!
 //! Not skipped when Chromium is missing: the test fails and says how to install it.
 
-mod common;
-
 use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
-use common::*;
+use crate::common::*;
 use drflow::cloud::sim::Sim;
 use drflow::report::{self, html};
 

@@ -1,15 +1,13 @@
 //! `drflow schedule` through the real binary: `--next`, located errors in the schedule file, and a foreground run
 //! on the simulator that fires, writes its report and stops cleanly on SIGTERM.
 
-mod common;
-
 use std::io::{BufRead, BufReader};
 use std::path::Path;
 use std::process::{Command, Stdio};
 use std::sync::mpsc;
 use std::time::{Duration, Instant};
 
-use common::*;
+use crate::common::*;
 
 fn write(dir: &Path, name: &str, text: &str) -> String {
     let p = dir.join(name);
@@ -285,4 +283,69 @@ fn runs_on_schedule_on_the_simulator_and_stops_cleanly_on_sigterm() {
         "{}",
         seen.join("\n")
     );
+}
+
+#[test]
+fn a_restarted_scheduler_resumes_its_unfinished_rehearsal_and_tears_it_down() {
+    let dir = tempfile::tempdir().unwrap();
+    // The process dies (abort, like kill -9) while the rehearsal verifies its DR instance: the stack is up.
+    let scenario = write(
+        dir.path(),
+        "crash.yaml",
+        "faults:\n  - {operation: \"ec2:DescribeInstanceStatus\", nth: 1, crash: true}\n",
+    );
+    let entry = |cron: &str| {
+        format!(
+            "entries:\n  - name: rehearse\n    workflow: {}\n    cron: \"{cron}\"\n    inputs: {{instance_id: {INSTANCE}}}\n    scenario: {scenario}\n",
+            rehearsal()
+        )
+    };
+    let state = dir.path().join("state");
+    let file = write(dir.path(), "s.yaml", &entry("*/2 * * * * *"));
+    let (mut child, rx) = spawn_schedule(&state, &file);
+    let mut seen = Vec::new();
+    let started = wait_for(&rx, &mut seen, "[rehearse] run ", 60);
+    let run_id = started
+        .split("run ")
+        .nth(1)
+        .unwrap()
+        .split(' ')
+        .next()
+        .unwrap()
+        .to_string();
+    assert_eq!(
+        wait_exit(&mut child, 60),
+        None,
+        "the scheduler died with its run:\n{}",
+        seen.join("\n")
+    );
+    let journal = state.join("runs").join(&run_id).join("journal.jsonl");
+    let text = std::fs::read_to_string(&journal).unwrap();
+    assert!(!text.contains("run_finished"), "the run was left unfinished");
+    assert!(!text.contains("\"step\":\"teardown\""), "and its teardown did not run");
+
+    // Restarted (with no fire time in the next hours), it resumes that run first, once, and finishes it.
+    let file = write(dir.path(), "s.yaml", &entry("0 0 1 1 *"));
+    let (mut child, rx) = spawn_schedule(&state, &file);
+    let mut seen = Vec::new();
+    wait_for(&rx, &mut seen, &format!("[rehearse] resuming run {run_id}"), 30);
+    let verdict = wait_for(&rx, &mut seen, "REHEARSAL PASSED dr-rehearsal run=", 60);
+    assert!(verdict.contains(&format!("run={run_id}")), "{verdict}");
+    sigterm(child.id());
+    assert_eq!(wait_exit(&mut child, 30), Some(0));
+    let entries: Vec<serde_json::Value> = std::fs::read_to_string(&journal)
+        .unwrap()
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap())
+        .collect();
+    let deleted = entries
+        .iter()
+        .any(|e| e["type"] == "step_succeeded" && e["step"] == "teardown" && e["outputs"]["deleted"] == true);
+    assert!(deleted, "the resumed run deleted its stack");
+    assert_eq!(
+        entries.iter().filter(|e| e["type"] == "run_resumed").count(),
+        1,
+        "resumed once"
+    );
+    assert!(entries.last().unwrap()["type"] == "run_finished");
 }

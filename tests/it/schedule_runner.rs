@@ -37,6 +37,14 @@ struct FakeRuns {
     clock: Arc<TokioClock>,
     durations: Vec<(String, Duration)>,
     log: RunLog,
+    /// Runs an earlier scheduler left unfinished, per entry.
+    leftover: Vec<(String, Vec<String>)>,
+}
+
+impl FakeRuns {
+    fn took(&self, name: &str) -> Duration {
+        self.durations.iter().find(|(n, _)| n == name).map(|(_, d)| *d).unwrap()
+    }
 }
 
 impl Launcher for FakeRuns {
@@ -66,6 +74,36 @@ impl Launcher for FakeRuns {
             }
         })
     }
+
+    fn unfinished(&self, entry: &Entry) -> Vec<String> {
+        self.leftover
+            .iter()
+            .find(|(n, _)| *n == entry.name)
+            .map(|(_, ids)| ids.clone())
+            .unwrap_or_default()
+    }
+
+    /// A resumed run takes the entry's duration too; it is logged as `ENTRY:RUN_ID`.
+    fn resume(&self, entry: &Entry, run_id: &str, mut stop: Stop) -> RunFuture {
+        let clock = self.clock.clone();
+        let log = self.log.clone();
+        let name = format!("{}:{run_id}", entry.name);
+        let took = self.took(&entry.name);
+        let run_id = run_id.to_string();
+        Box::pin(async move {
+            let started = clock.now();
+            let status = tokio::select! {
+                () = tokio::time::sleep(took) => EndStatus::Succeeded,
+                () = stop.requested() => EndStatus::Interrupted,
+            };
+            log.lock().unwrap().push((name, started, started, clock.now(), status));
+            RunEnd {
+                run_id: Some(run_id),
+                status,
+                message: String::new(),
+            }
+        })
+    }
 }
 
 struct Harness {
@@ -82,6 +120,18 @@ async fn run(
     grace: Duration,
     stops: &[(u64, &str)],
 ) -> Harness {
+    run_with_leftovers(start, entries, durations, grace, stops, &[]).await
+}
+
+/// `run`, with runs an earlier scheduler left unfinished: (entry, run ids).
+async fn run_with_leftovers(
+    start: &str,
+    entries: Vec<Entry>,
+    durations: &[(&str, u64)],
+    grace: Duration,
+    stops: &[(u64, &str)],
+    leftover: &[(&str, &[&str])],
+) -> Harness {
     let clock = Arc::new(TokioClock::starting_at(t(start)));
     let log = Arc::new(Mutex::new(Vec::new()));
     let launcher = Arc::new(FakeRuns {
@@ -91,6 +141,10 @@ async fn run(
             .map(|(n, m)| (n.to_string(), Duration::from_secs(m * 60)))
             .collect(),
         log: log.clone(),
+        leftover: leftover
+            .iter()
+            .map(|(n, ids)| (n.to_string(), ids.iter().map(|i| i.to_string()).collect()))
+            .collect(),
     });
     let (tx, rx) = mpsc::channel(4);
     let plan: Vec<(u64, String)> = stops.iter().map(|(m, s)| (*m, s.to_string())).collect();
@@ -313,4 +367,59 @@ async fn fire_times_follow_the_entrys_time_zone_across_a_dst_change() {
             t("2026-03-30T01:00:00Z")
         ]
     );
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_restarted_scheduler_first_resumes_what_it_left_once_each() {
+    let h = run_with_leftovers(
+        "2026-03-07T00:00:00Z",
+        vec![
+            entry("rehearsal", "*/5 * * * *", "UTC", Overlap::Skip),
+            entry("other", "*/5 * * * *", "UTC", Overlap::Skip),
+        ],
+        &[("rehearsal", 7), ("other", 1)],
+        Duration::ZERO,
+        &[(22, "SIGTERM")],
+        &[("rehearsal", &["old-1", "old-2"])],
+    )
+    .await;
+    let resumed: Vec<(String, DateTime<Utc>)> = h
+        .events
+        .iter()
+        .filter_map(|e| match e {
+            Event::Resumed { entry, run_id, at } => Some((format!("{entry}:{run_id}"), *at)),
+            _ => None,
+        })
+        .collect();
+    // One after the other, before any new fire time of that entry, each once.
+    assert_eq!(
+        resumed,
+        [
+            ("rehearsal:old-1".to_string(), t("2026-03-07T00:00:00Z")),
+            ("rehearsal:old-2".to_string(), t("2026-03-07T00:07:00Z")),
+        ]
+    );
+    let runs = h.runs.lock().unwrap().clone();
+    let ended = |name: &str| runs.iter().find(|r| r.0 == name).map(|r| (r.3, r.4));
+    assert_eq!(
+        ended("rehearsal:old-1"),
+        Some((t("2026-03-07T00:07:00Z"), EndStatus::Succeeded))
+    );
+    assert_eq!(
+        ended("rehearsal:old-2"),
+        Some((t("2026-03-07T00:14:00Z"), EndStatus::Succeeded))
+    );
+    // The fire times that passed meanwhile follow `overlap: skip`; the first new run is after the resumes (and
+    // itself overlaps 00:20).
+    assert_eq!(
+        skipped(&h, "rehearsal"),
+        [
+            t("2026-03-07T00:05:00Z"),
+            t("2026-03-07T00:10:00Z"),
+            t("2026-03-07T00:20:00Z")
+        ]
+    );
+    assert_eq!(fired(&h, "rehearsal")[0], t("2026-03-07T00:15:00Z"));
+    // An entry with nothing left over fires on time.
+    assert_eq!(fired(&h, "other")[0], t("2026-03-07T00:05:00Z"));
 }

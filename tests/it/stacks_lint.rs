@@ -1,10 +1,8 @@
 //! The shipped CloudFormation templates pass cfn-lint (installed into the project's virtualenv).
 
-mod common;
-
 use std::process::Command;
 
-use common::{repo, venv_bin};
+use crate::common::{repo, venv_bin};
 
 #[test]
 fn templates_pass_cfn_lint() {

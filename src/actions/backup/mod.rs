@@ -32,8 +32,11 @@ fn recovery_point_effects(step: &StepFacts<'_>) -> Effects {
     if step.succeeded
         && let Some(id) = step.out_text("image_id")
     {
-        let detail = step.out_text("recovery_point_arn").map(|a| format!("recovery point {a}"));
-        e.created.push(step.resource(ResourceKind::Ami, id, step.out_text("region"), detail));
+        let detail = step
+            .out_text("recovery_point_arn")
+            .map(|a| format!("recovery point {a}"));
+        e.created
+            .push(step.resource(ResourceKind::Ami, id, step.out_text("region"), detail));
     }
     e
 }

@@ -41,6 +41,7 @@ static SPEC: ActionSpec = ActionSpec {
         },
     ],
     writes: None,
+    role: None,
     needs_region: true,
     default_timeout_secs: 120,
 };

@@ -8,7 +8,7 @@ use crate::actions::values::{account_of, str_in, values};
 use crate::actions::{Action, ActionError, Ctx, Resource, Values};
 use crate::cloud::StartCopyJob as Request;
 use crate::workflow::spec::{out, req};
-use crate::workflow::{ActionKind, ActionSpec, InputKind::*, Preflight};
+use crate::workflow::{ActionKind, ActionSpec, InputKind::*, Preflight, Role};
 
 pub(crate) struct StartCopyJob;
 
@@ -37,6 +37,7 @@ static SPEC: ActionSpec = ActionSpec {
         },
     ],
     writes: None,
+    role: Some(Role::StartCopy),
     needs_region: true,
     default_timeout_secs: 120,
 };

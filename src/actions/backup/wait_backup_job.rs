@@ -7,7 +7,7 @@ use crate::actions::values::str_in;
 use crate::actions::{Action, ActionError, Ctx, Poll, Resource, Values};
 use crate::cloud::JobState;
 use crate::workflow::spec::{out, req};
-use crate::workflow::{ActionKind, ActionSpec, InputKind::*};
+use crate::workflow::{ActionKind, ActionSpec, InputKind::*, Role};
 
 pub(crate) struct WaitBackupJob;
 
@@ -25,6 +25,7 @@ static SPEC: ActionSpec = ActionSpec {
     extra_iam: &[],
     preflight: &[],
     writes: None,
+    role: Some(Role::BackupImage),
     needs_region: true,
     default_timeout_secs: 6 * 3600,
 };
@@ -39,7 +40,12 @@ impl Action for WaitBackupJob {
         let job_id = str_in(inputs, "job_id")?;
         let job = ctx.cloud.backup.describe_backup_job(ctx.region, job_id).await?;
         if job.state.is_failure() {
-            return Err(super::job_failed("backup", job_id, job.state, job.status_message.as_deref()));
+            return Err(super::job_failed(
+                "backup",
+                job_id,
+                job.state,
+                job.status_message.as_deref(),
+            ));
         }
         match (job.state, job.recovery_point_arn) {
             (JobState::Completed, Some(arn)) => super::recovery_point_outputs(&arn, job.state, None),

@@ -7,7 +7,7 @@ use crate::actions::values::str_in;
 use crate::actions::{Action, ActionError, Ctx, Poll, Resource, Values};
 use crate::cloud::{JobState, region_from_arn};
 use crate::workflow::spec::{out, req};
-use crate::workflow::{ActionKind, ActionSpec, InputKind::*};
+use crate::workflow::{ActionKind, ActionSpec, InputKind::*, Role};
 
 pub(crate) struct WaitCopyJob;
 
@@ -26,6 +26,7 @@ static SPEC: ActionSpec = ActionSpec {
     extra_iam: &[],
     preflight: &[],
     writes: None,
+    role: Some(Role::WaitCopy),
     needs_region: true,
     default_timeout_secs: 12 * 3600,
 };
@@ -40,7 +41,12 @@ impl Action for WaitCopyJob {
         let job_id = str_in(inputs, "job_id")?;
         let job = ctx.cloud.backup.describe_copy_job(ctx.region, job_id).await?;
         if job.state.is_failure() {
-            return Err(super::job_failed("copy", job_id, job.state, job.status_message.as_deref()));
+            return Err(super::job_failed(
+                "copy",
+                job_id,
+                job.state,
+                job.status_message.as_deref(),
+            ));
         }
         match (job.state, job.destination_recovery_point_arn) {
             (JobState::Completed, Some(arn)) => {

@@ -7,7 +7,7 @@ use crate::actions::effects::{Effects, ResourceKind, StepFacts};
 use crate::actions::values::{str_in, values};
 use crate::actions::{Action, ActionError, Ctx, Poll, Resource, Values};
 use crate::workflow::spec::{out, req};
-use crate::workflow::{ActionKind, ActionSpec, InputKind::*, Preflight, Writes, Written};
+use crate::workflow::{ActionKind, ActionSpec, InputKind::*, Preflight, Role, Writes, Written};
 
 pub(crate) struct DeleteStack;
 
@@ -31,6 +31,7 @@ static SPEC: ActionSpec = ActionSpec {
         input: "stack_name",
         what: Written::Stack,
     }),
+    role: Some(Role::Teardown),
     needs_region: true,
     default_timeout_secs: 3600,
 };
@@ -91,7 +92,8 @@ impl Action for DeleteStack {
         let Some(name) = step.input_text("stack_name") else {
             return e;
         };
-        e.deleted.push(step.resource(ResourceKind::Stack, name.clone(), None, None));
+        e.deleted
+            .push(step.resource(ResourceKind::Stack, name.clone(), None, None));
         let region = step.region.map(str::to_string);
         let suffix = super::in_stack("", &name);
         for c in created.iter().filter(|c| {
@@ -100,7 +102,8 @@ impl Action for DeleteStack {
                 && c.detail.as_deref().is_some_and(|d| d.ends_with(&suffix))
         }) {
             let detail = Some(format!("terminated with stack {name}"));
-            e.deleted.push(step.resource(ResourceKind::Instance, c.id.clone(), None, detail));
+            e.deleted
+                .push(step.resource(ResourceKind::Instance, c.id.clone(), None, detail));
         }
         e
     }

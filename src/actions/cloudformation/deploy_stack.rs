@@ -12,7 +12,7 @@ use crate::actions::values::{map_in, str_in, values};
 use crate::actions::{Action, ActionError, Ctx, Poll, Resource, Values};
 use crate::cloud::StackRequest;
 use crate::workflow::spec::{opt, out, req};
-use crate::workflow::{ActionKind, ActionSpec, InputKind::*, Preflight, Writes, Written};
+use crate::workflow::{ActionKind, ActionSpec, InputKind::*, Preflight, Role, Writes, Written};
 
 pub(crate) struct DeployStack;
 
@@ -55,6 +55,7 @@ static SPEC: ActionSpec = ActionSpec {
         input: "stack_name",
         what: Written::Stack,
     }),
+    role: Some(Role::Launch),
     needs_region: true,
     default_timeout_secs: 3600,
 };
@@ -82,11 +83,16 @@ impl Action for DeployStack {
         };
         let cf = &ctx.cloud.cloudformation;
         let intent = ctx.recorded_str("intent");
+        // A create an earlier attempt requested may have been carried out with its answer lost: the same request
+        // with the same token either answers the first one or performs it now (no need to look first).
+        if intent.as_deref() == Some("create") {
+            cf.create_stack(ctx.region, &req).await?;
+            ctx.recorder.record("operation", &Value::String("create".into()));
+            return Ok(());
+        }
         let existing = cf.describe_stack(ctx.region, name).await?;
         let operation = match (existing, intent.as_deref()) {
-            // A request of an earlier attempt may have been carried out with its answer lost: the same request with
-            // the same token either answers the first one or performs it now.
-            (Some(_), Some("create")) | (None, _) => {
+            (None, _) => {
                 ctx.recorder.record("intent", &Value::String("create".into()));
                 cf.create_stack(ctx.region, &req).await?;
                 "create"
@@ -174,12 +180,14 @@ impl Action for DeployStack {
             (true, None) => verb.to_string(),
             (false, _) => format!("{verb}; the deploy step {}, so its resources are unknown", step.status),
         };
-        e.created.push(step.resource(ResourceKind::Stack, name.clone(), None, Some(detail)));
+        e.created
+            .push(step.resource(ResourceKind::Stack, name.clone(), None, Some(detail)));
         if let Some(Value::Object(o)) = step.out("outputs") {
             for (k, v) in o {
                 if let Some(id) = v.as_str().filter(|id| id.starts_with("i-")) {
                     let detail = Some(super::in_stack(k, &name));
-                    e.created.push(step.resource(ResourceKind::Instance, id.to_string(), None, detail));
+                    e.created
+                        .push(step.resource(ResourceKind::Instance, id.to_string(), None, detail));
                 }
             }
         }

@@ -19,6 +19,7 @@ static SPEC: ActionSpec = ActionSpec {
     extra_iam: &[],
     preflight: &[],
     writes: None,
+    role: None,
     needs_region: false,
     default_timeout_secs: 60,
 };

@@ -9,7 +9,7 @@ use crate::actions::values::{str_in, values};
 use crate::actions::{Action, ActionError, Ctx, Resource, Values};
 use crate::cloud::CopyImage as Request;
 use crate::workflow::spec::{out, req};
-use crate::workflow::{ActionKind, ActionSpec, InputKind::*};
+use crate::workflow::{ActionKind, ActionSpec, InputKind::*, Role};
 
 pub(crate) struct CopyImage;
 
@@ -27,6 +27,7 @@ static SPEC: ActionSpec = ActionSpec {
     extra_iam: &["ec2:CreateTags"],
     preflight: &[],
     writes: None,
+    role: Some(Role::CopyImage),
     needs_region: true,
     default_timeout_secs: 120,
 };

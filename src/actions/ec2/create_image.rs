@@ -9,7 +9,7 @@ use crate::actions::values::{bool_in, map_in, str_in, values};
 use crate::actions::{Action, ActionError, Ctx, Resource, Values};
 use crate::cloud::CreateImage as Request;
 use crate::workflow::spec::{opt, out, req};
-use crate::workflow::{ActionKind, ActionSpec, InputKind::*, Preflight};
+use crate::workflow::{ActionKind, ActionSpec, InputKind::*, Preflight, Role};
 
 pub(crate) struct CreateImage;
 
@@ -32,6 +32,7 @@ static SPEC: ActionSpec = ActionSpec {
     extra_iam: &["ec2:CreateTags"],
     preflight: &[Preflight::Instance { input: "instance_id" }],
     writes: None,
+    role: Some(Role::CreateImage),
     needs_region: true,
     default_timeout_secs: 120,
 };

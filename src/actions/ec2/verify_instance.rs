@@ -6,7 +6,7 @@ use serde_json::Value;
 use crate::actions::values::{bool_in, str_in, values};
 use crate::actions::{Action, ActionError, Ctx, Poll, Values};
 use crate::workflow::spec::{opt, out, req};
-use crate::workflow::{ActionKind, ActionSpec, InputKind::*, Preflight};
+use crate::workflow::{ActionKind, ActionSpec, InputKind::*, Preflight, Role};
 
 pub(crate) struct VerifyInstance;
 
@@ -38,6 +38,7 @@ static SPEC: ActionSpec = ActionSpec {
     extra_iam: &[],
     preflight: &[Preflight::Instance { input: "instance_id" }],
     writes: None,
+    role: Some(Role::Verify),
     needs_region: true,
     default_timeout_secs: 3600,
 };

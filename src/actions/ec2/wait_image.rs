@@ -6,7 +6,7 @@ use serde_json::Value;
 use crate::actions::values::{str_in, values};
 use crate::actions::{Action, ActionError, Ctx, Poll, Values};
 use crate::workflow::spec::{out, req};
-use crate::workflow::{ActionKind, ActionSpec, InputKind::*};
+use crate::workflow::{ActionKind, ActionSpec, InputKind::*, Role};
 
 pub(crate) struct WaitImage;
 
@@ -24,6 +24,7 @@ static SPEC: ActionSpec = ActionSpec {
     extra_iam: &[],
     preflight: &[],
     writes: None,
+    role: Some(Role::WaitImage),
     needs_region: true,
     default_timeout_secs: 3 * 3600,
 };

@@ -24,6 +24,7 @@ static SPEC: ActionSpec = ActionSpec {
     extra_iam: &[],
     preflight: &[Preflight::Parameter { input: "name" }],
     writes: None,
+    role: None,
     needs_region: true,
     default_timeout_secs: 60,
 };

@@ -45,6 +45,7 @@ static SPEC: ActionSpec = ActionSpec {
         input: "name",
         what: Written::Parameter,
     }),
+    role: None,
     needs_region: true,
     default_timeout_secs: 120,
 };
@@ -153,7 +154,8 @@ impl Action for PutParameter {
                 step.out_text("version").unwrap_or_default(),
                 step.out_text("value").unwrap_or_default()
             ));
-            e.created.push(step.resource(ResourceKind::ParameterVersion, name, None, detail));
+            e.created
+                .push(step.resource(ResourceKind::ParameterVersion, name, None, detail));
         }
         e
     }
@@ -168,4 +170,3 @@ fn outputs(name: &str, value: &str, version: i64, previous: &str, changed: bool)
         ("changed", Value::Bool(changed)),
     ])
 }
-

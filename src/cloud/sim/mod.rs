@@ -104,10 +104,9 @@ impl Ctx<'_> {
     }
 }
 
-fn is_mutating(operation: &str) -> bool {
-    ["Start", "Create", "Copy", "Put", "Update", "Delete"]
-        .iter()
-        .any(|p| operation.starts_with(p))
+/// Whether a call changes the world, by the one table of operations.
+fn is_mutating(service: &str, operation: &str) -> bool {
+    crate::cloud::operations::mutates_call(service, operation)
 }
 
 impl Sim {
@@ -211,7 +210,7 @@ impl Sim {
         op: impl FnOnce(&mut Ctx<'_>) -> Result<T, CloudError>,
     ) -> Result<T, CloudError> {
         let scenario = &self.inner.scenario;
-        let mutating = is_mutating(operation);
+        let mutating = is_mutating(service, operation);
         let (index, plan, early) = {
             let mut state = self.lock();
             let now = state.clock.now();
@@ -357,7 +356,11 @@ mod tests {
         assert!(!calls[0].mutating && calls[0].error.is_none());
         assert_eq!(calls[1].error.as_deref(), Some("InvalidAMIID.Malformed"));
         assert_eq!(calls[2].error.as_deref(), Some("InvalidRegion"));
-        assert!(is_mutating("StartCopyJob") && is_mutating("PutParameter") && !is_mutating("ValidateTemplate"));
+        assert!(
+            is_mutating("backup", "StartCopyJob")
+                && is_mutating("ssm", "PutParameter")
+                && !is_mutating("cloudformation", "ValidateTemplate")
+        );
     }
 
     #[tokio::test(start_paused = true)]
@@ -693,13 +696,16 @@ faults:
     async fn chaos_scenario_throttles_every_call_and_loses_start_responses() {
         // The lost responses cover exactly the eight calls that start work.
         let chaos = scenario(CHAOS);
-        for op in scenario::OPERATIONS {
+        let ops = scenario::operations();
+        let mutating = |op: &str| {
+            let (service, name) = op.split_once(':').unwrap();
+            is_mutating(service, name)
+        };
+        for op in &ops {
             let lost = chaos.faults.iter().any(|f| f.lose_response && f.matches(op));
-            assert_eq!(lost, is_mutating(op.split_once(':').unwrap().1), "{op}");
+            assert_eq!(lost, mutating(op), "{op}");
         }
-        let starts = scenario::OPERATIONS
-            .iter()
-            .filter(|op| is_mutating(op.split_once(':').unwrap().1));
+        let starts = ops.iter().filter(|op| mutating(op));
         assert_eq!(starts.count(), 8);
         let sim = Sim::new(chaos);
         let cloud = sim.cloud();

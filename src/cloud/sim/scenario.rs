@@ -322,28 +322,13 @@ pub struct Throttle {
 /// A commented scenario using every field.
 pub const EXAMPLE_SCENARIO: &str = include_str!("scenario.example.yaml");
 
-/// Every operation the simulator answers, as `service:Operation`.
-pub(crate) const OPERATIONS: &[&str] = &[
-    "backup:StartBackupJob",
-    "backup:DescribeBackupJob",
-    "backup:StartCopyJob",
-    "backup:DescribeCopyJob",
-    "backup:DescribeBackupVault",
-    "ec2:DescribeImages",
-    "ec2:DescribeInstances",
-    "ec2:DescribeInstanceStatus",
-    "ec2:CreateImage",
-    "ec2:CopyImage",
-    "ssm:GetParameter",
-    "ssm:PutParameter",
-    "cloudformation:DescribeStacks",
-    "cloudformation:CreateStack",
-    "cloudformation:UpdateStack",
-    "cloudformation:DeleteStack",
-    "cloudformation:DescribeStackEvents",
-    "cloudformation:ValidateTemplate",
-    "sts:GetCallerIdentity",
-];
+/// Every `service:Operation` the simulator answers: the one table of operations (`cloud::operations`).
+pub(crate) fn operations() -> Vec<String> {
+    crate::cloud::operations::OPERATIONS
+        .iter()
+        .map(|o| format!("{}:{}", o.service, o.name))
+        .collect()
+}
 
 impl Scenario {
     pub fn from_yaml_file(path: &Path) -> Result<Scenario, SimError> {
@@ -373,12 +358,12 @@ impl Scenario {
     /// Checks what serde cannot: operation names, one action per fault, positive counts and rates.
     pub fn validate(&self) -> Result<(), String> {
         let known = |op: &str, what: &str| {
-            if OPERATIONS.contains(&op) {
+            if operations().iter().any(|o| o == op) {
                 Ok(())
             } else {
                 Err(format!(
                     "{what}: unknown operation `{op}`; expected one of: {}",
-                    OPERATIONS.join(", ")
+                    operations().join(", ")
                 ))
             }
         };
@@ -386,12 +371,12 @@ impl Scenario {
             if !pattern.contains('*') {
                 return known(pattern, what);
             }
-            if OPERATIONS.iter().any(|op| glob_match(pattern, op)) {
+            if operations().iter().any(|op| glob_match(pattern, op)) {
                 Ok(())
             } else {
                 Err(format!(
                     "{what}: `{pattern}` matches no operation; operations are: {}",
-                    OPERATIONS.join(", ")
+                    operations().join(", ")
                 ))
             }
         };

@@ -1,10 +1,13 @@
-//! The local AWS emulator (moto in server mode, extended in tests/emulator/) for end-to-end tests:
-//! started on a free port of 127.0.0.1, polled until it answers, stopped by its process id.
+//! The local AWS emulator (moto in server mode, extended in tests/emulator/) for end-to-end tests: one process per
+//! test binary, started on a free port of 127.0.0.1 the first time a test needs it and polled until it answers.
+//! Tests take turns on it (`Emulator::shared`), each starting from a reset emulator with the default settings.
+//! `World` is the fixture every over-the-wire test starts from.
 
 use std::io::{Read, Write};
 use std::net::TcpStream;
-use std::path::Path;
+use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Output, Stdio};
+use std::sync::{Mutex, MutexGuard, OnceLock};
 use std::time::{Duration, Instant};
 
 use aws_sdk_ssm::config::{BehaviorVersion, Credentials, Region};
@@ -18,13 +21,40 @@ pub struct Emulator {
     _dir: tempfile::TempDir,
 }
 
+/// The one emulator of this test binary, lent to one test at a time.
+pub struct Lease(MutexGuard<'static, Emulator>);
+
+impl std::ops::Deref for Lease {
+    type Target = Emulator;
+    fn deref(&self) -> &Emulator {
+        &self.0
+    }
+}
+
 impl Emulator {
-    pub fn start() -> Emulator {
+    /// The shared emulator, reset (no AWS resources, faults, calls or tokens) with the default settings, for as long
+    /// as the lease lives. A test that panicked while holding it does not stop the others: the next one resets it.
+    pub fn shared() -> Lease {
+        static SHARED: OnceLock<Mutex<Emulator>> = OnceLock::new();
+        let emu = SHARED
+            .get_or_init(|| Mutex::new(Emulator::start()))
+            .lock()
+            .unwrap_or_else(|poisoned| poisoned.into_inner());
+        emu.control("POST", "/_drflow/reset", None);
+        emu.control(
+            "POST",
+            "/_drflow/config",
+            Some(json!({"pending_describes": 2, "job_describes": 1, "status_describes": 0})),
+        );
+        Lease(emu)
+    }
+
+    fn start() -> Emulator {
         let dir = tempfile::tempdir().unwrap();
         let port_file = dir.path().join("port");
         let child = Command::new(super::venv_bin("python"))
             .arg(repo("tests/emulator/server.py"))
-            .args(["--port", "0", "--port-file"])
+            .args(["--port", "0", "--exit-with-parent", "--port-file"])
             .arg(&port_file)
             .stdout(Stdio::null())
             .stderr(Stdio::inherit())
@@ -141,6 +171,38 @@ impl Emulator {
             .env_remove("AWS_PROFILE")
             .env("NO_COLOR", "1");
         c
+    }
+}
+
+/// The fixture of the over-the-wire tests: the shared emulator (reset), a running instance in `us-east-1`, a
+/// `Default` vault in each of the vault regions, the shipped workflows copied with fast polling, and a state folder.
+pub struct World {
+    pub emu: Lease,
+    pub instance: String,
+    pub rt: tokio::runtime::Runtime,
+    pub dir: tempfile::TempDir,
+}
+
+impl World {
+    pub fn new(vault_regions: &[&str], workflows: &[&str]) -> World {
+        let emu = Emulator::shared();
+        let rt = tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()
+            .unwrap();
+        let instance = rt.block_on(seed(&emu, vault_regions));
+        let dir = tempfile::tempdir().unwrap();
+        fast_workflows(dir.path(), workflows);
+        World { emu, instance, rt, dir }
+    }
+
+    /// A copied workflow's path.
+    pub fn workflow_named(&self, name: &str) -> String {
+        self.dir.path().join("workflows").join(name).display().to_string()
+    }
+
+    pub fn state(&self) -> PathBuf {
+        self.dir.path().join("state")
     }
 }
 

@@ -1,13 +1,16 @@
 //! Helpers shared by the integration tests.
 #![allow(dead_code)]
 
+pub mod emulator;
+
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output, Stdio};
 use std::sync::OnceLock;
 
 use drflow::cloud::sim::{Scenario, Sim};
 use drflow::engine::journal::{Entry, Event};
-use drflow::engine::{self, Clock, Outcome, Quiet, RunRequest};
+use drflow::engine::{self, Outcome, Quiet};
+use drflow::session::{Backend, Ended, Session, SessionError};
 use drflow::workflow::{self, Workflow};
 
 pub const INSTANCE: &str = "i-0123456789abcdef0";
@@ -17,36 +20,95 @@ pub fn repo(rel: &str) -> PathBuf {
 }
 
 pub fn load(rel: &str) -> Workflow {
-    workflow::load(&repo(rel)).unwrap_or_else(|e| panic!("{rel}: {e:?}"))
+    workflow::load(&repo(rel), drflow::actions::catalog()).unwrap_or_else(|e| panic!("{rel}: {e:?}"))
+}
+
+/// A workflow from its text (its file is `dir/name`, for relative template paths).
+pub fn parse_at(path: &Path, text: &str) -> Workflow {
+    workflow::parse(
+        workflow::Source::new(path, text.to_string()),
+        drflow::actions::catalog(),
+    )
+    .unwrap_or_else(|p| panic!("{p:#?}"))
 }
 
 pub fn scenario(yaml: &str) -> Scenario {
     Scenario::from_yaml_str(yaml, None).expect("valid scenario")
 }
 
-/// Runs a workflow on a simulator (call inside a paused-clock test).
-pub async fn run(
+/// A run to make: workflow + inputs + regions, then a backend. The same `Session` as `drflow run`.
+///
+/// ```ignore
+/// let outcome = Run::of(&wf).input("instance_id", INSTANCE).region("dr", "eu-west-1").on(&sim, dir).await?;
+/// ```
+pub struct Run<'a> {
+    wf: &'a Workflow,
+    inputs: Vec<(String, String)>,
+    regions: Vec<(String, String)>,
+}
+
+impl<'a> Run<'a> {
+    pub fn of(wf: &'a Workflow) -> Run<'a> {
+        Run {
+            wf,
+            inputs: Vec::new(),
+            regions: Vec::new(),
+        }
+    }
+
+    pub fn input(mut self, name: &str, value: &str) -> Self {
+        self.inputs.push((name.to_string(), value.to_string()));
+        self
+    }
+
+    pub fn inputs(mut self, pairs: &[(&str, &str)]) -> Self {
+        for (k, v) in pairs {
+            self = self.input(k, v);
+        }
+        self
+    }
+
+    pub fn region(mut self, name: &str, code: &str) -> Self {
+        self.regions.push((name.to_string(), code.to_string()));
+        self
+    }
+
+    /// Runs on `sim` (which the test keeps, to look at its calls and world), journaling into `state`. Call inside a
+    /// paused-clock test.
+    pub async fn on(self, sim: &Sim, state: &Path) -> Result<Outcome, SessionError> {
+        let bindings = self.wf.bind(&self.inputs, &self.regions)?;
+        let session = Session::new(state, Backend::Simulate { scenario: None }).with_client(sim.cloud());
+        match session
+            .start_async(self.wf, bindings, &Quiet, None, std::future::pending())
+            .await?
+        {
+            Ended::Finished(o) => Ok(*o),
+            Ended::Interrupted { run_id, .. } => panic!("run {run_id} was interrupted"),
+        }
+    }
+}
+
+/// Resumes a run on `sim` (call inside a paused-clock test).
+pub async fn resume(
     wf: &Workflow,
     sim: &Sim,
     state: &Path,
-    inputs: &[(&str, &str)],
-) -> Result<Outcome, engine::EngineError> {
-    let given: Vec<(String, String)> = inputs.iter().map(|(k, v)| (k.to_string(), v.to_string())).collect();
-    let inputs = engine::prepare_inputs(wf, &given)?;
-    let regions = engine::prepare_regions(wf, &[])?;
-    engine::start(
-        RunRequest {
-            workflow: wf,
-            cloud: sim.cloud(),
-            state_dir: state.to_path_buf(),
-            inputs,
-            regions,
-            observer: &Quiet,
-            clock: Clock::start(),
-        },
-        None,
-    )
-    .await
+    run_id: &str,
+    force: bool,
+) -> Result<Outcome, SessionError> {
+    let session = Session::new(state, Backend::Simulate { scenario: None }).with_client(sim.cloud());
+    match session
+        .resume_async(wf, run_id, force, &Quiet, std::future::pending())
+        .await?
+    {
+        Ended::Finished(o) => Ok(*o),
+        Ended::Interrupted { run_id, .. } => panic!("run {run_id} was interrupted"),
+    }
+}
+
+/// Runs a workflow on a simulator with these inputs (call inside a paused-clock test).
+pub async fn run(wf: &Workflow, sim: &Sim, state: &Path, inputs: &[(&str, &str)]) -> Result<Outcome, SessionError> {
+    Run::of(wf).inputs(inputs).on(sim, state).await
 }
 
 pub fn journal(outcome: &Outcome) -> Vec<Entry> {

@@ -1,0 +1,19 @@
+//! The integration tests, as one binary (the AWS SDK is linked once): the simulator on a paused clock, the real
+//! `drflow` binary, and the local AWS emulator (`tests/emulator/`). `common` holds the shared helpers: the run
+//! builder, the emulator fixture, the binary.
+
+mod common;
+
+mod cli;
+mod e2e_emulator;
+mod engine_semantics;
+mod pipeline_sim;
+mod plan;
+mod plan_emulator;
+mod rehearsal_emulator;
+mod rehearsal_sim;
+mod reliability;
+mod report_html;
+mod schedule_cli;
+mod schedule_runner;
+mod stacks_lint;
