@@ -302,3 +302,51 @@ async fn the_ec2_path_publishes_copies_made_with_copy_image() {
         assert_eq!(p.value, output(&o, step, "image_id"));
     }
 }
+
+#[tokio::test(start_paused = true)]
+async fn the_backup_role_is_the_callers_accounts_and_no_placeholder() {
+    for wf in [
+        "workflows/dr-ami.yaml",
+        "workflows/dr-rehearsal.yaml",
+        "workflows/dr-ami-ec2.yaml",
+    ] {
+        let text = std::fs::read_to_string(repo(wf)).unwrap();
+        assert!(!text.contains("123456789012"), "{wf} names a placeholder account");
+    }
+    let wf = load("workflows/dr-ami.yaml");
+    let sim = Sim::new(Default::default());
+    let dir = tempfile::tempdir().unwrap();
+    let o = run(&wf, &sim, dir.path(), &[("instance_id", INSTANCE)]).await.unwrap();
+    assert_eq!(o.status, RunStatus::Succeeded, "{:?}", o.error);
+    // Asked once, before the first step, and journaled with the run.
+    assert_eq!(o.state.account.as_deref(), Some("123456789012"));
+    assert_eq!(count_calls(&sim, "GetCallerIdentity"), 1);
+    let started = journal(&o)
+        .into_iter()
+        .find_map(|e| match e.event {
+            Event::StepStarted { step, inputs, .. } if step == "backup" => inputs,
+            _ => None,
+        })
+        .unwrap();
+    assert_eq!(
+        started["iam_role_arn"],
+        "arn:aws:iam::123456789012:role/service-role/AWSBackupDefaultServiceRole"
+    );
+    // Another role of the same account, by name.
+    let o = run(
+        &wf,
+        &sim,
+        dir.path(),
+        &[("instance_id", INSTANCE), ("backup_role", "drflow-backup")],
+    )
+    .await
+    .unwrap();
+    let started = journal(&o)
+        .into_iter()
+        .find_map(|e| match e.event {
+            Event::StepStarted { step, inputs, .. } if step == "copy" => inputs,
+            _ => None,
+        })
+        .unwrap();
+    assert_eq!(started["iam_role_arn"], "arn:aws:iam::123456789012:role/drflow-backup");
+}

@@ -336,6 +336,12 @@ fn plan_check_on_the_simulator_reports_every_check_ok_and_changes_nothing() {
         "{results:#?}"
     );
     assert_eq!(results[2]["steps"], serde_json::json!(["backup", "copy"]));
+    // What preflight learnt (the caller's account) is known to the plan: the Backup role of that account.
+    assert_eq!(checks["account"], "123456789012");
+    assert_eq!(
+        plan["steps"][0]["inputs"]["iam_role_arn"]["value"],
+        "arn:aws:iam::123456789012:role/service-role/AWSBackupDefaultServiceRole"
+    );
     assert!(results[4]["reason"].as_str().unwrap().contains("does not exist yet"));
     let calls = sim_calls(&state);
     assert!(!calls.is_empty());

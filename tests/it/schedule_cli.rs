@@ -134,6 +134,7 @@ entries:
     workflow: {wf}
     cron: \"0 4 * * *\"
     simulate: true
+    regions: {{dr: eu-west1}}
   - name: gone
     workflow: missing.yaml
     cron: \"0 5 * * *\"
@@ -154,13 +155,14 @@ entries:
         format!(
             "{file}:12:5: entries[1].inputs: input `instance_id` of dr-rehearsal is required: add `instance_id: VALUE` under `inputs`"
         ),
-        format!("{file}:17:15: entries[2].workflow: cannot read "),
+        format!("{file}:16:19: entries[1].regions.dr: `eu-west1` is not an AWS region; did you mean `eu-west-1`?"),
+        format!("{file}:18:15: entries[2].workflow: cannot read "),
     ];
     for e in &expect {
         assert!(stderr.contains(e.as_str()), "missing {e}\n---\n{stderr}");
     }
     assert!(
-        stderr.trim_end().ends_with("error: 6 problem(s) in the schedule file"),
+        stderr.trim_end().ends_with("error: 7 problem(s) in the schedule file"),
         "{stderr}"
     );
 }
