@@ -6,7 +6,7 @@ use std::time::{Duration, Instant};
 
 use drflow::cloud::sim::{Scenario, Sim};
 use drflow::engine::{self, Quiet};
-use drflow::session::{Backend, Ended, Session};
+use drflow::session::{Backend, Ended, Job, Session};
 use drflow::workflow::{self, Source};
 
 fn workflow(steps: usize, action: &str) -> String {
@@ -57,7 +57,8 @@ fn main() {
                 let started = Instant::now();
                 let session = Session::new(dir.path(), Backend::Simulate { scenario: None }).with_client(sim.cloud());
                 let bindings = wf.bind(&[], &[]).unwrap();
-                let ended = rt.block_on(session.start_async(&wf, bindings, &Quiet, None, std::future::pending()));
+                let job = Job::Start { bindings, run_id: None };
+                let ended = rt.block_on(session.run_async(&wf, job, &Quiet, std::future::pending()));
                 let Ok(Ended::Finished(outcome)) = ended else {
                     panic!("the run did not finish: {ended:?}")
                 };

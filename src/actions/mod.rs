@@ -90,6 +90,23 @@ impl Ctx<'_> {
     pub fn recorded_str(&self, key: &str) -> Option<String> {
         self.recorder.recorded(key).and_then(|v| v.as_str().map(str::to_string))
     }
+
+    /// A start call made once per step: the id an earlier attempt (or a process that died) journaled under `key`,
+    /// else what `start` answers, journaled at once. The outputs are `{key: id}`.
+    pub async fn start_once<F>(&self, key: &'static str, start: impl FnOnce() -> F) -> Result<Values, ActionError>
+    where
+        F: std::future::Future<Output = Result<String, ActionError>>,
+    {
+        let id = match self.recorded_str(key) {
+            Some(id) => id,
+            None => {
+                let id = start().await?;
+                self.recorder.record(key, &Value::String(id.clone()));
+                id
+            }
+        };
+        Ok(values::values([(key, Value::String(id))]))
+    }
 }
 
 /// Outcome of one poll of a wait action.

@@ -61,7 +61,6 @@ mod tests {
                     spec.name
                 );
             }
-            assert_eq!(spec.needs_region, !spec.calls.is_empty(), "{}", spec.name);
         }
         assert!(catalog().find("backup.start_backup_job").is_some());
         assert!(of(catalog().find("ssm.put_parameter").unwrap()).mutates());

@@ -10,7 +10,7 @@ use super::{BackendArgs, Output, ResumeArgs, RunArgs};
 use crate::engine::journal::RunStatus;
 use crate::engine::{Outcome, StepStatus};
 use crate::error::Error;
-use crate::session::{Backend, Ended, Session};
+use crate::session::{Backend, Ended, Job, Session};
 use crate::workflow::{self, Workflow, Written, format_duration};
 
 pub fn run(args: RunArgs, state_dir: &Path) -> Result<u8, Error> {
@@ -19,7 +19,8 @@ pub fn run(args: RunArgs, state_dir: &Path) -> Result<u8, Error> {
     let session = Session::new(state_dir, args.backend.backend());
     let wall = Instant::now();
     let observer = view::observer(args.output);
-    let ended = session.start(&wf, bindings, observer.as_ref(), None, std::future::pending());
+    let job = Job::Start { bindings, run_id: None };
+    let ended = session.run(&wf, job, observer.as_ref(), std::future::pending());
     observer.finish();
     finish(&session, &wf, ended?, wall, args.output)
 }
@@ -43,7 +44,11 @@ pub fn resume(args: ResumeArgs, state_dir: &Path) -> Result<u8, Error> {
     let session = Session::new(state_dir, backend);
     let wall = Instant::now();
     let observer = view::observer(args.output);
-    let ended = session.resume(&wf, &args.run_id, args.force, observer.as_ref(), std::future::pending());
+    let job = Job::Resume {
+        run_id: args.run_id.clone(),
+        force: args.force,
+    };
+    let ended = session.run(&wf, job, observer.as_ref(), std::future::pending());
     observer.finish();
     finish(&session, &wf, ended?, wall, args.output)
 }

@@ -16,7 +16,7 @@ use crate::error::Error;
 use crate::schedule::{
     EndStatus, Entry, Event, Invalid, Launcher, RunEnd, RunFuture, ScheduleFile, Scheduler, Stop, SystemClock,
 };
-use crate::session::{Ended, Session};
+use crate::session::{Ended, Job, Session};
 use crate::workflow::{self, format_duration};
 
 #[derive(clap::Args, Debug)]
@@ -187,13 +187,13 @@ struct RunLauncher {
 
 /// What a scheduled run does: start a new run, or continue one an earlier scheduler left.
 #[derive(Clone)]
-enum Job {
+enum Task {
     Start,
     Resume(String),
 }
 
 impl RunLauncher {
-    fn spawn(&self, entry: &Entry, job: Job, stop: Stop) -> RunFuture {
+    fn spawn(&self, entry: &Entry, task: Task, stop: Stop) -> RunFuture {
         let (tx, rx) = tokio::sync::oneshot::channel();
         let entry = entry.clone();
         let session = Session::new(self.state_dir.clone(), entry.backend.clone());
@@ -202,7 +202,7 @@ impl RunLauncher {
         let spawned = std::thread::Builder::new()
             .name(format!("drflow-{}", entry.name))
             .spawn(move || {
-                let _ = tx.send(run_entry(&entry, &session, job, stop, &sim));
+                let _ = tx.send(run_entry(&entry, &session, task, stop, &sim));
             });
         Box::pin(async move {
             if let Err(e) = spawned {
@@ -216,7 +216,7 @@ impl RunLauncher {
 
 impl Launcher for RunLauncher {
     fn launch(&self, entry: &Entry, _scheduled: DateTime<Utc>, stop: Stop) -> RunFuture {
-        self.spawn(entry, Job::Start, stop)
+        self.spawn(entry, Task::Start, stop)
     }
 
     /// Unfinished runs of this entry: same workflow file, backend, inputs and regions.
@@ -244,7 +244,7 @@ impl Launcher for RunLauncher {
     }
 
     fn resume(&self, entry: &Entry, run_id: &str, stop: Stop) -> RunFuture {
-        self.spawn(entry, Job::Resume(run_id.to_string()), stop)
+        self.spawn(entry, Task::Resume(run_id.to_string()), stop)
     }
 }
 
@@ -257,7 +257,7 @@ fn not_started(run_id: Option<String>, message: String) -> RunEnd {
 }
 
 /// One scheduled run, start (or resume) to end, on the calling thread.
-fn run_entry(entry: &Entry, session: &Session, job: Job, mut stop: Stop, sim: &Mutex<()>) -> RunEnd {
+fn run_entry(entry: &Entry, session: &Session, task: Task, mut stop: Stop, sim: &Mutex<()>) -> RunEnd {
     let wf = match super::run::load_workflow(&entry.workflow) {
         Ok(wf) => wf,
         Err(e) => return not_started(None, format!("{}: {e}", entry.workflow.display())),
@@ -274,8 +274,8 @@ fn run_entry(entry: &Entry, session: &Session, job: Job, mut stop: Stop, sim: &M
         started: Mutex::new(HashMap::new()),
     };
     let name = &entry.name;
-    let ended = match &job {
-        Job::Start => {
+    let job = match &task {
+        Task::Start => {
             let bindings = match wf.bind(&entry.inputs, &entry.regions) {
                 Ok(b) => b,
                 Err(e) => return not_started(None, e.to_string()),
@@ -287,10 +287,17 @@ fn run_entry(entry: &Entry, session: &Session, job: Job, mut stop: Stop, sim: &M
                 wf.name,
                 session.backend.describe()
             );
-            session.start(&wf, bindings, &observer, Some(run_id), stop.requested())
+            Job::Start {
+                bindings,
+                run_id: Some(run_id),
+            }
         }
-        Job::Resume(run_id) => session.resume(&wf, run_id, false, &observer, stop.requested()),
+        Task::Resume(run_id) => Job::Resume {
+            run_id: run_id.clone(),
+            force: false,
+        },
     };
+    let ended = session.run(&wf, job, &observer, stop.requested());
     match ended {
         Ok(Ended::Finished(outcome)) => {
             let verdict = session.conclude(&wf, &outcome);
@@ -335,9 +342,9 @@ fn run_entry(entry: &Entry, session: &Session, job: Job, mut stop: Stop, sim: &M
             }
         }
         Err(e) => {
-            let run_id = match &job {
-                Job::Resume(id) => Some(id.clone()),
-                Job::Start => None,
+            let run_id = match &task {
+                Task::Resume(id) => Some(id.clone()),
+                Task::Start => None,
             };
             not_started(run_id, e.to_string())
         }

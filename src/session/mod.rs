@@ -31,6 +31,19 @@ pub enum SessionError {
     Environment(String),
 }
 
+/// What a session runs.
+#[derive(Debug, Clone)]
+pub enum Job {
+    /// A new run with these bindings; `run_id` picks its id (a scheduler announces it first), by default one is made
+    /// from the clock.
+    Start { bindings: Bindings, run_id: Option<String> },
+    /// The rest of an unfinished run, from its journal: the workflow must be the file it started from (checked by
+    /// digest, unless `force`).
+    Resume { run_id: String, force: bool },
+}
+
+type RunFuture<'a> = std::pin::Pin<Box<dyn Future<Output = Result<Outcome, EngineError>> + 'a>>;
+
 /// How a run ended, as far as this process saw it.
 #[derive(Debug)]
 pub enum Ended {
@@ -76,93 +89,71 @@ impl Session {
         self
     }
 
-    /// Runs `wf` from its start until it ends, or until `stop` resolves (then it is checkpointed). `run_id` picks
-    /// the new run's id (the scheduler announces it first); by default one is made from the clock. Builds the
-    /// backend's runtime and blocks on it.
-    pub fn start(
+    /// Runs `job` (a new run of `wf`, or the rest of an unfinished one) until it ends, or until `stop` resolves
+    /// (then it is checkpointed). Builds the backend's runtime and blocks on it.
+    pub fn run(
         &self,
         wf: &Workflow,
-        bindings: Bindings,
+        job: Job,
         observer: &dyn Observer,
-        run_id: Option<String>,
         stop: impl Future<Output = ()>,
     ) -> Result<Ended, SessionError> {
         self.backend
             .runtime()?
-            .block_on(self.start_async(wf, bindings, observer, run_id, stop))
+            .block_on(self.run_async(wf, job, observer, stop))
     }
 
-    /// `start`, inside a runtime the caller provides (a paused one for the simulator).
-    pub async fn start_async(
+    /// `run`, inside a runtime the caller provides (a paused one for the simulator).
+    pub async fn run_async(
         &self,
         wf: &Workflow,
-        bindings: Bindings,
+        job: Job,
         observer: &dyn Observer,
-        run_id: Option<String>,
         stop: impl Future<Output = ()>,
     ) -> Result<Ended, SessionError> {
-        let clock = Clock::start();
-        let run_id = run_id.unwrap_or_else(|| engine::new_run_id(clock.now()));
-        let cloud = self.client(&bindings.region_codes()).await?;
-        let account = account_of_caller(wf, &cloud, &bindings).await?;
-        let request = RunRequest {
-            workflow: wf,
-            cloud,
-            state_dir: self.state_dir.clone(),
-            bindings,
-            account,
-            observer,
-            clock,
+        let (run, run_id) = match job {
+            Job::Start { bindings, run_id } => {
+                let clock = Clock::start();
+                let run_id = run_id.unwrap_or_else(|| engine::new_run_id(clock.now()));
+                let cloud = self.client(&bindings.region_codes()).await?;
+                let account = account_of_caller(wf, &cloud, &bindings).await?;
+                let request = RunRequest {
+                    workflow: wf,
+                    cloud,
+                    state_dir: self.state_dir.clone(),
+                    bindings,
+                    account,
+                    observer,
+                    clock,
+                };
+                let started = engine::start(request, Some(run_id.clone()));
+                (Box::pin(started) as RunFuture<'_>, run_id)
+            }
+            Job::Resume { run_id, force } => {
+                let (state, _) = engine::load_run(&self.state_dir, &run_id)?;
+                if state.backend != self.backend.name() {
+                    return Err(SessionError::Usage(format!(
+                        "run {run_id} ran against {}; it cannot be resumed on {}",
+                        state.backend,
+                        self.backend.describe()
+                    )));
+                }
+                let codes: Vec<String> = state
+                    .regions
+                    .values()
+                    .filter_map(|v| v.as_str())
+                    .map(str::to_string)
+                    .collect();
+                let cloud = self.client(&codes).await?;
+                let dir = &self.state_dir;
+                let resumed =
+                    async move { engine::resume(wf, cloud, dir, &run_id, force, observer, Clock::start()).await };
+                (Box::pin(resumed) as RunFuture<'_>, state.run_id)
+            }
         };
         tokio::select! {
-            outcome = engine::start(request, Some(run_id.clone())) => Ok(Ended::Finished(Box::new(outcome?))),
+            outcome = run => Ok(Ended::Finished(Box::new(outcome?))),
             () = stop => Ok(self.interrupted(run_id)),
-        }
-    }
-
-    /// Continues an unfinished run from its journal. `wf` must be the file it started from (checked by digest,
-    /// unless `force`).
-    pub fn resume(
-        &self,
-        wf: &Workflow,
-        run_id: &str,
-        force: bool,
-        observer: &dyn Observer,
-        stop: impl Future<Output = ()>,
-    ) -> Result<Ended, SessionError> {
-        self.backend
-            .runtime()?
-            .block_on(self.resume_async(wf, run_id, force, observer, stop))
-    }
-
-    /// `resume`, inside a runtime the caller provides.
-    pub async fn resume_async(
-        &self,
-        wf: &Workflow,
-        run_id: &str,
-        force: bool,
-        observer: &dyn Observer,
-        stop: impl Future<Output = ()>,
-    ) -> Result<Ended, SessionError> {
-        let (state, _) = engine::load_run(&self.state_dir, run_id)?;
-        if state.backend != self.backend.name() {
-            return Err(SessionError::Usage(format!(
-                "run {run_id} ran against {}; it cannot be resumed on {}",
-                state.backend,
-                self.backend.describe()
-            )));
-        }
-        let codes: Vec<String> = state
-            .regions
-            .values()
-            .filter_map(|v| v.as_str())
-            .map(str::to_string)
-            .collect();
-        let cloud = self.client(&codes).await?;
-        let resumed = engine::resume(wf, cloud, &self.state_dir, run_id, force, observer, Clock::start());
-        tokio::select! {
-            outcome = resumed => Ok(Ended::Finished(Box::new(outcome?))),
-            () = stop => Ok(self.interrupted(run_id.to_string())),
         }
     }
 

@@ -152,13 +152,31 @@ pub struct ActionSpec {
     /// What a step of this action is to a rehearsal report: a link in the lineage of the DR AMI, its launch, its
     /// verification or its teardown.
     pub role: Option<Role>,
-    /// Whether it needs a region (every action that calls AWS).
-    pub needs_region: bool,
     /// Per-attempt time limit when the step sets none.
     pub default_timeout_secs: u64,
 }
 
 impl ActionSpec {
+    /// What most declarations leave empty: `ActionSpec { name, summary, ..., ..ActionSpec::BASE }`.
+    pub const BASE: ActionSpec = ActionSpec {
+        name: "",
+        summary: "",
+        kind: ActionKind::Call,
+        inputs: &[],
+        outputs: &[],
+        calls: &[],
+        extra_iam: &[],
+        preflight: &[],
+        writes: None,
+        role: None,
+        default_timeout_secs: 120,
+    };
+
+    /// Whether a step of it needs a region: every action that calls AWS does.
+    pub fn needs_region(&self) -> bool {
+        !self.calls.is_empty()
+    }
+
     pub fn input(&self, name: &str) -> Option<&InputSpec> {
         self.inputs.iter().find(|i| i.name == name)
     }

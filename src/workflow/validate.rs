@@ -644,7 +644,7 @@ impl<'p, 's> Validator<'p, 's> {
             return None;
         };
 
-        let region = match (&raw.region, spec.needs_region) {
+        let region = match (&raw.region, spec.needs_region()) {
             (Some(r), _) if self.regions.contains(r) => Some(r.clone()),
             (Some(r), _) => {
                 let p = self.p.at(

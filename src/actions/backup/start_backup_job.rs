@@ -1,21 +1,19 @@
 //! `backup.start_backup_job`: start an AWS Backup job for an EC2 instance.
 
 use async_trait::async_trait;
-use serde_json::Value;
 
 use crate::actions::effects::{Effects, ResourceKind, StepFacts};
-use crate::actions::values::{account_of, str_in, values};
+use crate::actions::values::{account_of, str_in};
 use crate::actions::{Action, ActionError, Ctx, Resource, Values};
 use crate::cloud::StartBackupJob as Request;
 use crate::workflow::spec::{out, req};
-use crate::workflow::{ActionKind, ActionSpec, InputKind::*, Preflight};
+use crate::workflow::{ActionSpec, InputKind::*, Preflight};
 
 pub(crate) struct StartBackupJob;
 
 static SPEC: ActionSpec = ActionSpec {
     name: "backup.start_backup_job",
     summary: "Start an AWS Backup job for an EC2 instance (idempotent per run and step).",
-    kind: ActionKind::Call,
     inputs: &[
         req("instance_id", Str, "The EC2 instance to back up."),
         req("vault", Str, "Backup vault in the step's region."),
@@ -40,10 +38,7 @@ static SPEC: ActionSpec = ActionSpec {
             region_input: None,
         },
     ],
-    writes: None,
-    role: None,
-    needs_region: true,
-    default_timeout_secs: 120,
+    ..ActionSpec::BASE
 };
 
 #[async_trait]
@@ -53,23 +48,22 @@ impl Action for StartBackupJob {
     }
 
     async fn call(&self, ctx: &Ctx<'_>, inputs: &Values) -> Result<Values, ActionError> {
-        if let Some(job_id) = ctx.recorded_str("job_id") {
-            return Ok(values([("job_id", Value::String(job_id))]));
-        }
-        let instance = str_in(inputs, "instance_id")?;
-        let role = str_in(inputs, "iam_role_arn")?;
-        let req = Request {
-            vault: str_in(inputs, "vault")?.to_string(),
-            resource_arn: format!("arn:aws:ec2:{}:{}:instance/{instance}", ctx.region, account_of(role)?),
-            iam_role_arn: role.to_string(),
-            idempotency_token: ctx.token.to_string(),
-        };
-        let job_id = ctx.cloud.backup.start_backup_job(ctx.region, &req).await?;
-        ctx.recorder.record("job_id", &Value::String(job_id.clone()));
-        Ok(values([("job_id", Value::String(job_id))]))
+        ctx.start_once("job_id", || start(ctx, inputs)).await
     }
 
     fn effects(&self, step: &StepFacts<'_>, _: &[Resource]) -> Effects {
         super::job_effects(step, ResourceKind::BackupJob)
     }
+}
+
+async fn start(ctx: &Ctx<'_>, inputs: &Values) -> Result<String, ActionError> {
+    let instance = str_in(inputs, "instance_id")?;
+    let role = str_in(inputs, "iam_role_arn")?;
+    let req = Request {
+        vault: str_in(inputs, "vault")?.to_string(),
+        resource_arn: format!("arn:aws:ec2:{}:{}:instance/{instance}", ctx.region, account_of(role)?),
+        iam_role_arn: role.to_string(),
+        idempotency_token: ctx.token.to_string(),
+    };
+    Ok(ctx.cloud.backup.start_backup_job(ctx.region, &req).await?)
 }

@@ -1,21 +1,19 @@
 //! `backup.start_copy_job`: copy a recovery point to a vault in another region (called in the source region).
 
 use async_trait::async_trait;
-use serde_json::Value;
 
 use crate::actions::effects::{Effects, ResourceKind, StepFacts};
-use crate::actions::values::{account_of, str_in, values};
+use crate::actions::values::{account_of, str_in};
 use crate::actions::{Action, ActionError, Ctx, Resource, Values};
 use crate::cloud::StartCopyJob as Request;
 use crate::workflow::spec::{out, req};
-use crate::workflow::{ActionKind, ActionSpec, InputKind::*, Preflight, Role};
+use crate::workflow::{ActionSpec, InputKind::*, Preflight, Role};
 
 pub(crate) struct StartCopyJob;
 
 static SPEC: ActionSpec = ActionSpec {
     name: "backup.start_copy_job",
     summary: "Copy a recovery point to a vault in another region (called in the source region).",
-    kind: ActionKind::Call,
     inputs: &[
         req("recovery_point_arn", Str, "The recovery point to copy."),
         req("source_vault", Str, "Vault holding the recovery point."),
@@ -36,10 +34,8 @@ static SPEC: ActionSpec = ActionSpec {
             region_input: Some("destination_region"),
         },
     ],
-    writes: None,
     role: Some(Role::StartCopy),
-    needs_region: true,
-    default_timeout_secs: 120,
+    ..ActionSpec::BASE
 };
 
 #[async_trait]
@@ -49,28 +45,27 @@ impl Action for StartCopyJob {
     }
 
     async fn call(&self, ctx: &Ctx<'_>, inputs: &Values) -> Result<Values, ActionError> {
-        if let Some(job_id) = ctx.recorded_str("job_id") {
-            return Ok(values([("job_id", Value::String(job_id))]));
-        }
-        let role = str_in(inputs, "iam_role_arn")?;
-        let req = Request {
-            recovery_point_arn: str_in(inputs, "recovery_point_arn")?.to_string(),
-            source_vault: str_in(inputs, "source_vault")?.to_string(),
-            destination_vault_arn: format!(
-                "arn:aws:backup:{}:{}:backup-vault:{}",
-                str_in(inputs, "destination_region")?,
-                account_of(role)?,
-                str_in(inputs, "destination_vault")?
-            ),
-            iam_role_arn: role.to_string(),
-            idempotency_token: ctx.token.to_string(),
-        };
-        let job_id = ctx.cloud.backup.start_copy_job(ctx.region, &req).await?;
-        ctx.recorder.record("job_id", &Value::String(job_id.clone()));
-        Ok(values([("job_id", Value::String(job_id))]))
+        ctx.start_once("job_id", || start(ctx, inputs)).await
     }
 
     fn effects(&self, step: &StepFacts<'_>, _: &[Resource]) -> Effects {
         super::job_effects(step, ResourceKind::CopyJob)
     }
+}
+
+async fn start(ctx: &Ctx<'_>, inputs: &Values) -> Result<String, ActionError> {
+    let role = str_in(inputs, "iam_role_arn")?;
+    let req = Request {
+        recovery_point_arn: str_in(inputs, "recovery_point_arn")?.to_string(),
+        source_vault: str_in(inputs, "source_vault")?.to_string(),
+        destination_vault_arn: format!(
+            "arn:aws:backup:{}:{}:backup-vault:{}",
+            str_in(inputs, "destination_region")?,
+            account_of(role)?,
+            str_in(inputs, "destination_vault")?
+        ),
+        iam_role_arn: role.to_string(),
+        idempotency_token: ctx.token.to_string(),
+    };
+    Ok(ctx.cloud.backup.start_copy_job(ctx.region, &req).await?)
 }

@@ -22,12 +22,9 @@ static SPEC: ActionSpec = ActionSpec {
         out("state", "COMPLETED"),
     ],
     calls: &["backup:DescribeBackupJob"],
-    extra_iam: &[],
-    preflight: &[],
-    writes: None,
     role: Some(Role::BackupImage),
-    needs_region: true,
     default_timeout_secs: 6 * 3600,
+    ..ActionSpec::BASE
 };
 
 #[async_trait]

@@ -23,12 +23,9 @@ static SPEC: ActionSpec = ActionSpec {
         out("state", "COMPLETED"),
     ],
     calls: &["backup:DescribeCopyJob"],
-    extra_iam: &[],
-    preflight: &[],
-    writes: None,
     role: Some(Role::WaitCopy),
-    needs_region: true,
     default_timeout_secs: 12 * 3600,
+    ..ActionSpec::BASE
 };
 
 #[async_trait]

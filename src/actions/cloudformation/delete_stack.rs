@@ -32,7 +32,6 @@ static SPEC: ActionSpec = ActionSpec {
         what: Written::Stack,
     }),
     role: Some(Role::Teardown),
-    needs_region: true,
     default_timeout_secs: 3600,
 };
 

@@ -56,7 +56,6 @@ static SPEC: ActionSpec = ActionSpec {
         what: Written::Stack,
     }),
     role: Some(Role::Launch),
-    needs_region: true,
     default_timeout_secs: 3600,
 };
 

@@ -5,23 +5,17 @@ use serde_json::Value;
 
 use crate::actions::{Action, ActionError, Ctx, Values};
 use crate::workflow::spec::{opt, out};
-use crate::workflow::{ActionKind, ActionSpec, InputKind::*};
+use crate::workflow::{ActionSpec, InputKind::*};
 
 pub(crate) struct Echo;
 
 static SPEC: ActionSpec = ActionSpec {
     name: "drflow.echo",
     summary: "Return its `value` input as the `value` output.",
-    kind: ActionKind::Call,
     inputs: &[opt("value", Any, "Anything.")],
     outputs: &[out("value", "The input.")],
-    calls: &[],
-    extra_iam: &[],
-    preflight: &[],
-    writes: None,
-    role: None,
-    needs_region: false,
     default_timeout_secs: 60,
+    ..ActionSpec::BASE
 };
 
 #[async_trait]

@@ -5,23 +5,16 @@ use async_trait::async_trait;
 use crate::actions::values::opt_str;
 use crate::actions::{Action, ActionError, Ctx, Values};
 use crate::workflow::spec::opt;
-use crate::workflow::{ActionKind, ActionSpec, InputKind::*};
+use crate::workflow::{ActionSpec, InputKind::*};
 
 pub(crate) struct Fail;
 
 static SPEC: ActionSpec = ActionSpec {
     name: "drflow.fail",
     summary: "Fail with a message (and an error code, default `Fail`).",
-    kind: ActionKind::Call,
     inputs: &[opt("message", Str, "Why."), opt("code", Str, "Error code.")],
-    outputs: &[],
-    calls: &[],
-    extra_iam: &[],
-    preflight: &[],
-    writes: None,
-    role: None,
-    needs_region: false,
     default_timeout_secs: 60,
+    ..ActionSpec::BASE
 };
 
 #[async_trait]

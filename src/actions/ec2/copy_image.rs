@@ -2,21 +2,19 @@
 //! step's token as its ClientToken).
 
 use async_trait::async_trait;
-use serde_json::Value;
 
 use crate::actions::effects::{Effects, StepFacts};
-use crate::actions::values::{str_in, values};
+use crate::actions::values::str_in;
 use crate::actions::{Action, ActionError, Ctx, Resource, Values};
 use crate::cloud::CopyImage as Request;
 use crate::workflow::spec::{out, req};
-use crate::workflow::{ActionKind, ActionSpec, InputKind::*, Role};
+use crate::workflow::{ActionSpec, InputKind::*, Role};
 
 pub(crate) struct CopyImage;
 
 static SPEC: ActionSpec = ActionSpec {
     name: "ec2.copy_image",
     summary: "Copy an AMI into the step's region (CopyImage is called in the destination region).",
-    kind: ActionKind::Call,
     inputs: &[
         req("source_region", Str, "Region code of the source AMI."),
         req("source_image_id", Str, "The source AMI id."),
@@ -25,11 +23,8 @@ static SPEC: ActionSpec = ActionSpec {
     outputs: &[out("image_id", "The AMI id in this region (pending).")],
     calls: &["ec2:CopyImage"],
     extra_iam: &["ec2:CreateTags"],
-    preflight: &[],
-    writes: None,
     role: Some(Role::CopyImage),
-    needs_region: true,
-    default_timeout_secs: 120,
+    ..ActionSpec::BASE
 };
 
 #[async_trait]
@@ -39,21 +34,20 @@ impl Action for CopyImage {
     }
 
     async fn call(&self, ctx: &Ctx<'_>, inputs: &Values) -> Result<Values, ActionError> {
-        if let Some(id) = ctx.recorded_str("image_id") {
-            return Ok(values([("image_id", Value::String(id))]));
-        }
-        let req = Request {
-            source_region: str_in(inputs, "source_region")?.to_string(),
-            source_image_id: str_in(inputs, "source_image_id")?.to_string(),
-            name: str_in(inputs, "name")?.to_string(),
-            client_token: ctx.token.to_string(),
-        };
-        let id = ctx.cloud.ec2.copy_image(ctx.region, &req).await?;
-        ctx.recorder.record("image_id", &Value::String(id.clone()));
-        Ok(values([("image_id", Value::String(id))]))
+        ctx.start_once("image_id", || copy(ctx, inputs)).await
     }
 
     fn effects(&self, step: &StepFacts<'_>, _: &[Resource]) -> Effects {
         super::image_effects(step)
     }
+}
+
+async fn copy(ctx: &Ctx<'_>, inputs: &Values) -> Result<String, ActionError> {
+    let req = Request {
+        source_region: str_in(inputs, "source_region")?.to_string(),
+        source_image_id: str_in(inputs, "source_image_id")?.to_string(),
+        name: str_in(inputs, "name")?.to_string(),
+        client_token: ctx.token.to_string(),
+    };
+    Ok(ctx.cloud.ec2.copy_image(ctx.region, &req).await?)
 }

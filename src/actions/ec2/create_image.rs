@@ -2,21 +2,19 @@
 //! and tags it with its token, so a retried or resumed step finds its own image instead of making a second one.
 
 use async_trait::async_trait;
-use serde_json::Value;
 
 use crate::actions::effects::{Effects, StepFacts};
-use crate::actions::values::{bool_in, map_in, str_in, values};
+use crate::actions::values::{bool_in, map_in, str_in};
 use crate::actions::{Action, ActionError, Ctx, Resource, Values};
 use crate::cloud::CreateImage as Request;
 use crate::workflow::spec::{opt, out, req};
-use crate::workflow::{ActionKind, ActionSpec, InputKind::*, Preflight, Role};
+use crate::workflow::{ActionSpec, InputKind::*, Preflight, Role};
 
 pub(crate) struct CreateImage;
 
 static SPEC: ActionSpec = ActionSpec {
     name: "ec2.create_image",
     summary: "Create an AMI from an instance (guarded by the journal: CreateImage takes no client token).",
-    kind: ActionKind::Call,
     inputs: &[
         req("instance_id", Str, "The instance."),
         req("name", Str, "AMI name (unique per account and region)."),
@@ -31,10 +29,8 @@ static SPEC: ActionSpec = ActionSpec {
     calls: &["ec2:CreateImage", "ec2:DescribeImages"],
     extra_iam: &["ec2:CreateTags"],
     preflight: &[Preflight::Instance { input: "instance_id" }],
-    writes: None,
     role: Some(Role::CreateImage),
-    needs_region: true,
-    default_timeout_secs: 120,
+    ..ActionSpec::BASE
 };
 
 #[async_trait]
@@ -44,34 +40,33 @@ impl Action for CreateImage {
     }
 
     async fn call(&self, ctx: &Ctx<'_>, inputs: &Values) -> Result<Values, ActionError> {
-        if let Some(id) = ctx.recorded_str("image_id") {
-            return Ok(values([("image_id", Value::String(id))]));
-        }
-        let mut tags = map_in(inputs, "tags");
-        tags.insert("drflow:token".into(), ctx.token.to_string());
-        let req = Request {
-            instance_id: str_in(inputs, "instance_id")?.to_string(),
-            name: str_in(inputs, "name")?.to_string(),
-            no_reboot: bool_in(inputs, "no_reboot"),
-            tags,
-        };
-        let id = match ctx.cloud.ec2.create_image(ctx.region, &req).await {
-            Ok(id) => id,
-            // An earlier attempt (or a process that died before journaling it) created it: the name is taken by an
-            // image carrying this step's token.
-            Err(e) if e.code == "InvalidAMIName.Duplicate" => {
-                match ctx.cloud.ec2.find_image_by_name(ctx.region, &req.name).await? {
-                    Some(img) if img.tags.get("drflow:token").map(String::as_str) == Some(ctx.token) => img.image_id,
-                    _ => return Err(e.into()),
-                }
-            }
-            Err(e) => return Err(e.into()),
-        };
-        ctx.recorder.record("image_id", &Value::String(id.clone()));
-        Ok(values([("image_id", Value::String(id))]))
+        ctx.start_once("image_id", || create(ctx, inputs)).await
     }
 
     fn effects(&self, step: &StepFacts<'_>, _: &[Resource]) -> Effects {
         super::image_effects(step)
+    }
+}
+
+async fn create(ctx: &Ctx<'_>, inputs: &Values) -> Result<String, ActionError> {
+    let mut tags = map_in(inputs, "tags");
+    tags.insert("drflow:token".into(), ctx.token.to_string());
+    let req = Request {
+        instance_id: str_in(inputs, "instance_id")?.to_string(),
+        name: str_in(inputs, "name")?.to_string(),
+        no_reboot: bool_in(inputs, "no_reboot"),
+        tags,
+    };
+    match ctx.cloud.ec2.create_image(ctx.region, &req).await {
+        Ok(id) => Ok(id),
+        // An earlier attempt (or a process that died before journaling it) created it: the name is taken by an
+        // image carrying this step's token.
+        Err(e) if e.code == "InvalidAMIName.Duplicate" => {
+            match ctx.cloud.ec2.find_image_by_name(ctx.region, &req.name).await? {
+                Some(img) if img.tags.get("drflow:token").map(String::as_str) == Some(ctx.token) => Ok(img.image_id),
+                _ => Err(e.into()),
+            }
+        }
+        Err(e) => Err(e.into()),
     }
 }

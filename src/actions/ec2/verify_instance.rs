@@ -35,12 +35,10 @@ static SPEC: ActionSpec = ActionSpec {
         ),
     ],
     calls: &["ec2:DescribeInstances", "ec2:DescribeInstanceStatus"],
-    extra_iam: &[],
     preflight: &[Preflight::Instance { input: "instance_id" }],
-    writes: None,
     role: Some(Role::Verify),
-    needs_region: true,
     default_timeout_secs: 3600,
+    ..ActionSpec::BASE
 };
 
 /// Instance states it does not come back from by itself.

@@ -21,12 +21,9 @@ static SPEC: ActionSpec = ActionSpec {
         out("creation_date", "Unix seconds, when AWS reports it."),
     ],
     calls: &["ec2:DescribeImages"],
-    extra_iam: &[],
-    preflight: &[],
-    writes: None,
     role: Some(Role::WaitImage),
-    needs_region: true,
     default_timeout_secs: 3 * 3600,
+    ..ActionSpec::BASE
 };
 
 const FAILED_STATES: &[&str] = &["failed", "invalid", "deregistered", "error", "disabled"];

@@ -6,14 +6,13 @@ use serde_json::Value;
 use crate::actions::values::{str_in, values};
 use crate::actions::{Action, ActionError, Ctx, Values};
 use crate::workflow::spec::{out, req};
-use crate::workflow::{ActionKind, ActionSpec, InputKind::*, Preflight};
+use crate::workflow::{ActionSpec, InputKind::*, Preflight};
 
 pub(crate) struct GetParameter;
 
 static SPEC: ActionSpec = ActionSpec {
     name: "ssm.get_parameter",
     summary: "Read a parameter.",
-    kind: ActionKind::Call,
     inputs: &[req("name", Str, "Parameter name.")],
     outputs: &[
         out("value", "The value (empty if the parameter does not exist)."),
@@ -21,12 +20,9 @@ static SPEC: ActionSpec = ActionSpec {
         out("exists", "Whether it exists."),
     ],
     calls: &["ssm:GetParameter"],
-    extra_iam: &[],
     preflight: &[Preflight::Parameter { input: "name" }],
-    writes: None,
-    role: None,
-    needs_region: true,
     default_timeout_secs: 60,
+    ..ActionSpec::BASE
 };
 
 #[async_trait]

@@ -12,14 +12,13 @@ use crate::actions::values::{bool_in, map_in, opt_str, str_in, values};
 use crate::actions::{Action, ActionError, Ctx, Resource, Values};
 use crate::cloud::PutParameter as Request;
 use crate::workflow::spec::{opt, out, req};
-use crate::workflow::{ActionKind, ActionSpec, InputKind::*, Preflight, Writes, Written};
+use crate::workflow::{ActionSpec, InputKind::*, Preflight, Writes, Written};
 
 pub(crate) struct PutParameter;
 
 static SPEC: ActionSpec = ActionSpec {
     name: "ssm.put_parameter",
     summary: "Write an AMI id to a parameter (data type aws:ec2:image) in place, refusing to roll back to an older AMI, then read it back.",
-    kind: ActionKind::Call,
     inputs: &[
         req("name", Str, "Parameter name, e.g. /drflow/i-0123/ami."),
         req("value", Str, "The AMI id; it must be available in the step's region."),
@@ -45,9 +44,7 @@ static SPEC: ActionSpec = ActionSpec {
         input: "name",
         what: Written::Parameter,
     }),
-    role: None,
-    needs_region: true,
-    default_timeout_secs: 120,
+    ..ActionSpec::BASE
 };
 
 #[async_trait]

@@ -10,7 +10,7 @@ use std::sync::OnceLock;
 use drflow::cloud::sim::{Scenario, Sim};
 use drflow::engine::journal::{Entry, Event};
 use drflow::engine::{self, Outcome, Quiet};
-use drflow::session::{Backend, Ended, Session, SessionError};
+use drflow::session::{Backend, Ended, Job, Session, SessionError};
 use drflow::workflow::{self, Workflow};
 
 pub const INSTANCE: &str = "i-0123456789abcdef0";
@@ -79,7 +79,12 @@ impl<'a> Run<'a> {
         let bindings = self.wf.bind(&self.inputs, &self.regions)?;
         let session = Session::new(state, Backend::Simulate { scenario: None }).with_client(sim.cloud());
         match session
-            .start_async(self.wf, bindings, &Quiet, None, std::future::pending())
+            .run_async(
+                self.wf,
+                Job::Start { bindings, run_id: None },
+                &Quiet,
+                std::future::pending(),
+            )
             .await?
         {
             Ended::Finished(o) => Ok(*o),
@@ -98,7 +103,15 @@ pub async fn resume(
 ) -> Result<Outcome, SessionError> {
     let session = Session::new(state, Backend::Simulate { scenario: None }).with_client(sim.cloud());
     match session
-        .resume_async(wf, run_id, force, &Quiet, std::future::pending())
+        .run_async(
+            wf,
+            Job::Resume {
+                run_id: run_id.to_string(),
+                force,
+            },
+            &Quiet,
+            std::future::pending(),
+        )
         .await?
     {
         Ended::Finished(o) => Ok(*o),
