@@ -196,18 +196,26 @@ async fn account_of_caller(wf: &Workflow, cloud: &Cloud, bindings: &Bindings) ->
     if !wf.references().any(|r| *r == Ref::AccountId) {
         return Ok(None);
     }
-    let region = bindings
-        .region_codes()
-        .into_iter()
-        .next()
-        .unwrap_or_else(|| "us-east-1".into());
+    // The workflow's first region (the primary one, by convention).
+    let region = wf
+        .regions
+        .first()
+        .and_then(|(name, _)| bindings.regions.get(name))
+        .and_then(|v| v.as_str())
+        .unwrap_or("us-east-1")
+        .to_string();
+    // Throttling and 5xx are retried as a step's are by default in the shipped workflows: 5 retries, 1 s doubling.
+    let policy = crate::workflow::RetryPolicy {
+        max_attempts: 5,
+        ..Default::default()
+    };
     let mut tries = 0;
     loop {
         tries += 1;
         match cloud.sts.get_caller_identity(&region).await {
             Ok(id) => return Ok(Some(id.account)),
-            Err(e) if e.kind.is_transient() && tries < 4 => {
-                tokio::time::sleep(std::time::Duration::from_secs(1 << tries)).await;
+            Err(e) if e.kind.is_transient() && policy.next_delay(tries, 1.0).is_some() => {
+                tokio::time::sleep(policy.next_delay(tries, 1.0).unwrap_or_default()).await;
             }
             Err(e) => {
                 return Err(SessionError::Environment(format!(

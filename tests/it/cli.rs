@@ -250,7 +250,7 @@ fn resuming_with_a_changed_workflow_needs_force() {
     let run_id = unfinished_run(state.path());
     let text_now = std::fs::read_to_string(&wf)
         .unwrap()
-        .replace("max_attempts: 5", "max_attempts: 6");
+        .replace("max_attempts: 10", "max_attempts: 11");
     std::fs::write(&wf, text_now).unwrap();
 
     let refused = drflow(state.path(), &["resume", &run_id]);

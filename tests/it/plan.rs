@@ -156,8 +156,8 @@ fn the_json_plan_has_its_format_and_resolves_what_it_can() {
     let sum: u64 = steps.iter().map(|s| s["max_duration_ms"].as_u64().unwrap()).sum();
     assert_eq!(plan["max_duration_ms"].as_u64().unwrap(), sum);
     assert_eq!(steps[7]["max_duration_ms"], 0);
-    // backup: 6 attempts × 2 min + 2+4+8+16+32 s of delays.
-    assert_eq!(steps[0]["max_duration_ms"], 6 * 120_000 + 62_000);
+    // backup: 11 attempts × 2 min + 2+4+8+16+32 s + 5 × 1 min (capped) of delays.
+    assert_eq!(steps[0]["max_duration_ms"], 11 * 120_000 + 62_000 + 5 * 60_000);
 }
 
 #[test]

@@ -94,7 +94,7 @@ async fn a_long_wait_with_a_third_of_its_polls_throttled_succeeds() {
     let (total, longest) = failures(&o, "wait_backup");
     // The old budget (every failed poll of the whole wait) would have failed it several times over.
     assert!(total >= 20, "{total} throttled polls");
-    assert!((1..=5).contains(&longest), "{longest} in a row");
+    assert!((1..=10).contains(&longest), "{longest} in a row");
     // And the wait still took its four hours: it polled on, it did not start over.
     let st = &o.state.steps["wait_backup"];
     assert!(st.finished_ms.unwrap() - st.started_ms.unwrap() >= 3 * 3600 * 1000);
@@ -104,8 +104,8 @@ async fn a_long_wait_with_a_third_of_its_polls_throttled_succeeds() {
 async fn a_wait_whose_every_poll_is_throttled_fails_after_its_retries_in_a_row() {
     let (o, _dir) = long_wait(1.0, 13).await;
     assert_eq!(o.status, RunStatus::Failed);
-    // 1 attempt + max_attempts (5) retries, all throttled, none in between answered.
-    assert_eq!(failures(&o, "wait_backup"), (6, 6));
+    // 1 attempt + max_attempts (10) retries, all throttled, none in between answered.
+    assert_eq!(failures(&o, "wait_backup"), (11, 11));
     let Some(StepStatus::Failed { error, .. }) = o.state.status("wait_backup") else {
         panic!("wait_backup did not fail: {:?}", o.state.status("wait_backup"));
     };
@@ -115,8 +115,8 @@ async fn a_wait_whose_every_poll_is_throttled_fails_after_its_retries_in_a_row()
     assert!(o.state.status("publish_primary").is_none(), "nothing is published");
 }
 
-/// 30% of every start call's answers lost (the work done), and 30% of every call throttled.
-/// The first answer of StartBackupJob is lost for sure, so the lost path is always taken.
+/// 30% of every start call's answers lost (the work done), and 30% of every call throttled; the first answer of
+/// StartBackupJob is lost for sure, so the lost path is always taken.
 const CHAOS: &str = r#"
 seed: 2026
 faults:
@@ -130,16 +130,23 @@ faults:
 
 #[tokio::test(start_paused = true)]
 async fn the_pipeline_with_the_dr_stack_holds_under_throttling_and_lost_answers() {
+    // Twenty different draws of the faults: the design holds, not one lucky sequence.
+    for seed in 1..=20 {
+        chaos_run(seed).await;
+    }
+}
+
+async fn chaos_run(seed: u64) {
     let wf = load("workflows/dr-ami.yaml");
     let dir = tempfile::tempdir().unwrap();
-    let sim = persistent(dir.path(), CHAOS);
+    let sim = persistent(dir.path(), &CHAOS.replace("seed: 2026", &format!("seed: {seed}")));
     let o = Run::of(&wf)
         .input("instance_id", INSTANCE)
         .input("deploy_stack", "true")
         .on(&sim, dir.path())
         .await
         .unwrap();
-    assert_eq!(o.status, RunStatus::Succeeded, "{:?}", o.error);
+    assert_eq!(o.status, RunStatus::Succeeded, "seed {seed}: {:?}", o.error);
 
     // The faults did hit: answers were lost and calls throttled.
     let calls = sim.calls();
@@ -152,14 +159,14 @@ async fn the_pipeline_with_the_dr_stack_holds_under_throttling_and_lost_answers(
         .iter()
         .filter(|c| c.error.as_deref() == Some("ThrottlingException") && !c.response_lost)
         .count();
-    assert!(lost.len() >= 2, "lost answers: {lost:?}");
-    assert!(throttled >= 10, "{throttled} throttled calls");
+    assert!(!lost.is_empty(), "seed {seed}: no answer lost");
+    assert!(throttled >= 10, "seed {seed}: {throttled} throttled calls");
 
     // Exactly one backup job, one copy job, one stack, whatever was retried.
     let w = world(dir.path());
-    assert_eq!(records(&w, "backup_jobs"), 1);
-    assert_eq!(records(&w, "copy_jobs"), 1);
-    assert_eq!(records(&w, "stacks"), 1);
+    assert_eq!(records(&w, "backup_jobs"), 1, "seed {seed}: lost {lost:?}");
+    assert_eq!(records(&w, "copy_jobs"), 1, "seed {seed}: lost {lost:?}");
+    assert_eq!(records(&w, "stacks"), 1, "seed {seed}: lost {lost:?}");
 
     // Each region's parameter holds that region's AMI, and the stack's instance runs the DR AMI (looked at without
     // the faults).
@@ -173,7 +180,7 @@ async fn the_pipeline_with_the_dr_stack_holds_under_throttling_and_lost_answers(
             .await
             .unwrap()
             .expect("parameter");
-        assert_eq!(Value::String(p.value), ami, "{region}");
+        assert_eq!(Value::String(p.value), ami, "seed {seed}: {region}");
     }
     let instance = output(&o, "deploy", "outputs")["InstanceId"]
         .as_str()
@@ -182,7 +189,8 @@ async fn the_pipeline_with_the_dr_stack_holds_under_throttling_and_lost_answers(
     let found = cloud.ec2.describe_instances("us-west-2", &[instance]).await.unwrap();
     assert_eq!(
         Value::String(found[0].image_id.clone()),
-        output(&o, "dr_ami", "image_id")
+        output(&o, "dr_ami", "image_id"),
+        "seed {seed}"
     );
 }
 
