@@ -120,15 +120,21 @@ fn the_dr_stack_runs_the_dr_ami() {
     let (code, out, err) = w.run(&["-i", "deploy_stack=true"]);
     assert_eq!(code, Some(0), "{out}\n{err}");
     let dr_ami = published_ami(&out, DR);
-    let stack = format!("drflow-dr-{}", w.instance);
-    let running = w.rt.block_on(async {
+    let (stacks, running) = dr_stacks(&w);
+    assert_eq!(stacks, [format!("drflow-dr-{}", w.instance)]);
+    assert_eq!(running, dr_ami);
+}
+
+/// The stacks in the DR region, and the AMI the first one's `InstanceId` runs.
+fn dr_stacks(w: &World) -> (Vec<String>, String) {
+    w.rt.block_on(async {
         let cfn = aws_sdk_cloudformation::Client::new(&w.emu.sdk(DR));
-        let stacks = cfn
-            .describe_stacks()
-            .stack_name(&stack)
-            .send()
-            .await
-            .expect("stack exists");
+        let stacks = cfn.describe_stacks().send().await.expect("stacks");
+        let names = stacks
+            .stacks()
+            .iter()
+            .filter_map(|s| s.stack_name().map(str::to_string))
+            .collect();
         let outputs = stacks.stacks()[0].outputs().to_vec();
         let id = outputs
             .iter()
@@ -138,9 +144,11 @@ fn the_dr_stack_runs_the_dr_ami() {
             .to_string();
         let ec2 = aws_sdk_ec2::Client::new(&w.emu.sdk(DR));
         let r = ec2.describe_instances().instance_ids(id).send().await.unwrap();
-        r.reservations()[0].instances()[0].image_id().unwrap().to_string()
-    });
-    assert_eq!(running, dr_ami);
+        (
+            names,
+            r.reservations()[0].instances()[0].image_id().unwrap().to_string(),
+        )
+    })
 }
 
 #[test]
@@ -483,23 +491,7 @@ fn the_pipeline_with_the_dr_stack_holds_under_throttling_and_lost_answers_over_t
         assert_eq!(w.parameter(region).map(|p| p.0), Some(ami), "{region}");
     }
     let dr_ami = published_ami(&out, DR);
-    let (stacks, running) = w.rt.block_on(async {
-        let cfn = aws_sdk_cloudformation::Client::new(&w.emu.sdk(DR));
-        let stacks = cfn.describe_stacks().send().await.expect("stacks");
-        let outputs = stacks.stacks()[0].outputs().to_vec();
-        let id = outputs
-            .iter()
-            .find(|o| o.output_key() == Some("InstanceId"))
-            .and_then(|o| o.output_value())
-            .expect("InstanceId output")
-            .to_string();
-        let ec2 = aws_sdk_ec2::Client::new(&w.emu.sdk(DR));
-        let r = ec2.describe_instances().instance_ids(id).send().await.unwrap();
-        (
-            stacks.stacks().len(),
-            r.reservations()[0].instances()[0].image_id().unwrap().to_string(),
-        )
-    });
-    assert_eq!(stacks, 1);
+    let (stacks, running) = dr_stacks(&w);
+    assert_eq!(stacks.len(), 1, "{stacks:?}");
     assert_eq!(running, dr_ami);
 }
