@@ -54,12 +54,6 @@ fn describe_backup_vault(ctx: &mut Ctx<'_>, name: &str) -> Result<Vault, CloudEr
 }
 
 fn start_backup_job(ctx: &mut Ctx<'_>, req: &StartBackupJob) -> Result<String, CloudError> {
-    let token_key = format!("StartBackupJob:{}", req.idempotency_token);
-    if !req.idempotency_token.is_empty()
-        && let Some(id) = ctx.here().tokens.get(&token_key)
-    {
-        return Ok(id.clone());
-    }
     check_role(ctx, &req.iam_role_arn)?;
     check_vault(ctx, &req.vault)?;
     // arn:aws:ec2:REGION:ACCOUNT:instance/i-...
@@ -124,9 +118,6 @@ fn start_backup_job(ctx: &mut Ctx<'_>, req: &StartBackupJob) -> Result<String, C
     region.images.insert(image_id, image);
     region.recovery_points.insert(arn, req.vault.clone());
     region.backup_jobs.insert(id.clone(), job);
-    if !req.idempotency_token.is_empty() {
-        region.tokens.insert(token_key, id.clone());
-    }
     Ok(id)
 }
 
@@ -151,12 +142,6 @@ fn describe_backup_job(ctx: &mut Ctx<'_>, job_id: &str) -> Result<BackupJob, Clo
 }
 
 fn start_copy_job(ctx: &mut Ctx<'_>, req: &StartCopyJob) -> Result<String, CloudError> {
-    let token_key = format!("StartCopyJob:{}", req.idempotency_token);
-    if !req.idempotency_token.is_empty()
-        && let Some(id) = ctx.here().tokens.get(&token_key)
-    {
-        return Ok(id.clone());
-    }
     check_role(ctx, &req.iam_role_arn)?;
     check_vault(ctx, &req.source_vault)?;
     let now = ctx.now;
@@ -228,11 +213,7 @@ fn start_copy_job(ctx: &mut Ctx<'_>, req: &StartCopyJob) -> Result<String, Cloud
         failure,
         recovery_point_arn: dest_arn,
     };
-    let region = ctx.here();
-    region.copy_jobs.insert(id.clone(), job);
-    if !req.idempotency_token.is_empty() {
-        region.tokens.insert(token_key, id.clone());
-    }
+    ctx.here().copy_jobs.insert(id.clone(), job);
     Ok(id)
 }
 
@@ -258,8 +239,10 @@ fn describe_copy_job(ctx: &mut Ctx<'_>, job_id: &str) -> Result<CopyJob, CloudEr
 #[async_trait]
 impl Backup for Sim {
     async fn start_backup_job(&self, region: &str, req: &StartBackupJob) -> Result<String, CloudError> {
-        self.call("backup", "StartBackupJob", region, |ctx| start_backup_job(ctx, req))
-            .await
+        self.call("backup", "StartBackupJob", region, |ctx| {
+            ctx.idempotent(&req.idempotency_token, |ctx| start_backup_job(ctx, req))
+        })
+        .await
     }
 
     async fn describe_backup_job(&self, region: &str, job_id: &str) -> Result<BackupJob, CloudError> {
@@ -270,8 +253,10 @@ impl Backup for Sim {
     }
 
     async fn start_copy_job(&self, region: &str, req: &StartCopyJob) -> Result<String, CloudError> {
-        self.call("backup", "StartCopyJob", region, |ctx| start_copy_job(ctx, req))
-            .await
+        self.call("backup", "StartCopyJob", region, |ctx| {
+            ctx.idempotent(&req.idempotency_token, |ctx| start_copy_job(ctx, req))
+        })
+        .await
     }
 
     async fn describe_copy_job(&self, region: &str, job_id: &str) -> Result<CopyJob, CloudError> {

@@ -171,12 +171,6 @@ fn create_image(ctx: &mut Ctx<'_>, req: &CreateImage) -> Result<String, CloudErr
 }
 
 fn copy_image(ctx: &mut Ctx<'_>, req: &CopyImage) -> Result<String, CloudError> {
-    let token_key = format!("CopyImage:{}", req.client_token);
-    if !req.client_token.is_empty()
-        && let Some(id) = ctx.here().tokens.get(&token_key)
-    {
-        return Ok(id.clone());
-    }
     check_image_name(ctx, &req.name)?;
     if !looks_like_region(&req.source_region) {
         return Err(ctx.err(
@@ -216,11 +210,7 @@ fn copy_image(ctx: &mut Ctx<'_>, req: &CopyImage) -> Result<String, CloudError> 
     let id = ctx.world.ids.new_image_id();
     let ready_at = now + ctx.scenario.durations.copy_image;
     let rec = ImageRec::pending(&id, &req.name, now, ready_at, failure);
-    let region = ctx.here();
-    region.images.insert(id.clone(), rec);
-    if !req.client_token.is_empty() {
-        region.tokens.insert(token_key, id.clone());
-    }
+    ctx.here().images.insert(id.clone(), rec);
     Ok(id)
 }
 
@@ -264,7 +254,10 @@ impl Ec2 for Sim {
     }
 
     async fn copy_image(&self, region: &str, req: &CopyImage) -> Result<String, CloudError> {
-        self.call("ec2", "CopyImage", region, |ctx| copy_image(ctx, req)).await
+        self.call("ec2", "CopyImage", region, |ctx| {
+            ctx.idempotent(&req.client_token, |ctx| copy_image(ctx, req))
+        })
+        .await
     }
 }
 

@@ -102,6 +102,25 @@ impl Ctx<'_> {
     pub(crate) fn wall(&self, at: Duration) -> i64 {
         clock::wall(self.world.created_unix, at)
     }
+
+    /// Runs `start` once per idempotency token: a later call of this operation in this region with the same
+    /// token answers the id the first one returned, without starting anything. An empty token is no token.
+    pub(crate) fn idempotent(
+        &mut self,
+        token: &str,
+        start: impl FnOnce(&mut Self) -> Result<String, CloudError>,
+    ) -> Result<String, CloudError> {
+        if token.is_empty() {
+            return start(self);
+        }
+        let key = format!("{}:{token}", self.operation);
+        if let Some(id) = self.here().tokens.get(&key) {
+            return Ok(id.clone());
+        }
+        let id = start(self)?;
+        self.here().tokens.insert(key, id.clone());
+        Ok(id)
+    }
 }
 
 /// Whether a call changes the world, by the one table of operations.
