@@ -316,15 +316,6 @@ mod tests {
     use crate::cloud::{Cloud, region_from_arn};
     use std::time::Duration;
 
-    fn backup_req(token: &str) -> StartBackupJob {
-        StartBackupJob {
-            vault: "Default".into(),
-            resource_arn: instance_arn(EAST),
-            iam_role_arn: role(),
-            idempotency_token: token.into(),
-        }
-    }
-
     fn copy_req(rp: &str, token: &str) -> StartCopyJob {
         StartCopyJob {
             recovery_point_arn: rp.into(),
@@ -333,6 +324,21 @@ mod tests {
             iam_role_arn: role(),
             idempotency_token: token.into(),
         }
+    }
+
+    /// The recovery point of a backup job started in us-east-1 (it has one from RUNNING on).
+    async fn recovery_point(cloud: &Cloud, job_id: &str) -> String {
+        let job = cloud.backup.describe_backup_job(EAST, job_id).await.unwrap();
+        job.recovery_point_arn.unwrap()
+    }
+
+    /// The error StartCopyJob in us-east-1 answers for this recovery point.
+    async fn copy_error(cloud: &Cloud, rp: &str, token: &str) -> CloudError {
+        cloud
+            .backup
+            .start_copy_job(EAST, &copy_req(rp, token))
+            .await
+            .unwrap_err()
     }
 
     async fn image_state(cloud: &Cloud, region: &str, arn: &str) -> Option<String> {
@@ -447,19 +453,9 @@ mod tests {
         let cloud = with_dr_vault(Scenario::default()).cloud();
         let id = cloud.backup.start_backup_job(EAST, &backup_req("b")).await.unwrap();
         sleep(10).await;
-        let rp = cloud
-            .backup
-            .describe_backup_job(EAST, &id)
-            .await
-            .unwrap()
-            .recovery_point_arn
-            .unwrap();
+        let rp = recovery_point(&cloud, &id).await;
         // Not before the backup completed.
-        let e = cloud
-            .backup
-            .start_copy_job(EAST, &copy_req(&rp, "c"))
-            .await
-            .unwrap_err();
+        let e = copy_error(&cloud, &rp, "c").await;
         assert_eq!(e.code, "InvalidRequestException");
         sleep(8 * 60).await;
 
@@ -496,11 +492,7 @@ mod tests {
         );
         // A recovery point that is not in the source vault.
         let other = "arn:aws:ec2:us-east-1::image/ami-0ffffffffffffffff";
-        let e = cloud
-            .backup
-            .start_copy_job(EAST, &copy_req(other, "c3"))
-            .await
-            .unwrap_err();
+        let e = copy_error(&cloud, other, "c3").await;
         assert_eq!(e.code, "ResourceNotFoundException");
     }
 
@@ -542,18 +534,8 @@ mod tests {
         assert_eq!(outcomes(&sim, "StartBackupJob"), [(true, true), (true, false)]);
 
         sleep(10 * 60).await;
-        let rp = cloud
-            .backup
-            .describe_backup_job(EAST, &id)
-            .await
-            .unwrap()
-            .recovery_point_arn
-            .unwrap();
-        let e = cloud
-            .backup
-            .start_copy_job(EAST, &copy_req(&rp, "c1"))
-            .await
-            .unwrap_err();
+        let rp = recovery_point(&cloud, &id).await;
+        let e = copy_error(&cloud, &rp, "c1").await;
         assert_eq!(e.code, "InternalError");
         let west_images = sim.lock().world.regions[WEST].images.len();
         sleep(5).await;
