@@ -155,6 +155,7 @@ fn describe_backup_vault(ctx: &mut Ctx<'_>, name: &str) -> Result<Vault, CloudEr
     })
 }
 
+/// Validates and starts a backup job (its idempotency token is the caller's: `Ctx::idempotent`).
 fn start_backup_job(ctx: &mut Ctx<'_>, req: &StartBackupJob) -> Result<String, CloudError> {
     check_role(ctx, &req.iam_role_arn)?;
     check_vault(ctx, &req.vault)?;
@@ -202,6 +203,7 @@ fn start_backup_job(ctx: &mut Ctx<'_>, req: &StartBackupJob) -> Result<String, C
     Ok(id)
 }
 
+/// Validates and starts a copy job (its idempotency token is the caller's: `Ctx::idempotent`).
 fn start_copy_job(ctx: &mut Ctx<'_>, req: &StartCopyJob) -> Result<String, CloudError> {
     check_role(ctx, &req.iam_role_arn)?;
     check_vault(ctx, &req.source_vault)?;

@@ -180,6 +180,7 @@ fn create_image(ctx: &mut Ctx<'_>, req: &CreateImage) -> Result<String, CloudErr
     Ok(add_image(ctx, &req.name, req.tags.clone(), pending_for, failure))
 }
 
+/// Validates and starts an image copy (its client token is the caller's: `Ctx::idempotent`).
 fn copy_image(ctx: &mut Ctx<'_>, req: &CopyImage) -> Result<String, CloudError> {
     check_image_name(ctx, &req.name)?;
     if !looks_like_region(&req.source_region) {
