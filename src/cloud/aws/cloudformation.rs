@@ -94,6 +94,28 @@ fn missing_stack_id(operation: &str, region: &str) -> CloudError {
     .with_kind(crate::cloud::ErrorKind::Other)
 }
 
+/// Sends a CreateStack or UpdateStack (`$builder`, the SDK's fluent builder of `$operation`) of `$req` to
+/// `$region` and answers the stack id. The two operations take the same request, but their builders share no
+/// trait: this is the one request chain for both.
+macro_rules! send_stack_request {
+    ($builder:expr, $operation:literal, $region:expr, $req:expr) => {{
+        let (region, req): (&str, &StackRequest) = ($region, $req);
+        let out = $builder
+            .stack_name(&req.name)
+            .template_body(&req.template_body)
+            .set_parameters(Some(params(req)))
+            .set_tags(Some(tags(req)))
+            .set_capabilities(Some(CAPABILITIES.to_vec()))
+            .set_client_request_token(token(&req.client_request_token))
+            .send()
+            .await
+            .map_err(|e| from_sdk("cloudformation", $operation, region, e))?;
+        out.stack_id()
+            .map(str::to_string)
+            .ok_or_else(|| missing_stack_id($operation, region))
+    }};
+}
+
 #[async_trait]
 impl CloudFormation for AwsCloudFormation {
     async fn describe_stack(&self, region: &str, name: &str) -> Result<Option<Stack>, CloudError> {
@@ -134,43 +156,11 @@ impl CloudFormation for AwsCloudFormation {
     }
 
     async fn create_stack(&self, region: &str, req: &StackRequest) -> Result<String, CloudError> {
-        const OP: &str = "CreateStack";
-        let out = self
-            .clients
-            .get(region)
-            .create_stack()
-            .stack_name(&req.name)
-            .template_body(&req.template_body)
-            .set_parameters(Some(params(req)))
-            .set_tags(Some(tags(req)))
-            .set_capabilities(Some(CAPABILITIES.to_vec()))
-            .set_client_request_token(token(&req.client_request_token))
-            .send()
-            .await
-            .map_err(|e| from_sdk("cloudformation", OP, region, e))?;
-        out.stack_id()
-            .map(str::to_string)
-            .ok_or_else(|| missing_stack_id(OP, region))
+        send_stack_request!(self.clients.get(region).create_stack(), "CreateStack", region, req)
     }
 
     async fn update_stack(&self, region: &str, req: &StackRequest) -> Result<String, CloudError> {
-        const OP: &str = "UpdateStack";
-        let out = self
-            .clients
-            .get(region)
-            .update_stack()
-            .stack_name(&req.name)
-            .template_body(&req.template_body)
-            .set_parameters(Some(params(req)))
-            .set_tags(Some(tags(req)))
-            .set_capabilities(Some(CAPABILITIES.to_vec()))
-            .set_client_request_token(token(&req.client_request_token))
-            .send()
-            .await
-            .map_err(|e| from_sdk("cloudformation", OP, region, e))?;
-        out.stack_id()
-            .map(str::to_string)
-            .ok_or_else(|| missing_stack_id(OP, region))
+        send_stack_request!(self.clients.get(region).update_stack(), "UpdateStack", region, req)
     }
 
     async fn delete_stack(&self, region: &str, name: &str, client_request_token: &str) -> Result<(), CloudError> {

@@ -1,18 +1,120 @@
 //! AWS Backup: vaults, backup jobs (which make an AMI of an instance) and copy jobs (which make the DR AMI).
 
+use std::collections::BTreeMap;
+use std::time::Duration;
+
 use async_trait::async_trait;
 
 use super::ids::{ACCOUNT, looks_like_region};
 use super::records::{ImageRec, JobRec};
-use super::scenario::JobKind;
+use super::scenario::{Durations, JobKind};
+use super::world::Region;
 use super::{Ctx, Sim};
 use crate::cloud::{
     Backup, BackupJob, CloudError, CopyJob, JobState, StartBackupJob, StartCopyJob, Vault, image_id_from_arn,
 };
 
-/// Unix seconds at which the job ended, once it has.
-fn completion_date(job: &JobRec, ctx: &Ctx<'_>) -> Option<i64> {
-    (ctx.now >= job.done_at).then(|| ctx.wall(job.done_at))
+/// The two kinds of job: starting, keeping and describing them is shared (`start_job`, `describe_job`); only
+/// what this tells apart differs.
+#[derive(Debug, Clone, Copy)]
+enum Kind {
+    Backup,
+    Copy,
+}
+
+impl Kind {
+    /// As in messages.
+    fn name(self) -> &'static str {
+        match self {
+            Kind::Backup => "Backup",
+            Kind::Copy => "Copy",
+        }
+    }
+
+    /// As the scenario's `fail_jobs` names it.
+    fn fail_as(self) -> JobKind {
+        match self {
+            Kind::Backup => JobKind::Backup,
+            Kind::Copy => JobKind::Copy,
+        }
+    }
+
+    /// The jobs of this kind started in a region.
+    fn jobs(self, region: &mut Region) -> &mut BTreeMap<String, JobRec> {
+        match self {
+            Kind::Backup => &mut region.backup_jobs,
+            Kind::Copy => &mut region.copy_jobs,
+        }
+    }
+
+    /// How long a job stays CREATED, then RUNNING.
+    fn durations(self, d: &Durations) -> (Duration, Duration) {
+        match self {
+            Kind::Backup => (d.backup_created, d.backup_running),
+            Kind::Copy => (d.copy_created, d.copy_running),
+        }
+    }
+}
+
+/// Starts a job of `kind` in the call's region and returns its id. The AMI it makes (`pending` until the job
+/// ends, `failed` if the scenario fails the job) and the recovery point naming it go to `vault` in
+/// `image_region`; `image` gives, from the first eight characters of the job id, the AMI's name and the source
+/// it is tagged with (`aws:backup:source-resource`).
+fn start_job(
+    ctx: &mut Ctx<'_>,
+    kind: Kind,
+    image_region: String,
+    vault: String,
+    image: impl FnOnce(&str) -> (String, String),
+) -> String {
+    let now = ctx.now;
+    let default_failure = format!(
+        "The {} job failed (injected by the simulation scenario)",
+        kind.fail_as().as_str()
+    );
+    let failure = ctx.world.job_failure(ctx.scenario, kind.fail_as(), &default_failure);
+    let (created, running) = kind.durations(&ctx.scenario.durations);
+    let (running_at, done_at) = (now + created, now + created + running);
+    let id = ctx.world.ids.new_uuid();
+    let image_id = ctx.world.ids.new_image_id();
+    let arn = image_arn(&image_region, &image_id);
+    let (name, source) = image(&id[..8]);
+    let mut rec = ImageRec::pending(&image_id, &name, now, done_at, failure.clone());
+    rec.tags.insert("aws:backup:source-resource".into(), source);
+    let region = ctx.world.region_mut(&image_region);
+    region.images.insert(image_id, rec);
+    region.recovery_points.insert(arn.clone(), vault);
+    let job = JobRec {
+        id: id.clone(),
+        created_at: now,
+        running_at,
+        done_at,
+        failure,
+        recovery_point_arn: arn,
+    };
+    kind.jobs(ctx.here()).insert(id.clone(), job);
+    id
+}
+
+/// A job of `kind` started in the call's region, as DescribeBackupJob describes it.
+fn describe_job(ctx: &mut Ctx<'_>, kind: Kind, job_id: &str) -> Result<BackupJob, CloudError> {
+    let now = ctx.now;
+    let Some(job) = kind.jobs(ctx.here()).get(job_id).cloned() else {
+        return Err(ctx.err(
+            "ResourceNotFoundException",
+            format!("{} job {job_id} not found in {}", kind.name(), ctx.region),
+        ));
+    };
+    let state = job.state(now);
+    Ok(BackupJob {
+        job_id: job.id.clone(),
+        state,
+        status_message: (state == JobState::Failed).then(|| job.failure.clone()).flatten(),
+        recovery_point_arn: job.recovery_point(now),
+        percent_done: Some(job.percent_done(now)),
+        creation_date: Some(ctx.wall(job.created_at)),
+        completion_date: (now >= job.done_at).then(|| ctx.wall(job.done_at)),
+    })
 }
 
 pub(crate) fn vault_arn(region: &str, name: &str) -> String {
@@ -53,13 +155,8 @@ fn describe_backup_vault(ctx: &mut Ctx<'_>, name: &str) -> Result<Vault, CloudEr
     })
 }
 
+/// Validates and starts a backup job (its idempotency token is the caller's: `Ctx::idempotent`).
 fn start_backup_job(ctx: &mut Ctx<'_>, req: &StartBackupJob) -> Result<String, CloudError> {
-    let token_key = format!("StartBackupJob:{}", req.idempotency_token);
-    if !req.idempotency_token.is_empty()
-        && let Some(id) = ctx.here().tokens.get(&token_key)
-    {
-        return Ok(id.clone());
-    }
     check_role(ctx, &req.iam_role_arn)?;
     check_vault(ctx, &req.vault)?;
     // arn:aws:ec2:REGION:ACCOUNT:instance/i-...
@@ -95,68 +192,19 @@ fn start_backup_job(ctx: &mut Ctx<'_>, req: &StartBackupJob) -> Result<String, C
         );
         return Err(ctx.err("ResourceNotFoundException", message));
     }
-
-    let failure = ctx.world.job_failure(
-        ctx.scenario,
-        JobKind::Backup,
-        "The backup job failed (injected by the simulation scenario)",
-    );
-    let d = &ctx.scenario.durations;
-    let (running_at, done_at) = (now + d.backup_created, now + d.backup_created + d.backup_running);
-    let id = ctx.world.ids.new_uuid();
-    let image_id = ctx.world.ids.new_image_id();
-    let arn = image_arn(&ctx.region, &image_id);
-    let name = format!("AwsBackup_{instance_id}_{}", &id[..8]);
-    let mut image = ImageRec::pending(&image_id, &name, now, done_at, failure.clone());
-    image.tags.insert(
-        "aws:backup:source-resource".into(),
-        format!("{instance_id}:{}", &id[..8]),
-    );
-    let job = JobRec {
-        id: id.clone(),
-        created_at: now,
-        running_at,
-        done_at,
-        failure,
-        recovery_point_arn: arn.clone(),
-    };
-    let region = ctx.here();
-    region.images.insert(image_id, image);
-    region.recovery_points.insert(arn, req.vault.clone());
-    region.backup_jobs.insert(id.clone(), job);
-    if !req.idempotency_token.is_empty() {
-        region.tokens.insert(token_key, id.clone());
-    }
+    // The AMI and its recovery point stay in the instance's region, in the job's vault.
+    let region = ctx.region.clone();
+    let id = start_job(ctx, Kind::Backup, region, req.vault.clone(), |short| {
+        (
+            format!("AwsBackup_{instance_id}_{short}"),
+            format!("{instance_id}:{short}"),
+        )
+    });
     Ok(id)
 }
 
-fn describe_backup_job(ctx: &mut Ctx<'_>, job_id: &str) -> Result<BackupJob, CloudError> {
-    let now = ctx.now;
-    let Some(job) = ctx.here().backup_jobs.get(job_id).cloned() else {
-        return Err(ctx.err(
-            "ResourceNotFoundException",
-            format!("Backup job {job_id} not found in {}", ctx.region),
-        ));
-    };
-    let state = job.state(now);
-    Ok(BackupJob {
-        job_id: job.id.clone(),
-        state,
-        status_message: (state == JobState::Failed).then(|| job.failure.clone()).flatten(),
-        recovery_point_arn: job.recovery_point(now),
-        percent_done: Some(job.percent_done(now)),
-        creation_date: Some(ctx.wall(job.created_at)),
-        completion_date: completion_date(&job, ctx),
-    })
-}
-
+/// Validates and starts a copy job (its idempotency token is the caller's: `Ctx::idempotent`).
 fn start_copy_job(ctx: &mut Ctx<'_>, req: &StartCopyJob) -> Result<String, CloudError> {
-    let token_key = format!("StartCopyJob:{}", req.idempotency_token);
-    if !req.idempotency_token.is_empty()
-        && let Some(id) = ctx.here().tokens.get(&token_key)
-    {
-        return Ok(id.clone());
-    }
     check_role(ctx, &req.iam_role_arn)?;
     check_vault(ctx, &req.source_vault)?;
     let now = ctx.now;
@@ -201,77 +249,50 @@ fn start_copy_job(ctx: &mut Ctx<'_>, req: &StartCopyJob) -> Result<String, Cloud
         let message = format!("Destination backup vault {dest_vault} does not exist in {dest_region}");
         return Err(ctx.err("ResourceNotFoundException", message));
     }
-
-    let failure = ctx.world.job_failure(
-        ctx.scenario,
-        JobKind::Copy,
-        "The copy job failed (injected by the simulation scenario)",
-    );
-    let d = &ctx.scenario.durations;
-    let (running_at, done_at) = (now + d.copy_created, now + d.copy_created + d.copy_running);
-    let id = ctx.world.ids.new_uuid();
-    let image_id = ctx.world.ids.new_image_id();
-    let dest_arn = image_arn(&dest_region, &image_id);
-    let name = format!("AwsBackup_copy_{source_image}_{}", &id[..8]);
-    let mut image = ImageRec::pending(&image_id, &name, now, done_at, failure.clone());
-    image
-        .tags
-        .insert("aws:backup:source-resource".into(), req.recovery_point_arn.clone());
-    let dest = ctx.world.region_mut(&dest_region);
-    dest.images.insert(image_id, image);
-    dest.recovery_points.insert(dest_arn.clone(), dest_vault);
-    let job = JobRec {
-        id: id.clone(),
-        created_at: now,
-        running_at,
-        done_at,
-        failure,
-        recovery_point_arn: dest_arn,
-    };
-    let region = ctx.here();
-    region.copy_jobs.insert(id.clone(), job);
-    if !req.idempotency_token.is_empty() {
-        region.tokens.insert(token_key, id.clone());
-    }
+    // The job is kept in the source region; the DR AMI and its recovery point go to the destination vault.
+    let id = start_job(ctx, Kind::Copy, dest_region, dest_vault, |short| {
+        (
+            format!("AwsBackup_copy_{source_image}_{short}"),
+            req.recovery_point_arn.clone(),
+        )
+    });
     Ok(id)
 }
 
+/// A copy job is described as a backup job is, less its progress; its recovery point is the DR AMI.
 fn describe_copy_job(ctx: &mut Ctx<'_>, job_id: &str) -> Result<CopyJob, CloudError> {
-    let now = ctx.now;
-    let Some(job) = ctx.here().copy_jobs.get(job_id).cloned() else {
-        return Err(ctx.err(
-            "ResourceNotFoundException",
-            format!("Copy job {job_id} not found in {}", ctx.region),
-        ));
-    };
-    let state = job.state(now);
+    let job = describe_job(ctx, Kind::Copy, job_id)?;
     Ok(CopyJob {
-        job_id: job.id.clone(),
-        state,
-        status_message: (state == JobState::Failed).then(|| job.failure.clone()).flatten(),
-        destination_recovery_point_arn: job.recovery_point(now),
-        creation_date: Some(ctx.wall(job.created_at)),
-        completion_date: completion_date(&job, ctx),
+        job_id: job.job_id,
+        state: job.state,
+        status_message: job.status_message,
+        destination_recovery_point_arn: job.recovery_point_arn,
+        creation_date: job.creation_date,
+        completion_date: job.completion_date,
     })
 }
 
 #[async_trait]
 impl Backup for Sim {
     async fn start_backup_job(&self, region: &str, req: &StartBackupJob) -> Result<String, CloudError> {
-        self.call("backup", "StartBackupJob", region, |ctx| start_backup_job(ctx, req))
-            .await
+        self.call("backup", "StartBackupJob", region, |ctx| {
+            ctx.idempotent(&req.idempotency_token, |ctx| start_backup_job(ctx, req))
+        })
+        .await
     }
 
     async fn describe_backup_job(&self, region: &str, job_id: &str) -> Result<BackupJob, CloudError> {
         self.call("backup", "DescribeBackupJob", region, |ctx| {
-            describe_backup_job(ctx, job_id)
+            describe_job(ctx, Kind::Backup, job_id)
         })
         .await
     }
 
     async fn start_copy_job(&self, region: &str, req: &StartCopyJob) -> Result<String, CloudError> {
-        self.call("backup", "StartCopyJob", region, |ctx| start_copy_job(ctx, req))
-            .await
+        self.call("backup", "StartCopyJob", region, |ctx| {
+            ctx.idempotent(&req.idempotency_token, |ctx| start_copy_job(ctx, req))
+        })
+        .await
     }
 
     async fn describe_copy_job(&self, region: &str, job_id: &str) -> Result<CopyJob, CloudError> {
@@ -297,15 +318,6 @@ mod tests {
     use crate::cloud::{Cloud, region_from_arn};
     use std::time::Duration;
 
-    fn backup_req(token: &str) -> StartBackupJob {
-        StartBackupJob {
-            vault: "Default".into(),
-            resource_arn: instance_arn(EAST),
-            iam_role_arn: role(),
-            idempotency_token: token.into(),
-        }
-    }
-
     fn copy_req(rp: &str, token: &str) -> StartCopyJob {
         StartCopyJob {
             recovery_point_arn: rp.into(),
@@ -314,6 +326,21 @@ mod tests {
             iam_role_arn: role(),
             idempotency_token: token.into(),
         }
+    }
+
+    /// The recovery point of a backup job started in us-east-1 (it has one from RUNNING on).
+    async fn recovery_point(cloud: &Cloud, job_id: &str) -> String {
+        let job = cloud.backup.describe_backup_job(EAST, job_id).await.unwrap();
+        job.recovery_point_arn.unwrap()
+    }
+
+    /// The error StartCopyJob in us-east-1 answers for this recovery point.
+    async fn copy_error(cloud: &Cloud, rp: &str, token: &str) -> CloudError {
+        cloud
+            .backup
+            .start_copy_job(EAST, &copy_req(rp, token))
+            .await
+            .unwrap_err()
     }
 
     async fn image_state(cloud: &Cloud, region: &str, arn: &str) -> Option<String> {
@@ -428,19 +455,9 @@ mod tests {
         let cloud = with_dr_vault(Scenario::default()).cloud();
         let id = cloud.backup.start_backup_job(EAST, &backup_req("b")).await.unwrap();
         sleep(10).await;
-        let rp = cloud
-            .backup
-            .describe_backup_job(EAST, &id)
-            .await
-            .unwrap()
-            .recovery_point_arn
-            .unwrap();
+        let rp = recovery_point(&cloud, &id).await;
         // Not before the backup completed.
-        let e = cloud
-            .backup
-            .start_copy_job(EAST, &copy_req(&rp, "c"))
-            .await
-            .unwrap_err();
+        let e = copy_error(&cloud, &rp, "c").await;
         assert_eq!(e.code, "InvalidRequestException");
         sleep(8 * 60).await;
 
@@ -477,11 +494,7 @@ mod tests {
         );
         // A recovery point that is not in the source vault.
         let other = "arn:aws:ec2:us-east-1::image/ami-0ffffffffffffffff";
-        let e = cloud
-            .backup
-            .start_copy_job(EAST, &copy_req(other, "c3"))
-            .await
-            .unwrap_err();
+        let e = copy_error(&cloud, other, "c3").await;
         assert_eq!(e.code, "ResourceNotFoundException");
     }
 
@@ -523,18 +536,8 @@ mod tests {
         assert_eq!(outcomes(&sim, "StartBackupJob"), [(true, true), (true, false)]);
 
         sleep(10 * 60).await;
-        let rp = cloud
-            .backup
-            .describe_backup_job(EAST, &id)
-            .await
-            .unwrap()
-            .recovery_point_arn
-            .unwrap();
-        let e = cloud
-            .backup
-            .start_copy_job(EAST, &copy_req(&rp, "c1"))
-            .await
-            .unwrap_err();
+        let rp = recovery_point(&cloud, &id).await;
+        let e = copy_error(&cloud, &rp, "c1").await;
         assert_eq!(e.code, "InternalError");
         let west_images = sim.lock().world.regions[WEST].images.len();
         sleep(5).await;

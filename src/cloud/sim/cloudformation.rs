@@ -72,6 +72,24 @@ fn prepare(ctx: &mut Ctx<'_>, req: &StackRequest) -> Result<(Template, BTreeMap<
     Ok((parsed, params))
 }
 
+/// What `req`'s template expressions refer to while it is deployed as `stack_id` in `region`: its resolved
+/// parameters and the resources deployed so far.
+fn template_env<'a>(
+    req: &'a StackRequest,
+    stack_id: &'a str,
+    region: &'a str,
+    params: &'a BTreeMap<String, String>,
+    resources: &'a BTreeMap<String, Physical>,
+) -> Env<'a> {
+    Env {
+        params,
+        resources,
+        region,
+        stack_name: &req.name,
+        stack_id,
+    }
+}
+
 /// Deploys `req`'s template on top of `existing` resources: the failure is what the stack rolls back with.
 fn deploy(
     ctx: &mut Ctx<'_>,
@@ -115,13 +133,7 @@ fn deploy(
     }
     let mut launches = Vec::new();
     for r in parsed.resources.iter().filter(|r| r.kind == INSTANCE) {
-        let env = Env {
-            params: &params,
-            resources: &resources,
-            region: &region,
-            stack_name: &req.name,
-            stack_id,
-        };
+        let env = template_env(req, stack_id, &region, &params, &resources);
         let image = match r.properties.get("ImageId") {
             Some(v) => env
                 .eval(v)
@@ -186,13 +198,7 @@ fn deploy(
         };
         resources.insert(r.logical_id.clone(), physical);
     }
-    let env = Env {
-        params: &params,
-        resources: &resources,
-        region: &region,
-        stack_name: &req.name,
-        stack_id,
-    };
+    let env = template_env(req, stack_id, &region, &params, &resources);
     let outputs = parsed
         .outputs
         .iter()

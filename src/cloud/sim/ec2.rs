@@ -1,5 +1,6 @@
 //! EC2: images and instances.
 
+use std::collections::BTreeMap;
 use std::time::Duration;
 
 use async_trait::async_trait;
@@ -123,6 +124,23 @@ fn describe_instance_status(ctx: &mut Ctx<'_>, id: &str) -> Result<Option<Instan
     }))
 }
 
+/// Adds an AMI to the call's region and returns its id: `pending` for `pending_for`, then `available`, or
+/// `failed` (with the scenario's message, else `failure`) when the scenario's `fail_jobs` fails this image.
+fn add_image(
+    ctx: &mut Ctx<'_>,
+    name: &str,
+    tags: BTreeMap<String, String>,
+    pending_for: Duration,
+    failure: &str,
+) -> String {
+    let failure = ctx.world.job_failure(ctx.scenario, JobKind::Image, failure);
+    let id = ctx.world.ids.new_image_id();
+    let mut rec = ImageRec::pending(&id, name, ctx.now, ctx.now + pending_for, failure);
+    rec.tags = tags;
+    ctx.here().images.insert(id.clone(), rec);
+    id
+}
+
 fn create_image(ctx: &mut Ctx<'_>, req: &CreateImage) -> Result<String, CloudError> {
     check_image_name(ctx, &req.name)?;
     if let Some(key) = req.tags.keys().find(|k| k.to_ascii_lowercase().starts_with("aws:")) {
@@ -157,26 +175,13 @@ fn create_image(ctx: &mut Ctx<'_>, req: &CreateImage) -> Result<String, CloudErr
         let message = format!("AMI name {} is already in use by AMI {}", req.name, other.id);
         return Err(ctx.err("InvalidAMIName.Duplicate", message));
     }
-    let failure = ctx.world.job_failure(
-        ctx.scenario,
-        JobKind::Image,
-        "Image creation failed (injected by the simulation scenario)",
-    );
-    let id = ctx.world.ids.new_image_id();
-    let ready_at = now + ctx.scenario.durations.image;
-    let mut rec = ImageRec::pending(&id, &req.name, now, ready_at, failure);
-    rec.tags = req.tags.clone();
-    ctx.here().images.insert(id.clone(), rec);
-    Ok(id)
+    let pending_for = ctx.scenario.durations.image;
+    let failure = "Image creation failed (injected by the simulation scenario)";
+    Ok(add_image(ctx, &req.name, req.tags.clone(), pending_for, failure))
 }
 
+/// Validates and starts an image copy (its client token is the caller's: `Ctx::idempotent`).
 fn copy_image(ctx: &mut Ctx<'_>, req: &CopyImage) -> Result<String, CloudError> {
-    let token_key = format!("CopyImage:{}", req.client_token);
-    if !req.client_token.is_empty()
-        && let Some(id) = ctx.here().tokens.get(&token_key)
-    {
-        return Ok(id.clone());
-    }
     check_image_name(ctx, &req.name)?;
     if !looks_like_region(&req.source_region) {
         return Err(ctx.err(
@@ -208,20 +213,9 @@ fn copy_image(ctx: &mut Ctx<'_>, req: &CopyImage) -> Result<String, CloudError> 
     if let Some(message) = problem {
         return Err(ctx.err("InvalidRequest", message));
     }
-    let failure = ctx.world.job_failure(
-        ctx.scenario,
-        JobKind::Image,
-        "Image copy failed (injected by the simulation scenario)",
-    );
-    let id = ctx.world.ids.new_image_id();
-    let ready_at = now + ctx.scenario.durations.copy_image;
-    let rec = ImageRec::pending(&id, &req.name, now, ready_at, failure);
-    let region = ctx.here();
-    region.images.insert(id.clone(), rec);
-    if !req.client_token.is_empty() {
-        region.tokens.insert(token_key, id.clone());
-    }
-    Ok(id)
+    let pending_for = ctx.scenario.durations.copy_image;
+    let failure = "Image copy failed (injected by the simulation scenario)";
+    Ok(add_image(ctx, &req.name, BTreeMap::new(), pending_for, failure))
 }
 
 #[async_trait]
@@ -264,7 +258,10 @@ impl Ec2 for Sim {
     }
 
     async fn copy_image(&self, region: &str, req: &CopyImage) -> Result<String, CloudError> {
-        self.call("ec2", "CopyImage", region, |ctx| copy_image(ctx, req)).await
+        self.call("ec2", "CopyImage", region, |ctx| {
+            ctx.idempotent(&req.client_token, |ctx| copy_image(ctx, req))
+        })
+        .await
     }
 }
 

@@ -102,6 +102,25 @@ impl Ctx<'_> {
     pub(crate) fn wall(&self, at: Duration) -> i64 {
         clock::wall(self.world.created_unix, at)
     }
+
+    /// Runs `start` once per idempotency token: a later call of this operation in this region with the same
+    /// token answers the id the first one returned, without starting anything. An empty token is no token.
+    pub(crate) fn idempotent(
+        &mut self,
+        token: &str,
+        start: impl FnOnce(&mut Self) -> Result<String, CloudError>,
+    ) -> Result<String, CloudError> {
+        if token.is_empty() {
+            return start(self);
+        }
+        let key = format!("{}:{token}", self.operation);
+        if let Some(id) = self.here().tokens.get(&key) {
+            return Ok(id.clone());
+        }
+        let id = start(self)?;
+        self.here().tokens.insert(key, id.clone());
+        Ok(id)
+    }
 }
 
 /// Whether a call changes the world, by the one table of operations.
@@ -302,6 +321,7 @@ impl Sim {
 #[cfg(test)]
 pub(crate) mod testutil {
     use super::*;
+    use crate::cloud::StartBackupJob;
 
     pub(crate) const EAST: &str = "us-east-1";
     pub(crate) const WEST: &str = "us-west-2";
@@ -325,6 +345,16 @@ pub(crate) mod testutil {
         )
     }
 
+    /// A StartBackupJob of the default instance in us-east-1 into its Default vault.
+    pub(crate) fn backup_req(token: &str) -> StartBackupJob {
+        StartBackupJob {
+            vault: "Default".into(),
+            resource_arn: instance_arn(EAST),
+            iam_role_arn: role(),
+            idempotency_token: token.into(),
+        }
+    }
+
     pub(crate) async fn sleep(secs: u64) {
         tokio::time::sleep(Duration::from_secs(secs)).await;
     }
@@ -334,7 +364,7 @@ pub(crate) mod testutil {
 mod tests {
     use super::testutil::*;
     use super::*;
-    use crate::cloud::{JobState, StartBackupJob};
+    use crate::cloud::JobState;
 
     fn scenario(yaml: &str) -> Scenario {
         Scenario::from_yaml_str(yaml, None).unwrap()
@@ -387,12 +417,7 @@ mod tests {
             "faults: [{operation: 'backup:StartBackupJob', error: {code: InternalFailure}}]",
         ));
         let backup = sim.cloud().backup;
-        let req = StartBackupJob {
-            vault: "Default".into(),
-            resource_arn: instance_arn(EAST),
-            iam_role_arn: role(),
-            idempotency_token: "t1".into(),
-        };
+        let req = backup_req("t1");
         assert_eq!(
             backup.start_backup_job(EAST, &req).await.unwrap_err().code,
             "InternalFailure"
@@ -450,12 +475,7 @@ mod tests {
             Path::new(&path),
             scenario("faults: [{operation: 'backup:StartBackupJob', crash: true}]"),
         );
-        let req = StartBackupJob {
-            vault: "Default".into(),
-            resource_arn: instance_arn(EAST),
-            iam_role_arn: role(),
-            idempotency_token: "tok".into(),
-        };
+        let req = backup_req("tok");
         sleep(30).await;
         let _ = sim.unwrap().cloud().backup.start_backup_job(EAST, &req).await;
         unreachable!("the crash fault aborts the process");
@@ -495,12 +515,7 @@ mod tests {
         let sim = sim.unwrap();
         assert_eq!(sim.elapsed(), Duration::from_secs(30));
         assert_eq!(sim.calls().len(), 1);
-        let req = StartBackupJob {
-            vault: "Default".into(),
-            resource_arn: instance_arn(EAST),
-            iam_role_arn: role(),
-            idempotency_token: "tok".into(),
-        };
+        let req = backup_req("tok");
         let id = sim.cloud().backup.start_backup_job(EAST, &req).await.unwrap();
         assert_eq!(sim.lock().world.regions[EAST].backup_jobs.len(), 1);
         assert_eq!(
@@ -550,15 +565,6 @@ mod tests {
                     assert!(l < level, "`{name}` (layer {level}) names `{other}` (layer {l})");
                 }
             }
-        }
-    }
-
-    fn backup_req(token: &str) -> StartBackupJob {
-        StartBackupJob {
-            vault: "Default".into(),
-            resource_arn: instance_arn(EAST),
-            iam_role_arn: role(),
-            idempotency_token: token.into(),
         }
     }
 
@@ -767,12 +773,7 @@ faults:
         let dir = tempfile::tempdir().unwrap();
         let path = dir.path().join("state/world.json");
         let yaml = "faults: [{operation: 'backup:DescribeBackupJob', nth: 1, error: {code: InternalFailure}}]";
-        let req = StartBackupJob {
-            vault: "Default".into(),
-            resource_arn: instance_arn(EAST),
-            iam_role_arn: role(),
-            idempotency_token: "tok".into(),
-        };
+        let req = backup_req("tok");
         let id = {
             let sim = Sim::persistent(&path, scenario(yaml)).unwrap();
             assert!(path.exists());

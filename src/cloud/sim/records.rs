@@ -18,7 +18,7 @@ pub struct Call {
     pub region: String,
     /// Simulated time at which the call arrived (since the world was created).
     pub at: Duration,
-    /// Start*, Create*, Copy*, Put*, Update*, Delete*.
+    /// Whether the operation changes anything, as the one table of operations (`crate::cloud::operations`) says.
     pub mutating: bool,
     /// The error code it was answered with, if any.
     pub error: Option<String>,
