@@ -227,18 +227,17 @@ impl<'a> Executor<'a> {
         let token = super::idempotency_token(&self.state.lock().expect("state lock").run_id, &step.id);
         let base_dir = self.wf.dir();
         loop {
-            let (attempt, before, started_ms) = {
+            let before = {
                 let state = self.state.lock().expect("state lock");
-                let st = state.steps.get(&step.id).cloned().unwrap_or_default();
-                let started = st.started_ms;
-                (st.attempts + 1, st, started)
+                state.steps.get(&step.id).cloned().unwrap_or_default()
             };
+            let attempt = before.attempts + 1;
             // A call's timeout limits each attempt. A wait's limits the whole wait, from the step's first start
             // (also across a resume): retrying a throttled poll re-attaches to the job and must not restart the clock.
             let waits = a.action.kind == ActionKind::Wait;
             // A wait whose time is spent (say, resumed hours later) still gets a last look: the job may be done.
             let limit = if waits {
-                let spent = self.clock.now_ms() - started_ms.unwrap_or_else(|| self.clock.now_ms());
+                let spent = self.clock.now_ms() - before.started_ms.unwrap_or_else(|| self.clock.now_ms());
                 let left = a.timeout.saturating_sub(Duration::from_millis(spent.max(0) as u64));
                 left.max(LAST_LOOK.min(a.timeout))
             } else {
@@ -292,11 +291,7 @@ impl<'a> Executor<'a> {
             }
             // The budget counts failures in a row of one call (each call has its own retrier, as in ASL); a wait's
             // good poll starts it anew. A call step's attempts are also bounded in all: a budget per call it makes.
-            let in_a_row = if before.in_a_row > 0 && before.last_failed == error.operation {
-                before.in_a_row + 1
-            } else {
-                1
-            };
+            let in_a_row = before.in_a_row_after(error.operation.as_deref());
             let per_call = a.retry.max_attempts + 1;
             let calls = a.action.calls.len().max(1) as u32;
             let spent = !waits && before.failures + 1 >= per_call * calls;

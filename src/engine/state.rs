@@ -61,6 +61,18 @@ pub struct StepState {
     pub last_status: Option<String>,
 }
 
+impl StepState {
+    /// What `in_a_row` becomes when a failure of `operation` (the call that failed, if any) is counted: one more if
+    /// the same call failed last time with nothing in between, else 1.
+    pub fn in_a_row_after(&self, operation: Option<&str>) -> u32 {
+        if self.in_a_row > 0 && self.last_failed.as_deref() == operation {
+            self.in_a_row + 1
+        } else {
+            1
+        }
+    }
+}
+
 #[derive(Debug, Default, Clone)]
 pub struct RunState {
     pub run_id: String,
@@ -161,11 +173,7 @@ impl RunState {
             Event::AttemptFailed { step, error, .. } => {
                 let st = self.step_mut(step);
                 st.failures += 1;
-                st.in_a_row = if st.in_a_row > 0 && st.last_failed == error.operation {
-                    st.in_a_row + 1
-                } else {
-                    1
-                };
+                st.in_a_row = st.in_a_row_after(error.operation.as_deref());
                 st.last_failed = error.operation.clone();
             }
             Event::StepSucceeded { step, outputs } => {
