@@ -58,6 +58,18 @@ impl From<SessionError> for Error {
     }
 }
 
+/// Prints what validation found questionable but not wrong (the workflow still runs), to stderr.
+pub fn print_warnings(problems: &[Problem]) {
+    let color = std::io::stderr().is_terminal() && std::env::var_os("NO_COLOR").is_none();
+    for p in problems {
+        if color {
+            eprintln!("{:?}", miette::Report::new(p.clone()));
+        } else {
+            eprint!("{}", p.render_plain());
+        }
+    }
+}
+
 impl Error {
     pub fn exit_code(&self) -> u8 {
         match self {

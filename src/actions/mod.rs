@@ -12,6 +12,7 @@ mod ec2;
 mod effects;
 mod error;
 mod registry;
+mod sns;
 mod ssm;
 mod values;
 
@@ -84,6 +85,32 @@ pub struct Ctx<'a> {
     pub recorder: &'a dyn Recorder,
     /// Folder of the workflow file, for relative paths.
     pub base_dir: &'a Path,
+    /// The run this step belongs to, as far as it has gone (for notifications).
+    pub run: &'a RunInfo,
+}
+
+/// What a step knows of its run: for notifications.
+#[derive(Debug, Clone, Default)]
+pub struct RunInfo {
+    pub run_id: String,
+    pub workflow: String,
+    /// The first step that failed the run so far, and why.
+    pub failure: Option<(String, String)>,
+    /// Where the run's report will be written.
+    pub report: std::path::PathBuf,
+}
+
+impl RunInfo {
+    /// A plain-text summary of the run so far.
+    pub fn summary(&self) -> String {
+        let mut out = format!("drflow run {} of workflow {}: ", self.run_id, self.workflow);
+        match &self.failure {
+            Some((step, error)) => out.push_str(&format!("FAILED at step `{step}`: {error}\n")),
+            None => out.push_str("no step has failed so far\n"),
+        }
+        out.push_str(&format!("report: {}\n", self.report.display()));
+        out
+    }
 }
 
 impl Ctx<'_> {

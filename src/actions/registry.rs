@@ -3,7 +3,7 @@
 use std::sync::OnceLock;
 
 use super::Action;
-use super::{backup, cloudformation, core, ec2, ssm};
+use super::{backup, cloudformation, core, ec2, sns, ssm};
 use crate::workflow::{ActionSpec, Catalog};
 
 /// Every action, in documentation order.
@@ -20,6 +20,7 @@ static ALL: &[&dyn Action] = &[
     &ssm::GetParameter,
     &cloudformation::DeployStack,
     &cloudformation::DeleteStack,
+    &sns::Publish,
     &core::Echo,
     &core::Fail,
 ];

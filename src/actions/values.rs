@@ -22,6 +22,22 @@ pub(crate) fn opt_str<'a>(inputs: &'a Values, name: &str) -> Option<&'a str> {
     inputs.get(name).and_then(Value::as_str).filter(|s| !s.is_empty())
 }
 
+/// An optional whole-number input (a literal, or a `${{ }}` that gives a number or a numeric string).
+pub(crate) fn int_in(inputs: &Values, name: &str) -> Result<Option<i64>, ActionError> {
+    match inputs.get(name) {
+        None | Some(Value::Null) => Ok(None),
+        Some(Value::Number(n)) if n.is_i64() => Ok(n.as_i64()),
+        Some(Value::String(s)) if s.is_empty() => Ok(None),
+        Some(Value::String(s)) => s
+            .parse()
+            .map(Some)
+            .map_err(|_| ActionError::Input(format!("input `{name}` must be a whole number, got `{s}`"))),
+        Some(other) => Err(ActionError::Input(format!(
+            "input `{name}` must be a whole number, got {other}"
+        ))),
+    }
+}
+
 pub(crate) fn bool_in(inputs: &Values, name: &str) -> bool {
     match inputs.get(name) {
         Some(Value::Bool(b)) => *b,

@@ -10,7 +10,14 @@ pub fn validate(files: &[PathBuf]) -> Result<u8, Error> {
     let mut all = Vec::new();
     for f in files {
         match workflow::load(f, actions::catalog()) {
-            Ok(wf) => println!("{}: ok ({} steps)", f.display(), wf.all_steps().len()),
+            Ok(wf) => {
+                crate::error::print_warnings(&wf.warnings);
+                let warned = match wf.warnings.len() {
+                    0 => String::new(),
+                    n => format!(", {n} warning(s)"),
+                };
+                println!("{}: ok ({} steps{warned})", f.display(), wf.all_steps().len());
+            }
             Err(workflow::LoadError::Invalid(problems)) => all.extend(problems),
             Err(e) => return Err(e.into()),
         }

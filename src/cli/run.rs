@@ -169,5 +169,7 @@ fn summary(session: &Session, wf: &Workflow, outcome: &Outcome, wall: Instant) {
 
 /// The workflow file, validated against the actions this drflow has.
 pub(super) fn load_workflow(path: &Path) -> Result<Workflow, Error> {
-    Ok(workflow::load(path, crate::actions::catalog())?)
+    let wf = workflow::load(path, crate::actions::catalog())?;
+    crate::error::print_warnings(&wf.warnings);
+    Ok(wf)
 }

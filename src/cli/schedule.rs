@@ -311,6 +311,21 @@ fn run_entry(entry: &Entry, session: &Session, task: Task, mut stop: Stop, sim: 
                 println!("{} [{name}] report: {}", stamp(Utc::now()), html.display());
             }
             println!("{} [{name}] {}", stamp(Utc::now()), verdict.line);
+            if let Some(n) = entry.notify.as_ref().filter(|n| n.always || !verdict.passed) {
+                let subject = format!(
+                    "drflow {name}: {} {}",
+                    wf.name,
+                    if verdict.passed { "passed" } else { "FAILED" }
+                );
+                let mut message = format!("{}\n", verdict.line);
+                if let Some(e) = &verdict.error {
+                    message.push_str(&format!("error: {e}\n"));
+                }
+                if let Some(html) = verdict.html() {
+                    message.push_str(&format!("report: {}\n", html.display()));
+                }
+                notify(session, name, &n.topic_arn, &subject, &message);
+            }
             RunEnd {
                 run_id: Some(verdict.run_id),
                 status: if verdict.passed {
@@ -342,12 +357,33 @@ fn run_entry(entry: &Entry, session: &Session, task: Task, mut stop: Stop, sim: 
             }
         }
         Err(e) => {
+            if let Some(n) = &entry.notify {
+                let subject = format!("drflow {name}: {} did not start", wf.name);
+                notify(
+                    session,
+                    name,
+                    &n.topic_arn,
+                    &subject,
+                    &format!("the run did not start: {e}\n"),
+                );
+            }
             let run_id = match &task {
                 Task::Resume(id) => Some(id.clone()),
                 Task::Start => None,
             };
             not_started(run_id, e.to_string())
         }
+    }
+}
+
+/// Tells the entry's topic; a notification that fails is logged and changes nothing else.
+fn notify(session: &Session, entry: &str, topic_arn: &str, subject: &str, message: &str) {
+    match session.notify(topic_arn, subject, message) {
+        Ok(id) => println!("{} [{entry}] notified {topic_arn} (message {id})", stamp(Utc::now())),
+        Err(e) => eprintln!(
+            "{} [{entry}] warning: could not notify {topic_arn}: {e}",
+            stamp(Utc::now())
+        ),
     }
 }
 

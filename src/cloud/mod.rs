@@ -69,6 +69,15 @@ pub trait CloudFormation: Send + Sync {
     async fn validate_template(&self, region: &str, template_body: &str) -> Result<(), CloudError>;
 }
 
+/// SNS: notifications.
+#[async_trait]
+pub trait Sns: Send + Sync {
+    /// Returns the message id.
+    async fn publish(&self, region: &str, req: &Publish) -> Result<String, CloudError>;
+    /// Whether the topic exists (GetTopicAttributes; NotFound is `false`).
+    async fn topic_exists(&self, region: &str, topic_arn: &str) -> Result<bool, CloudError>;
+}
+
 #[async_trait]
 pub trait Sts: Send + Sync {
     async fn get_caller_identity(&self, region: &str) -> Result<CallerIdentity, CloudError>;
@@ -82,5 +91,6 @@ pub struct Cloud {
     pub ec2: Arc<dyn Ec2>,
     pub ssm: Arc<dyn Ssm>,
     pub cloudformation: Arc<dyn CloudFormation>,
+    pub sns: Arc<dyn Sns>,
     pub sts: Arc<dyn Sts>,
 }

@@ -36,6 +36,8 @@ pub const OPERATIONS: &[Operation] = &[
     op("cloudformation", "UpdateStack", true),
     op("cloudformation", "DeleteStack", true),
     op("cloudformation", "ValidateTemplate", false),
+    op("sns", "Publish", true),
+    op("sns", "GetTopicAttributes", false),
     op("sts", "GetCallerIdentity", false),
 ];
 

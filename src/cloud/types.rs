@@ -11,6 +11,19 @@ pub struct StartBackupJob {
     pub resource_arn: String,
     pub iam_role_arn: String,
     pub idempotency_token: String,
+    /// When the recovery point expires (AWS Backup `Lifecycle`); `None` keeps it until deleted.
+    #[serde(default)]
+    pub lifecycle: Option<Lifecycle>,
+    /// AWS Backup `BackupOptions`, e.g. `WindowsVSS: enabled`.
+    #[serde(default)]
+    pub backup_options: std::collections::BTreeMap<String, String>,
+}
+
+/// An AWS Backup `Lifecycle`: days after creation.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Lifecycle {
+    pub move_to_cold_storage_after_days: Option<i64>,
+    pub delete_after_days: Option<i64>,
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -20,6 +33,9 @@ pub struct StartCopyJob {
     pub destination_vault_arn: String,
     pub iam_role_arn: String,
     pub idempotency_token: String,
+    /// When the copy (the DR recovery point) expires.
+    #[serde(default)]
+    pub lifecycle: Option<Lifecycle>,
 }
 
 /// Backup job states, as AWS names them.
@@ -237,4 +253,18 @@ mod tests {
         assert_eq!(JobState::parse("nope"), None);
         assert!(JobState::Expired.is_failure() && !JobState::Running.is_failure());
     }
+}
+
+/// An SNS message to a topic.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Publish {
+    pub topic_arn: String,
+    /// At most 100 characters (SNS: the e-mail subject).
+    pub subject: Option<String>,
+    pub message: String,
+}
+
+/// The region of an ARN such as an SNS topic's (`arn:aws:sns:REGION:ACCOUNT:NAME`).
+pub fn arn_region(arn: &str) -> Option<&str> {
+    region_from_arn(arn)
 }

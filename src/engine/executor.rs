@@ -14,7 +14,7 @@ use super::retry::retry_after;
 use super::scope::RunScope;
 use super::state::{RunState, StepStatus};
 use super::{Clock, EngineError, Observer};
-use crate::actions::{self, ActionError, Ctx, Poll, Recorder};
+use crate::actions::{self, ActionError, Ctx, Poll, Recorder, RunInfo};
 use crate::workflow::{ActionKind, ActionStep, FailureClass, OnFailure, Step, StepKind, Workflow};
 
 /// Why a step (and so possibly the run) failed.
@@ -254,12 +254,14 @@ impl<'a> Executor<'a> {
                 exec: self,
                 step: &step.id,
             };
+            let run = self.run_info();
             let ctx = Ctx {
                 cloud: &self.cloud,
                 region: &region,
                 token: &token,
                 recorder: &recorder,
                 base_dir: &base_dir,
+                run: &run,
             };
             let outcome = tokio::time::timeout(limit, self.attempt(step, a, &ctx, &inputs, attempt))
                 .await
@@ -352,6 +354,18 @@ impl<'a> Executor<'a> {
                     }
                 }
             }
+        }
+    }
+
+    /// The run as far as it has gone, for notifications.
+    fn run_info(&self) -> RunInfo {
+        let state = self.state.lock().expect("state lock");
+        let journal = self.journal.lock().expect("journal lock").path().to_path_buf();
+        RunInfo {
+            run_id: state.run_id.clone(),
+            workflow: state.workflow.clone(),
+            failure: state.failure_so_far(),
+            report: journal.with_file_name("report.html"),
         }
     }
 

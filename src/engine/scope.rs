@@ -26,6 +26,16 @@ impl Scope for RunScope<'_> {
                 .cloned()
                 .ok_or_else(|| format!("no region `{name}`")),
             Ref::RunId => Ok(Value::String(s.run_id.clone())),
+            Ref::RunWorkflow => Ok(Value::String(s.workflow.clone())),
+            Ref::RunStatus => Ok(Value::String(
+                if s.failure_so_far().is_some() {
+                    "failed"
+                } else {
+                    "running"
+                }
+                .to_string(),
+            )),
+            Ref::RunError => Ok(Value::String(s.failure_so_far().map(|f| f.1).unwrap_or_default())),
             Ref::AccountId => s
                 .account
                 .clone()

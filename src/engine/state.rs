@@ -232,6 +232,21 @@ impl RunState {
         }
     }
 
+    /// The step that failed the run so far (the one that failed first; a failure routed with `continue` does not
+    /// count), and its error message.
+    pub fn failure_so_far(&self) -> Option<(String, String)> {
+        self.steps
+            .iter()
+            .filter_map(|(id, st)| match &st.status {
+                Some(StepStatus::Failed { error, route }) if route != "continue" => {
+                    Some((st.finished_ms, id.clone(), error.message.clone()))
+                }
+                _ => None,
+            })
+            .min()
+            .map(|(_, id, message)| (id, message))
+    }
+
     fn step_mut(&mut self, id: &str) -> &mut StepState {
         self.steps.entry(id.to_string()).or_default()
     }

@@ -10,6 +10,7 @@
 //! | SSM parameter | `Preflight::Parameter` | ssm:GetParameter, and ec2:DescribeImages for the age of its AMI |
 //! | template | `Preflight::Template` (relative to the workflow file) | cloudformation:ValidateTemplate |
 //! | stack | `Preflight::Stack` | cloudformation:DescribeStacks |
+//! | SNS topic | `Preflight::Topic` (in the region of its ARN) | sns:GetTopicAttributes |
 //!
 //! Only Describe/Get/Validate calls are made. A check whose subject is known only at run time, or whose step
 //! is skipped, is reported as skipped with the reason. A missing parameter is a note, not a failure.
@@ -30,6 +31,7 @@ enum Probe {
     Parameter { name: String },
     Template { file: String },
     Stack { name: String, deploy: bool },
+    Topic { arn: String },
 }
 
 #[derive(Debug)]
@@ -107,6 +109,10 @@ fn derive(plan: &Plan) -> Vec<Pending> {
         let mut add = |kind: CheckKind, input: &str, region: Option<String>, make: &dyn Fn(String) -> Probe| {
             let Some(v) = a.input(input) else { return };
             let (subject, mut probe) = match v.known_str() {
+                Some("") => (
+                    String::new(),
+                    Err(format!("`{input}` of step `{}` is empty: nothing to check", s.id)),
+                ),
                 Some(text) => (text.to_string(), Ok(make(text.to_string()))),
                 None => (
                     v.pattern(),
@@ -159,6 +165,16 @@ fn derive(plan: &Plan) -> Vec<Pending> {
                 }
                 Preflight::Stack { input, deploy } => {
                     add(CheckKind::Stack, input, here(), &|name| Probe::Stack { name, deploy })
+                }
+                Preflight::Topic { input } => {
+                    // A topic lives in the region its ARN names.
+                    let there = a
+                        .input(input)
+                        .and_then(Planned::known_str)
+                        .and_then(crate::cloud::arn_region)
+                        .map(str::to_string)
+                        .or_else(here);
+                    add(CheckKind::SnsTopic, input, there, &|arn| Probe::Topic { arn })
                 }
             }
         }
@@ -232,6 +248,11 @@ async fn perform(cloud: &Cloud, region: &str, probe: &Probe, base_dir: &Path) ->
                 Err(e) => (Failed, format!("{} is not valid: {}", path.display(), e.message)),
             }
         }
+        Probe::Topic { arn } => match cloud.sns.topic_exists(region, arn).await {
+            Ok(true) => (CheckStatus::Ok, "exists".into()),
+            Ok(false) => (Failed, format!("no SNS topic {arn}: create it, or pass another topic")),
+            Err(e) => (Failed, failure(&e)),
+        },
         Probe::Stack { name, deploy } => match cloud.cloudformation.describe_stack(region, name).await {
             Ok(None) if *deploy => (CheckStatus::Ok, "none: the run creates it".into()),
             Ok(None) => (CheckStatus::Ok, "none: there is nothing to delete".into()),

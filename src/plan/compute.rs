@@ -57,7 +57,7 @@ impl Known<'_> {
                 Ref::Region(_) => None,
                 Ref::AccountId if self.account.is_some() => None,
                 Ref::AccountId => Some("preflight"),
-                Ref::RunId => {
+                Ref::RunId | Ref::RunStatus | Ref::RunError | Ref::RunWorkflow => {
                     unknown = true;
                     None
                 }
@@ -245,11 +245,27 @@ fn action(known: &Known, a: &ActionStep) -> ActionPlan {
             max_total_delay: retry.max_total_delay(),
         },
         timeout: a.timeout,
+        expires: spec.lifecycle.then(|| expiry(known, a)),
         poll: (spec.kind == ActionKind::Wait).then_some(PollPlan {
             interval: a.poll.interval,
             backoff_rate: a.poll.backoff_rate,
             max_interval: a.poll.max_interval,
         }),
+    }
+}
+
+/// When the recovery point a step makes expires, as far as the plan knows its lifecycle.
+fn expiry(known: &Known, a: &ActionStep) -> String {
+    let Some((_, v)) = a.with.iter().find(|(k, _)| k == "delete_after_days") else {
+        return "never: no lifecycle, AWS keeps it until someone deletes it".into();
+    };
+    match value(known, v) {
+        Planned::Known(v) => match v.as_i64().or_else(|| v.as_str().and_then(|s| s.parse().ok())) {
+            Some(days) => format!("{days} days after it is made (AWS Backup deletes it then)"),
+            None => format!("`delete_after_days` is not a number of days: {v}"),
+        },
+        Planned::Unknown(u) => format!("delete_after_days is {}", known_after_text(&u.after)),
+        other => format!("delete_after_days = {other:?}"),
     }
 }
 

@@ -153,6 +153,9 @@ pub struct ActionPlan {
     pub timeout: Duration,
     /// Polling of wait actions; `null` for calls.
     pub poll: Option<PollPlan>,
+    /// For a step that makes an AWS Backup recovery point: when it expires (its lifecycle).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub expires: Option<String>,
 }
 
 impl ActionPlan {
@@ -308,6 +311,7 @@ pub enum CheckKind {
     SsmParameter,
     Template,
     Stack,
+    SnsTopic,
 }
 
 impl CheckKind {
@@ -319,6 +323,7 @@ impl CheckKind {
             CheckKind::SsmParameter => "SSM parameter",
             CheckKind::Template => "template",
             CheckKind::Stack => "stack",
+            CheckKind::SnsTopic => "SNS topic",
         }
     }
 }

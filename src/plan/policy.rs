@@ -72,6 +72,10 @@ pub fn build(plan: &Plan, account: Option<&str>) -> Result<Policy, String> {
             .ok_or_else(|| format!("unknown action `{}`", a.action))?;
         for iam in spec.calls.iter().chain(spec.extra_iam) {
             let (resources, condition) = resources_for(iam, a, &account)?;
+            // A grant on nothing (e.g. a notification whose topic is not given: the step cannot run) is left out.
+            if resources.is_empty() {
+                continue;
+            }
             let key = (iam.to_string(), condition);
             let slot = match grants.iter().position(|(k, _)| *k == key) {
                 Some(i) => &mut grants[i].1,
@@ -231,6 +235,10 @@ fn resources_for(
             (r, none)
         }
         "ec2:CopyImage" => (images(&image_regions), none),
+        "sns:Publish" | "sns:GetTopicAttributes" => {
+            let topic = input("topic_arn");
+            (if topic.is_empty() { vec![] } else { vec![topic] }, none)
+        }
         "ec2:CreateTags" if service == "cloudformation" => {
             (vec![ec2(&region, "instance/*")?, ec2(&region, "volume/*")?], none)
         }

@@ -187,6 +187,9 @@ fn action(o: &mut String, a: &ActionPlan, detail: &str, runs: bool, worst: std::
     for (i, (k, v)) in with.iter().enumerate() {
         line(o, if i == 0 { "with" } else { "" }, &format!("{k:<width$} = {v}"));
     }
+    if let Some(e) = &a.expires {
+        line(o, "expires", e);
+    }
     if let Some(p) = &a.poll {
         line(
             o,

@@ -51,6 +51,15 @@ pub struct Entry {
     pub regions: Vec<(String, String)>,
     pub backend: Backend,
     pub overlap: Overlap,
+    /// An SNS topic told when a run fails (or after every run).
+    pub notify: Option<Notify>,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Notify {
+    pub topic_arn: String,
+    /// Also after runs that passed.
+    pub always: bool,
 }
 
 #[derive(Debug)]
@@ -99,6 +108,17 @@ struct RawEntry {
     profile: Option<String>,
     #[serde(default)]
     overlap: Overlap,
+    #[serde(default)]
+    notify: Option<RawNotify>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawNotify {
+    topic_arn: String,
+    /// `failure` (the default) or `always`.
+    #[serde(default)]
+    on: Option<String>,
 }
 
 /// Checked while deserializing (inside the visitor), so that serde_yaml puts the value's line and column on the
@@ -321,6 +341,43 @@ pub fn parse(path: &Path, text: &str) -> Result<ScheduleFile, Invalid> {
                 }
             }
         }
+        let notify = e.notify.as_ref().and_then(|n| {
+            let place = [
+                Seg::Key("entries"),
+                Seg::Index(i),
+                Seg::Key("notify"),
+                Seg::Key("topic_arn"),
+            ];
+            let parts: Vec<&str> = n.topic_arn.splitn(6, ':').collect();
+            let ok = matches!(parts.as_slice(), ["arn", _, "sns", region, account, name]
+                if account.len() == 12 && account.chars().all(|c| c.is_ascii_digit()) && !name.is_empty()
+                    && workflow::check_region(region).is_none());
+            if !ok {
+                at(
+                    &place,
+                    format!(
+                        "`{}` is not an SNS topic ARN (arn:aws:sns:REGION:ACCOUNT:NAME)",
+                        n.topic_arn
+                    ),
+                );
+                return None;
+            }
+            let always = match n.on.as_deref() {
+                None | Some("failure") => false,
+                Some("always") => true,
+                Some(other) => {
+                    at(
+                        &[Seg::Key("entries"), Seg::Index(i), Seg::Key("notify"), Seg::Key("on")],
+                        format!("`{other}` is not when to notify: use failure or always"),
+                    );
+                    return None;
+                }
+            };
+            Some(Notify {
+                topic_arn: n.topic_arn.clone(),
+                always,
+            })
+        });
         entries.push(Entry {
             name: e.name,
             workflow: workflow_path,
@@ -329,6 +386,7 @@ pub fn parse(path: &Path, text: &str) -> Result<ScheduleFile, Invalid> {
             regions,
             backend,
             overlap: e.overlap,
+            notify,
         });
     }
     if problems.is_empty() {

@@ -9,5 +9,5 @@ pub mod runner;
 pub mod signal;
 
 pub use cron::CronSchedule;
-pub use file::{Backend, Entry, Invalid, Overlap, ScheduleFile};
+pub use file::{Backend, Entry, Invalid, Notify, Overlap, ScheduleFile};
 pub use runner::{Clock, EndStatus, Event, Launcher, RunEnd, RunFuture, Scheduler, Stop, SystemClock, TokioClock};

@@ -164,6 +164,37 @@ impl Session {
         }
     }
 
+    /// Publishes a notification to an SNS topic (in the region its ARN names) through this session's backend,
+    /// retrying throttling and 5xx as a step would. Returns the message id.
+    pub fn notify(&self, topic_arn: &str, subject: &str, message: &str) -> Result<String, SessionError> {
+        let region = crate::cloud::arn_region(topic_arn)
+            .ok_or_else(|| SessionError::Usage(format!("`{topic_arn}` is not an SNS topic ARN")))?
+            .to_string();
+        let req = crate::cloud::Publish {
+            topic_arn: topic_arn.to_string(),
+            subject: Some(subject.chars().take(100).collect()),
+            message: message.to_string(),
+        };
+        self.backend.runtime()?.block_on(async {
+            let cloud = self.client(std::slice::from_ref(&region)).await?;
+            let policy = crate::workflow::RetryPolicy {
+                max_attempts: 5,
+                ..Default::default()
+            };
+            let mut tries = 0;
+            loop {
+                tries += 1;
+                match cloud.sns.publish(&region, &req).await {
+                    Ok(id) => return Ok(id),
+                    Err(e) if e.kind.is_transient() && policy.next_delay(tries, 1.0).is_some() => {
+                        tokio::time::sleep(policy.next_delay(tries, 1.0).unwrap_or_default()).await;
+                    }
+                    Err(e) => return Err(SessionError::Environment(e.to_string())),
+                }
+            }
+        })
+    }
+
     /// Writes a finished run's report and decides its verdict.
     pub fn conclude(&self, wf: &Workflow, outcome: &Outcome) -> Verdict {
         conclude(&self.state_dir, wf, outcome)

@@ -32,6 +32,7 @@ pub enum Code {
     BadStep,
     BadFile,
     ConcurrentWrite,
+    BadLifecycle,
 }
 
 impl Code {
@@ -59,6 +60,7 @@ impl Code {
             Code::BadStep => "bad_step",
             Code::BadFile => "bad_file",
             Code::ConcurrentWrite => "concurrent_write",
+            Code::BadLifecycle => "bad_lifecycle",
         }
     }
 }
@@ -67,6 +69,8 @@ impl Code {
 #[derive(Clone)]
 pub struct Problem {
     pub code: Code,
+    /// A warning does not make the workflow invalid: AWS would accept it but not do what it says.
+    pub warning: bool,
     pub message: String,
     pub label: String,
     pub hint: Option<String>,
@@ -111,6 +115,14 @@ impl std::error::Error for Problem {}
 impl miette::Diagnostic for Problem {
     fn code<'a>(&'a self) -> Option<Box<dyn fmt::Display + 'a>> {
         Some(Box::new(format!("drflow::workflow::{}", self.code.as_str())))
+    }
+
+    fn severity(&self) -> Option<miette::Severity> {
+        Some(if self.warning {
+            miette::Severity::Warning
+        } else {
+            miette::Severity::Error
+        })
     }
 
     fn help<'a>(&'a self) -> Option<Box<dyn fmt::Display + 'a>> {
@@ -172,6 +184,7 @@ impl<'s> Problems<'s> {
         let (line, column) = self.source.line_col(span.offset);
         self.list.push(Problem {
             code,
+            warning: false,
             message: message.into(),
             label: label.into(),
             hint: None,
@@ -205,8 +218,9 @@ impl<'s> Problems<'s> {
         self.at_span(code, span, message, short_label(code))
     }
 
+    /// No errors (warnings do not count).
     pub fn is_empty(&self) -> bool {
-        self.list.is_empty()
+        self.list.iter().all(|p| p.warning)
     }
 
     pub fn source(&self) -> &'s Source {
@@ -215,6 +229,12 @@ impl<'s> Problems<'s> {
 }
 
 impl Problem {
+    /// Makes it a warning.
+    pub fn warn(&mut self) -> &mut Problem {
+        self.warning = true;
+        self
+    }
+
     pub fn hint(&mut self, hint: impl Into<String>) -> &mut Problem {
         self.hint = Some(hint.into());
         self
@@ -250,6 +270,7 @@ fn short_label(code: Code) -> &'static str {
         Code::BadStep => "bad step",
         Code::BadFile => "bad file",
         Code::ConcurrentWrite => "written twice at once",
+        Code::BadLifecycle => "lifecycle",
     }
 }
 

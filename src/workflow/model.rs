@@ -27,6 +27,8 @@ pub struct Workflow {
     pub lock: Option<Template>,
     pub steps: Vec<Step>,
     pub finally: Vec<Step>,
+    /// What validation found questionable but not wrong (e.g. a setting AWS would ignore).
+    pub warnings: Vec<super::diagnostic::Problem>,
 }
 
 impl Workflow {

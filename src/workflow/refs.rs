@@ -11,6 +11,13 @@ pub enum Ref {
     Region(String),
     /// `run.id`
     RunId,
+    /// `run.workflow`: the workflow's name.
+    RunWorkflow,
+    /// `run.status`: `failed` once a step failed the run (a failure routed with `continue` does not), else
+    /// `running` (so `finally` can tell).
+    RunStatus,
+    /// `run.error`: the error of the step that failed the run, else empty.
+    RunError,
     /// `account.id`: the AWS account of the caller, known once the run has checked its credentials.
     AccountId,
     /// `steps.ID.outputs.NAME[.KEY...]`
@@ -34,6 +41,9 @@ impl Ref {
             ["inputs", name] => Ref::Input(name.to_string()),
             ["regions", name] => Ref::Region(name.to_string()),
             ["run", "id"] => Ref::RunId,
+            ["run", "workflow"] => Ref::RunWorkflow,
+            ["run", "status"] => Ref::RunStatus,
+            ["run", "error"] => Ref::RunError,
             ["account", "id"] => Ref::AccountId,
             ["steps", step, "outputs", output, rest @ ..] => Ref::StepOutput {
                 step: step.to_string(),
@@ -60,6 +70,9 @@ impl Ref {
             Ref::Input(n) => format!("inputs.{n}"),
             Ref::Region(n) => format!("regions.{n}"),
             Ref::RunId => "run.id".into(),
+            Ref::RunWorkflow => "run.workflow".into(),
+            Ref::RunStatus => "run.status".into(),
+            Ref::RunError => "run.error".into(),
             Ref::AccountId => "account.id".into(),
             Ref::StepOutput { step, output, path } => {
                 let mut s = format!("steps.{step}.outputs.{output}");
@@ -94,6 +107,9 @@ mod tests {
             "inputs.instance_id",
             "regions.dr",
             "run.id",
+            "run.status",
+            "run.error",
+            "run.workflow",
             "account.id",
             "steps.deploy.outputs.outputs.InstanceId",
             "steps.a.status",

@@ -51,7 +51,7 @@ impl InputKind {
     }
 }
 
-#[derive(Debug)]
+#[derive(Debug, Clone, Copy)]
 pub struct InputSpec {
     pub name: &'static str,
     pub kind: InputKind,
@@ -82,6 +82,8 @@ pub enum Preflight {
     Template { input: &'static str },
     /// The stack named by `input` is in a state that allows deploying it (`deploy`) or deleting it.
     Stack { input: &'static str, deploy: bool },
+    /// The SNS topic whose ARN `input` gives exists.
+    Topic { input: &'static str },
 }
 
 /// What a step means to a rehearsal report. Each role names the inputs and outputs the report reads.
@@ -149,6 +151,12 @@ pub struct ActionSpec {
     /// The resource a step writes, named by one of its inputs: two steps that may run at the same time must not
     /// write the same one in the same region.
     pub writes: Option<Writes>,
+    /// A notification: a step's failure is journaled and reported but never fails the run (its `on_failure`
+    /// defaults to continuing).
+    pub advisory: bool,
+    /// Whether it takes an AWS Backup lifecycle (`delete_after_days`, `move_to_cold_storage_after_days`): validation
+    /// applies AWS's rules to it and plans show when the recovery point expires.
+    pub lifecycle: bool,
     /// What a step of this action is to a rehearsal report: a link in the lineage of the DR AMI, its launch, its
     /// verification or its teardown.
     pub role: Option<Role>,
@@ -168,6 +176,8 @@ impl ActionSpec {
         extra_iam: &[],
         preflight: &[],
         writes: None,
+        advisory: false,
+        lifecycle: false,
         role: None,
         default_timeout_secs: 120,
     };

@@ -63,7 +63,9 @@ pub fn parse(source: Source, catalog: Catalog) -> Result<Workflow, Vec<Problem>>
     let mut v = Validator::new(&mut problems, &raw, catalog);
     let workflow = v.workflow(&raw, source.clone());
     if problems.is_empty() {
-        Ok(workflow.expect("a workflow is built whenever there is no problem"))
+        let mut wf = workflow.expect("a workflow is built whenever there is no problem");
+        wf.warnings = problems.list;
+        Ok(wf)
     } else {
         Err(problems.list)
     }
@@ -261,6 +263,7 @@ impl<'p, 's> Validator<'p, 's> {
             lock,
             steps,
             finally,
+            warnings: Vec::new(),
         })
     }
 
@@ -512,6 +515,12 @@ impl<'p, 's> Validator<'p, 's> {
             let e = self.condition(t, &wpath)?;
             e.resolve(&mut |r: &Reference| self.resolve(r, &wpath, before, &id))
         });
+        // A notification's failure never fails the run, unless the step says otherwise.
+        let advisory = raw
+            .action
+            .as_deref()
+            .and_then(|a| self.catalog.find(a))
+            .is_some_and(|s| s.advisory);
         let on_failure = match (&raw.on_failure, raw.continue_on_error) {
             (Some(_), Some(true)) => {
                 self.p
@@ -537,6 +546,7 @@ impl<'p, 's> Validator<'p, 's> {
                 OnFailure::Abort
             }
             (None, Some(true)) => OnFailure::Continue,
+            (None, None) if advisory => OnFailure::Continue,
             (None, _) => OnFailure::Abort,
         };
         let forms = [raw.action.is_some(), raw.parallel.is_some(), raw.steps.is_some()];
@@ -730,6 +740,9 @@ impl<'p, 's> Validator<'p, 's> {
                 }
                 with.push((key.clone(), t));
             }
+        }
+        if spec.lifecycle {
+            self.lifecycle(&with, &with_path);
         }
         let missing: Vec<&str> = spec
             .inputs
@@ -1095,6 +1108,60 @@ impl<'p, 's> Validator<'p, 's> {
             return None;
         }
         Some(typed)
+    }
+
+    /// AWS Backup's rules for a lifecycle written as literals: whole days from 1, deletion at least 90 days after a
+    /// move to cold storage; and a warning where AWS would ignore it (EC2 recovery points never move to cold
+    /// storage). Values from `${{ }}` are checked by the action at run time.
+    fn lifecycle(&mut self, with: &[(String, ValueTemplate)], path: &YamlPath) {
+        let literal = |name: &str| {
+            with.iter().find(|(k, _)| k == name).and_then(|(_, v)| match v {
+                ValueTemplate::Literal(v) => v.as_i64(),
+                _ => None,
+            })
+        };
+        const COLD: &str = "move_to_cold_storage_after_days";
+        const DELETE: &str = "delete_after_days";
+        for name in [COLD, DELETE] {
+            if let Some(d) = literal(name)
+                && d < 1
+            {
+                self.p
+                    .at(
+                        Code::BadLifecycle,
+                        &path.join(name),
+                        Part::Value,
+                        format!("`{name}` must be at least 1 day, not {d}"),
+                    )
+                    .hint("leave it out to keep the recovery point until it is deleted");
+            }
+        }
+        if let (Some(cold), Some(delete)) = (literal(COLD), literal(DELETE))
+            && delete < cold + 90
+        {
+            self.p
+                .at(
+                    Code::BadLifecycle,
+                    &path.join(DELETE),
+                    Part::Value,
+                    format!("`{DELETE}` ({delete}) must be at least 90 days after `{COLD}` ({cold})"),
+                )
+                .hint(format!(
+                    "AWS Backup keeps a recovery point 90 days in cold storage at least: use {} or more",
+                    cold + 90
+                ));
+        }
+        if with.iter().any(|(k, _)| k == COLD) {
+            self.p
+                .at(
+                    Code::BadLifecycle,
+                    &path.join(COLD),
+                    Part::Key,
+                    format!("AWS Backup ignores `{COLD}` for EC2: EC2 recovery points do not move to cold storage"),
+                )
+                .hint("remove it; `delete_after_days` alone bounds how long the AMI is kept")
+                .warn();
+        }
     }
 
     /// A template file input: it must exist (relative to the workflow file) and be a CloudFormation template.

@@ -14,6 +14,7 @@ mod rehearsal_emulator;
 mod rehearsal_sim;
 mod reliability;
 mod report_html;
+mod retention_notify;
 mod schedule_cli;
 mod schedule_runner;
 mod stacks_lint;

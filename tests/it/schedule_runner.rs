@@ -26,6 +26,7 @@ fn entry(name: &str, cron: &str, tz: &str, overlap: Overlap) -> Entry {
         regions: Vec::new(),
         backend: Backend::Simulate { scenario: None },
         overlap,
+        notify: None,
     }
 }
 

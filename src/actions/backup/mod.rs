@@ -17,6 +17,46 @@ use super::values::values;
 use super::{ActionError, Poll};
 use crate::cloud::{JobState, image_id_from_arn};
 
+/// The inputs of a recovery point's lifecycle, shared by both start actions.
+const LIFECYCLE_INPUTS: [crate::workflow::InputSpec; 2] = [
+    crate::workflow::spec::opt(
+        "delete_after_days",
+        crate::workflow::InputKind::Int,
+        "Days after which AWS Backup deletes the recovery point (its AMI and snapshots). Default: kept until deleted.",
+    ),
+    crate::workflow::spec::opt(
+        "move_to_cold_storage_after_days",
+        crate::workflow::InputKind::Int,
+        "Days before moving to cold storage (ignored by AWS for EC2; deletion must come 90 days later).",
+    ),
+];
+
+/// The step's lifecycle, checked as AWS Backup checks it (values from `${{ }}` are known only now).
+fn lifecycle(inputs: &super::Values) -> Result<Option<crate::cloud::Lifecycle>, ActionError> {
+    use super::values::int_in;
+    let l = crate::cloud::Lifecycle {
+        move_to_cold_storage_after_days: int_in(inputs, "move_to_cold_storage_after_days")?,
+        delete_after_days: int_in(inputs, "delete_after_days")?,
+    };
+    if let Some(d) = [l.move_to_cold_storage_after_days, l.delete_after_days]
+        .into_iter()
+        .flatten()
+        .find(|d| *d < 1)
+    {
+        return Err(ActionError::Input(format!(
+            "a lifecycle counts whole days from 1, not {d}"
+        )));
+    }
+    if let (Some(cold), Some(delete)) = (l.move_to_cold_storage_after_days, l.delete_after_days)
+        && delete < cold + 90
+    {
+        return Err(ActionError::Input(format!(
+            "delete_after_days ({delete}) must be at least 90 days after move_to_cold_storage_after_days ({cold})"
+        )));
+    }
+    Ok((l != crate::cloud::Lifecycle::default()).then_some(l))
+}
+
 /// A started job, from the step's `job_id`.
 fn job_effects(step: &StepFacts<'_>, kind: ResourceKind) -> Effects {
     let mut e = Effects::default();

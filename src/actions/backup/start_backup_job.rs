@@ -6,7 +6,7 @@ use crate::actions::effects::{Effects, ResourceKind, StepFacts};
 use crate::actions::values::{account_of, str_in};
 use crate::actions::{Action, ActionError, Ctx, Resource, Values};
 use crate::cloud::StartBackupJob as Request;
-use crate::workflow::spec::{out, req};
+use crate::workflow::spec::{opt, out, req};
 use crate::workflow::{ActionSpec, InputKind::*, Preflight};
 
 pub(crate) struct StartBackupJob;
@@ -21,6 +21,13 @@ static SPEC: ActionSpec = ActionSpec {
             "iam_role_arn",
             Str,
             "Role AWS Backup assumes; its account is the instance's account.",
+        ),
+        super::LIFECYCLE_INPUTS[0],
+        super::LIFECYCLE_INPUTS[1],
+        opt(
+            "backup_options",
+            Map,
+            "AWS Backup BackupOptions, e.g. {WindowsVSS: enabled} for an application-consistent Windows backup.",
         ),
     ],
     outputs: &[out("job_id", "The backup job id.")],
@@ -38,6 +45,7 @@ static SPEC: ActionSpec = ActionSpec {
             region_input: None,
         },
     ],
+    lifecycle: true,
     ..ActionSpec::BASE
 };
 
@@ -64,6 +72,21 @@ async fn start(ctx: &Ctx<'_>, inputs: &Values) -> Result<String, ActionError> {
         resource_arn: format!("arn:aws:ec2:{}:{}:instance/{instance}", ctx.region, account_of(role)?),
         iam_role_arn: role.to_string(),
         idempotency_token: ctx.token.to_string(),
+        lifecycle: super::lifecycle(inputs)?,
+        backup_options: backup_options(inputs)?,
     };
     Ok(ctx.cloud.backup.start_backup_job(ctx.region, &req).await?)
+}
+
+/// `BackupOptions` AWS accepts for EC2: `WindowsVSS` = `enabled` | `disabled`.
+fn backup_options(inputs: &Values) -> Result<std::collections::BTreeMap<String, String>, ActionError> {
+    let options = crate::actions::values::map_in(inputs, "backup_options");
+    for (k, v) in &options {
+        if k != "WindowsVSS" || !matches!(v.as_str(), "enabled" | "disabled") {
+            return Err(ActionError::Input(format!(
+                "backup_options {k}: {v} is not an option AWS Backup takes for EC2 (WindowsVSS: enabled or disabled)"
+            )));
+        }
+    }
+    Ok(options)
 }

@@ -20,6 +20,8 @@ static SPEC: ActionSpec = ActionSpec {
         req("destination_vault", Str, "Vault name in the destination region."),
         req("destination_region", Str, "Region code of the destination vault."),
         req("iam_role_arn", Str, "Role AWS Backup assumes."),
+        super::LIFECYCLE_INPUTS[0],
+        super::LIFECYCLE_INPUTS[1],
     ],
     outputs: &[out("job_id", "The copy job id.")],
     calls: &["backup:StartCopyJob"],
@@ -34,6 +36,7 @@ static SPEC: ActionSpec = ActionSpec {
             region_input: Some("destination_region"),
         },
     ],
+    lifecycle: true,
     role: Some(Role::StartCopy),
     ..ActionSpec::BASE
 };
@@ -66,6 +69,7 @@ async fn start(ctx: &Ctx<'_>, inputs: &Values) -> Result<String, ActionError> {
         ),
         iam_role_arn: role.to_string(),
         idempotency_token: ctx.token.to_string(),
+        lifecycle: super::lifecycle(inputs)?,
     };
     Ok(ctx.cloud.backup.start_copy_job(ctx.region, &req).await?)
 }

@@ -31,6 +31,8 @@ static SPEC: ActionSpec = ActionSpec {
         input: "stack_name",
         what: Written::Stack,
     }),
+    advisory: false,
+    lifecycle: false,
     role: Some(Role::Teardown),
     default_timeout_secs: 3600,
 };

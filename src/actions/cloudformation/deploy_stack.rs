@@ -55,6 +55,8 @@ static SPEC: ActionSpec = ActionSpec {
         input: "stack_name",
         what: Written::Stack,
     }),
+    advisory: false,
+    lifecycle: false,
     role: Some(Role::Launch),
     default_timeout_secs: 3600,
 };

@@ -58,6 +58,11 @@ impl Backup for AwsBackup {
             .resource_arn(&req.resource_arn)
             .iam_role_arn(&req.iam_role_arn)
             .idempotency_token(&req.idempotency_token)
+            .set_lifecycle(req.lifecycle.map(lifecycle))
+            .set_backup_options(
+                (!req.backup_options.is_empty())
+                    .then(|| req.backup_options.iter().map(|(k, v)| (k.clone(), v.clone())).collect()),
+            )
             .send()
             .await
             .map_err(|e| from_sdk("backup", OP, region, e))?;
@@ -98,6 +103,7 @@ impl Backup for AwsBackup {
             .destination_backup_vault_arn(&req.destination_vault_arn)
             .iam_role_arn(&req.iam_role_arn)
             .idempotency_token(&req.idempotency_token)
+            .set_lifecycle(req.lifecycle.map(lifecycle))
             .send()
             .await
             .map_err(|e| from_sdk("backup", OP, region, e))?;
@@ -149,6 +155,14 @@ impl Backup for AwsBackup {
                 .ok_or_else(|| missing(OP, region, "BackupVaultArn"))?,
         })
     }
+}
+
+/// The SDK's `Lifecycle` of drflow's.
+fn lifecycle(l: crate::cloud::Lifecycle) -> aws_sdk_backup::types::Lifecycle {
+    aws_sdk_backup::types::Lifecycle::builder()
+        .set_move_to_cold_storage_after_days(l.move_to_cold_storage_after_days)
+        .set_delete_after_days(l.delete_after_days)
+        .build()
 }
 
 #[cfg(test)]

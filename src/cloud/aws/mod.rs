@@ -26,6 +26,7 @@ mod backup;
 mod cloudformation;
 mod ec2;
 mod errors;
+mod sns;
 mod ssm;
 mod sts;
 
@@ -95,6 +96,9 @@ pub fn from_sdk_config(sdk: SdkConfig) -> Cloud {
         }))),
         ssm: Arc::new(ssm::AwsSsm::new(Regional::new(&sdk, |c, r| {
             aws_sdk_ssm::Client::from_conf(aws_sdk_ssm::config::Builder::from(c).region(r).build())
+        }))),
+        sns: Arc::new(sns::AwsSns::new(Regional::new(&sdk, |c, r| {
+            aws_sdk_sns::Client::from_conf(aws_sdk_sns::config::Builder::from(c).region(r).build())
         }))),
         sts: Arc::new(sts::AwsSts::new(Regional::new(&sdk, |c, r| {
             aws_sdk_sts::Client::from_conf(aws_sdk_sts::config::Builder::from(c).region(r).build())

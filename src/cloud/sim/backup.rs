@@ -11,7 +11,7 @@ use super::scenario::{Durations, JobKind};
 use super::world::Region;
 use super::{Ctx, Sim};
 use crate::cloud::{
-    Backup, BackupJob, CloudError, CopyJob, JobState, StartBackupJob, StartCopyJob, Vault, image_id_from_arn,
+    Backup, BackupJob, CloudError, CopyJob, JobState, Lifecycle, StartBackupJob, StartCopyJob, Vault, image_id_from_arn,
 };
 
 /// The two kinds of job: starting, keeping and describing them is shared (`start_job`, `describe_job`); only
@@ -91,9 +91,53 @@ fn start_job(
         done_at,
         failure,
         recovery_point_arn: arn,
+        lifecycle: None,
+        backup_options: Default::default(),
     };
     kind.jobs(ctx.here()).insert(id.clone(), job);
     id
+}
+
+/// AWS Backup's rules for a `Lifecycle`: whole days from 1, and deletion at least 90 days after a move to cold
+/// storage.
+fn check_lifecycle(ctx: &Ctx<'_>, l: &Lifecycle) -> Result<(), CloudError> {
+    for (name, v) in [
+        ("MoveToColdStorageAfterDays", l.move_to_cold_storage_after_days),
+        ("DeleteAfterDays", l.delete_after_days),
+    ] {
+        if let Some(d) = v
+            && d < 1
+        {
+            return Err(ctx.err(
+                "InvalidParameterValueException",
+                format!("Lifecycle {name} must be at least 1, not {d}"),
+            ));
+        }
+    }
+    if let (Some(cold), Some(delete)) = (l.move_to_cold_storage_after_days, l.delete_after_days)
+        && delete < cold + 90
+    {
+        return Err(ctx.err(
+            "InvalidParameterValueException",
+            format!(
+                "Invalid lifecycle: DeleteAfterDays ({delete}) must be at least 90 days more than MoveToColdStorageAfterDays ({cold})"
+            ),
+        ));
+    }
+    Ok(())
+}
+
+/// `BackupOptions` AWS accepts for EC2: `WindowsVSS` = `enabled` | `disabled`.
+fn check_backup_options(ctx: &Ctx<'_>, options: &BTreeMap<String, String>) -> Result<(), CloudError> {
+    for (k, v) in options {
+        if k != "WindowsVSS" || !matches!(v.as_str(), "enabled" | "disabled") {
+            return Err(ctx.err(
+                "InvalidParameterValueException",
+                format!("Invalid BackupOptions {k}={v}: EC2 takes WindowsVSS = enabled or disabled"),
+            ));
+        }
+    }
+    Ok(())
 }
 
 /// A job of `kind` started in the call's region, as DescribeBackupJob describes it.
@@ -159,6 +203,10 @@ fn describe_backup_vault(ctx: &mut Ctx<'_>, name: &str) -> Result<Vault, CloudEr
 fn start_backup_job(ctx: &mut Ctx<'_>, req: &StartBackupJob) -> Result<String, CloudError> {
     check_role(ctx, &req.iam_role_arn)?;
     check_vault(ctx, &req.vault)?;
+    if let Some(l) = &req.lifecycle {
+        check_lifecycle(ctx, l)?;
+    }
+    check_backup_options(ctx, &req.backup_options)?;
     // arn:aws:ec2:REGION:ACCOUNT:instance/i-...
     let parts: Vec<&str> = req.resource_arn.splitn(6, ':').collect();
     let instance_id = match parts.as_slice() {
@@ -200,6 +248,10 @@ fn start_backup_job(ctx: &mut Ctx<'_>, req: &StartBackupJob) -> Result<String, C
             format!("{instance_id}:{short}"),
         )
     });
+    if let Some(job) = Kind::Backup.jobs(ctx.here()).get_mut(&id) {
+        job.lifecycle = req.lifecycle;
+        job.backup_options = req.backup_options.clone();
+    }
     Ok(id)
 }
 
@@ -207,6 +259,9 @@ fn start_backup_job(ctx: &mut Ctx<'_>, req: &StartBackupJob) -> Result<String, C
 fn start_copy_job(ctx: &mut Ctx<'_>, req: &StartCopyJob) -> Result<String, CloudError> {
     check_role(ctx, &req.iam_role_arn)?;
     check_vault(ctx, &req.source_vault)?;
+    if let Some(l) = &req.lifecycle {
+        check_lifecycle(ctx, l)?;
+    }
     let now = ctx.now;
     // The recovery point must be in the source vault, and complete.
     let in_vault = ctx.here().recovery_points.get(&req.recovery_point_arn) == Some(&req.source_vault);
@@ -256,6 +311,9 @@ fn start_copy_job(ctx: &mut Ctx<'_>, req: &StartCopyJob) -> Result<String, Cloud
             req.recovery_point_arn.clone(),
         )
     });
+    if let Some(job) = Kind::Copy.jobs(ctx.here()).get_mut(&id) {
+        job.lifecycle = req.lifecycle;
+    }
     Ok(id)
 }
 
@@ -325,6 +383,7 @@ mod tests {
             destination_vault_arn: vault_arn(WEST, "Dr"),
             iam_role_arn: role(),
             idempotency_token: token.into(),
+            lifecycle: None,
         }
     }
 

@@ -5,6 +5,11 @@ use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
 
 pub(crate) const ACCOUNT: &str = "123456789012";
+
+/// The ARN of a simulated SNS topic.
+pub(crate) fn topic_arn(region: &str, name: &str) -> String {
+    format!("arn:aws:sns:{region}:{ACCOUNT}:{name}")
+}
 pub(crate) const DEFAULT_VAULT: &str = "Default";
 pub(crate) const DEFAULT_INSTANCE: &str = "i-0123456789abcdef0";
 /// The public parameter AWS keeps pointing at the latest Amazon Linux AMI; in the simulator, the base AMI.

@@ -37,6 +37,7 @@ mod persist;
 mod records;
 mod rng;
 mod scenario;
+mod sns;
 mod ssm;
 mod sts;
 mod template;
@@ -185,6 +186,7 @@ impl Sim {
             ec2: Arc::new(self.clone()),
             ssm: Arc::new(self.clone()),
             cloudformation: Arc::new(self.clone()),
+            sns: Arc::new(self.clone()),
             sts: Arc::new(self.clone()),
         }
     }
@@ -352,6 +354,8 @@ pub(crate) mod testutil {
             resource_arn: instance_arn(EAST),
             iam_role_arn: role(),
             idempotency_token: token.into(),
+            lifecycle: None,
+            backup_options: Default::default(),
         }
     }
 

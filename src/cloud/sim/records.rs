@@ -45,6 +45,12 @@ pub(crate) struct JobRec {
     pub failure: Option<String>,
     /// Backup: the AMI of the instance (source region). Copy: the DR AMI (destination region).
     pub recovery_point_arn: String,
+    /// The recovery point's lifecycle, as the start call gave it.
+    #[serde(default)]
+    pub lifecycle: Option<crate::cloud::Lifecycle>,
+    /// `BackupOptions` of a backup job.
+    #[serde(default)]
+    pub backup_options: std::collections::BTreeMap<String, String>,
 }
 
 impl JobRec {
@@ -356,4 +362,14 @@ pub(crate) struct Physical {
     pub kind: String,
     /// For instances.
     pub image_id: Option<String>,
+}
+
+/// A message published to a simulated SNS topic.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct MessageRec {
+    pub id: String,
+    pub subject: Option<String>,
+    pub message: String,
+    /// Simulated time it was published.
+    pub at: Duration,
 }

@@ -21,6 +21,8 @@ pub struct Scenario {
     pub regions: Vec<String>,
     pub instances: Vec<InstanceSpec>,
     pub vaults: Vec<VaultSpec>,
+    /// SNS topics (`{name, region}`: ARN `arn:aws:sns:REGION:123456789012:NAME`).
+    pub topics: Vec<VaultSpec>,
     pub parameters: Vec<ParameterSpec>,
     pub images: Vec<ImageSpec>,
     pub durations: Durations,
@@ -44,6 +46,7 @@ impl Default for Scenario {
             regions: Vec::new(),
             instances: Vec::new(),
             vaults: Vec::new(),
+            topics: Vec::new(),
             parameters: Vec::new(),
             images: Vec::new(),
             durations: Durations::default(),

@@ -7,7 +7,7 @@ use std::time::Duration;
 use serde::{Deserialize, Serialize};
 
 use super::ids::{DEFAULT_INSTANCE, DEFAULT_VAULT, IdGen, PUBLIC_AMI_PARAMETER, base_image_id};
-use super::records::{Call, ImageRec, InstanceRec, JobRec, ParamRec, StackRec};
+use super::records::{Call, ImageRec, InstanceRec, JobRec, MessageRec, ParamRec, StackRec};
 use super::rng::Rng;
 use super::scenario::{JobKind, Scenario, StatusCheck};
 use super::throttle::Bucket;
@@ -55,6 +55,9 @@ pub(crate) struct Region {
     pub recovery_points: BTreeMap<String, String>,
     /// `Operation:token` → the id the first call returned.
     pub tokens: BTreeMap<String, String>,
+    /// SNS topic ARN → the messages published to it, oldest first.
+    #[serde(default)]
+    pub topics: BTreeMap<String, Vec<MessageRec>>,
 }
 
 impl World {
@@ -95,6 +98,10 @@ impl World {
         }
         for v in &scenario.vaults {
             self.region_mut(&v.region).vaults.insert(v.name.clone());
+        }
+        for t in &scenario.topics {
+            let arn = super::ids::topic_arn(&t.region, &t.name);
+            self.region_mut(&t.region).topics.entry(arn).or_default();
         }
         for img in &scenario.images {
             let rec = match img.available_after {

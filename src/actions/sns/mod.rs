@@ -1,0 +1,5 @@
+//! SNS: notifications.
+
+mod publish;
+
+pub(crate) use publish::Publish;
