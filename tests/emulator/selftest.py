@@ -879,6 +879,11 @@ def calls_log(ctx: dict[str, Any]) -> None:
                    ("backup", "ListRecoveryPointsByBackupVault", PRIMARY, 200),
                    ("cloudformation", "DescribeStacks", PRIMARY, 200)], got
     assert all(a["time"] <= b["time"] for a, b in zip(calls, calls[1:]))
+    # "request": what the call sent (JSON body; query / EC2 form parameters; REST-JSON body + path + query members)
+    assert [c["request"] for c in calls] == [
+        {"Name": "/drflow/x/ami"}, {"Action": "DescribeInstances", "Version": "2016-11-15"},
+        {"BackupVaultName": "drflow-primary"},
+        {"Action": "DescribeStacks", "Version": "2010-05-15", "StackName": "drflow-v1"}], calls
     assert [c["operation"] for c in control("GET", "/_drflow/calls?service=backup")] == ["ListRecoveryPointsByBackupVault"]
     control("DELETE", "/_drflow/faults")
     control("DELETE", "/_drflow/calls")
