@@ -20,6 +20,7 @@ import time
 import traceback
 import urllib.error
 import urllib.request
+from datetime import timedelta
 from typing import Any, Callable
 
 import boto3
@@ -215,6 +216,102 @@ def copy_errors(ctx: dict[str, Any]) -> None:
         RecoveryPointArn=ctx["rp_arn"], SourceBackupVaultName="drflow-primary", IamRoleArn=ROLE,
         DestinationBackupVaultArn=f"arn:aws:backup:{DR}:{ACCOUNT}:backup-vault:missing"))
     assert code(e) == "ResourceNotFoundException", code(e)
+
+
+def error_text(e: ClientError) -> tuple[str, int, str]:
+    return code(e), e.response["ResponseMetadata"]["HTTPStatusCode"], e.response["Error"]["Message"]
+
+
+def close_to(a: Any, b: Any) -> bool:
+    return abs((a - b).total_seconds()) < 0.01
+
+
+LC_RANGE = "Invalid lifecycle. {} cannot be less than 1 or more than 36500 days"
+LC_APART = "Invalid lifecycle. DeleteAfterDays cannot be less than 90 days apart from MoveToColdStorageAfterDays"
+
+
+@check
+def backup_lifecycle_is_checked(ctx: dict[str, Any]) -> None:
+    """StartBackupJob / StartCopyJob Lifecycle: checked as API_Lifecycle documents; a refused call makes nothing."""
+    b, before = client("backup"), self_images(PRIMARY)
+    bad = [({"MoveToColdStorageAfterDays": 30, "DeleteAfterDays": 119}, LC_APART),
+           ({"MoveToColdStorageAfterDays": 100, "DeleteAfterDays": 50}, LC_APART),
+           ({"DeleteAfterDays": 0}, LC_RANGE.format("DeleteAfterDays")),
+           ({"DeleteAfterDays": -2}, LC_RANGE.format("DeleteAfterDays")),
+           ({"DeleteAfterDays": 36501}, LC_RANGE.format("DeleteAfterDays")),
+           ({"MoveToColdStorageAfterDays": 0, "DeleteAfterDays": 100}, LC_RANGE.format("MoveToColdStorageAfterDays"))]
+    for lifecycle, message in bad:
+        e = error_of(lambda: start_backup(ctx, Lifecycle=lifecycle))
+        assert error_text(e) == ("InvalidParameterValueException", 400, message), (lifecycle, e.response)
+        e = error_of(lambda: start_copy(ctx, ctx["rp_arn"], Lifecycle=lifecycle))
+        assert error_text(e) == ("InvalidParameterValueException", 400, message), (lifecycle, e.response)
+    for options in ({"WindowsVSS": "on"}, {"WindowsVSS": "Enabled"}, {"Other": "enabled"}):
+        e = error_of(lambda: start_backup(ctx, BackupOptions=options))
+        assert code(e) == "InvalidParameterValueException", (options, e.response)
+    assert self_images(PRIMARY) == before
+    # accepted: exactly 90 days apart, -1 (never), one field alone, the most days
+    for lifecycle in ({"MoveToColdStorageAfterDays": 30, "DeleteAfterDays": 120},
+                      {"MoveToColdStorageAfterDays": -1, "DeleteAfterDays": -1}, {"DeleteAfterDays": 1},
+                      {"MoveToColdStorageAfterDays": 36500, "OptInToArchiveForSupportedResources": True}):
+        job = describe_job("backup", start_backup(ctx, Lifecycle=lifecycle))
+        assert job["RecoveryPointLifecycle"] == lifecycle, (lifecycle, job)
+
+
+@check
+def backup_lifecycle_reaches_the_recovery_points(ctx: dict[str, Any]) -> None:
+    """Lifecycle and BackupOptions are kept: DescribeBackupJob (RecoveryPointLifecycle, BackupOptions),
+    DescribeRecoveryPoint and ListRecoveryPointsByBackupVault (Lifecycle, CalculatedLifecycle); a copy gets
+    its own Lifecycle or else the source's, and keeps the source's CreationDate."""
+    b, b_dr = client("backup"), client("backup", DR)
+    lifecycle, options = {"MoveToColdStorageAfterDays": 30, "DeleteAfterDays": 120}, {"WindowsVSS": "enabled"}
+    control("DELETE", "/_drflow/calls")
+    job_id = start_backup(ctx, Lifecycle=lifecycle, BackupOptions=options, IdempotencyToken="tok-lifecycle")
+    job = job_states("backup", job_id)[-1]
+    assert job["State"] == "COMPLETED" and job["RecoveryPointLifecycle"] == lifecycle, job
+    assert job["BackupOptions"] == options, job
+    assert "BackupOptions" not in describe_job("backup", ctx["backup_job"])  # none sent, none answered
+    rp_arn = job["RecoveryPointArn"]
+    point = b.describe_recovery_point(BackupVaultName="drflow-primary", RecoveryPointArn=rp_arn)
+    assert point["RecoveryPointArn"] == rp_arn and point["Status"] == "COMPLETED", point
+    assert point["ResourceArn"] == ctx["instance_arn"] and point["ResourceType"] == "EC2", point
+    assert point["Lifecycle"] == lifecycle and point["StorageClass"] == "WARM", point
+    calculated = point["CalculatedLifecycle"]
+    assert close_to(calculated["DeleteAt"] - point["CreationDate"], timedelta(days=120)), point
+    assert "MoveToColdStorageAt" not in calculated, point  # EC2 backups do not move to cold storage
+    listed = {p["RecoveryPointArn"]: p for p in
+              b.list_recovery_points_by_backup_vault(BackupVaultName="drflow-primary")["RecoveryPoints"]}
+    assert listed[rp_arn]["Lifecycle"] == lifecycle and listed[rp_arn]["CalculatedLifecycle"] == calculated
+    assert "CalculatedLifecycle" not in listed[ctx["rp_arn"]], listed[ctx["rp_arn"]]  # no lifecycle given
+    # a copy with its own lifecycle
+    copy = job_states("copy", start_copy(ctx, rp_arn, Lifecycle={"DeleteAfterDays": 365}))[-1]
+    assert copy["DestinationRecoveryPointLifecycle"] == {"DeleteAfterDays": 365}, copy
+    dr_point = b_dr.describe_recovery_point(BackupVaultName="drflow-dr",
+                                            RecoveryPointArn=copy["DestinationRecoveryPointArn"])
+    assert dr_point["Lifecycle"] == {"DeleteAfterDays": 365}, dr_point
+    assert dr_point["CreationDate"] == point["CreationDate"], (dr_point, point)  # the source's
+    assert close_to(dr_point["CalculatedLifecycle"]["DeleteAt"] - point["CreationDate"], timedelta(days=365))
+    assert dr_point["SourceBackupVaultArn"].endswith(":backup-vault:drflow-primary"), dr_point
+    # a copy without one keeps the source's
+    copy = job_states("copy", start_copy(ctx, rp_arn))[-1]
+    dr_point = b_dr.describe_recovery_point(BackupVaultName="drflow-dr",
+                                            RecoveryPointArn=copy["DestinationRecoveryPointArn"])
+    assert dr_point["Lifecycle"] == lifecycle and dr_point["CalculatedLifecycle"] == calculated, dr_point
+    # not in that vault / no such point
+    e = error_of(lambda: b.describe_recovery_point(BackupVaultName="drflow-primary",
+                                                   RecoveryPointArn=copy["DestinationRecoveryPointArn"]))
+    assert code(e) == "ResourceNotFoundException", e.response
+    unknown = f"arn:aws:ec2:{PRIMARY}::image/ami-0123456789abcdef0"
+    e = error_of(lambda: b.describe_recovery_point(BackupVaultName="drflow-primary", RecoveryPointArn=unknown))
+    assert code(e) == "ResourceNotFoundException", e.response
+    e = error_of(lambda: b.describe_recovery_point(BackupVaultName="drflow-nope", RecoveryPointArn=rp_arn))
+    assert code(e) == "ResourceNotFoundException", e.response
+    # the calls log holds what each call sent (REST-JSON: body plus path / query members)
+    start = control("GET", "/_drflow/calls?operation=StartBackupJob")[0]["request"]
+    assert start == {"BackupVaultName": "drflow-primary", "ResourceArn": ctx["instance_arn"], "IamRoleArn": ROLE,
+                     "Lifecycle": lifecycle, "BackupOptions": options, "IdempotencyToken": "tok-lifecycle"}, start
+    described = control("GET", "/_drflow/calls?operation=DescribeRecoveryPoint")[0]["request"]
+    assert described == {"BackupVaultName": "drflow-primary", "RecoveryPointArn": rp_arn}, described
+    assert control("GET", "/_drflow/calls?operation=DescribeBackupJob")[0]["request"] == {"BackupJobId": job_id}
 
 
 @check

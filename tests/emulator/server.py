@@ -7,7 +7,8 @@ One endpoint on 127.0.0.1 serves every service and region (moto picks the backen
 SigV4 credential scope). Every request passes through `Emulator`, a WSGI middleware in front
 of moto's dispatcher that logs the call, injects faults (errors, latency, lost responses: the work
 done but the answer replaced by an error or a dropped connection; optionally with a seeded
-probability) and runs the extensions (emu_backup: Backup jobs; emu_hooks: pending AMIs, CreateImage
+probability) and runs the extensions (emu_backup: Backup jobs, recovery points with their lifecycle; emu_hooks:
+pending AMIs, CreateImage
 snapshot tags, CopyImage ClientToken, instance status checks, SSM aws:ec2:image, CloudFormation
 {{resolve:ssm}} incl. via Fn::Sub, update detection, EC2 instance updates, failed creates rolled back,
 ClientRequestToken retries). The calls log keeps each call's parameters as sent. A NotImplementedError inside moto
