@@ -19,6 +19,7 @@ import threading
 import time
 import traceback
 import urllib.error
+import urllib.parse
 import urllib.request
 from datetime import timedelta
 from typing import Any, Callable
@@ -985,6 +986,86 @@ def calls_log(ctx: dict[str, Any]) -> None:
     control("DELETE", "/_drflow/faults")
     control("DELETE", "/_drflow/calls")
     assert control("GET", "/_drflow/calls") == []
+
+
+SQS_QUEUE_ARN = f"arn:aws:sqs:{PRIMARY}:{ACCOUNT}:drflow-alerts-test"
+# what a plain HTTP client sends: moto does not check signatures, the emulator reads service and region
+# from the credential scope
+DUMMY_AUTH = f"AWS4-HMAC-SHA256 Credential=test/20250101/{PRIMARY}/sqs/aws4_request, SignedHeaders=host, Signature=0"
+
+
+def plain_post(url: str, body: bytes, headers: dict[str, str]) -> tuple[int, str, str]:
+    """(status, content type, body) of an unsigned HTTP POST (with DUMMY_AUTH)."""
+    req = urllib.request.Request(url, data=body, method="POST", headers={"Authorization": DUMMY_AUTH, **headers})
+    try:
+        with urllib.request.urlopen(req, timeout=10) as resp:
+            return resp.status, resp.headers.get("Content-Type", ""), resp.read().decode()
+    except urllib.error.HTTPError as err:
+        return err.code, err.headers.get("Content-Type", ""), err.read().decode()
+
+
+@check
+def sns_publish_reaches_sqs(ctx: dict[str, Any]) -> None:
+    """moto delivers an SNS Publish to a subscribed SQS queue (in-process); SNS is query protocol, SQS takes
+    JSON (X-Amz-Target, what boto3 and the Rust SDK send) and query (Action=...) requests alike."""
+    sns, sqs = client("sns"), client("sqs")
+    topic = sns.create_topic(Name="drflow-alerts-test")["TopicArn"]
+    assert topic == f"arn:aws:sns:{PRIMARY}:{ACCOUNT}:drflow-alerts-test", topic
+    attributes = sns.get_topic_attributes(TopicArn=topic)["Attributes"]
+    assert attributes["TopicArn"] == topic and attributes["Owner"] == ACCOUNT, attributes
+    queue = sqs.create_queue(QueueName="drflow-alerts-test")["QueueUrl"]
+    queue_arn = sqs.get_queue_attributes(QueueUrl=queue, AttributeNames=["QueueArn"])["Attributes"]["QueueArn"]
+    assert queue_arn == SQS_QUEUE_ARN, queue_arn
+    sns.subscribe(TopicArn=topic, Protocol="sqs", Endpoint=SQS_QUEUE_ARN)
+    attributes = sns.get_topic_attributes(TopicArn=topic)["Attributes"]
+    assert (attributes["SubscriptionsConfirmed"], attributes["SubscriptionsPending"]) == ("1", "0"), attributes
+    control("DELETE", "/_drflow/calls")
+    message_id = sns.publish(TopicArn=topic, Subject="drflow: failover done", Message="run r1 COMPLETED")["MessageId"]
+    got = sqs.receive_message(QueueUrl=queue, MaxNumberOfMessages=10, WaitTimeSeconds=0).get("Messages", [])
+    assert len(got) == 1, got
+    envelope = json.loads(got[0]["Body"])  # the SNS envelope (no RawMessageDelivery)
+    assert envelope["Type"] == "Notification" and envelope["TopicArn"] == topic, envelope
+    assert envelope["Subject"] == "drflow: failover done" and envelope["Message"] == "run r1 COMPLETED", envelope
+    assert envelope["MessageId"] == message_id, envelope
+    sqs.delete_message(QueueUrl=queue, ReceiptHandle=got[0]["ReceiptHandle"])
+    publish = control("GET", "/_drflow/calls?operation=Publish")[0]["request"]
+    assert publish == {"Action": "Publish", "Version": "2010-03-31", "TopicArn": topic,
+                       "Subject": "drflow: failover done", "Message": "run r1 COMPLETED"}, publish
+    receive = control("GET", "/_drflow/calls?operation=ReceiveMessage")[0]
+    assert receive["service"] == "sqs" and receive["request"]["QueueUrl"] == queue, receive
+    # plain HTTP, JSON protocol (X-Amz-Target) and query protocol (form, to the queue URL)
+    sns.publish(TopicArn=topic, Subject="s1", Message="m1")
+    status, kind, body = plain_post(URL + "/", json.dumps({"QueueUrl": queue, "MaxNumberOfMessages": 10}).encode(),
+                                    {"X-Amz-Target": "AmazonSQS.ReceiveMessage",
+                                     "Content-Type": "application/x-amz-json-1.0"})
+    assert status == 200 and kind.startswith("application/x-amz-json-1.0"), (status, kind, body)
+    message = json.loads(body)["Messages"][0]
+    assert json.loads(message["Body"])["Message"] == "m1", message
+    sqs.delete_message(QueueUrl=queue, ReceiptHandle=message["ReceiptHandle"])
+    sns.publish(TopicArn=topic, Subject="s2", Message="m2")
+    form = urllib.parse.urlencode({"Action": "ReceiveMessage", "QueueUrl": queue, "Version": "2012-11-05"}).encode()
+    status, kind, body = plain_post(queue, form, {"Content-Type": "application/x-www-form-urlencoded"})
+    assert status == 200 and "<ReceiveMessageResponse" in body and "m2" in body, (status, kind, body)
+    calls = control("GET", "/_drflow/calls?service=sqs&operation=ReceiveMessage")
+    assert [c["request"].get("Action") for c in calls[-2:]] == [None, "ReceiveMessage"], calls
+    # a fault answers in the protocol the request came in
+    control("POST", "/_drflow/faults", {"service": "sqs", "operation": "ReceiveMessage",
+                                         "code": "ThrottlingException", "count": 2})
+    status, kind, body = plain_post(queue, form, {"Content-Type": "application/x-www-form-urlencoded"})
+    assert status == 400 and "<Code>ThrottlingException</Code>" in body, (status, kind, body)
+    e = error_of(lambda: sqs.receive_message(QueueUrl=queue))
+    assert code(e) == "ThrottlingException", e.response
+    control("DELETE", "/_drflow/faults")
+    # TopicArn errors as AWS answers them
+    e = error_of(lambda: sns.get_topic_attributes(TopicArn="drflow-alerts-test"))
+    assert error_text(e) == ("InvalidParameter", 400, "Invalid parameter: TopicArn Reason: An ARN must have at "
+                                                      "least 6 elements, not 1"), e.response
+    e = error_of(lambda: client("sns", DR).get_topic_attributes(TopicArn=topic))  # a topic of another region
+    assert error_text(e) == ("InvalidParameter", 400, "Invalid parameter: TopicArn"), e.response
+    e = error_of(lambda: client("sns", DR).publish(TopicArn=topic, Message="x"))
+    assert code(e) == "InvalidParameter", e.response
+    e = error_of(lambda: sns.get_topic_attributes(TopicArn=f"arn:aws:sns:{PRIMARY}:{ACCOUNT}:nope"))
+    assert error_text(e)[:2] == ("NotFound", 404), e.response
 
 
 def control_error(method: str, path: str, body: Any) -> tuple[int, str]:

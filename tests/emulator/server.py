@@ -8,7 +8,7 @@ SigV4 credential scope). Every request passes through `Emulator`, a WSGI middlew
 of moto's dispatcher that logs the call, injects faults (errors, latency, lost responses: the work
 done but the answer replaced by an error or a dropped connection; optionally with a seeded
 probability) and runs the extensions (emu_backup: Backup jobs, recovery points with their lifecycle; emu_hooks:
-pending AMIs, CreateImage
+SNS TopicArn checks and subscription counts, pending AMIs, CreateImage
 snapshot tags, CopyImage ClientToken, instance status checks, SSM aws:ec2:image, CloudFormation
 {{resolve:ssm}} incl. via Fn::Sub, update detection, EC2 instance updates, failed creates rolled back,
 ClientRequestToken retries). The calls log keeps each call's parameters as sent. A NotImplementedError inside moto
@@ -54,6 +54,11 @@ from emu_common import STATE, ApiError, Fault, Reply, aws_error, protocol_of, se
 
 CREDENTIAL_SCOPE = re.compile(r"Credential=[^/,\s]+/\d{8}/([^/]+)/([^/]+)/aws4_request")
 
+# SNS operations that take a TopicArn (checked as AWS does: emu_hooks.before_sns_topic_arn)
+SNS_TOPIC_OPERATIONS = ("Publish", "Subscribe", "GetTopicAttributes", "SetTopicAttributes",
+                        "ListSubscriptionsByTopic", "DeleteTopic", "AddPermission", "RemovePermission",
+                        "GetDataProtectionPolicy", "PutDataProtectionPolicy")
+
 # (service, operation) -> hooks run, in order, before moto / after moto (with the HTTP status; the reply is
 # call.response). A before hook may answer the call itself by setting call.reply (moto and the later
 # before hooks are then not run; the after hooks are).
@@ -67,6 +72,8 @@ BEFORE: dict[tuple[str, str], tuple[Callable[[Any], None], ...]] = {
     ("cloudformation", "DeleteStack"): (emu_hooks.before_stack_token,),
     ("cloudformation", "CreateChangeSet"): (emu_hooks.before_stack_change,),
     ("cloudformation", "ExecuteChangeSet"): (emu_hooks.before_execute_change_set,),
+    **{("sns", op): (emu_hooks.before_sns_topic_arn,) for op in SNS_TOPIC_OPERATIONS},
+    ("sns", "GetTopicAttributes"): (emu_hooks.before_sns_topic_arn, emu_hooks.before_get_topic_attributes),
 }
 AFTER: dict[tuple[str, str], tuple[Callable[[Any, int], None], ...]] = {
     ("ec2", "CopyImage"): (emu_hooks.after_copy_image,),
