@@ -4,7 +4,9 @@ A backup job of `arn:aws:ec2:REGION:ACCOUNT:instance/i-...` creates an AMI of th
 with moto's EC2 backend; a copy job copies that AMI into the destination vault's region.
 Jobs advance one state per STATE.job_describes Describe*Job calls:
 CREATED -> RUNNING -> COMPLETED (or FAILED when armed through /_drflow/fail-next-job).
-Vaults are moto's own (CreateBackupVault, DescribeBackupVault, ... keep working).
+Vaults are moto's own (CreateBackupVault, DescribeBackupVault, ... keep working). Recovery points are
+the jobs' outputs (ListRecoveryPointsByBackupVault, DescribeRecoveryPoint), with the Lifecycle the job
+was started with and its CalculatedLifecycle; StartBackupJob's BackupOptions come back in DescribeBackupJob.
 """
 
 from __future__ import annotations
@@ -38,7 +40,9 @@ class Job:
     fail_message: str | None = None
     dest_vault_arn: str | None = None  # copy only
     dest_recovery_point_arn: str | None = None  # copy only
-    lifecycle: dict[str, Any] | None = None
+    lifecycle: dict[str, Any] | None = None  # of the recovery point it makes (copy: the destination one)
+    backup_options: dict[str, str] | None = None  # backup only
+    source_created: float | None = None  # copy only: CreationDate of the source recovery point
     created: float = field(default_factory=time.time)
     completed: float | None = None
     state: str = "CREATED"
@@ -95,6 +99,71 @@ def _require(doc: dict[str, Any], *names: str) -> None:
             raise ApiError("MissingParameterValueException", f"{name} is required.")
 
 
+MAX_DAYS = 36500  # "This parameter has a maximum value of 100 years (36,500 days)." (StartBackupJob Lifecycle)
+LIFECYCLE_DAYS = ("MoveToColdStorageAfterDays", "DeleteAfterDays")
+LIFECYCLE_FIELDS = (*LIFECYCLE_DAYS, "OptInToArchiveForSupportedResources")
+BACKUP_OPTIONS = {"WindowsVSS": ("enabled", "disabled")}  # the only option AWS documents, EC2 only
+
+
+def _invalid(message: str) -> ApiError:
+    return ApiError("InvalidParameterValueException", message)
+
+
+def _lifecycle(value: Any) -> dict[str, Any] | None:
+    """A StartBackupJob / StartCopyJob `Lifecycle`, checked as AWS documents (API_Lifecycle): days from 1 to
+    36500, or -1 for never ("specify -1 for MoveToColdStorageAfterDays and DeleteAfterDays" to keep a recovery
+    point indefinitely); DeleteAfterDays at least 90 days after MoveToColdStorageAfterDays; DeleteAfterEvent is
+    "Not valid as an input". The messages are AWS's as reported for backup plans. Unknown members are ignored,
+    as AWS's JSON reader does; the known ones are kept as sent."""
+    if value is None:
+        return None
+    if not isinstance(value, dict):
+        raise _invalid("Invalid lifecycle. Lifecycle must be an object.")
+    if "DeleteAfterEvent" in value:
+        raise _invalid("Invalid lifecycle. DeleteAfterEvent is not valid as an input.")
+    for name in LIFECYCLE_DAYS:
+        days = value.get(name)
+        if days is None:
+            continue
+        if isinstance(days, bool) or not isinstance(days, int):
+            raise _invalid(f"Invalid lifecycle. {name} must be a whole number of days.")
+        if days != -1 and not 1 <= days <= MAX_DAYS:
+            raise _invalid(f"Invalid lifecycle. {name} cannot be less than 1 or more than {MAX_DAYS} days")
+    opt_in = value.get("OptInToArchiveForSupportedResources")
+    if opt_in is not None and not isinstance(opt_in, bool):
+        raise _invalid("Invalid lifecycle. OptInToArchiveForSupportedResources must be true or false.")
+    cold, delete = value.get("MoveToColdStorageAfterDays"), value.get("DeleteAfterDays")
+    if cold is not None and delete is not None and cold > 0 and delete > 0 and delete < cold + 90:
+        raise _invalid("Invalid lifecycle. DeleteAfterDays cannot be less than 90 days apart from "
+                       "MoveToColdStorageAfterDays")
+    kept = {k: value[k] for k in LIFECYCLE_FIELDS if value.get(k) is not None}
+    return kept or None
+
+
+def _backup_options(value: Any) -> dict[str, str] | None:
+    """StartBackupJob `BackupOptions`: {"WindowsVSS": "enabled" | "disabled"}; "If you specify an invalid
+    option, you get an InvalidParameterValueException exception." (the messages are the emulator's)."""
+    if value is None:
+        return None
+    if not isinstance(value, dict):
+        raise _invalid("BackupOptions must be a map of option names to values.")
+    for key, option in value.items():
+        if key not in BACKUP_OPTIONS:
+            raise _invalid(f"Invalid backup option {key}. Valid options: {', '.join(BACKUP_OPTIONS)}.")
+        if option not in BACKUP_OPTIONS[key]:
+            raise _invalid(f"Invalid value {option} for backup option {key}. "
+                           f"Valid values: {', '.join(BACKUP_OPTIONS[key])}.")
+    return dict(value) or None
+
+
+def _calculated(lifecycle: dict[str, Any] | None, created: float) -> dict[str, float] | None:
+    """CalculatedLifecycle of an EC2 recovery point: DeleteAt = CreationDate + DeleteAfterDays. No
+    MoveToColdStorageAt: EC2 backups do not move to cold storage, and AWS "ignores this expression for other
+    resource types" than those in its feature table (the field is accepted, checked and kept as sent)."""
+    days = (lifecycle or {}).get("DeleteAfterDays")
+    return {"DeleteAt": created + days * 86400} if days and days > 0 else None
+
+
 def _remembered(region: str, kind: str, token: str | None) -> Job | None:
     job_id = TOKENS.get((region, kind, token)) if token else None
     return JOBS.get(job_id) if job_id else None
@@ -124,6 +193,7 @@ def start_backup_job(region: str, doc: dict[str, Any]) -> dict[str, Any]:
     token = doc.get("IdempotencyToken")
     if (job := _remembered(region, "backup", token)) is not None:
         return {"BackupJobId": job.id, "CreationDate": job.created, "IsParent": False}
+    lifecycle, options = _lifecycle(doc.get("Lifecycle")), _backup_options(doc.get("BackupOptions"))
     _vault(region, doc["BackupVaultName"])
     window = doc.get("StartWindowMinutes")
     if window is not None and window < 60:
@@ -151,7 +221,7 @@ def start_backup_job(region: str, doc: dict[str, Any]) -> dict[str, Any]:
         rp_arn = f"arn:aws:ec2:{region}::image/{ami.id}"
     job = _new_job(region, "backup", token, vault_name=doc["BackupVaultName"],
                    resource_arn=doc["ResourceArn"], iam_role_arn=doc["IamRoleArn"],
-                   recovery_point_arn=rp_arn, fail_message=fail, lifecycle=doc.get("Lifecycle"))
+                   recovery_point_arn=rp_arn, fail_message=fail, lifecycle=lifecycle, backup_options=options)
     return {"BackupJobId": job.id, "CreationDate": job.created, "IsParent": False}
 
 
@@ -175,6 +245,8 @@ def describe_backup_job(region: str, job_id: str) -> dict[str, Any]:
         out.update(CompletionDate=job.completed, StatusMessage=job.fail_message)
     if job.lifecycle:
         out["RecoveryPointLifecycle"] = job.lifecycle
+    if job.backup_options:
+        out["BackupOptions"] = job.backup_options
     return {k: v for k, v in out.items() if v is not None}
 
 
@@ -192,12 +264,16 @@ def _recovery_points(region: str, vault_name: str) -> list[dict[str, Any]]:
             arn, source_vault = job.dest_recovery_point_arn, source.backup_vault_arn if source else None
         else:
             continue
+        # a copy keeps the source's CreationDate (its age is the source backup's age)
+        created = job.created if job.kind == "backup" else (job.source_created or job.created)
         point = {
             "RecoveryPointArn": arn, "BackupVaultName": vault_name, "BackupVaultArn": vault_arn,
             "SourceBackupVaultArn": source_vault, "ResourceArn": job.resource_arn, "ResourceType": "EC2",
-            "IamRoleArn": job.iam_role_arn, "CreationDate": job.created, "CompletionDate": job.completed,
+            "IamRoleArn": job.iam_role_arn, "CreationDate": created,
+            "InitiationDate": job.created if job.kind == "backup" else None, "CompletionDate": job.completed,
             "Status": "COMPLETED" if job.state == "COMPLETED" else "CREATING",
             "IsEncrypted": False, "IsParent": False, "VaultType": "BACKUP_VAULT", "Lifecycle": job.lifecycle,
+            "CalculatedLifecycle": _calculated(job.lifecycle, created),
         }
         points.append({k: v for k, v in point.items() if v is not None})
     return points
@@ -218,11 +294,21 @@ def list_recovery_points(region: str, vault_name: str, query: dict[str, str]) ->
     return out
 
 
+def describe_recovery_point(region: str, vault_name: str, rp_arn: str) -> dict[str, Any]:
+    _vault(region, vault_name)
+    point = next((p for p in _recovery_points(region, vault_name) if p["RecoveryPointArn"] == rp_arn), None)
+    if point is None:
+        raise ApiError("ResourceNotFoundException", f"Recovery point {rp_arn} not found in backup vault {vault_name}.")
+    size = {"BackupSizeInBytes": 8 * 2**30} if point["Status"] == "COMPLETED" else {}
+    return {**point, **size, "StorageClass": "WARM"}
+
+
 def start_copy_job(region: str, doc: dict[str, Any]) -> dict[str, Any]:
     _require(doc, "RecoveryPointArn", "SourceBackupVaultName", "DestinationBackupVaultArn", "IamRoleArn")
     token = doc.get("IdempotencyToken")
     if (job := _remembered(region, "copy", token)) is not None:
         return {"CopyJobId": job.id, "CreationDate": job.created, "IsParent": False}
+    lifecycle = _lifecycle(doc.get("Lifecycle"))
     _vault(region, doc["SourceBackupVaultName"])
     dest = VAULT_ARN.fullmatch(doc["DestinationBackupVaultArn"])
     if dest is None:
@@ -251,7 +337,9 @@ def start_copy_job(region: str, doc: dict[str, Any]) -> dict[str, Any]:
                    resource_arn=point["ResourceArn"], iam_role_arn=doc["IamRoleArn"],
                    recovery_point_arn=rp_arn, fail_message=fail,
                    dest_vault_arn=doc["DestinationBackupVaultArn"], dest_recovery_point_arn=dest_rp,
-                   lifecycle=doc.get("Lifecycle"))
+                   # without a Lifecycle the copy keeps the source's (as AWS documents for copy actions)
+                   lifecycle=lifecycle if lifecycle is not None else point.get("Lifecycle"),
+                   source_created=point["CreationDate"])
     return {"CopyJobId": job.id, "CreationDate": job.created, "IsParent": False}
 
 
@@ -278,7 +366,7 @@ def describe_copy_job(region: str, job_id: str) -> dict[str, Any]:
 
 
 HANDLED = {"StartBackupJob", "DescribeBackupJob", "StartCopyJob", "DescribeCopyJob",
-           "ListRecoveryPointsByBackupVault"}
+           "ListRecoveryPointsByBackupVault", "DescribeRecoveryPoint"}
 
 
 def handle(call: Any) -> Reply:
@@ -292,6 +380,8 @@ def handle(call: Any) -> Reply:
         out = start_copy_job(region, call.json())
     elif op == "DescribeCopyJob":
         out = describe_copy_job(region, params["copyJobId"])
+    elif op == "DescribeRecoveryPoint":
+        out = describe_recovery_point(region, params["backupVaultName"], params["recoveryPointArn"])
     else:
         out = list_recovery_points(region, params["backupVaultName"], dict(call.query()))
     reply = Reply.json(200, out)

@@ -170,10 +170,11 @@ class Reply:
         return [self.body]
 
 
-def aws_error(service: str, code: str, message: str, status: int = 400) -> Reply:
-    """An error in the wire format of the service's protocol, as its SDK parses it."""
+def aws_error(service: str, code: str, message: str, status: int = 400, protocol: str | None = None) -> Reply:
+    """An error in the wire format of the service's protocol (or of `protocol`, the one the request came in:
+    SQS takes both JSON and query requests), as its SDK parses it."""
     rid = request_id()
-    protocol = protocol_of(service)
+    protocol = protocol or protocol_of(service)
     msg = escape(message)
     if protocol == "ec2":
         body = (f'<?xml version="1.0" encoding="UTF-8"?>\n<Response><Errors><Error><Code>{escape(code)}</Code>'
@@ -189,7 +190,8 @@ def aws_error(service: str, code: str, message: str, status: int = 400) -> Reply
         body = f"<Error><Code>{escape(code)}</Code><Message>{msg}</Message><RequestId>{rid}</RequestId></Error>"
         return Reply(status, body, {"Content-Type": "application/xml", "x-amz-request-id": rid})
     # json (awsJson1_0/1_1) and rest-json
-    content_type = "application/x-amz-json-1.1" if protocol == "json" else "application/json"
+    json_version = (service_model(service) or {}).get("metadata", {}).get("jsonVersion", "1.1")
+    content_type = f"application/x-amz-json-{json_version}" if protocol == "json" else "application/json"
     doc = {"__type": code, "message": message} if protocol == "json" else {"__type": code, "Message": message}
     reply = Reply.json(status, doc, content_type)
     reply.headers.update({"x-amzn-ErrorType": code, "x-amzn-RequestId": rid})

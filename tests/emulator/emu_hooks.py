@@ -8,6 +8,8 @@
 - SSM: PutParameter with DataType aws:ec2:image checks the value's format and, like
   AWS's asynchronous validation, answers 200 but keeps no new version when the AMI
   is not available in the parameter's region.
+- SNS: a malformed TopicArn, or one of another region, is InvalidParameter (400) as on AWS;
+  GetTopicAttributes counts the topic's subscriptions (SubscriptionsConfirmed / SubscriptionsPending).
 - CloudFormation: {{resolve:ssm:NAME[:VERSION]}} in TemplateBody is resolved on
   CreateStack, UpdateStack and CreateChangeSet (UsePreviousTemplate re-resolves), also when
   NAME or VERSION is built by Fn::Sub from parameters and pseudo parameters. Whether an update
@@ -35,6 +37,7 @@ from moto.core.utils import utcnow
 from moto.ec2.models import ec2_backends
 from moto.ec2.models.amis import Ami, AmiBackend
 from moto.ec2.models.instances import Instance
+from moto.sns.models import sns_backends
 from moto.ssm.models import ssm_backends
 
 from emu_common import ACCOUNT_ID, STATE, ApiError, Reply, request_id
@@ -210,6 +213,42 @@ def after_put_parameter(call: Any, status: int) -> None:
         versions.pop()
         if not versions:
             del params[name]
+
+
+# ---------------------------------------------------------------- SNS
+
+
+def before_sns_topic_arn(call: Any) -> None:
+    """A TopicArn that is not an ARN, or names another service or region than the call's, is AWS's 400
+    InvalidParameter (as AWS answers it, e.g. "Invalid parameter: TopicArn Reason: An ARN must have at least 6
+    elements, not 1", and a bare "Invalid parameter: TopicArn" for a topic of another region); moto raises a
+    ValueError (500) for the first and answers NotFound for the second. A topic of this region that does not
+    exist stays moto's NotFound (404)."""
+    arn = dict(call.form()).get("TopicArn")
+    if arn is None:
+        return
+    parts = arn.split(":")
+    if len(parts) < 6:
+        raise ApiError("InvalidParameter",
+                       f"Invalid parameter: TopicArn Reason: An ARN must have at least 6 elements, not {len(parts)}")
+    if parts[0] != "arn" or parts[2] != "sns" or parts[3] != call.region:
+        raise ApiError("InvalidParameter", "Invalid parameter: TopicArn")
+
+
+# protocols whose subscriptions wait for the endpoint to confirm them (SubscriptionsPending); the others
+# (sqs, lambda, firehose, application, sms) are confirmed at once within an account
+CONFIRMED_BY_ENDPOINT = {"http", "https", "email", "email-json"}
+
+
+def before_get_topic_attributes(call: Any) -> None:
+    """SubscriptionsConfirmed / SubscriptionsPending count the topic's subscriptions (moto leaves both 0)."""
+    backend = sns_backends[ACCOUNT_ID][call.region]
+    topic = backend.topics.get(dict(call.form()).get("TopicArn"))
+    if topic is None:
+        return
+    protocols = [sub.protocol for sub in backend.subscriptions.values() if sub.topic is topic]
+    pending = sum(1 for p in protocols if p in CONFIRMED_BY_ENDPOINT)
+    topic.subscriptions_pending, topic.subscriptions_confimed = pending, len(protocols) - pending
 
 
 # ---------------------------------------------------------------- CloudFormation

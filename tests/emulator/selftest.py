@@ -19,7 +19,9 @@ import threading
 import time
 import traceback
 import urllib.error
+import urllib.parse
 import urllib.request
+from datetime import timedelta
 from typing import Any, Callable
 
 import boto3
@@ -215,6 +217,102 @@ def copy_errors(ctx: dict[str, Any]) -> None:
         RecoveryPointArn=ctx["rp_arn"], SourceBackupVaultName="drflow-primary", IamRoleArn=ROLE,
         DestinationBackupVaultArn=f"arn:aws:backup:{DR}:{ACCOUNT}:backup-vault:missing"))
     assert code(e) == "ResourceNotFoundException", code(e)
+
+
+def error_text(e: ClientError) -> tuple[str, int, str]:
+    return code(e), e.response["ResponseMetadata"]["HTTPStatusCode"], e.response["Error"]["Message"]
+
+
+def close_to(a: Any, b: Any) -> bool:
+    return abs((a - b).total_seconds()) < 0.01
+
+
+LC_RANGE = "Invalid lifecycle. {} cannot be less than 1 or more than 36500 days"
+LC_APART = "Invalid lifecycle. DeleteAfterDays cannot be less than 90 days apart from MoveToColdStorageAfterDays"
+
+
+@check
+def backup_lifecycle_is_checked(ctx: dict[str, Any]) -> None:
+    """StartBackupJob / StartCopyJob Lifecycle: checked as API_Lifecycle documents; a refused call makes nothing."""
+    b, before = client("backup"), self_images(PRIMARY)
+    bad = [({"MoveToColdStorageAfterDays": 30, "DeleteAfterDays": 119}, LC_APART),
+           ({"MoveToColdStorageAfterDays": 100, "DeleteAfterDays": 50}, LC_APART),
+           ({"DeleteAfterDays": 0}, LC_RANGE.format("DeleteAfterDays")),
+           ({"DeleteAfterDays": -2}, LC_RANGE.format("DeleteAfterDays")),
+           ({"DeleteAfterDays": 36501}, LC_RANGE.format("DeleteAfterDays")),
+           ({"MoveToColdStorageAfterDays": 0, "DeleteAfterDays": 100}, LC_RANGE.format("MoveToColdStorageAfterDays"))]
+    for lifecycle, message in bad:
+        e = error_of(lambda: start_backup(ctx, Lifecycle=lifecycle))
+        assert error_text(e) == ("InvalidParameterValueException", 400, message), (lifecycle, e.response)
+        e = error_of(lambda: start_copy(ctx, ctx["rp_arn"], Lifecycle=lifecycle))
+        assert error_text(e) == ("InvalidParameterValueException", 400, message), (lifecycle, e.response)
+    for options in ({"WindowsVSS": "on"}, {"WindowsVSS": "Enabled"}, {"Other": "enabled"}):
+        e = error_of(lambda: start_backup(ctx, BackupOptions=options))
+        assert code(e) == "InvalidParameterValueException", (options, e.response)
+    assert self_images(PRIMARY) == before
+    # accepted: exactly 90 days apart, -1 (never), one field alone, the most days
+    for lifecycle in ({"MoveToColdStorageAfterDays": 30, "DeleteAfterDays": 120},
+                      {"MoveToColdStorageAfterDays": -1, "DeleteAfterDays": -1}, {"DeleteAfterDays": 1},
+                      {"MoveToColdStorageAfterDays": 36500, "OptInToArchiveForSupportedResources": True}):
+        job = describe_job("backup", start_backup(ctx, Lifecycle=lifecycle))
+        assert job["RecoveryPointLifecycle"] == lifecycle, (lifecycle, job)
+
+
+@check
+def backup_lifecycle_reaches_the_recovery_points(ctx: dict[str, Any]) -> None:
+    """Lifecycle and BackupOptions are kept: DescribeBackupJob (RecoveryPointLifecycle, BackupOptions),
+    DescribeRecoveryPoint and ListRecoveryPointsByBackupVault (Lifecycle, CalculatedLifecycle); a copy gets
+    its own Lifecycle or else the source's, and keeps the source's CreationDate."""
+    b, b_dr = client("backup"), client("backup", DR)
+    lifecycle, options = {"MoveToColdStorageAfterDays": 30, "DeleteAfterDays": 120}, {"WindowsVSS": "enabled"}
+    control("DELETE", "/_drflow/calls")
+    job_id = start_backup(ctx, Lifecycle=lifecycle, BackupOptions=options, IdempotencyToken="tok-lifecycle")
+    job = job_states("backup", job_id)[-1]
+    assert job["State"] == "COMPLETED" and job["RecoveryPointLifecycle"] == lifecycle, job
+    assert job["BackupOptions"] == options, job
+    assert "BackupOptions" not in describe_job("backup", ctx["backup_job"])  # none sent, none answered
+    rp_arn = job["RecoveryPointArn"]
+    point = b.describe_recovery_point(BackupVaultName="drflow-primary", RecoveryPointArn=rp_arn)
+    assert point["RecoveryPointArn"] == rp_arn and point["Status"] == "COMPLETED", point
+    assert point["ResourceArn"] == ctx["instance_arn"] and point["ResourceType"] == "EC2", point
+    assert point["Lifecycle"] == lifecycle and point["StorageClass"] == "WARM", point
+    calculated = point["CalculatedLifecycle"]
+    assert close_to(calculated["DeleteAt"] - point["CreationDate"], timedelta(days=120)), point
+    assert "MoveToColdStorageAt" not in calculated, point  # EC2 backups do not move to cold storage
+    listed = {p["RecoveryPointArn"]: p for p in
+              b.list_recovery_points_by_backup_vault(BackupVaultName="drflow-primary")["RecoveryPoints"]}
+    assert listed[rp_arn]["Lifecycle"] == lifecycle and listed[rp_arn]["CalculatedLifecycle"] == calculated
+    assert "CalculatedLifecycle" not in listed[ctx["rp_arn"]], listed[ctx["rp_arn"]]  # no lifecycle given
+    # a copy with its own lifecycle
+    copy = job_states("copy", start_copy(ctx, rp_arn, Lifecycle={"DeleteAfterDays": 365}))[-1]
+    assert copy["DestinationRecoveryPointLifecycle"] == {"DeleteAfterDays": 365}, copy
+    dr_point = b_dr.describe_recovery_point(BackupVaultName="drflow-dr",
+                                            RecoveryPointArn=copy["DestinationRecoveryPointArn"])
+    assert dr_point["Lifecycle"] == {"DeleteAfterDays": 365}, dr_point
+    assert dr_point["CreationDate"] == point["CreationDate"], (dr_point, point)  # the source's
+    assert close_to(dr_point["CalculatedLifecycle"]["DeleteAt"] - point["CreationDate"], timedelta(days=365))
+    assert dr_point["SourceBackupVaultArn"].endswith(":backup-vault:drflow-primary"), dr_point
+    # a copy without one keeps the source's
+    copy = job_states("copy", start_copy(ctx, rp_arn))[-1]
+    dr_point = b_dr.describe_recovery_point(BackupVaultName="drflow-dr",
+                                            RecoveryPointArn=copy["DestinationRecoveryPointArn"])
+    assert dr_point["Lifecycle"] == lifecycle and dr_point["CalculatedLifecycle"] == calculated, dr_point
+    # not in that vault / no such point
+    e = error_of(lambda: b.describe_recovery_point(BackupVaultName="drflow-primary",
+                                                   RecoveryPointArn=copy["DestinationRecoveryPointArn"]))
+    assert code(e) == "ResourceNotFoundException", e.response
+    unknown = f"arn:aws:ec2:{PRIMARY}::image/ami-0123456789abcdef0"
+    e = error_of(lambda: b.describe_recovery_point(BackupVaultName="drflow-primary", RecoveryPointArn=unknown))
+    assert code(e) == "ResourceNotFoundException", e.response
+    e = error_of(lambda: b.describe_recovery_point(BackupVaultName="drflow-nope", RecoveryPointArn=rp_arn))
+    assert code(e) == "ResourceNotFoundException", e.response
+    # the calls log holds what each call sent (REST-JSON: body plus path / query members)
+    start = control("GET", "/_drflow/calls?operation=StartBackupJob")[0]["request"]
+    assert start == {"BackupVaultName": "drflow-primary", "ResourceArn": ctx["instance_arn"], "IamRoleArn": ROLE,
+                     "Lifecycle": lifecycle, "BackupOptions": options, "IdempotencyToken": "tok-lifecycle"}, start
+    described = control("GET", "/_drflow/calls?operation=DescribeRecoveryPoint")[0]["request"]
+    assert described == {"BackupVaultName": "drflow-primary", "RecoveryPointArn": rp_arn}, described
+    assert control("GET", "/_drflow/calls?operation=DescribeBackupJob")[0]["request"] == {"BackupJobId": job_id}
 
 
 @check
@@ -879,10 +977,95 @@ def calls_log(ctx: dict[str, Any]) -> None:
                    ("backup", "ListRecoveryPointsByBackupVault", PRIMARY, 200),
                    ("cloudformation", "DescribeStacks", PRIMARY, 200)], got
     assert all(a["time"] <= b["time"] for a, b in zip(calls, calls[1:]))
+    # "request": what the call sent (JSON body; query / EC2 form parameters; REST-JSON body + path + query members)
+    assert [c["request"] for c in calls] == [
+        {"Name": "/drflow/x/ami"}, {"Action": "DescribeInstances", "Version": "2016-11-15"},
+        {"BackupVaultName": "drflow-primary"},
+        {"Action": "DescribeStacks", "Version": "2010-05-15", "StackName": "drflow-v1"}], calls
     assert [c["operation"] for c in control("GET", "/_drflow/calls?service=backup")] == ["ListRecoveryPointsByBackupVault"]
     control("DELETE", "/_drflow/faults")
     control("DELETE", "/_drflow/calls")
     assert control("GET", "/_drflow/calls") == []
+
+
+SQS_QUEUE_ARN = f"arn:aws:sqs:{PRIMARY}:{ACCOUNT}:drflow-alerts-test"
+# what a plain HTTP client sends: moto does not check signatures, the emulator reads service and region
+# from the credential scope
+DUMMY_AUTH = f"AWS4-HMAC-SHA256 Credential=test/20250101/{PRIMARY}/sqs/aws4_request, SignedHeaders=host, Signature=0"
+
+
+def plain_post(url: str, body: bytes, headers: dict[str, str]) -> tuple[int, str, str]:
+    """(status, content type, body) of an unsigned HTTP POST (with DUMMY_AUTH)."""
+    req = urllib.request.Request(url, data=body, method="POST", headers={"Authorization": DUMMY_AUTH, **headers})
+    try:
+        with urllib.request.urlopen(req, timeout=10) as resp:
+            return resp.status, resp.headers.get("Content-Type", ""), resp.read().decode()
+    except urllib.error.HTTPError as err:
+        return err.code, err.headers.get("Content-Type", ""), err.read().decode()
+
+
+@check
+def sns_publish_reaches_sqs(ctx: dict[str, Any]) -> None:
+    """moto delivers an SNS Publish to a subscribed SQS queue (in-process); SNS is query protocol, SQS takes
+    JSON (X-Amz-Target, what boto3 and the Rust SDK send) and query (Action=...) requests alike."""
+    sns, sqs = client("sns"), client("sqs")
+    topic = sns.create_topic(Name="drflow-alerts-test")["TopicArn"]
+    assert topic == f"arn:aws:sns:{PRIMARY}:{ACCOUNT}:drflow-alerts-test", topic
+    attributes = sns.get_topic_attributes(TopicArn=topic)["Attributes"]
+    assert attributes["TopicArn"] == topic and attributes["Owner"] == ACCOUNT, attributes
+    queue = sqs.create_queue(QueueName="drflow-alerts-test")["QueueUrl"]
+    queue_arn = sqs.get_queue_attributes(QueueUrl=queue, AttributeNames=["QueueArn"])["Attributes"]["QueueArn"]
+    assert queue_arn == SQS_QUEUE_ARN, queue_arn
+    sns.subscribe(TopicArn=topic, Protocol="sqs", Endpoint=SQS_QUEUE_ARN)
+    attributes = sns.get_topic_attributes(TopicArn=topic)["Attributes"]
+    assert (attributes["SubscriptionsConfirmed"], attributes["SubscriptionsPending"]) == ("1", "0"), attributes
+    control("DELETE", "/_drflow/calls")
+    message_id = sns.publish(TopicArn=topic, Subject="drflow: failover done", Message="run r1 COMPLETED")["MessageId"]
+    got = sqs.receive_message(QueueUrl=queue, MaxNumberOfMessages=10, WaitTimeSeconds=0).get("Messages", [])
+    assert len(got) == 1, got
+    envelope = json.loads(got[0]["Body"])  # the SNS envelope (no RawMessageDelivery)
+    assert envelope["Type"] == "Notification" and envelope["TopicArn"] == topic, envelope
+    assert envelope["Subject"] == "drflow: failover done" and envelope["Message"] == "run r1 COMPLETED", envelope
+    assert envelope["MessageId"] == message_id, envelope
+    sqs.delete_message(QueueUrl=queue, ReceiptHandle=got[0]["ReceiptHandle"])
+    publish = control("GET", "/_drflow/calls?operation=Publish")[0]["request"]
+    assert publish == {"Action": "Publish", "Version": "2010-03-31", "TopicArn": topic,
+                       "Subject": "drflow: failover done", "Message": "run r1 COMPLETED"}, publish
+    receive = control("GET", "/_drflow/calls?operation=ReceiveMessage")[0]
+    assert receive["service"] == "sqs" and receive["request"]["QueueUrl"] == queue, receive
+    # plain HTTP, JSON protocol (X-Amz-Target) and query protocol (form, to the queue URL)
+    sns.publish(TopicArn=topic, Subject="s1", Message="m1")
+    status, kind, body = plain_post(URL + "/", json.dumps({"QueueUrl": queue, "MaxNumberOfMessages": 10}).encode(),
+                                    {"X-Amz-Target": "AmazonSQS.ReceiveMessage",
+                                     "Content-Type": "application/x-amz-json-1.0"})
+    assert status == 200 and kind.startswith("application/x-amz-json-1.0"), (status, kind, body)
+    message = json.loads(body)["Messages"][0]
+    assert json.loads(message["Body"])["Message"] == "m1", message
+    sqs.delete_message(QueueUrl=queue, ReceiptHandle=message["ReceiptHandle"])
+    sns.publish(TopicArn=topic, Subject="s2", Message="m2")
+    form = urllib.parse.urlencode({"Action": "ReceiveMessage", "QueueUrl": queue, "Version": "2012-11-05"}).encode()
+    status, kind, body = plain_post(queue, form, {"Content-Type": "application/x-www-form-urlencoded"})
+    assert status == 200 and "<ReceiveMessageResponse" in body and "m2" in body, (status, kind, body)
+    calls = control("GET", "/_drflow/calls?service=sqs&operation=ReceiveMessage")
+    assert [c["request"].get("Action") for c in calls[-2:]] == [None, "ReceiveMessage"], calls
+    # a fault answers in the protocol the request came in
+    control("POST", "/_drflow/faults", {"service": "sqs", "operation": "ReceiveMessage",
+                                         "code": "ThrottlingException", "count": 2})
+    status, kind, body = plain_post(queue, form, {"Content-Type": "application/x-www-form-urlencoded"})
+    assert status == 400 and "<Code>ThrottlingException</Code>" in body, (status, kind, body)
+    e = error_of(lambda: sqs.receive_message(QueueUrl=queue))
+    assert code(e) == "ThrottlingException", e.response
+    control("DELETE", "/_drflow/faults")
+    # TopicArn errors as AWS answers them
+    e = error_of(lambda: sns.get_topic_attributes(TopicArn="drflow-alerts-test"))
+    assert error_text(e) == ("InvalidParameter", 400, "Invalid parameter: TopicArn Reason: An ARN must have at "
+                                                      "least 6 elements, not 1"), e.response
+    e = error_of(lambda: client("sns", DR).get_topic_attributes(TopicArn=topic))  # a topic of another region
+    assert error_text(e) == ("InvalidParameter", 400, "Invalid parameter: TopicArn"), e.response
+    e = error_of(lambda: client("sns", DR).publish(TopicArn=topic, Message="x"))
+    assert code(e) == "InvalidParameter", e.response
+    e = error_of(lambda: sns.get_topic_attributes(TopicArn=f"arn:aws:sns:{PRIMARY}:{ACCOUNT}:nope"))
+    assert error_text(e)[:2] == ("NotFound", 404), e.response
 
 
 def control_error(method: str, path: str, body: Any) -> tuple[int, str]:

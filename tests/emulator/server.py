@@ -7,10 +7,11 @@ One endpoint on 127.0.0.1 serves every service and region (moto picks the backen
 SigV4 credential scope). Every request passes through `Emulator`, a WSGI middleware in front
 of moto's dispatcher that logs the call, injects faults (errors, latency, lost responses: the work
 done but the answer replaced by an error or a dropped connection; optionally with a seeded
-probability) and runs the extensions (emu_backup: Backup jobs; emu_hooks: pending AMIs, CreateImage
+probability) and runs the extensions (emu_backup: Backup jobs, recovery points with their lifecycle; emu_hooks:
+SNS TopicArn checks and subscription counts, pending AMIs, CreateImage
 snapshot tags, CopyImage ClientToken, instance status checks, SSM aws:ec2:image, CloudFormation
 {{resolve:ssm}} incl. via Fn::Sub, update detection, EC2 instance updates, failed creates rolled back,
-ClientRequestToken retries). A NotImplementedError inside moto
+ClientRequestToken retries). The calls log keeps each call's parameters as sent. A NotImplementedError inside moto
 answers 400 EmulatorNotImplemented (not retried by clients). Control API under /_drflow/ (see
 README.md). Requests are served on threads, but all moto work happens under one lock, so moto only
 ever runs one at a time; injected latency is slept outside the lock.
@@ -35,7 +36,7 @@ import threading  # noqa: E402
 import time  # noqa: E402
 import traceback  # noqa: E402
 from typing import Any, Callable  # noqa: E402
-from urllib.parse import parse_qsl, urlencode  # noqa: E402
+from urllib.parse import parse_qsl, quote, unquote, urlencode, urlsplit  # noqa: E402
 
 from moto import __version__ as MOTO_VERSION  # noqa: E402
 from moto.core.exceptions import ServiceException  # noqa: E402
@@ -53,6 +54,11 @@ from emu_common import STATE, ApiError, Fault, Reply, aws_error, protocol_of, se
 
 CREDENTIAL_SCOPE = re.compile(r"Credential=[^/,\s]+/\d{8}/([^/]+)/([^/]+)/aws4_request")
 
+# SNS operations that take a TopicArn (checked as AWS does: emu_hooks.before_sns_topic_arn)
+SNS_TOPIC_OPERATIONS = ("Publish", "Subscribe", "GetTopicAttributes", "SetTopicAttributes",
+                        "ListSubscriptionsByTopic", "DeleteTopic", "AddPermission", "RemovePermission",
+                        "GetDataProtectionPolicy", "PutDataProtectionPolicy")
+
 # (service, operation) -> hooks run, in order, before moto / after moto (with the HTTP status; the reply is
 # call.response). A before hook may answer the call itself by setting call.reply (moto and the later
 # before hooks are then not run; the after hooks are).
@@ -66,6 +72,8 @@ BEFORE: dict[tuple[str, str], tuple[Callable[[Any], None], ...]] = {
     ("cloudformation", "DeleteStack"): (emu_hooks.before_stack_token,),
     ("cloudformation", "CreateChangeSet"): (emu_hooks.before_stack_change,),
     ("cloudformation", "ExecuteChangeSet"): (emu_hooks.before_execute_change_set,),
+    **{("sns", op): (emu_hooks.before_sns_topic_arn,) for op in SNS_TOPIC_OPERATIONS},
+    ("sns", "GetTopicAttributes"): (emu_hooks.before_sns_topic_arn, emu_hooks.before_get_topic_attributes),
 }
 AFTER: dict[tuple[str, str], tuple[Callable[[Any, int], None], ...]] = {
     ("ec2", "CopyImage"): (emu_hooks.after_copy_image,),
@@ -122,7 +130,10 @@ class Call:
         self.path_params: dict[str, str] = {}
         scope = CREDENTIAL_SCOPE.search(environ.get("HTTP_AUTHORIZATION", ""))
         self.region, self.service = scope.groups() if scope else (None, None)
+        self.protocol = self._protocol() if self.service else ""
         self.operation = self._operation() if self.service else ""
+        # what the client sent, for the calls log (before any hook rewrites the body)
+        self.request = self._request() if self.service else None
 
     def _set_body(self, body: bytes) -> None:
         self.body = body
@@ -156,19 +167,83 @@ class Call:
             raise ApiError("SerializationException", "Request body is not valid JSON.")
         return doc if isinstance(doc, dict) else {}
 
+    def raw_path(self) -> str:
+        """The path as sent, still percent-encoded (PATH_INFO is decoded: a label such as a recovery point ARN,
+        sent with its "/" as %2F, would otherwise split into two path segments)."""
+        raw = self.environ.get("RAW_URI") or self.environ.get("REQUEST_URI") or ""
+        if not raw:
+            return quote(self.path)
+        if not raw.startswith("/"):  # absolute form: http://host/path
+            raw = urlsplit(raw).path or "/"
+        return raw.split("?", 1)[0]
+
+    def _protocol(self) -> str:
+        """The protocol the request came in: the service's, except that a form-encoded `Action=...` request
+        without X-Amz-Target to a JSON service is the query protocol (SQS takes both)."""
+        protocol = protocol_of(self.service)
+        if protocol == "json" and not self.environ.get("HTTP_X_AMZ_TARGET") and dict(self.form()).get("Action"):
+            return "query"
+        return protocol
+
     def _operation(self) -> str:
         target = self.environ.get("HTTP_X_AMZ_TARGET")
         if target:
             return target.rsplit(".", 1)[-1]
-        if protocol_of(self.service) in ("query", "ec2"):
+        if self.protocol in ("query", "ec2"):
             return dict(self.form()).get("Action", "")
         query_keys = {k for k, _ in self.query()}
+        path = self.raw_path().rstrip("/")
         for method, pattern, keys, _, name in rest_routes(self.service):
-            match = pattern.match(self.path.rstrip("/"))
+            match = pattern.match(path)
             if method == self.method and match and all(k in query_keys for k in keys):
-                self.path_params = match.groupdict()
+                self.path_params = {k: unquote(v) for k, v in match.groupdict().items()}
                 return name
         return ""
+
+    def _json_or_none(self) -> Any:
+        try:
+            return json.loads(self.body or b"{}")
+        except ValueError:
+            return None
+
+    def _request(self) -> Any:
+        """The call's parameters as sent: query / EC2 protocol: the form parameters as a flat object
+        ({"Action": "Publish", "TopicArn": ..., "MessageAttributes.entry.1.Name": ...}); JSON: the body;
+        REST-JSON: the body's members plus those sent in the path and query string, under their member
+        names as in the API reference ({"BackupJobId": ...}); None for other protocols or a body that is
+        not JSON."""
+        if self.protocol in ("query", "ec2"):
+            return dict(self.form())
+        if self.protocol == "json":
+            return self._json_or_none()
+        if self.protocol != "rest-json":
+            return None
+        doc = self._json_or_none()
+        if not isinstance(doc, dict):
+            return doc
+        model = service_model(self.service) or {}
+        op = (model.get("operations") or {}).get(self.operation) or {}
+        shapes = model.get("shapes") or {}
+        members = (shapes.get((op.get("input") or {}).get("shape", "")) or {}).get("members") or {}
+        query: dict[str, list[str]] = {}
+        for key, value in self.query():
+            query.setdefault(key, []).append(value)
+        for name, member in members.items():
+            where, wire = member.get("location"), member.get("locationName", name)
+            kind = (shapes.get(member.get("shape", "")) or {}).get("type")
+            if where == "uri" and re.sub(r"\W", "_", wire) in self.path_params:
+                doc[name] = self.path_params[re.sub(r"\W", "_", wire)]
+            elif where == "querystring" and wire in query:
+                values = query[wire]
+                if kind == "list":
+                    doc[name] = values
+                elif kind in ("integer", "long"):
+                    doc[name] = int(values[0]) if re.fullmatch(r"-?\d+", values[0]) else values[0]
+                elif kind == "boolean":
+                    doc[name] = values[0].lower() == "true"
+                else:
+                    doc[name] = values[0]
+        return doc
 
 
 # ---------------------------------------------------------------- the middleware
@@ -201,7 +276,7 @@ class Emulator:
             with STATE.lock:
                 return self.run_moto(environ)(start_response)
         entry = {"service": call.service, "operation": call.operation, "region": call.region,
-                 "time": time.time(), "status": None, "lost": False}
+                 "time": time.time(), "status": None, "lost": False, "request": call.request}
         with STATE.lock:
             STATE.calls.append(entry)
             hits = [f for f in STATE.faults if f.fires(call.service, call.operation, call.region)]
@@ -210,7 +285,7 @@ class Emulator:
             time.sleep(delay)  # outside the lock: other calls go on meanwhile
         fault = next((f for f in hits if f.code or f.loses), None)  # the first one added decides
         if fault is not None and not fault.loses:  # an error instead of the work
-            reply = aws_error(call.service, fault.code, fault.message or fault.code, fault.status)
+            reply = aws_error(call.service, fault.code, fault.message or fault.code, fault.status, call.protocol)
         else:
             with STATE.lock:
                 reply = self.dispatch(call)
@@ -218,7 +293,7 @@ class Emulator:
                 entry.update(lost=True, real_status=reply.status)
                 if fault.drop:
                     drop_connection(environ)  # the logged status stays null
-                reply = aws_error(call.service, fault.code, fault.message or fault.code, fault.status)
+                reply = aws_error(call.service, fault.code, fault.message or fault.code, fault.status, call.protocol)
         entry["status"] = reply.status
         return reply(start_response)
 
@@ -240,21 +315,21 @@ class Emulator:
                 after(call, reply.status)
             return reply
         except ApiError as e:
-            return aws_error(call.service, e.code, e.message, e.status)
+            return aws_error(call.service, e.code, e.message, e.status, call.protocol)
         except ServiceException as e:  # a moto error raised inside an extension
-            return aws_error(call.service, e.code, e.message, 400)
+            return aws_error(call.service, e.code, e.message, 400, call.protocol)
         except NotImplementedError as e:
             # A gap in moto (or the emulator), not a transient failure: a 4xx that clients do not retry.
             traceback.print_exc()
             detail = f": {e}" if str(e) else ""
             return aws_error(call.service, "EmulatorNotImplemented",
                              f"{call.service} {call.operation or '(unknown operation)'} is not implemented by the "
-                             f"drflow emulator (moto {MOTO_VERSION}) for this request{detail}", 400)
+                             f"drflow emulator (moto {MOTO_VERSION}) for this request{detail}", 400, call.protocol)
         except Exception as e:
             if hasattr(e, "error_type"):  # moto's RESTError family
-                return aws_error(call.service, e.error_type, e.message, getattr(e, "code", 400))
+                return aws_error(call.service, e.error_type, e.message, getattr(e, "code", 400), call.protocol)
             traceback.print_exc()
-            return aws_error(call.service, "InternalFailure", f"emulator error: {e!r}", 500)
+            return aws_error(call.service, "InternalFailure", f"emulator error: {e!r}", 500, call.protocol)
 
     def run_moto(self, environ: dict[str, Any]) -> Reply:
         """Run moto's app to completion and buffer its response (we hold the lock)."""
