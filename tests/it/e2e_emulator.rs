@@ -96,6 +96,11 @@ fn the_pipeline_publishes_each_regions_ami_over_the_wire() {
     let w = world();
     let (code, out, err) = w.run(&[]);
     assert_eq!(code, Some(0), "{out}\n{err}");
+    // Every recovery point carries its lifecycle: the primary's shorter than the DR copy's.
+    let backup = &w.emu.calls("StartBackupJob")[0]["request"];
+    assert_eq!(backup["Lifecycle"]["DeleteAfterDays"], 7, "{backup}");
+    let copy = &w.emu.calls("StartCopyJob")[0]["request"];
+    assert_eq!(copy["Lifecycle"]["DeleteAfterDays"], 35, "{copy}");
     for region in [PRIMARY, DR] {
         let ami = published_ami(&out, region);
         let (value, version) = w.parameter(region).expect("parameter written");

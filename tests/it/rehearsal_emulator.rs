@@ -213,13 +213,17 @@ fn a_passing_rehearsal_launches_verifies_and_deletes_the_dr_stack() {
     )));
     let t = h.teardown.clone().unwrap();
     assert_eq!((t.status.as_str(), t.deleted), ("succeeded", Some(true)));
-    for s in &r.steps {
+    for s in r.steps.iter().filter(|s| s.id != "notify") {
         assert_eq!(s.status, "succeeded", "{s:?}");
         assert!(
             s.duration_ms.is_some() && (s.action.is_none() || s.attempts >= 1),
             "{s:?}"
         );
     }
+    // A passing rehearsal notifies nobody.
+    let notify = r.steps.iter().find(|s| s.id == "notify").unwrap();
+    assert_eq!(notify.status, "skipped");
+    assert!(w.emu.calls("Publish").is_empty());
     assert_eq!(kinds(&r.created, "backup job").len(), 1);
     assert_eq!(kinds(&r.created, "copy job").len(), 1);
     assert!(kinds(&r.created, "AMI").contains(&dr_ami));
@@ -416,4 +420,63 @@ fn sigterm_checkpoints_a_scheduled_rehearsal_and_resume_finishes_it() {
     assert_eq!(h.pipeline_ms, Some(verified - r.started_ms));
     let source_created = step_outputs(&journal, "primary_ami")["creation_date"].as_i64().unwrap() * 1000;
     assert_eq!(h.rpo_ms, Some(verified - source_created));
+}
+
+#[test]
+fn a_failed_rehearsal_notifies_an_sns_topic_and_the_message_reaches_its_sqs_queue() {
+    let w = world();
+    // An SQS queue subscribed to an SNS topic in the DR region (moto delivers SNS to SQS).
+    let queue = w.emu.aws_json(
+        "sqs",
+        DR,
+        "AmazonSQS.CreateQueue",
+        json!({"QueueName": "drflow-alerts"}),
+    );
+    let queue_url = queue["QueueUrl"].as_str().unwrap().to_string();
+    let topic = w.rt.block_on(async {
+        let sns = aws_sdk_sns::Client::new(&w.emu.sdk(DR));
+        let topic = sns.create_topic().name("drflow-alerts").send().await.unwrap();
+        let arn = topic.topic_arn().unwrap().to_string();
+        sns.subscribe()
+            .topic_arn(&arn)
+            .protocol("sqs")
+            .endpoint(format!("arn:aws:sqs:{DR}:123456789012:drflow-alerts"))
+            .send()
+            .await
+            .unwrap();
+        arn
+    });
+    // The backup job fails: the rehearsal fails at `wait_backup`.
+    w.emu.control(
+        "POST",
+        "/_drflow/fail-next-job",
+        Some(json!({"kind": "backup", "message": "Insufficient privileges to perform this action."})),
+    );
+    let mut args = w.run_args();
+    args.extend(["-i".to_string(), format!("notify_topic_arn={topic}")]);
+    let args: Vec<&str> = args.iter().map(String::as_str).collect();
+    let out = w.emu.drflow(&w.state(), &args);
+    let (stdout, stderr) = text(&out);
+    assert_eq!(out.status.code(), Some(1), "{stdout}\n{stderr}");
+    assert!(last_line(&stdout).starts_with("REHEARSAL FAILED"), "{stdout}");
+
+    assert_eq!(w.emu.calls("Publish").len(), 1, "one notification");
+    let received = w.emu.aws_json(
+        "sqs",
+        DR,
+        "AmazonSQS.ReceiveMessage",
+        json!({"QueueUrl": queue_url, "MaxNumberOfMessages": 10}),
+    );
+    let messages = received["Messages"].as_array().cloned().unwrap_or_default();
+    assert_eq!(messages.len(), 1, "{received}");
+    let envelope: Value = serde_json::from_str(messages[0]["Body"].as_str().unwrap()).unwrap();
+    assert_eq!(envelope["TopicArn"], topic.as_str());
+    assert_eq!(envelope["Subject"], format!("drflow rehearsal FAILED: {}", w.instance));
+    let body = envelope["Message"].as_str().unwrap();
+    assert!(body.contains("FAILED at step `wait_backup`"), "{body}");
+    assert!(
+        body.contains("Insufficient privileges to perform this action."),
+        "{body}"
+    );
+    assert!(body.contains("report.html"), "{body}");
 }

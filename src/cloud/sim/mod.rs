@@ -700,11 +700,12 @@ faults:
   - {operation: "ec2:CopyImage", probability: 0.3, lose_response: true}
   - {operation: "cloudformation:*Stack", probability: 0.3, lose_response: true}
   - {operation: "ssm:PutParameter", probability: 0.3, lose_response: true}
+  - {operation: "sns:Publish", probability: 0.3, lose_response: true}
 "#;
 
     #[tokio::test(start_paused = true)]
     async fn chaos_scenario_throttles_every_call_and_loses_start_responses() {
-        // The lost responses cover exactly the eight calls that start work.
+        // The lost responses cover exactly the nine calls that change things (start work, write, notify).
         let chaos = scenario(CHAOS);
         let ops = scenario::operations();
         let mutating = |op: &str| {
@@ -716,7 +717,7 @@ faults:
             assert_eq!(lost, mutating(op), "{op}");
         }
         let starts = ops.iter().filter(|op| mutating(op));
-        assert_eq!(starts.count(), 8);
+        assert_eq!(starts.count(), 9);
         let sim = Sim::new(chaos);
         let cloud = sim.cloud();
         let put = crate::cloud::PutParameter {
