@@ -60,6 +60,11 @@ impl From<SessionError> for Error {
 
 /// Prints what validation found questionable but not wrong (the workflow still runs), to stderr.
 pub fn print_warnings(problems: &[Problem]) {
+    print_problems(problems);
+}
+
+/// Workflow problems with their source excerpts, in colour on a terminal (unless `NO_COLOR`).
+fn print_problems(problems: &[Problem]) {
     let color = std::io::stderr().is_terminal() && std::env::var_os("NO_COLOR").is_none();
     for p in problems {
         if color {
@@ -91,15 +96,9 @@ impl Error {
     pub fn print(&self) {
         match self {
             Error::Invalid { problems, .. } => {
-                let color = std::io::stderr().is_terminal() && std::env::var_os("NO_COLOR").is_none();
-                for p in problems {
-                    if color {
-                        eprintln!("{:?}", miette::Report::new(p.clone()));
-                    } else {
-                        eprint!("{}", p.render_plain());
-                    }
-                }
-                eprintln!("error: {} problem(s) in the workflow", problems.len());
+                print_problems(problems);
+                let errors = problems.iter().filter(|p| !p.warning).count();
+                eprintln!("error: {errors} problem(s) in the workflow");
             }
             Error::Bind(e) => {
                 for line in &e.problems {

@@ -177,21 +177,9 @@ impl Session {
         };
         self.backend.runtime()?.block_on(async {
             let cloud = self.client(std::slice::from_ref(&region)).await?;
-            let policy = crate::workflow::RetryPolicy {
-                max_attempts: 5,
-                ..Default::default()
-            };
-            let mut tries = 0;
-            loop {
-                tries += 1;
-                match cloud.sns.publish(&region, &req).await {
-                    Ok(id) => return Ok(id),
-                    Err(e) if e.kind.is_transient() && policy.next_delay(tries, 1.0).is_some() => {
-                        tokio::time::sleep(policy.next_delay(tries, 1.0).unwrap_or_default()).await;
-                    }
-                    Err(e) => return Err(SessionError::Environment(e.to_string())),
-                }
-            }
+            retried(|| cloud.sns.publish(&region, &req))
+                .await
+                .map_err(|e| SessionError::Environment(e.to_string()))
         })
     }
 
@@ -235,7 +223,20 @@ async fn account_of_caller(wf: &Workflow, cloud: &Cloud, bindings: &Bindings) ->
         .and_then(|v| v.as_str())
         .unwrap_or("us-east-1")
         .to_string();
-    // Throttling and 5xx are retried as a step's are by default in the shipped workflows: 5 retries, 1 s doubling.
+    match retried(|| cloud.sts.get_caller_identity(&region)).await {
+        Ok(id) => Ok(Some(id.account)),
+        Err(e) => Err(SessionError::Environment(format!(
+            "cannot tell which AWS account this is (the workflow uses account.id): {e}"
+        ))),
+    }
+}
+
+/// A call the session makes outside any step (the caller's account, a schedule's notification), with throttling
+/// and 5xx retried as ASL's defaults would, five times: 1 s, 2 s, 4 s, 8 s, 16 s.
+async fn retried<T, F>(call: impl Fn() -> F) -> Result<T, crate::cloud::CloudError>
+where
+    F: Future<Output = Result<T, crate::cloud::CloudError>>,
+{
     let policy = crate::workflow::RetryPolicy {
         max_attempts: 5,
         ..Default::default()
@@ -243,16 +244,12 @@ async fn account_of_caller(wf: &Workflow, cloud: &Cloud, bindings: &Bindings) ->
     let mut tries = 0;
     loop {
         tries += 1;
-        match cloud.sts.get_caller_identity(&region).await {
-            Ok(id) => return Ok(Some(id.account)),
-            Err(e) if e.kind.is_transient() && policy.next_delay(tries, 1.0).is_some() => {
-                tokio::time::sleep(policy.next_delay(tries, 1.0).unwrap_or_default()).await;
-            }
-            Err(e) => {
-                return Err(SessionError::Environment(format!(
-                    "cannot tell which AWS account this is (the workflow uses account.id): {e}"
-                )));
-            }
+        match call().await {
+            Err(e) if e.kind.is_transient() => match policy.next_delay(tries, 1.0) {
+                Some(delay) => tokio::time::sleep(delay).await,
+                None => return Err(e),
+            },
+            answer => return answer,
         }
     }
 }
