@@ -319,3 +319,78 @@ fn a_schedule_entry_notifies_its_topic_when_a_run_fails() {
     assert!(body.contains("error: step `verify` failed"), "{body}");
     assert!(body.contains("report.html"), "{body}");
 }
+
+#[test]
+fn the_policy_grants_publish_on_the_topic_and_plan_check_looks_for_it() {
+    let input = format!("instance_id={INSTANCE}");
+    let topic = format!("notify_topic_arn={TOPIC}");
+    let out = drflow(
+        Path::new("/nonexistent-state"),
+        &[
+            "policy",
+            "workflows/dr-rehearsal.yaml",
+            "-i",
+            &input,
+            "-i",
+            &topic,
+            "--account",
+            "123456789012",
+        ],
+    );
+    let (stdout, err) = text(&out);
+    assert_eq!(out.status.code(), Some(0), "{err}");
+    let policy: Value = serde_json::from_str(&stdout).unwrap();
+    let publish = policy["Statement"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|s| s["Action"].as_array().unwrap().iter().any(|a| a == "sns:Publish"))
+        .expect("a statement grants sns:Publish");
+    assert_eq!(publish["Resource"], serde_json::json!([TOPIC]));
+
+    // Preflight: the topic exists in the simulated account, or the check fails.
+    let dir = tempfile::tempdir().unwrap();
+    let with_topic = dir.path().join("topic.yaml");
+    std::fs::write(&with_topic, "topics: [{name: drflow-alerts, region: us-west-2}]\n").unwrap();
+    let check = |scenario: &Path, state: &Path| {
+        let out = drflow(
+            state,
+            &[
+                "plan",
+                "workflows/dr-rehearsal.yaml",
+                "-i",
+                &input,
+                "-i",
+                &topic,
+                "--check",
+                "--scenario",
+                scenario.to_str().unwrap(),
+                "--output",
+                "json",
+            ],
+        );
+        let (stdout, _) = text(&out);
+        let plan: Value = serde_json::from_str(&stdout).unwrap();
+        let c = plan["checks"]["results"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|c| c["check"] == "sns_topic")
+            .cloned()
+            .expect("an SNS topic check");
+        (
+            out.status.code(),
+            c["status"].as_str().unwrap().to_string(),
+            c["region"].clone(),
+        )
+    };
+    let (code, status, region) = check(&with_topic, &dir.path().join("a"));
+    assert_eq!(
+        (code, status.as_str(), region),
+        (Some(0), "ok", Value::from("us-west-2"))
+    );
+    let without = dir.path().join("none.yaml");
+    std::fs::write(&without, "{}\n").unwrap();
+    let (code, status, _) = check(&without, &dir.path().join("b"));
+    assert_eq!((code, status.as_str()), (Some(1), "failed"));
+}
