@@ -116,18 +116,21 @@ async fn backup_options_reach_the_backup_job_and_bad_ones_start_nothing() {
     assert_eq!(count_calls(&sim, "StartBackupJob"), 0, "refused before the call");
 }
 
+/// `drflow validate` of the backup step with a lifecycle of (cold, delete) days: (exit code, stdout, stderr).
+fn validate_lifecycle(dir: &Path, name: &str, cold: u32, delete: u32) -> (Option<i32>, String, String) {
+    let file = dir.join(name);
+    let lifecycle = format!("      move_to_cold_storage_after_days: {cold}\n      delete_after_days: {delete}\n");
+    std::fs::write(&file, backup_step(&lifecycle)).unwrap();
+    let out = drflow(dir, &["validate", file.to_str().unwrap()]);
+    let (stdout, stderr) = text(&out);
+    (out.status.code(), stdout, stderr)
+}
+
 #[test]
 fn a_lifecycle_aws_would_refuse_is_a_located_error_and_one_it_would_ignore_a_warning() {
     let dir = tempfile::tempdir().unwrap();
-    let bad = dir.path().join("bad.yaml");
-    std::fs::write(
-        &bad,
-        backup_step("      move_to_cold_storage_after_days: 30\n      delete_after_days: 60\n"),
-    )
-    .unwrap();
-    let out = drflow(dir.path(), &["validate", bad.to_str().unwrap()]);
-    let (_, err) = text(&out);
-    assert_eq!(out.status.code(), Some(3), "{err}");
+    let (code, _, err) = validate_lifecycle(dir.path(), "bad.yaml", 30, 60);
+    assert_eq!(code, Some(3), "{err}");
     assert!(err.contains("drflow::workflow::bad_lifecycle"), "{err}");
     assert!(err.contains("bad.yaml:13:26"), "{err}");
     assert!(
@@ -135,15 +138,8 @@ fn a_lifecycle_aws_would_refuse_is_a_located_error_and_one_it_would_ignore_a_war
         "{err}"
     );
     // Valid for AWS, but AWS ignores cold storage for EC2: a warning, and the workflow is valid.
-    let ignored = dir.path().join("ignored.yaml");
-    std::fs::write(
-        &ignored,
-        backup_step("      move_to_cold_storage_after_days: 30\n      delete_after_days: 120\n"),
-    )
-    .unwrap();
-    let out = drflow(dir.path(), &["validate", ignored.to_str().unwrap()]);
-    let (stdout, err) = text(&out);
-    assert_eq!(out.status.code(), Some(0), "{err}");
+    let (code, stdout, err) = validate_lifecycle(dir.path(), "ignored.yaml", 30, 120);
+    assert_eq!(code, Some(0), "{err}");
     assert!(stdout.contains("ok (1 steps, 1 warning(s))"), "{stdout}");
     assert!(
         err.contains("AWS Backup ignores `move_to_cold_storage_after_days` for EC2"),
