@@ -122,7 +122,9 @@ impl Action for PutParameter {
                 map_in(inputs, "tags")
             },
         };
-        ctx.recorder.record("replacing", &Value::String(previous.clone()));
+        if !previous.is_empty() {
+            ctx.recorder.record("replacing", &Value::String(previous.clone()));
+        }
         ctx.recorder.record("writing", &Value::String(ami.to_string()));
         let version = ctx.cloud.ssm.put_parameter(region, &req).await?;
 
