@@ -36,6 +36,7 @@
 //!           max_delay_ms: int | null, jitter: "none" | "full", max_total_delay_ms: int}
 //!   timeout_ms: int                       a call's per attempt; a wait's for the whole wait
 //!   poll: null | {interval_ms: int, backoff_rate: number, max_interval_ms: int}     waits only
+//!   expires: string                       (absent unless the step makes a recovery point) when it expires
 //!   -- type "parallel":
 //!   branches: [Step]
 //!   -- type "sequence":
@@ -55,7 +56,9 @@
 //! Checks {
 //!   backend: "aws" | "sim"
 //!   failed: int                           how many results are "failed"
-//!   results: [{check: "caller_identity" | "instance" | "backup_vault" | "ssm_parameter" | "template" | "stack",
+//!   account: string                       (when the caller identity check found it) the caller's account
+//!   results: [{check: "caller_identity" | "instance" | "backup_vault" | "ssm_parameter" | "template" | "stack"
+//!              | "sns_topic",
 //!              subject: string, region: string | null, status: "ok" | "note" | "failed" | "skipped",
 //!              reason: string, steps: [string]}]
 //! }
