@@ -132,12 +132,15 @@ fn summary(session: &Session, wf: &Workflow, outcome: &Outcome, wall: Instant) {
         println!("run {} {status} after {took}", outcome.run_id);
     }
     let mut published = Vec::new();
-    for step in wf.all_steps() {
+    // In the order steps started; a step of a `for_each` item is journaled as `GROUP[KEY].STEP`.
+    for id in &state.order {
+        let plain = id.rsplit('.').next().unwrap_or(id);
+        let Some(step) = wf.find(plain) else { continue };
         let Some(a) = step.action() else { continue };
         if a.action.writes.map(|w| w.what) != Some(Written::Parameter) {
             continue;
         }
-        if let Some(StepStatus::Succeeded(out)) = state.status(&step.id) {
+        if let Some(StepStatus::Succeeded(out)) = state.status(id) {
             let region = a
                 .region
                 .as_ref()

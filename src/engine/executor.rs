@@ -13,9 +13,10 @@ use super::journal::{Entry, ErrorInfo, Event, Journal, RunStatus};
 use super::retry::retry_after;
 use super::scope::RunScope;
 use super::state::{RunState, StepStatus};
+use super::within::Within;
 use super::{Clock, EngineError, Observer};
 use crate::actions::{self, ActionError, Ctx, Poll, Recorder, RunInfo};
-use crate::workflow::{ActionKind, ActionStep, FailureClass, OnFailure, Step, StepKind, Workflow};
+use crate::workflow::{ActionKind, ActionStep, FailureClass, ForEach, OnFailure, Step, StepKind, Workflow};
 
 /// Why a step (and so possibly the run) failed.
 #[derive(Debug, Clone)]
@@ -69,8 +70,9 @@ impl<'a> Executor<'a> {
 
     /// Runs the main steps, then `finally`; returns the run's result.
     pub async fn run(&self) -> Result<(), EngineError> {
-        let main = self.sequence(&self.wf.steps).await;
-        let fin = self.sequence(&self.wf.finally).await;
+        let top = Within::default();
+        let main = self.sequence(&self.wf.steps, &top).await;
+        let fin = self.sequence(&self.wf.finally, &top).await;
         if let Some(b) = self.broken.lock().expect("lock").clone() {
             return Err(EngineError::JournalBroken(b));
         }
@@ -86,13 +88,13 @@ impl<'a> Executor<'a> {
         Ok(())
     }
 
-    fn sequence<'s>(&'s self, steps: &'s [Step]) -> StepFuture<'s> {
+    fn sequence<'s>(&'s self, steps: &'s [Step], within: &'s Within) -> StepFuture<'s> {
         Box::pin(async move {
             let mut failed: Option<Failure> = None;
             let mut i = 0;
             while i < steps.len() {
                 let step = &steps[i];
-                match self.step(step).await {
+                match self.step(step, within).await {
                     Ok(()) => i += 1,
                     Err(f) => match &step.on_failure {
                         OnFailure::Continue => i += 1,
@@ -111,14 +113,15 @@ impl<'a> Executor<'a> {
         })
     }
 
-    fn step<'s>(&'s self, step: &'s Step) -> StepFuture<'s> {
+    fn step<'s>(&'s self, step: &'s Step, within: &'s Within) -> StepFuture<'s> {
         Box::pin(async move {
+            let id = within.id(&step.id);
             // A resumed run does not redo what is finished.
-            match self.state.lock().expect("state lock").status(&step.id) {
+            match self.state.lock().expect("state lock").status(&id) {
                 Some(StepStatus::Succeeded(_)) | Some(StepStatus::Skipped(_)) => return Ok(()),
                 Some(StepStatus::Failed { error, .. }) => {
                     return Err(Failure {
-                        step: step.id.clone(),
+                        step: id,
                         error: error.clone(),
                     });
                 }
@@ -127,79 +130,174 @@ impl<'a> Executor<'a> {
             if let Some(cond) = &step.when {
                 let verdict = {
                     let state = self.state.lock().expect("state lock");
-                    cond.test(&RunScope::new(&state))
+                    cond.test(&RunScope::within(&state, within))
                 };
                 match verdict {
                     Ok(true) => {}
                     Ok(false) => {
                         let reason = format!("`when: {}` is false", step.when_text.as_deref().unwrap_or("?"));
                         return self.emit_or_fail(
-                            &step.id,
+                            &id,
                             Event::StepSkipped {
-                                step: step.id.clone(),
+                                step: id.clone(),
                                 reason,
                             },
                         );
                     }
-                    Err(e) => return self.fail(step, info("InvalidCondition", "validation", format!("when: {e}"))),
+                    Err(e) => {
+                        return self.fail(step, &id, info("InvalidCondition", "validation", format!("when: {e}")));
+                    }
                 }
             }
             match &step.kind {
-                StepKind::Action(a) => self.action(step, a).await,
+                StepKind::Action(a) => self.action(step, &id, a, within).await,
                 StepKind::Parallel(branches) => {
-                    self.emit_or_fail(&step.id, started(step))?;
+                    self.emit_or_fail(&id, started(&id))?;
                     // Every branch runs to its end; the group then fails with the first failure.
-                    let results = futures_join(branches.iter().map(|b| self.step(b))).await;
+                    let results = futures_join(branches.iter().map(|b| self.step(b, within))).await;
                     match results.into_iter().find_map(Result::err) {
-                        None => self.succeed(step, Map::new()),
-                        Some(f) => self.fail(step, child_failed(&f)),
+                        None => self.succeed(&id, Map::new()),
+                        Some(f) => self.fail(step, &id, child_failed(&f)),
                     }
                 }
                 StepKind::Sequence(children) => {
-                    self.emit_or_fail(&step.id, started(step))?;
-                    match self.sequence(children).await {
-                        Ok(()) => self.succeed(step, Map::new()),
-                        Err(f) => self.fail(step, child_failed(&f)),
+                    self.emit_or_fail(&id, started(&id))?;
+                    match self.sequence(children, within).await {
+                        Ok(()) => self.succeed(&id, Map::new()),
+                        Err(f) => self.fail(step, &id, child_failed(&f)),
                     }
                 }
+                StepKind::ForEach(fe) => self.for_each(step, &id, fe, within).await,
             }
         })
     }
 
-    fn succeed(&self, step: &Step, outputs: Map<String, Value>) -> Result<(), Failure> {
+    /// Runs the body once per item, `max_concurrency` items at a time; every item runs to its end, then the group
+    /// fails if more items failed than it tolerates. Outputs: `items` (key → step → outputs), `succeeded`, `failed`
+    /// and `failed_items` (key → error).
+    async fn for_each(&self, step: &Step, id: &str, fe: &ForEach, within: &Within) -> Result<(), Failure> {
+        self.emit_or_fail(id, started(id))?;
+        let items = {
+            let state = self.state.lock().expect("state lock");
+            fe.items.eval(&RunScope::within(&state, within))
+        };
+        let items = match items {
+            Ok(Value::Array(items)) => items,
+            Ok(other) => {
+                let e = format!("for_each: expected a list, got {other}");
+                return self.fail(step, id, info("InvalidInput", "validation", e));
+            }
+            Err(e) => return self.fail(step, id, info("InvalidInput", "validation", format!("for_each: {e}"))),
+        };
+        let keys: Vec<String> = items.iter().map(crate::workflow::expr::to_text).collect();
+        if let Some(dup) = keys
+            .iter()
+            .enumerate()
+            .find(|(i, k)| keys[..*i].contains(k))
+            .map(|(_, k)| k)
+        {
+            let e = format!("for_each: the item `{dup}` is listed twice (items are keys: each must be unique)");
+            return self.fail(step, id, info("InvalidInput", "validation", e));
+        }
+        let scopes: Vec<Within> = items
+            .iter()
+            .zip(&keys)
+            .map(|(item, key)| within.enter(id, key, item.clone(), &fe.steps))
+            .collect();
+        let permits = tokio::sync::Semaphore::new(fe.max_concurrency);
+        let runs = scopes.iter().map(|scope| -> StepFuture<'_> {
+            let permits = &permits;
+            Box::pin(async move {
+                let _permit = permits.acquire().await.expect("the semaphore is never closed");
+                self.sequence(&fe.steps, scope).await
+            })
+        });
+        let results = futures_join(runs).await;
+        let mut outputs = Map::new();
+        let mut failed = Map::new();
+        {
+            let state = self.state.lock().expect("state lock");
+            let mut all = Vec::new();
+            for s in &fe.steps {
+                s.walk(&mut all);
+            }
+            for (key, scope) in keys.iter().zip(&scopes) {
+                let steps: Map<String, Value> = all
+                    .iter()
+                    .filter_map(|s| match state.status(&scope.id(&s.id)) {
+                        Some(StepStatus::Succeeded(o)) if s.action().is_some() => {
+                            Some((s.id.clone(), Value::Object(o.clone())))
+                        }
+                        _ => None,
+                    })
+                    .collect();
+                outputs.insert(key.clone(), Value::Object(steps));
+            }
+        }
+        for (key, result) in keys.iter().zip(results) {
+            if let Err(f) = result {
+                failed.insert(
+                    key.clone(),
+                    Value::String(format!("step `{}`: {}", f.step, f.error.message)),
+                );
+            }
+        }
+        let (total, n_failed) = (keys.len(), failed.len());
+        if fe.too_many(n_failed, total) {
+            let first: Vec<String> = failed
+                .iter()
+                .take(3)
+                .map(|(k, v)| format!("{k}: {}", v.as_str().unwrap_or("")))
+                .collect();
+            let e = format!(
+                "{n_failed} of {total} items failed, more than tolerated ({}); {}",
+                tolerance(fe),
+                first.join("; ")
+            );
+            return self.fail(step, id, info("ItemsFailed", "other", e));
+        }
+        let mut out = Map::new();
+        out.insert("items".into(), Value::Object(outputs));
+        out.insert("succeeded".into(), Value::from(total - n_failed));
+        out.insert("failed".into(), Value::from(n_failed));
+        out.insert("failed_items".into(), Value::Object(failed));
+        self.succeed(id, out)
+    }
+
+    fn succeed(&self, id: &str, outputs: Map<String, Value>) -> Result<(), Failure> {
         self.emit_or_fail(
-            &step.id,
+            id,
             Event::StepSucceeded {
-                step: step.id.clone(),
+                step: id.to_string(),
                 outputs,
             },
         )
     }
 
-    fn fail(&self, step: &Step, error: ErrorInfo) -> Result<(), Failure> {
+    fn fail(&self, step: &Step, id: &str, error: ErrorInfo) -> Result<(), Failure> {
         let route = match &step.on_failure {
             OnFailure::Abort => "abort".to_string(),
             OnFailure::Continue => "continue".to_string(),
             OnFailure::Goto(t) => format!("goto:{t}"),
         };
         self.emit_or_fail(
-            &step.id,
+            id,
             Event::StepFailed {
-                step: step.id.clone(),
+                step: id.to_string(),
                 error: error.clone(),
                 route,
             },
         )?;
         Err(Failure {
-            step: step.id.clone(),
+            step: id.to_string(),
             error,
         })
     }
 
-    async fn action(&self, step: &Step, a: &ActionStep) -> Result<(), Failure> {
+    async fn action(&self, step: &Step, id: &str, a: &ActionStep, within: &Within) -> Result<(), Failure> {
         let resolved = {
             let state = self.state.lock().expect("state lock");
-            let scope = RunScope::new(&state);
+            let scope = RunScope::within(&state, within);
             a.with
                 .iter()
                 .map(|(k, t)| {
@@ -211,9 +309,9 @@ impl<'a> Executor<'a> {
         };
         let region = a.region.as_ref().map(|r| self.region_code(r));
         self.emit_or_fail(
-            &step.id,
+            id,
             Event::StepStarted {
-                step: step.id.clone(),
+                step: id.to_string(),
                 action: Some(a.action.name.to_string()),
                 region: region.clone(),
                 inputs: resolved.as_ref().ok().cloned(),
@@ -221,15 +319,15 @@ impl<'a> Executor<'a> {
         )?;
         let inputs = match resolved {
             Ok(i) => i,
-            Err(e) => return self.fail(step, info("InvalidInput", "validation", e)),
+            Err(e) => return self.fail(step, id, info("InvalidInput", "validation", e)),
         };
         let region = region.unwrap_or_default();
-        let token = super::idempotency_token(&self.state.lock().expect("state lock").run_id, &step.id);
+        let token = super::idempotency_token(&self.state.lock().expect("state lock").run_id, id);
         let base_dir = self.wf.dir();
         loop {
             let before = {
                 let state = self.state.lock().expect("state lock");
-                state.steps.get(&step.id).cloned().unwrap_or_default()
+                state.steps.get(id).cloned().unwrap_or_default()
             };
             let attempt = before.attempts + 1;
             // A call's timeout limits each attempt. A wait's limits the whole wait, from the step's first start
@@ -244,16 +342,13 @@ impl<'a> Executor<'a> {
                 a.timeout
             };
             self.emit_or_fail(
-                &step.id,
+                id,
                 Event::AttemptStarted {
-                    step: step.id.clone(),
+                    step: id.to_string(),
                     attempt,
                 },
             )?;
-            let recorder = StepRecorder {
-                exec: self,
-                step: &step.id,
-            };
+            let recorder = StepRecorder { exec: self, step: id };
             let run = self.run_info();
             let ctx = Ctx {
                 cloud: &self.cloud,
@@ -263,11 +358,11 @@ impl<'a> Executor<'a> {
                 base_dir: &base_dir,
                 run: &run,
             };
-            let outcome = tokio::time::timeout(limit, self.attempt(step, a, &ctx, &inputs, attempt))
+            let outcome = tokio::time::timeout(limit, self.attempt(id, a, &ctx, &inputs, attempt))
                 .await
                 .ok();
             let (class, error) = match outcome {
-                Some(Ok(outputs)) => return self.succeed(step, outputs),
+                Some(Ok(outputs)) => return self.succeed(id, outputs),
                 Some(Err(e)) => (e.class(), error_info(&e)),
                 None => {
                     let took = crate::workflow::format_duration(a.timeout);
@@ -287,7 +382,7 @@ impl<'a> Executor<'a> {
             };
             if self.broken.lock().expect("lock").is_some() {
                 return Err(Failure {
-                    step: step.id.clone(),
+                    step: id.to_string(),
                     error,
                 });
             }
@@ -300,9 +395,9 @@ impl<'a> Executor<'a> {
             let sample = self.rng.lock().expect("rng").f64();
             let delay = retry_after(&a.retry, &class, in_a_row, waits, sample).filter(|_| !spent);
             self.emit_or_fail(
-                &step.id,
+                id,
                 Event::AttemptFailed {
-                    step: step.id.clone(),
+                    step: id.to_string(),
                     attempt,
                     error: error.clone(),
                     retry_in_ms: delay.map(|d| d.as_millis() as u64),
@@ -310,14 +405,14 @@ impl<'a> Executor<'a> {
             )?;
             match delay {
                 Some(d) => tokio::time::sleep(d).await,
-                None => return self.fail(step, error),
+                None => return self.fail(step, id, error),
             }
         }
     }
 
     async fn attempt(
         &self,
-        step: &Step,
+        id: &str,
         a: &ActionStep,
         ctx: &Ctx<'_>,
         inputs: &Map<String, Value>,
@@ -339,7 +434,7 @@ impl<'a> Executor<'a> {
                             // which tells a resumed run that the wait made progress since its last failure.
                             if status != last || polls == 1 {
                                 let _ = self.emit(Event::Polled {
-                                    step: step.id.clone(),
+                                    step: id.to_string(),
                                     attempt,
                                     polls,
                                     status: status.clone(),
@@ -400,12 +495,22 @@ impl Recorder for StepRecorder<'_, '_> {
     }
 }
 
-fn started(step: &Step) -> Event {
+fn started(id: &str) -> Event {
     Event::StepStarted {
-        step: step.id.clone(),
+        step: id.to_string(),
         action: None,
         region: None,
         inputs: None,
+    }
+}
+
+/// The tolerance of a `for_each`, in words.
+fn tolerance(fe: &ForEach) -> String {
+    match (fe.tolerated_failures, fe.tolerated_failure_percentage) {
+        (None, None) => "none".into(),
+        (Some(c), None) => c.to_string(),
+        (None, Some(p)) => format!("{p}%"),
+        (Some(c), Some(p)) => format!("{c} and {p}%"),
     }
 }
 

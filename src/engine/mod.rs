@@ -7,6 +7,7 @@ mod lock;
 pub mod retry;
 mod scope;
 pub mod state;
+mod within;
 
 use std::path::{Path, PathBuf};
 use std::sync::Mutex;

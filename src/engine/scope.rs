@@ -3,15 +3,29 @@
 use serde_json::Value;
 
 use super::state::{RunState, StepStatus};
+use super::within::Within;
 use crate::workflow::{Ref, Scope};
 
 pub struct RunScope<'a> {
     state: &'a RunState,
+    within: Option<&'a Within>,
 }
 
 impl<'a> RunScope<'a> {
     pub fn new(state: &'a RunState) -> Self {
-        RunScope { state }
+        RunScope { state, within: None }
+    }
+
+    /// The scope of a step inside a `for_each` item: `item`, and its siblings' journal ids.
+    pub(crate) fn within(state: &'a RunState, within: &'a Within) -> Self {
+        RunScope {
+            state,
+            within: Some(within),
+        }
+    }
+
+    fn id(&self, step: &str) -> String {
+        self.within.map_or_else(|| step.to_string(), |w| w.resolve(step))
     }
 }
 
@@ -41,14 +55,19 @@ impl Scope for RunScope<'_> {
                 .clone()
                 .map(Value::String)
                 .ok_or_else(|| "the AWS account is not known: the run did not check its credentials".to_string()),
+            Ref::Item => self
+                .within
+                .and_then(Within::item)
+                .cloned()
+                .ok_or_else(|| "`item` is only defined inside a `for_each`".to_string()),
             Ref::StepStatus(step) => Ok(Value::String(
-                s.status(step).map_or("not_run", StepStatus::name).to_string(),
+                s.status(&self.id(step)).map_or("not_run", StepStatus::name).to_string(),
             )),
-            Ref::StepError(step) => Ok(Value::String(match s.status(step) {
+            Ref::StepError(step) => Ok(Value::String(match s.status(&self.id(step)) {
                 Some(StepStatus::Failed { error, .. }) => error.message.clone(),
                 _ => String::new(),
             })),
-            Ref::StepOutput { step, output, path } => match s.status(step) {
+            Ref::StepOutput { step, output, path } => match s.status(&self.id(step)) {
                 Some(StepStatus::Succeeded(outputs)) => {
                     let mut v = outputs
                         .get(output)

@@ -137,6 +137,7 @@ fn step(known: &Known, s: &Step, parent_skipped: Option<&str>) -> PlannedStep {
         _ => None,
     };
     let skip_children = skipped.as_ref().map(|_| parent_skipped.unwrap_or(&s.id));
+    let mut for_each = None;
     let (body, worst) = match &s.kind {
         StepKind::Action(a) => {
             let plan = action(known, a);
@@ -158,6 +159,25 @@ fn step(known: &Known, s: &Step, parent_skipped: Option<&str>) -> PlannedStep {
             let worst = steps.iter().map(|c| c.max_duration).sum();
             (Body::Sequence { steps }, worst)
         }
+        // One item's steps, once per wave of `max_concurrency` items (one wave when the count is not known yet).
+        StepKind::ForEach(fe) => {
+            let steps: Vec<PlannedStep> = fe.steps.iter().map(|c| step(known, c, skip_children)).collect();
+            let per_item: Duration = steps.iter().map(|c| c.max_duration).sum();
+            let items = value(known, &fe.items);
+            let count = match &items {
+                Planned::Known(Value::Array(a)) => Some(a.len()),
+                _ => None,
+            };
+            let waves = count.map_or(1, |n| n.div_ceil(fe.max_concurrency.max(1)));
+            for_each = Some(ForEachPlan {
+                items,
+                max_concurrency: fe.max_concurrency,
+                count,
+                tolerated_failures: fe.tolerated_failures,
+                tolerated_failure_percentage: fe.tolerated_failure_percentage,
+            });
+            (Body::Sequence { steps }, per_item * waves as u32)
+        }
     };
     PlannedStep {
         id: s.id.clone(),
@@ -171,6 +191,7 @@ fn step(known: &Known, s: &Step, parent_skipped: Option<&str>) -> PlannedStep {
             OnFailure::Goto(t) => Route::Goto { step: t.clone() },
         },
         body,
+        for_each,
     }
 }
 

@@ -174,6 +174,14 @@ impl Graph {
                 self.connect(&ends, &join);
                 (fork, join.clone(), vec![(join, None, Style::Normal)])
             }
+            StepKind::ForEach(fe) => {
+                let mut lines = vec![s.id.clone(), format!("for each item, {} at a time", fe.max_concurrency)];
+                lines.extend(note);
+                let head = self.node(&format!("each_{}", s.id), lines, Shape::Group, finally);
+                self.connect(&incoming, &head);
+                let ends = self.sequence(&fe.steps, vec![(head.clone(), None, Style::Normal)], finally);
+                (head.clone(), head, ends)
+            }
             StepKind::Sequence(children) => {
                 let mut lines = vec![s.id.clone(), "steps".to_string()];
                 lines.extend(note);

@@ -72,11 +72,24 @@ pub struct PlannedStep {
     pub on_failure: Route,
     #[serde(flatten)]
     pub body: Body,
+    /// For a `for_each` group (its body is `steps`): the items and how many run at once.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub for_each: Option<ForEachPlan>,
     /// Worst case of this step: a call's attempts × timeout + retry delays; a wait's timeout; a parallel group's
     /// longest branch; a
     /// sequence's sum; 0 when skipped.
     #[serde(rename = "max_duration_ms", serialize_with = "ms")]
     pub max_duration: Duration,
+}
+
+#[derive(Debug, Clone, Serialize)]
+pub struct ForEachPlan {
+    pub items: Planned,
+    pub max_concurrency: usize,
+    /// How many items the list has, when the plan knows it.
+    pub count: Option<usize>,
+    pub tolerated_failures: Option<u32>,
+    pub tolerated_failure_percentage: Option<f64>,
 }
 
 impl PlannedStep {

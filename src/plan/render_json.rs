@@ -37,6 +37,8 @@
 //!   timeout_ms: int                       a call's per attempt; a wait's for the whole wait
 //!   poll: null | {interval_ms: int, backoff_rate: number, max_interval_ms: int}     waits only
 //!   expires: string                       (absent unless the step makes a recovery point) when it expires
+//! for_each group (type "sequence" with): for_each: {items: Value, max_concurrency: int, count: int | null,
+//!                                       tolerated_failures: int | null, tolerated_failure_percentage: number | null}
 //!   -- type "parallel":
 //!   branches: [Step]
 //!   -- type "sequence":
@@ -89,6 +91,7 @@ mod tests {
             skipped: None,
             on_failure: Route::Goto { step: "z".into() },
             body: Body::Parallel { branches: vec![] },
+            for_each: None,
             max_duration: Duration::from_millis(1500),
         };
         let plan = Plan {

@@ -150,6 +150,26 @@ fn step(o: &mut String, s: &PlannedStep, number: &str, indent: usize) {
             steps(o, branches, &format!("{number}."), detail.len());
         }
         Body::Sequence { steps: children } => {
+            if let Some(fe) = &s.for_each {
+                let items = match (&fe.items, fe.count) {
+                    (_, Some(n)) => format!("{n} item{}", if n == 1 { "" } else { "s" }),
+                    (Planned::Unknown(u), None) => {
+                        format!("the items of `{}` ({})", u.expression, known_after_text(&u.after))
+                    }
+                    (_, None) => "its items".to_string(),
+                };
+                let tolerated = match (fe.tolerated_failures, fe.tolerated_failure_percentage) {
+                    (None, None) => "no item may fail".to_string(),
+                    (Some(c), None) => format!("up to {c} items may fail"),
+                    (None, Some(p)) => format!("up to {p}% of the items may fail"),
+                    (Some(c), Some(p)) => format!("up to {c} items and {p}% may fail"),
+                };
+                line(
+                    o,
+                    "for each",
+                    &format!("{items}, {} at a time; {tolerated}", fe.max_concurrency),
+                );
+            }
             line(
                 o,
                 "sequence",

@@ -313,6 +313,7 @@ fn rows(state: &RunState, entries: &[Entry], wf: Option<&Workflow>) -> Vec<StepR
         ) {
             for s in steps {
                 out.push((s.id.clone(), s.name.clone(), phase, depth));
+                // The steps of a `for_each` appear once per item, under their journal ids (`GROUP[KEY].STEP`).
                 if let crate::workflow::StepKind::Parallel(c) | crate::workflow::StepKind::Sequence(c) = &s.kind {
                     walk(c, phase, depth + 1, out);
                 }

@@ -167,6 +167,11 @@ impl Step {
                     c.walk(out);
                 }
             }
+            StepKind::ForEach(f) => {
+                for c in &f.steps {
+                    c.walk(out);
+                }
+            }
         }
     }
 
@@ -193,6 +198,35 @@ pub enum StepKind {
     Action(ActionStep),
     Parallel(Vec<Step>),
     Sequence(Vec<Step>),
+    ForEach(ForEach),
+}
+
+/// `steps` run once per item of a list, `max_concurrency` at a time; each item's steps are journaled under the
+/// item's key (`ID[KEY].STEP`).
+#[derive(Debug)]
+pub struct ForEach {
+    /// The list (literal or `${{ }}`): strings or numbers, each its own key.
+    pub items: ValueTemplate,
+    pub max_concurrency: usize,
+    /// How many items may fail (a count, and/or a percentage of the items) before the step fails; neither: none.
+    pub tolerated_failures: Option<u32>,
+    pub tolerated_failure_percentage: Option<f64>,
+    pub steps: Vec<Step>,
+}
+
+impl ForEach {
+    /// Whether `failed` of `total` items failing is more than tolerated: as Step Functions' Map, either threshold
+    /// exceeded fails the step; with neither, any failure does.
+    pub fn too_many(&self, failed: usize, total: usize) -> bool {
+        let over_count = |c: u32| failed as u64 > u64::from(c);
+        let over_share = |p: f64| (failed as f64) * 100.0 > p * total as f64;
+        match (self.tolerated_failures, self.tolerated_failure_percentage) {
+            (None, None) => failed > 0,
+            (Some(c), None) => over_count(c),
+            (None, Some(p)) => over_share(p),
+            (Some(c), Some(p)) => over_count(c) || over_share(p),
+        }
+    }
 }
 
 #[derive(Debug)]

@@ -79,8 +79,18 @@ pub struct RawStep {
     pub poll: Option<RawPoll>,
     /// Branches that run at the same time; the group fails if any branch fails.
     pub parallel: Option<Vec<RawStep>>,
-    /// A sequence of steps (useful as a branch of `parallel`).
+    /// A sequence of steps (useful as a branch of `parallel`; with `for_each`, the steps run for every item).
     pub steps: Option<Vec<RawStep>>,
+    /// Runs `steps` once per item of this list (e.g. `${{ inputs.instance_ids }}` or a discovery step's output);
+    /// inside, `${{ item }}` is the item, also its key in the journal and in the outputs.
+    #[schemars(with = "Option<serde_json::Value>")]
+    pub for_each: Option<serde_yaml::Value>,
+    /// With `for_each`: how many items run at once. Default 10.
+    pub max_concurrency: Option<u32>,
+    /// With `for_each`: how many items may fail before the step fails (it fails after the others finish).
+    pub tolerated_failures: Option<u32>,
+    /// With `for_each`: the share of items (0 to 100) that may fail.
+    pub tolerated_failure_percentage: Option<f64>,
     /// Where to go when this step fails for good.
     pub on_failure: Option<RawOnFailure>,
     /// A failure of this step does not fail the run.

@@ -20,6 +20,8 @@ pub enum Ref {
     RunError,
     /// `account.id`: the AWS account of the caller, known once the run has checked its credentials.
     AccountId,
+    /// `item`: inside a `for_each`, the item (its key).
+    Item,
     /// `steps.ID.outputs.NAME[.KEY...]`
     StepOutput {
         step: String,
@@ -45,6 +47,7 @@ impl Ref {
             ["run", "status"] => Ref::RunStatus,
             ["run", "error"] => Ref::RunError,
             ["account", "id"] => Ref::AccountId,
+            ["item"] => Ref::Item,
             ["steps", step, "outputs", output, rest @ ..] => Ref::StepOutput {
                 step: step.to_string(),
                 output: output.to_string(),
@@ -74,6 +77,7 @@ impl Ref {
             Ref::RunStatus => "run.status".into(),
             Ref::RunError => "run.error".into(),
             Ref::AccountId => "account.id".into(),
+            Ref::Item => "item".into(),
             Ref::StepOutput { step, output, path } => {
                 let mut s = format!("steps.{step}.outputs.{output}");
                 for p in path {
@@ -111,6 +115,7 @@ mod tests {
             "run.error",
             "run.workflow",
             "account.id",
+            "item",
             "steps.deploy.outputs.outputs.InstanceId",
             "steps.a.status",
             "steps.a.error",

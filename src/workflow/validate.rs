@@ -136,6 +136,10 @@ struct Validator<'p, 's> {
     inputs: Vec<String>,
     regions: Vec<String>,
     steps: HashMap<String, StepInfo>,
+    /// Ids of steps inside a `for_each` (they run once per item: outside it, they have no one value).
+    item_steps: HashSet<String>,
+    /// How many `for_each` bodies enclose the step being validated.
+    item_depth: usize,
     default_retry: RawRetry,
     default_timeout: Option<Duration>,
     default_poll: RawPoll,
@@ -152,6 +156,8 @@ impl<'p, 's> Validator<'p, 's> {
             inputs: raw.inputs.entries.iter().map(|(k, _)| k.clone()).collect(),
             regions: raw.regions.entries.iter().map(|(k, _)| k.clone()).collect(),
             steps: HashMap::new(),
+            item_steps: HashSet::new(),
+            item_depth: 0,
             default_retry: RawRetry::default(),
             default_timeout: None,
             default_poll: RawPoll::default(),
@@ -247,7 +253,12 @@ impl<'p, 's> Validator<'p, 's> {
         let mut before = HashSet::new();
         let steps = self.sequence(&raw.steps, &root.join("steps"), &mut before);
         // `finally` runs after everything, whatever happened: every main step counts as before it.
-        let mut all: HashSet<String> = self.steps.keys().cloned().collect();
+        let mut all: HashSet<String> = self
+            .steps
+            .keys()
+            .filter(|id| !self.item_steps.contains(*id))
+            .cloned()
+            .collect();
         for_each_id(&raw.finally, &mut |id| {
             all.remove(id);
         });
@@ -412,6 +423,11 @@ impl<'p, 's> Validator<'p, 's> {
                 self.collect_ids(children, &path.join("parallel"));
             }
             if let Some(children) = &s.steps {
+                if s.for_each.is_some() {
+                    for_each_id(children, &mut |id| {
+                        self.item_steps.insert(id.to_string());
+                    });
+                }
                 self.collect_ids(children, &path.join("steps"));
             }
         }
@@ -431,7 +447,7 @@ impl<'p, 's> Validator<'p, 's> {
             if let Some(s) = self.step(raw, &path, before) {
                 out.push(s);
             }
-            for_each_id(std::slice::from_ref(raw), &mut |id| {
+            visible_ids(raw, &mut |id| {
                 before.insert(id.to_string());
             });
         }
@@ -563,7 +579,7 @@ impl<'p, 's> Validator<'p, 's> {
                     if let Some(s) = self.step(c, &cpath, &b) {
                         branches.push(s);
                     }
-                    for_each_id(std::slice::from_ref(c), &mut |id| {
+                    visible_ids(c, &mut |id| {
                         b.insert(id.to_string());
                     });
                 }
@@ -580,8 +596,13 @@ impl<'p, 's> Validator<'p, 's> {
                 self.concurrent_writes(&branches, &path.join("parallel"));
                 StepKind::Parallel(branches)
             }
+            [false, false, true] if raw.for_each.is_some() => {
+                self.group_only(raw, path);
+                StepKind::ForEach(self.for_each(raw, path, before, &id)?)
+            }
             [false, false, true] => {
                 self.group_only(raw, path);
+                self.for_each_only(raw, path);
                 let mut b = before.clone();
                 StepKind::Sequence(self.sequence(raw.steps.as_deref().unwrap_or_default(), &path.join("steps"), &mut b))
             }
@@ -607,6 +628,80 @@ impl<'p, 's> Validator<'p, 's> {
             on_failure,
             kind,
         })
+    }
+
+    /// A `for_each` group: its list, its limits, and its body (which sees `item`).
+    fn for_each(&mut self, raw: &RawStep, path: &YamlPath, before: &HashSet<String>, id: &str) -> Option<ForEach> {
+        let list_path = path.join("for_each");
+        let items = match raw.for_each.as_ref() {
+            Some(serde_yaml::Value::Sequence(_) | serde_yaml::Value::String(_)) => {
+                self.value_template(raw.for_each.as_ref()?, &list_path, before, id)
+            }
+            _ => {
+                self.p
+                    .at(Code::BadStep, &list_path, Part::Value, "`for_each` takes a list")
+                    .hint("e.g. `for_each: ${{ inputs.instance_ids }}` or `for_each: [i-0123..., i-0456...]`");
+                None
+            }
+        };
+        let max_concurrency = raw.max_concurrency.unwrap_or(10);
+        if max_concurrency == 0 {
+            self.p
+                .at(
+                    Code::BadStep,
+                    &path.join("max_concurrency"),
+                    Part::Value,
+                    "`max_concurrency` must be at least 1",
+                )
+                .hint("how many items run at once");
+        }
+        if let Some(p) = raw.tolerated_failure_percentage
+            && !(0.0..=100.0).contains(&p)
+        {
+            self.p
+                .at(
+                    Code::BadStep,
+                    &path.join("tolerated_failure_percentage"),
+                    Part::Value,
+                    format!("`tolerated_failure_percentage` is a share from 0 to 100, not {p}"),
+                )
+                .hint("e.g. 10 tolerates one failed item in ten");
+        }
+        self.item_depth += 1;
+        let mut b = before.clone();
+        let steps = self.sequence(raw.steps.as_deref().unwrap_or_default(), &path.join("steps"), &mut b);
+        self.item_depth -= 1;
+        Some(ForEach {
+            items: items?,
+            max_concurrency: max_concurrency.max(1) as usize,
+            tolerated_failures: raw.tolerated_failures,
+            tolerated_failure_percentage: raw.tolerated_failure_percentage,
+            steps,
+        })
+    }
+
+    /// Keys that only `for_each` groups take.
+    fn for_each_only(&mut self, raw: &RawStep, path: &YamlPath) {
+        let extra = [
+            ("max_concurrency", raw.max_concurrency.is_some()),
+            ("tolerated_failures", raw.tolerated_failures.is_some()),
+            (
+                "tolerated_failure_percentage",
+                raw.tolerated_failure_percentage.is_some(),
+            ),
+        ];
+        for (key, present) in extra {
+            if present {
+                self.p
+                    .at(
+                        Code::BadStep,
+                        &path.join(key),
+                        Part::Key,
+                        format!("`{key}` applies to `for_each` groups"),
+                    )
+                    .hint("add `for_each: LIST` to this group, or remove the key");
+            }
+        }
     }
 
     /// Keys that only action steps take.
@@ -1073,9 +1168,23 @@ impl<'p, 's> Validator<'p, 's> {
             }
             _ => {}
         }
+        if typed == Ref::Item && self.item_depth == 0 {
+            return bad(
+                self,
+                "`item` is only defined inside a `for_each`".to_string(),
+                Some("use it in the steps of a `for_each` group".into()),
+            );
+        }
         let Some(step) = typed.step() else {
             return Some(typed);
         };
+        if self.item_steps.contains(step) && self.item_depth == 0 {
+            return bad(
+                self,
+                format!("step `{step}` runs once per item of a `for_each`: it has no one value here"),
+                Some("use the `for_each` group's outputs: steps.GROUP.outputs.items.KEY.STEP.NAME".into()),
+            );
+        }
         let Some(info) = self.steps.get(step) else {
             let hint =
                 did_you_mean(step, self.steps.keys().map(String::as_str)).map(|s| format!("did you mean `steps.{s}`?"));
@@ -1222,6 +1331,18 @@ impl<'p, 's> Validator<'p, 's> {
             }
         }
     }
+}
+
+/// The ids a step makes known to the steps after it: its own and, for a plain group, its children's (not the
+/// steps inside a `for_each`, which run once per item).
+fn visible_ids(step: &RawStep, f: &mut dyn FnMut(&str)) {
+    if step.for_each.is_some() {
+        if let Some(id) = &step.id {
+            f(id);
+        }
+        return;
+    }
+    for_each_id(std::slice::from_ref(step), f);
 }
 
 fn for_each_id(steps: &[RawStep], f: &mut dyn FnMut(&str)) {

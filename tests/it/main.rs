@@ -7,6 +7,7 @@ mod common;
 mod cli;
 mod e2e_emulator;
 mod engine_semantics;
+mod fleet;
 mod pipeline_sim;
 mod plan;
 mod plan_emulator;

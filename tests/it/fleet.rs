@@ -1,0 +1,204 @@
+//! Fleets: `for_each` runs a group's steps once per item, `max_concurrency` at a time, each item journaled under
+//! its key; the group fails only when more items fail than it tolerates, after the others finish.
+
+use std::path::Path;
+
+use crate::common::*;
+use drflow::cloud::sim::{Scenario, Sim};
+use drflow::engine::journal::{Event, RunStatus};
+use drflow::engine::{Outcome, StepStatus};
+use serde_json::Value;
+
+const FLEET: [&str; 3] = ["i-0aaaaaaaaaaaaaaa1", "i-0aaaaaaaaaaaaaaa2", "i-0aaaaaaaaaaaaaaa3"];
+
+/// A world with the three fleet instances in us-east-1.
+fn scenario() -> String {
+    let mut y = String::from("instances:\n");
+    for i in FLEET {
+        y.push_str(&format!("  - {{id: {i}, region: us-east-1}}\n"));
+    }
+    y
+}
+
+fn persistent(dir: &Path, yaml: &str) -> Sim {
+    Sim::persistent(
+        &dir.join("sim/world.json"),
+        Scenario::from_yaml_str(yaml, None).unwrap(),
+    )
+    .unwrap()
+}
+
+fn outputs(o: &Outcome, id: &str) -> serde_json::Map<String, Value> {
+    match o.state.status(id) {
+        Some(StepStatus::Succeeded(out)) => out.clone(),
+        other => panic!("{id} is {other:?}"),
+    }
+}
+
+/// The fleet workflow with other limits.
+fn fleet_with(dir: &Path, concurrency: u32, tolerated: u32) -> drflow::workflow::Workflow {
+    let text = std::fs::read_to_string(repo("workflows/dr-fleet.yaml"))
+        .unwrap()
+        .replace("max_concurrency: 10", &format!("max_concurrency: {concurrency}"))
+        .replace("tolerated_failures: 0", &format!("tolerated_failures: {tolerated}"));
+    std::fs::create_dir_all(dir.join("workflows")).unwrap();
+    parse_at(&dir.join("workflows/dr-fleet.yaml"), &text)
+}
+
+#[tokio::test(start_paused = true)]
+async fn every_instance_of_the_fleet_is_published_under_its_own_key() {
+    let wf = load("workflows/dr-fleet.yaml");
+    let dir = tempfile::tempdir().unwrap();
+    let sim = persistent(dir.path(), &scenario());
+    let o = run(&wf, &sim, dir.path(), &[("instance_ids", &FLEET.join(","))])
+        .await
+        .unwrap();
+    assert_eq!(o.status, RunStatus::Succeeded, "{:?}", o.error);
+    assert_eq!(count_calls(&sim, "StartBackupJob"), 3);
+    assert_eq!(count_calls(&sim, "StartCopyJob"), 3);
+    let fleet = outputs(&o, "fleet");
+    assert_eq!(
+        (fleet["succeeded"].clone(), fleet["failed"].clone()),
+        (Value::from(3), Value::from(0))
+    );
+    let cloud = sim.cloud();
+    for i in FLEET {
+        // Each item's steps are journaled under its key.
+        let dr = outputs(&o, &format!("fleet[{i}].publish_dr"));
+        assert_eq!(fleet["items"][i]["publish_dr"]["value"], dr["value"], "{i}");
+        let p = cloud
+            .ssm
+            .get_parameter("us-west-2", &format!("/drflow/{i}/ami"))
+            .await
+            .unwrap()
+            .expect("published");
+        assert_eq!(Value::String(p.value), dr["value"]);
+        let primary = outputs(&o, &format!("fleet[{i}].publish_primary"));
+        assert_ne!(primary["value"], dr["value"]);
+    }
+}
+
+#[tokio::test(start_paused = true)]
+async fn max_concurrency_bounds_the_items_in_flight() {
+    let dir = tempfile::tempdir().unwrap();
+    let wf = fleet_with(dir.path(), 1, 0);
+    let sim = persistent(dir.path(), &scenario());
+    let o = run(&wf, &sim, dir.path(), &[("instance_ids", &FLEET.join(","))])
+        .await
+        .unwrap();
+    assert_eq!(o.status, RunStatus::Succeeded, "{:?}", o.error);
+    // One at a time: each item starts after the one before it finished.
+    let span = |i: &str| {
+        let st = &o.state.steps[&format!("fleet[{i}].backup")];
+        let end = o.state.steps[&format!("fleet[{i}].publish")].finished_ms.unwrap();
+        (st.started_ms.unwrap(), end)
+    };
+    let spans: Vec<(i64, i64)> = FLEET.iter().map(|i| span(i)).collect();
+    assert!(spans[0].1 <= spans[1].0 && spans[1].1 <= spans[2].0, "{spans:?}");
+
+    // Three at a time: they overlap.
+    let dir = tempfile::tempdir().unwrap();
+    let wf = fleet_with(dir.path(), 3, 0);
+    let sim = persistent(dir.path(), &scenario());
+    let o = run(&wf, &sim, dir.path(), &[("instance_ids", &FLEET.join(","))])
+        .await
+        .unwrap();
+    let starts: Vec<i64> = FLEET
+        .iter()
+        .map(|i| o.state.steps[&format!("fleet[{i}].backup")].started_ms.unwrap())
+        .collect();
+    assert!(starts.iter().all(|s| *s == starts[0]), "{starts:?}");
+}
+
+#[tokio::test(start_paused = true)]
+async fn the_fleet_fails_only_beyond_its_tolerance_and_after_the_others_finish() {
+    // The second instance does not exist: its backup fails for good.
+    let items = [FLEET[0], "i-0bbbbbbbbbbbbbbb9", FLEET[2]].join(",");
+    let dir = tempfile::tempdir().unwrap();
+    let wf = fleet_with(dir.path(), 10, 1);
+    let sim = persistent(dir.path(), &scenario());
+    let o = run(&wf, &sim, dir.path(), &[("instance_ids", &items)]).await.unwrap();
+    assert_eq!(
+        o.status,
+        RunStatus::Succeeded,
+        "one failure is tolerated: {:?}",
+        o.error
+    );
+    let fleet = outputs(&o, "fleet");
+    assert_eq!(fleet["failed"], 1);
+    let why = fleet["failed_items"]["i-0bbbbbbbbbbbbbbb9"].as_str().unwrap();
+    assert!(why.contains("fleet[i-0bbbbbbbbbbbbbbb9].backup"), "{why}");
+    assert!(matches!(
+        o.state.status("fleet[i-0bbbbbbbbbbbbbbb9].backup"),
+        Some(StepStatus::Failed { .. })
+    ));
+
+    // Tolerating none: the run fails, but only after the other instances were published.
+    let dir = tempfile::tempdir().unwrap();
+    let wf = fleet_with(dir.path(), 10, 0);
+    let sim = persistent(dir.path(), &scenario());
+    let o = run(&wf, &sim, dir.path(), &[("instance_ids", &items)]).await.unwrap();
+    assert_eq!(o.status, RunStatus::Failed);
+    let error = o.error.clone().unwrap();
+    assert!(
+        error.contains("1 of 3 items failed, more than tolerated (0)"),
+        "{error}"
+    );
+    for i in [FLEET[0], FLEET[2]] {
+        assert!(matches!(
+            o.state.status(&format!("fleet[{i}].publish")),
+            Some(StepStatus::Succeeded(_))
+        ));
+    }
+}
+
+#[tokio::test(start_paused = true)]
+async fn an_interrupted_fleet_resumes_every_item_where_it_was_without_a_second_job() {
+    let wf = load("workflows/dr-fleet.yaml");
+    let dir = tempfile::tempdir().unwrap();
+    let sim = persistent(dir.path(), &scenario());
+    // Stop the run (as a crash would) once two copy jobs have started.
+    let started = Run::of(&wf).input("instance_ids", &FLEET.join(","));
+    let interrupted = tokio::time::timeout(std::time::Duration::from_secs(9 * 60), started.on(&sim, dir.path())).await;
+    assert!(interrupted.is_err(), "the fleet finished before it was interrupted");
+    let run_id = std::fs::read_dir(dir.path().join("runs"))
+        .unwrap()
+        .next()
+        .unwrap()
+        .unwrap()
+        .file_name()
+        .to_string_lossy()
+        .to_string();
+    let backups_before = count_calls(&sim, "StartBackupJob");
+    assert_eq!(backups_before, 3, "every item had started its backup");
+    let o = resume(&wf, &sim, dir.path(), &run_id, false).await.unwrap();
+    assert_eq!(o.status, RunStatus::Succeeded, "{:?}", o.error);
+    assert_eq!(count_calls(&sim, "StartBackupJob"), 3, "no second backup job");
+    assert_eq!(count_calls(&sim, "StartCopyJob"), 3, "no second copy job");
+    let resumed = journal(&o)
+        .iter()
+        .filter(|e| matches!(e.event, Event::RunResumed { .. }))
+        .count();
+    assert_eq!(resumed, 1);
+}
+
+#[test]
+fn item_exists_only_inside_a_for_each_and_its_steps_only_through_the_group() {
+    let dir = tempfile::tempdir().unwrap();
+    let file = dir.path().join("t.yaml");
+    std::fs::write(
+        &file,
+        "version: 1\nname: t\ninputs: {ids: {type: list}}\nsteps:\n  - id: outside\n    action: drflow.echo\n    with: {value: \"${{ item }}\"}\n  - id: fleet\n    for_each: ${{ inputs.ids }}\n    max_concurrency: 0\n    steps:\n      - id: each\n        action: drflow.echo\n        with: {value: \"${{ item }}\"}\n  - id: after\n    action: drflow.echo\n    with: {value: \"${{ steps.each.outputs.value }}\"}\n",
+    )
+    .unwrap();
+    let out = drflow(dir.path(), &["validate", file.to_str().unwrap()]);
+    let (_, err) = text(&out);
+    assert_eq!(out.status.code(), Some(3), "{err}");
+    assert!(err.contains("`item` is only defined inside a `for_each`"), "{err}");
+    assert!(err.contains("`max_concurrency` must be at least 1"), "{err}");
+    assert!(
+        err.contains("step `each` runs once per item of a `for_each`: it has no one value here"),
+        "{err}"
+    );
+    assert!(err.contains("3 problem(s)"), "{err}");
+}
