@@ -16,6 +16,7 @@ static ALL: &[&dyn Action] = &[
     &ec2::CreateImage,
     &ec2::CopyImage,
     &ec2::VerifyInstance,
+    &ec2::FindInstances,
     &ssm::PutParameter,
     &ssm::GetParameter,
     &cloudformation::DeployStack,

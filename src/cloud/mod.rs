@@ -34,6 +34,12 @@ pub trait Ec2: Send + Sync {
     /// for an unknown well-formed id; a malformed id stays an error, InvalidAMIID.Malformed).
     async fn describe_images(&self, region: &str, image_ids: &[String]) -> Result<Vec<Image>, CloudError>;
     async fn describe_instances(&self, region: &str, instance_ids: &[String]) -> Result<Vec<Instance>, CloudError>;
+    /// The instances (not terminated or shutting down) that carry every one of `tags`, all pages.
+    async fn find_instances(
+        &self,
+        region: &str,
+        tags: &std::collections::BTreeMap<String, String>,
+    ) -> Result<Vec<Instance>, CloudError>;
     /// Status checks of one instance; `None` when AWS reports none (e.g. not running).
     async fn describe_instance_status(
         &self,

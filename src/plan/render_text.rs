@@ -160,6 +160,7 @@ fn step(o: &mut String, s: &PlannedStep, number: &str, indent: usize) {
                 };
                 let tolerated = match (fe.tolerated_failures, fe.tolerated_failure_percentage) {
                     (None, None) => "no item may fail".to_string(),
+                    (Some(0), None) => "no item may fail".to_string(),
                     (Some(c), None) => format!("up to {c} items may fail"),
                     (None, Some(p)) => format!("up to {p}% of the items may fail"),
                     (Some(c), Some(p)) => format!("up to {c} items and {p}% may fail"),

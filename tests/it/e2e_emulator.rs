@@ -500,3 +500,79 @@ fn the_pipeline_with_the_dr_stack_holds_under_throttling_and_lost_answers_over_t
     assert_eq!(stacks.len(), 1, "{stacks:?}");
     assert_eq!(running, dr_ami);
 }
+
+#[test]
+fn a_25_instance_fleet_over_the_wire_with_a_fifth_of_calls_throttled() {
+    let w = World::new(&[PRIMARY, DR], &["dr-fleet.yaml"]);
+    // 25 instances tagged to be protected (the seeded one is not tagged).
+    let fleet: Vec<String> = w.rt.block_on(async {
+        let ec2 = aws_sdk_ec2::Client::new(&w.emu.sdk(PRIMARY));
+        let images = ec2.describe_images().send().await.expect("images");
+        let ami = images.images()[0].image_id().unwrap().to_string();
+        let tag = aws_sdk_ec2::types::Tag::builder()
+            .key("drflow:protect")
+            .value("true")
+            .build();
+        let run = ec2
+            .run_instances()
+            .image_id(ami)
+            .instance_type(aws_sdk_ec2::types::InstanceType::T3Micro)
+            .min_count(25)
+            .max_count(25)
+            .tag_specifications(
+                aws_sdk_ec2::types::TagSpecification::builder()
+                    .resource_type(aws_sdk_ec2::types::ResourceType::Instance)
+                    .tags(tag)
+                    .build(),
+            )
+            .send()
+            .await
+            .expect("instances");
+        run.instances()
+            .iter()
+            .map(|i| i.instance_id().unwrap().to_string())
+            .collect()
+    });
+    assert_eq!(fleet.len(), 25);
+    w.emu.fault(json!({
+        "code": "ThrottlingException", "message": "Rate exceeded", "probability": 0.2, "seed": 25, "count": 0
+    }));
+    let wf = w.workflow_named("dr-fleet.yaml");
+    let out = w.emu.drflow(&w.state(), &["run", wf.as_str(), "--output", "plain"]);
+    let (stdout, stderr) = text(&out);
+    assert_eq!(
+        out.status.code(),
+        Some(0),
+        "{}\n{stderr}",
+        stdout.lines().rev().take(30).collect::<Vec<_>>().join("\n")
+    );
+    let throttled = w
+        .journal()
+        .iter()
+        .filter(|e| e["type"] == "attempt_failed" && e["error"]["code"] == "ThrottlingException")
+        .count();
+    assert!(throttled >= 20, "{throttled} throttled attempts");
+    // Looked at without the faults: every instance published in both regions, from exactly one backup and one copy.
+    w.emu.control("DELETE", "/_drflow/faults", None);
+    for region in [PRIMARY, DR] {
+        assert_eq!(recovery_points(&w, region).len(), 25, "{region}");
+    }
+    for i in &fleet {
+        let name = format!("/drflow/{i}/ami");
+        for region in [PRIMARY, DR] {
+            let value = w.rt.block_on(async {
+                let ssm = aws_sdk_ssm::Client::new(&w.emu.sdk(region));
+                ssm.get_parameter()
+                    .name(&name)
+                    .send()
+                    .await
+                    .ok()?
+                    .parameter()?
+                    .value()
+                    .map(str::to_string)
+            });
+            let ami = value.unwrap_or_else(|| panic!("{name} in {region}"));
+            assert_eq!(w.image_state(region, &ami).as_deref(), Some("available"), "{ami}");
+        }
+    }
+}

@@ -11,12 +11,15 @@ use serde_json::Value;
 
 const FLEET: [&str; 3] = ["i-0aaaaaaaaaaaaaaa1", "i-0aaaaaaaaaaaaaaa2", "i-0aaaaaaaaaaaaaaa3"];
 
-/// A world with the three fleet instances in us-east-1.
+/// A world with the three fleet instances in us-east-1, tagged to be protected, and an untagged one.
 fn scenario() -> String {
     let mut y = String::from("instances:\n");
     for i in FLEET {
-        y.push_str(&format!("  - {{id: {i}, region: us-east-1}}\n"));
+        y.push_str(&format!(
+            "  - {{id: {i}, region: us-east-1, tags: {{team: web, drflow:protect: \"true\"}}}}\n"
+        ));
     }
+    y.push_str("  - {id: i-0ddddddddddddddd4, region: us-east-1, tags: {team: web}}\n");
     y
 }
 
@@ -112,11 +115,15 @@ async fn max_concurrency_bounds_the_items_in_flight() {
 
 #[tokio::test(start_paused = true)]
 async fn the_fleet_fails_only_beyond_its_tolerance_and_after_the_others_finish() {
-    // The second instance does not exist: its backup fails for good.
-    let items = [FLEET[0], "i-0bbbbbbbbbbbbbbb9", FLEET[2]].join(",");
+    // The second backup job fails (the items start in order): FLEET[1] fails, the others do not.
+    let failing = format!(
+        "{}fail_jobs: [{{kind: backup, nth: 2, message: Insufficient privileges}}]\n",
+        scenario()
+    );
+    let items = FLEET.join(",");
     let dir = tempfile::tempdir().unwrap();
     let wf = fleet_with(dir.path(), 10, 1);
-    let sim = persistent(dir.path(), &scenario());
+    let sim = persistent(dir.path(), &failing);
     let o = run(&wf, &sim, dir.path(), &[("instance_ids", &items)]).await.unwrap();
     assert_eq!(
         o.status,
@@ -126,17 +133,14 @@ async fn the_fleet_fails_only_beyond_its_tolerance_and_after_the_others_finish()
     );
     let fleet = outputs(&o, "fleet");
     assert_eq!(fleet["failed"], 1);
-    let why = fleet["failed_items"]["i-0bbbbbbbbbbbbbbb9"].as_str().unwrap();
-    assert!(why.contains("fleet[i-0bbbbbbbbbbbbbbb9].backup"), "{why}");
-    assert!(matches!(
-        o.state.status("fleet[i-0bbbbbbbbbbbbbbb9].backup"),
-        Some(StepStatus::Failed { .. })
-    ));
+    let why = fleet["failed_items"][FLEET[1]].as_str().unwrap();
+    assert!(why.contains(&format!("fleet[{}].wait_backup", FLEET[1])), "{why}");
+    assert!(why.contains("Insufficient privileges"), "{why}");
 
     // Tolerating none: the run fails, but only after the other instances were published.
     let dir = tempfile::tempdir().unwrap();
     let wf = fleet_with(dir.path(), 10, 0);
-    let sim = persistent(dir.path(), &scenario());
+    let sim = persistent(dir.path(), &failing);
     let o = run(&wf, &sim, dir.path(), &[("instance_ids", &items)]).await.unwrap();
     assert_eq!(o.status, RunStatus::Failed);
     let error = o.error.clone().unwrap();
@@ -150,6 +154,38 @@ async fn the_fleet_fails_only_beyond_its_tolerance_and_after_the_others_finish()
             Some(StepStatus::Succeeded(_))
         ));
     }
+}
+
+#[tokio::test(start_paused = true)]
+async fn discovery_finds_the_tagged_instances_that_still_run() {
+    let wf = load("workflows/dr-fleet.yaml");
+    let dir = tempfile::tempdir().unwrap();
+    let world = format!(
+        "{}  - {{id: i-0eeeeeeeeeeeeeee5, region: us-east-1, state: terminated, tags: {{drflow:protect: \"true\"}}}}\n",
+        scenario()
+    );
+    let sim = persistent(dir.path(), &world);
+    // No list given: every running instance with drflow:protect = true (the default world's one too).
+    let o = run(&wf, &sim, dir.path(), &[]).await.unwrap();
+    assert_eq!(o.status, RunStatus::Succeeded, "{:?}", o.error);
+    let found = outputs(&o, "discover")["instance_ids"].clone();
+    let mut expected: Vec<&str> = FLEET.to_vec();
+    expected.push("i-0123456789abcdef0");
+    expected.sort();
+    assert_eq!(found, serde_json::json!(expected));
+    assert_eq!(outputs(&o, "fleet")["succeeded"], 4);
+    // Another tag.
+    let dir = tempfile::tempdir().unwrap();
+    let sim = persistent(dir.path(), &world);
+    let o = run(&wf, &sim, dir.path(), &[("tag_key", "team"), ("tag_value", "web")])
+        .await
+        .unwrap();
+    assert_eq!(o.status, RunStatus::Succeeded, "{:?}", o.error);
+    assert_eq!(
+        outputs(&o, "discover")["count"],
+        4,
+        "the three of the fleet and the untagged-for-drflow one"
+    );
 }
 
 #[tokio::test(start_paused = true)]

@@ -2,11 +2,13 @@
 
 mod copy_image;
 mod create_image;
+mod find_instances;
 mod verify_instance;
 mod wait_image;
 
 pub(crate) use copy_image::CopyImage;
 pub(crate) use create_image::CreateImage;
+pub(crate) use find_instances::FindInstances;
 pub(crate) use verify_instance::VerifyInstance;
 pub(crate) use wait_image::WaitImage;
 

@@ -161,6 +161,55 @@ impl Ec2 for AwsEc2 {
             .collect())
     }
 
+    async fn find_instances(
+        &self,
+        region: &str,
+        wanted: &std::collections::BTreeMap<String, String>,
+    ) -> Result<Vec<Instance>, CloudError> {
+        use aws_sdk_ec2::types::Filter;
+        let mut filters: Vec<Filter> = wanted
+            .iter()
+            .map(|(k, v)| Filter::builder().name(format!("tag:{k}")).values(v).build())
+            .collect();
+        filters.push(
+            Filter::builder()
+                .name("instance-state-name")
+                .set_values(Some(
+                    ["pending", "running", "stopping", "stopped"].map(String::from).to_vec(),
+                ))
+                .build(),
+        );
+        let mut found = Vec::new();
+        let mut next: Option<String> = None;
+        loop {
+            let out = self
+                .clients
+                .get(region)
+                .describe_instances()
+                .set_filters(Some(filters.clone()))
+                .set_next_token(next.take())
+                .send()
+                .await
+                .map_err(|e| from_sdk("ec2", "DescribeInstances", region, e))?;
+            found.extend(out.reservations().iter().flat_map(|r| r.instances()).map(|i| {
+                Instance {
+                    instance_id: i.instance_id().unwrap_or_default().to_string(),
+                    image_id: i.image_id().unwrap_or_default().to_string(),
+                    state: i
+                        .state()
+                        .and_then(|s| s.name())
+                        .map(|n| n.as_str().to_string())
+                        .unwrap_or_default(),
+                    tags: tags(i.tags()),
+                }
+            }));
+            match out.next_token() {
+                Some(t) if !t.is_empty() => next = Some(t.to_string()),
+                _ => return Ok(found),
+            }
+        }
+    }
+
     async fn find_image_by_name(&self, region: &str, name: &str) -> Result<Option<Image>, CloudError> {
         let out = self
             .clients

@@ -241,6 +241,30 @@ impl Ec2 for Sim {
         .await
     }
 
+    async fn find_instances(
+        &self,
+        region: &str,
+        tags: &std::collections::BTreeMap<String, String>,
+    ) -> Result<Vec<Instance>, CloudError> {
+        self.call("ec2", "DescribeInstances", region, |ctx| {
+            let now = ctx.now;
+            Ok(ctx
+                .here()
+                .instances
+                .values()
+                .filter(|i| !matches!(i.state(now), "terminated" | "shutting-down"))
+                .filter(|i| tags.iter().all(|(k, v)| i.tags.get(k) == Some(v)))
+                .map(|rec| Instance {
+                    instance_id: rec.id.clone(),
+                    image_id: rec.image_id.clone(),
+                    state: rec.state(now).to_string(),
+                    tags: rec.tags.clone(),
+                })
+                .collect())
+        })
+        .await
+    }
+
     async fn describe_instance_status(
         &self,
         region: &str,

@@ -183,6 +183,13 @@ impl InstanceRec {
         }
     }
 
+    /// The default world's instance: running, tagged `drflow:protect` = `true` (what `dr-fleet.yaml` looks for).
+    pub(crate) fn protected(id: &str, image_id: &str) -> Self {
+        let mut rec = InstanceRec::running(id, image_id, Duration::ZERO);
+        rec.tags.insert("drflow:protect".into(), "true".into());
+        rec
+    }
+
     pub(crate) fn state(&self, now: Duration) -> &str {
         match (self.terminating, &self.fixed) {
             (Some((_, end)), _) if now >= end => "terminated",

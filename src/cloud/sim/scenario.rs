@@ -71,6 +71,8 @@ pub struct InstanceSpec {
     /// Defaults to `running`.
     #[serde(default)]
     pub state: Option<String>,
+    #[serde(default)]
+    pub tags: std::collections::BTreeMap<String, String>,
 }
 
 #[derive(Debug, Clone, PartialEq, Deserialize)]

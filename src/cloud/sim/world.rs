@@ -129,6 +129,7 @@ impl World {
             };
             let mut rec = InstanceRec::running(&inst.id, &image_id, Duration::ZERO);
             rec.fixed = inst.state.clone().filter(|s| s != "running");
+            rec.tags = inst.tags.clone();
             put(replace, &mut self.region_mut(&inst.region).instances, &inst.id, rec);
         }
         for p in &scenario.parameters {
@@ -152,7 +153,7 @@ impl World {
                 );
                 region.instances.insert(
                     DEFAULT_INSTANCE.to_string(),
-                    InstanceRec::running(DEFAULT_INSTANCE, &base, Duration::ZERO),
+                    InstanceRec::protected(DEFAULT_INSTANCE, &base),
                 );
             }
             region
@@ -226,6 +227,7 @@ mod tests {
                 region: "us-west-2".into(),
                 image_id: None,
                 state: Some("stopped".into()),
+                tags: Default::default(),
             }],
             vaults: vec![VaultSpec {
                 name: "Dr".into(),
