@@ -10,6 +10,7 @@ use std::time::Duration;
 use serde_json::{Map, Value};
 
 use super::journal::{Entry, ErrorInfo, Event, Journal, RunStatus};
+use super::lock::{self, LockError};
 use super::retry::retry_after;
 use super::scope::RunScope;
 use super::state::{RunState, StepStatus};
@@ -31,6 +32,8 @@ pub(crate) struct Executor<'a> {
     pub clock: Clock,
     pub observer: &'a dyn Observer,
     pub journal: Mutex<Journal>,
+    /// Where runs and locks are kept (a `for_each` item is locked by its key).
+    pub state_dir: std::path::PathBuf,
     pub state: Mutex<RunState>,
     pub rng: Mutex<fastrand::Rng>,
     /// Set when the journal cannot be written: the run must stop, since it could not be resumed safely.
@@ -173,8 +176,9 @@ impl<'a> Executor<'a> {
     }
 
     /// Runs the body once per item, `max_concurrency` items at a time; every item runs to its end, then the group
-    /// fails if more items failed than it tolerates. Outputs: `items` (key → step → outputs), `succeeded`, `failed`
-    /// and `failed_items` (key → error).
+    /// fails if more items failed than it tolerates. An item another run is working on (its lock is held) is
+    /// skipped. Outputs: `items` (key → step → outputs), `succeeded`, `failed`, `failed_items` (key → error) and
+    /// `skipped_items` (key → why).
     async fn for_each(&self, step: &Step, id: &str, fe: &ForEach, within: &Within) -> Result<(), Failure> {
         self.emit_or_fail(id, started(id))?;
         let items = {
@@ -205,10 +209,44 @@ impl<'a> Executor<'a> {
             .map(|(item, key)| within.enter(id, key, item.clone(), &fe.steps))
             .collect();
         let permits = tokio::sync::Semaphore::new(fe.max_concurrency);
-        let runs = scopes.iter().map(|scope| -> StepFuture<'_> {
-            let permits = &permits;
+        let skipped = Mutex::new(Map::new());
+        let runs = scopes.iter().zip(&keys).map(|(scope, key)| -> StepFuture<'_> {
+            let (permits, skipped) = (&permits, &skipped);
             Box::pin(async move {
                 let _permit = permits.acquire().await.expect("the semaphore is never closed");
+                // Two runs never work on the same item at once: the later one skips it, and says so.
+                let item = format!("{id}[{key}]");
+                if let Some(StepStatus::Skipped(reason)) = self.state.lock().expect("state lock").status(&item) {
+                    skipped
+                        .lock()
+                        .expect("lock")
+                        .insert(key.clone(), Value::String(reason.clone()));
+                    return Ok(());
+                }
+                let run_id = self.state.lock().expect("state lock").run_id.clone();
+                let _lock = match lock::acquire(&self.state_dir, &format!("{}~items", self.wf.name), key, &run_id) {
+                    Ok(l) => l,
+                    Err(LockError::Held { holder, .. }) => {
+                        let reason = format!("another run works on `{key}`: {holder}");
+                        skipped
+                            .lock()
+                            .expect("lock")
+                            .insert(key.clone(), Value::String(reason.clone()));
+                        return self.emit_or_fail(
+                            &item,
+                            Event::StepSkipped {
+                                step: item.clone(),
+                                reason,
+                            },
+                        );
+                    }
+                    Err(e) => {
+                        return Err(Failure {
+                            step: item,
+                            error: info("LockError", "other", e.to_string()),
+                        });
+                    }
+                };
                 self.sequence(&fe.steps, scope).await
             })
         });
@@ -258,9 +296,11 @@ impl<'a> Executor<'a> {
         }
         let mut out = Map::new();
         out.insert("items".into(), Value::Object(outputs));
-        out.insert("succeeded".into(), Value::from(total - n_failed));
+        let skipped = skipped.into_inner().expect("lock");
+        out.insert("succeeded".into(), Value::from(total - n_failed - skipped.len()));
         out.insert("failed".into(), Value::from(n_failed));
         out.insert("failed_items".into(), Value::Object(failed));
+        out.insert("skipped_items".into(), Value::Object(skipped));
         self.succeed(id, out)
     }
 

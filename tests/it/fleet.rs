@@ -238,3 +238,43 @@ fn item_exists_only_inside_a_for_each_and_its_steps_only_through_the_group() {
     );
     assert!(err.contains("3 problem(s)"), "{err}");
 }
+
+#[tokio::test(start_paused = true)]
+async fn two_fleet_runs_never_work_on_one_instance_at_once() {
+    let wf = load("workflows/dr-fleet.yaml");
+    let dir = tempfile::tempdir().unwrap();
+    let sim = persistent(dir.path(), &scenario());
+    // A protects FLEET[0..2], B FLEET[1..3], at the same time: FLEET[1] belongs to whichever locks it first.
+    let a_items = [FLEET[0], FLEET[1]].join(",");
+    let b_items = [FLEET[1], FLEET[2]].join(",");
+    let a = Run::of(&wf).input("instance_ids", &a_items);
+    let b = Run::of(&wf).input("instance_ids", &b_items);
+    let (a, b) = tokio::join!(a.on(&sim, dir.path()), b.on(&sim, dir.path()));
+    let (a, b) = (a.unwrap(), b.unwrap());
+    assert_eq!(
+        (a.status, b.status),
+        (RunStatus::Succeeded, RunStatus::Succeeded),
+        "{:?} {:?}",
+        a.error,
+        b.error
+    );
+    let shared = FLEET[1];
+    let did = |o: &Outcome| {
+        matches!(
+            o.state.status(&format!("fleet[{shared}].publish")),
+            Some(StepStatus::Succeeded(_))
+        )
+    };
+    let (winner, loser) = if did(&a) { (&a, &b) } else { (&b, &a) };
+    assert!(did(winner) && !did(loser), "exactly one run protected {shared}");
+    // The other says so: the item is skipped, with the run that holds it.
+    let Some(StepStatus::Skipped(reason)) = loser.state.status(&format!("fleet[{shared}]")) else {
+        panic!("{:?}", loser.state.status(&format!("fleet[{shared}]")));
+    };
+    assert!(reason.contains(&format!("run {}", winner.run_id)), "{reason}");
+    let fleet = outputs(loser, "fleet");
+    assert_eq!(fleet["succeeded"], 1);
+    assert!(fleet["skipped_items"][shared].as_str().is_some());
+    // Three instances, three backup jobs: none twice.
+    assert_eq!(count_calls(&sim, "StartBackupJob"), 3);
+}
