@@ -142,4 +142,6 @@ pub enum Poll {
     Done(Values),
     /// Not yet; the text says where it stands (e.g. `RUNNING 40%`).
     Pending(String),
+    /// Not yet, `percent` done: the engine times the next poll from the observed rate.
+    Progress(String, f64),
 }

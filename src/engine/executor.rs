@@ -465,28 +465,30 @@ impl<'a> Executor<'a> {
                 action.begin(ctx, inputs).await?;
                 let mut polls = 0;
                 let mut last = String::new();
+                let mut pace = Pace::default();
                 loop {
                     polls += 1;
-                    match action.poll(ctx, inputs).await? {
+                    let (status, percent) = match action.poll(ctx, inputs).await? {
                         Poll::Done(outputs) => return Ok(outputs),
-                        Poll::Pending(status) => {
-                            // Journal a poll when what it saw changed, not every time; and the first of each attempt,
-                            // which tells a resumed run that the wait made progress since its last failure.
-                            if status != last || polls == 1 {
-                                let _ = self.emit(Event::Polled {
-                                    step: id.to_string(),
-                                    attempt,
-                                    polls,
-                                    status: status.clone(),
-                                });
-                                last = status;
-                            }
-                            if self.broken.lock().expect("lock").is_some() {
-                                return Err(ActionError::failed("JournalError", "the journal cannot be written"));
-                            }
-                            tokio::time::sleep(a.poll.delay(polls)).await;
-                        }
+                        Poll::Pending(status) => (status, None),
+                        Poll::Progress(status, percent) => (status, Some(percent)),
+                    };
+                    // Journal a poll when what it saw changed, not every time; and the first of each attempt,
+                    // which tells a resumed run that the wait made progress since its last failure.
+                    if status != last || polls == 1 {
+                        let _ = self.emit(Event::Polled {
+                            step: id.to_string(),
+                            attempt,
+                            polls,
+                            status: status.clone(),
+                        });
+                        last = status;
                     }
+                    if self.broken.lock().expect("lock").is_some() {
+                        return Err(ActionError::failed("JournalError", "the journal cannot be written"));
+                    }
+                    let delay = pace.next(self.clock.now_ms(), percent, a.poll.delay(polls));
+                    tokio::time::sleep(delay).await;
                 }
             }
         }
@@ -541,6 +543,34 @@ fn started(id: &str) -> Event {
         action: None,
         region: None,
         inputs: None,
+    }
+}
+
+/// Times polls from evidence: a job that reports how far it is done is polled again when the observed rate says it
+/// will be done (never later than the poll policy's delay, never sooner than `MIN_POLL`), so completion is noticed
+/// soon after it happens while long jobs cost few calls.
+#[derive(Debug, Default)]
+struct Pace {
+    /// The first progress seen in this attempt: (run clock ms, percent).
+    first: Option<(i64, f64)>,
+}
+
+/// The least time between two polls paced by progress.
+const MIN_POLL: Duration = Duration::from_secs(5);
+
+impl Pace {
+    fn next(&mut self, now_ms: i64, percent: Option<f64>, policy: Duration) -> Duration {
+        let Some(p) = percent else { return policy };
+        let Some((t0, p0)) = self.first else {
+            self.first = Some((now_ms, p));
+            return policy;
+        };
+        let rate = (p - p0) / (now_ms - t0).max(1) as f64; // percent per ms
+        if rate <= 0.0 {
+            return policy;
+        }
+        let eta = Duration::from_millis(((100.0 - p).max(0.0) / rate) as u64) + Duration::from_secs(1);
+        policy.min(eta.max(MIN_POLL))
     }
 }
 
@@ -603,4 +633,25 @@ async fn futures_join<'f>(futs: impl Iterator<Item = StepFuture<'f>>) -> Vec<Res
     })
     .await;
     out.into_iter().map(|r| r.expect("every branch finished")).collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn pace_polls_at_the_expected_completion_within_the_policy() {
+        let mut pace = Pace::default();
+        let policy = Duration::from_secs(120);
+        // Without progress, the policy decides.
+        assert_eq!(pace.next(0, None, policy), policy);
+        // The first sample only starts the measure.
+        assert_eq!(pace.next(30_000, Some(10.0), policy), policy);
+        // 10% more in 30 s: 60% left is 180 s away, more than the policy allows.
+        assert_eq!(pace.next(60_000, Some(20.0), policy), policy);
+        // 90% at 270 s: 10% left at 1% per 3 s is 30 s (+1 s).
+        assert_eq!(pace.next(270_000, Some(90.0), policy), Duration::from_secs(31));
+        // Never sooner than MIN_POLL.
+        assert_eq!(pace.next(297_000, Some(99.9), policy), MIN_POLL);
+    }
 }

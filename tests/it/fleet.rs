@@ -278,3 +278,28 @@ async fn two_fleet_runs_never_work_on_one_instance_at_once() {
     // Three instances, three backup jobs: none twice.
     assert_eq!(count_calls(&sim, "StartBackupJob"), 3);
 }
+
+#[tokio::test(start_paused = true)]
+async fn a_backup_job_is_noticed_soon_after_it_completes_with_few_polls() {
+    // 10 s created, then 490 s running: the poll policy alone (30 s × 1.5, at most 2 m) noticed it at 603 s (23% of
+    // the job late); paced by the job's PercentDone, the wait notices it within 5% and averages under one call
+    // per 45 s.
+    let wf = load("workflows/dr-ami.yaml");
+    let dir = tempfile::tempdir().unwrap();
+    let sim = persistent(dir.path(), "durations: {backup_created: 10s, backup_running: 490s}\n");
+    let o = run(&wf, &sim, dir.path(), &[("instance_id", "i-0123456789abcdef0")])
+        .await
+        .unwrap();
+    assert_eq!(o.status, RunStatus::Succeeded, "{:?}", o.error);
+    let started = o.state.steps["backup"].finished_ms.unwrap();
+    let noticed = o.state.steps["wait_backup"].finished_ms.unwrap();
+    let job_ms = 500_000;
+    let lag = noticed - started - job_ms;
+    assert!((0..=job_ms / 20).contains(&lag), "noticed {lag} ms after completion");
+    let polls = count_calls(&sim, "DescribeBackupJob") as i64;
+    assert!(
+        polls * 45_000 <= noticed - started,
+        "{polls} polls in {} ms",
+        noticed - started
+    );
+}

@@ -46,7 +46,14 @@ impl Action for WaitBackupJob {
         }
         match (job.state, job.recovery_point_arn) {
             (JobState::Completed, Some(arn)) => super::recovery_point_outputs(&arn, job.state, None),
-            (state, _) => Ok(Poll::Pending(super::progress(state, job.percent_done.as_deref()))),
+            (state, _) => {
+                let status = super::progress(state, job.percent_done.as_deref());
+                let percent = job.percent_done.as_deref().and_then(|p| p.trim().parse::<f64>().ok());
+                Ok(match percent {
+                    Some(p) if state == JobState::Running => Poll::Progress(status, p),
+                    _ => Poll::Pending(status),
+                })
+            }
         }
     }
 
