@@ -10,14 +10,14 @@ use std::time::Duration;
 use serde_json::{Map, Value};
 
 use super::journal::{Entry, ErrorInfo, Event, Journal, RunStatus};
-use super::lock::{self, LockError};
+use super::pace::Pace;
 use super::retry::retry_after;
 use super::scope::RunScope;
 use super::state::{RunState, StepStatus};
 use super::within::Within;
 use super::{Clock, EngineError, Observer};
 use crate::actions::{self, ActionError, Ctx, Poll, Recorder, RunInfo};
-use crate::workflow::{ActionKind, ActionStep, FailureClass, ForEach, OnFailure, Step, StepKind, Workflow};
+use crate::workflow::{ActionKind, ActionStep, FailureClass, OnFailure, Step, StepKind, Workflow};
 
 /// Why a step (and so possibly the run) failed.
 #[derive(Debug, Clone)]
@@ -43,7 +43,7 @@ pub(crate) struct Executor<'a> {
 /// The least time a wait gets for an attempt, even when its timeout is spent.
 const LAST_LOOK: Duration = Duration::from_secs(30);
 
-type StepFuture<'f> = Pin<Box<dyn Future<Output = Result<(), Failure>> + Send + 'f>>;
+pub(super) type StepFuture<'f> = Pin<Box<dyn Future<Output = Result<(), Failure>> + Send + 'f>>;
 
 impl<'a> Executor<'a> {
     pub fn emit(&self, event: Event) -> Result<Entry, EngineError> {
@@ -64,7 +64,7 @@ impl<'a> Executor<'a> {
     }
 
     /// Emits, turning a journal failure into a step failure (the run then stops).
-    fn emit_or_fail(&self, step: &str, event: Event) -> Result<(), Failure> {
+    pub(super) fn emit_or_fail(&self, step: &str, event: Event) -> Result<(), Failure> {
         self.emit(event).map(|_| ()).map_err(|e| Failure {
             step: step.to_string(),
             error: info("JournalError", "other", e.to_string()),
@@ -91,7 +91,7 @@ impl<'a> Executor<'a> {
         Ok(())
     }
 
-    fn sequence<'s>(&'s self, steps: &'s [Step], within: &'s Within) -> StepFuture<'s> {
+    pub(super) fn sequence<'s>(&'s self, steps: &'s [Step], within: &'s Within) -> StepFuture<'s> {
         Box::pin(async move {
             let mut failed: Option<Failure> = None;
             let mut i = 0;
@@ -175,136 +175,7 @@ impl<'a> Executor<'a> {
         })
     }
 
-    /// Runs the body once per item, `max_concurrency` items at a time; every item runs to its end, then the group
-    /// fails if more items failed than it tolerates. An item another run is working on (its lock is held) is
-    /// skipped. Outputs: `items` (key → step → outputs), `succeeded`, `failed`, `failed_items` (key → error) and
-    /// `skipped_items` (key → why).
-    async fn for_each(&self, step: &Step, id: &str, fe: &ForEach, within: &Within) -> Result<(), Failure> {
-        self.emit_or_fail(id, started(id))?;
-        let items = {
-            let state = self.state.lock().expect("state lock");
-            fe.items.eval(&RunScope::within(&state, within))
-        };
-        let items = match items {
-            Ok(Value::Array(items)) => items,
-            Ok(other) => {
-                let e = format!("for_each: expected a list, got {other}");
-                return self.fail(step, id, info("InvalidInput", "validation", e));
-            }
-            Err(e) => return self.fail(step, id, info("InvalidInput", "validation", format!("for_each: {e}"))),
-        };
-        let keys: Vec<String> = items.iter().map(crate::workflow::expr::to_text).collect();
-        if let Some(dup) = keys
-            .iter()
-            .enumerate()
-            .find(|(i, k)| keys[..*i].contains(k))
-            .map(|(_, k)| k)
-        {
-            let e = format!("for_each: the item `{dup}` is listed twice (items are keys: each must be unique)");
-            return self.fail(step, id, info("InvalidInput", "validation", e));
-        }
-        let scopes: Vec<Within> = items
-            .iter()
-            .zip(&keys)
-            .map(|(item, key)| within.enter(id, key, item.clone(), &fe.steps))
-            .collect();
-        let permits = tokio::sync::Semaphore::new(fe.max_concurrency);
-        let skipped = Mutex::new(Map::new());
-        let runs = scopes.iter().zip(&keys).map(|(scope, key)| -> StepFuture<'_> {
-            let (permits, skipped) = (&permits, &skipped);
-            Box::pin(async move {
-                let _permit = permits.acquire().await.expect("the semaphore is never closed");
-                // Two runs never work on the same item at once: the later one skips it, and says so.
-                let item = format!("{id}[{key}]");
-                if let Some(StepStatus::Skipped(reason)) = self.state.lock().expect("state lock").status(&item) {
-                    skipped
-                        .lock()
-                        .expect("lock")
-                        .insert(key.clone(), Value::String(reason.clone()));
-                    return Ok(());
-                }
-                let run_id = self.state.lock().expect("state lock").run_id.clone();
-                let _lock = match lock::acquire(&self.state_dir, &format!("{}~items", self.wf.name), key, &run_id) {
-                    Ok(l) => l,
-                    Err(LockError::Held { holder, .. }) => {
-                        let reason = format!("another run works on `{key}`: {holder}");
-                        skipped
-                            .lock()
-                            .expect("lock")
-                            .insert(key.clone(), Value::String(reason.clone()));
-                        return self.emit_or_fail(
-                            &item,
-                            Event::StepSkipped {
-                                step: item.clone(),
-                                reason,
-                            },
-                        );
-                    }
-                    Err(e) => {
-                        return Err(Failure {
-                            step: item,
-                            error: info("LockError", "other", e.to_string()),
-                        });
-                    }
-                };
-                self.sequence(&fe.steps, scope).await
-            })
-        });
-        let results = futures_join(runs).await;
-        let mut outputs = Map::new();
-        let mut failed = Map::new();
-        {
-            let state = self.state.lock().expect("state lock");
-            let mut all = Vec::new();
-            for s in &fe.steps {
-                s.walk(&mut all);
-            }
-            for (key, scope) in keys.iter().zip(&scopes) {
-                let steps: Map<String, Value> = all
-                    .iter()
-                    .filter_map(|s| match state.status(&scope.id(&s.id)) {
-                        Some(StepStatus::Succeeded(o)) if s.action().is_some() => {
-                            Some((s.id.clone(), Value::Object(o.clone())))
-                        }
-                        _ => None,
-                    })
-                    .collect();
-                outputs.insert(key.clone(), Value::Object(steps));
-            }
-        }
-        for (key, result) in keys.iter().zip(results) {
-            if let Err(f) = result {
-                failed.insert(
-                    key.clone(),
-                    Value::String(format!("step `{}`: {}", f.step, f.error.message)),
-                );
-            }
-        }
-        let (total, n_failed) = (keys.len(), failed.len());
-        if fe.too_many(n_failed, total) {
-            let first: Vec<String> = failed
-                .iter()
-                .take(3)
-                .map(|(k, v)| format!("{k}: {}", v.as_str().unwrap_or("")))
-                .collect();
-            let e = format!(
-                "{n_failed} of {total} items failed, more than tolerated ({}); {}",
-                tolerance(fe),
-                first.join("; ")
-            );
-            return self.fail(step, id, info("ItemsFailed", "other", e));
-        }
-        let mut out = Map::new();
-        out.insert("items".into(), Value::Object(outputs));
-        let skipped = skipped.into_inner().expect("lock");
-        out.insert("succeeded".into(), Value::from(total - n_failed - skipped.len()));
-        out.insert("failed".into(), Value::from(n_failed));
-        out.insert("failed_items".into(), Value::Object(failed));
-        out.insert("skipped_items".into(), Value::Object(skipped));
-        self.succeed(id, out)
-    }
-
-    fn succeed(&self, id: &str, outputs: Map<String, Value>) -> Result<(), Failure> {
+    pub(super) fn succeed(&self, id: &str, outputs: Map<String, Value>) -> Result<(), Failure> {
         self.emit_or_fail(
             id,
             Event::StepSucceeded {
@@ -314,7 +185,7 @@ impl<'a> Executor<'a> {
         )
     }
 
-    fn fail(&self, step: &Step, id: &str, error: ErrorInfo) -> Result<(), Failure> {
+    pub(super) fn fail(&self, step: &Step, id: &str, error: ErrorInfo) -> Result<(), Failure> {
         let route = match &step.on_failure {
             OnFailure::Abort => "abort".to_string(),
             OnFailure::Continue => "continue".to_string(),
@@ -537,50 +408,12 @@ impl Recorder for StepRecorder<'_, '_> {
     }
 }
 
-fn started(id: &str) -> Event {
+pub(super) fn started(id: &str) -> Event {
     Event::StepStarted {
         step: id.to_string(),
         action: None,
         region: None,
         inputs: None,
-    }
-}
-
-/// Times polls from evidence: a job that reports how far it is done is polled again when the observed rate says it
-/// will be done (never later than the poll policy's delay, never sooner than `MIN_POLL`), so completion is noticed
-/// soon after it happens while long jobs cost few calls.
-#[derive(Debug, Default)]
-struct Pace {
-    /// The first progress seen in this attempt: (run clock ms, percent).
-    first: Option<(i64, f64)>,
-}
-
-/// The least time between two polls paced by progress.
-const MIN_POLL: Duration = Duration::from_secs(5);
-
-impl Pace {
-    fn next(&mut self, now_ms: i64, percent: Option<f64>, policy: Duration) -> Duration {
-        let Some(p) = percent else { return policy };
-        let Some((t0, p0)) = self.first else {
-            self.first = Some((now_ms, p));
-            return policy;
-        };
-        let rate = (p - p0) / (now_ms - t0).max(1) as f64; // percent per ms
-        if rate <= 0.0 {
-            return policy;
-        }
-        let eta = Duration::from_millis(((100.0 - p).max(0.0) / rate) as u64) + Duration::from_secs(1);
-        policy.min(eta.max(MIN_POLL))
-    }
-}
-
-/// The tolerance of a `for_each`, in words.
-fn tolerance(fe: &ForEach) -> String {
-    match (fe.tolerated_failures, fe.tolerated_failure_percentage) {
-        (None, None) => "none".into(),
-        (Some(c), None) => c.to_string(),
-        (None, Some(p)) => format!("{p}%"),
-        (Some(c), Some(p)) => format!("{c} and {p}%"),
     }
 }
 
@@ -593,7 +426,7 @@ fn child_failed(f: &Failure) -> ErrorInfo {
     }
 }
 
-fn info(code: &str, kind: &str, message: String) -> ErrorInfo {
+pub(super) fn info(code: &str, kind: &str, message: String) -> ErrorInfo {
     ErrorInfo {
         code: code.into(),
         kind: kind.into(),
@@ -614,7 +447,7 @@ fn error_info(e: &ActionError) -> ErrorInfo {
 }
 
 /// Awaits all futures concurrently on this task (branches borrow the executor, so no spawning).
-async fn futures_join<'f>(futs: impl Iterator<Item = StepFuture<'f>>) -> Vec<Result<(), Failure>> {
+pub(super) async fn futures_join<'f>(futs: impl Iterator<Item = StepFuture<'f>>) -> Vec<Result<(), Failure>> {
     let mut set: Vec<(usize, StepFuture<'f>)> = futs.enumerate().collect();
     let mut out: Vec<Option<Result<(), Failure>>> = (0..set.len()).map(|_| None).collect();
     std::future::poll_fn(|cx| {
@@ -633,25 +466,4 @@ async fn futures_join<'f>(futs: impl Iterator<Item = StepFuture<'f>>) -> Vec<Res
     })
     .await;
     out.into_iter().map(|r| r.expect("every branch finished")).collect()
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn pace_polls_at_the_expected_completion_within_the_policy() {
-        let mut pace = Pace::default();
-        let policy = Duration::from_secs(120);
-        // Without progress, the policy decides.
-        assert_eq!(pace.next(0, None, policy), policy);
-        // The first sample only starts the measure.
-        assert_eq!(pace.next(30_000, Some(10.0), policy), policy);
-        // 10% more in 30 s: 60% left is 180 s away, more than the policy allows.
-        assert_eq!(pace.next(60_000, Some(20.0), policy), policy);
-        // 90% at 270 s: 10% left at 1% per 3 s is 30 s (+1 s).
-        assert_eq!(pace.next(270_000, Some(90.0), policy), Duration::from_secs(31));
-        // Never sooner than MIN_POLL.
-        assert_eq!(pace.next(297_000, Some(99.9), policy), MIN_POLL);
-    }
 }

@@ -2,8 +2,10 @@
 //! `resume` can continue a run that crashed without starting a second backup or copy job.
 
 mod executor;
+mod for_each;
 pub mod journal;
 mod lock;
+mod pace;
 pub mod retry;
 mod scope;
 pub mod state;
