@@ -148,5 +148,11 @@ pub fn show(state_dir: &Path, run_id: &str, format: Format) -> Result<u8, Error>
             println!("    {e}");
         }
     }
+    // A fleet: one line per item, and the failures by cause.
+    let report = crate::report::build(&state, &entries, None);
+    if let Some(f) = &report.fleet {
+        println!();
+        print!("{}", crate::report::fleet::markdown(f));
+    }
     Ok(0)
 }

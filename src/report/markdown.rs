@@ -162,6 +162,9 @@ pub fn render(r: &Report) -> String {
         }
         m.push('\n');
     }
+    if let Some(f) = &r.fleet {
+        m.push_str(&super::fleet::markdown(f));
+    }
     m.push_str("## Timeline\n\n```text\n");
     timeline(&mut m, r);
     m.push_str("```\n\n## Steps\n\n| step | action | region | status | start | end | duration | attempts | detail |\n");

@@ -2,6 +2,7 @@
 //! `drflow run` and `drflow resume` write all three into the run's folder when they end
 //! (`STATE_DIR/runs/RUN_ID/report.{json,md,html}`); `drflow report RUN_ID` renders one on demand.
 
+pub mod fleet;
 pub mod html;
 pub mod json;
 pub mod markdown;

@@ -61,6 +61,9 @@ pub struct Report {
     pub left_behind: Vec<Resource>,
     /// One line for cron and CI: `REHEARSAL PASSED ...`, `REHEARSAL FAILED ...`, or `run ... succeeded`.
     pub summary: String,
+    /// For a run with `for_each` items: one line per item, and the failures grouped by cause.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub fleet: Option<super::fleet::Fleet>,
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -253,6 +256,11 @@ pub fn build(state: &RunState, entries: &[Entry], wf: Option<&Workflow>) -> Repo
         Vec::new()
     };
     let rehearsal = is_rehearsal.then(|| rehearsal(state, entries, &steps, status));
+    let code_of = |id: &str| match state.status(id) {
+        Some(StepStatus::Failed { error, .. }) => error.code.clone(),
+        _ => String::new(),
+    };
+    let fleet = super::fleet::build(&steps, &code_of);
     let mut report = Report {
         format: FORMAT,
         run_id: state.run_id.clone(),
@@ -277,6 +285,7 @@ pub fn build(state: &RunState, entries: &[Entry], wf: Option<&Workflow>) -> Repo
         deleted,
         left_behind,
         summary: String::new(),
+        fleet,
     };
     report.summary = summary(&report);
     report

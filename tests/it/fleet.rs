@@ -303,3 +303,54 @@ async fn a_backup_job_is_noticed_soon_after_it_completes_with_few_polls() {
         noticed - started
     );
 }
+
+#[tokio::test(start_paused = true)]
+async fn the_report_summarises_the_fleet_per_item_and_failures_by_cause() {
+    let failing = format!(
+        "{}fail_jobs: [{{kind: backup, nth: 2, message: Insufficient privileges}}]\n",
+        scenario()
+    );
+    let dir = tempfile::tempdir().unwrap();
+    let wf = fleet_with(dir.path(), 10, 1);
+    let sim = persistent(dir.path(), &failing);
+    let o = run(&wf, &sim, dir.path(), &[("instance_ids", &FLEET.join(","))])
+        .await
+        .unwrap();
+    assert_eq!(o.status, RunStatus::Succeeded, "{:?}", o.error);
+    let r = drflow::report::load(dir.path(), &o.run_id, Some(&wf)).unwrap();
+    let fleet = r.fleet.expect("a fleet summary");
+    let keys: Vec<&str> = fleet.items.iter().map(|i| i.key.as_str()).collect();
+    assert_eq!(keys, FLEET);
+    let ok = &fleet.items[0];
+    assert_eq!(ok.status, "succeeded");
+    assert_eq!(ok.amis.len(), 2, "{:?}", ok.amis);
+    assert_eq!(ok.parameters.len(), 2, "{:?}", ok.parameters);
+    assert!(
+        ok.parameters[0].starts_with(&format!("/drflow/{}/ami = ami-", FLEET[0])),
+        "{:?}",
+        ok.parameters
+    );
+    assert!(ok.duration_ms.unwrap() > 15 * 60 * 1000);
+    let bad = &fleet.items[1];
+    assert_eq!(bad.status, "failed");
+    assert!(
+        bad.error.as_deref().unwrap().starts_with("wait_backup: "),
+        "{:?}",
+        bad.error
+    );
+    assert_eq!(fleet.failures.len(), 1);
+    assert_eq!(fleet.failures[0].cause, "wait_backup: BackupJobFailed");
+    assert_eq!(fleet.failures[0].items, [FLEET[1]]);
+    let md = drflow::report::render(
+        &drflow::report::load(dir.path(), &o.run_id, Some(&wf)).unwrap(),
+        drflow::report::Format::Markdown,
+    );
+    assert!(
+        md.contains("3 items: 2 succeeded, 1 failed, 0 skipped, 0 unfinished."),
+        "{md}"
+    );
+    assert!(
+        md.contains(&format!("- 1 × wait_backup: BackupJobFailed: {}", FLEET[1])),
+        "{md}"
+    );
+}
