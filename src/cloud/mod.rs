@@ -5,6 +5,8 @@
 
 pub mod aws;
 mod error;
+mod limited;
+pub mod limiter;
 pub mod operations;
 pub mod sim;
 mod types;
@@ -99,4 +101,27 @@ pub struct Cloud {
     pub cloudformation: Arc<dyn CloudFormation>,
     pub sns: Arc<dyn Sns>,
     pub sts: Arc<dyn Sts>,
+    /// The run's rate limiter, once [`Cloud::limited`] put one in front of the services.
+    pub limiter: Option<Arc<limiter::Limiter>>,
+}
+
+impl Cloud {
+    /// The same backend with every call going through one shared [`limiter::Limiter`] (already limited: unchanged).
+    pub fn limited(self) -> Cloud {
+        if self.limiter.is_some() {
+            return self;
+        }
+        let limiter = Arc::new(limiter::Limiter::new());
+        let through = Arc::new(limited::Limited::new(self.clone(), limiter.clone()));
+        Cloud {
+            backend: self.backend,
+            backup: through.clone(),
+            ec2: through.clone(),
+            ssm: through.clone(),
+            cloudformation: through.clone(),
+            sns: through.clone(),
+            sts: through,
+            limiter: Some(limiter),
+        }
+    }
 }

@@ -87,6 +87,11 @@ impl<'a> Executor<'a> {
                 Some(format!("step `{}` failed: {}", f.step, f.error.message)),
             ),
         };
+        if let Some(limiter) = &self.cloud.limiter {
+            self.emit(Event::RateLimits {
+                operations: limiter.stats(),
+            })?;
+        }
         self.emit(Event::RunFinished { status, error })?;
         Ok(())
     }

@@ -1,7 +1,7 @@
 //! The durable journal of a run: append-only JSON lines, one per transition, each fsync'd before the engine
 //! goes on, in a file only the owner can read (mode 0600). `drflow resume` replays it.
 //!
-//! Format: every line is an `Entry`: `{"v":"1.1","seq":N,"ts_ms":UNIX_MS,"type":"...",...}`. The version is
+//! Format: every line is an `Entry`: `{"v":"1.2","seq":N,"ts_ms":UNIX_MS,"type":"...",...}`. The version is
 //! MAJOR.MINOR: a newer minor only adds event kinds and optional fields, so this drflow reads any 1.x journal (an
 //! event kind it does not know, from a newer minor, is kept as `Unknown` and changes nothing); another major is
 //! refused. Version 1.0 wrote `"v":1`.
@@ -9,6 +9,9 @@
 //! 1.1: `run_started` has `account` (the caller's account, for `account.id`); errors name the failed call
 //! (`operation`); a wait journals the first poll of every attempt (a good poll resets the failures counted against
 //! its retry budget).
+//!
+//! 1.2: `rate_limits` before `run_finished`: per operation, the calls, throttling answers and time spent waiting
+//! for the client-side rate limiter.
 
 use std::fs::{File, OpenOptions};
 use std::io::{BufRead, BufReader, Write};
@@ -26,7 +29,7 @@ pub struct Version {
 
 impl Version {
     /// What this drflow writes.
-    pub const CURRENT: Version = Version { major: 1, minor: 1 };
+    pub const CURRENT: Version = Version { major: 1, minor: 2 };
 
     /// `1` (1.0) or `"1.1"`.
     fn from_json(v: &Value) -> Option<Version> {
@@ -146,6 +149,11 @@ pub enum Event {
         /// `abort`, `continue` or `goto:<step>`.
         route: String,
     },
+    /// What the run's rate limiter saw, per operation (`service:Name`), written just before `run_finished` (a resumed
+    /// run counts the calls of the process that finished it) (1.2).
+    RateLimits {
+        operations: std::collections::BTreeMap<String, crate::cloud::limiter::CallStats>,
+    },
     RunFinished {
         status: RunStatus,
         #[serde(skip_serializing_if = "Option::is_none", default)]
@@ -184,6 +192,7 @@ impl Event {
             Event::AttemptFailed { .. } => "attempt_failed",
             Event::StepSucceeded { .. } => "step_succeeded",
             Event::StepFailed { .. } => "step_failed",
+            Event::RateLimits { .. } => "rate_limits",
             Event::RunFinished { .. } => "run_finished",
             Event::Unknown => "unknown",
         }
@@ -392,7 +401,7 @@ mod tests {
         assert_eq!(entries[1].event.step(), Some("a"));
         let text = std::fs::read_to_string(&path).unwrap();
         assert!(
-            text.starts_with("{\"v\":\"1.1\",\"seq\":1,\"ts_ms\":1,\"type\":\"step_started\""),
+            text.starts_with("{\"v\":\"1.2\",\"seq\":1,\"ts_ms\":1,\"type\":\"step_started\""),
             "{text}"
         );
         #[cfg(unix)]

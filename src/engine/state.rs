@@ -148,7 +148,7 @@ impl RunState {
                 self.account = account.clone();
                 self.started_ms = entry.ts_ms;
             }
-            Event::RunResumed { .. } | Event::Unknown => {}
+            Event::RunResumed { .. } | Event::RateLimits { .. } | Event::Unknown => {}
             Event::StepStarted { step, .. } => {
                 let st = self.step_mut(step);
                 st.status = Some(StepStatus::Running);

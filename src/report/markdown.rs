@@ -165,6 +165,21 @@ pub fn render(r: &Report) -> String {
     if let Some(f) = &r.fleet {
         m.push_str(&super::fleet::markdown(f));
     }
+    if !r.rate_limits.is_empty() {
+        m.push_str(
+            "## AWS calls\n\n| operation | calls | throttled | waited for the rate limiter |\n|---|---|---|---|\n",
+        );
+        for (op, s) in &r.rate_limits {
+            let _ = writeln!(
+                m,
+                "| `{op}` | {} | {} | {} |",
+                s.calls,
+                s.throttled,
+                dur(s.waited_ms as i64)
+            );
+        }
+        m.push('\n');
+    }
     m.push_str("## Timeline\n\n```text\n");
     timeline(&mut m, r);
     m.push_str("```\n\n## Steps\n\n| step | action | region | status | start | end | duration | attempts | detail |\n");

@@ -13,12 +13,14 @@
 //!   is no figure and `rpo_unknown` says why. Measured at the end of the run when the instance was never verified;
 //! - what was left behind: a stack deployed by the run that no `cloudformation.delete_stack` step removed.
 
+use std::collections::BTreeMap;
 use std::time::Duration;
 
 use serde::{Deserialize, Serialize};
 use serde_json::{Map, Value};
 
 use crate::actions::{self, StepFacts};
+use crate::cloud::limiter::CallStats;
 use crate::cloud::{image_id_from_arn, region_from_arn};
 use crate::engine::journal::{Entry, Event, RunStatus};
 use crate::engine::{RunState, StepStatus};
@@ -64,6 +66,10 @@ pub struct Report {
     /// For a run with `for_each` items: one line per item, and the failures grouped by cause.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub fleet: Option<super::fleet::Fleet>,
+    /// Per AWS operation (`service:Name`): calls, throttling answers and time spent waiting for the client-side
+    /// rate limiter (summed over the processes that finished the run).
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub rate_limits: BTreeMap<String, CallStats>,
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -286,9 +292,25 @@ pub fn build(state: &RunState, entries: &[Entry], wf: Option<&Workflow>) -> Repo
         left_behind,
         summary: String::new(),
         fleet,
+        rate_limits: rate_limits(entries),
     };
     report.summary = summary(&report);
     report
+}
+
+fn rate_limits(entries: &[Entry]) -> BTreeMap<String, CallStats> {
+    let mut out: BTreeMap<String, CallStats> = BTreeMap::new();
+    for e in entries {
+        if let Event::RateLimits { operations } = &e.event {
+            for (op, s) in operations {
+                let sum = out.entry(op.clone()).or_default();
+                sum.calls += s.calls;
+                sum.throttled += s.throttled;
+                sum.waited_ms += s.waited_ms;
+            }
+        }
+    }
+    out
 }
 
 /// A resumed run's clock starts again at the wall time, which is *before* the journal's last entry when the run

@@ -159,8 +159,8 @@ impl Session {
 
     async fn client(&self, regions: &[String]) -> Result<Cloud, SessionError> {
         match &self.client {
-            Some(c) => Ok(c.clone()),
-            None => self.backend.connect(&self.state_dir, regions).await,
+            Some(c) => Ok(c.clone().limited()),
+            None => Ok(self.backend.connect(&self.state_dir, regions).await?.limited()),
         }
     }
 

@@ -354,3 +354,43 @@ async fn the_report_summarises_the_fleet_per_item_and_failures_by_cause() {
         "{md}"
     );
 }
+
+#[tokio::test(start_paused = true)]
+async fn the_shared_rate_limiter_keeps_a_burst_of_starts_within_a_tight_throttle() {
+    // 40 instances started at once against a StartBackupJob bucket of 4 calls, refilled at 1 per second: without
+    // the client-side limiter 36 of the first 40 calls are throttled, and items run out of retries (22 of 40
+    // failed with a limiter that did not adapt).
+    let ids: Vec<String> = (0..40).map(|n| format!("i-0b{n:015x}")).collect();
+    let mut y = String::from(
+        "throttling: [{operation: \"backup:StartBackupJob\", capacity: 4, refill_per_second: 1}]\ninstances:\n",
+    );
+    for i in &ids {
+        y.push_str(&format!("  - {{id: {i}, region: us-east-1}}\n"));
+    }
+    let dir = tempfile::tempdir().unwrap();
+    let wf = fleet_with(dir.path(), 40, 0);
+    let sim = persistent(dir.path(), &y);
+    let o = run(&wf, &sim, dir.path(), &[("instance_ids", &ids.join(","))])
+        .await
+        .unwrap();
+    assert_eq!(o.status, RunStatus::Succeeded, "{:?}", o.error);
+    let answered = |throttled: bool| {
+        sim.calls()
+            .iter()
+            .filter(|c| {
+                c.operation == "StartBackupJob" && (c.error.as_deref() == Some("ThrottlingException")) == throttled
+            })
+            .count()
+    };
+    // One job per instance; the limiter counted the throttling answers the simulator gave.
+    assert_eq!(answered(false), 40);
+    let r = drflow::report::load(dir.path(), &o.run_id, Some(&wf)).unwrap();
+    let starts = &r.rate_limits["backup:StartBackupJob"];
+    eprintln!("StartBackupJob through the limiter: {starts:?}");
+    assert_eq!(starts.throttled as usize, answered(true));
+    // Fewer throttling answers than instances, and none failed an item.
+    assert!(starts.throttled < 40, "{starts:?}");
+    assert!(starts.waited_ms > 10_000, "{starts:?}");
+    let md = drflow::report::render(&r, drflow::report::Format::Markdown);
+    assert!(md.contains("| `backup:StartBackupJob` | "), "{md}");
+}

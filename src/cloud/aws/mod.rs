@@ -108,6 +108,7 @@ pub fn from_sdk_config(sdk: SdkConfig) -> Cloud {
                 aws_sdk_cloudformation::config::Builder::from(c).region(r).build(),
             )
         }))),
+        limiter: None,
     }
 }
 

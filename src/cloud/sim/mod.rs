@@ -188,6 +188,7 @@ impl Sim {
             cloudformation: Arc::new(self.clone()),
             sns: Arc::new(self.clone()),
             sts: Arc::new(self.clone()),
+            limiter: None,
         }
     }
 

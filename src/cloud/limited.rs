@@ -1,0 +1,202 @@
+//! The backend seen through the run's [`Limiter`]: every call waits for its token first and reports how it was
+//! answered. Each method names the one AWS operation it makes.
+
+use std::collections::BTreeMap;
+use std::future::Future;
+use std::sync::Arc;
+
+use async_trait::async_trait;
+
+use super::limiter::Limiter;
+use super::*;
+
+pub(crate) struct Limited {
+    inner: Cloud,
+    limiter: Arc<Limiter>,
+}
+
+impl Limited {
+    pub(crate) fn new(inner: Cloud, limiter: Arc<Limiter>) -> Limited {
+        Limited { inner, limiter }
+    }
+
+    async fn call<T>(
+        &self,
+        region: &str,
+        (service, operation): (&str, &str),
+        answer: impl Future<Output = Result<T, CloudError>>,
+    ) -> Result<T, CloudError> {
+        self.limiter.acquire(region, service, operation).await;
+        let sent = tokio::time::Instant::now();
+        let answer = answer.await;
+        let throttled = matches!(&answer, Err(e) if e.kind == ErrorKind::Throttling);
+        self.limiter.answered(region, (service, operation), sent, throttled);
+        answer
+    }
+}
+
+#[async_trait]
+impl Backup for Limited {
+    async fn start_backup_job(&self, region: &str, req: &StartBackupJob) -> Result<String, CloudError> {
+        let b = &self.inner.backup;
+        self.call(region, ("backup", "StartBackupJob"), b.start_backup_job(region, req))
+            .await
+    }
+    async fn describe_backup_job(&self, region: &str, job_id: &str) -> Result<BackupJob, CloudError> {
+        let b = &self.inner.backup;
+        self.call(
+            region,
+            ("backup", "DescribeBackupJob"),
+            b.describe_backup_job(region, job_id),
+        )
+        .await
+    }
+    async fn start_copy_job(&self, region: &str, req: &StartCopyJob) -> Result<String, CloudError> {
+        let b = &self.inner.backup;
+        self.call(region, ("backup", "StartCopyJob"), b.start_copy_job(region, req))
+            .await
+    }
+    async fn describe_copy_job(&self, region: &str, job_id: &str) -> Result<CopyJob, CloudError> {
+        let b = &self.inner.backup;
+        self.call(
+            region,
+            ("backup", "DescribeCopyJob"),
+            b.describe_copy_job(region, job_id),
+        )
+        .await
+    }
+    async fn describe_backup_vault(&self, region: &str, name: &str) -> Result<Vault, CloudError> {
+        let b = &self.inner.backup;
+        self.call(
+            region,
+            ("backup", "DescribeBackupVault"),
+            b.describe_backup_vault(region, name),
+        )
+        .await
+    }
+}
+
+#[async_trait]
+impl Ec2 for Limited {
+    async fn describe_images(&self, region: &str, image_ids: &[String]) -> Result<Vec<Image>, CloudError> {
+        let e = &self.inner.ec2;
+        self.call(region, ("ec2", "DescribeImages"), e.describe_images(region, image_ids))
+            .await
+    }
+    async fn describe_instances(&self, region: &str, instance_ids: &[String]) -> Result<Vec<Instance>, CloudError> {
+        let e = &self.inner.ec2;
+        self.call(
+            region,
+            ("ec2", "DescribeInstances"),
+            e.describe_instances(region, instance_ids),
+        )
+        .await
+    }
+    async fn find_instances(&self, region: &str, tags: &BTreeMap<String, String>) -> Result<Vec<Instance>, CloudError> {
+        let e = &self.inner.ec2;
+        self.call(region, ("ec2", "DescribeInstances"), e.find_instances(region, tags))
+            .await
+    }
+    async fn describe_instance_status(
+        &self,
+        region: &str,
+        instance_id: &str,
+    ) -> Result<Option<InstanceStatus>, CloudError> {
+        let e = &self.inner.ec2;
+        self.call(
+            region,
+            ("ec2", "DescribeInstanceStatus"),
+            e.describe_instance_status(region, instance_id),
+        )
+        .await
+    }
+    async fn find_image_by_name(&self, region: &str, name: &str) -> Result<Option<Image>, CloudError> {
+        let e = &self.inner.ec2;
+        self.call(region, ("ec2", "DescribeImages"), e.find_image_by_name(region, name))
+            .await
+    }
+    async fn create_image(&self, region: &str, req: &CreateImage) -> Result<String, CloudError> {
+        let e = &self.inner.ec2;
+        self.call(region, ("ec2", "CreateImage"), e.create_image(region, req))
+            .await
+    }
+    async fn copy_image(&self, region: &str, req: &CopyImage) -> Result<String, CloudError> {
+        let e = &self.inner.ec2;
+        self.call(region, ("ec2", "CopyImage"), e.copy_image(region, req)).await
+    }
+}
+
+#[async_trait]
+impl Ssm for Limited {
+    async fn get_parameter(&self, region: &str, name: &str) -> Result<Option<Parameter>, CloudError> {
+        let s = &self.inner.ssm;
+        self.call(region, ("ssm", "GetParameter"), s.get_parameter(region, name))
+            .await
+    }
+    async fn put_parameter(&self, region: &str, req: &PutParameter) -> Result<i64, CloudError> {
+        let s = &self.inner.ssm;
+        self.call(region, ("ssm", "PutParameter"), s.put_parameter(region, req))
+            .await
+    }
+}
+
+#[async_trait]
+impl CloudFormation for Limited {
+    async fn describe_stack(&self, region: &str, name: &str) -> Result<Option<Stack>, CloudError> {
+        let c = &self.inner.cloudformation;
+        self.call(
+            region,
+            ("cloudformation", "DescribeStacks"),
+            c.describe_stack(region, name),
+        )
+        .await
+    }
+    async fn create_stack(&self, region: &str, req: &StackRequest) -> Result<String, CloudError> {
+        let c = &self.inner.cloudformation;
+        self.call(region, ("cloudformation", "CreateStack"), c.create_stack(region, req))
+            .await
+    }
+    async fn update_stack(&self, region: &str, req: &StackRequest) -> Result<String, CloudError> {
+        let c = &self.inner.cloudformation;
+        self.call(region, ("cloudformation", "UpdateStack"), c.update_stack(region, req))
+            .await
+    }
+    async fn delete_stack(&self, region: &str, name: &str, client_request_token: &str) -> Result<(), CloudError> {
+        let c = &self.inner.cloudformation;
+        let answer = c.delete_stack(region, name, client_request_token);
+        self.call(region, ("cloudformation", "DeleteStack"), answer).await
+    }
+    async fn stack_failure_reason(&self, region: &str, name: &str) -> Result<Option<String>, CloudError> {
+        let c = &self.inner.cloudformation;
+        let answer = c.stack_failure_reason(region, name);
+        self.call(region, ("cloudformation", "DescribeStackEvents"), answer)
+            .await
+    }
+    async fn validate_template(&self, region: &str, template_body: &str) -> Result<(), CloudError> {
+        let c = &self.inner.cloudformation;
+        let answer = c.validate_template(region, template_body);
+        self.call(region, ("cloudformation", "ValidateTemplate"), answer).await
+    }
+}
+
+#[async_trait]
+impl Sns for Limited {
+    async fn publish(&self, region: &str, req: &Publish) -> Result<String, CloudError> {
+        let s = &self.inner.sns;
+        self.call(region, ("sns", "Publish"), s.publish(region, req)).await
+    }
+    async fn topic_exists(&self, region: &str, topic_arn: &str) -> Result<bool, CloudError> {
+        let s = &self.inner.sns;
+        self.call(region, ("sns", "GetTopicAttributes"), s.topic_exists(region, topic_arn))
+            .await
+    }
+}
+
+#[async_trait]
+impl Sts for Limited {
+    async fn get_caller_identity(&self, region: &str) -> Result<CallerIdentity, CloudError> {
+        let s = &self.inner.sts;
+        self.call(region, ("sts", "GetCallerIdentity"), s.get_caller_identity(region))
+            .await
+    }
+}
