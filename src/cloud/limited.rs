@@ -1,5 +1,5 @@
 //! The backend seen through the run's [`Limiter`]: every call waits for its token first and reports how it was
-//! answered. Each method names the one AWS operation it makes.
+//! answered. Each method names the one AWS operation it makes; DescribeImages calls of the same moment are batched.
 
 use std::collections::BTreeMap;
 use std::future::Future;
@@ -7,17 +7,23 @@ use std::sync::Arc;
 
 use async_trait::async_trait;
 
+use super::batch::ImageBatches;
 use super::limiter::Limiter;
 use super::*;
 
 pub(crate) struct Limited {
     inner: Cloud,
     limiter: Arc<Limiter>,
+    images: Arc<ImageBatches>,
 }
 
 impl Limited {
     pub(crate) fn new(inner: Cloud, limiter: Arc<Limiter>) -> Limited {
-        Limited { inner, limiter }
+        Limited {
+            inner,
+            limiter,
+            images: Arc::default(),
+        }
     }
 
     async fn call<T>(
@@ -78,10 +84,10 @@ impl Backup for Limited {
 
 #[async_trait]
 impl Ec2 for Limited {
+    /// Batched with the other DescribeImages calls of the moment in the same region.
     async fn describe_images(&self, region: &str, image_ids: &[String]) -> Result<Vec<Image>, CloudError> {
-        let e = &self.inner.ec2;
-        self.call(region, ("ec2", "DescribeImages"), e.describe_images(region, image_ids))
-            .await
+        let (ec2, limiter) = (&self.inner.ec2, &self.limiter);
+        self.images.describe(ec2, limiter, region, image_ids).await
     }
     async fn describe_instances(&self, region: &str, instance_ids: &[String]) -> Result<Vec<Instance>, CloudError> {
         let e = &self.inner.ec2;

@@ -4,6 +4,7 @@
 //! Every call names its region; a backend keeps one client per region.
 
 pub mod aws;
+mod batch;
 mod error;
 mod limited;
 pub mod limiter;
