@@ -10,7 +10,7 @@ use std::time::Duration;
 use tokio::sync::oneshot;
 
 use super::limiter::Limiter;
-use super::{CloudError, Ec2, ErrorKind, Image};
+use super::{CloudError, Ec2, Image};
 
 /// How long a batch waits for more callers before it asks for a token: a second, small against the 15 s and more
 /// between the polls of a wait, and enough to gather the waits of a fleet whose calls the rate limiter spread out
@@ -18,6 +18,8 @@ use super::{CloudError, Ec2, ErrorKind, Image};
 const GATHER: Duration = Duration::from_millis(1000);
 /// Ids per call (DescribeImages documents no maximum; this keeps requests small).
 const MAX_IDS: usize = 200;
+
+const DESCRIBE: (&str, &str) = ("ec2", "DescribeImages");
 
 type Answer = Result<Vec<Image>, CloudError>;
 
@@ -89,10 +91,7 @@ impl ImageBatches {
             if n > 0 {
                 limiter.acquire(region, "ec2", "DescribeImages").await;
             }
-            let sent = tokio::time::Instant::now();
-            let part = ec2.describe_images(region, chunk).await;
-            let throttled = matches!(&part, Err(e) if e.kind == ErrorKind::Throttling);
-            limiter.answered(region, ("ec2", "DescribeImages"), sent, throttled);
+            let part = limiter.send(region, DESCRIBE, ec2.describe_images(region, chunk)).await;
             match (part, &mut answer) {
                 (Ok(images), Ok(found)) => found.extend(images.into_iter().map(|i| (i.image_id.clone(), i))),
                 (Err(e), _) => {
@@ -119,10 +118,9 @@ impl ImageBatches {
             Err(_) => {
                 for w in waiters {
                     limiter.acquire(region, "ec2", "DescribeImages").await;
-                    let sent = tokio::time::Instant::now();
-                    let answer = ec2.describe_images(region, &w.ids).await;
-                    let throttled = matches!(&answer, Err(e) if e.kind == ErrorKind::Throttling);
-                    limiter.answered(region, ("ec2", "DescribeImages"), sent, throttled);
+                    let answer = limiter
+                        .send(region, DESCRIBE, ec2.describe_images(region, &w.ids))
+                        .await;
                     let _ = w.answer.send(answer);
                 }
             }

@@ -33,11 +33,7 @@ impl Limited {
         answer: impl Future<Output = Result<T, CloudError>>,
     ) -> Result<T, CloudError> {
         self.limiter.acquire(region, service, operation).await;
-        let sent = tokio::time::Instant::now();
-        let answer = answer.await;
-        let throttled = matches!(&answer, Err(e) if e.kind == ErrorKind::Throttling);
-        self.limiter.answered(region, (service, operation), sent, throttled);
-        answer
+        self.limiter.send(region, (service, operation), answer).await
     }
 }
 

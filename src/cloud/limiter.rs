@@ -192,6 +192,20 @@ impl Limiter {
         }
     }
 
+    /// Sends a call that has its token (`answer`, not yet awaited) and tells the limiter how it was answered.
+    pub async fn send<T>(
+        &self,
+        region: &str,
+        operation: (&str, &str),
+        answer: impl std::future::Future<Output = Result<T, super::CloudError>>,
+    ) -> Result<T, super::CloudError> {
+        let sent = Instant::now();
+        let answer = answer.await;
+        let throttled = matches!(&answer, Err(e) if e.kind == super::ErrorKind::Throttling);
+        self.answered(region, operation, sent, throttled);
+        answer
+    }
+
     /// What each operation saw so far.
     pub fn stats(&self) -> BTreeMap<String, CallStats> {
         self.lock().stats.clone()
