@@ -154,5 +154,23 @@ pub fn show(state_dir: &Path, run_id: &str, format: Format) -> Result<u8, Error>
         println!();
         print!("{}", crate::report::fleet::markdown(f));
     }
+    // What the rate limiter saw: the calls that were throttled or had to wait for a token.
+    let busy: Vec<_> = report
+        .rate_limits
+        .iter()
+        .filter(|(_, s)| s.throttled > 0 || s.waited_ms > 0)
+        .collect();
+    if !busy.is_empty() {
+        println!();
+        println!("AWS calls throttled or rate-limited:");
+        for (op, s) in busy {
+            println!(
+                "  {op}: {} calls, {} throttled, waited {} for a token",
+                s.calls,
+                s.throttled,
+                crate::workflow::format_duration(std::time::Duration::from_millis(s.waited_ms))
+            );
+        }
+    }
     Ok(0)
 }

@@ -393,4 +393,13 @@ async fn the_shared_rate_limiter_keeps_a_burst_of_starts_within_a_tight_throttle
     assert!(starts.waited_ms > 10_000, "{starts:?}");
     let md = drflow::report::render(&r, drflow::report::Format::Markdown);
     assert!(md.contains("| `backup:StartBackupJob` | "), "{md}");
+    let show = drflow(dir.path(), &["show", &o.run_id]);
+    let out = String::from_utf8_lossy(&show.stdout);
+    assert!(
+        out.contains(&format!(
+            "  backup:StartBackupJob: {} calls, {} throttled, waited ",
+            starts.calls, starts.throttled
+        )),
+        "{out}"
+    );
 }
