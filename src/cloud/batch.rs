@@ -86,36 +86,35 @@ impl ImageBatches {
             .collect::<BTreeSet<_>>()
             .into_iter()
             .collect();
-        let mut answer = Ok(HashMap::new());
+        let mut found = HashMap::new();
+        let mut failed = None;
         for (n, chunk) in ids.chunks(MAX_IDS).enumerate() {
             if n > 0 {
                 limiter.acquire(region, "ec2", "DescribeImages").await;
             }
-            let part = limiter.send(region, DESCRIBE, ec2.describe_images(region, chunk)).await;
-            match (part, &mut answer) {
-                (Ok(images), Ok(found)) => found.extend(images.into_iter().map(|i| (i.image_id.clone(), i))),
-                (Err(e), _) => {
-                    answer = Err(e);
+            match limiter.send(region, DESCRIBE, ec2.describe_images(region, chunk)).await {
+                Ok(images) => found.extend(images.into_iter().map(|i| (i.image_id.clone(), i))),
+                Err(e) => {
+                    failed = Some(e);
                     break;
                 }
-                (Ok(_), Err(_)) => unreachable!("stopped at the first error"),
             }
         }
-        match answer {
-            Ok(found) => {
+        match failed {
+            None => {
                 for w in waiters {
                     let mine = w.ids.iter().filter_map(|id| found.get(id).cloned()).collect();
                     let _ = w.answer.send(Ok(mine));
                 }
             }
             // A throttle or 5xx is every caller's: each retries by its own policy.
-            Err(e) if e.kind.is_transient() || waiters.len() == 1 => {
+            Some(e) if e.kind.is_transient() || waiters.len() == 1 => {
                 for w in waiters {
                     let _ = w.answer.send(Err(e.clone()));
                 }
             }
             // One caller's bad id (InvalidAMIID.Malformed) must not fail the others: each asks alone.
-            Err(_) => {
+            Some(_) => {
                 for w in waiters {
                     limiter.acquire(region, "ec2", "DescribeImages").await;
                     let answer = limiter

@@ -176,7 +176,7 @@ impl Limiter {
 
     /// Tells the limiter how the call sent at `sent` went: throttling answers to half of the recent calls slow the
     /// bucket down (once for all the calls sent before it slowed down).
-    pub fn answered(&self, region: &str, (service, operation): (&str, &str), sent: Instant, throttled: bool) {
+    fn answered(&self, region: &str, (service, operation): (&str, &str), sent: Instant, throttled: bool) {
         let key = format!("{service}:{operation}");
         let now = Instant::now();
         let mut state = self.lock();
@@ -211,8 +211,9 @@ impl Limiter {
         self.lock().stats.clone()
     }
 
-    /// The current rate of a bucket, in calls per second (for tests and the report).
-    pub fn rate(&self, region: &str, service: &str, operation: &str) -> Option<f64> {
+    /// The current rate of a bucket, in calls per second.
+    #[cfg(test)]
+    fn rate(&self, region: &str, service: &str, operation: &str) -> Option<f64> {
         self.lock()
             .buckets
             .get(&(region.to_string(), format!("{service}:{operation}")))
