@@ -373,7 +373,8 @@ fn sigterm_checkpoints_a_scheduled_rehearsal_and_resume_finishes_it() {
         assert!(Instant::now() < deadline, "drflow schedule did not exit after SIGTERM");
         std::thread::sleep(Duration::from_millis(50));
     };
-    let lines: Vec<String> = rx.try_iter().collect();
+    // Every line up to the end of its output (the reader thread ends at EOF), not only those read so far.
+    let lines: Vec<String> = rx.iter().collect();
     let all = lines.join("\n");
     assert_eq!(code, Some(0), "{all}");
     assert!(all.contains("[rehearse] skipped the run due at"), "{all}");

@@ -260,9 +260,8 @@ fn runs_on_schedule_on_the_simulator_and_stops_cleanly_on_sigterm() {
     assert!(report.exists(), "{}", report.display());
     sigterm(child.id());
     assert_eq!(wait_exit(&mut child, 30), Some(0));
-    for l in rx.try_iter() {
-        seen.push(l);
-    }
+    // Every line up to the end of its output (the reader thread ends at EOF), not only those read so far.
+    seen.extend(rx.iter());
     assert!(
         seen.iter()
             .any(|l| l.contains("schedule: SIGTERM: starting no more runs")),
