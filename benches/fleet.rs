@@ -1,6 +1,8 @@
-//! The fleet workflow (workflows/dr-fleet.yaml) on the simulator for 100, 500 and 2,000 instances: the simulated
-//! makespan against the lower bound the workflow's concurrency allows, API calls per instance, throttling errors,
-//! wall time, peak memory and engine time per step. Journal on (fsync'd), simulator in memory.
+//! The fleet workflow (workflows/dr-fleet.yaml) on the simulator for 100, 500 and 2,000 instances of varied sizes:
+//! the simulated makespan against the lower bound the job durations and AWS's quotas allow, API calls per instance,
+//! throttling errors, how soon waits notice their job's end (and the describe calls they spend), wall time, peak
+//! memory and engine time per step. Each size runs twice in one state folder: `cold` (no history) and `warm` (the
+//! first run's job durations known). Journal on (fsync'd), simulator in memory.
 //!
 //! Run with `scripts/bench-fleet` (`BENCH_FLEET=100,500` to choose the sizes). Prints figures; asserts nothing.
 
@@ -13,7 +15,12 @@ use drflow::engine::{Quiet, StepStatus};
 use drflow::session::{Backend, Ended, Job, Session};
 use drflow::workflow::{self, Source};
 
-const CONCURRENCY: usize = 100;
+/// Every item at once: AWS's quotas (and the rate limiter) bound the work, not the workflow.
+const CONCURRENCY: usize = 10_000;
+/// AWS Backup's copies into one destination region (the engine keeps it without configuration).
+const COPY_QUOTA: f64 = 100.0;
+/// StartBackupJob and StartCopyJob: AWS Backup writes, 5 per second (the rate limiter's start).
+const STARTS_PER_SEC: f64 = 5.0;
 
 fn main() {
     let sizes: Vec<usize> = std::env::var("BENCH_FLEET")
@@ -25,11 +32,13 @@ fn main() {
         .replace("max_concurrency: 10", &format!("max_concurrency: {CONCURRENCY}"));
     let wf = workflow::parse(Source::new("workflows/dr-fleet.yaml", text), drflow::actions::catalog()).expect("valid");
     println!(
-        "dr-fleet on the simulator (in memory, journal fsync'd), max_concurrency {CONCURRENCY}, default job durations"
+        "dr-fleet on the simulator (in memory, journal fsync'd), every item at once; instances of 8-64 GiB \
+         (log-uniform), backup 8 m and copy 12 m per 8 GiB, each job ±10%"
     );
     println!(
-        "{:>6} {:>10} {:>11} {:>6} {:>12} {:>10} {:>9} {:>8} {:>9} {:>8}",
+        "{:>6} {:>4} {:>10} {:>11} {:>6} {:>11} {:>10} {:>7} {:>8} {:>8} {:>8}",
         "items",
+        "run",
         "makespan",
         "lower bound",
         "ratio",
@@ -41,78 +50,137 @@ fn main() {
         "µs/step"
     );
     for n in sizes {
-        let mut scenario = String::from("default_world: true\ninstances:\n");
+        let mut scenario = String::from("durations: {spread: 0.1}\ninstances:\n");
         for i in 0..n {
             scenario.push_str(&format!(
-                "  - {{id: i-{i:017x}, region: us-east-1, tags: {{drflow:protect: \"true\"}}}}\n"
+                "  - {{id: i-{i:017x}, region: us-east-1, size_gib: {}, tags: {{drflow:protect: \"true\"}}}}\n",
+                size_gib(i)
             ));
         }
-        let sim = Sim::new(Scenario::from_yaml_str(&scenario, None).unwrap());
+        // The same state folder twice: the second run has the first one's history (copy durations per instance).
         let dir = tempfile::tempdir().unwrap();
-        let rt = tokio::runtime::Builder::new_current_thread()
-            .enable_all()
-            .start_paused(true)
-            .build()
-            .unwrap();
-        let session = Session::new(dir.path(), Backend::Simulate { scenario: None }).with_client(sim.cloud());
-        let bindings = wf.bind(&[], &[]).unwrap();
-        let wall = Instant::now();
-        let job = Job::Start { bindings, run_id: None };
-        let ended = rt.block_on(session.run_async(&wf, job, &Quiet, std::future::pending()));
-        let wall = wall.elapsed();
-        let Ok(Ended::Finished(o)) = ended else {
-            panic!("the run did not finish: {ended:?}")
-        };
-        assert_eq!(o.status, RunStatus::Succeeded, "{:?}", o.error);
-        let makespan_ms = (o.state.last_ms - o.state.started_ms) as f64;
-        // The lower bound this workflow allows: the fastest item's pipeline (its jobs' durations, nothing waited for)
-        // per wave of `max_concurrency` items.
-        let item_ms = o
-            .state
-            .steps
-            .iter()
-            .filter(|(id, _)| id.ends_with("].publish"))
-            .filter_map(|(id, st)| {
-                let key = &id[..id.len() - "publish".len()];
-                let start = o.state.steps.get(&format!("{key}backup"))?.started_ms?;
-                Some((st.finished_ms? - start) as f64)
-            })
-            .fold(f64::INFINITY, f64::min);
-        let items = n + 1; // and the default world's tagged instance
-        let waves = items.div_ceil(CONCURRENCY) as f64;
-        let bound_ms = waves * item_ms;
-        let calls = sim.calls();
-        let mut per_op: BTreeMap<&str, usize> = BTreeMap::new();
-        for c in &calls {
-            *per_op.entry(c.operation.as_str()).or_default() += 1;
+        for run in ["cold", "warm"] {
+            let sim = Sim::new(Scenario::from_yaml_str(&scenario, None).unwrap());
+            bench_one(&wf, &sim, dir.path(), n, run);
         }
-        let throttled = calls
-            .iter()
-            .filter(|c| c.error.as_deref().is_some_and(|e| e.contains("Throttl")))
-            .count();
-        let failed = match o.state.status("fleet") {
-            Some(StepStatus::Succeeded(out)) => out["failed"].as_u64().unwrap_or(0),
-            _ => u64::MAX,
+    }
+}
+
+/// An instance's size: 8 to 64 GiB, spread evenly on a log scale.
+fn size_gib(i: usize) -> u64 {
+    let u = ((i as u64).wrapping_mul(0x9e3779b97f4a7c15) >> 11) as f64 / (1u64 << 53) as f64;
+    (8.0 * 8f64.powf(u)).round() as u64
+}
+
+fn bench_one(wf: &workflow::Workflow, sim: &Sim, dir: &std::path::Path, n: usize, run: &str) {
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .start_paused(true)
+        .build()
+        .unwrap();
+    let session = Session::new(dir, Backend::Simulate { scenario: None }).with_client(sim.cloud());
+    let bindings = wf.bind(&[], &[]).unwrap();
+    let wall = Instant::now();
+    let job = Job::Start { bindings, run_id: None };
+    let ended = rt.block_on(session.run_async(wf, job, &Quiet, std::future::pending()));
+    let wall = wall.elapsed();
+    let Ok(Ended::Finished(o)) = ended else {
+        panic!("the run did not finish: {ended:?}")
+    };
+    assert_eq!(o.status, RunStatus::Succeeded, "{:?}", o.error);
+    let steps = &o.state.steps;
+    let makespan_ms = (o.state.last_ms - o.state.started_ms) as f64;
+    let items = n + 1; // and the default world's tagged instance
+    // Each item's jobs, from the simulator: backup and copy durations (created → ended).
+    let jobs = sim.job_times();
+    let job_ms = |start_step: &str| -> Option<f64> {
+        let id = match &steps.get(start_step)?.status {
+            Some(StepStatus::Succeeded(out)) => out.get("job_id")?.as_str()?.to_string(),
+            _ => return None,
         };
-        let steps = o.state.steps.len();
+        let (created, done) = jobs.get(&id)?;
+        Some((*done - *created).as_millis() as f64)
+    };
+    let keys: Vec<String> = steps
+        .keys()
+        .filter(|id| id.ends_with("].publish"))
+        .map(|id| id[..id.len() - "publish".len()].to_string())
+        .collect();
+    let pairs: Vec<(f64, f64)> = keys
+        .iter()
+        .filter_map(|k| Some((job_ms(&format!("{k}backup"))?, job_ms(&format!("{k}copy"))?)))
+        .collect();
+    // The lower bound: no item is done before its own backup and copy; the copies share COPY_QUOTA slots after the
+    // first backup ends; the starts share AWS Backup's write rate.
+    let longest = pairs.iter().map(|(b, c)| b + c).fold(0.0, f64::max);
+    let first_backup = pairs.iter().map(|(b, _)| *b).fold(f64::INFINITY, f64::min);
+    let copies: f64 = pairs.iter().map(|(_, c)| c).sum();
+    let quickest = pairs.iter().map(|(b, c)| b + c).fold(f64::INFINITY, f64::min);
+    let starts = 2.0 * (items as f64 - 1.0) / STARTS_PER_SEC * 1000.0;
+    let bound_ms = longest.max(first_backup + copies / COPY_QUOTA).max(starts + quickest);
+    // How soon each wait noticed its job's end, as a share of the job; and the job time per describe call.
+    let lag = |start: &str, wait: &str| -> Vec<f64> {
+        keys.iter()
+            .filter_map(|k| {
+                let begun = steps.get(&format!("{k}{start}"))?.finished_ms? as f64;
+                let noticed = steps.get(&format!("{k}{wait}"))?.finished_ms? as f64;
+                let took = job_ms(&format!("{k}{start}"))?;
+                Some((noticed - begun - took).max(0.0) / took)
+            })
+            .collect()
+    };
+    let calls = sim.calls();
+    let mut per_op: BTreeMap<&str, usize> = BTreeMap::new();
+    for c in &calls {
+        *per_op.entry(c.operation.as_str()).or_default() += 1;
+    }
+    let throttled = calls
+        .iter()
+        .filter(|c| c.error.as_deref().is_some_and(|e| e.contains("Throttl")))
+        .count();
+    let failed = match o.state.status("fleet") {
+        Some(StepStatus::Succeeded(out)) => out["failed"].as_u64().unwrap_or(0),
+        _ => u64::MAX,
+    };
+    println!(
+        "{:>6} {:>4} {:>10} {:>11} {:>6.2} {:>11.1} {:>10} {:>7} {:>8.2} {:>8.1} {:>8.0}",
+        items,
+        run,
+        workflow::format_duration(std::time::Duration::from_millis(makespan_ms as u64)),
+        workflow::format_duration(std::time::Duration::from_millis(bound_ms as u64)),
+        makespan_ms / bound_ms,
+        calls.len() as f64 / items as f64,
+        throttled,
+        failed,
+        wall.as_secs_f64(),
+        peak_rss_mb(),
+        wall.as_secs_f64() * 1e6 / steps.len() as f64,
+    );
+    let ops: Vec<String> = per_op
+        .iter()
+        .map(|(op, c)| format!("{op} {:.1}", *c as f64 / items as f64))
+        .collect();
+    println!("            calls per item: {}", ops.join(", "));
+    let backups: f64 = pairs.iter().map(|(b, _)| b).sum();
+    for (kind, start, wait, describes, job_total) in [
+        ("backup", "backup", "wait_backup", "DescribeBackupJob", backups),
+        ("copy", "copy", "wait_copy", "DescribeCopyJob", copies),
+    ] {
+        let mut l = lag(start, wait);
+        l.sort_by(f64::total_cmp);
+        if l.is_empty() {
+            continue;
+        }
+        let mean = l.iter().sum::<f64>() / l.len() as f64;
+        let p95 = l[(l.len() * 95 / 100).min(l.len() - 1)];
+        let per_call = job_total / 1000.0 / per_op.get(describes).copied().unwrap_or(1) as f64;
         println!(
-            "{:>6} {:>10} {:>11} {:>6.2} {:>12.1} {:>10} {:>9} {:>8.2} {:>9.1} {:>8.0}",
-            items,
-            workflow::format_duration(std::time::Duration::from_millis(makespan_ms as u64)),
-            workflow::format_duration(std::time::Duration::from_millis(bound_ms as u64)),
-            makespan_ms / bound_ms,
-            calls.len() as f64 / items as f64,
-            throttled,
-            failed,
-            wall.as_secs_f64(),
-            peak_rss_mb(),
-            wall.as_secs_f64() * 1e6 / steps as f64,
+            "            {kind:<6} wait: noticed {:.1}% of the job late on average, {:.1}% at p95, max {:.1}%; one {describes} per {:.0} s of job",
+            100.0 * mean,
+            100.0 * p95,
+            100.0 * l[l.len() - 1],
+            per_call
         );
-        let ops: Vec<String> = per_op
-            .iter()
-            .map(|(op, c)| format!("{op} {:.1}", *c as f64 / items as f64))
-            .collect();
-        println!("       calls per item: {}", ops.join(", "));
     }
 }
 

@@ -144,4 +144,11 @@ pub enum Poll {
     Pending(String),
     /// Not yet, `percent` done: the engine times the next poll from the observed rate.
     Progress(String, f64),
+    /// Not yet, with no progress told but the size of the work (`bytes`) and what it is for (`resource`): the
+    /// engine times the next poll from how long work of that size (and that resource's earlier work) took.
+    Sized {
+        status: String,
+        bytes: u64,
+        resource: Option<String>,
+    },
 }

@@ -39,6 +39,7 @@ fn describe(e: &Event, started_ms: i64, ts_ms: i64) -> Option<(Mark, String)> {
             format!("{a}{}", region.as_ref().map(|r| format!(" in {r}")).unwrap_or_default()),
         ),
         Event::StepStarted { .. } => (Mark::Running, "group".into()),
+        Event::Queued { quota, .. } => (Mark::Running, format!("waiting for a free slot: {quota}")),
         Event::AttemptStarted { attempt, .. } if *attempt > 1 => (Mark::Running, format!("attempt {attempt}")),
         Event::Recorded { key, value, .. } => (
             Mark::Running,

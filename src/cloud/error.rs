@@ -53,6 +53,8 @@ impl ErrorKind {
             "ConnectionError",
             "TimeoutError",
             "DispatchFailure",
+            // EC2, for too many copies in progress (AMIs, snapshots): it clears as they finish.
+            "ResourceLimitExceeded",
         ];
         if THROTTLING.contains(&code) {
             return ErrorKind::Throttling;

@@ -91,6 +91,9 @@ pub struct BackupJob {
     pub percent_done: Option<String>,
     pub creation_date: Option<i64>,
     pub completion_date: Option<i64>,
+    /// BackupSizeInBytes, when AWS has told it.
+    #[serde(default)]
+    pub backup_size_bytes: Option<u64>,
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -101,6 +104,12 @@ pub struct CopyJob {
     pub destination_recovery_point_arn: Option<String>,
     pub creation_date: Option<i64>,
     pub completion_date: Option<i64>,
+    /// BackupSizeInBytes: the size of what is copied (copy jobs report no progress).
+    #[serde(default)]
+    pub backup_size_bytes: Option<u64>,
+    /// ResourceArn: the resource the copied recovery point is a backup of.
+    #[serde(default)]
+    pub resource_arn: Option<String>,
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]

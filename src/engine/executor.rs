@@ -10,14 +10,14 @@ use std::time::Duration;
 use serde_json::{Map, Value};
 
 use super::journal::{Entry, ErrorInfo, Event, Journal, RunStatus};
-use super::pace::Pace;
+use super::pace::{Evidence, Pace};
 use super::retry::retry_after;
 use super::scope::RunScope;
 use super::state::{RunState, StepStatus};
 use super::within::Within;
 use super::{Clock, EngineError, Observer};
 use crate::actions::{self, ActionError, Ctx, Poll, Recorder, RunInfo};
-use crate::workflow::{ActionKind, ActionStep, FailureClass, OnFailure, Step, StepKind, Workflow};
+use crate::workflow::{ActionKind, ActionStep, FailureClass, OnFailure, QuotaKey, Step, StepKind, Workflow};
 
 /// Why a step (and so possibly the run) failed.
 #[derive(Debug, Clone)]
@@ -38,6 +38,10 @@ pub(crate) struct Executor<'a> {
     pub rng: Mutex<fastrand::Rng>,
     /// Set when the journal cannot be written: the run must stop, since it could not be resumed safely.
     pub broken: Mutex<Option<String>>,
+    /// AWS's limits on concurrent jobs, shared by every branch and item.
+    pub quotas: super::quota::QuotaSlots,
+    /// How long jobs that report no progress take, from earlier ones: times their polls.
+    pub forecast: super::forecast::Forecast,
 }
 
 /// The least time a wait gets for an attempt, even when its timeout is spent.
@@ -79,6 +83,7 @@ impl<'a> Executor<'a> {
         if let Some(b) = self.broken.lock().expect("lock").clone() {
             return Err(EngineError::JournalBroken(b));
         }
+        self.forecast.save();
         let failure = main.err().or(fin.err());
         let (status, error) = match failure {
             None => (RunStatus::Succeeded, None),
@@ -238,6 +243,67 @@ impl<'a> Executor<'a> {
             Err(e) => return self.fail(step, id, info("InvalidInput", "validation", e)),
         };
         let region = region.unwrap_or_default();
+        let result = self.attempts(step, id, a, &inputs, &region).await;
+        // The wait for a job is over, however it ended: the job no longer counts against its quotas.
+        if let Some(job) = a.action.releases.and_then(|k| inputs.get(k)).and_then(Value::as_str) {
+            self.quotas.release(job);
+        }
+        result
+    }
+
+    /// A free slot of every quota the step's job counts against, waiting in line (journaled as `queued`) when one
+    /// is taken. A step whose job was already started (by an earlier attempt or process) takes its slots at once.
+    async fn take_slots(
+        &self,
+        id: &str,
+        a: &ActionStep,
+        inputs: &Map<String, Value>,
+        region: &str,
+    ) -> Result<Vec<super::quota::Slot>, Failure> {
+        let started = a.action.holds.is_some_and(|k| {
+            let state = self.state.lock().expect("state lock");
+            state.steps.get(id).is_some_and(|s| s.recorded.contains_key(k))
+        });
+        let mut slots = Vec::new();
+        let mut queued = false;
+        for q in a.action.quotas {
+            let key = match q.per {
+                QuotaKey::Input(name) => match inputs.get(name).and_then(Value::as_str) {
+                    Some(k) => k.to_string(),
+                    None => continue,
+                },
+                QuotaKey::StepRegion => region.to_string(),
+            };
+            if let Some(slot) = self.quotas.try_take(q, &key).filter(|_| !started) {
+                slots.push(slot);
+                continue;
+            }
+            if !started && !queued {
+                queued = true;
+                let limit = self.quotas.limit(q);
+                self.emit_or_fail(
+                    id,
+                    Event::Queued {
+                        step: id.to_string(),
+                        quota: format!("{} ({key}): {limit} at a time", q.what),
+                    },
+                )?;
+            }
+            slots.push(self.quotas.take(q, &key, started).await);
+        }
+        Ok(slots)
+    }
+
+    /// The attempts of an action step, retried by its policy, until it succeeds or fails for good.
+    async fn attempts(
+        &self,
+        step: &Step,
+        id: &str,
+        a: &ActionStep,
+        inputs: &Map<String, Value>,
+        region: &str,
+    ) -> Result<(), Failure> {
+        let mut slots = self.take_slots(id, a, inputs, region).await?;
         let token = super::idempotency_token(&self.state.lock().expect("state lock").run_id, id);
         let base_dir = self.wf.dir();
         loop {
@@ -268,17 +334,23 @@ impl<'a> Executor<'a> {
             let run = self.run_info();
             let ctx = Ctx {
                 cloud: &self.cloud,
-                region: &region,
+                region,
                 token: &token,
                 recorder: &recorder,
                 base_dir: &base_dir,
                 run: &run,
             };
-            let outcome = tokio::time::timeout(limit, self.attempt(id, a, &ctx, &inputs, attempt))
+            let outcome = tokio::time::timeout(limit, self.attempt(id, a, &ctx, inputs, attempt))
                 .await
                 .ok();
             let (class, error) = match outcome {
-                Some(Ok(outputs)) => return self.succeed(id, outputs),
+                Some(Ok(outputs)) => {
+                    // The job started: its quota slots are held until the wait for it ends.
+                    if let Some(job) = a.action.holds.and_then(|k| outputs.get(k)).and_then(Value::as_str) {
+                        self.quotas.hold(job, std::mem::take(&mut slots));
+                    }
+                    return self.succeed(id, outputs);
+                }
                 Some(Err(e)) => (e.class(), error_info(&e)),
                 None => {
                     let took = crate::workflow::format_duration(a.timeout);
@@ -342,12 +414,44 @@ impl<'a> Executor<'a> {
                 let mut polls = 0;
                 let mut last = String::new();
                 let mut pace = Pace::default();
+                // The wait started when its job did (the step before started it): the job's age is measured from here.
+                let since = {
+                    let state = self.state.lock().expect("state lock");
+                    state
+                        .steps
+                        .get(id)
+                        .and_then(|s| s.started_ms)
+                        .unwrap_or_else(|| self.clock.now_ms())
+                };
+                let mut sized: Option<(u64, Option<String>)> = None;
                 loop {
                     polls += 1;
-                    let (status, percent) = match action.poll(ctx, inputs).await? {
-                        Poll::Done(outputs) => return Ok(outputs),
-                        Poll::Pending(status) => (status, None),
-                        Poll::Progress(status, percent) => (status, Some(percent)),
+                    let (status, evidence) = match action.poll(ctx, inputs).await? {
+                        Poll::Done(outputs) => {
+                            if let Some((bytes, resource)) = &sized {
+                                let took = (self.clock.now_ms() - since).max(0) as u64;
+                                self.forecast.observe(a.action.name, resource.as_deref(), *bytes, took);
+                            }
+                            return Ok(outputs);
+                        }
+                        Poll::Pending(status) => (status, Evidence::Nothing),
+                        Poll::Progress(status, percent) => (status, Evidence::Percent(percent)),
+                        Poll::Sized {
+                            status,
+                            bytes,
+                            resource,
+                        } => {
+                            let evidence = match self.forecast.expect(a.action.name, resource.as_deref(), bytes) {
+                                Some(e) => Evidence::Expected {
+                                    since_ms: since,
+                                    total_ms: e.total_ms,
+                                    spread: e.spread,
+                                },
+                                None => Evidence::Nothing,
+                            };
+                            sized = Some((bytes, resource));
+                            (status, evidence)
+                        }
                     };
                     // Journal a poll when what it saw changed, not every time; and the first of each attempt,
                     // which tells a resumed run that the wait made progress since its last failure.
@@ -363,7 +467,7 @@ impl<'a> Executor<'a> {
                     if self.broken.lock().expect("lock").is_some() {
                         return Err(ActionError::failed("JournalError", "the journal cannot be written"));
                     }
-                    let delay = pace.next(self.clock.now_ms(), percent, a.poll.delay(polls));
+                    let delay = pace.next(self.clock.now_ms(), evidence, a.poll.delay(polls));
                     tokio::time::sleep(delay).await;
                 }
             }

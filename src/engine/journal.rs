@@ -1,7 +1,7 @@
 //! The durable journal of a run: append-only JSON lines, one per transition, each fsync'd before the engine
 //! goes on, in a file only the owner can read (mode 0600). `drflow resume` replays it.
 //!
-//! Format: every line is an `Entry`: `{"v":"1.2","seq":N,"ts_ms":UNIX_MS,"type":"...",...}`. The version is
+//! Format: every line is an `Entry`: `{"v":"1.3","seq":N,"ts_ms":UNIX_MS,"type":"...",...}`. The version is
 //! MAJOR.MINOR: a newer minor only adds event kinds and optional fields, so this drflow reads any 1.x journal (an
 //! event kind it does not know, from a newer minor, is kept as `Unknown` and changes nothing); another major is
 //! refused. Version 1.0 wrote `"v":1`.
@@ -12,6 +12,8 @@
 //!
 //! 1.2: `rate_limits` before `run_finished`: per operation, the calls, throttling answers and time spent waiting
 //! for the client-side rate limiter.
+//!
+//! 1.3: `queued`: a step waits for a slot of an AWS quota (e.g. copy jobs into a region) before it starts its job.
 
 use std::fs::{File, OpenOptions};
 use std::io::{BufRead, BufReader, Write};
@@ -29,7 +31,7 @@ pub struct Version {
 
 impl Version {
     /// What this drflow writes.
-    pub const CURRENT: Version = Version { major: 1, minor: 2 };
+    pub const CURRENT: Version = Version { major: 1, minor: 3 };
 
     /// `1` (1.0) or `"1.1"`.
     fn from_json(v: &Value) -> Option<Version> {
@@ -120,6 +122,12 @@ pub enum Event {
         step: String,
         attempt: u32,
     },
+    /// The step waits for a free slot of an AWS quota before it starts its job (1.3): `quota` says which, for which
+    /// key, and its limit.
+    Queued {
+        step: String,
+        quota: String,
+    },
     /// A fact learnt mid-step that a resumed run must reuse, e.g. `job_id`.
     Recorded {
         step: String,
@@ -170,6 +178,7 @@ impl Event {
             Event::StepStarted { step, .. }
             | Event::StepSkipped { step, .. }
             | Event::AttemptStarted { step, .. }
+            | Event::Queued { step, .. }
             | Event::Recorded { step, .. }
             | Event::Polled { step, .. }
             | Event::AttemptFailed { step, .. }
@@ -187,6 +196,7 @@ impl Event {
             Event::StepStarted { .. } => "step_started",
             Event::StepSkipped { .. } => "step_skipped",
             Event::AttemptStarted { .. } => "attempt_started",
+            Event::Queued { .. } => "queued",
             Event::Recorded { .. } => "recorded",
             Event::Polled { .. } => "polled",
             Event::AttemptFailed { .. } => "attempt_failed",
@@ -401,7 +411,7 @@ mod tests {
         assert_eq!(entries[1].event.step(), Some("a"));
         let text = std::fs::read_to_string(&path).unwrap();
         assert!(
-            text.starts_with("{\"v\":\"1.2\",\"seq\":1,\"ts_ms\":1,\"type\":\"step_started\""),
+            text.starts_with("{\"v\":\"1.3\",\"seq\":1,\"ts_ms\":1,\"type\":\"step_started\""),
             "{text}"
         );
         #[cfg(unix)]

@@ -3,9 +3,11 @@
 
 mod executor;
 mod for_each;
+mod forecast;
 pub mod journal;
 mod lock;
 mod pace;
+mod quota;
 pub mod retry;
 mod scope;
 pub mod state;
@@ -159,6 +161,8 @@ pub async fn start(req: RunRequest<'_>, run_id: Option<String>) -> Result<Outcom
         state: Mutex::new(RunState::default()),
         rng: Mutex::new(fastrand::Rng::new()),
         broken: Mutex::new(None),
+        quotas: quota::QuotaSlots::new(wf.quotas.clone()),
+        forecast: forecast::Forecast::load(&req.state_dir),
     };
     exec.emit(Event::RunStarted {
         run_id: run_id.clone(),
@@ -217,6 +221,8 @@ pub async fn resume(
         state: Mutex::new(state),
         rng: Mutex::new(fastrand::Rng::new()),
         broken: Mutex::new(None),
+        quotas: quota::QuotaSlots::new(workflow.quotas.clone()),
+        forecast: forecast::Forecast::load(state_dir),
     };
     exec.emit(Event::RunResumed { forced: force })?;
     finish(exec, path).await

@@ -59,6 +59,8 @@ pub struct StepState {
     pub started_ms: Option<i64>,
     pub finished_ms: Option<i64>,
     pub last_status: Option<String>,
+    /// The quota the step waits for, until its first attempt starts.
+    pub queued: Option<String>,
 }
 
 impl StepState {
@@ -160,7 +162,12 @@ impl RunState {
                 st.started_ms.get_or_insert(entry.ts_ms);
                 st.finished_ms = Some(entry.ts_ms);
             }
-            Event::AttemptStarted { step, attempt } => self.step_mut(step).attempts = *attempt,
+            Event::AttemptStarted { step, attempt } => {
+                let st = self.step_mut(step);
+                st.attempts = *attempt;
+                st.queued = None;
+            }
+            Event::Queued { step, quota } => self.step_mut(step).queued = Some(quota.clone()),
             Event::Recorded { step, key, value } => {
                 self.step_mut(step).recorded.insert(key.clone(), value.clone());
             }
@@ -220,6 +227,7 @@ impl RunState {
             (Event::StepStarted { .. } | Event::StepSkipped { .. }, None | Some(StepStatus::Running)) => Ok(()),
             (
                 Event::AttemptStarted { .. }
+                | Event::Queued { .. }
                 | Event::Recorded { .. }
                 | Event::Polled { .. }
                 | Event::AttemptFailed { .. }

@@ -33,6 +33,7 @@ pub enum Code {
     BadFile,
     ConcurrentWrite,
     BadLifecycle,
+    BadQuota,
 }
 
 impl Code {
@@ -61,6 +62,7 @@ impl Code {
             Code::BadFile => "bad_file",
             Code::ConcurrentWrite => "concurrent_write",
             Code::BadLifecycle => "bad_lifecycle",
+            Code::BadQuota => "bad_quota",
         }
     }
 }
@@ -271,6 +273,7 @@ fn short_label(code: Code) -> &'static str {
         Code::BadFile => "bad file",
         Code::ConcurrentWrite => "written twice at once",
         Code::BadLifecycle => "lifecycle",
+        Code::BadQuota => "quota",
     }
 }
 

@@ -25,6 +25,8 @@ pub struct Workflow {
     /// Whether two region names may resolve to the same code (`allow_shared_regions: true`).
     pub allow_shared_regions: bool,
     pub lock: Option<Template>,
+    /// AWS's limits on concurrent jobs, with the workflow's overrides.
+    pub quotas: super::Quotas,
     pub steps: Vec<Step>,
     pub finally: Vec<Step>,
     /// What validation found questionable but not wrong (e.g. a setting AWS would ignore).

@@ -28,6 +28,10 @@ pub struct RawWorkflow {
     pub allow_shared_regions: Option<bool>,
     /// Defaults for every step.
     pub defaults: Option<RawDefaults>,
+    /// AWS quotas on concurrent jobs, lowered (or raised, where AWS allows) from AWS's defaults, e.g.
+    /// `backup_copies: 50`.
+    #[serde(default)]
+    pub quotas: OrderedMap<u32>,
     /// Runs with the same lock value (e.g. `${{ inputs.instance_id }}`) never run at once.
     pub lock: Option<String>,
     #[serde(default)]

@@ -162,6 +162,13 @@ pub struct ActionSpec {
     pub role: Option<Role>,
     /// Per-attempt time limit when the step sets none.
     pub default_timeout_secs: u64,
+    /// The AWS quotas the job it starts counts against: the engine waits for a free slot before starting it and
+    /// holds the slot under the id in output `holds` until a wait step `releases` that id.
+    pub quotas: &'static [super::quota::Quota],
+    /// The output naming the job a started job's quota slots are held under.
+    pub holds: Option<&'static str>,
+    /// A wait: the input naming the job whose quota slots are freed when the wait ends, however it ends.
+    pub releases: Option<&'static str>,
 }
 
 impl ActionSpec {
@@ -180,6 +187,9 @@ impl ActionSpec {
         lifecycle: false,
         role: None,
         default_timeout_secs: 120,
+        quotas: &[],
+        holds: None,
+        releases: None,
     };
 
     /// Whether a step of it needs a region: every action that calls AWS does.

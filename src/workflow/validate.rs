@@ -208,6 +208,7 @@ impl<'p, 's> Validator<'p, 's> {
         let inputs = self.inputs_(raw);
         let allow_shared_regions = raw.allow_shared_regions.unwrap_or(false);
         let regions = self.regions_(raw, allow_shared_regions);
+        let quotas = self.quotas_(raw);
         if let Some(d) = &raw.defaults {
             let dp = root.join("defaults");
             if let Some(r) = &d.retry {
@@ -272,6 +273,7 @@ impl<'p, 's> Validator<'p, 's> {
             regions,
             allow_shared_regions,
             lock,
+            quotas,
             steps,
             finally,
             warnings: Vec::new(),
@@ -389,6 +391,57 @@ impl<'p, 's> Validator<'p, 's> {
             out.push((name.clone(), code.clone()));
         }
         out
+    }
+
+    fn quotas_(&mut self, raw: &RawWorkflow) -> super::Quotas {
+        let base = YamlPath::root().join("quotas");
+        for d in &raw.quotas.duplicates {
+            self.p
+                .at(
+                    Code::DuplicateId,
+                    &base.join(d.as_str()),
+                    Part::Key,
+                    format!("quota `{d}` is set twice"),
+                )
+                .hint("keep one");
+        }
+        let mut overrides = Vec::new();
+        for (name, value) in &raw.quotas.entries {
+            let path = base.join(name.as_str());
+            let Some(q) = super::quota::find(name) else {
+                let names = super::quota::ALL.iter().map(|q| q.name);
+                let hint = match super::did_you_mean(name, names.clone()) {
+                    Some(s) => format!("did you mean `{s}`?"),
+                    None => format!("known quotas: {}", names.collect::<Vec<_>>().join(", ")),
+                };
+                self.p
+                    .at(Code::UnknownKey, &path, Part::Key, format!("unknown quota `{name}`"))
+                    .hint(hint);
+                continue;
+            };
+            if *value == 0 {
+                self.p
+                    .at(
+                        Code::BadQuota,
+                        &path,
+                        Part::Value,
+                        format!("quota `{name}` must be at least 1"),
+                    )
+                    .hint(format!("AWS's default is {}", q.limit));
+            } else if !q.adjustable && *value > q.limit {
+                self.p
+                    .at(
+                        Code::BadQuota,
+                        &path,
+                        Part::Value,
+                        format!("{} are limited to {} by AWS, which does not raise it", q.what, q.limit),
+                    )
+                    .hint(format!("use at most {}", q.limit));
+            } else {
+                overrides.push((name.clone(), *value));
+            }
+        }
+        super::Quotas { overrides }
     }
 
     fn collect_ids(&mut self, steps: &[RawStep], base: &YamlPath) {

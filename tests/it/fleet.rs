@@ -403,3 +403,73 @@ async fn the_shared_rate_limiter_keeps_a_burst_of_starts_within_a_tight_throttle
         "{out}"
     );
 }
+
+#[tokio::test(start_paused = true)]
+async fn copies_wait_for_a_free_slot_of_the_destination_quota() {
+    let dir = tempfile::tempdir().unwrap();
+    let ids: Vec<String> = (1..=6).map(|n| format!("i-0bbbbbbbbbbbbbbb{n}")).collect();
+    let mut yaml = String::from("instances:\n");
+    for i in &ids {
+        yaml.push_str(&format!("  - {{id: {i}, region: us-east-1}}\n"));
+    }
+    let sim = persistent(dir.path(), &yaml);
+    let text = std::fs::read_to_string(repo("workflows/dr-fleet.yaml"))
+        .unwrap()
+        .replace("max_concurrency: 10", "max_concurrency: 6")
+        .replace("\nsteps:\n", "\nquotas:\n  backup_copies: 2\n\nsteps:\n");
+    std::fs::create_dir_all(dir.path().join("workflows")).unwrap();
+    let wf = parse_at(&dir.path().join("workflows/dr-fleet.yaml"), &text);
+    let o = run(&wf, &sim, dir.path(), &[("instance_ids", &ids.join(","))])
+        .await
+        .unwrap();
+    assert_eq!(o.status, RunStatus::Succeeded, "{:?}", o.error);
+    assert_eq!(count_calls(&sim, "StartCopyJob"), 6);
+    // A copy job runs from its start call to the end of its wait: never more than two at once, and two at times.
+    let mut edges: Vec<(i64, i32)> = Vec::new();
+    for i in &ids {
+        let started = o.state.steps[&format!("fleet[{i}].copy")].finished_ms.unwrap();
+        let ended = o.state.steps[&format!("fleet[{i}].wait_copy")].finished_ms.unwrap();
+        edges.push((started, 1));
+        edges.push((ended, -1));
+    }
+    edges.sort();
+    let mut running = 0;
+    let mut most = 0;
+    for (_, d) in edges {
+        running += d;
+        most = most.max(running);
+    }
+    assert_eq!(most, 2);
+    // The others waited in line, and the journal says so.
+    let entries = journal(&o);
+    let queued: Vec<&str> = entries
+        .iter()
+        .filter_map(|e| match &e.event {
+            Event::Queued { step, quota } => {
+                assert!(quota.contains("(us-west-2): 2 at a time"), "{quota}");
+                Some(step.as_str())
+            }
+            _ => None,
+        })
+        .collect();
+    assert_eq!(queued.len(), 4, "{queued:?}");
+    assert!(queued.iter().all(|s| s.ends_with("].copy")), "{queued:?}");
+}
+
+#[test]
+fn a_quota_override_is_checked_against_what_aws_allows() {
+    let dir = tempfile::tempdir().unwrap();
+    let text = std::fs::read_to_string(repo("workflows/dr-fleet.yaml")).unwrap();
+    for (quotas, expected) in [
+        ("  backup_copys: 5\n", "unknown quota `backup_copys`"),
+        ("  snapshot_copies: 50\n", "limited to 20 by AWS"),
+        ("  backup_copies: 0\n", "must be at least 1"),
+    ] {
+        let text = text.replace("\nsteps:\n", &format!("\nquotas:\n{quotas}\nsteps:\n"));
+        let path = dir.path().join("dr-fleet.yaml");
+        std::fs::write(&path, &text).unwrap();
+        let problems = drflow::workflow::load(&path, drflow::actions::catalog()).unwrap_err();
+        let shown = format!("{problems:?}");
+        assert!(shown.contains(expected), "{quotas}: {shown}");
+    }
+}

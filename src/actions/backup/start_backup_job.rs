@@ -6,6 +6,7 @@ use crate::actions::effects::{Effects, ResourceKind, StepFacts};
 use crate::actions::values::{account_of, str_in};
 use crate::actions::{Action, ActionError, Ctx, Resource, Values};
 use crate::cloud::StartBackupJob as Request;
+use crate::workflow::quota;
 use crate::workflow::spec::{opt, out, req};
 use crate::workflow::{ActionSpec, InputKind::*, Preflight};
 
@@ -46,6 +47,8 @@ static SPEC: ActionSpec = ActionSpec {
         },
     ],
     lifecycle: true,
+    quotas: &[quota::BACKUP_JOBS_PER_RESOURCE],
+    holds: Some("job_id"),
     ..ActionSpec::BASE
 };
 

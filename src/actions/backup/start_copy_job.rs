@@ -6,6 +6,7 @@ use crate::actions::effects::{Effects, ResourceKind, StepFacts};
 use crate::actions::values::{account_of, str_in};
 use crate::actions::{Action, ActionError, Ctx, Resource, Values};
 use crate::cloud::StartCopyJob as Request;
+use crate::workflow::quota;
 use crate::workflow::spec::{out, req};
 use crate::workflow::{ActionSpec, InputKind::*, Preflight, Role};
 
@@ -38,6 +39,8 @@ static SPEC: ActionSpec = ActionSpec {
     ],
     lifecycle: true,
     role: Some(Role::StartCopy),
+    quotas: &[quota::BACKUP_COPIES],
+    holds: Some("job_id"),
     ..ActionSpec::BASE
 };
 

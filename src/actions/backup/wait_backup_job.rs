@@ -24,6 +24,7 @@ static SPEC: ActionSpec = ActionSpec {
     calls: &["backup:DescribeBackupJob"],
     role: Some(Role::BackupImage),
     default_timeout_secs: 6 * 3600,
+    releases: Some("job_id"),
     ..ActionSpec::BASE
 };
 

@@ -25,6 +25,7 @@ static SPEC: ActionSpec = ActionSpec {
     calls: &["backup:DescribeCopyJob"],
     role: Some(Role::WaitCopy),
     default_timeout_secs: 12 * 3600,
+    releases: Some("job_id"),
     ..ActionSpec::BASE
 };
 
@@ -50,7 +51,17 @@ impl Action for WaitCopyJob {
                 let region = region_from_arn(&arn).unwrap_or_default().to_string();
                 super::recovery_point_outputs(&arn, job.state, Some(region))
             }
-            (state, _) => Ok(Poll::Pending(super::progress(state, None))),
+            (state, _) => {
+                let status = super::progress(state, None);
+                Ok(match job.backup_size_bytes.filter(|b| *b > 0) {
+                    Some(bytes) => Poll::Sized {
+                        status,
+                        bytes,
+                        resource: job.resource_arn,
+                    },
+                    None => Poll::Pending(status),
+                })
+            }
         }
     }
 

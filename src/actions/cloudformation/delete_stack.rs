@@ -35,6 +35,7 @@ static SPEC: ActionSpec = ActionSpec {
     lifecycle: false,
     role: Some(Role::Teardown),
     default_timeout_secs: 3600,
+    ..ActionSpec::BASE
 };
 
 #[async_trait]

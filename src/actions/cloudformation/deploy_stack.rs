@@ -59,6 +59,7 @@ static SPEC: ActionSpec = ActionSpec {
     lifecycle: false,
     role: Some(Role::Launch),
     default_timeout_secs: 3600,
+    ..ActionSpec::BASE
 };
 
 #[async_trait]

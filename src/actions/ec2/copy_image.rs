@@ -7,6 +7,7 @@ use crate::actions::effects::{Effects, StepFacts};
 use crate::actions::values::str_in;
 use crate::actions::{Action, ActionError, Ctx, Resource, Values};
 use crate::cloud::CopyImage as Request;
+use crate::workflow::quota;
 use crate::workflow::spec::{out, req};
 use crate::workflow::{ActionSpec, InputKind::*, Role};
 
@@ -24,6 +25,8 @@ static SPEC: ActionSpec = ActionSpec {
     calls: &["ec2:CopyImage"],
     extra_iam: &["ec2:CreateTags"],
     role: Some(Role::CopyImage),
+    quotas: &[quota::IMAGE_COPIES, quota::SNAPSHOT_COPIES],
+    holds: Some("image_id"),
     ..ActionSpec::BASE
 };
 

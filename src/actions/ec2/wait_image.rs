@@ -23,6 +23,7 @@ static SPEC: ActionSpec = ActionSpec {
     calls: &["ec2:DescribeImages"],
     role: Some(Role::WaitImage),
     default_timeout_secs: 3 * 3600,
+    releases: Some("image_id"),
     ..ActionSpec::BASE
 };
 

@@ -89,6 +89,7 @@ impl Backup for AwsBackup {
             percent_done: out.percent_done().map(str::to_string),
             creation_date: out.creation_date().map(unix),
             completion_date: out.completion_date().map(unix),
+            backup_size_bytes: out.backup_size_in_bytes().and_then(|b| u64::try_from(b).ok()),
         })
     }
 
@@ -134,6 +135,8 @@ impl Backup for AwsBackup {
                 .map(str::to_string),
             creation_date: job.creation_date().map(unix),
             completion_date: job.completion_date().map(unix),
+            backup_size_bytes: job.backup_size_in_bytes().and_then(|b| u64::try_from(b).ok()),
+            resource_arn: job.resource_arn().filter(|a| !a.is_empty()).map(str::to_string),
         })
     }
 

@@ -56,34 +56,64 @@ impl Kind {
     }
 }
 
-/// Starts a job of `kind` in the call's region and returns its id. The AMI it makes (`pending` until the job
-/// ends, `failed` if the scenario fails the job) and the recovery point naming it go to `vault` in
-/// `image_region`; `image` gives, from the first eight characters of the job id, the AMI's name and the source
-/// it is tagged with (`aws:backup:source-resource`).
-fn start_job(
-    ctx: &mut Ctx<'_>,
-    kind: Kind,
+/// What a job works on: the instance (its size sets the job's duration) and the region its recovery point goes to.
+struct JobOf<'a> {
+    instance: &'a str,
+    size_gib: u64,
     image_region: String,
     vault: String,
-    image: impl FnOnce(&str) -> (String, String),
-) -> String {
+}
+
+/// Starts a job of `kind` in the call's region and returns its id. It runs for its kind's duration scaled by the
+/// instance's size (and the scenario's spread), once AWS's limits let it: a backup waits for the instance's
+/// previous backup job, a copy for a free slot of copies into its destination region (both stay CREATED
+/// meanwhile). The AMI it makes (`pending` until the job ends, `failed` if the scenario fails the job) and the
+/// recovery point naming it go to the vault in the image region; `image` gives, from the first eight characters of
+/// the job id, the AMI's name and the source it is tagged with (`aws:backup:source-resource`).
+fn start_job(ctx: &mut Ctx<'_>, kind: Kind, of: JobOf<'_>, image: impl FnOnce(&str) -> (String, String)) -> String {
     let now = ctx.now;
     let default_failure = format!(
         "The {} job failed (injected by the simulation scenario)",
         kind.fail_as().as_str()
     );
     let failure = ctx.world.job_failure(ctx.scenario, kind.fail_as(), &default_failure);
-    let (created, running) = kind.durations(&ctx.scenario.durations);
-    let (running_at, done_at) = (now + created, now + created + running);
     let id = ctx.world.ids.new_uuid();
+    let d = &ctx.scenario.durations;
+    let (created, running) = kind.durations(d);
+    let running = d.scaled(running, of.size_gib, &id);
+    let mut running_at = now + created;
+    match kind {
+        Kind::Backup => {
+            let busy = ctx.here().backup_busy_until.entry(of.instance.to_string()).or_default();
+            running_at = running_at.max(*busy);
+            *busy = running_at + running;
+        }
+        Kind::Copy => {
+            let limit = ctx.scenario.quotas.backup_copies.max(1);
+            let slots = &mut ctx.world.region_mut(&of.image_region).copy_slots;
+            if slots.len() < limit {
+                slots.push(running_at + running);
+            } else {
+                let (i, free_at) = slots
+                    .iter()
+                    .copied()
+                    .enumerate()
+                    .min_by_key(|(_, t)| *t)
+                    .expect("a slot");
+                running_at = running_at.max(free_at);
+                slots[i] = running_at + running;
+            }
+        }
+    }
+    let done_at = running_at + running;
     let image_id = ctx.world.ids.new_image_id();
-    let arn = image_arn(&image_region, &image_id);
+    let arn = image_arn(&of.image_region, &image_id);
     let (name, source) = image(&id[..8]);
     let mut rec = ImageRec::pending(&image_id, &name, now, done_at, failure.clone());
     rec.tags.insert("aws:backup:source-resource".into(), source);
-    let region = ctx.world.region_mut(&image_region);
+    let region = ctx.world.region_mut(&of.image_region);
     region.images.insert(image_id, rec);
-    region.recovery_points.insert(arn.clone(), vault);
+    region.recovery_points.insert(arn.clone(), of.vault);
     let job = JobRec {
         id: id.clone(),
         created_at: now,
@@ -93,6 +123,12 @@ fn start_job(
         recovery_point_arn: arn,
         lifecycle: None,
         backup_options: Default::default(),
+        size_bytes: of.size_gib << 30,
+        resource_arn: if of.instance.is_empty() {
+            String::new()
+        } else {
+            format!("arn:aws:ec2:{}:{ACCOUNT}:instance/{}", ctx.region, of.instance)
+        },
     };
     kind.jobs(ctx.here()).insert(id.clone(), job);
     id
@@ -158,6 +194,7 @@ fn describe_job(ctx: &mut Ctx<'_>, kind: Kind, job_id: &str) -> Result<BackupJob
         percent_done: Some(job.percent_done(now)),
         creation_date: Some(ctx.wall(job.created_at)),
         completion_date: (now >= job.done_at).then(|| ctx.wall(job.done_at)),
+        backup_size_bytes: Some(job.size_bytes),
     })
 }
 
@@ -241,8 +278,14 @@ fn start_backup_job(ctx: &mut Ctx<'_>, req: &StartBackupJob) -> Result<String, C
         return Err(ctx.err("ResourceNotFoundException", message));
     }
     // The AMI and its recovery point stay in the instance's region, in the job's vault.
-    let region = ctx.region.clone();
-    let id = start_job(ctx, Kind::Backup, region, req.vault.clone(), |short| {
+    let size_gib = ctx.here().instances[instance_id].size_gib;
+    let of = JobOf {
+        instance: instance_id,
+        size_gib,
+        image_region: ctx.region.clone(),
+        vault: req.vault.clone(),
+    };
+    let id = start_job(ctx, Kind::Backup, of, |short| {
         (
             format!("AwsBackup_{instance_id}_{short}"),
             format!("{instance_id}:{short}"),
@@ -304,8 +347,26 @@ fn start_copy_job(ctx: &mut Ctx<'_>, req: &StartCopyJob) -> Result<String, Cloud
         let message = format!("Destination backup vault {dest_vault} does not exist in {dest_region}");
         return Err(ctx.err("ResourceNotFoundException", message));
     }
-    // The job is kept in the source region; the DR AMI and its recovery point go to the destination vault.
-    let id = start_job(ctx, Kind::Copy, dest_region, dest_vault, |short| {
+    // The job is kept in the source region; the DR AMI and its recovery point go to the destination vault. It copies
+    // the backup of an instance (`aws:backup:source-resource` = INSTANCE:JOB), as big as the instance.
+    let instance = ctx.here().images[&source_image]
+        .tags
+        .get("aws:backup:source-resource")
+        .and_then(|s| s.split(':').next())
+        .unwrap_or_default()
+        .to_string();
+    let size_gib = ctx
+        .here()
+        .instances
+        .get(&instance)
+        .map_or(super::records::DEFAULT_SIZE_GIB, |i| i.size_gib);
+    let of = JobOf {
+        instance: &instance,
+        size_gib,
+        image_region: dest_region,
+        vault: dest_vault,
+    };
+    let id = start_job(ctx, Kind::Copy, of, |short| {
         (
             format!("AwsBackup_copy_{source_image}_{short}"),
             req.recovery_point_arn.clone(),
@@ -320,13 +381,16 @@ fn start_copy_job(ctx: &mut Ctx<'_>, req: &StartCopyJob) -> Result<String, Cloud
 /// A copy job is described as a backup job is, less its progress; its recovery point is the DR AMI.
 fn describe_copy_job(ctx: &mut Ctx<'_>, job_id: &str) -> Result<CopyJob, CloudError> {
     let job = describe_job(ctx, Kind::Copy, job_id)?;
+    let resource_arn = Kind::Copy.jobs(ctx.here())[job_id].resource_arn.clone();
     Ok(CopyJob {
+        resource_arn: Some(resource_arn).filter(|a| !a.is_empty()),
         job_id: job.job_id,
         state: job.state,
         status_message: job.status_message,
         destination_recovery_point_arn: job.recovery_point_arn,
         creation_date: job.creation_date,
         completion_date: job.completion_date,
+        backup_size_bytes: job.backup_size_bytes,
     })
 }
 
@@ -419,6 +483,100 @@ mod tests {
             region: WEST.into(),
         });
         Sim::new(s)
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn one_backup_job_per_resource_runs_the_next_waits_created() {
+        let cloud = sim().cloud();
+        let first = cloud.backup.start_backup_job(EAST, &backup_req("tok-1")).await.unwrap();
+        let second = cloud.backup.start_backup_job(EAST, &backup_req("tok-2")).await.unwrap();
+        sleep(5 * 60).await;
+        let state = |id: String| {
+            let cloud = cloud.clone();
+            async move { cloud.backup.describe_backup_job(EAST, &id).await.unwrap() }
+        };
+        assert_eq!(state(first.clone()).await.state, JobState::Running);
+        let queued = state(second.clone()).await;
+        assert_eq!(
+            (queued.state, queued.percent_done.as_deref()),
+            (JobState::Created, Some("0.0"))
+        );
+        // The first ends at 490 s; the second runs its 480 s after it.
+        sleep(4 * 60).await;
+        assert_eq!(state(first).await.state, JobState::Completed);
+        assert_eq!(state(second.clone()).await.state, JobState::Running);
+        sleep(8 * 60).await;
+        let done = state(second).await;
+        assert_eq!(done.state, JobState::Completed);
+        assert_eq!(done.completion_date, Some(done.creation_date.unwrap() + 490 + 480));
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn copies_beyond_the_destination_quota_queue_and_durations_follow_size() {
+        let yaml =
+            "quotas: {backup_copies: 1}\ninstances:\n  - {id: i-0000000000000000b, region: us-east-1, size_gib: 16}\n";
+        let sim = with_dr_vault(Scenario::from_yaml_str(yaml, None).unwrap());
+        let cloud = sim.cloud();
+        let big = StartBackupJob {
+            resource_arn: instance_arn(EAST).replace("i-0123456789abcdef0", "i-0000000000000000b"),
+            ..backup_req("tok-big")
+        };
+        let small_job = cloud.backup.start_backup_job(EAST, &backup_req("tok-1")).await.unwrap();
+        let big_job = cloud.backup.start_backup_job(EAST, &big).await.unwrap();
+        sleep(490).await;
+        let small = cloud.backup.describe_backup_job(EAST, &small_job).await.unwrap();
+        let large = cloud.backup.describe_backup_job(EAST, &big_job).await.unwrap();
+        assert_eq!(small.state, JobState::Completed);
+        // Twice the size: twice the time, and twice the bytes.
+        assert_eq!(
+            (large.state, large.percent_done.as_deref()),
+            (JobState::Running, Some("50.0"))
+        );
+        assert_eq!(large.backup_size_bytes, Some(2 * small.backup_size_bytes.unwrap()));
+        sleep(480).await;
+        let rp_small = recovery_point(&cloud, &small_job).await;
+        let rp_big = recovery_point(&cloud, &big_job).await;
+        // One copy into us-west-2 at a time: the second stays CREATED until the first ends.
+        let c1 = cloud
+            .backup
+            .start_copy_job(EAST, &copy_req(&rp_big, "c1"))
+            .await
+            .unwrap();
+        let c2 = cloud
+            .backup
+            .start_copy_job(EAST, &copy_req(&rp_small, "c2"))
+            .await
+            .unwrap();
+        sleep(60).await;
+        let copy = |id: String| {
+            let cloud = cloud.clone();
+            async move { cloud.backup.describe_copy_job(EAST, &id).await.unwrap() }
+        };
+        assert_eq!(copy(c1.clone()).await.state, JobState::Running);
+        assert_eq!(copy(c2.clone()).await.state, JobState::Created);
+        // The big copy: 10 s + 24 min; then the small one: 12 min.
+        sleep(24 * 60 - 50).await;
+        let first = copy(c1).await;
+        assert_eq!(first.state, JobState::Completed);
+        assert_eq!(first.backup_size_bytes, large.backup_size_bytes);
+        assert_eq!(copy(c2.clone()).await.state, JobState::Running);
+        sleep(12 * 60).await;
+        assert_eq!(copy(c2).await.state, JobState::Completed);
+    }
+
+    #[test]
+    fn spread_draws_a_factor_per_job_within_bounds() {
+        let base = Duration::from_secs(1000);
+        let d = Durations {
+            spread: 0.2,
+            ..Durations::default()
+        };
+        let all: Vec<Duration> = (0..200).map(|i| d.scaled(base, 8, &format!("job-{i}"))).collect();
+        assert!(all.iter().all(|d| (800..=1200).contains(&d.as_secs())), "{all:?}");
+        assert!(all.iter().any(|d| d.as_secs() < 850) && all.iter().any(|d| d.as_secs() > 1150));
+        assert_eq!(d.scaled(base, 8, "job-1"), all[1], "the same id, the same factor");
+        let exact = Durations::default();
+        assert_eq!(exact.scaled(base, 24, "x"), Duration::from_secs(3000));
     }
 
     #[tokio::test(start_paused = true)]
@@ -637,7 +795,8 @@ mod tests {
         let cloud = sim.cloud();
         let first = cloud.backup.start_backup_job(EAST, &backup_req("1")).await.unwrap();
         let second = cloud.backup.start_backup_job(EAST, &backup_req("2")).await.unwrap();
-        sleep(10 * 60).await;
+        // One backup job per resource: the second runs after the first.
+        sleep(17 * 60).await;
         let ok = cloud.backup.describe_backup_job(EAST, &first).await.unwrap();
         assert_eq!((ok.state, ok.status_message), (JobState::Completed, None));
         let bad = cloud.backup.describe_backup_job(EAST, &second).await.unwrap();

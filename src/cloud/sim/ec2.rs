@@ -213,7 +213,20 @@ fn copy_image(ctx: &mut Ctx<'_>, req: &CopyImage) -> Result<String, CloudError> 
     if let Some(message) = problem {
         return Err(ctx.err("InvalidRequest", message));
     }
-    let pending_for = ctx.scenario.durations.copy_image;
+    // EC2 refuses a copy beyond its limits on copies in progress into this region (AMIs, and snapshots: one each).
+    let q = ctx.scenario.quotas;
+    let limit = q.image_copies.min(q.snapshot_copies).max(1);
+    let region = ctx.region.clone();
+    let copies = &mut ctx.here().image_copies;
+    copies.retain(|end| *end > now);
+    if copies.len() >= limit {
+        let message =
+            format!("You have reached the maximum number of concurrent AMI or snapshot copies ({limit}) into {region}");
+        return Err(ctx.err("ResourceLimitExceeded", message));
+    }
+    let d = &ctx.scenario.durations;
+    let pending_for = d.scaled(d.copy_image, d.reference_gib, &req.name);
+    ctx.here().image_copies.push(now + pending_for);
     let failure = "Image copy failed (injected by the simulation scenario)";
     Ok(add_image(ctx, &req.name, BTreeMap::new(), pending_for, failure))
 }
@@ -407,6 +420,26 @@ mod tests {
         assert_ne!(ec2.copy_image(WEST, &copy(&base, "t2")).await.unwrap(), id);
         sleep(10 * 60).await;
         assert_eq!(ec2.describe_images(WEST, &[id]).await.unwrap()[0].state, "available");
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn copy_image_beyond_the_copies_in_progress_is_refused_until_one_ends() {
+        let sim = Sim::new(Scenario::from_yaml_str("quotas: {snapshot_copies: 2}", None).unwrap());
+        let ec2 = sim.cloud().ec2;
+        let base = base_image_id(EAST);
+        let copy_named = |n: &str| CopyImage {
+            name: format!("copy-{n}"),
+            ..copy(&base, n)
+        };
+        ec2.copy_image(WEST, &copy_named("a")).await.unwrap();
+        ec2.copy_image(WEST, &copy_named("b")).await.unwrap();
+        let e = ec2.copy_image(WEST, &copy_named("c")).await.unwrap_err();
+        assert_eq!(e.code, "ResourceLimitExceeded");
+        assert!(e.message.contains("(2) into us-west-2"), "{}", e.message);
+        // Another destination region has its own.
+        ec2.copy_image("eu-west-1", &copy_named("d")).await.unwrap();
+        sleep(10 * 60).await;
+        ec2.copy_image(WEST, &copy_named("c")).await.unwrap();
     }
 
     #[tokio::test(start_paused = true)]

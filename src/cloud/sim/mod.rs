@@ -197,6 +197,19 @@ impl Sim {
         self.lock().world.calls.clone()
     }
 
+    /// Every backup and copy job: id → when it was created and when it ended (or will end), in simulated time since
+    /// the world was created. For measuring how soon waits notice the end.
+    pub fn job_times(&self) -> std::collections::BTreeMap<String, (Duration, Duration)> {
+        let state = self.lock();
+        state
+            .world
+            .regions
+            .values()
+            .flat_map(|r| r.backup_jobs.values().chain(r.copy_jobs.values()))
+            .map(|j| (j.id.clone(), (j.created_at, j.done_at)))
+            .collect()
+    }
+
     /// Simulated time since the world was created (across sessions of a persisted world).
     pub fn elapsed(&self) -> Duration {
         self.lock().clock.now()

@@ -51,6 +51,12 @@ pub(crate) struct JobRec {
     /// `BackupOptions` of a backup job.
     #[serde(default)]
     pub backup_options: std::collections::BTreeMap<String, String>,
+    /// BackupSizeInBytes: the instance's volumes.
+    #[serde(default)]
+    pub size_bytes: u64,
+    /// ResourceArn: the instance backed up (or whose backup is copied).
+    #[serde(default)]
+    pub resource_arn: String,
 }
 
 impl JobRec {
@@ -84,6 +90,13 @@ impl JobRec {
 }
 
 // ---- EC2
+
+/// An instance's volumes when the scenario does not say: an 8 GiB root volume.
+pub(crate) const DEFAULT_SIZE_GIB: u64 = 8;
+
+fn default_size_gib() -> u64 {
+    DEFAULT_SIZE_GIB
+}
 
 /// Instances take this long to shut down when terminated outside a stack deletion.
 pub(crate) const TERMINATION: Duration = Duration::from_secs(30);
@@ -156,6 +169,9 @@ impl ImageRec {
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub(crate) struct InstanceRec {
+    /// The size of its volumes: backup and copy jobs of it take time in proportion (`Durations::reference_gib`).
+    #[serde(default = "default_size_gib")]
+    pub size_gib: u64,
     pub id: String,
     pub image_id: String,
     pub tags: BTreeMap<String, String>,
@@ -180,6 +196,7 @@ impl InstanceRec {
             terminating: None,
             fixed: None,
             impaired: None,
+            size_gib: DEFAULT_SIZE_GIB,
         }
     }
 

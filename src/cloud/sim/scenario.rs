@@ -37,6 +37,31 @@ pub struct Scenario {
     pub throttling: Vec<Throttle>,
     /// Instances launched by stacks whose status checks end `impaired` instead of `ok`.
     pub impair_instances: Vec<ImpairInstance>,
+    /// AWS's limits on concurrent jobs, as the simulated account has them.
+    pub quotas: SimQuotas,
+}
+
+/// AWS's limits on concurrent jobs. AWS Backup queues what is beyond its limits (a queued job stays CREATED until a
+/// slot frees); EC2 refuses a CopyImage beyond them (`ResourceLimitExceeded`).
+#[derive(Debug, Clone, Copy, PartialEq, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct SimQuotas {
+    /// AWS Backup copy jobs running into one destination region.
+    pub backup_copies: usize,
+    /// EC2 AMI copies in progress into one region.
+    pub image_copies: usize,
+    /// EBS snapshot copies in progress into one region (one per simulated AMI).
+    pub snapshot_copies: usize,
+}
+
+impl Default for SimQuotas {
+    fn default() -> Self {
+        SimQuotas {
+            backup_copies: 100,
+            image_copies: 300,
+            snapshot_copies: 20,
+        }
+    }
 }
 
 impl Default for Scenario {
@@ -56,6 +81,7 @@ impl Default for Scenario {
             fail_jobs: Vec::new(),
             throttling: Vec::new(),
             impair_instances: Vec::new(),
+            quotas: SimQuotas::default(),
         }
     }
 }
@@ -73,6 +99,9 @@ pub struct InstanceSpec {
     pub state: Option<String>,
     #[serde(default)]
     pub tags: std::collections::BTreeMap<String, String>,
+    /// The size of its volumes, GiB (default 8): its backup and copy jobs take time in proportion.
+    #[serde(default)]
+    pub size_gib: Option<u64>,
 }
 
 #[derive(Debug, Clone, PartialEq, Deserialize)]
@@ -138,6 +167,28 @@ pub struct Durations {
     /// Stack delete: DELETE_IN_PROGRESS for this long, then the stack is gone.
     #[serde(deserialize_with = "duration::de")]
     pub stack_delete: Duration,
+    /// The instance size (GiB) the job durations above are for: a backup or copy job of an instance of another
+    /// size runs for its duration times size / `reference_gib`.
+    pub reference_gib: u64,
+    /// Each job runs for its duration times a factor between 1 - `spread` and 1 + `spread`, drawn from its id (0 to
+    /// 0.9): jobs of the same size differ as much.
+    pub spread: f64,
+}
+
+impl Durations {
+    /// `base` for an instance of `size_gib`, times a factor in 1 ± `spread` drawn from `id`.
+    pub(crate) fn scaled(&self, base: Duration, size_gib: u64, id: &str) -> Duration {
+        // FNV-1a, then a finaliser (splitmix64) so that ids differing in one character draw unrelated factors.
+        let mut h = id.bytes().fold(0xcbf29ce484222325u64, |h, b| {
+            (h ^ u64::from(b)).wrapping_mul(0x100000001b3)
+        });
+        h = (h ^ (h >> 30)).wrapping_mul(0xbf58476d1ce4e5b9);
+        h = (h ^ (h >> 27)).wrapping_mul(0x94d049bb133111eb);
+        h ^= h >> 31;
+        let unit = (h >> 11) as f64 / (1u64 << 53) as f64;
+        let factor = 1.0 + self.spread.clamp(0.0, 0.9) * (2.0 * unit - 1.0);
+        base.mul_f64(size_gib as f64 / self.reference_gib.max(1) as f64 * factor)
+    }
 }
 
 impl Default for Durations {
@@ -151,6 +202,8 @@ impl Default for Durations {
             copy_image: Duration::from_secs(10 * 60),
             stack: Duration::from_secs(2 * 60),
             stack_delete: Duration::from_secs(60),
+            reference_gib: super::records::DEFAULT_SIZE_GIB,
+            spread: 0.0,
         }
     }
 }
@@ -385,6 +438,16 @@ impl Scenario {
                 ))
             }
         };
+        let d = &self.durations;
+        if !(0.0..=0.9).contains(&d.spread) {
+            return Err(format!("durations.spread must be between 0 and 0.9, not {}", d.spread));
+        }
+        if d.reference_gib == 0 {
+            return Err("durations.reference_gib must be at least 1".into());
+        }
+        if let Some(i) = self.instances.iter().find(|i| i.size_gib == Some(0)) {
+            return Err(format!("instance {}: size_gib must be at least 1", i.id));
+        }
         for (i, f) in self.faults.iter().enumerate() {
             let what = format!("faults[{i}]");
             matches_some(&f.operation, &what)?;

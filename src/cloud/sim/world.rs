@@ -58,6 +58,15 @@ pub(crate) struct Region {
     /// SNS topic ARN → the messages published to it, oldest first.
     #[serde(default)]
     pub topics: BTreeMap<String, Vec<MessageRec>>,
+    /// Instance → when its last backup job ends: AWS Backup runs one per resource, the next waits (CREATED).
+    #[serde(default)]
+    pub backup_busy_until: BTreeMap<String, Duration>,
+    /// When each slot of AWS Backup copy jobs *into* this region frees (at most `quotas.backup_copies` slots).
+    #[serde(default)]
+    pub copy_slots: Vec<Duration>,
+    /// When each EC2 AMI copy in progress into this region ends.
+    #[serde(default)]
+    pub image_copies: Vec<Duration>,
 }
 
 impl World {
@@ -130,6 +139,7 @@ impl World {
             let mut rec = InstanceRec::running(&inst.id, &image_id, Duration::ZERO);
             rec.fixed = inst.state.clone().filter(|s| s != "running");
             rec.tags = inst.tags.clone();
+            rec.size_gib = inst.size_gib.unwrap_or(super::records::DEFAULT_SIZE_GIB);
             put(replace, &mut self.region_mut(&inst.region).instances, &inst.id, rec);
         }
         for p in &scenario.parameters {
@@ -228,6 +238,7 @@ mod tests {
                 image_id: None,
                 state: Some("stopped".into()),
                 tags: Default::default(),
+                size_gib: None,
             }],
             vaults: vec![VaultSpec {
                 name: "Dr".into(),
