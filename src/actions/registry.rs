@@ -17,6 +17,7 @@ static ALL: &[&dyn Action] = &[
     &ec2::CopyImage,
     &ec2::VerifyInstance,
     &ec2::FindInstances,
+    &backup::PlanResources,
     &ssm::PutParameter,
     &ssm::GetParameter,
     &cloudformation::DeployStack,

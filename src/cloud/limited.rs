@@ -76,6 +76,21 @@ impl Backup for Limited {
         )
         .await
     }
+    async fn list_backup_selections(&self, region: &str, plan_id: &str) -> Result<Vec<SelectionRef>, CloudError> {
+        let b = &self.inner.backup;
+        let answer = b.list_backup_selections(region, plan_id);
+        self.call(region, ("backup", "ListBackupSelections"), answer).await
+    }
+    async fn get_backup_selection(
+        &self,
+        region: &str,
+        plan_id: &str,
+        selection_id: &str,
+    ) -> Result<BackupSelection, CloudError> {
+        let b = &self.inner.backup;
+        let answer = b.get_backup_selection(region, plan_id, selection_id);
+        self.call(region, ("backup", "GetBackupSelection"), answer).await
+    }
 }
 
 #[async_trait]

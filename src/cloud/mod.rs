@@ -4,6 +4,7 @@
 //! Every call names its region; a backend keeps one client per region.
 
 pub mod aws;
+mod backup_plan;
 mod batch;
 mod error;
 mod limited;
@@ -16,6 +17,7 @@ use std::sync::Arc;
 
 use async_trait::async_trait;
 
+pub use backup_plan::*;
 pub use error::{CloudError, ErrorKind};
 pub use types::*;
 
@@ -29,6 +31,16 @@ pub trait Backup: Send + Sync {
     async fn start_copy_job(&self, region: &str, req: &StartCopyJob) -> Result<String, CloudError>;
     async fn describe_copy_job(&self, region: &str, job_id: &str) -> Result<CopyJob, CloudError>;
     async fn describe_backup_vault(&self, region: &str, name: &str) -> Result<Vault, CloudError>;
+    /// A backup plan's selections, all pages (ListBackupSelections); a plan that does not exist is an error
+    /// (ResourceNotFoundException).
+    async fn list_backup_selections(&self, region: &str, plan_id: &str) -> Result<Vec<SelectionRef>, CloudError>;
+    /// One selection of a plan: its resources, exclusions and tag conditions (GetBackupSelection).
+    async fn get_backup_selection(
+        &self,
+        region: &str,
+        plan_id: &str,
+        selection_id: &str,
+    ) -> Result<BackupSelection, CloudError>;
 }
 
 #[async_trait]

@@ -23,6 +23,8 @@ pub const OPERATIONS: &[Operation] = &[
     op("backup", "StartCopyJob", true),
     op("backup", "DescribeCopyJob", false),
     op("backup", "DescribeBackupVault", false),
+    op("backup", "ListBackupSelections", false),
+    op("backup", "GetBackupSelection", false),
     op("ec2", "DescribeImages", false),
     op("ec2", "DescribeInstances", false),
     op("ec2", "DescribeInstanceStatus", false),

@@ -57,7 +57,8 @@ impl Known<'_> {
                 Ref::Region(_) => None,
                 Ref::AccountId if self.account.is_some() => None,
                 Ref::AccountId => Some("preflight"),
-                Ref::RunId | Ref::RunStatus | Ref::RunError | Ref::RunWorkflow => {
+                // `item`: each item of a `for_each` has its own value.
+                Ref::RunId | Ref::RunStatus | Ref::RunError | Ref::RunWorkflow | Ref::Item => {
                     unknown = true;
                     None
                 }

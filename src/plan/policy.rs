@@ -213,6 +213,20 @@ fn resources_for(
             ],
             none,
         ),
+        // A plan's selections (IAM resource type backupPlan); a step given no plan reads none.
+        "backup:ListBackupSelections" | "backup:GetBackupSelection" => match a.input("backup_plan_id") {
+            Some(p) if !p.pattern().is_empty() => (
+                vec![format!(
+                    "arn:aws:backup:{region}:{}:backup-plan:{}",
+                    acct()?,
+                    p.pattern()
+                )],
+                none,
+            ),
+            _ => (vec![], none),
+        },
+        // "No permissions are required to perform this operation" (STS API reference).
+        "sts:GetCallerIdentity" => (vec![], none),
         "iam:PassRole" => {
             let role = a
                 .inputs

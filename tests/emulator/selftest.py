@@ -1289,6 +1289,51 @@ def lost_responses_are_carried_out(ctx: dict[str, Any]) -> None:
 
 
 @check
+def backup_plan_selections(ctx: dict[str, Any]) -> None:
+    b = client("backup")
+    rule = {"RuleName": "daily", "TargetBackupVaultName": "drflow-primary"}
+    plan_id = b.create_backup_plan(BackupPlan={"BackupPlanName": "drflow-selftest", "Rules": [rule]})["BackupPlanId"]
+    by_arn = {"SelectionName": "by-arn", "IamRoleArn": ROLE, "Resources": ["arn:aws:ec2:*:*:instance/*"],
+              "NotResources": [ctx["instance_arn"]]}
+    by_tag = {"SelectionName": "by.tag_1", "IamRoleArn": ROLE,
+              "ListOfTags": [{"ConditionType": "STRINGEQUALS", "ConditionKey": "backup", "ConditionValue": "true"}],
+              "Conditions": {"StringNotLike": [{"ConditionKey": "aws:ResourceTag/stage", "ConditionValue": "test*"}]}}
+    first = b.create_backup_selection(BackupPlanId=plan_id, BackupSelection=by_arn, CreatorRequestId="req-1")
+    assert b.create_backup_selection(BackupPlanId=plan_id, BackupSelection=by_tag,
+                                     CreatorRequestId="req-1")["SelectionId"] == first["SelectionId"]  # a retry
+    second = b.create_backup_selection(BackupPlanId=plan_id, BackupSelection=by_tag)["SelectionId"]
+    listed = b.list_backup_selections(BackupPlanId=plan_id)["BackupSelectionsList"]
+    assert [(x["SelectionId"], x["SelectionName"]) for x in listed] == [(first["SelectionId"], "by-arn"),
+                                                                         (second, "by.tag_1")], listed
+    page = b.list_backup_selections(BackupPlanId=plan_id, MaxResults=1)
+    assert len(page["BackupSelectionsList"]) == 1 and page["NextToken"], page
+    rest = b.list_backup_selections(BackupPlanId=plan_id, MaxResults=1, NextToken=page["NextToken"])
+    assert [x["SelectionId"] for x in rest["BackupSelectionsList"]] == [second] and "NextToken" not in rest, rest
+    got = b.get_backup_selection(BackupPlanId=plan_id, SelectionId=second)
+    assert got["BackupPlanId"] == plan_id and got["BackupSelection"]["ListOfTags"] == by_tag["ListOfTags"], got
+    assert got["BackupSelection"]["Conditions"]["StringNotLike"][0]["ConditionValue"] == "test*", got
+    assert b.get_backup_selection(BackupPlanId=plan_id, SelectionId=first["SelectionId"])[
+        "BackupSelection"]["NotResources"] == [ctx["instance_arn"]]
+    unchecked = boto3.client("backup", region_name=PRIMARY, endpoint_url=URL, aws_access_key_id="AKIDDRFLOWTEST",
+                             aws_secret_access_key="secret",
+                             config=Config(parameter_validation=False, retries={"total_max_attempts": 1}))
+    for bad, expected in [({**by_arn, "SelectionName": "no spaces"}, "InvalidParameterValueException"),
+                          ({"SelectionName": "x", "Resources": ["*"]}, "MissingParameterValueException"),
+                          ({**by_tag, "ListOfTags": [{"ConditionType": "STRINGLIKE", "ConditionKey": "k",
+                                                      "ConditionValue": "v"}]}, "InvalidParameterValueException")]:
+        e = error_of(lambda: unchecked.create_backup_selection(BackupPlanId=plan_id, BackupSelection=bad))
+        assert code(e) == expected, (bad, e.response)
+    for missing in [lambda: b.list_backup_selections(BackupPlanId="no-such-plan"),
+                    lambda: client("backup", DR).list_backup_selections(BackupPlanId=plan_id),  # plans are regional
+                    lambda: b.get_backup_selection(BackupPlanId=plan_id, SelectionId="no-such-selection"),
+                    lambda: b.create_backup_selection(BackupPlanId="no-such-plan", BackupSelection=by_arn)]:
+        assert code(error_of(missing)) == "ResourceNotFoundException"
+    b.delete_backup_selection(BackupPlanId=plan_id, SelectionId=second)
+    assert len(b.list_backup_selections(BackupPlanId=plan_id)["BackupSelectionsList"]) == 1
+    ctx["backup_plan_id"] = plan_id
+
+
+@check
 def reset_clears_everything(ctx: dict[str, Any]) -> None:
     control("POST", "/_drflow/faults", {"service": "ssm", "code": "Boom"})
     control("POST", "/_drflow/impair-instance", {"instance_id": ctx["instance_id"]})
@@ -1299,6 +1344,8 @@ def reset_clears_everything(ctx: dict[str, Any]) -> None:
     assert code(error_of(lambda: describe_job("backup", ctx["backup_job"]))) == "ResourceNotFoundException"
     assert client("ec2").describe_instances()["Reservations"] == []
     assert control("GET", "/_drflow/impair-instance") == {"instances": {}, "images": {}}
+    e = error_of(lambda: client("backup").list_backup_selections(BackupPlanId=ctx["backup_plan_id"]))
+    assert code(e) == "ResourceNotFoundException", code(e)
     # tokens are forgotten: the same ClientRequestToken / IdempotencyToken start anew
     stack_id = token_stack("create", "tok-create-1")
     assert stack_status(PRIMARY, TOKEN_STACK) == "CREATE_COMPLETE" and stack_id

@@ -7,7 +7,8 @@ One endpoint on 127.0.0.1 serves every service and region (moto picks the backen
 SigV4 credential scope). Every request passes through `Emulator`, a WSGI middleware in front
 of moto's dispatcher that logs the call, injects faults (errors, latency, lost responses: the work
 done but the answer replaced by an error or a dropped connection; optionally with a seeded
-probability) and runs the extensions (emu_backup: Backup jobs, recovery points with their lifecycle; emu_hooks:
+probability) and runs the extensions (emu_backup: Backup jobs, recovery points with their lifecycle; emu_plans:
+Backup plan selections; emu_hooks:
 SNS TopicArn checks and subscription counts, pending AMIs, CreateImage
 snapshot tags, CopyImage ClientToken, instance status checks, SSM aws:ec2:image, CloudFormation
 {{resolve:ssm}} incl. via Fn::Sub, update detection, EC2 instance updates, failed creates rolled back,
@@ -50,6 +51,7 @@ from werkzeug.serving import make_server  # noqa: E402
 
 import emu_backup  # noqa: E402
 import emu_hooks  # noqa: E402
+import emu_plans  # noqa: E402
 from emu_common import STATE, ApiError, Fault, Reply, aws_error, protocol_of, service_model  # noqa: E402
 
 CREDENTIAL_SCOPE = re.compile(r"Credential=[^/,\s]+/\d{8}/([^/]+)/([^/]+)/aws4_request")
@@ -308,6 +310,8 @@ class Emulator:
             if reply is None:
                 if call.service == "backup" and call.operation in emu_backup.HANDLED:
                     reply = emu_backup.handle(call)
+                elif call.service == "backup" and call.operation in emu_plans.HANDLED:
+                    reply = emu_plans.handle(call)
                 else:
                     reply = self.run_moto(call.environ)
             call.response = reply
@@ -480,6 +484,7 @@ def control(environ: dict[str, Any]) -> Reply:
             moto_api_backend.reset()
             STATE.reset()
             emu_backup.reset()
+            emu_plans.reset()
             return Reply.json(200, {})
     return Reply.json(404, {"error": f"no control route {method} {path}"})
 

@@ -576,3 +576,186 @@ fn a_25_instance_fleet_over_the_wire_with_a_fifth_of_calls_throttled() {
         }
     }
 }
+
+/// Discovery by an AWS Backup plan over the wire: a plan and two selections created through the emulator, then
+/// `backup.plan_resources` and dr-fleet's discovery step (`ec2.find_instances` with `backup_plan_id`) run by the
+/// real binary. Both find exactly the plan's instances, and nothing but reads is called.
+#[test]
+fn discovery_by_backup_plan_reads_the_plan_over_the_wire_and_changes_nothing() {
+    use aws_sdk_backup::types::{BackupPlanInput, BackupRuleInput, BackupSelection, ConditionParameter, Conditions};
+    use aws_sdk_ec2::types::{InstanceType, ResourceType, Tag, TagSpecification};
+
+    let w = World::new(&[PRIMARY], &[]);
+    let arn = |id: &str| format!("arn:aws:ec2:{PRIMARY}:123456789012:instance/{id}");
+    // web, web-test (excluded by a condition), named (selected by its ARN), other (wrong team), gone (web, excluded
+    // by NotResources); the seeded instance is in no selection.
+    let (plan_id, ids) = w.rt.block_on(async {
+        let ec2 = aws_sdk_ec2::Client::new(&w.emu.sdk(PRIMARY));
+        let images = ec2.describe_images().send().await.expect("images");
+        let ami = images.images()[0].image_id().unwrap().to_string();
+        let mut ids = Vec::new();
+        for tags in [
+            &[("team", "web")][..],
+            &[("team", "web"), ("stage", "testing")],
+            &[("Name", "named")],
+            &[("team", "other")],
+            &[("team", "web")],
+        ] {
+            let mut spec = TagSpecification::builder().resource_type(ResourceType::Instance);
+            for (k, v) in tags {
+                spec = spec.tags(Tag::builder().key(*k).value(*v).build());
+            }
+            let run = ec2
+                .run_instances()
+                .image_id(&ami)
+                .instance_type(InstanceType::T3Micro)
+                .min_count(1)
+                .max_count(1)
+                .tag_specifications(spec.build())
+                .send()
+                .await
+                .expect("instance");
+            ids.push(run.instances()[0].instance_id().unwrap().to_string());
+        }
+        let backup = aws_sdk_backup::Client::new(&w.emu.sdk(PRIMARY));
+        let rule = BackupRuleInput::builder()
+            .rule_name("daily")
+            .target_backup_vault_name("Default")
+            .build()
+            .unwrap();
+        let plan = BackupPlanInput::builder()
+            .backup_plan_name("drflow-fleet")
+            .rules(rule)
+            .build()
+            .unwrap();
+        let plan_id = backup
+            .create_backup_plan()
+            .backup_plan(plan)
+            .send()
+            .await
+            .expect("plan")
+            .backup_plan_id()
+            .unwrap()
+            .to_string();
+        let role = "arn:aws:iam::123456789012:role/service-role/AWSBackupDefaultServiceRole";
+        let condition = |k: &str, v: &str| {
+            ConditionParameter::builder()
+                .condition_key(k)
+                .condition_value(v)
+                .build()
+        };
+        let selections = [
+            BackupSelection::builder()
+                .selection_name("named")
+                .iam_role_arn(role)
+                .resources(arn(&ids[2]))
+                .build()
+                .unwrap(),
+            BackupSelection::builder()
+                .selection_name("web-not-test")
+                .iam_role_arn(role)
+                .resources("arn:aws:ec2:*:*:instance/*")
+                .not_resources(arn(&ids[4]))
+                .conditions(
+                    Conditions::builder()
+                        .string_equals(condition("aws:ResourceTag/team", "web"))
+                        .string_not_like(condition("aws:ResourceTag/stage", "test*"))
+                        .build(),
+                )
+                .build()
+                .unwrap(),
+        ];
+        for s in selections {
+            backup
+                .create_backup_selection()
+                .backup_plan_id(&plan_id)
+                .backup_selection(s)
+                .send()
+                .await
+                .expect("selection");
+        }
+        (plan_id, ids)
+    });
+    let mut expected = vec![ids[0].clone(), ids[2].clone()];
+    expected.sort();
+
+    let wf = w.dir.path().join("discover.yaml");
+    std::fs::write(
+        &wf,
+        r#"version: 1
+name: discover
+inputs:
+  backup_plan_id: {type: string}
+regions: {primary: us-east-1}
+steps:
+  - id: by_plan
+    action: backup.plan_resources
+    region: primary
+    with: {backup_plan_id: "${{ inputs.backup_plan_id }}"}
+  - id: fleet_discovery
+    action: ec2.find_instances
+    region: primary
+    with: {tag_key: "drflow:protect", backup_plan_id: "${{ inputs.backup_plan_id }}"}
+"#,
+    )
+    .unwrap();
+    w.emu.control("DELETE", "/_drflow/calls", None);
+    let input = format!("backup_plan_id={plan_id}");
+    let out = w.emu.drflow(
+        &w.state(),
+        &["run", wf.to_str().unwrap(), "-i", &input, "--output", "plain"],
+    );
+    let (stdout, stderr) = text(&out);
+    assert_eq!(out.status.code(), Some(0), "{stdout}\n{stderr}");
+    let journal = w.journal();
+    for step in ["by_plan", "fleet_discovery"] {
+        let done = journal
+            .iter()
+            .find(|e| e["type"] == "step_succeeded" && e["step"] == step)
+            .unwrap_or_else(|| panic!("{step} did not succeed"));
+        assert_eq!(done["outputs"]["instance_ids"], json!(expected), "{step}");
+        assert_eq!(done["outputs"]["count"], 2, "{step}");
+    }
+    // Each step listed the plan once and read each of its two selections.
+    assert_eq!(w.emu.calls("ListBackupSelections").len(), 2);
+    assert_eq!(w.emu.calls("GetBackupSelection").len(), 4);
+    let calls = match w.emu.control("GET", "/_drflow/calls", None) {
+        Value::Array(calls) => calls,
+        other => panic!("calls: {other}"),
+    };
+    let writes: Vec<String> = calls
+        .iter()
+        .map(|c| {
+            format!(
+                "{}:{}",
+                c["service"].as_str().unwrap_or("?"),
+                c["operation"].as_str().unwrap_or("?")
+            )
+        })
+        .filter(|c| drflow::cloud::operations::mutates(c))
+        .collect();
+    assert!(writes.is_empty(), "mutating calls: {writes:?}");
+    assert!(!calls.is_empty());
+
+    // A plan that does not exist: the run fails with AWS's error, naming the plan, after one attempt.
+    w.emu.control("DELETE", "/_drflow/calls", None);
+    let out = w.emu.drflow(
+        &w.dir.path().join("state-missing"),
+        &[
+            "run",
+            wf.to_str().unwrap(),
+            "-i",
+            "backup_plan_id=no-such-plan",
+            "--output",
+            "plain",
+        ],
+    );
+    let (stdout, stderr) = text(&out);
+    assert_ne!(out.status.code(), Some(0), "{stdout}\n{stderr}");
+    let all = format!("{stdout}\n{stderr}");
+    assert!(
+        all.contains("ResourceNotFoundException") && all.contains("`no-such-plan` does not exist in us-east-1"),
+        "{all}"
+    );
+    assert_eq!(w.emu.calls("ListBackupSelections").len(), 1, "not found is not retried");
+}

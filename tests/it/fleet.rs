@@ -473,3 +473,72 @@ fn a_quota_override_is_checked_against_what_aws_allows() {
         assert!(shown.contains(expected), "{quotas}: {shown}");
     }
 }
+
+/// The fleet's instances plus one tagged `stage: testing` and a terminated one, all `team: web`, and a backup plan
+/// whose two selections name instances by ARN, by tag conditions and exclude some (`NotResources`).
+fn plan_world() -> String {
+    format!(
+        r#"{}  - {{id: i-0fffffffffffffff6, region: us-east-1, tags: {{team: web, stage: testing}}}}
+  - {{id: i-0eeeeeeeeeeeeeee5, region: us-east-1, state: terminated, tags: {{team: web}}}}
+backup_plans:
+  - id: plan-web
+    region: us-east-1
+    selections:
+      - name: by-arn
+        resources:
+          - "arn:aws:ec2:us-east-1:123456789012:instance/{}"
+          - "arn:aws:ec2:us-west-2:123456789012:instance/{}"
+          - "arn:aws:ec2:*:*:instance/i-0eeeeeeeeeeeeeee5"
+      - name: web-but-not-test
+        resources: ["arn:aws:ec2:*:*:instance/*"]
+        not_resources: ["arn:aws:ec2:*:*:instance/{}"]
+        conditions:
+          string_equals: [{{key: "aws:ResourceTag/team", value: web}}]
+          string_not_like: [{{key: "aws:ResourceTag/stage", value: "test*"}}]
+"#,
+        scenario(),
+        FLEET[0],
+        FLEET[2],
+        FLEET[2]
+    )
+}
+
+#[tokio::test(start_paused = true)]
+async fn discovery_by_backup_plan_protects_exactly_the_plans_instances() {
+    let wf = load("workflows/dr-fleet.yaml");
+    let dir = tempfile::tempdir().unwrap();
+    let sim = persistent(dir.path(), &plan_world());
+    let o = run(&wf, &sim, dir.path(), &[("backup_plan_id", "plan-web")])
+        .await
+        .unwrap();
+    assert_eq!(o.status, RunStatus::Succeeded, "{:?}", o.error);
+    // FLEET[0] by its ARN; FLEET[1] and the untagged-for-drflow i-..4 by their team tag. Not FLEET[2] (excluded by
+    // `not_resources`, and named by ARN only in another region), not i-..6 (stage testing), not the terminated one,
+    // not the default instance (tagged drflow:protect, but the plan does not select it).
+    let expected = [FLEET[0], FLEET[1], "i-0ddddddddddddddd4"];
+    assert_eq!(outputs(&o, "discover")["instance_ids"], serde_json::json!(expected));
+    assert_eq!(outputs(&o, "discover")["count"], 3);
+    let fleet = outputs(&o, "fleet");
+    let mut items: Vec<&String> = fleet["items"].as_object().unwrap().keys().collect();
+    items.sort();
+    assert_eq!(items, expected);
+    assert_eq!(count_calls(&sim, "StartBackupJob"), 3);
+    // The plan was read once, each selection once.
+    assert_eq!(count_calls(&sim, "ListBackupSelections"), 1);
+    assert_eq!(count_calls(&sim, "GetBackupSelection"), 2);
+
+    // A plan that does not exist fails the discovery, naming the plan; nothing is backed up.
+    let dir = tempfile::tempdir().unwrap();
+    let sim = persistent(dir.path(), &plan_world());
+    let o = run(&wf, &sim, dir.path(), &[("backup_plan_id", "plan-gone")])
+        .await
+        .unwrap();
+    assert_eq!(o.status, RunStatus::Failed);
+    let error = format!("{:?}", o.error);
+    assert!(
+        error.contains("ResourceNotFoundException") && error.contains("`plan-gone` does not exist in us-east-1"),
+        "{error}"
+    );
+    assert_eq!(count_calls(&sim, "StartBackupJob"), 0);
+    assert_eq!(count_calls(&sim, "ListBackupSelections"), 1, "not found is not retried");
+}

@@ -1,10 +1,12 @@
 //! AWS Backup: start a backup job, start a copy job, and wait for either.
 
+mod plan_resources;
 mod start_backup_job;
 mod start_copy_job;
 mod wait_backup_job;
 mod wait_copy_job;
 
+pub(crate) use plan_resources::{CALLS as PLAN_CALLS, PlanResources, plan_instances};
 pub(crate) use start_backup_job::StartBackupJob;
 pub(crate) use start_copy_job::StartCopyJob;
 pub(crate) use wait_backup_job::WaitBackupJob;

@@ -1,4 +1,5 @@
-//! `ec2.find_instances`: the instances to protect, found by a tag (or named): a fleet's discovery step.
+//! `ec2.find_instances`: the instances to protect, found by a tag, named, or those of an AWS Backup plan (as
+//! `backup.plan_resources` finds them): a fleet's discovery step, one step whichever way the fleet is chosen.
 
 use async_trait::async_trait;
 use serde_json::Value;
@@ -12,7 +13,8 @@ pub(crate) struct FindInstances;
 
 static SPEC: ActionSpec = ActionSpec {
     name: "ec2.find_instances",
-    summary: "Find the instances (not terminated) that carry a tag, or check that named instances exist; read-only.",
+    summary: "Find the instances (not terminated) that carry a tag or that an AWS Backup plan protects, or check \
+              that named instances exist; read-only.",
     inputs: &[
         opt(
             "tag_key",
@@ -25,12 +27,19 @@ static SPEC: ActionSpec = ActionSpec {
             List,
             "Instances to use instead of the tag (each must exist).",
         ),
+        opt(
+            "backup_plan_id",
+            Str,
+            "An AWS Backup plan (in the step's region) whose instances to use instead of the tag; \
+             see backup.plan_resources.",
+        ),
     ],
     outputs: &[
         out("instance_ids", "The instances found, sorted: a list for `for_each`."),
         out("count", "How many."),
     ],
-    calls: &["ec2:DescribeInstances"],
+    // DescribeInstances, and with a backup plan what reading it calls.
+    calls: &crate::actions::backup::PLAN_CALLS,
     default_timeout_secs: 120,
     ..ActionSpec::BASE
 };
@@ -47,9 +56,14 @@ impl Action for FindInstances {
             .and_then(Value::as_array)
             .map(|a| a.iter().filter_map(Value::as_str).map(str::to_string).collect())
             .unwrap_or_default();
-        let mut ids: Vec<String> = if named.is_empty() {
+        let plan = opt_str(inputs, "backup_plan_id");
+        let mut ids: Vec<String> = if let (true, Some(plan)) = (named.is_empty(), plan) {
+            crate::actions::backup::plan_instances(ctx, plan).await?
+        } else if named.is_empty() {
             let Some(key) = opt_str(inputs, "tag_key") else {
-                return Err(ActionError::Input("give `tag_key` (or `instance_ids`)".into()));
+                return Err(ActionError::Input(
+                    "give `tag_key` (or `instance_ids`, or `backup_plan_id`)".into(),
+                ));
             };
             let value = opt_str(inputs, "tag_value").unwrap_or("true");
             let wanted = [(key.to_string(), value.to_string())].into_iter().collect();

@@ -5,7 +5,10 @@ use aws_sdk_backup::Client;
 
 use super::errors::from_sdk;
 use super::{Regional, unix};
-use crate::cloud::{Backup, BackupJob, CloudError, CopyJob, JobState, StartBackupJob, StartCopyJob, Vault};
+use crate::cloud::{
+    Backup, BackupJob, BackupSelection, CloudError, Conditions, CopyJob, JobState, SelectionRef, StartBackupJob,
+    StartCopyJob, TagCondition, Vault,
+};
 
 pub(crate) struct AwsBackup {
     clients: Regional<Client>,
@@ -157,6 +160,91 @@ impl Backup for AwsBackup {
                 .map(str::to_string)
                 .ok_or_else(|| missing(OP, region, "BackupVaultArn"))?,
         })
+    }
+
+    async fn list_backup_selections(&self, region: &str, plan_id: &str) -> Result<Vec<SelectionRef>, CloudError> {
+        const OP: &str = "ListBackupSelections";
+        let mut found = Vec::new();
+        let mut next: Option<String> = None;
+        loop {
+            let out = self
+                .clients
+                .get(region)
+                .list_backup_selections()
+                .backup_plan_id(plan_id)
+                .set_next_token(next.take())
+                .send()
+                .await
+                .map_err(|e| from_sdk("backup", OP, region, e))?;
+            for s in out.backup_selections_list() {
+                found.push(SelectionRef {
+                    selection_id: s
+                        .selection_id()
+                        .map(str::to_string)
+                        .ok_or_else(|| missing(OP, region, "SelectionId"))?,
+                    name: s.selection_name().unwrap_or_default().to_string(),
+                });
+            }
+            match out.next_token() {
+                Some(t) if !t.is_empty() => next = Some(t.to_string()),
+                _ => return Ok(found),
+            }
+        }
+    }
+
+    async fn get_backup_selection(
+        &self,
+        region: &str,
+        plan_id: &str,
+        selection_id: &str,
+    ) -> Result<BackupSelection, CloudError> {
+        const OP: &str = "GetBackupSelection";
+        let out = self
+            .clients
+            .get(region)
+            .get_backup_selection()
+            .backup_plan_id(plan_id)
+            .selection_id(selection_id)
+            .send()
+            .await
+            .map_err(|e| from_sdk("backup", OP, region, e))?;
+        let s = out
+            .backup_selection()
+            .ok_or_else(|| missing(OP, region, "BackupSelection"))?;
+        Ok(selection(out.selection_id().unwrap_or(selection_id), s))
+    }
+}
+
+/// drflow's selection of the SDK's.
+fn selection(selection_id: &str, s: &aws_sdk_backup::types::BackupSelection) -> BackupSelection {
+    let params = |list: &[aws_sdk_backup::types::ConditionParameter]| -> Vec<TagCondition> {
+        list.iter()
+            .map(|c| TagCondition {
+                key: c.condition_key().unwrap_or_default().to_string(),
+                value: c.condition_value().unwrap_or_default().to_string(),
+            })
+            .collect()
+    };
+    BackupSelection {
+        selection_id: selection_id.to_string(),
+        name: s.selection_name().to_string(),
+        resources: s.resources().to_vec(),
+        not_resources: s.not_resources().to_vec(),
+        // ListOfTags has one condition type, STRINGEQUALS.
+        list_of_tags: s
+            .list_of_tags()
+            .iter()
+            .map(|c| TagCondition {
+                key: c.condition_key().to_string(),
+                value: c.condition_value().to_string(),
+            })
+            .collect(),
+        conditions: s.conditions().map_or_else(Conditions::default, |c| Conditions {
+            string_equals: params(c.string_equals()),
+            string_not_equals: params(c.string_not_equals()),
+            string_like: params(c.string_like()),
+            string_not_like: params(c.string_not_like()),
+        }),
     }
 }
 

@@ -430,6 +430,31 @@ impl Backup for Sim {
         })
         .await
     }
+
+    async fn list_backup_selections(
+        &self,
+        region: &str,
+        plan_id: &str,
+    ) -> Result<Vec<crate::cloud::SelectionRef>, CloudError> {
+        self.call("backup", "ListBackupSelections", region, |ctx| {
+            super::backup_plans::list(&ctx.scenario.backup_plans, &ctx.region, plan_id)
+                .map_err(|m| ctx.err("ResourceNotFoundException", m))
+        })
+        .await
+    }
+
+    async fn get_backup_selection(
+        &self,
+        region: &str,
+        plan: &str,
+        id: &str,
+    ) -> Result<crate::cloud::BackupSelection, CloudError> {
+        self.call("backup", "GetBackupSelection", region, |ctx| {
+            super::backup_plans::get(&ctx.scenario.backup_plans, &ctx.region, plan, id)
+                .map_err(|m| ctx.err("ResourceNotFoundException", m))
+        })
+        .await
+    }
 }
 
 #[cfg(test)]

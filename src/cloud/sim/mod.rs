@@ -27,6 +27,7 @@
 #![allow(clippy::result_large_err)]
 
 mod backup;
+mod backup_plans;
 mod clock;
 mod cloudformation;
 mod ec2;
@@ -553,6 +554,7 @@ mod tests {
             (0, "ids", include_str!("ids.rs")),
             (0, "records", include_str!("records.rs")),
             (0, "rng", include_str!("rng.rs")),
+            (0, "backup_plans", include_str!("backup_plans.rs")),
             (1, "scenario", include_str!("scenario.rs")),
             (2, "throttle", include_str!("throttle.rs")),
             (3, "world", include_str!("world.rs")),

@@ -5,6 +5,7 @@ use std::time::Duration;
 
 use serde::Deserialize;
 
+use super::backup_plans::BackupPlanSpec;
 use super::error::SimError;
 use super::ids::{is_ami_id, looks_like_region};
 
@@ -39,6 +40,8 @@ pub struct Scenario {
     pub impair_instances: Vec<ImpairInstance>,
     /// AWS's limits on concurrent jobs, as the simulated account has them.
     pub quotas: SimQuotas,
+    /// AWS Backup plans and their selections (read by ListBackupSelections / GetBackupSelection).
+    pub backup_plans: Vec<BackupPlanSpec>,
 }
 
 /// AWS's limits on concurrent jobs. AWS Backup queues what is beyond its limits (a queued job stays CREATED until a
@@ -82,6 +85,7 @@ impl Default for Scenario {
             throttling: Vec::new(),
             impair_instances: Vec::new(),
             quotas: SimQuotas::default(),
+            backup_plans: Vec::new(),
         }
     }
 }
@@ -510,7 +514,8 @@ impl Scenario {
             .chain(self.instances.iter().map(|x| &x.region))
             .chain(self.vaults.iter().map(|x| &x.region))
             .chain(self.parameters.iter().map(|x| &x.region))
-            .chain(self.images.iter().map(|x| &x.region));
+            .chain(self.images.iter().map(|x| &x.region))
+            .chain(self.backup_plans.iter().map(|x| &x.region));
         for r in regions {
             if !looks_like_region(r) {
                 return Err(format!("`{r}` is not a region code (like us-east-1)"));
@@ -526,6 +531,9 @@ impl Scenario {
             if img.state.is_some() && img.available_after.is_some() {
                 return Err(format!("images[{i}]: set `state` or `available_after`, not both"));
             }
+        }
+        for (i, p) in self.backup_plans.iter().enumerate() {
+            p.validate(&format!("backup_plans[{i}]"))?;
         }
         for (i, inst) in self.instances.iter().enumerate() {
             if !inst.id.starts_with("i-") {
@@ -659,6 +667,7 @@ throttling: [{operation: "ec2:DescribeImages", capacity: 2, refill_per_second: 0
         assert_eq!(s.seed, DEFAULT_SEED);
         assert_eq!(s.images[1].available_after, Some(Duration::from_secs(15 * 60)));
         assert_eq!(s.durations, Durations::default());
+        assert_eq!(s.backup_plans[0].selections[0].conditions.string_not_like.len(), 1);
     }
 
     #[test]
