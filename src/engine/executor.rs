@@ -50,10 +50,22 @@ const LAST_LOOK: Duration = Duration::from_secs(30);
 pub(super) type StepFuture<'f> = Pin<Box<dyn Future<Output = Result<(), Failure>> + Send + 'f>>;
 
 impl<'a> Executor<'a> {
+    /// Journals an event (durable at once if it starts, resumes or ends the run, or records what an AWS call made;
+    /// else grouped with the next durable one: `Journal::append_with`), applies it, tells the observer.
     pub fn emit(&self, event: Event) -> Result<Entry, EngineError> {
+        let durable = matches!(
+            event,
+            Event::RunStarted { .. } | Event::RunResumed { .. } | Event::Recorded { .. } | Event::RunFinished { .. }
+        );
+        self.emit_with(event, durable)
+    }
+
+    /// `emit`, durable at once or not as the caller says: an attempt of an action that changes something in AWS
+    /// is durable before the call is made.
+    pub fn emit_with(&self, event: Event, durable: bool) -> Result<Entry, EngineError> {
         let entry = {
             let mut j = self.journal.lock().expect("journal lock");
-            j.append(self.clock.now_ms(), event).map_err(|e| {
+            j.append_with(self.clock.now_ms(), event, durable).map_err(|e| {
                 *self.broken.lock().expect("lock") = Some(e.to_string());
                 EngineError::Journal(e)
             })?
@@ -289,7 +301,13 @@ impl<'a> Executor<'a> {
                     },
                 )?;
             }
-            slots.push(self.quotas.take(q, &key, started).await);
+            let priority = a
+                .action
+                .quota_priority
+                .and_then(|k| inputs.get(k))
+                .and_then(Value::as_i64)
+                .unwrap_or(0);
+            slots.push(self.quotas.take(q, &key, started, priority).await);
         }
         Ok(slots)
     }
@@ -323,15 +341,18 @@ impl<'a> Executor<'a> {
             } else {
                 a.timeout
             };
-            self.emit_or_fail(
-                id,
-                Event::AttemptStarted {
+            // An attempt that may change something in AWS is on disk before it does.
+            let started = Event::AttemptStarted {
+                step: id.to_string(),
+                attempt,
+            };
+            self.emit_with(started, actions::of(a.action).mutates())
+                .map_err(|e| Failure {
                     step: id.to_string(),
-                    attempt,
-                },
-            )?;
+                    error: info("JournalError", "other", e.to_string()),
+                })?;
             let recorder = StepRecorder { exec: self, step: id };
-            let run = self.run_info();
+            let run = self.run_info(a.action.advisory);
             let ctx = Ctx {
                 cloud: &self.cloud,
                 region,
@@ -475,13 +496,14 @@ impl<'a> Executor<'a> {
     }
 
     /// The run as far as it has gone, for notifications.
-    fn run_info(&self) -> RunInfo {
+    /// `with_failure`: also the first failure so far (a look at every step: only notifications need it).
+    fn run_info(&self, with_failure: bool) -> RunInfo {
         let state = self.state.lock().expect("state lock");
         let journal = self.journal.lock().expect("journal lock").path().to_path_buf();
         RunInfo {
             run_id: state.run_id.clone(),
             workflow: state.workflow.clone(),
-            failure: state.failure_so_far(),
+            failure: if with_failure { state.failure_so_far() } else { None },
             report: journal.with_file_name("report.html"),
         }
     }
@@ -555,24 +577,14 @@ fn error_info(e: &ActionError) -> ErrorInfo {
     }
 }
 
-/// Awaits all futures concurrently on this task (branches borrow the executor, so no spawning).
+/// Awaits all futures concurrently on this task (branches borrow the executor, so no spawning); a wake polls only
+/// the future it is for. The results are in the futures' order.
 pub(super) async fn futures_join<'f>(futs: impl Iterator<Item = StepFuture<'f>>) -> Vec<Result<(), Failure>> {
-    let mut set: Vec<(usize, StepFuture<'f>)> = futs.enumerate().collect();
+    use futures_util::stream::{FuturesUnordered, StreamExt};
+    let mut set: FuturesUnordered<_> = futs.enumerate().map(|(i, f)| async move { (i, f.await) }).collect();
     let mut out: Vec<Option<Result<(), Failure>>> = (0..set.len()).map(|_| None).collect();
-    std::future::poll_fn(|cx| {
-        set.retain_mut(|(i, f)| match f.as_mut().poll(cx) {
-            std::task::Poll::Ready(r) => {
-                out[*i] = Some(r);
-                false
-            }
-            std::task::Poll::Pending => true,
-        });
-        if set.is_empty() {
-            std::task::Poll::Ready(())
-        } else {
-            std::task::Poll::Pending
-        }
-    })
-    .await;
+    while let Some((i, r)) = set.next().await {
+        out[i] = Some(r);
+    }
     out.into_iter().map(|r| r.expect("every branch finished")).collect()
 }

@@ -32,12 +32,8 @@ impl Executor<'_> {
             Err(e) => return self.fail(step, id, info("InvalidInput", "validation", format!("for_each: {e}"))),
         };
         let keys: Vec<String> = items.iter().map(crate::workflow::expr::to_text).collect();
-        if let Some(dup) = keys
-            .iter()
-            .enumerate()
-            .find(|(i, k)| keys[..*i].contains(k))
-            .map(|(_, k)| k)
-        {
+        let mut seen = std::collections::HashSet::new();
+        if let Some(dup) = keys.iter().find(|k| !seen.insert(k.as_str())) {
             let e = format!("for_each: the item `{dup}` is listed twice (items are keys: each must be unique)");
             return self.fail(step, id, info("InvalidInput", "validation", e));
         }

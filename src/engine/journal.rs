@@ -233,7 +233,12 @@ pub struct Journal {
     file: File,
     path: PathBuf,
     next_seq: u64,
+    /// When the oldest entry written but not yet fsync'd was written.
+    unsynced_since: Option<std::time::Instant>,
 }
+
+/// Entries that guard nothing are fsync'd together, at the latest this long (wall time) after the first of them.
+const GROUP_COMMIT: std::time::Duration = std::time::Duration::from_millis(100);
 
 impl Journal {
     /// Creates a new journal (the file must not exist).
@@ -254,6 +259,7 @@ impl Journal {
             file,
             path: path.to_path_buf(),
             next_seq: 1,
+            unsynced_since: None,
         })
     }
 
@@ -277,11 +283,20 @@ impl Journal {
             file,
             path: path.to_path_buf(),
             next_seq,
+            unsynced_since: None,
         })
     }
 
-    /// Appends one entry and fsyncs it.
+    /// Appends one entry and fsyncs it (with any written before it).
     pub fn append(&mut self, ts_ms: i64, event: Event) -> Result<Entry, JournalError> {
+        self.append_with(ts_ms, event, true)
+    }
+
+    /// Appends one entry. `durable`: fsync'd before this returns (it guards an AWS side effect, or a resumed run
+    /// needs it); otherwise written at once (it survives the process being killed) and fsync'd with the next durable
+    /// entry, or within `GROUP_COMMIT` (group commit: only a crash of the machine can lose it, and nothing depends
+    /// on it but what a resumed run redoes without harm).
+    pub fn append_with(&mut self, ts_ms: i64, event: Event, durable: bool) -> Result<Entry, JournalError> {
         let entry = Entry {
             v: Version::CURRENT,
             seq: self.next_seq,
@@ -290,18 +305,40 @@ impl Journal {
         };
         let mut line = serde_json::to_vec(&entry).expect("journal entries serialize");
         line.push(b'\n');
-        let io = |e| JournalError::Io {
-            path: self.path.display().to_string(),
-            source: e,
-        };
-        self.file.write_all(&line).map_err(io)?;
-        self.file.sync_data().map_err(io)?;
+        self.file.write_all(&line).map_err(|e| self.io(e))?;
         self.next_seq += 1;
+        let since = *self.unsynced_since.get_or_insert_with(std::time::Instant::now);
+        if durable || since.elapsed() >= GROUP_COMMIT {
+            self.sync()?;
+        }
         Ok(entry)
+    }
+
+    /// Fsyncs what was written, if anything is not yet.
+    pub fn sync(&mut self) -> Result<(), JournalError> {
+        if self.unsynced_since.is_some() {
+            self.file.sync_data().map_err(|e| self.io(e))?;
+            self.unsynced_since = None;
+        }
+        Ok(())
+    }
+
+    fn io(&self, source: std::io::Error) -> JournalError {
+        JournalError::Io {
+            path: self.path.display().to_string(),
+            source,
+        }
     }
 
     pub fn path(&self) -> &Path {
         &self.path
+    }
+}
+
+impl Drop for Journal {
+    /// What was written is on disk when the run stops, however it stops (best effort).
+    fn drop(&mut self) {
+        let _ = self.sync();
     }
 }
 
@@ -373,6 +410,35 @@ pub fn read(path: &Path) -> Result<Vec<Entry>, JournalError> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn entries_that_guard_nothing_are_written_at_once_and_fsyncd_with_the_next_durable_one() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("j.jsonl");
+        let mut j = Journal::create(&path).unwrap();
+        let polled = |polls| Event::Polled {
+            step: "s".into(),
+            attempt: 1,
+            polls,
+            status: "RUNNING".into(),
+        };
+        j.append_with(1, polled(1), false).unwrap();
+        j.append_with(2, polled(2), false).unwrap();
+        // Written (a killed process loses nothing), not yet fsync'd.
+        assert_eq!(read(&path).unwrap().len(), 2);
+        assert!(j.unsynced_since.is_some());
+        j.append_with(3, Event::RunResumed { forced: false }, true).unwrap();
+        assert!(
+            j.unsynced_since.is_none(),
+            "a durable entry fsyncs the ones before it too"
+        );
+        // Within the group-commit window at the latest.
+        j.append_with(4, polled(3), false).unwrap();
+        j.unsynced_since = Some(std::time::Instant::now() - GROUP_COMMIT);
+        j.append_with(5, polled(4), false).unwrap();
+        assert!(j.unsynced_since.is_none());
+        assert_eq!(read(&path).unwrap().len(), 5);
+    }
 
     #[test]
     fn appends_reads_back_and_ignores_a_torn_tail() {

@@ -2,7 +2,7 @@
 //! branch and item of a run. A step that starts a job takes a slot of each quota its action declares (waiting, in
 //! order, when none is free), and the slots are held under the job's id until the wait for that job ends.
 
-use std::collections::{HashMap, VecDeque};
+use std::collections::{BTreeMap, HashMap};
 use std::sync::{Arc, Mutex};
 
 use tokio::sync::oneshot;
@@ -19,20 +19,23 @@ struct Gate {
 #[derive(Debug, Default)]
 struct GateState {
     in_use: u32,
-    /// First come, first served.
-    waiting: VecDeque<oneshot::Sender<Handed>>,
+    /// Served by priority, largest first, then first come, first served: (-priority, arrival) → waiter.
+    waiting: BTreeMap<(i64, u64), oneshot::Sender<Handed>>,
+    arrivals: u64,
 }
 
 impl Gate {
     /// A slot now, if one is free (`force`: even if none is, as for a job already running).
-    fn try_take(self: &Arc<Self>, force: bool) -> Result<Slot, oneshot::Receiver<Handed>> {
+    fn try_take(self: &Arc<Self>, force: bool, priority: i64) -> Result<Slot, oneshot::Receiver<Handed>> {
         let mut st = self.state.lock().expect("gate");
         if force || (st.in_use < self.limit && st.waiting.is_empty()) {
             st.in_use += 1;
             return Ok(Slot { gate: self.clone() });
         }
         let (tx, rx) = oneshot::channel();
-        st.waiting.push_back(tx);
+        st.arrivals += 1;
+        let key = (priority.saturating_neg(), st.arrivals);
+        st.waiting.insert(key, tx);
         Err(rx)
     }
 
@@ -42,7 +45,7 @@ impl Gate {
         // Hand the slot to the first waiter still waiting (one whose step was cancelled has dropped its receiver).
         // The slot travels as a `Handed`: if the waiter goes away before taking it, dropping it frees the slot.
         while st.in_use < self.limit {
-            let Some(tx) = st.waiting.pop_front() else { break };
+            let Some((_, tx)) = st.waiting.pop_first() else { break };
             st.in_use += 1;
             if let Err(back) = tx.send(Handed(self.clone())) {
                 std::mem::forget(back);
@@ -119,14 +122,14 @@ impl QuotaSlots {
 
     /// A slot of `q` for `key` now, or `None` if the caller must wait (`take` then waits its turn).
     pub(crate) fn try_take(&self, q: &'static Quota, key: &str) -> Option<Slot> {
-        self.gate(q, key).try_take(false).ok()
+        self.gate(q, key).try_take(false, 0).ok()
     }
 
-    /// A slot of `q` for `key`, waiting in line for it; with `force`, at once even beyond the limit (a job that is
-    /// already running counts, whatever the limit).
-    pub(crate) async fn take(&self, q: &'static Quota, key: &str, force: bool) -> Slot {
+    /// A slot of `q` for `key`, waiting for it (served by `priority`, largest first, then in order of arrival); with
+    /// `force`, at once even beyond the limit (a job that is already running counts, whatever the limit).
+    pub(crate) async fn take(&self, q: &'static Quota, key: &str, force: bool, priority: i64) -> Slot {
         let gate = self.gate(q, key);
-        match gate.try_take(force) {
+        match gate.try_take(force, priority) {
             Ok(slot) => slot,
             Err(rx) => rx.await.expect("a gate outlives its waiters").into_slot(),
         }
@@ -167,8 +170,8 @@ mod tests {
         let q = Arc::new(QuotaSlots::new(Quotas {
             overrides: vec![("snapshot_copies".into(), 2)],
         }));
-        let a = q.take(&SNAPSHOT_COPIES, "us-west-2", false).await;
-        let b = q.take(&SNAPSHOT_COPIES, "us-west-2", false).await;
+        let a = q.take(&SNAPSHOT_COPIES, "us-west-2", false, 0).await;
+        let b = q.take(&SNAPSHOT_COPIES, "us-west-2", false, 0).await;
         // Another key has its own slots.
         let other = q.try_take(&SNAPSHOT_COPIES, "eu-west-1");
         assert!(other.is_some());
@@ -178,7 +181,7 @@ mod tests {
         for n in 0..3 {
             let (q, order) = (q.clone(), order.clone());
             tasks.push(tokio::spawn(async move {
-                let slot = q.take(&SNAPSHOT_COPIES, "us-west-2", false).await;
+                let slot = q.take(&SNAPSHOT_COPIES, "us-west-2", false, 0).await;
                 order.lock().unwrap().push(n);
                 q.hold(&format!("job-{n}"), vec![slot]);
             }));
@@ -210,16 +213,41 @@ mod tests {
     }
 
     #[tokio::test(start_paused = true)]
+    async fn larger_priorities_are_served_first_then_in_order_of_arrival() {
+        let q = Arc::new(QuotaSlots::new(Quotas {
+            overrides: vec![("backup_copies".into(), 1)],
+        }));
+        let first = q.take(&BACKUP_COPIES, "r", false, 0).await;
+        let order = Arc::new(Mutex::new(Vec::new()));
+        let mut tasks = Vec::new();
+        for (name, priority) in [("small", 8), ("big", 64), ("medium", 20), ("big-later", 64)] {
+            let (q, order) = (q.clone(), order.clone());
+            tasks.push(tokio::spawn(async move {
+                let slot = q.take(&BACKUP_COPIES, "r", false, priority).await;
+                order.lock().unwrap().push(name);
+                drop(slot);
+            }));
+            tokio::task::yield_now().await;
+        }
+        drop(first);
+        for t in tasks {
+            t.await.unwrap();
+        }
+        assert_eq!(*order.lock().unwrap(), vec!["big", "big-later", "medium", "small"]);
+    }
+
+    #[tokio::test(start_paused = true)]
     async fn forced_slots_count_beyond_the_limit_and_a_cancelled_waiter_passes_its_turn() {
         let q = QuotaSlots::new(Quotas {
             overrides: vec![("backup_copies".into(), 1)],
         });
         assert_eq!(q.limit(&BACKUP_COPIES), 1);
-        let a = q.take(&BACKUP_COPIES, "r", false).await;
-        let forced = q.take(&BACKUP_COPIES, "r", true).await;
+        let a = q.take(&BACKUP_COPIES, "r", false, 0).await;
+        let forced = q.take(&BACKUP_COPIES, "r", true, 0).await;
         assert_eq!(q.in_use(&BACKUP_COPIES, "r"), 2);
         // A waiter that gives up (its step timed out) does not keep the slot it was promised.
-        let waiting = tokio::time::timeout(std::time::Duration::from_secs(1), q.take(&BACKUP_COPIES, "r", false)).await;
+        let waiting =
+            tokio::time::timeout(std::time::Duration::from_secs(1), q.take(&BACKUP_COPIES, "r", false, 0)).await;
         assert!(waiting.is_err());
         drop(a);
         drop(forced);

@@ -167,6 +167,9 @@ pub struct ActionSpec {
     pub quotas: &'static [super::quota::Quota],
     /// The output naming the job a started job's quota slots are held under.
     pub holds: Option<&'static str>,
+    /// The input (a number) by which steps waiting for a quota slot are served, largest first (equal ones in order
+    /// of arrival): the longest-processing-time rule, so that long jobs do not end up last.
+    pub quota_priority: Option<&'static str>,
     /// A wait: the input naming the job whose quota slots are freed when the wait ends, however it ends.
     pub releases: Option<&'static str>,
 }
@@ -189,6 +192,7 @@ impl ActionSpec {
         default_timeout_secs: 120,
         quotas: &[],
         holds: None,
+        quota_priority: None,
         releases: None,
     };
 

@@ -7,7 +7,7 @@ use crate::actions::values::{account_of, str_in};
 use crate::actions::{Action, ActionError, Ctx, Resource, Values};
 use crate::cloud::StartCopyJob as Request;
 use crate::workflow::quota;
-use crate::workflow::spec::{out, req};
+use crate::workflow::spec::{opt, out, req};
 use crate::workflow::{ActionSpec, InputKind::*, Preflight, Role};
 
 pub(crate) struct StartCopyJob;
@@ -23,6 +23,11 @@ static SPEC: ActionSpec = ActionSpec {
         req("iam_role_arn", Str, "Role AWS Backup assumes."),
         super::LIFECYCLE_INPUTS[0],
         super::LIFECYCLE_INPUTS[1],
+        opt(
+            "size_bytes",
+            Int,
+            "The size of what is copied (`size_bytes` of the backup's wait): copies waiting for the destination's quota start largest first, so the longest do not come last.",
+        ),
     ],
     outputs: &[out("job_id", "The copy job id.")],
     calls: &["backup:StartCopyJob"],
@@ -41,6 +46,7 @@ static SPEC: ActionSpec = ActionSpec {
     role: Some(Role::StartCopy),
     quotas: &[quota::BACKUP_COPIES],
     holds: Some("job_id"),
+    quota_priority: Some("size_bytes"),
     ..ActionSpec::BASE
 };
 

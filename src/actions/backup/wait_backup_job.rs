@@ -20,6 +20,10 @@ static SPEC: ActionSpec = ActionSpec {
         out("recovery_point_arn", "arn:aws:ec2:REGION::image/ami-..."),
         out("image_id", "The AMI of the recovery point."),
         out("state", "COMPLETED"),
+        out(
+            "size_bytes",
+            "BackupSizeInBytes (0 if AWS did not tell): what a copy of it will move.",
+        ),
     ],
     calls: &["backup:DescribeBackupJob"],
     role: Some(Role::BackupImage),
@@ -46,7 +50,13 @@ impl Action for WaitBackupJob {
             ));
         }
         match (job.state, job.recovery_point_arn) {
-            (JobState::Completed, Some(arn)) => super::recovery_point_outputs(&arn, job.state, None),
+            (JobState::Completed, Some(arn)) => {
+                let mut done = super::recovery_point_outputs(&arn, job.state, None)?;
+                if let Poll::Done(out) = &mut done {
+                    out.insert("size_bytes".into(), job.backup_size_bytes.unwrap_or(0).into());
+                }
+                Ok(done)
+            }
             (state, _) => {
                 let status = super::progress(state, job.percent_done.as_deref());
                 let percent = job.percent_done.as_deref().and_then(|p| p.trim().parse::<f64>().ok());
