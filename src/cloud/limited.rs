@@ -1,5 +1,6 @@
 //! The backend seen through the run's [`Limiter`]: every call waits for its token first and reports how it was
-//! answered. Each method names the one AWS operation it makes; DescribeImages calls of the same moment are batched.
+//! answered. Each method names the one AWS operation it makes; DescribeImages calls of the same moment are batched,
+//! and so are DescribeBackupJob calls (as one ListBackupJobs).
 
 use std::collections::BTreeMap;
 use std::future::Future;
@@ -8,6 +9,7 @@ use std::sync::Arc;
 use async_trait::async_trait;
 
 use super::batch::ImageBatches;
+use super::batch_jobs::BackupJobBatches;
 use super::limiter::Limiter;
 use super::*;
 
@@ -15,6 +17,7 @@ pub(crate) struct Limited {
     inner: Cloud,
     limiter: Arc<Limiter>,
     images: Arc<ImageBatches>,
+    backup_jobs: Arc<BackupJobBatches>,
 }
 
 impl Limited {
@@ -23,6 +26,7 @@ impl Limited {
             inner,
             limiter,
             images: Arc::default(),
+            backup_jobs: Arc::default(),
         }
     }
 
@@ -46,10 +50,19 @@ impl Backup for Limited {
     }
     async fn describe_backup_job(&self, region: &str, job_id: &str) -> Result<BackupJob, CloudError> {
         let b = &self.inner.backup;
+        self.backup_jobs.describe(b, &self.limiter, region, job_id).await
+    }
+    async fn list_backup_jobs(
+        &self,
+        region: &str,
+        created_after: i64,
+        next_token: Option<&str>,
+    ) -> Result<(Vec<BackupJob>, Option<String>), CloudError> {
+        let b = &self.inner.backup;
         self.call(
             region,
-            ("backup", "DescribeBackupJob"),
-            b.describe_backup_job(region, job_id),
+            ("backup", "ListBackupJobs"),
+            b.list_backup_jobs(region, created_after, next_token),
         )
         .await
     }

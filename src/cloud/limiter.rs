@@ -12,6 +12,36 @@ use std::time::Duration;
 use serde::{Deserialize, Serialize};
 use tokio::time::Instant;
 
+tokio::task_local! {
+    /// How long the calls of the current step attempt have waited for tokens: the engine does not count it against
+    /// the attempt's timeout (a fleet's thousandth start may queue for minutes behind the others).
+    pub static TOKEN_WAIT: std::sync::Arc<TokenWait>;
+}
+
+/// Time spent waiting for tokens, including a wait still under way.
+#[derive(Debug, Default)]
+pub struct TokenWait {
+    done: std::sync::Mutex<(Duration, Option<Instant>)>,
+}
+
+impl TokenWait {
+    pub fn total(&self) -> Duration {
+        let (done, since) = *self.done.lock().unwrap_or_else(|e| e.into_inner());
+        done + since.map_or(Duration::ZERO, |s| s.elapsed())
+    }
+
+    fn begin(&self, at: Instant) {
+        self.done.lock().unwrap_or_else(|e| e.into_inner()).1.get_or_insert(at);
+    }
+
+    fn end(&self) {
+        let mut d = self.done.lock().unwrap_or_else(|e| e.into_inner());
+        if let Some(since) = d.1.take() {
+            d.0 += since.elapsed();
+        }
+    }
+}
+
 /// What a throttling answer leaves of the rate (the SDKs' adaptive mode uses 0.7).
 const DECREASE: f64 = 0.7;
 /// A rate never drops below one call per second: lower, a queue of fleet items would wait minutes per call (and
@@ -145,9 +175,11 @@ impl Limiter {
         self.state.lock().unwrap_or_else(|e| e.into_inner())
     }
 
-    /// Waits for a token of `service:operation` in `region`; returns how long it waited.
+    /// Waits for a token of `service:operation` in `region`; returns how long it waited (also added to `TOKEN_WAIT`,
+    /// if the caller set it).
     pub async fn acquire(&self, region: &str, service: &str, operation: &str) -> Duration {
         let started = Instant::now();
+        let _ = TOKEN_WAIT.try_with(|w| w.begin(started));
         let key = (region.to_string(), format!("{service}:{operation}"));
         let queue = {
             let mut state = self.lock();
@@ -167,10 +199,12 @@ impl Limiter {
             }
         }
         let waited = started.elapsed();
+        let ms = u64::try_from(waited.as_millis()).unwrap_or(u64::MAX);
+        let _ = TOKEN_WAIT.try_with(|w| w.end());
         let mut state = self.lock();
         let stats = state.stats.entry(key.1).or_default();
         stats.calls += 1;
-        stats.waited_ms += u64::try_from(waited.as_millis()).unwrap_or(u64::MAX);
+        stats.waited_ms += ms;
         waited
     }
 

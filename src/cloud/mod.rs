@@ -6,6 +6,7 @@
 pub mod aws;
 mod backup_plan;
 mod batch;
+mod batch_jobs;
 mod error;
 mod limited;
 pub mod limiter;
@@ -27,6 +28,15 @@ pub trait Backup: Send + Sync {
     /// Returns the backup job id. For EC2 the response carries no recovery point: read it from `describe_backup_job`.
     async fn start_backup_job(&self, region: &str, req: &StartBackupJob) -> Result<String, CloudError>;
     async fn describe_backup_job(&self, region: &str, job_id: &str) -> Result<BackupJob, CloudError>;
+    /// One page (up to 1,000) of the backup jobs created at or after `created_after` (Unix seconds) in the region
+    /// (ListBackupJobs ByCreatedAfter), and the token of the next page. Its jobs carry what DescribeBackupJob tells
+    /// a wait: state, progress, recovery point, size.
+    async fn list_backup_jobs(
+        &self,
+        region: &str,
+        created_after: i64,
+        next_token: Option<&str>,
+    ) -> Result<(Vec<BackupJob>, Option<String>), CloudError>;
     /// Called in the source region; returns the copy job id.
     async fn start_copy_job(&self, region: &str, req: &StartCopyJob) -> Result<String, CloudError>;
     async fn describe_copy_job(&self, region: &str, job_id: &str) -> Result<CopyJob, CloudError>;

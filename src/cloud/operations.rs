@@ -20,6 +20,7 @@ const fn op(service: &'static str, name: &'static str, mutates: bool) -> Operati
 pub const OPERATIONS: &[Operation] = &[
     op("backup", "StartBackupJob", true),
     op("backup", "DescribeBackupJob", false),
+    op("backup", "ListBackupJobs", false),
     op("backup", "StartCopyJob", true),
     op("backup", "DescribeCopyJob", false),
     op("backup", "DescribeBackupVault", false),

@@ -361,9 +361,7 @@ impl<'a> Executor<'a> {
                 base_dir: &base_dir,
                 run: &run,
             };
-            let outcome = tokio::time::timeout(limit, self.attempt(id, a, &ctx, inputs, attempt))
-                .await
-                .ok();
+            let outcome = timeout_besides_tokens(limit, self.attempt(id, a, &ctx, inputs, attempt)).await;
             let (class, error) = match outcome {
                 Some(Ok(outputs)) => {
                     // The job started: its quota slots are held until the wait for it ends.
@@ -577,6 +575,29 @@ fn error_info(e: &ActionError) -> ErrorInfo {
     }
 }
 
+/// `fut`'s output if it ends within `limit`, not counting the time its AWS calls waited for the rate limiter's
+/// tokens (a fleet's thousandth start may queue for minutes behind the others: that is not the attempt hanging).
+async fn timeout_besides_tokens<F: Future>(limit: Duration, fut: F) -> Option<F::Output> {
+    let waited = std::sync::Arc::new(crate::cloud::limiter::TokenWait::default());
+    let fut = crate::cloud::limiter::TOKEN_WAIT.scope(waited.clone(), fut);
+    tokio::pin!(fut);
+    let mut deadline = tokio::time::Instant::now() + limit;
+    let mut counted = Duration::ZERO;
+    loop {
+        tokio::select! {
+            out = &mut fut => return Some(out),
+            () = tokio::time::sleep_until(deadline) => {
+                let w = waited.total();
+                if w <= counted {
+                    return None;
+                }
+                deadline += w - counted;
+                counted = w;
+            }
+        }
+    }
+}
+
 /// Awaits all futures concurrently on this task (branches borrow the executor, so no spawning); a wake polls only
 /// the future it is for. The results are in the futures' order.
 pub(super) async fn futures_join<'f>(futs: impl Iterator<Item = StepFuture<'f>>) -> Vec<Result<(), Failure>> {
@@ -587,4 +608,28 @@ pub(super) async fn futures_join<'f>(futs: impl Iterator<Item = StepFuture<'f>>)
         out[i] = Some(r);
     }
     out.into_iter().map(|r| r.expect("every branch finished")).collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::cloud::limiter::Limiter;
+
+    #[tokio::test(start_paused = true)]
+    async fn waits_for_rate_limiter_tokens_do_not_count_against_an_attempt_timeout() {
+        let limiter = Limiter::new();
+        // Thirty starts through a bucket of a few per second: seconds of waiting for tokens, well beyond 1 s.
+        let starts = async {
+            let mut waited = Duration::ZERO;
+            for _ in 0..30 {
+                waited += limiter.acquire("us-east-1", "backup", "StartBackupJob").await;
+            }
+            waited
+        };
+        let waited = timeout_besides_tokens(Duration::from_secs(1), starts).await;
+        assert!(waited.is_some_and(|w| w > Duration::from_secs(3)), "{waited:?}");
+        // Time spent otherwise still counts.
+        let hangs = tokio::time::sleep(Duration::from_secs(2));
+        assert_eq!(timeout_besides_tokens(Duration::from_secs(1), hangs).await, None);
+    }
 }

@@ -12,6 +12,7 @@ was started with and its CalculatedLifecycle; StartBackupJob's BackupOptions com
 from __future__ import annotations
 
 import re
+from datetime import datetime
 import time
 import uuid
 from dataclasses import dataclass, field
@@ -365,7 +366,37 @@ def describe_copy_job(region: str, job_id: str) -> dict[str, Any]:
     return {"CopyJob": {k: v for k, v in out.items() if v is not None}}
 
 
-HANDLED = {"StartBackupJob", "DescribeBackupJob", "StartCopyJob", "DescribeCopyJob",
+def _instant(text: str) -> float:
+    """A query-string timestamp: ISO 8601 (what the SDKs send) or epoch seconds."""
+    try:
+        return float(text)
+    except ValueError:
+        return datetime.fromisoformat(text.replace("Z", "+00:00")).timestamp()
+
+
+def list_backup_jobs(region: str, query: dict[str, str]) -> dict[str, Any]:
+    """ListBackupJobs: the region's backup jobs, oldest first, filtered by createdAfter/createdBefore and state,
+    a page of maxResults (at most 1000) from nextToken. Listing a job observes it as DescribeBackupJob does (jobs
+    advance per observation here), and each comes as DescribeBackupJob describes it."""
+    jobs = sorted((j for j in JOBS.values() if j.kind == "backup" and j.region == region), key=lambda j: j.created)
+    if "createdAfter" in query:
+        jobs = [j for j in jobs if j.created >= _instant(query["createdAfter"])]
+    if "createdBefore" in query:
+        jobs = [j for j in jobs if j.created <= _instant(query["createdBefore"])]
+    start = int(query.get("nextToken", "0") or 0)
+    size = int(query.get("maxResults", "1000") or 1000)
+    if not 1 <= size <= 1000:
+        raise _invalid(f"maxResults must be between 1 and 1000, not {size}")
+    page = [describe_backup_job(region, j.id) for j in jobs[start:start + size]]
+    if "state" in query:
+        page = [j for j in page if j["State"] == query["state"]]
+    out: dict[str, Any] = {"BackupJobs": page}
+    if start + size < len(jobs):
+        out["NextToken"] = str(start + size)
+    return out
+
+
+HANDLED = {"StartBackupJob", "DescribeBackupJob", "ListBackupJobs", "StartCopyJob", "DescribeCopyJob",
            "ListRecoveryPointsByBackupVault", "DescribeRecoveryPoint"}
 
 
@@ -376,6 +407,8 @@ def handle(call: Any) -> Reply:
         out = start_backup_job(region, call.json())
     elif op == "DescribeBackupJob":
         out = describe_backup_job(region, params["backupJobId"])
+    elif op == "ListBackupJobs":
+        out = list_backup_jobs(region, dict(call.query()))
     elif op == "StartCopyJob":
         out = start_copy_job(region, call.json())
     elif op == "DescribeCopyJob":

@@ -9,6 +9,7 @@ Prints one line per check and `N passed, M failed` at the end; exits non-zero on
 from __future__ import annotations
 
 import json
+from datetime import datetime, timedelta, timezone
 import os
 import re
 import signal
@@ -313,6 +314,32 @@ def backup_lifecycle_reaches_the_recovery_points(ctx: dict[str, Any]) -> None:
     described = control("GET", "/_drflow/calls?operation=DescribeRecoveryPoint")[0]["request"]
     assert described == {"BackupVaultName": "drflow-primary", "RecoveryPointArn": rp_arn}, described
     assert control("GET", "/_drflow/calls?operation=DescribeBackupJob")[0]["request"] == {"BackupJobId": job_id}
+
+
+@check
+def list_backup_jobs(ctx: dict[str, Any]) -> None:
+    """ListBackupJobs by creation time answers each job as DescribeBackupJob would, in pages."""
+    b = client("backup")
+    since = datetime.now(timezone.utc) - timedelta(seconds=1)
+    ids = [start_backup(ctx) for _ in range(3)]
+    listed = b.list_backup_jobs(ByCreatedAfter=since)["BackupJobs"]
+    assert [j["BackupJobId"] for j in listed][-3:] == ids, listed
+    mine = {j["BackupJobId"]: j for j in listed}
+    assert all(mine[i]["State"] in ("CREATED", "RUNNING") and mine[i]["ResourceArn"] == ctx["instance_arn"]
+               for i in ids), listed
+    paged, token = [], None
+    while True:
+        page = b.list_backup_jobs(ByCreatedAfter=since, MaxResults=2, **({"NextToken": token} if token else {}))
+        assert len(page["BackupJobs"]) <= 2, page
+        paged += [j["BackupJobId"] for j in page["BackupJobs"]]
+        token = page.get("NextToken")
+        if not token:
+            break
+    assert paged == [j["BackupJobId"] for j in listed], (paged, listed)
+    later = datetime.now(timezone.utc) + timedelta(hours=1)
+    assert b.list_backup_jobs(ByCreatedAfter=later)["BackupJobs"] == []
+    sent = control("GET", "/_drflow/calls?operation=ListBackupJobs")[0]["request"]
+    assert "ByCreatedAfter" in sent, sent
 
 
 @check

@@ -25,7 +25,8 @@ static SPEC: ActionSpec = ActionSpec {
             "BackupSizeInBytes (0 if AWS did not tell): what a copy of it will move.",
         ),
     ],
-    calls: &["backup:DescribeBackupJob"],
+    // Many waits at once are answered by one ListBackupJobs (cloud::batch_jobs).
+    calls: &["backup:DescribeBackupJob", "backup:ListBackupJobs"],
     role: Some(Role::BackupImage),
     default_timeout_secs: 6 * 3600,
     releases: Some("job_id"),

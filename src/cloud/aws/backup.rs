@@ -96,6 +96,42 @@ impl Backup for AwsBackup {
         })
     }
 
+    async fn list_backup_jobs(
+        &self,
+        region: &str,
+        created_after: i64,
+        next_token: Option<&str>,
+    ) -> Result<(Vec<BackupJob>, Option<String>), CloudError> {
+        let out = self
+            .clients
+            .get(region)
+            .list_backup_jobs()
+            .by_created_after(aws_sdk_backup::primitives::DateTime::from_secs(created_after))
+            .max_results(1000)
+            .set_next_token(next_token.map(str::to_string))
+            .send()
+            .await
+            .map_err(|e| from_sdk("backup", "ListBackupJobs", region, e))?;
+        let jobs = out
+            .backup_jobs()
+            .iter()
+            .filter_map(|j| {
+                let (state, status_message) = job_state(j.state().map(|s| s.as_str()), j.status_message());
+                Some(BackupJob {
+                    job_id: j.backup_job_id()?.to_string(),
+                    state,
+                    status_message,
+                    recovery_point_arn: j.recovery_point_arn().filter(|a| !a.is_empty()).map(str::to_string),
+                    percent_done: j.percent_done().map(str::to_string),
+                    creation_date: j.creation_date().map(unix),
+                    completion_date: j.completion_date().map(unix),
+                    backup_size_bytes: j.backup_size_in_bytes().and_then(|b| u64::try_from(b).ok()),
+                })
+            })
+            .collect();
+        Ok((jobs, out.next_token().map(str::to_string)))
+    }
+
     async fn start_copy_job(&self, region: &str, req: &StartCopyJob) -> Result<String, CloudError> {
         const OP: &str = "StartCopyJob";
         let out = self

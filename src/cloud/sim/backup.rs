@@ -198,6 +198,45 @@ fn describe_job(ctx: &mut Ctx<'_>, kind: Kind, job_id: &str) -> Result<BackupJob
     })
 }
 
+/// Page size of ListBackupJobs (AWS's MaxResults at most).
+const LIST_PAGE: usize = 1000;
+
+/// The backup jobs created at or after `created_after` (Unix seconds), oldest first, a page of `LIST_PAGE` from
+/// `next_token` (the index of the page's first job).
+fn list_backup_jobs(
+    ctx: &mut Ctx<'_>,
+    created_after: i64,
+    next_token: Option<&str>,
+) -> Result<(Vec<BackupJob>, Option<String>), CloudError> {
+    let start = match next_token {
+        None => 0,
+        Some(t) => t
+            .parse::<usize>()
+            .map_err(|_| ctx.err("InvalidParameterValueException", format!("Invalid NextToken {t:?}")))?,
+    };
+    let created_unix = ctx.world.created_unix;
+    let mut ids: Vec<(std::time::Duration, String)> = ctx
+        .here()
+        .backup_jobs
+        .values()
+        .filter(|j| super::clock::wall(created_unix, j.created_at) >= created_after)
+        .map(|j| (j.created_at, j.id.clone()))
+        .collect();
+    ids.sort();
+    let page: Vec<String> = ids
+        .iter()
+        .skip(start)
+        .take(LIST_PAGE)
+        .map(|(_, id)| id.clone())
+        .collect();
+    let next = (start + LIST_PAGE < ids.len()).then(|| (start + LIST_PAGE).to_string());
+    let jobs = page
+        .iter()
+        .map(|id| describe_job(ctx, Kind::Backup, id))
+        .collect::<Result<Vec<_>, _>>()?;
+    Ok((jobs, next))
+}
+
 pub(crate) fn vault_arn(region: &str, name: &str) -> String {
     format!("arn:aws:backup:{region}:{ACCOUNT}:backup-vault:{name}")
 }
@@ -406,6 +445,18 @@ impl Backup for Sim {
     async fn describe_backup_job(&self, region: &str, job_id: &str) -> Result<BackupJob, CloudError> {
         self.call("backup", "DescribeBackupJob", region, |ctx| {
             describe_job(ctx, Kind::Backup, job_id)
+        })
+        .await
+    }
+
+    async fn list_backup_jobs(
+        &self,
+        region: &str,
+        created_after: i64,
+        next_token: Option<&str>,
+    ) -> Result<(Vec<BackupJob>, Option<String>), CloudError> {
+        self.call("backup", "ListBackupJobs", region, |ctx| {
+            list_backup_jobs(ctx, created_after, next_token)
         })
         .await
     }

@@ -1,0 +1,208 @@
+//! Batched backup-job polls: the waits of a fleet each poll one backup job (DescribeBackupJob). Polls for the same
+//! region that arrive within a short gathering window share one ListBackupJobs (filtered by creation time: the
+//! earliest of theirs), which answers up to 1,000 jobs a page; each caller gets its own job. A job the list does
+//! not show (yet: ListBackupJobs is eventually consistent) is described alone, and so is a job whose creation time
+//! is not known yet (its first poll) or a batch too small to be worth a list.
+
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use tokio::sync::oneshot;
+
+use super::limiter::Limiter;
+use super::{Backup, BackupJob, CloudError};
+
+/// How long a batch waits for more callers: small against the seconds to minutes between a wait's polls.
+const GATHER: Duration = Duration::from_millis(1000);
+/// The fewest polls worth a list instead of a describe each.
+const LIST_MIN: usize = 3;
+
+const DESCRIBE: (&str, &str) = ("backup", "DescribeBackupJob");
+const LIST: (&str, &str) = ("backup", "ListBackupJobs");
+
+type Answer = Result<BackupJob, CloudError>;
+
+struct Waiter {
+    job_id: String,
+    created: i64,
+    answer: oneshot::Sender<Answer>,
+}
+
+#[derive(Default)]
+pub(crate) struct BackupJobBatches {
+    open: Mutex<HashMap<String, Vec<Waiter>>>,
+    /// Job id → its CreationDate (Unix seconds), from earlier answers.
+    created: Mutex<HashMap<String, i64>>,
+}
+
+impl BackupJobBatches {
+    pub(crate) async fn describe(
+        self: &Arc<Self>,
+        backup: &Arc<dyn Backup>,
+        limiter: &Arc<Limiter>,
+        region: &str,
+        job_id: &str,
+    ) -> Answer {
+        let known = self.lock_created().get(job_id).copied();
+        let Some(created) = known else {
+            return self.describe_alone(backup, limiter, region, job_id).await;
+        };
+        let (tx, rx) = oneshot::channel();
+        let lead = {
+            let mut open = self.open.lock().unwrap_or_else(|e| e.into_inner());
+            let batch = open.entry(region.to_string()).or_default();
+            batch.push(Waiter {
+                job_id: job_id.to_string(),
+                created,
+                answer: tx,
+            });
+            batch.len() == 1
+        };
+        if lead {
+            let (me, backup, limiter, region) = (self.clone(), backup.clone(), limiter.clone(), region.to_string());
+            tokio::spawn(async move { me.send(&backup, &limiter, &region).await });
+        }
+        match rx.await {
+            Ok(answer) => answer,
+            Err(_) => Err(CloudError::new(
+                "backup",
+                "DescribeBackupJob",
+                region,
+                "InternalError",
+                "the batched call was dropped",
+            )),
+        }
+    }
+
+    fn lock_created(&self) -> std::sync::MutexGuard<'_, HashMap<String, i64>> {
+        self.created.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    fn remember(&self, job: &BackupJob) {
+        if let Some(c) = job.creation_date {
+            self.lock_created().insert(job.job_id.clone(), c);
+        }
+    }
+
+    async fn describe_alone(&self, backup: &Arc<dyn Backup>, limiter: &Limiter, region: &str, job_id: &str) -> Answer {
+        limiter.acquire(region, DESCRIBE.0, DESCRIBE.1).await;
+        let job = limiter
+            .send(region, DESCRIBE, backup.describe_backup_job(region, job_id))
+            .await?;
+        self.remember(&job);
+        Ok(job)
+    }
+
+    async fn send(&self, backup: &Arc<dyn Backup>, limiter: &Limiter, region: &str) {
+        tokio::time::sleep(GATHER).await;
+        let waiters = self
+            .open
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .remove(region)
+            .unwrap_or_default();
+        if waiters.len() < LIST_MIN {
+            for w in waiters {
+                let answer = self.describe_alone(backup, limiter, region, &w.job_id).await;
+                let _ = w.answer.send(answer);
+            }
+            return;
+        }
+        let after = waiters.iter().map(|w| w.created).min().unwrap_or(0);
+        let mut wanted: HashMap<String, Waiter> = waiters.into_iter().map(|w| (w.job_id.clone(), w)).collect();
+        // Other jobs of the account may share the pages: a few more pages than ours would fill, then each alone.
+        let max_pages = 2 + wanted.len() / 1000;
+        let mut token: Option<String> = None;
+        for _ in 0..max_pages {
+            limiter.acquire(region, LIST.0, LIST.1).await;
+            let page = limiter
+                .send(region, LIST, backup.list_backup_jobs(region, after, token.as_deref()))
+                .await;
+            match page {
+                Ok((jobs, next)) => {
+                    for job in jobs {
+                        self.remember(&job);
+                        if let Some(w) = wanted.remove(&job.job_id) {
+                            let _ = w.answer.send(Ok(job));
+                        }
+                    }
+                    token = next;
+                    if token.is_none() || wanted.is_empty() {
+                        break;
+                    }
+                }
+                // A throttle or 5xx is every caller's: each retries by its own policy.
+                Err(e) if e.kind.is_transient() => {
+                    for (_, w) in wanted.drain() {
+                        let _ = w.answer.send(Err(e.clone()));
+                    }
+                    return;
+                }
+                // Anything else (say, no permission to list): each asks alone.
+                Err(_) => break,
+            }
+        }
+        for (_, w) in wanted {
+            let answer = self.describe_alone(backup, limiter, region, &w.job_id).await;
+            let _ = w.answer.send(answer);
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use crate::cloud::JobState;
+    use crate::cloud::sim::testutil::{EAST, backup_req};
+
+    #[tokio::test(start_paused = true)]
+    async fn polls_of_many_jobs_share_one_list_and_each_gets_its_own_job() {
+        let yaml = (1..=12)
+            .map(|n| format!("  - {{id: i-0ccccccccccccccc{n:x}, region: us-east-1}}\n"))
+            .collect::<String>();
+        let sim = crate::cloud::sim::Sim::new(
+            crate::cloud::sim::Scenario::from_yaml_str(&format!("instances:\n{yaml}"), None).unwrap(),
+        );
+        let cloud = sim.cloud().limited();
+        let mut ids = Vec::new();
+        for n in 1..=12 {
+            let mut req = backup_req(&format!("t{n}"));
+            req.resource_arn = req
+                .resource_arn
+                .replace("i-0123456789abcdef0", &format!("i-0ccccccccccccccc{n:x}"));
+            ids.push(cloud.backup.start_backup_job(EAST, &req).await.unwrap());
+        }
+        let count = |op: &str| sim.calls().iter().filter(|c| c.operation == op).count();
+        let poll_all = |ids: Vec<String>| {
+            let handles: Vec<_> = ids
+                .into_iter()
+                .map(|id| {
+                    let c = cloud.clone();
+                    tokio::spawn(async move { (id.clone(), c.backup.describe_backup_job(EAST, &id).await.unwrap()) })
+                })
+                .collect();
+            async move {
+                let mut out = Vec::new();
+                for h in handles {
+                    out.push(h.await.unwrap());
+                }
+                out
+            }
+        };
+        // The first poll of each job describes it (its creation time is not known yet).
+        for (id, job) in poll_all(ids.clone()).await {
+            assert_eq!(job.job_id, id);
+        }
+        assert_eq!((count("DescribeBackupJob"), count("ListBackupJobs")), (12, 0));
+        tokio::time::sleep(std::time::Duration::from_secs(60)).await;
+        // Then twelve polls at once: one list, each its own job, RUNNING.
+        for (id, job) in poll_all(ids.clone()).await {
+            assert_eq!((job.job_id.as_str(), job.state), (id.as_str(), JobState::Running));
+            assert!(job.percent_done.is_some());
+        }
+        assert_eq!((count("DescribeBackupJob"), count("ListBackupJobs")), (12, 1));
+        // Two at once: not worth a list.
+        poll_all(ids[..2].to_vec()).await;
+        assert_eq!((count("DescribeBackupJob"), count("ListBackupJobs")), (14, 1));
+    }
+}
