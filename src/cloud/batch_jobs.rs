@@ -102,17 +102,21 @@ impl BackupJobBatches {
             .unwrap_or_else(|e| e.into_inner())
             .remove(region)
             .unwrap_or_default();
-        if waiters.len() < LIST_MIN {
+        // A list pages through every job created since the earliest of ours (ours and others'): worth it only when
+        // it answers more polls than the pages it takes, twice over.
+        let after = waiters.iter().map(|w| w.created).min().unwrap_or(0);
+        let known_since = self.lock_created().values().filter(|c| **c >= after).count();
+        let pages = known_since.div_ceil(1000).max(1);
+        if waiters.len() < LIST_MIN.max(2 * pages) {
             for w in waiters {
                 let answer = self.describe_alone(backup, limiter, region, &w.job_id).await;
                 let _ = w.answer.send(answer);
             }
             return;
         }
-        let after = waiters.iter().map(|w| w.created).min().unwrap_or(0);
         let mut wanted: HashMap<String, Waiter> = waiters.into_iter().map(|w| (w.job_id.clone(), w)).collect();
-        // Other jobs of the account may share the pages: a few more pages than ours would fill, then each alone.
-        let max_pages = 2 + wanted.len() / 1000;
+        // Other jobs of the account may share the pages: a page more than ours fill, then each alone.
+        let max_pages = pages + 1;
         let mut token: Option<String> = None;
         for _ in 0..max_pages {
             limiter.acquire(region, LIST.0, LIST.1).await;
