@@ -6,6 +6,7 @@
 //!   `render_json`.
 //! - `bounds`: upper bounds of a step's duration and AWS API calls, from its timeout, retry and poll policies.
 //! - `checks`: `drflow plan --check`, read-only preflight checks against the account.
+//! - `discover`: `drflow plan --check` runs the read-only discovery steps a `for_each`'s items come from.
 //! - `quotas`: the AWS quotas a `for_each`'s steps count against, and whether they bind across its items.
 //! - `policy`: `drflow policy`, the least-privilege IAM policy of a run.
 //! - `graph`: `drflow graph`, Mermaid or DOT.
@@ -13,6 +14,7 @@
 pub mod bounds;
 pub mod checks;
 mod compute;
+pub mod discover;
 pub mod graph;
 mod model;
 pub mod policy;
@@ -24,17 +26,26 @@ pub mod render_text;
 pub use compute::{Known, compute, compute_known};
 pub use model::*;
 
+use serde_json::{Map, Value};
+
 use crate::workflow::{BindError, Workflow};
 
 /// The plan of a run with these `--input` and `--region` pairs (every required input must be given), for the
-/// caller's `account` when known.
+/// caller's `account` when known, with the `outputs` of the discovery steps `plan --check` ran (by step id).
 pub fn for_run(
     wf: &Workflow,
     file: &str,
     given: &[(String, String)],
     regions: &[(String, String)],
     account: Option<&str>,
+    outputs: Option<&Map<String, Value>>,
 ) -> Result<Plan, BindError> {
     let bound = wf.bind(given, regions)?;
-    Ok(compute(wf, file, &bound.inputs, &bound.regions, given, account))
+    let known = Known {
+        inputs: &bound.inputs,
+        regions: &bound.regions,
+        account,
+        outputs,
+    };
+    Ok(compute_known(wf, file, &known, given))
 }

@@ -388,6 +388,8 @@ pub enum CheckKind {
     Template,
     Stack,
     SnsTopic,
+    /// A read-only discovery step run to learn a `for_each`'s items.
+    Discovery,
 }
 
 impl CheckKind {
@@ -400,6 +402,7 @@ impl CheckKind {
             CheckKind::Template => "template",
             CheckKind::Stack => "stack",
             CheckKind::SnsTopic => "SNS topic",
+            CheckKind::Discovery => "discovery step",
         }
     }
 }

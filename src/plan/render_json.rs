@@ -80,7 +80,7 @@
 //!   failed: int                           how many results are "failed"
 //!   account: string                       (when the caller identity check found it) the caller's account
 //!   results: [{check: "caller_identity" | "instance" | "backup_vault" | "ssm_parameter" | "template" | "stack"
-//!              | "sns_topic",
+//!              | "sns_topic" | "discovery",
 //!              subject: string, region: string | null, status: "ok" | "note" | "failed" | "skipped",
 //!              reason: string, steps: [string]}]
 //! }
