@@ -67,18 +67,34 @@ pub fn plan(args: PlanArgs, state_dir: &Path) -> Result<u8, Error> {
     }
     let wf = load_workflow(&args.workflow)?;
     let file = args.workflow.display().to_string();
-    let mut plan = plan::for_run(&wf, &file, &args.inputs, &args.regions, None)?;
+    let mut plan = plan::for_run(&wf, &file, &args.inputs, &args.regions, None, None)?;
     if args.check {
         let codes: Vec<String> = plan.regions.iter().map(|(_, c)| c.clone()).collect();
         let base = wf.dir();
-        let checks = backend.runtime()?.block_on(async {
+        let (checks, found) = backend.runtime()?.block_on(async {
             let cloud = backend.connect(state_dir, &codes).await?;
-            Ok::<_, Error>(plan::checks::run(&plan, &base, &cloud).await)
+            let mut checks = plan::checks::run(&plan, &base, &cloud).await;
+            // What preflight learnt (the caller's account) is known to the discovery steps too.
+            let known = plan::for_run(&wf, &file, &args.inputs, &args.regions, checks.account.as_deref(), None)?;
+            let found = plan::discover::run(&known, &base, &cloud).await;
+            checks.results.extend(found.checks.iter().cloned());
+            checks.failed = checks
+                .results
+                .iter()
+                .filter(|c| c.status == CheckStatus::Failed)
+                .count();
+            Ok::<_, Error>((checks, found.outputs))
         })?;
-        // What is known after preflight (the caller's account) is known to the plan too.
-        if let Some(account) = checks.account.clone() {
-            plan = plan::for_run(&wf, &file, &args.inputs, &args.regions, Some(&account))?;
-        }
+        // What the checks learnt (the account, the fleets' items) is known to the plan.
+        let outputs = (!found.is_empty()).then_some(&found);
+        plan = plan::for_run(
+            &wf,
+            &file,
+            &args.inputs,
+            &args.regions,
+            checks.account.as_deref(),
+            outputs,
+        )?;
         plan.checks = Some(checks);
     }
     match args.output {

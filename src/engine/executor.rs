@@ -44,8 +44,8 @@ pub(crate) struct Executor<'a> {
     pub forecast: super::forecast::Forecast,
 }
 
-/// The least time a wait gets for an attempt, even when its timeout is spent.
-const LAST_LOOK: Duration = Duration::from_secs(30);
+/// The least time a wait gets for an attempt, even when its timeout is spent (plans count it in a wait's bound).
+pub(crate) const LAST_LOOK: Duration = Duration::from_secs(30);
 
 pub(super) type StepFuture<'f> = Pin<Box<dyn Future<Output = Result<(), Failure>> + Send + 'f>>;
 

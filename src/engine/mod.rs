@@ -22,8 +22,11 @@ use sha2::{Digest, Sha256};
 use crate::cloud::Cloud;
 use crate::workflow::{Bindings, Workflow};
 pub use executor::Failure;
+/// What plans need to bound a step's duration and polls: a wait's last look, the least time between paced polls.
+pub(crate) use executor::LAST_LOOK;
 use journal::{Event, Journal, JournalError, RunStatus};
 pub use lock::LockError;
+pub(crate) use pace::MIN_POLL;
 pub use state::{ReplayError, RunState, StepState, StepStatus};
 
 /// Sees every journal entry as it is written (terminal view, JSON output).

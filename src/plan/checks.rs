@@ -11,6 +11,7 @@
 //! | template | `Preflight::Template` (relative to the workflow file) | cloudformation:ValidateTemplate |
 //! | stack | `Preflight::Stack` | cloudformation:DescribeStacks |
 //! | SNS topic | `Preflight::Topic` (in the region of its ARN) | sns:GetTopicAttributes |
+//! | discovery step | (a `for_each`'s items known after a read-only call step: `discover`) | the step's own |
 //!
 //! Only Describe/Get/Validate calls are made. A check whose subject is known only at run time, or whose step
 //! is skipped, is reported as skipped with the reason. A missing parameter is a note, not a failure.

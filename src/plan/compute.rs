@@ -7,6 +7,7 @@ use std::time::Duration;
 
 use serde_json::{Map, Value};
 
+use super::bounds;
 use super::model::*;
 use crate::workflow::expr::{Expr, Piece, Template, expr_text, template_text, to_text};
 use crate::workflow::{
@@ -19,6 +20,14 @@ pub struct Known<'a> {
     pub inputs: &'a Map<String, Value>,
     pub regions: &'a Map<String, Value>,
     pub account: Option<&'a str>,
+    /// Outputs of read-only steps `plan --check` ran (discovery), by step id.
+    pub outputs: Option<&'a Map<String, Value>>,
+}
+
+impl Known<'_> {
+    pub(super) fn output(&self, step: &str) -> Option<&Value> {
+        self.outputs.and_then(|o| o.get(step))
+    }
 }
 
 impl Scope for Known<'_> {
@@ -38,6 +47,16 @@ impl Scope for Known<'_> {
                 .account
                 .map(|a| Value::String(a.to_string()))
                 .ok_or_else(|| "`account.id` is known after preflight".into()),
+            Ref::StepOutput { step, output, path } if self.output(step).is_some() => {
+                let mut v = self
+                    .output(step)
+                    .and_then(|o| o.get(output))
+                    .ok_or_else(|| format!("step `{step}` has no output `{output}`"))?;
+                for key in path {
+                    v = v.get(key).ok_or_else(|| format!("`{}` has no `{key}`", r.dotted()))?;
+                }
+                Ok(v.clone())
+            }
             _ => Err(format!("`{}` is known only at run time", r.dotted())),
         }
     }
@@ -62,6 +81,7 @@ impl Known<'_> {
                     unknown = true;
                     None
                 }
+                Ref::StepOutput { step, .. } if self.output(step).is_some() => None,
                 other => other.step(),
             };
             if let Some(id) = waits_for {
@@ -89,10 +109,23 @@ pub fn compute(
         inputs,
         regions,
         account,
+        outputs: None,
     };
-    let steps: Vec<PlannedStep> = wf.steps.iter().map(|s| step(&known, s, None)).collect();
-    let finally: Vec<PlannedStep> = wf.finally.iter().map(|s| step(&known, s, None)).collect();
-    let max_duration = steps.iter().chain(&finally).map(|s| s.max_duration).sum();
+    compute_known(wf, file, &known, given)
+}
+
+/// The same, with what `plan --check` learnt (the account, the outputs of discovery steps).
+pub fn compute_known(wf: &Workflow, file: &str, known: &Known, given: &[(String, String)]) -> Plan {
+    let (inputs, regions) = (known.inputs, known.regions);
+    let steps: Vec<PlannedStep> = wf.steps.iter().map(|s| step(known, wf, s, None)).collect();
+    let finally: Vec<PlannedStep> = wf.finally.iter().map(|s| step(known, wf, s, None)).collect();
+    let all = || steps.iter().chain(&finally);
+    let max_duration = sum_opt(all().map(|s| s.max_duration));
+    let max_api_calls = sum_opt(all().map(|s| s.max_api_calls));
+    let mut max_api_calls_by_operation = Vec::new();
+    for s in all() {
+        add_operations(&mut max_api_calls_by_operation, &s.operations, Some(1));
+    }
     Plan {
         format: FORMAT,
         workflow: wf.name.clone(),
@@ -125,12 +158,30 @@ pub fn compute(
         steps,
         finally,
         max_duration,
+        max_api_calls,
+        max_api_calls_by_operation,
         checks: None,
     }
 }
 
+/// The sum, or `None` (unbounded) when one is.
+fn sum_opt<T: std::iter::Sum<T>>(items: impl Iterator<Item = Option<T>>) -> Option<T> {
+    items.sum()
+}
+
+/// Adds `times` × each of `from` into `into`, keeping first-seen order; `None` (unbounded) wins.
+fn add_operations(into: &mut Vec<(String, Option<u64>)>, from: &[(String, Option<u64>)], times: Option<u64>) {
+    for (op, n) in from {
+        let n = n.zip(times).map(|(n, t)| n * t);
+        match into.iter_mut().find(|(o, _)| o == op) {
+            Some((_, total)) => *total = total.zip(n).map(|(a, b)| a + b),
+            None => into.push((op.clone(), n)),
+        }
+    }
+}
+
 /// `parent_skipped`: the id of an enclosing group that will not run.
-fn step(known: &Known, s: &Step, parent_skipped: Option<&str>) -> PlannedStep {
+fn step(known: &Known, wf: &Workflow, s: &Step, parent_skipped: Option<&str>) -> PlannedStep {
     let when = s.when.as_ref().map(|cond| decide(known, cond, s.when_text.as_deref()));
     let skipped = match (parent_skipped, &when) {
         (Some(parent), _) => Some(format!("its group `{parent}` is skipped")),
@@ -139,52 +190,106 @@ fn step(known: &Known, s: &Step, parent_skipped: Option<&str>) -> PlannedStep {
     };
     let skip_children = skipped.as_ref().map(|_| parent_skipped.unwrap_or(&s.id));
     let mut for_each = None;
-    let (body, worst) = match &s.kind {
+    let mut operations = Vec::new();
+    let (body, worst, calls) = match &s.kind {
         StepKind::Action(a) => {
             let plan = action(known, a);
-            // A wait's timeout bounds the whole wait, retries included; a call's bounds each attempt.
-            let worst = if plan.kind == "wait" {
-                plan.timeout
-            } else {
-                plan.timeout * plan.retry.attempts + plan.retry.max_total_delay
+            let (worst, per_operation) = match plan.bound.polls {
+                // A wait's timeout bounds the whole wait, retries included; a call's bounds each attempt.
+                Some(polls) => (bounds::wait_duration(a.timeout, &a.retry), polls),
+                None => (
+                    bounds::call_duration(a.timeout, &a.retry, a.action.calls.len()),
+                    u64::from(plan.bound.attempts),
+                ),
             };
-            (Body::Action(Box::new(plan)), worst)
+            operations = plan
+                .calls
+                .iter()
+                .map(|c| (c.to_string(), Some(per_operation)))
+                .collect();
+            let calls = per_operation * plan.calls.len() as u64;
+            (Body::Action(Box::new(plan)), Some(worst), Some(calls))
         }
         StepKind::Parallel(children) => {
-            let branches: Vec<PlannedStep> = children.iter().map(|c| step(known, c, skip_children)).collect();
-            let worst = branches.iter().map(|b| b.max_duration).max().unwrap_or_default();
-            (Body::Parallel { branches }, worst)
+            let branches: Vec<PlannedStep> = children.iter().map(|c| step(known, wf, c, skip_children)).collect();
+            // Branches run at once: the longest one; their calls add up.
+            let worst = branches.iter().map(|b| b.max_duration).collect::<Option<Vec<_>>>();
+            let worst = worst.map(|w| w.into_iter().max().unwrap_or_default());
+            for b in &branches {
+                add_operations(&mut operations, &b.operations, Some(1));
+            }
+            let calls = sum_opt(branches.iter().map(|b| b.max_api_calls));
+            (Body::Parallel { branches }, worst, calls)
         }
         StepKind::Sequence(children) => {
-            let steps: Vec<PlannedStep> = children.iter().map(|c| step(known, c, skip_children)).collect();
-            let worst = steps.iter().map(|c| c.max_duration).sum();
-            (Body::Sequence { steps }, worst)
+            let steps: Vec<PlannedStep> = children.iter().map(|c| step(known, wf, c, skip_children)).collect();
+            for c in &steps {
+                add_operations(&mut operations, &c.operations, Some(1));
+            }
+            let worst = sum_opt(steps.iter().map(|c| c.max_duration));
+            let calls = sum_opt(steps.iter().map(|c| c.max_api_calls));
+            (Body::Sequence { steps }, worst, calls)
         }
-        // One item's steps, once per wave of `max_concurrency` items (one wave when the count is not known yet).
+        // One item's steps, once per wave of items that run at once; unbounded while the count is not known.
         StepKind::ForEach(fe) => {
-            let steps: Vec<PlannedStep> = fe.steps.iter().map(|c| step(known, c, skip_children)).collect();
-            let per_item: Duration = steps.iter().map(|c| c.max_duration).sum();
+            let steps: Vec<PlannedStep> = fe.steps.iter().map(|c| step(known, wf, c, skip_children)).collect();
+            let per_item = sum_opt(steps.iter().map(|c| c.max_duration));
+            let item_calls = sum_opt(steps.iter().map(|c| c.max_api_calls));
+            let mut item_operations = Vec::new();
+            for c in &steps {
+                add_operations(&mut item_operations, &c.operations, Some(1));
+            }
             let items = value(known, &fe.items);
             let count = match &items {
                 Planned::Known(Value::Array(a)) => Some(a.len()),
                 _ => None,
             };
-            let waves = count.map_or(1, |n| n.div_ceil(fe.max_concurrency.max(1)));
+            let quotas = super::quotas::of_fleet(known, wf, &fe.steps);
+            let concurrency = quotas
+                .iter()
+                .filter(|q| q.binds)
+                .map(|q| q.limit as usize)
+                .fold(fe.max_concurrency, usize::min)
+                .max(1);
+            let waves = count.map(|n| bounds::waves(n as u64, concurrency as u64));
+            let worst = per_item.zip(waves).map(|(d, w)| d * w as u32);
+            let n = count.map(|n| n as u64);
+            add_operations(&mut operations, &item_operations, n);
+            let calls = item_calls.zip(n).map(|(c, n)| c * n);
+            let learned: Vec<String> = fe
+                .items
+                .references()
+                .iter()
+                .filter_map(|r| match r {
+                    Ref::StepOutput { step, .. } if known.output(step).is_some() => Some(step.clone()),
+                    _ => None,
+                })
+                .collect();
             for_each = Some(ForEachPlan {
                 items,
                 max_concurrency: fe.max_concurrency,
                 count,
                 tolerated_failures: fe.tolerated_failures,
                 tolerated_failure_percentage: fe.tolerated_failure_percentage,
+                discovered_by: learned,
+                quotas,
+                concurrency,
+                waves,
+                max_item_duration: per_item,
+                max_item_api_calls: item_calls,
+                max_item_api_calls_by_operation: item_operations,
             });
-            (Body::Sequence { steps }, per_item * waves as u32)
+            (Body::Sequence { steps }, worst, calls)
         }
     };
+    let runs = skipped.is_none();
     PlannedStep {
         id: s.id.clone(),
         name: s.name.clone(),
         when,
-        max_duration: if skipped.is_some() { Duration::ZERO } else { worst },
+        max_duration: if runs { worst } else { Some(Duration::ZERO) },
+        max_api_calls: if runs { calls } else { Some(0) },
+        operations: if runs { operations } else { Vec::new() },
         skipped,
         on_failure: match &s.on_failure {
             OnFailure::Abort => Route::Abort,
@@ -273,6 +378,28 @@ fn action(known: &Known, a: &ActionStep) -> ActionPlan {
             backoff_rate: a.poll.backoff_rate,
             max_interval: a.poll.max_interval,
         }),
+        bound: match spec.kind {
+            ActionKind::Call => ActionBound {
+                attempts: bounds::call_attempts(retry, spec.calls.len()),
+                polls: None,
+                poll_gap: None,
+                paced: false,
+            },
+            ActionKind::Wait => {
+                let attempts = bounds::wait_attempts(retry);
+                let gap = bounds::poll_gap(&a.poll, spec.paces);
+                ActionBound {
+                    attempts,
+                    polls: Some(bounds::wait_polls(
+                        bounds::wait_duration(a.timeout, retry),
+                        gap,
+                        attempts,
+                    )),
+                    poll_gap: Some(gap),
+                    paced: spec.paces,
+                }
+            }
+        },
     }
 }
 
@@ -441,14 +568,151 @@ steps:
     fn bounds_the_duration() {
         let p = plan(json!({"flag": false, "name": "n"}).as_object().unwrap().clone());
         // 3 attempts × timeout + 1 s + 2 s of retry delays.
-        assert_eq!(p.steps[0].max_duration, Duration::from_secs(33));
+        assert_eq!(p.steps[0].max_duration, Some(Duration::from_secs(33)));
         // parallel: the longer branch, 3 × 1 m + 3 s.
-        assert_eq!(p.steps[1].max_duration, Duration::from_secs(183));
-        assert_eq!(p.steps[2].max_duration, Duration::ZERO, "skipped");
-        assert_eq!(p.steps[3].max_duration, Duration::from_secs(6));
-        assert_eq!(p.max_duration, Duration::from_secs(33 + 183 + 6));
+        assert_eq!(p.steps[1].max_duration, Some(Duration::from_secs(183)));
+        assert_eq!(p.steps[2].max_duration, Some(Duration::ZERO), "skipped");
+        assert_eq!(p.steps[3].max_duration, Some(Duration::from_secs(6)));
+        assert_eq!(p.max_duration, Some(Duration::from_secs(33 + 183 + 6)));
         let with_flag = plan(json!({"flag": true, "name": "n"}).as_object().unwrap().clone());
-        assert_eq!(with_flag.steps[2].max_duration, Duration::from_secs(3 * 3600 + 3));
+        assert_eq!(with_flag.steps[2].max_duration, Some(Duration::from_secs(3 * 3600 + 3)));
+    }
+
+    #[test]
+    fn counts_api_calls_per_step_and_per_operation() {
+        let p = plan(json!({"flag": false, "name": "n"}).as_object().unwrap().clone());
+        // ssm.get_parameter: 3 attempts of one operation; echo calls nothing.
+        assert_eq!(p.steps[0].max_api_calls, Some(3));
+        assert_eq!(p.steps[1].max_api_calls, Some(3), "the branches add up");
+        assert_eq!(p.steps[2].max_api_calls, Some(0), "skipped");
+        assert_eq!(p.max_api_calls, Some(6));
+        assert_eq!(
+            p.max_api_calls_by_operation,
+            [("ssm:GetParameter".to_string(), Some(6))]
+        );
+    }
+
+    const FLEET: &str = r#"
+version: 1
+name: f
+inputs:
+  ids: {type: list, default: [a, b, c, d, e]}
+regions: {p: us-east-1, d: us-west-2}
+quotas: {backup_copies: 2}
+defaults:
+  retry: {max_attempts: 1, interval: 1s}
+steps:
+  - id: find
+    action: ec2.find_instances
+    region: p
+    timeout: 10s
+    with: {tag_key: k}
+  - id: known
+    for_each: ${{ inputs.ids }}
+    max_concurrency: 4
+    steps:
+      - id: copy
+        action: backup.start_copy_job
+        region: p
+        timeout: 10s
+        with:
+          recovery_point_arn: arn:aws:ec2:us-east-1::image/ami-${{ item }}
+          source_vault: Default
+          destination_vault: Default
+          destination_region: ${{ regions.d }}
+          iam_role_arn: arn:aws:iam::123456789012:role/r
+      - id: wait
+        action: backup.wait_copy_job
+        region: p
+        timeout: 1m
+        poll: {interval: 30s}
+        with: {job_id: "${{ steps.copy.outputs.job_id }}"}
+  - id: found
+    for_each: ${{ steps.find.outputs.instance_ids }}
+    steps:
+      - id: backup
+        action: backup.start_backup_job
+        region: p
+        timeout: 10s
+        with: {instance_id: "${{ item }}", vault: Default, iam_role_arn: "arn:aws:iam::123456789012:role/r"}
+"#;
+
+    fn fleet(outputs: Option<&Map<String, Value>>) -> Plan {
+        let w = wf(FLEET);
+        let b = w.bind_partial(&[], &[]).unwrap();
+        let known = Known {
+            inputs: &b.inputs,
+            regions: &b.regions,
+            account: None,
+            outputs,
+        };
+        compute_known(&w, "f.yaml", &known, &[])
+    }
+
+    #[test]
+    fn bounds_a_fleet_by_waves_of_what_quotas_allow_at_once() {
+        let p = fleet(None);
+        let known = &p.steps[1];
+        let fe = known.for_each.as_ref().unwrap();
+        assert_eq!(fe.count, Some(5));
+        // The copies all go to us-west-2: `quotas: {backup_copies: 2}` binds below max_concurrency 4.
+        let q = &fe.quotas[0];
+        assert_eq!(
+            (q.name, q.limit, q.aws_default, q.binds),
+            ("backup_copies", 2, 100, true)
+        );
+        assert_eq!((q.per.as_str(), q.key.as_str()), ("destination_region", "us-west-2"));
+        assert_eq!(q.steps, ["copy"]);
+        assert_eq!(fe.concurrency, 2);
+        assert_eq!(fe.waves, Some(3));
+        // One item: the copy (2 attempts × 10 s + 1 s) and its wait (1 m + 1 s + 2 last looks × 30 s).
+        let item = Duration::from_secs(21 + 60 + 1 + 60);
+        assert_eq!(fe.max_item_duration, Some(item));
+        assert_eq!(known.max_duration, Some(item * 3));
+        // Calls: 2 StartCopyJob; the wait paces by size (5 s): 121 s / 5 s = 24 polls + 2 attempts.
+        assert_eq!(
+            fe.max_item_api_calls_by_operation,
+            [
+                ("backup:StartCopyJob".to_string(), Some(2)),
+                ("backup:DescribeCopyJob".to_string(), Some(26))
+            ]
+        );
+        assert_eq!(known.max_api_calls, Some(5 * 28), "every item counts");
+        // Items known only after `find`: unbounded, one item's bound still shown.
+        let found = &p.steps[2];
+        let fe = found.for_each.as_ref().unwrap();
+        assert_eq!((fe.count, fe.waves), (None, None));
+        assert_eq!(found.max_duration, None);
+        assert_eq!(found.max_api_calls, None);
+        assert_eq!(fe.max_item_duration, Some(Duration::from_secs(21)));
+        // The per-resource quota is each item's own: it does not bind.
+        assert_eq!(fe.quotas[0].key, "${{ item }}");
+        assert!(!fe.quotas[0].binds);
+        assert_eq!(fe.concurrency, 10);
+        assert_eq!(p.max_duration, None);
+        assert_eq!(p.max_api_calls, None);
+        let by_op: Vec<(&str, Option<u64>)> = p
+            .max_api_calls_by_operation
+            .iter()
+            .map(|(o, n)| (o.as_str(), *n))
+            .collect();
+        assert!(by_op.contains(&("backup:StartCopyJob", Some(10))), "{by_op:?}");
+        assert!(by_op.contains(&("backup:StartBackupJob", None)), "{by_op:?}");
+    }
+
+    #[test]
+    fn discovered_items_bound_the_fleet() {
+        let outputs = json!({"find": {"instance_ids": ["i-1", "i-2", "i-3"], "count": 3}});
+        let p = fleet(outputs.as_object());
+        let found = &p.steps[2];
+        let fe = found.for_each.as_ref().unwrap();
+        assert_eq!(fe.items, Planned::Known(json!(["i-1", "i-2", "i-3"])));
+        assert_eq!(fe.discovered_by, ["find"]);
+        assert_eq!((fe.count, fe.waves), (Some(3), Some(1)));
+        assert_eq!(found.max_duration, Some(Duration::from_secs(21)));
+        assert_eq!(found.max_api_calls, Some(3 * 2));
+        assert!(p.max_duration.is_some());
+        assert!(p.max_api_calls.is_some());
     }
 
     #[test]

@@ -31,9 +31,15 @@ pub struct Plan {
     pub regions: Vec<(String, String)>,
     pub steps: Vec<PlannedStep>,
     pub finally: Vec<PlannedStep>,
-    /// Upper bound of the run's duration: the sum over `steps` and `finally` of each step's `max_duration_ms`.
-    #[serde(rename = "max_duration_ms", serialize_with = "ms")]
-    pub max_duration: Duration,
+    /// Upper bound of the run's duration: the sum over `steps` and `finally` of each step's `max_duration_ms`;
+    /// `None` (unbounded) while a `for_each` has items known only at run time.
+    #[serde(rename = "max_duration_ms", serialize_with = "opt_ms")]
+    pub max_duration: Option<Duration>,
+    /// Upper bound of the AWS API calls of the run; `None` (unbounded) as `max_duration`.
+    pub max_api_calls: Option<u64>,
+    /// The same, per operation (`service:Operation`), in the order the steps first call them.
+    #[serde(serialize_with = "ordered")]
+    pub max_api_calls_by_operation: Vec<(String, Option<u64>)>,
     /// Preflight checks, with `--check` only (`null` otherwise).
     pub checks: Option<Checks>,
 }
@@ -75,11 +81,16 @@ pub struct PlannedStep {
     /// For a `for_each` group (its body is `steps`): the items and how many run at once.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub for_each: Option<ForEachPlan>,
-    /// Worst case of this step: a call's attempts × timeout + retry delays; a wait's timeout; a parallel group's
-    /// longest branch; a
-    /// sequence's sum; 0 when skipped.
-    #[serde(rename = "max_duration_ms", serialize_with = "ms")]
-    pub max_duration: Duration,
+    /// Worst case of this step (`bounds`): a call's attempts × timeout + retry delays; a wait's timeout + retry
+    /// delays + last looks; a parallel group's longest branch; a sequence's sum; a `for_each`'s waves × one item's;
+    /// 0 when skipped; `None` (unbounded) for a `for_each` whose items are known only at run time.
+    #[serde(rename = "max_duration_ms", serialize_with = "opt_ms")]
+    pub max_duration: Option<Duration>,
+    /// Upper bound of its AWS API calls (`bounds`): branches and steps add up, a `for_each` counts each item.
+    pub max_api_calls: Option<u64>,
+    /// The same per operation, for the plan's totals.
+    #[serde(skip)]
+    pub operations: Vec<(String, Option<u64>)>,
 }
 
 #[derive(Debug, Clone, Serialize)]
@@ -90,6 +101,41 @@ pub struct ForEachPlan {
     pub count: Option<usize>,
     pub tolerated_failures: Option<u32>,
     pub tolerated_failure_percentage: Option<f64>,
+    /// The discovery steps `plan --check` ran to learn the items (empty: none ran).
+    pub discovered_by: Vec<String>,
+    /// The AWS quotas its steps' jobs count against, with the workflow's `quotas:` overrides.
+    pub quotas: Vec<QuotaPlan>,
+    /// How many items run at once at most: `max_concurrency`, or a quota's limit where it binds and is lower.
+    pub concurrency: usize,
+    /// How many waves of `concurrency` items the bound counts (`None`: the count is not known yet).
+    pub waves: Option<u64>,
+    /// Upper bound of one item (its steps in sequence).
+    #[serde(rename = "max_item_duration_ms", serialize_with = "opt_ms")]
+    pub max_item_duration: Option<Duration>,
+    pub max_item_api_calls: Option<u64>,
+    #[serde(serialize_with = "ordered")]
+    pub max_item_api_calls_by_operation: Vec<(String, Option<u64>)>,
+}
+
+/// A quota that applies to steps of a `for_each`.
+#[derive(Debug, Clone, Serialize)]
+pub struct QuotaPlan {
+    /// As `quotas:` names it, e.g. `backup_copies`.
+    pub name: &'static str,
+    /// What is counted, e.g. "AWS Backup copy jobs into one destination region".
+    pub what: &'static str,
+    /// The limit the run keeps: the workflow's `quotas:` value, else AWS's default.
+    pub limit: u32,
+    /// AWS's default.
+    pub aws_default: u32,
+    /// What the count is kept per: an input of the step (`destination_region`) or `region`.
+    pub per: String,
+    /// The value it is kept per, as far as the plan knows it (`${{ item }}`: each item its own).
+    pub key: String,
+    /// Whether the items share the key, so that the limit caps how many items hold it at once.
+    pub binds: bool,
+    /// The steps whose jobs count against it.
+    pub steps: Vec<String>,
 }
 
 impl PlannedStep {
@@ -169,6 +215,23 @@ pub struct ActionPlan {
     /// For a step that makes an AWS Backup recovery point: when it expires (its lifecycle).
     #[serde(skip_serializing_if = "Option::is_none")]
     pub expires: Option<String>,
+    /// What its bounds count (`bounds`).
+    pub bound: ActionBound,
+}
+
+#[derive(Debug, Clone, Serialize)]
+pub struct ActionBound {
+    /// Attempts counted: a call's `(max_attempts + 1) × operations` (1 without retries); a wait's
+    /// `max_attempts + 1`.
+    pub attempts: u32,
+    /// A wait's polls at most; `null` for calls.
+    pub polls: Option<u64>,
+    /// The shortest time between a wait's polls the bound assumes; `null` for calls.
+    #[serde(rename = "poll_gap_ms", serialize_with = "opt_ms")]
+    pub poll_gap: Option<Duration>,
+    /// Whether the wait's polls are paced by its job's progress or size (at least 5 s apart, maybe sooner than
+    /// its policy).
+    pub paced: bool,
 }
 
 impl ActionPlan {
@@ -325,6 +388,8 @@ pub enum CheckKind {
     Template,
     Stack,
     SnsTopic,
+    /// A read-only discovery step run to learn a `for_each`'s items.
+    Discovery,
 }
 
 impl CheckKind {
@@ -337,6 +402,7 @@ impl CheckKind {
             CheckKind::Template => "template",
             CheckKind::Stack => "stack",
             CheckKind::SnsTopic => "SNS topic",
+            CheckKind::Discovery => "discovery step",
         }
     }
 }

@@ -15,7 +15,10 @@
 //!   regions: {NAME: string}               region codes after --region overrides
 //!   steps: [Step]                         in execution order
 //!   finally: [Step]
-//!   max_duration_ms: int                  upper bound of the run: sum of the steps' max_duration_ms
+//!   max_duration_ms: int | null           upper bound of the run: sum of the steps' max_duration_ms; null:
+//!                                         unbounded (a for_each whose items are known only at run time)
+//!   max_api_calls: int | null             upper bound of its AWS API calls (null as max_duration_ms)
+//!   max_api_calls_by_operation: {"service:Operation": int | null}
 //!   checks: null | Checks                 only with --check
 //! }
 //! Step {
@@ -37,16 +40,33 @@
 //!   timeout_ms: int                       a call's per attempt; a wait's for the whole wait
 //!   poll: null | {interval_ms: int, backoff_rate: number, max_interval_ms: int}     waits only
 //!   expires: string                       (absent unless the step makes a recovery point) when it expires
+//!   bound: {attempts: int, polls: int | null, poll_gap_ms: int | null, paced: bool}
+//!                                         what the bounds count: a call's (max_attempts + 1) × operations
+//!                                         attempts (1 without retries); a wait's max_attempts + 1 attempts, its
+//!                                         polls at most, the shortest gap between polls assumed (the poll
+//!                                         interval; 5 s when `paced` by the job's progress or size)
 //! for_each group (type "sequence" with): for_each: {items: Value, max_concurrency: int, count: int | null,
-//!                                       tolerated_failures: int | null, tolerated_failure_percentage: number | null}
+//!     tolerated_failures: int | null, tolerated_failure_percentage: number | null,
+//!     discovered_by: [string]             discovery steps `plan --check` ran to learn the items
+//!     quotas: [{name: string, what: string, limit: int, aws_default: int, per: string, key: string,
+//!               binds: bool, steps: [string]}]      AWS quotas its jobs count against (limit: after the
+//!                                         workflow's `quotas:`); binds: the items share the key
+//!     concurrency: int                    items at once: min(max_concurrency, limits of quotas that bind)
+//!     waves: int | null                   ceil(count / concurrency); null while the count is unknown
+//!     max_item_duration_ms: int | null, max_item_api_calls: int | null,
+//!     max_item_api_calls_by_operation: {"service:Operation": int | null}}       one item's bounds
 //!   -- type "parallel":
 //!   branches: [Step]
 //!   -- type "sequence":
 //!   steps: [Step]
 //!   --
-//!   max_duration_ms: int                  call: attempts × timeout_ms + max_total_delay_ms; wait: timeout_ms;
-//!                                         parallel: the longest
-//!                                         branch; sequence: the sum; 0 when skipped
+//!   max_duration_ms: int | null           call: bound.attempts × timeout_ms + its retry delays (runs of at
+//!                                         most max_attempts failures in a row); wait: timeout_ms +
+//!                                         max_total_delay_ms + bound.attempts × min(30 s, timeout_ms); parallel:
+//!                                         the longest branch; sequence: the sum; for_each: waves ×
+//!                                         max_item_duration_ms; 0 when skipped; null: unbounded (items unknown)
+//!   max_api_calls: int | null             call: bound.attempts × len(calls); wait: bound.polls × len(calls);
+//!                                         parallel and sequence: the sum; for_each: count × one item's
 //! }
 //! Value =                                 exactly one of:
 //!   {value: any}                          known now (from inputs, regions or literals)
@@ -60,7 +80,7 @@
 //!   failed: int                           how many results are "failed"
 //!   account: string                       (when the caller identity check found it) the caller's account
 //!   results: [{check: "caller_identity" | "instance" | "backup_vault" | "ssm_parameter" | "template" | "stack"
-//!              | "sns_topic",
+//!              | "sns_topic" | "discovery",
 //!              subject: string, region: string | null, status: "ok" | "note" | "failed" | "skipped",
 //!              reason: string, steps: [string]}]
 //! }
@@ -92,7 +112,9 @@ mod tests {
             on_failure: Route::Goto { step: "z".into() },
             body: Body::Parallel { branches: vec![] },
             for_each: None,
-            max_duration: Duration::from_millis(1500),
+            max_duration: Some(Duration::from_millis(1500)),
+            max_api_calls: None,
+            operations: vec![],
         };
         let plan = Plan {
             format: FORMAT,
@@ -104,7 +126,9 @@ mod tests {
             regions: vec![],
             steps: vec![step],
             finally: vec![],
-            max_duration: Duration::from_millis(1500),
+            max_duration: Some(Duration::from_millis(1500)),
+            max_api_calls: None,
+            max_api_calls_by_operation: vec![("ec2:DescribeImages".into(), None)],
             checks: None,
         };
         let v: Value = serde_json::from_str(&render(&plan)).unwrap();
@@ -112,6 +136,8 @@ mod tests {
         assert_eq!(v["steps"][0]["type"], "parallel");
         assert_eq!(v["steps"][0]["on_failure"], json!({"route": "goto", "step": "z"}));
         assert_eq!(v["steps"][0]["max_duration_ms"], 1500);
+        assert_eq!(v["steps"][0]["max_api_calls"], Value::Null, "unbounded");
+        assert_eq!(v["max_api_calls_by_operation"], json!({"ec2:DescribeImages": null}));
         assert_eq!(v["checks"], Value::Null);
         let text = render(&plan);
         assert!(

@@ -5,6 +5,7 @@ use std::fmt::Write;
 use serde_json::Value;
 
 use super::model::*;
+use super::render_bounds::{self, count, duration};
 use crate::workflow::format_duration;
 
 /// Renders the whole plan, checks included when present.
@@ -46,16 +47,7 @@ pub fn render(plan: &Plan) -> String {
     if plan.finally.is_empty() {
         let _ = writeln!(o, "  (none)");
     }
-    let _ = writeln!(
-        o,
-        "\nUpper bound on the run's duration: {}",
-        format_duration(plan.max_duration)
-    );
-    let _ = writeln!(
-        o,
-        "  (per call step: attempts × timeout + retry delays; per wait: its timeout; a parallel group: its longest \
-         branch; skipped: 0)"
-    );
+    render_bounds::summary(o, plan);
     if let Some(checks) = &plan.checks {
         let _ = writeln!(o);
         o.push_str(&render_checks(checks));
@@ -144,7 +136,12 @@ fn step(o: &mut String, s: &PlannedStep, number: &str, indent: usize) {
                 line(
                     o,
                     "budget",
-                    &format!("{} at most (its longest branch)", format_duration(s.max_duration)),
+                    &format!("{} at most (its longest branch)", duration(s.max_duration)),
+                );
+                line(
+                    o,
+                    "api calls",
+                    &format!("{} at most (its branches')", count(s.max_api_calls)),
                 );
             }
             steps(o, branches, &format!("{number}."), detail.len());
@@ -165,11 +162,23 @@ fn step(o: &mut String, s: &PlannedStep, number: &str, indent: usize) {
                     (None, Some(p)) => format!("up to {p}% of the items may fail"),
                     (Some(c), Some(p)) => format!("up to {c} items and {p}% may fail"),
                 };
+                if let (Planned::Known(Value::Array(list)), Some(n)) = (&fe.items, fe.count) {
+                    let found = if fe.discovered_by.is_empty() {
+                        String::new()
+                    } else {
+                        format!(" (found by {}, run by --check)", fe.discovered_by.join(", "))
+                    };
+                    let keys: Vec<String> = list.iter().map(scalar).collect();
+                    line(o, "items", &format!("{n}{found}: {}", capped(&keys, KEYS_SHOWN)));
+                }
                 line(
                     o,
                     "for each",
                     &format!("{items}, {} at a time; {tolerated}", fe.max_concurrency),
                 );
+                for (i, q) in fe.quotas.iter().enumerate() {
+                    line(o, if i == 0 { "quotas" } else { "" }, &render_bounds::quota(q));
+                }
             }
             line(
                 o,
@@ -181,14 +190,20 @@ fn step(o: &mut String, s: &PlannedStep, number: &str, indent: usize) {
                 ),
             );
             if s.skipped.is_none() {
-                line(o, "budget", &format!("{} at most", format_duration(s.max_duration)));
+                match &s.for_each {
+                    Some(fe) => render_bounds::fleet(o, &detail, fe, s),
+                    None => {
+                        line(o, "budget", &format!("{} at most", duration(s.max_duration)));
+                        line(o, "api calls", &format!("{} at most", count(s.max_api_calls)));
+                    }
+                }
             }
             steps(o, children, &format!("{number}."), detail.len());
         }
     }
 }
 
-fn action(o: &mut String, a: &ActionPlan, detail: &str, runs: bool, worst: std::time::Duration) {
+fn action(o: &mut String, a: &ActionPlan, detail: &str, runs: bool, worst: Option<std::time::Duration>) {
     let line = |o: &mut String, key: &str, value: &str| {
         let _ = writeln!(o, "{detail}{key:<10}{value}");
     };
@@ -240,6 +255,8 @@ fn action(o: &mut String, a: &ActionPlan, detail: &str, runs: bool, worst: std::
         )
     };
     line(o, "retries", &retries);
+    let b = &a.bound;
+    let operations = a.calls.len() as u64;
     if a.kind == "wait" {
         line(
             o,
@@ -247,21 +264,58 @@ fn action(o: &mut String, a: &ActionPlan, detail: &str, runs: bool, worst: std::
             &format!("{} for the whole wait, retries included", format_duration(a.timeout)),
         );
         if runs {
-            line(o, "budget", &format!("{} at most", format_duration(worst)));
+            let last_look = crate::engine::LAST_LOOK.min(a.timeout);
+            line(
+                o,
+                "budget",
+                &format!(
+                    "{} + {} of retry delays + {} last looks × {} = {} at most",
+                    format_duration(a.timeout),
+                    format_duration(r.max_total_delay),
+                    b.attempts,
+                    format_duration(last_look),
+                    duration(worst)
+                ),
+            );
+            let polls = b.polls.unwrap_or_default();
+            let gap = b.poll_gap.map(format_duration).unwrap_or_default();
+            let paced = if b.paced {
+                " (paced by the job's progress or size)"
+            } else {
+                ""
+            };
+            let how = format!(
+                "a poll per {gap} at the soonest{paced} over {}, + 1 per attempt",
+                duration(worst)
+            );
+            let text = if operations == 1 {
+                format!("{polls} at most: {how}")
+            } else {
+                format!(
+                    "{} at most: {polls} polls ({how}) × {operations} operations",
+                    polls * operations
+                )
+            };
+            line(o, "api calls", &text);
         }
         return;
     }
     line(o, "timeout", &format!("{} per attempt", format_duration(a.timeout)));
     if runs {
-        let attempts = if r.attempts == 1 {
-            "1 attempt".to_string()
-        } else {
-            format!("{} attempts", r.attempts)
+        let attempts = match b.attempts {
+            1 => "1 attempt".to_string(),
+            n if operations > 1 && r.max_attempts > 0 => {
+                format!("{n} attempts ({} for each of {operations} operations)", r.attempts)
+            }
+            n => format!("{n} attempts"),
         };
         let delays = if r.max_attempts == 0 {
             String::new()
         } else {
-            format!(" + {} of retry delays", format_duration(r.max_total_delay))
+            let d = worst
+                .map(|w| w.saturating_sub(a.timeout * b.attempts))
+                .unwrap_or_default();
+            format!(" + {} of retry delays", format_duration(d))
         };
         line(
             o,
@@ -269,10 +323,32 @@ fn action(o: &mut String, a: &ActionPlan, detail: &str, runs: bool, worst: std::
             &format!(
                 "{attempts} × {}{delays} = {} at most",
                 format_duration(a.timeout),
-                format_duration(worst)
+                duration(worst)
             ),
         );
+        let calls = u64::from(b.attempts) * operations;
+        let how = if operations == 1 {
+            "one per attempt".to_string()
+        } else {
+            format!("each of {operations} operations once per attempt")
+        };
+        line(o, "api calls", &format!("{calls} at most ({how})"));
     }
+}
+
+/// How many keys of a fleet the text shows.
+pub(crate) const KEYS_SHOWN: usize = 10;
+
+/// The first `shown` keys, then "and N more".
+pub(crate) fn capped(keys: &[String], shown: usize) -> String {
+    let mut text = keys.iter().take(shown).cloned().collect::<Vec<_>>().join(", ");
+    if keys.len() > shown {
+        text.push_str(&format!(" and {} more", keys.len() - shown));
+    }
+    if keys.is_empty() {
+        text.push_str("(none)");
+    }
+    text
 }
 
 /// Flattens a value into `key.sub = value` lines.

@@ -172,6 +172,9 @@ pub struct ActionSpec {
     pub quota_priority: Option<&'static str>,
     /// A wait: the input naming the job whose quota slots are freed when the wait ends, however it ends.
     pub releases: Option<&'static str>,
+    /// A wait whose polls may come sooner than its poll policy: when its job reports progress or size, the engine
+    /// times them by that evidence (`engine/pace.rs`), never less than 5 s apart. Plans bound its polls by that.
+    pub paces: bool,
 }
 
 impl ActionSpec {
@@ -194,6 +197,7 @@ impl ActionSpec {
         holds: None,
         quota_priority: None,
         releases: None,
+        paces: false,
     };
 
     /// Whether a step of it needs a region: every action that calls AWS does.

@@ -461,3 +461,81 @@ fn a_missing_dr_vault_fails_the_check_on_the_simulator() {
         "{stderr}"
     );
 }
+
+#[test]
+fn plan_check_runs_the_fleets_discovery_and_bounds_the_run_by_its_items() {
+    let dir = tempfile::tempdir().unwrap();
+    let scenario = dir.path().join("scenario.yaml");
+    // The default world's tagged instance, and 12 more.
+    let mut y = String::from("instances:\n");
+    for i in 1..=12 {
+        y.push_str(&format!(
+            "  - {{id: i-0aaaaaaaaaaaaa{i:03}, region: us-east-1, tags: {{drflow:protect: \"true\"}}}}\n"
+        ));
+    }
+    std::fs::write(&scenario, y).unwrap();
+    let state = dir.path().join("state");
+    let plan = |extra: &[&str]| {
+        let mut args = vec![
+            "plan",
+            "workflows/dr-fleet.yaml",
+            "--check",
+            "--scenario",
+            scenario.to_str().unwrap(),
+        ];
+        args.extend_from_slice(extra);
+        let out = drflow(&state, &args);
+        let (stdout, stderr) = text(&out);
+        assert_eq!(out.status.code(), Some(0), "{stdout}\n{stderr}");
+        stdout
+    };
+
+    let out = plan(&[]);
+    for line in [
+        "     items     13 (found by discover, run by --check): i-0123456789abcdef0, i-0aaaaaaaaaaaaa001, ",
+        "i-0aaaaaaaaaaaaa009 and 3 more\n",
+        "     for each  13 items, 10 at a time; no item may fail\n",
+        "     budget    2 waves × 17h6m24s per item = 1d10h12m48s at most (13 items, up to 10 at once)\n",
+        "     api calls 13 items × 9752 per item = 126776 at most\n",
+        "  ok       discovery step discover in us-east-1 (for fleet): instance_ids: 13 (i-0123456789abcdef0, ",
+        // discover (1h52m22s) + 2 waves of one item.
+        "Upper bound on the run's duration: 1d12h5m10s\n",
+        "Upper bound on its AWS API calls: 126952\n",
+        "  backup:StartBackupJob        143\n",
+    ] {
+        assert!(out.contains(line), "missing `{line}` in\n{out}");
+    }
+
+    let json: Value = serde_json::from_str(&plan(&["--output", "json"])).unwrap();
+    let fleet = &json["steps"][1]["for_each"];
+    assert_eq!(fleet["count"], 13);
+    assert_eq!(fleet["waves"], 2);
+    assert_eq!(fleet["discovered_by"], serde_json::json!(["discover"]));
+    assert_eq!(fleet["items"]["value"].as_array().unwrap().len(), 13);
+    assert_eq!(
+        json["max_duration_ms"],
+        json["steps"][0]["max_duration_ms"].as_u64().unwrap() + 2 * fleet["max_item_duration_ms"].as_u64().unwrap()
+    );
+    assert_eq!(json["max_api_calls_by_operation"]["backup:StartBackupJob"], 13 * 11);
+    let discovery = json["checks"]["results"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|c| c["check"] == "discovery")
+        .expect("a discovery check");
+    assert_eq!(discovery["status"], "ok");
+    assert_eq!(discovery["subject"], "discover");
+
+    // Without --check, the items are known only after discovery: unbounded.
+    let (code, out, err) = run(&["plan", "workflows/dr-fleet.yaml", "--output", "json"]);
+    assert_eq!(code, Some(0), "{err}");
+    let json: Value = serde_json::from_str(&out).unwrap();
+    assert_eq!(json["max_duration_ms"], Value::Null);
+    assert_eq!(json["max_api_calls"], Value::Null);
+    assert_eq!(json["steps"][1]["for_each"]["count"], Value::Null);
+    assert!(json["steps"][1]["for_each"]["max_item_duration_ms"].as_u64().unwrap() > 0);
+
+    let calls = sim_calls(&state);
+    assert!(calls.iter().any(|c| c.operation == "DescribeInstances"), "{calls:?}");
+    assert!(calls.iter().all(|c| !c.mutating), "{calls:?}");
+}

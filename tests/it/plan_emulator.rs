@@ -130,3 +130,32 @@ fn a_missing_dr_vault_fails_the_preflight_clearly() {
     assert!(calls.iter().any(|c| c == "backup:DescribeBackupVault"), "{calls:?}");
     assert!(calls.iter().all(|c| read_only(c)), "mutating calls in {calls:?}");
 }
+
+#[test]
+fn plan_check_runs_a_fleets_discovery_over_the_wire_and_only_reads() {
+    let w = world(&[PRIMARY, DR]);
+    let ids = format!("instance_ids={}", w.instance);
+    let out = w.emu.drflow(
+        &w.state(),
+        &["plan", "workflows/dr-fleet.yaml", "-i", ids.as_str(), "--check"],
+    );
+    let (out, err) = text(&out);
+    assert!(
+        out.contains(&format!(
+            "ok       discovery step discover in us-east-1 (for fleet): instance_ids: 1 ({})",
+            w.instance
+        )),
+        "{out}\n{err}"
+    );
+    assert!(
+        out.contains(&format!(
+            "     items     1 (found by discover, run by --check): {}\n",
+            w.instance
+        )),
+        "{out}"
+    );
+    assert!(out.contains("     budget    1 wave × "), "{out}");
+    let calls = w.calls();
+    assert!(calls.iter().any(|c| c == "ec2:DescribeInstances"), "{calls:?}");
+    assert!(calls.iter().all(|c| read_only(c)), "mutating calls in {calls:?}");
+}

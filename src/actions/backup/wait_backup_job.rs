@@ -30,6 +30,7 @@ static SPEC: ActionSpec = ActionSpec {
     role: Some(Role::BackupImage),
     default_timeout_secs: 6 * 3600,
     releases: Some("job_id"),
+    paces: true,
     ..ActionSpec::BASE
 };
 

@@ -26,6 +26,7 @@ static SPEC: ActionSpec = ActionSpec {
     role: Some(Role::WaitCopy),
     default_timeout_secs: 12 * 3600,
     releases: Some("job_id"),
+    paces: true,
     ..ActionSpec::BASE
 };
 
