@@ -22,6 +22,7 @@ use sha2::{Digest, Sha256};
 use crate::cloud::Cloud;
 use crate::workflow::{Bindings, Workflow};
 pub use executor::Failure;
+pub use for_each::ITEM_COUNT;
 use journal::{Event, Journal, JournalError, RunStatus};
 pub use lock::LockError;
 pub use state::{ReplayError, RunState, StepState, StepStatus};
