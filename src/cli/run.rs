@@ -18,7 +18,7 @@ pub fn run(args: RunArgs, state_dir: &Path) -> Result<u8, Error> {
     let bindings = wf.bind(&args.inputs, &args.regions)?;
     let session = Session::new(state_dir, args.backend.backend());
     let wall = Instant::now();
-    let observer = view::observer(args.output);
+    let observer = view::observer(args.output, &wf);
     let job = Job::Start { bindings, run_id: None };
     let ended = session.run(&wf, job, observer.as_ref(), std::future::pending());
     observer.finish();
@@ -43,7 +43,7 @@ pub fn resume(args: ResumeArgs, state_dir: &Path) -> Result<u8, Error> {
     };
     let session = Session::new(state_dir, backend);
     let wall = Instant::now();
-    let observer = view::observer(args.output);
+    let observer = view::observer(args.output, &wf);
     let job = Job::Resume {
         run_id: args.run_id.clone(),
         force: args.force,

@@ -1,95 +1,34 @@
-//! How a run shows itself: a live view (one line per step, spinner while waiting) on a terminal, plain lines
-//! otherwise, or the journal entries as JSON lines.
+//! How a run shows itself: a live view on a terminal (a line per step, a spinner while it waits; the steps of a
+//! `for_each` aggregated, a progress bar per stage), plain lines otherwise (one per step event, an item's steps
+//! named with its key), or the journal entries as JSON lines.
+
+mod board;
+mod describe;
+mod layout;
+mod live;
+mod summary;
 
 use std::collections::HashMap;
 use std::io::IsTerminal;
 use std::sync::Mutex;
-use std::time::Duration;
-
-use indicatif::{MultiProgress, ProgressBar, ProgressStyle};
 
 use super::Output;
 use crate::engine::Observer;
 use crate::engine::journal::{Entry, Event};
-use crate::workflow::format_duration;
+use crate::workflow::Workflow;
+use describe::describe;
 
 pub trait View: Observer {
     fn finish(&self) {}
 }
 
-pub fn observer(output: Output) -> Box<dyn View> {
+/// The view of a run of `wf` (the live view reads its `for_each` groups' steps).
+pub fn observer(output: Output, wf: &Workflow) -> Box<dyn View> {
     match output {
         Output::Json => Box::new(Json),
         Output::Plain => Box::new(Plain::default()),
-        Output::Auto if std::io::stdout().is_terminal() => Box::new(Live::default()),
+        Output::Auto if std::io::stdout().is_terminal() => Box::new(live::Live::new(layout::Layout::of(wf))),
         Output::Auto => Box::new(Plain::default()),
-    }
-}
-
-/// What an event means for one step's line, or `None` if it says nothing new.
-fn describe(e: &Event, started_ms: i64, ts_ms: i64) -> Option<(Mark, String)> {
-    let took = || format_duration(Duration::from_millis((ts_ms - started_ms).max(0) as u64));
-    Some(match e {
-        Event::StepStarted {
-            action: Some(a),
-            region,
-            ..
-        } => (
-            Mark::Running,
-            format!("{a}{}", region.as_ref().map(|r| format!(" in {r}")).unwrap_or_default()),
-        ),
-        Event::StepStarted { .. } => (Mark::Running, "group".into()),
-        Event::Queued { quota, .. } => (Mark::Running, format!("waiting for a free slot: {quota}")),
-        Event::AttemptStarted { attempt, .. } if *attempt > 1 => (Mark::Running, format!("attempt {attempt}")),
-        Event::Recorded { key, value, .. } => (
-            Mark::Running,
-            format!("{key} {}", crate::workflow::expr::to_text(value)),
-        ),
-        Event::Polled {
-            status, polls, attempt, ..
-        } => (
-            Mark::Running,
-            format!("waiting: {status} (poll {polls}, attempt {attempt}, {})", took()),
-        ),
-        Event::AttemptFailed {
-            attempt,
-            error,
-            retry_in_ms,
-            ..
-        } => (
-            Mark::Running,
-            match retry_in_ms {
-                Some(ms) => format!(
-                    "attempt {attempt} failed ({}); retrying in {}",
-                    error.code,
-                    format_duration(Duration::from_millis(*ms))
-                ),
-                None => format!("attempt {attempt} failed ({})", error.code),
-            },
-        ),
-        Event::StepSucceeded { .. } => (Mark::Done, format!("done in {}", took())),
-        Event::StepFailed { error, .. } => (Mark::Failed, format!("failed after {}: {}", took(), error.message)),
-        Event::StepSkipped { reason, .. } => (Mark::Skipped, format!("skipped: {reason}")),
-        _ => return None,
-    })
-}
-
-#[derive(Clone, Copy, PartialEq)]
-enum Mark {
-    Running,
-    Done,
-    Failed,
-    Skipped,
-}
-
-impl Mark {
-    fn symbol(self) -> &'static str {
-        match self {
-            Mark::Running => "…",
-            Mark::Done => "✓",
-            Mark::Failed => "✗",
-            Mark::Skipped => "-",
-        }
     }
 }
 
@@ -108,13 +47,11 @@ struct Plain {
     started: Mutex<HashMap<String, i64>>,
 }
 
-impl Observer for Plain {
-    fn event(&self, entry: &Entry) {
+impl Plain {
+    /// The line an entry prints, if any.
+    fn line(&self, entry: &Entry) -> Option<String> {
         let Some(step) = entry.event.step() else {
-            if let Event::RunResumed { .. } = entry.event {
-                println!("resuming from the journal");
-            }
-            return;
+            return matches!(entry.event, Event::RunResumed { .. }).then(|| "resuming from the journal".to_string());
         };
         let started = *self
             .started
@@ -122,57 +59,50 @@ impl Observer for Plain {
             .expect("lock")
             .entry(step.to_string())
             .or_insert(entry.ts_ms);
-        if let Some((mark, text)) = describe(&entry.event, started, entry.ts_ms) {
-            println!("{} {step:<22} {text}", mark.symbol());
+        let (mark, text) = describe(&entry.event, started, entry.ts_ms)?;
+        Some(format!("{} {step:<22} {text}", mark.symbol()))
+    }
+}
+
+impl Observer for Plain {
+    fn event(&self, entry: &Entry) {
+        if let Some(line) = self.line(entry) {
+            println!("{line}");
         }
     }
 }
 
 impl View for Plain {}
 
-#[derive(Default)]
-struct Live {
-    multi: MultiProgress,
-    bars: Mutex<HashMap<String, (ProgressBar, i64)>>,
-}
+#[cfg(test)]
+mod tests {
+    use super::board::tests::{entry, started, succeeded};
+    use super::*;
 
-impl Observer for Live {
-    fn event(&self, entry: &Entry) {
-        let Some(step) = entry.event.step() else { return };
-        let mut bars = self.bars.lock().expect("lock");
-        let (bar, started) = bars
-            .entry(step.to_string())
-            .or_insert_with(|| {
-                let bar = self.multi.add(ProgressBar::new_spinner());
-                bar.set_style(
-                    ProgressStyle::with_template("{spinner:.cyan} {prefix:<22} {msg} {elapsed:.dim}")
-                        .expect("valid template")
-                        .tick_chars("⠋⠙⠹⠸⠼⠴⠦⠧⠇⠏✓"),
-                );
-                bar.set_prefix(step.to_string());
-                bar.enable_steady_tick(Duration::from_millis(120));
-                (bar, entry.ts_ms)
-            })
-            .clone();
-        let Some((mark, text)) = describe(&entry.event, started, entry.ts_ms) else {
-            return;
-        };
-        if mark == Mark::Running {
-            bar.set_message(text);
-        } else {
-            bar.set_style(ProgressStyle::with_template("{prefix:<24} {msg}").expect("valid template"));
-            bar.set_prefix(format!("{} {step}", mark.symbol()));
-            bar.finish_with_message(text);
-        }
-    }
-}
-
-impl View for Live {
-    fn finish(&self) {
-        for (bar, _) in self.bars.lock().expect("lock").values() {
-            if !bar.is_finished() {
-                bar.abandon();
-            }
-        }
+    #[test]
+    fn plain_names_an_items_steps_with_its_key_one_line_per_event() {
+        let plain = Plain::default();
+        let lines: Vec<Option<String>> = [
+            entry(0, started("fleet[i-0abc].wait_copy")),
+            entry(
+                0,
+                Event::Queued {
+                    step: "fleet[i-0abc].wait_copy".into(),
+                    quota: "copy jobs into us-west-2".into(),
+                },
+            ),
+            entry(61_000, succeeded("fleet[i-0abc].wait_copy")),
+        ]
+        .iter()
+        .map(|e| plain.line(e))
+        .collect();
+        assert_eq!(
+            lines,
+            [
+                Some("… fleet[i-0abc].wait_copy x.y".to_string()),
+                Some("… fleet[i-0abc].wait_copy waiting for a free slot: copy jobs into us-west-2".to_string()),
+                Some("✓ fleet[i-0abc].wait_copy done in 1m1s".to_string()),
+            ]
+        );
     }
 }
