@@ -44,6 +44,7 @@ pub(crate) fn headline(g: &Group) -> String {
     }
     s.push_str(&format!(" · {} in flight", g.in_flight()));
     match (g.per_minute(), g.eta_ms()) {
+        (Some(rate), _) if g.finished() >= g.total() => s.push_str(&format!(" · {rate:.1} items/min · all finished")),
         (Some(rate), Some(eta)) => s.push_str(&format!(" · {rate:.1} items/min · ETA {}", dur(eta))),
         _ => s.push_str(" · ETA —"),
     }
@@ -121,6 +122,25 @@ mod tests {
         assert_eq!(
             notes(g),
             "slowest: i-6 (backup 2m), i-5 (copy 0s) · failed: i-0 (backup), i-1 (backup), i-2 (backup) and 2 more"
+        );
+        b.apply(&entry(180_000, failed("fleet[i-5].copy", "abort")));
+        b.apply(&entry(180_000, failed("fleet[i-6].backup", "abort")));
+        for k in 7..10 {
+            b.apply(&entry(
+                180_000,
+                Event::StepSkipped {
+                    step: format!("fleet[i-{k}]"),
+                    reason: "locked".into(),
+                },
+            ));
+        }
+        assert_eq!(
+            headline(&b.groups[0]),
+            "fleet: 10/10 items finished (7 failed, 3 skipped) · 0 in flight · 3.3 items/min · all finished"
+        );
+        assert_eq!(
+            notes(&b.groups[0]),
+            "failed: i-0 (backup), i-1 (backup), i-2 (backup) and 4 more"
         );
     }
 }
