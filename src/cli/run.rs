@@ -26,7 +26,7 @@ pub fn run(args: RunArgs, state_dir: &Path) -> Result<u8, Error> {
 }
 
 pub fn resume(args: ResumeArgs, state_dir: &Path) -> Result<u8, Error> {
-    let (state, _) = crate::engine::load_run(state_dir, &args.run_id)?;
+    let (state, entries) = crate::engine::load_run(state_dir, &args.run_id)?;
     let file = args.workflow.clone().unwrap_or_else(|| state.file.clone().into());
     let wf = load_workflow(&file)?;
     // The backend is the one the run started on; the options may only refine it (a scenario, a profile).
@@ -44,6 +44,7 @@ pub fn resume(args: ResumeArgs, state_dir: &Path) -> Result<u8, Error> {
     let session = Session::new(state_dir, backend);
     let wall = Instant::now();
     let observer = view::observer(args.output, &wf);
+    observer.seed(&entries);
     let job = Job::Resume {
         run_id: args.run_id.clone(),
         force: args.force,

@@ -153,6 +153,20 @@ impl Observer for Live {
 }
 
 impl View for Live {
+    /// A resumed fleet's board starts where the run was: its items finished before are counted.
+    fn seed(&self, entries: &[Entry]) {
+        let mut inner = self.inner.lock().expect("lock");
+        let mut groups = std::collections::BTreeSet::new();
+        for e in entries {
+            if let Some(c) = inner.board.apply(e) {
+                groups.insert(c.group);
+            }
+        }
+        for group in groups {
+            self.fleet(&mut inner, Change { group, stage: None });
+        }
+    }
+
     fn finish(&self) {
         let inner = self.inner.lock().expect("lock");
         let fleet_bars = inner
@@ -209,5 +223,33 @@ mod tests {
         }
         assert_eq!(inner.board.groups[0].succeeded, 2_000);
         eprintln!("live view: 60,000 entries in {:?}", clock.elapsed());
+    }
+
+    #[test]
+    fn a_resumed_fleet_starts_from_what_the_journal_held() {
+        let live = Live::with_target(layout(), ProgressDrawTarget::hidden());
+        let before = [
+            entry(0, fleet_start(2)),
+            entry(0, started("fleet[a].backup")),
+            entry(10, succeeded("fleet[a].backup")),
+            entry(10, started("fleet[a].copy")),
+            entry(10, started("fleet[b].backup")),
+        ];
+        live.seed(&before);
+        {
+            let inner = live.inner.lock().unwrap();
+            let bars = &inner.fleets[0];
+            assert_eq!((bars.stages[0].position(), bars.stages[0].length()), (1, Some(2)));
+            assert!(inner.steps.is_empty(), "no step lines from before the resume");
+        }
+        // The resumed run announces the group and the running steps again, then goes on.
+        live.event(&entry(20, Event::RunResumed { forced: false }));
+        live.event(&entry(20, fleet_start(2)));
+        live.event(&entry(20, started("fleet[b].backup")));
+        live.event(&entry(30, succeeded("fleet[b].backup")));
+        let inner = live.inner.lock().unwrap();
+        let g = &inner.board.groups[0];
+        assert_eq!((g.stages[0].done, g.stages[0].running, g.stages[1].running), (2, 0, 1));
+        assert_eq!(inner.fleets[0].stages[0].position(), 2);
     }
 }

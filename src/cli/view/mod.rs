@@ -19,6 +19,8 @@ use crate::workflow::Workflow;
 use describe::describe;
 
 pub trait View: Observer {
+    /// What the journal held when a resumed run starts again (only new entries reach `event`).
+    fn seed(&self, _entries: &[Entry]) {}
     fn finish(&self) {}
 }
 
