@@ -18,7 +18,7 @@ pub fn run(args: RunArgs, state_dir: &Path) -> Result<u8, Error> {
     let bindings = wf.bind(&args.inputs, &args.regions)?;
     let session = Session::new(state_dir, args.backend.backend());
     let wall = Instant::now();
-    let observer = view::observer(args.output);
+    let observer = view::observer(args.output, &wf);
     let job = Job::Start { bindings, run_id: None };
     let ended = session.run(&wf, job, observer.as_ref(), std::future::pending());
     observer.finish();
@@ -26,7 +26,7 @@ pub fn run(args: RunArgs, state_dir: &Path) -> Result<u8, Error> {
 }
 
 pub fn resume(args: ResumeArgs, state_dir: &Path) -> Result<u8, Error> {
-    let (state, _) = crate::engine::load_run(state_dir, &args.run_id)?;
+    let (state, entries) = crate::engine::load_run(state_dir, &args.run_id)?;
     let file = args.workflow.clone().unwrap_or_else(|| state.file.clone().into());
     let wf = load_workflow(&file)?;
     // The backend is the one the run started on; the options may only refine it (a scenario, a profile).
@@ -43,7 +43,8 @@ pub fn resume(args: ResumeArgs, state_dir: &Path) -> Result<u8, Error> {
     };
     let session = Session::new(state_dir, backend);
     let wall = Instant::now();
-    let observer = view::observer(args.output);
+    let observer = view::observer(args.output, &wf);
+    observer.seed(&entries);
     let job = Job::Resume {
         run_id: args.run_id.clone(),
         force: args.force,

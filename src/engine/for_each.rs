@@ -12,17 +12,25 @@ use super::state::StepStatus;
 use super::within::Within;
 use crate::workflow::{ForEach, Step};
 
+/// The input of a `for_each` group's `step_started` that counts its items.
+pub const ITEM_COUNT: &str = "item_count";
+
 impl Executor<'_> {
     /// Runs the body once per item, `max_concurrency` items at a time; every item runs to its end, then the group
     /// fails if more items failed than it tolerates. An item another run is working on (its lock is held) is
     /// skipped. Outputs: `items` (key → step → outputs), `succeeded`, `failed`, `failed_items` (key → error) and
     /// `skipped_items` (key → why).
     pub(super) async fn for_each(&self, step: &Step, id: &str, fe: &ForEach, within: &Within) -> Result<(), Failure> {
-        self.emit_or_fail(id, started(id))?;
         let items = {
             let state = self.state.lock().expect("state lock");
             fe.items.eval(&RunScope::within(&state, within))
         };
+        // The group's start says how many items it has (`inputs.item_count`), for a live view's totals.
+        let mut start = started(id);
+        if let (Ok(Value::Array(list)), Event::StepStarted { inputs, .. }) = (&items, &mut start) {
+            *inputs = Some(Map::from_iter([(ITEM_COUNT.to_string(), Value::from(list.len()))]));
+        }
+        self.emit_or_fail(id, start)?;
         let items = match items {
             Ok(Value::Array(items)) => items,
             Ok(other) => {

@@ -14,6 +14,8 @@
 //! for the client-side rate limiter.
 //!
 //! 1.3: `queued`: a step waits for a slot of an AWS quota (e.g. copy jobs into a region) before it starts its job.
+//! A `for_each` group's `step_started` has `inputs: {"item_count": N}` (its number of items) when its list
+//! evaluated (an optional field that was already there: no new version).
 
 use std::fs::{File, OpenOptions};
 use std::io::{BufRead, BufReader, Write};

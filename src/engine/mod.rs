@@ -24,6 +24,7 @@ use crate::workflow::{Bindings, Workflow};
 pub use executor::Failure;
 /// What plans need to bound a step's duration and polls: a wait's last look, the least time between paced polls.
 pub(crate) use executor::LAST_LOOK;
+pub use for_each::ITEM_COUNT;
 use journal::{Event, Journal, JournalError, RunStatus};
 pub use lock::LockError;
 pub(crate) use pace::MIN_POLL;

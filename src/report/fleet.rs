@@ -41,7 +41,7 @@ pub struct Fleet {
 }
 
 /// `GROUP[KEY].REST` → (GROUP, KEY, REST); the pseudo-step `GROUP[KEY]` (a skipped item) has an empty REST.
-fn split(id: &str) -> Option<(&str, &str, &str)> {
+pub(crate) fn split(id: &str) -> Option<(&str, &str, &str)> {
     let open = id.find('[')?;
     let close = open + id[open..].find(']')?;
     let rest = id[close + 1..].strip_prefix('.').unwrap_or("");

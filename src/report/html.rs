@@ -1,5 +1,7 @@
 //! The report as one self-contained HTML page: inline CSS and an inline SVG timeline (a Gantt chart of the
-//! steps); no script, no fonts or images from the network, so it opens from a file, a CI artifact or a mail.
+//! steps); no script, no fonts or images from the network, so it opens from a file, a CI artifact or a mail. A
+//! fleet adds its section (`fleet_html`: a chart of the items in flight, a table of items), and a large fleet's
+//! item steps are shown per stage on the timeline and in the steps table (`condense`).
 
 use std::fmt::Write;
 
@@ -12,6 +14,8 @@ pub const RUNNING: &str = "#f08c00";
 pub const SKIPPED: &str = "#adb5bd";
 /// The background of the RTO span on the timeline (launch start → DR instance verified).
 pub const RTO_SPAN: &str = "#d0ebff";
+/// The colours of the fleet chart's stages.
+pub use super::fleet_html::PALETTE;
 
 const WIDTH: f64 = 1100.0;
 const LABELS: f64 = 250.0;
@@ -78,10 +82,18 @@ pub fn render(r: &Report) -> String {
         }
         h.push_str("</section>\n");
     }
+    super::fleet_html::section(&mut h, r);
+    // A large fleet's item steps: a row per stage (the fleet section has the items).
+    let condensed =
+        super::condense::condense(&r.steps, super::condense::DETAIL_ITEMS).map(|steps| Report { steps, ..r.clone() });
+    let shown = condensed.as_ref().unwrap_or(r);
     h.push_str("<section><h2>Timeline</h2>\n");
-    timeline(&mut h, r);
+    timeline(&mut h, shown);
     h.push_str("</section>\n<section><h2>Steps</h2>\n");
-    steps(&mut h, r);
+    if condensed.is_some() {
+        h.push_str("<p class=\"note\">The steps of each fleet item are shown per stage (<code>GROUP[*].STEP</code>); the Fleet section lists the items.</p>");
+    }
+    steps(&mut h, shown);
     h.push_str("</section>\n");
     if !r.created.is_empty() {
         h.push_str("<section><h2>Created</h2>");
@@ -229,7 +241,7 @@ fn colour(status: &str) -> Option<&'static str> {
 }
 
 /// A tick spacing that gives at most about ten ticks.
-fn tick(total_ms: i64) -> i64 {
+pub(super) fn tick(total_ms: i64) -> i64 {
     const STEPS: &[i64] = &[
         1_000, 2_000, 5_000, 10_000, 15_000, 30_000, 60_000, 120_000, 300_000, 600_000, 900_000, 1_800_000, 3_600_000,
         7_200_000, 10_800_000, 21_600_000, 43_200_000, 86_400_000,
@@ -521,6 +533,13 @@ td small{color:#868e96}tr.finally td{background:#fcfcfd}\
 .st.running{background:#fff4e6;color:#8a4b00}\
 table.kv th{width:220px}\
 footer{color:#868e96;font-size:12px;margin-top:10px}\
+h3{font-size:13.5px;margin:12px 0 6px;color:#495057}p.note{color:#868e96;font-size:12px}\
+ul.causes{margin:4px 0 8px;padding-left:20px}\
+svg.inflight{display:block;max-width:100%;height:auto}svg .ytick{font-size:11px;fill:#868e96;text-anchor:end}\
+svg path.stage{stroke:#fff;stroke-width:.5}\
+details.fleet-items summary{cursor:pointer;color:#495057;margin:8px 0}table.fleet td:first-child{white-space:nowrap}\
+.st.skipped{background:#f1f3f5;color:#868e96}.st.unfinished{background:#fff4e6;color:#8a4b00}\
+.legend span{white-space:nowrap}.legend span.note{color:#868e96}\
 ";
 
 #[cfg(test)]

@@ -2,8 +2,11 @@
 //! `drflow run` and `drflow resume` write all three into the run's folder when they end
 //! (`STATE_DIR/runs/RUN_ID/report.{json,md,html}`); `drflow report RUN_ID` renders one on demand.
 
+mod condense;
 pub mod fleet;
+mod fleet_html;
 pub mod html;
+mod inflight;
 pub mod json;
 pub mod markdown;
 pub mod model;

@@ -13,7 +13,7 @@
 //!   is no figure and `rpo_unknown` says why. Measured at the end of the run when the instance was never verified;
 //! - what was left behind: a stack deployed by the run that no `cloudformation.delete_stack` step removed.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, HashMap, HashSet};
 use std::time::Duration;
 
 use serde::{Deserialize, Serialize};
@@ -185,23 +185,25 @@ struct Started {
     inputs: Map<String, Value>,
 }
 
-fn started_of(entries: &[Entry], id: &str) -> Started {
-    entries
-        .iter()
-        .find_map(|e| match &e.event {
-            Event::StepStarted {
-                step,
-                action,
-                region,
-                inputs,
-            } if step == id => Some(Started {
+/// The first `step_started` of every step, by id (one pass: a fleet has thousands of steps).
+fn started_all(entries: &[Entry]) -> HashMap<&str, Started> {
+    let mut out = HashMap::new();
+    for e in entries {
+        if let Event::StepStarted {
+            step,
+            action,
+            region,
+            inputs,
+        } = &e.event
+        {
+            out.entry(step.as_str()).or_insert_with(|| Started {
                 action: action.clone(),
                 region: region.clone(),
                 inputs: inputs.clone().unwrap_or_default(),
-            }),
-            _ => None,
-        })
-        .unwrap_or_default()
+            });
+        }
+    }
+    out
 }
 
 fn text(v: Option<&Value>) -> Option<String> {
@@ -353,17 +355,19 @@ fn rows(state: &RunState, entries: &[Entry], wf: Option<&Workflow>) -> Vec<StepR
         walk(&wf.steps, "steps", 0, &mut layout);
         walk(&wf.finally, "finally", 0, &mut layout);
     }
+    let mut known: HashSet<String> = layout.iter().map(|(id, ..)| id.clone()).collect();
     for id in &state.order {
-        if !layout.iter().any(|(l, ..)| l == id) {
+        if known.insert(id.clone()) {
             layout.push((id.clone(), None, "steps", 0));
         }
     }
+    let mut started_all = started_all(entries);
     let offset = |t: Option<i64>| t.map(|t| t - state.started_ms);
     layout
         .into_iter()
         .map(|(id, name, phase, depth)| {
             let st = state.steps.get(&id).cloned().unwrap_or_default();
-            let started = started_of(entries, &id);
+            let started = started_all.remove(id.as_str()).unwrap_or_default();
             let action = started.action.or_else(|| {
                 wf.and_then(|w| w.find(&id))
                     .and_then(|s| s.action())

@@ -542,3 +542,95 @@ async fn discovery_by_backup_plan_protects_exactly_the_plans_instances() {
     assert_eq!(count_calls(&sim, "StartBackupJob"), 0);
     assert_eq!(count_calls(&sim, "ListBackupSelections"), 1, "not found is not retried");
 }
+
+/// A fleet of six whose copies wait for two slots, for the binary: the workflow file, the scenario file and the
+/// `instance_ids` input (the simulator's default world has a tagged instance of its own).
+fn queued_fleet_files(dir: &Path) -> (String, String, String) {
+    let ids: Vec<String> = (1..=6).map(|n| format!("i-0bbbbbbbbbbbbbbb{n}")).collect();
+    let mut yaml = String::from("instances:\n");
+    for i in &ids {
+        yaml.push_str(&format!(
+            "  - {{id: {i}, region: us-east-1, tags: {{drflow:protect: \"true\"}}}}\n"
+        ));
+    }
+    let scenario = dir.join("fleet.scenario.yaml");
+    std::fs::write(&scenario, yaml).unwrap();
+    let text = std::fs::read_to_string(repo("workflows/dr-fleet.yaml"))
+        .unwrap()
+        .replace("max_concurrency: 10", "max_concurrency: 6")
+        .replace("\nsteps:\n", "\nquotas:\n  backup_copies: 2\n\nsteps:\n");
+    let wf = dir.join("dr-fleet.yaml");
+    std::fs::write(&wf, text).unwrap();
+    (
+        wf.to_str().unwrap().to_string(),
+        scenario.to_str().unwrap().to_string(),
+        format!("instance_ids={}", ids.join(",")),
+    )
+}
+
+#[test]
+fn a_fleet_runs_json_output_is_its_journal_one_entry_per_line_waits_included() {
+    let dir = tempfile::tempdir().unwrap();
+    let (wf, scenario, ids) = queued_fleet_files(dir.path());
+    let state = dir.path().join("state");
+    let out = drflow(
+        &state,
+        &["run", &wf, "--scenario", &scenario, "-i", &ids, "--output", "json"],
+    );
+    let (stdout, stderr) = text(&out);
+    assert_eq!(out.status.code(), Some(0), "{stdout}\n{stderr}");
+    let printed: Vec<drflow::engine::journal::Entry> = stdout
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap_or_else(|e| panic!("{e}: {l}")))
+        .collect();
+    let run_id = match &printed[0].event {
+        Event::RunStarted { run_id, .. } => run_id.clone(),
+        other => panic!("{other:?}"),
+    };
+    let journal = drflow::engine::journal::read(&drflow::engine::journal_path(&state, &run_id)).unwrap();
+    assert_eq!(printed, journal, "stdout is the journal, entry for entry");
+    // Copies waited for one of two slots, and each wait is its own line.
+    let queued: Vec<&str> = printed
+        .iter()
+        .filter(|e| e.event.kind() == "queued")
+        .filter_map(|e| e.event.step())
+        .collect();
+    assert!(queued.len() >= 2, "{queued:?}");
+    assert!(queued.iter().all(|s| s.ends_with("].copy")), "{queued:?}");
+    // The group's start counts its items.
+    let count = printed.iter().find_map(|e| match &e.event {
+        Event::StepStarted {
+            step, inputs: Some(i), ..
+        } if step == "fleet" => i.get(drflow::engine::ITEM_COUNT).cloned(),
+        _ => None,
+    });
+    assert_eq!(count, Some(Value::from(6)));
+}
+
+#[test]
+fn a_fleet_runs_plain_output_is_a_line_per_item_event_named_with_its_key() {
+    let dir = tempfile::tempdir().unwrap();
+    let (wf, scenario, ids) = queued_fleet_files(dir.path());
+    let out = drflow(
+        &dir.path().join("state"),
+        &["run", &wf, "--scenario", &scenario, "-i", &ids, "--output", "plain"],
+    );
+    let (stdout, stderr) = text(&out);
+    assert_eq!(out.status.code(), Some(0), "{stdout}\n{stderr}");
+    for n in 1..=6 {
+        let key = format!("fleet[i-0bbbbbbbbbbbbbbb{n}]");
+        for step in ["backup", "wait_copy", "publish_dr"] {
+            assert!(
+                stdout.contains(&format!("✓ {key}.{step} ")),
+                "no line for {key}.{step}: {stdout}"
+            );
+        }
+    }
+    let waits = stdout
+        .lines()
+        .filter(|l| {
+            l.starts_with("… fleet[i-0bbbbbbbbbbbbbbb") && l.contains(".copy") && l.contains("waiting for a free slot")
+        })
+        .count();
+    assert!(waits >= 2, "{stdout}");
+}

@@ -330,3 +330,198 @@ async fn the_failed_reports_timeline_shows_the_failed_verify_step() {
         "an RTO span without an RTO"
     );
 }
+
+/// `<tr class="item">` rows, `<path class="stage">` areas and the fleet's `<details>` of the rendered DOM.
+fn dom_fleet(page: &Path) -> (usize, Vec<String>, String) {
+    let dom = String::from_utf8(browse(page, &["--dump-dom".to_string()])).unwrap();
+    assert!(dom.contains("<svg class=\"inflight\""), "no in-flight chart in the DOM");
+    let rows = dom.matches("<tr class=\"item\">").count();
+    let stages = regex::Regex::new(r#"<path class="stage" data-stage="([^"]+)" d="M"#)
+        .unwrap()
+        .captures_iter(&dom)
+        .map(|c| c[1].to_string())
+        .collect();
+    let details = regex::Regex::new(r#"<details class="fleet-items"[^>]*><summary>[^<]*</summary>"#)
+        .unwrap()
+        .find(&dom)
+        .expect("the items' details")
+        .as_str()
+        .to_string();
+    (rows, stages, details)
+}
+
+#[tokio::test(start_paused = true)]
+async fn the_fleet_reports_table_and_in_flight_chart_render_in_chromium() {
+    // 30 instances, 10 at a time, the 5th backup job failing (tolerated).
+    let ids: Vec<String> = (0..30).map(|n| format!("i-0f{n:015x}")).collect();
+    let mut y = String::from("fail_jobs: [{kind: backup, nth: 5, message: Insufficient privileges}]\ninstances:\n");
+    for i in &ids {
+        y.push_str(&format!("  - {{id: {i}, region: us-east-1}}\n"));
+    }
+    let dir = tempfile::tempdir().unwrap();
+    let text = std::fs::read_to_string(repo("workflows/dr-fleet.yaml"))
+        .unwrap()
+        .replace("tolerated_failures: 0", "tolerated_failures: 1");
+    let wf = parse_at(&dir.path().join("dr-fleet.yaml"), &text);
+    let sim = Sim::new(scenario(&y));
+    let o = run(
+        &wf,
+        &sim,
+        &dir.path().join("state"),
+        &[("instance_ids", &ids.join(","))],
+    )
+    .await
+    .unwrap();
+    let r = report::build(&o.state, &journal(&o), Some(&wf));
+    assert_eq!(r.status, "succeeded", "{:?}", r.error);
+    let page = report::write_files(dir.path(), &r)
+        .unwrap()
+        .into_iter()
+        .find(|f| f.extension().unwrap() == "html")
+        .unwrap();
+    let html = std::fs::read_to_string(&page).unwrap();
+    // Self-contained: no script, nothing fetched.
+    assert!(!html.contains("<script") && !html.contains(" src=") && !html.contains("href="));
+
+    let png = screenshot(&page, dir.path());
+    assert!(png.distinct_colours() > 50, "a blank or trivial screenshot");
+    // The chart: the backup waits and the copy waits (long stages) are drawn.
+    for c in [html::PALETTE[1], html::PALETTE[4]] {
+        let runs = png.runs(hex(c), 3);
+        assert!(!runs.is_empty(), "no area of colour {c} on the screenshot");
+    }
+    let (rows, stages, details) = dom_fleet(&page);
+    assert_eq!(rows, 30, "a row per item");
+    assert!(details.contains(" open"), "30 items: the table is open: {details}");
+    assert!(
+        stages.first().map(String::as_str) == Some("fleet[*].backup") && stages.contains(&"fleet[*].wait_copy".into()),
+        "{stages:?}"
+    );
+    assert!(
+        html.contains("1 ×</b> <code>wait_backup: BackupJobFailed</code>"),
+        "failures by cause"
+    );
+    // More than 20 items: the timeline has a bar per stage, not per item.
+    let bars = dom_bars(&page);
+    assert!(bars.iter().all(|b| !b.1.contains("[i-")), "{bars:?}");
+    let wait_copy = bars.iter().find(|b| b.1 == "fleet[*].wait_copy").expect("a stage bar");
+    assert_eq!(wait_copy.0, "succeeded");
+    assert!(wait_copy.2 > 100.0, "{wait_copy:?}");
+}
+
+/// A journal of `n` items through three stages, 100 at a time, one in 50 failing its copy.
+fn big_fleet(n: usize) -> Vec<drflow::engine::journal::Entry> {
+    use drflow::engine::journal::{Entry, ErrorInfo, Event, RunStatus, Version};
+    use serde_json::{Map, Value};
+    let mut out = Vec::new();
+    let mut push = |ts_ms: i64, event: Event| {
+        out.push(Entry {
+            v: Version::CURRENT,
+            seq: out.len() as u64 + 1,
+            ts_ms,
+            event,
+        })
+    };
+    let start = |step: String, action: Option<&str>| Event::StepStarted {
+        step,
+        action: action.map(String::from),
+        region: None,
+        inputs: None,
+    };
+    let ok = |step: String, outputs: Map<String, Value>| Event::StepSucceeded { step, outputs };
+    let t0 = 1_800_000_000_000;
+    push(
+        t0,
+        Event::RunStarted {
+            run_id: "big".into(),
+            workflow: "dr-fleet".into(),
+            file: "dr-fleet.yaml".into(),
+            digest: "d".into(),
+            inputs: Map::new(),
+            regions: Map::new(),
+            backend: "sim".into(),
+            lock: "l".into(),
+            account: None,
+        },
+    );
+    push(t0, start("fleet".into(), None));
+    for i in 0..n {
+        let key = format!("i-0e{i:015x}");
+        let t = t0 + (i / 100) as i64 * 3_600_000 + (i % 100) as i64 * 1_000;
+        let step = |s: &str| format!("fleet[{key}].{s}");
+        push(t, start(step("backup"), Some("backup.start_backup_job")));
+        push(t + 1_000, ok(step("backup"), Map::new()));
+        push(t + 1_000, start(step("copy"), Some("backup.start_copy_job")));
+        if i % 50 == 7 {
+            push(
+                t + 1_200_000,
+                Event::StepFailed {
+                    step: step("copy"),
+                    error: ErrorInfo {
+                        code: "CopyJobFailed".into(),
+                        kind: "other".into(),
+                        message: "the copy failed".into(),
+                        operation: None,
+                    },
+                    route: "abort".into(),
+                },
+            );
+            continue;
+        }
+        let ami = Map::from_iter([("image_id".to_string(), Value::from(format!("ami-0{i:016x}")))]);
+        push(t + 1_800_000, ok(step("copy"), ami));
+        push(t + 1_800_000, start(step("publish"), Some("ssm.put_parameter")));
+        push(t + 1_900_000, ok(step("publish"), Map::new()));
+    }
+    let end = t0 + (n / 100) as i64 * 3_600_000 + 2_000_000;
+    push(end, ok("fleet".into(), Map::new()));
+    push(
+        end,
+        Event::RunFinished {
+            status: RunStatus::Succeeded,
+            error: None,
+        },
+    );
+    out
+}
+
+#[test]
+fn a_fleet_of_two_thousand_items_makes_a_readable_page() {
+    let entries = big_fleet(2_000);
+    let clock = Instant::now();
+    let state = drflow::engine::RunState::replay(&entries).unwrap();
+    let r = report::build(&state, &entries, None);
+    let built = clock.elapsed();
+    let text = report::render(&r, report::Format::Html);
+    eprintln!(
+        "2,000 items: {} journal entries, report built in {built:?}, page of {} kB",
+        entries.len(),
+        text.len() / 1024
+    );
+    assert_eq!(r.fleet.as_ref().unwrap().items.len(), 2_000);
+    assert!(text.len() < 1_000_000, "a page of {} bytes", text.len());
+    let dir = tempfile::tempdir().unwrap();
+    let page = dir.path().join("report.html");
+    std::fs::write(&page, &text).unwrap();
+
+    let png = screenshot(&page, dir.path());
+    assert!(png.distinct_colours() > 50, "a blank or trivial screenshot");
+    let (rows, stages, details) = dom_fleet(&page);
+    assert_eq!(rows, 500, "the table is limited");
+    assert!(!details.contains(" open"), "a long table starts collapsed: {details}");
+    assert!(details.contains("the first 500 shown, failed first"), "{details}");
+    assert_eq!(stages, ["fleet[*].backup", "fleet[*].copy", "fleet[*].publish"]);
+    // The failed items (40) come first.
+    let first = text.find("<tr class=\"item\">").unwrap();
+    assert!(
+        text[first..first + 400].contains("failed"),
+        "{}",
+        &text[first..first + 400]
+    );
+    assert!(text.contains("40 ×</b> <code>copy: CopyJobFailed</code>"));
+    // The timeline: the group, and a bar per stage.
+    let bars = dom_bars(&page);
+    let ids: Vec<&str> = bars.iter().map(|b| b.1.as_str()).collect();
+    assert_eq!(ids, ["fleet", "fleet[*].backup", "fleet[*].copy", "fleet[*].publish"]);
+    assert_eq!(bars[2].0, "failed", "a stage with a failed item shows it");
+}
