@@ -159,13 +159,12 @@ fn a_missing_input_is_a_usage_error() {
     assert!(err.contains("does not match the pattern"), "{err}");
 }
 
-/// Simulated calls saved in the persisted world.
+/// Simulated calls saved beside the persisted world (one JSON line each).
 fn world_calls(state: &Path, operation: &str) -> usize {
-    let world: Value = serde_json::from_slice(&std::fs::read(state.join("sim/world.json")).unwrap()).unwrap();
-    world["calls"]
-        .as_array()
-        .expect("calls")
-        .iter()
+    std::fs::read_to_string(state.join("sim/calls.jsonl"))
+        .unwrap()
+        .lines()
+        .map(|l| serde_json::from_str::<Value>(l).unwrap())
         .filter(|c| c["operation"] == operation)
         .count()
 }

@@ -67,6 +67,17 @@ pub struct Sim {
     inner: Arc<Inner>,
 }
 
+impl Drop for Inner {
+    /// The last handle saves a persistent world's latest counters.
+    fn drop(&mut self) {
+        if let Some(path) = &self.path {
+            // Its time is the last call's (the clock may be read outside the runtime here).
+            let state = self.state.get_mut().unwrap_or_else(|e| e.into_inner());
+            let _ = persist::save(path, &state.world);
+        }
+    }
+}
+
 struct Inner {
     scenario: Scenario,
     /// Where the world is saved after every call, if persistent.
@@ -77,7 +88,13 @@ struct Inner {
 struct State {
     world: World,
     clock: Clock,
+    /// When the world was last saved (wall time).
+    saved_at: std::time::Instant,
 }
+
+/// A persistent world is saved after every call that changed a resource (before its answer), and after others at
+/// most this often (wall time): they change only counters (throttling buckets, fault counts, random draws).
+const SAVE_EVERY: std::time::Duration = std::time::Duration::from_secs(1);
 
 /// What a service operation sees: the world at one instant.
 pub(crate) struct Ctx<'a> {
@@ -158,6 +175,8 @@ impl Sim {
             world.created_unix = now - i64::try_from(world.elapsed.as_secs()).unwrap_or(0);
             world
         } else {
+            // A new world: no calls yet (a call log left from another world goes).
+            let _ = std::fs::remove_file(persist::calls_path(path));
             World::build(&scenario)
         };
         let sim = Sim::with_world(scenario, world, Some(path.to_path_buf()));
@@ -174,7 +193,11 @@ impl Sim {
             inner: Arc::new(Inner {
                 scenario,
                 path,
-                state: Mutex::new(State { world, clock }),
+                state: Mutex::new(State {
+                    world,
+                    clock,
+                    saved_at: std::time::Instant::now(),
+                }),
             }),
         }
     }
@@ -234,7 +257,15 @@ impl Sim {
     fn save(&self, state: &mut State) -> Result<(), SimError> {
         let Some(path) = &self.inner.path else { return Ok(()) };
         state.world.elapsed = state.clock.now();
+        state.saved_at = std::time::Instant::now();
         persist::save(path, &state.world)
+    }
+
+    /// Saves a persistent world now (its counters may be up to `SAVE_EVERY` behind otherwise); dropping the last
+    /// handle does too.
+    pub fn flush(&self) -> Result<(), SimError> {
+        let mut state = self.lock();
+        self.save(&mut state)
     }
 
     /// The pipeline every call goes through (see the module documentation).
@@ -318,7 +349,16 @@ impl Sim {
         if let Err(e) = &result {
             call.error = Some(e.code.clone());
         }
-        if let Err(e) = self.save(&mut state) {
+        let call = state.world.calls[index].clone();
+        state.world.elapsed = state.clock.now();
+        let must_save = (performed && mutating) || plan.crash || state.saved_at.elapsed() >= SAVE_EVERY;
+        let saved = match &self.inner.path {
+            Some(path) => {
+                persist::append_call(path, &call).and_then(|()| if must_save { self.save(&mut state) } else { Ok(()) })
+            }
+            None => Ok(()),
+        };
+        if let Err(e) = saved {
             return Err(CloudError::new(
                 service,
                 operation,
@@ -806,11 +846,12 @@ faults:
             id
         };
         // No tmp file left behind.
-        let names: Vec<_> = std::fs::read_dir(path.parent().unwrap())
+        let mut names: Vec<_> = std::fs::read_dir(path.parent().unwrap())
             .unwrap()
             .map(|e| e.unwrap().file_name())
             .collect();
-        assert_eq!(names, [std::ffi::OsString::from("world.json")]);
+        names.sort();
+        assert_eq!(names, ["calls.jsonl", "world.json"].map(std::ffi::OsString::from));
 
         let yaml = format!("{yaml}\nvaults: [{{name: Late, region: us-east-1}}]");
         let sim = Sim::persistent(&path, scenario(&yaml)).unwrap();

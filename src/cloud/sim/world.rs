@@ -12,8 +12,8 @@ use super::rng::Rng;
 use super::scenario::{JobKind, Scenario, StatusCheck};
 use super::throttle::Bucket;
 
-/// Bumped whenever the persisted layout changes incompatibly.
-pub(crate) const FORMAT: u32 = 1;
+/// Bumped whenever the persisted layout changes incompatibly (2: the calls in `calls.jsonl` beside the world).
+pub(crate) const FORMAT: u32 = 2;
 
 #[derive(Debug, Clone, Serialize, Deserialize)]
 pub(crate) struct World {
@@ -28,6 +28,9 @@ pub(crate) struct World {
     #[serde(rename = "next_id")]
     pub ids: IdGen,
     pub regions: BTreeMap<String, Region>,
+    /// Every call, in order. Persisted apart, one line each (`persist::append_call`): saving the world does not
+    /// rewrite them.
+    #[serde(skip)]
     pub calls: Vec<Call>,
     /// Calls received per `service:Operation` (and per `service:Operation@region`).
     pub call_counts: BTreeMap<String, u64>,
