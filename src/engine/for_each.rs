@@ -15,6 +15,10 @@ use crate::workflow::{ForEach, Step};
 /// The input of a `for_each` group's `step_started` that counts its items.
 pub const ITEM_COUNT: &str = "item_count";
 
+/// How often an item locked by another run is tried again (`when_locked: wait`): from this, doubling, to the max.
+const LOCK_POLL: std::time::Duration = std::time::Duration::from_secs(5);
+const LOCK_POLL_MAX: std::time::Duration = std::time::Duration::from_secs(60);
+
 impl Executor<'_> {
     /// Runs the body once per item, `max_concurrency` items at a time; every item runs to its end, then the group
     /// fails if more items failed than it tolerates. An item another run is working on (its lock is held) is
@@ -55,7 +59,7 @@ impl Executor<'_> {
         let runs = scopes.iter().zip(&keys).map(|(scope, key)| -> StepFuture<'_> {
             let (permits, skipped) = (&permits, &skipped);
             Box::pin(async move {
-                let _permit = permits.acquire().await.expect("the semaphore is never closed");
+                let mut permit = permits.acquire().await.expect("the semaphore is never closed");
                 // Two runs never work on the same item at once: the later one skips it, and says so.
                 let item = format!("{id}[{key}]");
                 if let Some(StepStatus::Skipped(reason)) = self.state.lock().expect("state lock").status(&item) {
@@ -66,7 +70,28 @@ impl Executor<'_> {
                     return Ok(());
                 }
                 let run_id = self.state.lock().expect("state lock").run_id.clone();
-                let _lock = match lock::acquire(&self.state_dir, &format!("{}~items", self.wf.name), key, &run_id) {
+                let name = format!("{}~items", self.wf.name);
+                let mut lock = lock::acquire(&self.state_dir, &name, key, &run_id);
+                if fe.wait_locked
+                    && let Err(LockError::Held { holder, .. }) = &lock
+                {
+                    // Wait for the other run to finish with the item, giving its place to others meanwhile.
+                    let waiting = Event::Queued {
+                        step: id.to_string(),
+                        quota: format!("`{key}` is locked by another run ({holder}): waiting for it"),
+                    };
+                    self.emit_or_fail(&item, waiting)?;
+                    drop(permit);
+                    let mut pause = LOCK_POLL;
+                    while matches!(lock, Err(LockError::Held { .. })) {
+                        tokio::time::sleep(pause).await;
+                        pause = (pause * 2).min(LOCK_POLL_MAX);
+                        lock = lock::acquire(&self.state_dir, &name, key, &run_id);
+                    }
+                    permit = permits.acquire().await.expect("the semaphore is never closed");
+                }
+                let _permit = permit;
+                let _lock = match lock {
                     Ok(l) => l,
                     Err(LockError::Held { holder, .. }) => {
                         let reason = format!("another run works on `{key}`: {holder}");

@@ -213,6 +213,8 @@ pub struct ForEach {
     /// How many items may fail (a count, and/or a percentage of the items) before the step fails; neither: none.
     pub tolerated_failures: Option<u32>,
     pub tolerated_failure_percentage: Option<f64>,
+    /// An item another run is working on is waited for (`when_locked: wait`), not skipped.
+    pub wait_locked: bool,
     pub steps: Vec<Step>,
 }
 

@@ -95,6 +95,9 @@ pub struct RawStep {
     pub tolerated_failures: Option<u32>,
     /// With `for_each`: the share of items (0 to 100) that may fail.
     pub tolerated_failure_percentage: Option<f64>,
+    /// With `for_each`: what to do with an item another run is working on (its lock is held): `skip` it (the
+    /// default) or `wait` for it.
+    pub when_locked: Option<String>,
     /// Where to go when this step fails for good.
     pub on_failure: Option<RawOnFailure>,
     /// A failure of this step does not fail the run.

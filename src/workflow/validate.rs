@@ -720,6 +720,21 @@ impl<'p, 's> Validator<'p, 's> {
                 )
                 .hint("e.g. 10 tolerates one failed item in ten");
         }
+        let wait_locked = match raw.when_locked.as_deref() {
+            None | Some("skip") => false,
+            Some("wait") => true,
+            Some(other) => {
+                self.p
+                    .at(
+                        Code::BadStep,
+                        &path.join("when_locked"),
+                        Part::Value,
+                        format!("`when_locked` is `skip` or `wait`, not `{other}`"),
+                    )
+                    .hint("what to do with an item another run is working on");
+                false
+            }
+        };
         self.item_depth += 1;
         let mut b = before.clone();
         let steps = self.sequence(raw.steps.as_deref().unwrap_or_default(), &path.join("steps"), &mut b);
@@ -729,6 +744,7 @@ impl<'p, 's> Validator<'p, 's> {
             max_concurrency: max_concurrency.max(1) as usize,
             tolerated_failures: raw.tolerated_failures,
             tolerated_failure_percentage: raw.tolerated_failure_percentage,
+            wait_locked,
             steps,
         })
     }
@@ -742,6 +758,7 @@ impl<'p, 's> Validator<'p, 's> {
                 "tolerated_failure_percentage",
                 raw.tolerated_failure_percentage.is_some(),
             ),
+            ("when_locked", raw.when_locked.is_some()),
         ];
         for (key, present) in extra {
             if present {

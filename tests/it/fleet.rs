@@ -280,6 +280,42 @@ async fn two_fleet_runs_never_work_on_one_instance_at_once() {
 }
 
 #[tokio::test(start_paused = true)]
+async fn with_when_locked_wait_a_run_waits_for_the_items_another_run_holds_then_does_them() {
+    let dir = tempfile::tempdir().unwrap();
+    let text = std::fs::read_to_string(repo("workflows/dr-fleet.yaml"))
+        .unwrap()
+        .replace(
+            "    tolerated_failures: 0\n",
+            "    tolerated_failures: 0\n    when_locked: wait\n",
+        );
+    std::fs::create_dir_all(dir.path().join("workflows")).unwrap();
+    let wf = parse_at(&dir.path().join("workflows/dr-fleet.yaml"), &text);
+    let sim = persistent(dir.path(), &scenario());
+    let shared = FLEET[1];
+    let a = Run::of(&wf).input("instance_ids", &[FLEET[0], FLEET[1]].join(","));
+    let b = Run::of(&wf).input("instance_ids", &[FLEET[1], FLEET[2]].join(","));
+    let (a, b) = tokio::join!(a.on(&sim, dir.path()), b.on(&sim, dir.path()));
+    let (a, b) = (a.unwrap(), b.unwrap());
+    assert_eq!((a.status, b.status), (RunStatus::Succeeded, RunStatus::Succeeded));
+    // Both protected the shared instance, one after the other: never at once.
+    let span = |o: &Outcome| {
+        let st = &o.state.steps[&format!("fleet[{shared}].backup")];
+        let end = o.state.steps[&format!("fleet[{shared}].publish")].finished_ms.unwrap();
+        (st.started_ms.unwrap(), end)
+    };
+    let (sa, sb) = (span(&a), span(&b));
+    assert!(sa.1 <= sb.0 || sb.1 <= sa.0, "{sa:?} {sb:?}");
+    let (first, later) = if sa.0 < sb.0 { (&a, &b) } else { (&b, &a) };
+    // The later one said it waited, and for which run.
+    let waited = journal(later).into_iter().any(
+        |e| matches!(&e.event, Event::Queued { quota, .. } if quota.contains(shared) && quota.contains(&first.run_id)),
+    );
+    assert!(waited, "the later run journals its wait for {shared}");
+    assert_eq!(outputs(later, "fleet")["succeeded"], 2);
+    assert_eq!(count_calls(&sim, "StartBackupJob"), 4);
+}
+
+#[tokio::test(start_paused = true)]
 async fn a_backup_job_is_noticed_soon_after_it_completes_with_few_polls() {
     // 10 s created, then 490 s running: the poll policy alone (30 s × 1.5, at most 2 m) noticed it at 603 s (23% of
     // the job late); paced by the job's PercentDone, the wait notices it within 5% and averages under one call
@@ -633,4 +669,25 @@ fn a_fleet_runs_plain_output_is_a_line_per_item_event_named_with_its_key() {
         })
         .count();
     assert!(waits >= 2, "{stdout}");
+}
+
+#[test]
+fn when_locked_is_skip_or_wait() {
+    let dir = tempfile::tempdir().unwrap();
+    let text = std::fs::read_to_string(repo("workflows/dr-fleet.yaml"))
+        .unwrap()
+        .replace(
+            "    tolerated_failures: 0\n",
+            "    tolerated_failures: 0\n    when_locked: queue\n",
+        );
+    let path = dir.path().join("dr-fleet.yaml");
+    std::fs::write(&path, &text).unwrap();
+    let problems = format!(
+        "{:?}",
+        drflow::workflow::load(&path, drflow::actions::catalog()).unwrap_err()
+    );
+    assert!(
+        problems.contains("`when_locked` is `skip` or `wait`, not `queue`"),
+        "{problems}"
+    );
 }
