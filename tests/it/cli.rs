@@ -3,6 +3,7 @@
 use std::path::Path;
 
 use crate::common::*;
+use drflow::cloud::sim::Sim;
 use serde_json::Value;
 
 #[test]
@@ -295,7 +296,7 @@ fn a_crash_right_after_create_image_does_not_make_a_second_ami() {
     let out = drflow(state.path(), &["resume", &run_id, "--output", "plain"]);
     let (stdout, stderr) = text(&out);
     assert_eq!(out.status.code(), Some(0), "{stdout}\n{stderr}");
-    let world: Value = serde_json::from_slice(&std::fs::read(state.path().join("sim/world.json")).unwrap()).unwrap();
+    let world: Value = Sim::saved_world(&state.path().join("sim/world.json")).unwrap();
     let name = format!("drflow-{INSTANCE}-{run_id}");
     // One AMI of that name in the primary region and its copy in the DR region: no second image.
     assert_eq!(named(&world, &name), 2, "{name}");

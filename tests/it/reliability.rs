@@ -26,7 +26,7 @@ fn persistent(dir: &Path, yaml: &str) -> Sim {
 }
 
 fn world(dir: &Path) -> Value {
-    serde_json::from_slice(&std::fs::read(dir.join("sim/world.json")).unwrap()).unwrap()
+    Sim::saved_world(&dir.join("sim/world.json")).unwrap()
 }
 
 /// How many records of `kind` (`backup_jobs`, `copy_jobs`, `stacks`) the world holds, over all regions.

@@ -40,7 +40,7 @@ impl Kind {
     }
 
     /// The jobs of this kind started in a region.
-    fn jobs(self, region: &mut Region) -> &mut BTreeMap<String, JobRec> {
+    fn jobs(self, region: &mut Region) -> &mut super::tracked::Tracked<JobRec> {
         match self {
             Kind::Backup => &mut region.backup_jobs,
             Kind::Copy => &mut region.copy_jobs,

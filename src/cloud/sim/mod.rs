@@ -43,6 +43,7 @@ mod ssm;
 mod sts;
 mod template;
 mod throttle;
+mod tracked;
 mod world;
 
 use std::path::{Path, PathBuf};
@@ -73,7 +74,7 @@ impl Drop for Inner {
         if let Some(path) = &self.path {
             // Its time is the last call's (the clock may be read outside the runtime here).
             let state = self.state.get_mut().unwrap_or_else(|e| e.into_inner());
-            let _ = persist::save(path, &state.world);
+            let _ = persist::append_changes(path, &mut state.world);
         }
     }
 }
@@ -90,11 +91,17 @@ struct State {
     clock: Clock,
     /// When the world was last saved (wall time).
     saved_at: std::time::Instant,
+    /// Bytes of the last snapshot, and of the change log written since: a new snapshot when the log outgrows it.
+    snapshot_bytes: u64,
+    log_bytes: u64,
 }
 
 /// A persistent world is saved after every call that changed a resource (before its answer), and after others at
 /// most this often (wall time): they change only counters (throttling buckets, fault counts, random draws).
 const SAVE_EVERY: std::time::Duration = std::time::Duration::from_secs(1);
+
+/// The change log may grow to this much before a new snapshot, however small the last snapshot was.
+const LOG_MIN: u64 = 1 << 20;
 
 /// What a service operation sees: the world at one instant.
 pub(crate) struct Ctx<'a> {
@@ -197,6 +204,8 @@ impl Sim {
                     world,
                     clock,
                     saved_at: std::time::Instant::now(),
+                    snapshot_bytes: 0,
+                    log_bytes: 0,
                 }),
             }),
         }
@@ -258,7 +267,21 @@ impl Sim {
         let Some(path) = &self.inner.path else { return Ok(()) };
         state.world.elapsed = state.clock.now();
         state.saved_at = std::time::Instant::now();
-        persist::save(path, &state.world)
+        // What changed goes to the log; a new snapshot once the log is as big as the last one (so the bytes
+        // written stay proportional to the changes).
+        if state.snapshot_bytes > 0 && state.log_bytes < state.snapshot_bytes.max(LOG_MIN) {
+            state.log_bytes += persist::append_changes(path, &mut state.world)?;
+        } else {
+            state.snapshot_bytes = persist::save(path, &mut state.world)?;
+            state.log_bytes = 0;
+        }
+        Ok(())
+    }
+
+    /// The world saved at `path` (its snapshot and change log), as JSON: for tests and tools that look inside.
+    pub fn saved_world(path: &Path) -> Result<serde_json::Value, SimError> {
+        let world = persist::load(path)?;
+        Ok(serde_json::to_value(&world).expect("the world serialises"))
     }
 
     /// Saves a persistent world now (its counters may be up to `SAVE_EVERY` behind otherwise); dropping the last
@@ -830,6 +853,42 @@ faults:
     }
 
     #[tokio::test(start_paused = true)]
+    async fn a_save_appends_what_changed_and_a_reload_sees_the_same_world() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("world.json");
+        let sim = Sim::persistent(&path, Scenario::default()).unwrap();
+        let snapshot = std::fs::metadata(&path).unwrap().len();
+        let mut jobs = Vec::new();
+        for n in 0..20 {
+            let id = sim
+                .cloud()
+                .backup
+                .start_backup_job(EAST, &backup_req(&format!("t{n}")))
+                .await
+                .unwrap();
+            jobs.push(id);
+        }
+        // Twenty saves: the snapshot as it was, the log holding the changes (each line much smaller than the world).
+        assert_eq!(std::fs::metadata(&path).unwrap().len(), snapshot);
+        let log = std::fs::read_to_string(persist::log_path(&path)).unwrap();
+        assert_eq!(log.lines().count(), 20);
+        let expected = serde_json::to_value(&sim.lock().world).unwrap();
+        drop(sim);
+        let again = persist::load(&path).unwrap();
+        assert_eq!(serde_json::to_value(&again).unwrap(), expected);
+        // A log line of another generation (left by a crash between a new snapshot and the log's clearing) is
+        // ignored.
+        let mut stale: serde_json::Value = serde_json::from_str(log.lines().last().unwrap()).unwrap();
+        stale["generation"] = serde_json::json!(0);
+        stale["created_unix"] = serde_json::json!(1);
+        std::fs::write(persist::log_path(&path), format!("{log}{stale}\n")).unwrap();
+        assert_eq!(serde_json::to_value(persist::load(&path).unwrap()).unwrap(), expected);
+        let sim = Sim::persistent(&path, Scenario::default()).unwrap();
+        let job = sim.cloud().backup.describe_backup_job(EAST, &jobs[19]).await.unwrap();
+        assert_eq!(job.job_id, jobs[19]);
+    }
+
+    #[tokio::test(start_paused = true)]
     async fn persisted_world_continues_its_clock_and_jobs() {
         let dir = tempfile::tempdir().unwrap();
         let path = dir.path().join("state/world.json");
@@ -851,7 +910,10 @@ faults:
             .map(|e| e.unwrap().file_name())
             .collect();
         names.sort();
-        assert_eq!(names, ["calls.jsonl", "world.json"].map(std::ffi::OsString::from));
+        assert_eq!(
+            names,
+            ["calls.jsonl", "world.json", "world.log"].map(std::ffi::OsString::from)
+        );
 
         let yaml = format!("{yaml}\nvaults: [{{name: Late, region: us-east-1}}]");
         let sim = Sim::persistent(&path, scenario(&yaml)).unwrap();

@@ -11,6 +11,7 @@ use super::records::{Call, ImageRec, InstanceRec, JobRec, MessageRec, ParamRec, 
 use super::rng::Rng;
 use super::scenario::{JobKind, Scenario, StatusCheck};
 use super::throttle::Bucket;
+use super::tracked::Tracked;
 
 /// Bumped whenever the persisted layout changes incompatibly (2: the calls in `calls.jsonl` beside the world).
 pub(crate) const FORMAT: u32 = 2;
@@ -18,6 +19,9 @@ pub(crate) const FORMAT: u32 = 2;
 #[derive(Debug, Clone, Serialize, Deserialize)]
 pub(crate) struct World {
     pub format: u32,
+    /// The snapshot's generation: the change log (`world.log`) applies to the snapshot of its generation only.
+    #[serde(default)]
+    pub generation: u64,
     /// Unix second at which the world was created; wall-clock times are this plus simulated time.
     pub created_unix: i64,
     /// Simulated time at the last save.
@@ -47,23 +51,23 @@ pub(crate) struct World {
 #[derive(Debug, Clone, Default, Serialize, Deserialize)]
 pub(crate) struct Region {
     pub vaults: BTreeSet<String>,
-    pub images: BTreeMap<String, ImageRec>,
-    pub instances: BTreeMap<String, InstanceRec>,
-    pub parameters: BTreeMap<String, ParamRec>,
+    pub images: Tracked<ImageRec>,
+    pub instances: Tracked<InstanceRec>,
+    pub parameters: Tracked<ParamRec>,
     /// Every stack ever created here, oldest first; deleted ones stay (they are no longer found by name).
     pub stacks: Vec<StackRec>,
-    pub backup_jobs: BTreeMap<String, JobRec>,
-    pub copy_jobs: BTreeMap<String, JobRec>,
+    pub backup_jobs: Tracked<JobRec>,
+    pub copy_jobs: Tracked<JobRec>,
     /// Recovery point ARN → the vault holding it.
-    pub recovery_points: BTreeMap<String, String>,
+    pub recovery_points: Tracked<String>,
     /// `Operation:token` → the id the first call returned.
-    pub tokens: BTreeMap<String, String>,
+    pub tokens: Tracked<String>,
     /// SNS topic ARN → the messages published to it, oldest first.
     #[serde(default)]
-    pub topics: BTreeMap<String, Vec<MessageRec>>,
+    pub topics: Tracked<Vec<MessageRec>>,
     /// Instance → when its last backup job ends: AWS Backup runs one per resource, the next waits (CREATED).
     #[serde(default)]
-    pub backup_busy_until: BTreeMap<String, Duration>,
+    pub backup_busy_until: Tracked<Duration>,
     /// When each slot of AWS Backup copy jobs *into* this region frees (at most `quotas.backup_copies` slots).
     #[serde(default)]
     pub copy_slots: Vec<Duration>,
@@ -81,6 +85,7 @@ impl World {
             .unwrap_or(0);
         let mut world = World {
             format: FORMAT,
+            generation: 0,
             created_unix,
             elapsed: Duration::ZERO,
             default_world: scenario.default_world,
@@ -100,7 +105,7 @@ impl World {
     /// one with the same id (building a world); otherwise only missing items are added (loading a saved world,
     /// whose items have a history of their own).
     pub(crate) fn populate(&mut self, scenario: &Scenario, replace: bool) {
-        fn put<T>(replace: bool, map: &mut BTreeMap<String, T>, key: &str, value: T) {
+        fn put<T>(replace: bool, map: &mut Tracked<T>, key: &str, value: T) {
             if replace || !map.contains_key(key) {
                 map.insert(key.to_string(), value);
             }
