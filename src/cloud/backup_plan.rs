@@ -129,8 +129,9 @@ pub fn selected_instances(
     ids
 }
 
-/// `*` matches any run of characters (none too, `:` and `/` too); every other character only itself.
-fn wildcard(pattern: &str, text: &str) -> bool {
+/// `*` matches any run of characters (none too, `:` and `/` too); every other character only itself. Also the
+/// simulator's operation globs (`backup:Start*`).
+pub(crate) fn wildcard(pattern: &str, text: &str) -> bool {
     let (p, t) = (pattern.as_bytes(), text.as_bytes());
     let (mut pi, mut ti) = (0, 0);
     let mut star: Option<(usize, usize)> = None;

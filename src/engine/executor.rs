@@ -466,7 +466,7 @@ impl<'a> Executor<'a> {
                                     total_ms: e.total_ms,
                                     spread: e.spread,
                                 },
-                                None => Evidence::Nothing,
+                                None => Evidence::Unforeseen,
                             };
                             sized = Some((bytes, resource));
                             (status, evidence)

@@ -16,6 +16,8 @@ pub(crate) enum Evidence {
         total_ms: i64,
         spread: f64,
     },
+    /// A job that tells no progress and of whose kind none has finished yet: nothing says when it ends.
+    Unforeseen,
 }
 
 /// Times polls from evidence: a job is polled again when it should be done (never later than the poll policy's
@@ -30,6 +32,9 @@ pub(crate) struct Pace {
 /// The least time between two polls paced by evidence.
 pub(crate) const MIN_POLL: Duration = Duration::from_secs(5);
 
+/// The longest gap between polls of a job nothing tells the end of: 30 s is within 5% of a 10-minute copy.
+const UNFORESEEN_POLL: Duration = Duration::from_secs(30);
+
 /// Polls while a job should be finishing come this often, as a fraction of its expected duration: the most it is
 /// noticed late.
 const DENSE: f64 = 0.03;
@@ -38,6 +43,8 @@ impl Pace {
     pub(crate) fn next(&mut self, now_ms: i64, evidence: Evidence, policy: Duration) -> Duration {
         match evidence {
             Evidence::Nothing => policy,
+            // Until the first job of its kind ends (and tells how long they take), poll it at least this often.
+            Evidence::Unforeseen => policy.min(UNFORESEEN_POLL),
             Evidence::Percent(p) => self.by_progress(now_ms, p, policy),
             Evidence::Expected {
                 since_ms,
@@ -100,6 +107,12 @@ mod tests {
         );
         // Never sooner than MIN_POLL.
         assert_eq!(pace.next(297_000, Evidence::Percent(99.9), policy), MIN_POLL);
+        // A job with no evidence at all yet: at most 30 s apart.
+        assert_eq!(pace.next(0, Evidence::Unforeseen, policy), Duration::from_secs(30));
+        assert_eq!(
+            pace.next(0, Evidence::Unforeseen, Duration::from_secs(10)),
+            Duration::from_secs(10)
+        );
     }
 
     #[test]

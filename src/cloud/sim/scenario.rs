@@ -283,27 +283,7 @@ impl Fault {
 
 /// `*` matches any run of characters (also none, also `:`); every other character matches itself.
 pub(crate) fn glob_match(pattern: &str, text: &str) -> bool {
-    let (p, t) = (pattern.as_bytes(), text.as_bytes());
-    let (mut pi, mut ti) = (0, 0);
-    // The last `*` seen, and the text position it is currently matched up to.
-    let mut star: Option<(usize, usize)> = None;
-    while ti < t.len() {
-        if pi < p.len() && p[pi] == b'*' {
-            star = Some((pi, ti));
-            pi += 1;
-        } else if pi < p.len() && p[pi] == t[ti] {
-            pi += 1;
-            ti += 1;
-        } else if let Some((sp, st)) = star {
-            // Let the `*` take one more character and try again.
-            star = Some((sp, st + 1));
-            pi = sp + 1;
-            ti = st + 1;
-        } else {
-            return false;
-        }
-    }
-    p[pi..].iter().all(|&b| b == b'*')
+    crate::cloud::backup_plan::wildcard(pattern, text)
 }
 
 fn one() -> u64 {
