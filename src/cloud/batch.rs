@@ -28,10 +28,57 @@ struct Waiter {
     answer: oneshot::Sender<Answer>,
 }
 
+/// Callers gathered per region for the next batched call (shared by the batches of images and of backup jobs).
+pub(super) struct Gathering<W> {
+    open: Mutex<HashMap<String, Vec<W>>>,
+}
+
+impl<W> Default for Gathering<W> {
+    fn default() -> Self {
+        Gathering {
+            open: Mutex::new(HashMap::new()),
+        }
+    }
+}
+
+impl<W> Gathering<W> {
+    /// Adds a caller to the region's open batch; `true` for the first, which starts the batch.
+    pub(super) fn join(&self, region: &str, waiter: W) -> bool {
+        let mut open = self.open.lock().unwrap_or_else(|e| e.into_inner());
+        let batch = open.entry(region.to_string()).or_default();
+        batch.push(waiter);
+        batch.len() == 1
+    }
+
+    /// The region's batch, closed: later callers start the next one.
+    pub(super) fn take(&self, region: &str) -> Vec<W> {
+        let mut open = self.open.lock().unwrap_or_else(|e| e.into_inner());
+        open.remove(region).unwrap_or_default()
+    }
+}
+
+/// What the batch answered a caller; an error if the batch went away without answering.
+pub(super) async fn answer<T>(
+    rx: oneshot::Receiver<Result<T, CloudError>>,
+    (service, operation): (&str, &str),
+    region: &str,
+) -> Result<T, CloudError> {
+    match rx.await {
+        Ok(answer) => answer,
+        Err(_) => Err(CloudError::new(
+            service,
+            operation,
+            region,
+            "InternalError",
+            "the batched call was dropped",
+        )),
+    }
+}
+
 /// Open batches per region.
 #[derive(Default)]
 pub(crate) struct ImageBatches {
-    open: Mutex<HashMap<String, Vec<Waiter>>>,
+    open: Gathering<Waiter>,
 }
 
 impl ImageBatches {
@@ -43,40 +90,21 @@ impl ImageBatches {
         ids: &[String],
     ) -> Answer {
         let (tx, rx) = oneshot::channel();
-        let lead = {
-            let mut open = self.open.lock().unwrap_or_else(|e| e.into_inner());
-            let batch = open.entry(region.to_string()).or_default();
-            batch.push(Waiter {
-                ids: ids.to_vec(),
-                answer: tx,
-            });
-            batch.len() == 1
+        let waiter = Waiter {
+            ids: ids.to_vec(),
+            answer: tx,
         };
-        if lead {
+        if self.open.join(region, waiter) {
             let (me, ec2, limiter, region) = (self.clone(), ec2.clone(), limiter.clone(), region.to_string());
             tokio::spawn(async move { me.send(&ec2, &limiter, &region).await });
         }
-        match rx.await {
-            Ok(answer) => answer,
-            Err(_) => Err(CloudError::new(
-                "ec2",
-                "DescribeImages",
-                region,
-                "InternalError",
-                "the batched call was dropped",
-            )),
-        }
+        answer(rx, DESCRIBE, region).await
     }
 
     async fn send(&self, ec2: &Arc<dyn Ec2>, limiter: &Limiter, region: &str) {
         tokio::time::sleep(GATHER).await;
         limiter.acquire(region, "ec2", "DescribeImages").await;
-        let waiters = self
-            .open
-            .lock()
-            .unwrap_or_else(|e| e.into_inner())
-            .remove(region)
-            .unwrap_or_default();
+        let waiters = self.open.take(region);
         if waiters.is_empty() {
             return;
         }

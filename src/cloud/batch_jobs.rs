@@ -10,6 +10,7 @@ use std::time::Duration;
 
 use tokio::sync::oneshot;
 
+use super::batch::{Gathering, answer};
 use super::limiter::Limiter;
 use super::{Backup, BackupJob, CloudError};
 
@@ -31,7 +32,7 @@ struct Waiter {
 
 #[derive(Default)]
 pub(crate) struct BackupJobBatches {
-    open: Mutex<HashMap<String, Vec<Waiter>>>,
+    open: Gathering<Waiter>,
     /// Job id → its CreationDate (Unix seconds), from earlier answers.
     created: Mutex<HashMap<String, i64>>,
 }
@@ -49,30 +50,16 @@ impl BackupJobBatches {
             return self.describe_alone(backup, limiter, region, job_id).await;
         };
         let (tx, rx) = oneshot::channel();
-        let lead = {
-            let mut open = self.open.lock().unwrap_or_else(|e| e.into_inner());
-            let batch = open.entry(region.to_string()).or_default();
-            batch.push(Waiter {
-                job_id: job_id.to_string(),
-                created,
-                answer: tx,
-            });
-            batch.len() == 1
+        let waiter = Waiter {
+            job_id: job_id.to_string(),
+            created,
+            answer: tx,
         };
-        if lead {
+        if self.open.join(region, waiter) {
             let (me, backup, limiter, region) = (self.clone(), backup.clone(), limiter.clone(), region.to_string());
             tokio::spawn(async move { me.send(&backup, &limiter, &region).await });
         }
-        match rx.await {
-            Ok(answer) => answer,
-            Err(_) => Err(CloudError::new(
-                "backup",
-                "DescribeBackupJob",
-                region,
-                "InternalError",
-                "the batched call was dropped",
-            )),
-        }
+        answer(rx, DESCRIBE, region).await
     }
 
     fn lock_created(&self) -> std::sync::MutexGuard<'_, HashMap<String, i64>> {
@@ -96,12 +83,7 @@ impl BackupJobBatches {
 
     async fn send(&self, backup: &Arc<dyn Backup>, limiter: &Limiter, region: &str) {
         tokio::time::sleep(GATHER).await;
-        let waiters = self
-            .open
-            .lock()
-            .unwrap_or_else(|e| e.into_inner())
-            .remove(region)
-            .unwrap_or_default();
+        let waiters = self.open.take(region);
         // A list pages through every job created since the earliest of ours (ours and others'): worth it only when
         // it answers more polls than the pages it takes, twice over.
         let after = waiters.iter().map(|w| w.created).min().unwrap_or(0);
