@@ -282,16 +282,12 @@ impl<'p, 's> Validator<'p, 's> {
 
     fn inputs_(&mut self, raw: &RawWorkflow) -> Vec<InputDef> {
         let base = YamlPath::root().join("inputs");
-        for d in &raw.inputs.duplicates {
-            self.p
-                .at(
-                    Code::DuplicateId,
-                    &base.join(d.as_str()),
-                    Part::Key,
-                    format!("input `{d}` is declared twice"),
-                )
-                .hint("keep one declaration");
-        }
+        self.duplicate_keys(
+            &raw.inputs.duplicates,
+            &base,
+            "input `{}` is declared twice",
+            "keep one declaration",
+        );
         let mut out = Vec::new();
         for (name, input) in &raw.inputs.entries {
             let path = base.join(name.as_str());
@@ -360,16 +356,12 @@ impl<'p, 's> Validator<'p, 's> {
 
     fn regions_(&mut self, raw: &RawWorkflow, allow_shared: bool) -> Vec<(String, String)> {
         let base = YamlPath::root().join("regions");
-        for d in &raw.regions.duplicates {
-            self.p
-                .at(
-                    Code::DuplicateId,
-                    &base.join(d.as_str()),
-                    Part::Key,
-                    format!("region `{d}` is declared twice"),
-                )
-                .hint("keep one declaration");
-        }
+        self.duplicate_keys(
+            &raw.regions.duplicates,
+            &base,
+            "region `{}` is declared twice",
+            "keep one declaration",
+        );
         let mut out: Vec<(String, String)> = Vec::new();
         for (name, code) in &raw.regions.entries {
             if let Some(problem) = check_region(code) {
@@ -393,18 +385,23 @@ impl<'p, 's> Validator<'p, 's> {
         out
     }
 
-    fn quotas_(&mut self, raw: &RawWorkflow) -> super::Quotas {
-        let base = YamlPath::root().join("quotas");
-        for d in &raw.quotas.duplicates {
+    /// A key given twice in one of the workflow's maps (`inputs`, `regions`, `quotas`): `message` names it at `{}`.
+    fn duplicate_keys(&mut self, keys: &[String], base: &YamlPath, message: &str, hint: &str) {
+        for d in keys {
             self.p
                 .at(
                     Code::DuplicateId,
                     &base.join(d.as_str()),
                     Part::Key,
-                    format!("quota `{d}` is set twice"),
+                    message.replace("{}", d),
                 )
-                .hint("keep one");
+                .hint(hint);
         }
+    }
+
+    fn quotas_(&mut self, raw: &RawWorkflow) -> super::Quotas {
+        let base = YamlPath::root().join("quotas");
+        self.duplicate_keys(&raw.quotas.duplicates, &base, "quota `{}` is set twice", "keep one");
         let mut overrides = Vec::new();
         for (name, value) in &raw.quotas.entries {
             let path = base.join(name.as_str());

@@ -4,7 +4,6 @@
 use std::path::Path;
 
 use crate::common::*;
-use drflow::cloud::sim::{Scenario, Sim};
 use drflow::engine::journal::{Event, RunStatus};
 use drflow::engine::{Outcome, StepStatus};
 use serde_json::Value;
@@ -21,14 +20,6 @@ fn scenario() -> String {
     }
     y.push_str("  - {id: i-0ddddddddddddddd4, region: us-east-1, tags: {team: web}}\n");
     y
-}
-
-fn persistent(dir: &Path, yaml: &str) -> Sim {
-    Sim::persistent(
-        &dir.join("sim/world.json"),
-        Scenario::from_yaml_str(yaml, None).unwrap(),
-    )
-    .unwrap()
 }
 
 fn outputs(o: &Outcome, id: &str) -> serde_json::Map<String, Value> {

@@ -1,10 +1,7 @@
 //! The core under the faults real accounts produce every day, on the simulator (paused clock): waits that survive
 //! sporadic throttling, start calls whose answers are lost, and the whole pipeline with the DR stack under both.
 
-use std::path::Path;
-
 use crate::common::*;
-use drflow::cloud::sim::{Scenario, Sim};
 use drflow::engine::journal::{Event, RunStatus};
 use drflow::engine::{Outcome, StepStatus};
 use serde_json::Value;
@@ -14,19 +11,6 @@ fn output(o: &Outcome, step: &str, name: &str) -> Value {
         Some(StepStatus::Succeeded(out)) => out[name].clone(),
         other => panic!("step {step} is {other:?}"),
     }
-}
-
-/// A simulator whose world is kept in `dir/sim/world.json`, to count what exists afterwards.
-fn persistent(dir: &Path, yaml: &str) -> Sim {
-    Sim::persistent(
-        &dir.join("sim/world.json"),
-        Scenario::from_yaml_str(yaml, None).unwrap(),
-    )
-    .unwrap()
-}
-
-fn world(dir: &Path) -> Value {
-    Sim::saved_world(&dir.join("sim/world.json")).unwrap()
 }
 
 /// How many records of `kind` (`backup_jobs`, `copy_jobs`, `stacks`) the world holds, over all regions.

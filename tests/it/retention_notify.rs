@@ -4,24 +4,11 @@
 use std::path::Path;
 
 use crate::common::*;
-use drflow::cloud::sim::{Scenario, Sim};
 use drflow::engine::StepStatus;
 use drflow::engine::journal::RunStatus;
 use serde_json::Value;
 
 const TOPIC: &str = "arn:aws:sns:us-west-2:123456789012:drflow-alerts";
-
-fn persistent(dir: &Path, yaml: &str) -> Sim {
-    Sim::persistent(
-        &dir.join("sim/world.json"),
-        Scenario::from_yaml_str(yaml, None).unwrap(),
-    )
-    .unwrap()
-}
-
-fn world(dir: &Path) -> Value {
-    Sim::saved_world(&dir.join("sim/world.json")).unwrap()
-}
 
 /// The jobs of `kind` (`backup_jobs`, `copy_jobs`) in a region of the saved world.
 fn jobs(w: &Value, region: &str, kind: &str) -> Vec<Value> {

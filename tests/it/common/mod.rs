@@ -32,6 +32,17 @@ pub fn parse_at(path: &Path, text: &str) -> Workflow {
     .unwrap_or_else(|p| panic!("{p:#?}"))
 }
 
+/// A simulator whose world is kept in `dir/sim/world.json` (where `drflow --simulate` keeps it), to look at
+/// afterwards or to resume on.
+pub fn persistent(dir: &Path, yaml: &str) -> Sim {
+    Sim::persistent(&dir.join("sim/world.json"), scenario(yaml)).unwrap()
+}
+
+/// The world saved in `dir/sim/` (snapshot and change log), as JSON.
+pub fn world(dir: &Path) -> serde_json::Value {
+    Sim::saved_world(&dir.join("sim/world.json")).unwrap()
+}
+
 pub fn scenario(yaml: &str) -> Scenario {
     Scenario::from_yaml_str(yaml, None).expect("valid scenario")
 }
