@@ -4,6 +4,7 @@
 
 mod common;
 
+mod check;
 mod cli;
 mod e2e_emulator;
 mod engine_semantics;
