@@ -87,8 +87,9 @@ where
 /// A check journals nothing.
 struct Forget;
 
+#[async_trait::async_trait]
 impl Recorder for Forget {
-    fn record(&self, _: &str, _: &Value) {}
+    async fn record(&self, _: &str, _: &Value) {}
 
     fn recorded(&self, _: &str) -> Option<Value> {
         None

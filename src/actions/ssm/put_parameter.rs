@@ -123,9 +123,9 @@ impl Action for PutParameter {
             },
         };
         if !previous.is_empty() {
-            ctx.recorder.record("replacing", &Value::String(previous.clone()));
+            ctx.recorder.record("replacing", &Value::String(previous.clone())).await;
         }
-        ctx.recorder.record("writing", &Value::String(ami.to_string()));
+        ctx.recorder.record("writing", &Value::String(ami.to_string())).await;
         let version = ctx.cloud.ssm.put_parameter(region, &req).await?;
 
         let stored = ctx.cloud.ssm.get_parameter(region, name).await?;
