@@ -17,7 +17,7 @@ use super::state::{RunState, StepStatus};
 use super::within::Within;
 use super::{Clock, EngineError, Observer};
 use crate::actions::{self, ActionError, Ctx, Poll, Recorder, RunInfo};
-use crate::workflow::{ActionKind, ActionStep, FailureClass, OnFailure, QuotaKey, Step, StepKind, Workflow};
+use crate::workflow::{ActionKind, ActionStep, FailureClass, OnFailure, Step, StepKind, Workflow};
 
 /// Why a step (and so possibly the run) failed.
 #[derive(Debug, Clone)]
@@ -294,12 +294,8 @@ impl<'a> Executor<'a> {
         let mut slots = Vec::new();
         let mut queued = false;
         for q in a.action.quotas {
-            let key = match q.per {
-                QuotaKey::Input(name) => match inputs.get(name).and_then(Value::as_str) {
-                    Some(k) => k.to_string(),
-                    None => continue,
-                },
-                QuotaKey::StepRegion => region.to_string(),
+            let Some(key) = super::quota::key_of(q, inputs, region) else {
+                continue;
             };
             if let Some(slot) = self.quotas.try_take(q, &key).filter(|_| !started) {
                 slots.push(slot);

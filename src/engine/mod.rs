@@ -196,7 +196,8 @@ pub async fn resume(
     if !path.exists() {
         return Err(EngineError::RunNotFound(run_id.into(), state_dir.display().to_string()));
     }
-    let state = RunState::replay(&journal::read(&path)?)?;
+    let entries = journal::read(&path)?;
+    let state = RunState::replay(&entries)?;
     if let Some((status, _)) = &state.finished {
         return Err(EngineError::AlreadyFinished(
             run_id.into(),
@@ -228,6 +229,9 @@ pub async fn resume(
         quotas: quota::QuotaSlots::new(workflow.quotas.clone()),
         forecast: forecast::Forecast::load(state_dir),
     };
+    // Jobs the run left running still count against AWS's quotas.
+    exec.quotas.reclaim(quota::in_flight(&entries));
+    drop(entries);
     exec.emit(Event::RunResumed { forced: force })?;
     finish(exec, path).await
 }
