@@ -43,6 +43,10 @@ pub struct PointSpec {
     /// A running copy completes this long after the world's creation (default 10m).
     #[serde(default, deserialize_with = "duration::de_opt")]
     pub completes_after: Option<Duration>,
+    /// What the architecture drflow replaces did with it: a Lambda per region published its AMI (and its copy's,
+    /// once completed) in this SSM parameter (`aws:ec2:image`; a new version over an earlier point's).
+    #[serde(default)]
+    pub published_as: Option<String>,
 }
 
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Deserialize)]
@@ -121,6 +125,9 @@ fn seed_point(world: &mut World, h: &HistorySpec, resource_arn: &str, p: &PointS
     region.images.insert(image_id.clone(), image);
     region.recovery_points.insert(arn.clone(), h.vault.clone());
     region.recovery_point_info.insert(arn.clone(), point);
+    if let Some(name) = &p.published_as {
+        publish(region, name, &image_id);
+    }
     if p.copy == CopyOutcome::None {
         return;
     }
@@ -170,8 +177,13 @@ fn seed_point(world: &mut World, h: &HistorySpec, resource_arn: &str, p: &PointS
     };
     world.region_mut(&h.region).copy_jobs.insert(job_id.clone(), job);
     let dr = world.region_mut(&h.dr_region);
-    dr.images.insert(dr_image, rec);
+    dr.images.insert(dr_image.clone(), rec);
     dr.recovery_points.insert(dr_arn.clone(), h.dr_vault.clone());
+    if p.copy == CopyOutcome::Completed
+        && let Some(name) = &p.published_as
+    {
+        publish(dr, name, &dr_image);
+    }
     if failure.is_none() {
         let copy = RecoveryPointRec {
             vault: h.dr_vault.clone(),
@@ -181,5 +193,183 @@ fn seed_point(world: &mut World, h: &HistorySpec, resource_arn: &str, p: &PointS
             made_by: Some((h.region.clone(), job_id)),
         };
         dr.recovery_point_info.insert(dr_arn, copy);
+    }
+}
+
+/// Writes `value` to parameter `name` (a new version over an existing one), as the replaced Lambda did.
+fn publish(region: &mut super::world::Region, name: &str, value: &str) {
+    match region.parameters.get_mut(name) {
+        Some(p) => {
+            let version = p.latest().version + 1;
+            p.versions.push(super::records::VersionRec {
+                version,
+                value: value.to_string(),
+                modified_at: Duration::ZERO,
+            });
+        }
+        None => {
+            let rec = super::records::ParamRec::new("aws:ec2:image", value, Duration::ZERO);
+            region.parameters.insert(name.to_string(), rec);
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use crate::cloud::sim::testutil::*;
+    use crate::cloud::sim::{Scenario, Sim};
+    use crate::cloud::{JobState, image_id_from_arn};
+
+    const HISTORY: &str = r#"
+plan_history:
+  - instance: i-0123456789abcdef0
+    region: us-east-1
+    dr_region: us-west-2
+    dr_vault: Dr
+    points:
+      - {age: 1h, copy: running, completes_after: 12m}
+      - {age: 3h, published_as: /drflow/i-0123456789abcdef0/ami}
+      - {age: 2h, copy: failed, message: "Insufficient privileges to perform this action."}
+      - {age: 4h, copy: none}
+"#;
+
+    #[tokio::test(start_paused = true)]
+    async fn a_seeded_history_lists_past_points_their_copies_and_copy_jobs() {
+        let sim = Sim::new(Scenario::from_yaml_str(HISTORY, None).unwrap());
+        let created = sim.lock().world.created_unix;
+        let cloud = sim.cloud();
+        let arn = instance_arn(EAST);
+        let points = cloud
+            .backup
+            .list_recovery_points(EAST, "Default", &arn, None)
+            .await
+            .unwrap();
+        // Oldest first, in the past, all COMPLETED in the primary vault.
+        let ages: Vec<i64> = points.iter().map(|p| (created - p.creation_date) / 3600).collect();
+        assert_eq!(ages, [4, 3, 2, 1]);
+        assert!(
+            points
+                .iter()
+                .all(|p| p.status == "COMPLETED" && p.source_vault_arn.is_none())
+        );
+        let after = cloud
+            .backup
+            .list_recovery_points(EAST, "Default", &arn, Some(created - 2 * 3600))
+            .await
+            .unwrap();
+        assert_eq!(after.len(), 2, "ByCreatedAfter");
+        assert!(
+            cloud
+                .backup
+                .list_recovery_points(
+                    EAST,
+                    "Default",
+                    "arn:aws:ec2:us-east-1:123456789012:instance/i-0other",
+                    None
+                )
+                .await
+                .unwrap()
+                .is_empty()
+        );
+
+        // The primary AMIs exist, available, with their past creation dates.
+        let ids: Vec<String> = points
+            .iter()
+            .map(|p| image_id_from_arn(&p.arn).unwrap().to_string())
+            .collect();
+        let images = cloud.ec2.describe_images(EAST, &ids).await.unwrap();
+        assert_eq!(images.len(), 4);
+        for (p, i) in points.iter().zip(&ids) {
+            let image = images.iter().find(|x| &x.image_id == i).unwrap();
+            assert_eq!(
+                (image.state.as_str(), image.creation_date),
+                ("available", Some(p.creation_date))
+            );
+        }
+
+        // One copy job per point but the 4h one: COMPLETED (3h), FAILED with its message (2h), RUNNING (1h).
+        let jobs = |rp: String| {
+            let cloud = cloud.clone();
+            async move { cloud.backup.list_copy_jobs(EAST, &rp).await.unwrap() }
+        };
+        assert!(jobs(points[0].arn.clone()).await.is_empty());
+        let done = jobs(points[1].arn.clone()).await;
+        assert_eq!(done.len(), 1);
+        assert_eq!(done[0].state, JobState::Completed);
+        assert_eq!(
+            done[0].destination_vault_arn.as_deref(),
+            Some("arn:aws:backup:us-west-2:123456789012:backup-vault:Dr")
+        );
+        assert_eq!(
+            done[0].source_recovery_point_arn.as_deref(),
+            Some(points[1].arn.as_str())
+        );
+        let failed = jobs(points[2].arn.clone()).await;
+        assert_eq!(
+            (failed[0].state, failed[0].status_message.as_deref()),
+            (
+                JobState::Failed,
+                Some("Insufficient privileges to perform this action.")
+            )
+        );
+        let running = jobs(points[3].arn.clone()).await;
+        assert_eq!(running[0].state, JobState::Running);
+
+        // The DR vault: the completed copy (keeping its source's CreationDate, naming the source vault) and the
+        // running one (CREATING); nothing of the failed copy.
+        let dr = cloud.backup.list_recovery_points(WEST, "Dr", &arn, None).await.unwrap();
+        let seen: Vec<(&str, i64)> = dr.iter().map(|p| (p.status.as_str(), p.creation_date)).collect();
+        assert_eq!(
+            seen,
+            [
+                ("COMPLETED", points[1].creation_date),
+                ("CREATING", points[3].creation_date)
+            ]
+        );
+        assert_eq!(
+            dr[0].source_vault_arn.as_deref(),
+            Some("arn:aws:backup:us-east-1:123456789012:backup-vault:Default")
+        );
+        assert_eq!(
+            done[0].destination_recovery_point_arn.as_deref(),
+            Some(dr[0].arn.as_str())
+        );
+
+        // The Lambda published the 3h point and its copy.
+        let name = "/drflow/i-0123456789abcdef0/ami";
+        let east = cloud.ssm.get_parameter(EAST, name).await.unwrap().unwrap();
+        assert_eq!(east.value, ids[1]);
+        let west = cloud.ssm.get_parameter(WEST, name).await.unwrap().unwrap();
+        assert_eq!(Some(west.value.as_str()), image_id_from_arn(&dr[0].arn));
+
+        // The running copy completes 12 minutes after the world was made, without anyone asking.
+        let dr_ami = image_id_from_arn(running[0].destination_recovery_point_arn.as_deref().unwrap())
+            .unwrap()
+            .to_string();
+        let state = |cloud: crate::cloud::Cloud, id: String| async move {
+            cloud.ec2.describe_images(WEST, &[id]).await.unwrap()[0].state.clone()
+        };
+        assert_eq!(state(cloud.clone(), dr_ami.clone()).await, "pending");
+        sleep(12 * 60).await;
+        assert_eq!(jobs(points[3].arn.clone()).await[0].state, JobState::Completed);
+        assert_eq!(state(cloud.clone(), dr_ami).await, "available");
+        let dr = cloud.backup.list_recovery_points(WEST, "Dr", &arn, None).await.unwrap();
+        assert!(dr.iter().all(|p| p.status == "COMPLETED"), "{dr:?}");
+    }
+
+    #[test]
+    fn a_history_is_checked() {
+        let bad = |yaml: &str| Scenario::from_yaml_str(yaml, None).unwrap_err().to_string();
+        let e = bad("plan_history: [{instance: i-0a, region: us-east-1, dr_region: us-east-1, points: []}]");
+        assert!(e.contains("region and dr_region are both us-east-1"), "{e}");
+        let e = bad(
+            "plan_history: [{instance: i-0a, region: us-east-1, dr_region: us-west-2, points: [{age: 1h, message: x}]}]",
+        );
+        assert!(
+            e.contains("plan_history[0].points[0]: `message` is for `copy: failed`"),
+            "{e}"
+        );
+        let e = bad("plan_history: [{instance: i-0a, region: us-east-1, dr_region: uswest2, points: []}]");
+        assert!(e.contains("uswest2"), "{e}");
     }
 }
