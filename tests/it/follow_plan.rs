@@ -194,8 +194,10 @@ async fn follows_a_seeded_plan_history_on_the_simulator() {
     let puts = count_calls(&sim, "PutParameter");
     assert_eq!(puts, 6, "A and D twice, B and C once, E never");
 
-    // A second run changes nothing: no PutParameter, every version as it was, every parameter "up to date".
-    let o = run(&wf, &sim, dir.path(), &[("backup_plan_id", "plan-hourly")])
+    // A second run changes nothing: no PutParameter, every version as it was, every parameter "up to date". (Its
+    // journal goes elsewhere: a process another test forks meanwhile may still share the first run's lock file.)
+    let second = dir.path().join("second");
+    let o = run(&wf, &sim, &second, &[("backup_plan_id", "plan-hourly")])
         .await
         .unwrap();
     assert_eq!(o.status, RunStatus::Failed, "B and C are still reported");
@@ -268,4 +270,274 @@ steps:
     assert_eq!(o.status, RunStatus::Failed);
     assert!(format!("{:?}", o.error).contains("RFC 3339"), "{:?}", o.error);
     assert_eq!(sim.calls().len(), calls);
+}
+
+/// The seeded points of one instance, as `/_drflow/seed-plan-history` answers them (oldest first).
+fn seed(w: &World, instance: &str, points: Value) -> Vec<Value> {
+    let body = json!({"instance_id": instance, "region": PRIMARY, "dr_region": DR, "points": points});
+    match w.emu.control("POST", "/_drflow/seed-plan-history", Some(body))["points"].clone() {
+        Value::Array(a) => a,
+        other => panic!("{other}"),
+    }
+}
+
+/// Over the wire: instances and a plan made through the emulator, their history seeded, the previous AMIs
+/// published through SSM; the real binary runs the follow workflow twice.
+#[test]
+fn follows_a_seeded_plan_history_over_the_wire_without_starting_a_job() {
+    use aws_sdk_backup::types::{BackupPlanInput, BackupRuleInput, BackupSelection, Condition, ConditionType};
+    use aws_sdk_ec2::types::{InstanceType, ResourceType, Tag, TagSpecification};
+
+    let w = World::new(&[PRIMARY, DR], &["dr-follow-plan.yaml"]);
+    let (plan_id, ids) = w.rt.block_on(async {
+        let ec2 = aws_sdk_ec2::Client::new(&w.emu.sdk(PRIMARY));
+        let images = ec2.describe_images().send().await.expect("images");
+        let ami = images.images()[0].image_id().unwrap().to_string();
+        let mut ids = Vec::new();
+        for _ in 0..5 {
+            let tags = TagSpecification::builder()
+                .resource_type(ResourceType::Instance)
+                .tags(Tag::builder().key("team").value("web").build())
+                .build();
+            let run = ec2
+                .run_instances()
+                .image_id(&ami)
+                .instance_type(InstanceType::T3Micro)
+                .min_count(1)
+                .max_count(1)
+                .tag_specifications(tags)
+                .send()
+                .await
+                .expect("instance");
+            ids.push(run.instances()[0].instance_id().unwrap().to_string());
+        }
+        let backup = aws_sdk_backup::Client::new(&w.emu.sdk(PRIMARY));
+        let rule = BackupRuleInput::builder()
+            .rule_name("hourly")
+            .target_backup_vault_name("Default")
+            .schedule_expression("cron(0 * * * ? *)")
+            .build()
+            .unwrap();
+        let plan = BackupPlanInput::builder()
+            .backup_plan_name("hourly-with-copy")
+            .rules(rule)
+            .build()
+            .unwrap();
+        let plan_id = backup
+            .create_backup_plan()
+            .backup_plan(plan)
+            .send()
+            .await
+            .expect("plan")
+            .backup_plan_id()
+            .unwrap()
+            .to_string();
+        let selection = BackupSelection::builder()
+            .selection_name("web")
+            .iam_role_arn("arn:aws:iam::123456789012:role/service-role/AWSBackupDefaultServiceRole")
+            .list_of_tags(
+                Condition::builder()
+                    .condition_type(ConditionType::Stringequals)
+                    .condition_key("team")
+                    .condition_value("web")
+                    .build()
+                    .unwrap(),
+            )
+            .build()
+            .unwrap();
+        backup
+            .create_backup_selection()
+            .backup_plan_id(&plan_id)
+            .backup_selection(selection)
+            .send()
+            .await
+            .expect("selection");
+        (plan_id, ids)
+    });
+    let [a, b, c, d, e] = [&ids[0], &ids[1], &ids[2], &ids[3], &ids[4]];
+    let h = 3600;
+    let pa = seed(
+        &w,
+        a,
+        json!([{"age_seconds": 3 * h}, {"age_seconds": 2 * h}, {"age_seconds": h}]),
+    );
+    let pb = seed(
+        &w,
+        b,
+        json!([{"age_seconds": 2 * h}, {"age_seconds": h, "copy": "none"}]),
+    );
+    let pc = seed(
+        &w,
+        c,
+        json!([{"age_seconds": 2 * h}, {"age_seconds": h, "copy": "failed", "message": FAILED_COPY}]),
+    );
+    let pd = seed(
+        &w,
+        d,
+        json!([{"age_seconds": 2 * h}, {"age_seconds": h, "copy": "running", "completes_after_seconds": 4}]),
+    );
+    let pe = seed(&w, e, json!([{"age_seconds": h}]));
+    let text = |v: &Value, k: &str| v[k].as_str().unwrap().to_string();
+
+    // What the replaced Lambda published: the 2h points of A–D and their copies; for E, AMIs made now (newer than
+    // its plan's newest point, e.g. by an on-demand dr-ami.yaml run).
+    w.emu.config(0, 1);
+    let (newer_east, newer_west) = w.rt.block_on(async {
+        let put = |region: &'static str, name: String, value: String| {
+            let sdk = w.emu.sdk(region);
+            async move {
+                aws_sdk_ssm::Client::new(&sdk)
+                    .put_parameter()
+                    .name(name)
+                    .value(value)
+                    .data_type("aws:ec2:image")
+                    .r#type(aws_sdk_ssm::types::ParameterType::String)
+                    .overwrite(true)
+                    .send()
+                    .await
+                    .expect("put");
+            }
+        };
+        for (id, points) in [(a, &pa), (b, &pb), (c, &pc), (d, &pd)] {
+            put(PRIMARY, param(id), text(&points[points.len() - 2], "image_id")).await;
+            put(DR, param(id), text(&points[points.len() - 2], "dr_image_id")).await;
+        }
+        let ec2 = aws_sdk_ec2::Client::new(&w.emu.sdk(PRIMARY));
+        let newer = ec2
+            .create_image()
+            .instance_id(e)
+            .name("on-demand")
+            .send()
+            .await
+            .unwrap()
+            .image_id()
+            .unwrap()
+            .to_string();
+        let copied = aws_sdk_ec2::Client::new(&w.emu.sdk(DR))
+            .copy_image()
+            .source_region(PRIMARY)
+            .source_image_id(&newer)
+            .name("on-demand")
+            .send()
+            .await
+            .unwrap()
+            .image_id()
+            .unwrap()
+            .to_string();
+        put(PRIMARY, param(e), newer.clone()).await;
+        put(DR, param(e), copied.clone()).await;
+        (newer, copied)
+    });
+    w.emu.config(2, 1);
+    let read = |region: &'static str| -> BTreeMap<String, (String, i64)> {
+        w.rt.block_on(async {
+            let ssm = aws_sdk_ssm::Client::new(&w.emu.sdk(region));
+            let mut out = BTreeMap::new();
+            for id in &ids {
+                let p = ssm.get_parameter().name(param(id)).send().await.expect("parameter");
+                let p = p.parameter().unwrap();
+                out.insert(id.clone(), (p.value().unwrap().to_string(), p.version()));
+            }
+            out
+        })
+    };
+    let (before_east, before_west) = (read(PRIMARY), read(DR));
+    assert_eq!(before_east[e].0, newer_east);
+
+    let wf = w.workflow_named("dr-follow-plan.yaml");
+    let input = format!("backup_plan_id={plan_id}");
+    let follow = |state: &str| {
+        w.emu.control("DELETE", "/_drflow/calls", None);
+        let out = w.emu.drflow(
+            &w.dir.path().join(state),
+            &["run", &wf, "-i", &input, "--output", "plain"],
+        );
+        let (stdout, stderr) = text_of(&out);
+        (out.status.code(), stdout, stderr)
+    };
+    let (code, stdout, stderr) = follow("state");
+    let all = format!("{stdout}\n{stderr}");
+    assert_eq!(code, Some(1), "B and C are reported: {all}");
+    assert!(all.contains("2 of 5 items failed"), "{all}");
+    assert!(
+        all.contains(&format!("{b}: step `fleet[{b}].dr_not_copied`: DR copy missing")),
+        "{all}"
+    );
+    assert!(
+        all.contains(&format!("{c}: step `fleet[{c}].dr_not_copied`: DR copy failed")),
+        "{all}"
+    );
+    assert!(all.contains(FAILED_COPY), "{all}");
+    assert!(all.contains("kept: newer than the AMI offered"), "{all}");
+    let calls = |op: &str| w.emu.calls(op).len();
+    assert_eq!(calls("PutParameter"), 6, "A and D twice, B and C once, E never");
+    assert_no_jobs_started(&w);
+
+    let (east, west) = (read(PRIMARY), read(DR));
+    for (id, points) in [(a, &pa), (b, &pb), (c, &pc), (d, &pd)] {
+        assert_eq!(
+            east[id],
+            (text(points.last().unwrap(), "image_id"), 2),
+            "{id}: the newest point"
+        );
+    }
+    assert_eq!(west[a], (text(pa.last().unwrap(), "dr_image_id"), 2));
+    assert_eq!(
+        west[d],
+        (text(pd.last().unwrap(), "dr_image_id"), 2),
+        "the running copy, waited for"
+    );
+    assert_eq!(west[b], before_west[b], "no DR copy: the previous AMI stays");
+    assert_eq!(west[c], before_west[c], "failed copy: the previous AMI stays");
+    assert_eq!(
+        (&east[e], &west[e]),
+        (&before_east[e], &before_west[e]),
+        "never rolled back"
+    );
+    assert_eq!(west[e].0, newer_west);
+    assert!(text(&pe[0], "image_id") != east[e].0);
+    assert!(
+        calls("ListCopyJobs") >= 5 && calls("ListRecoveryPointsByBackupVault") >= 10,
+        "lineage over the wire"
+    );
+
+    // A second run changes nothing: no PutParameter, no new version, the parameters up to date.
+    let (code, stdout, stderr) = follow("state-2");
+    assert_eq!(code, Some(1), "{stdout}\n{stderr}");
+    assert_eq!(calls("PutParameter"), 0, "{stdout}");
+    assert_eq!((read(PRIMARY), read(DR)), (east, west));
+    assert_eq!(stdout.matches(", up to date)").count(), 6, "{stdout}");
+    assert_no_jobs_started(&w);
+}
+
+/// No call of the last run started a job or changed anything but SSM parameters.
+fn assert_no_jobs_started(w: &World) {
+    let calls = match w.emu.control("GET", "/_drflow/calls", None) {
+        Value::Array(calls) => calls,
+        other => panic!("calls: {other}"),
+    };
+    let op = |c: &Value| {
+        format!(
+            "{}:{}",
+            c["service"].as_str().unwrap_or("?"),
+            c["operation"].as_str().unwrap_or("?")
+        )
+    };
+    let jobs: Vec<String> = calls
+        .iter()
+        .map(op)
+        .filter(|o| o.contains(":Start") || o.contains(":Copy") || o.ends_with(":CreateImage"))
+        .collect();
+    assert!(jobs.is_empty(), "{jobs:?}");
+    let writes: Vec<String> = calls
+        .iter()
+        .map(op)
+        .filter(|o| drflow::cloud::operations::mutates(o) && o != "ssm:PutParameter")
+        .collect();
+    assert!(writes.is_empty(), "{writes:?}");
+    assert!(!calls.is_empty());
+}
+
+fn text_of(o: &std::process::Output) -> (String, String) {
+    text(o)
 }
