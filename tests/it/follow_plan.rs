@@ -541,3 +541,44 @@ fn assert_no_jobs_started(w: &World) {
 fn text_of(o: &std::process::Output) -> (String, String) {
     text(o)
 }
+
+/// The same through the binary (`drflow run --scenario`, the simulated world persisted between the two runs): the
+/// second run reports every parameter up to date, and the world's call log holds the first run's writes only.
+#[test]
+fn the_binary_follows_the_plan_on_a_persisted_simulated_world() {
+    let dir = tempfile::tempdir().unwrap();
+    let scenario = dir.path().join("plan-history.yaml");
+    std::fs::write(&scenario, sim_history()).unwrap();
+    let state = dir.path().join("state");
+    let args = [
+        "run",
+        "workflows/dr-follow-plan.yaml",
+        "--scenario",
+        scenario.to_str().unwrap(),
+        "-i",
+        "backup_plan_id=plan-hourly",
+        "--output",
+        "plain",
+    ];
+    let first = drflow(&state, &args);
+    let (stdout, stderr) = text(&first);
+    assert_eq!(first.status.code(), Some(1), "{stdout}\n{stderr}");
+    assert!(stderr.contains(FAILED_COPY), "{stderr}");
+    assert_eq!(
+        stdout.matches(", kept: newer than the AMI offered)").count(),
+        2,
+        "{stdout}"
+    );
+    let second = drflow(&state, &args);
+    let (stdout, stderr) = text(&second);
+    assert_eq!(second.status.code(), Some(1), "{stdout}\n{stderr}");
+    assert_eq!(stdout.matches(", up to date)").count(), 6, "{stdout}");
+    let calls = std::fs::read_to_string(state.join("sim/calls.jsonl")).unwrap();
+    let ops: Vec<Value> = calls.lines().map(|l| serde_json::from_str(l).unwrap()).collect();
+    let writes: Vec<&str> = ops
+        .iter()
+        .filter(|c| c["mutating"] == true)
+        .map(|c| c["operation"].as_str().unwrap())
+        .collect();
+    assert_eq!(writes, ["PutParameter"; 6], "the first run's six writes, none since");
+}

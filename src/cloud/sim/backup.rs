@@ -915,6 +915,61 @@ mod tests {
         assert_eq!(e.code, "ResourceNotFoundException");
     }
 
+    #[tokio::test(start_paused = true)]
+    async fn jobs_leave_recovery_points_and_copy_lineage_to_list() {
+        let cloud = with_dr_vault(Scenario::default()).cloud();
+        let arn = instance_arn(EAST);
+        let id = cloud.backup.start_backup_job(EAST, &backup_req("b")).await.unwrap();
+        sleep(10).await;
+        let listed = cloud
+            .backup
+            .list_recovery_points(EAST, "Default", &arn, None)
+            .await
+            .unwrap();
+        assert_eq!(listed.len(), 1);
+        assert_eq!(listed[0].status, "CREATING", "while its job runs");
+        sleep(8 * 60).await;
+        let rp = recovery_point(&cloud, &id).await;
+        let source = cloud
+            .backup
+            .list_recovery_points(EAST, "Default", &arn, None)
+            .await
+            .unwrap();
+        assert_eq!(
+            (source[0].arn.as_str(), source[0].status.as_str()),
+            (rp.as_str(), "COMPLETED")
+        );
+        assert!(cloud.backup.list_copy_jobs(EAST, &rp).await.unwrap().is_empty());
+
+        let copy = cloud.backup.start_copy_job(EAST, &copy_req(&rp, "c")).await.unwrap();
+        sleep(13 * 60).await;
+        let jobs = cloud.backup.list_copy_jobs(EAST, &rp).await.unwrap();
+        assert_eq!(jobs.len(), 1);
+        assert_eq!(
+            (jobs[0].job_id.as_str(), jobs[0].state),
+            (copy.as_str(), JobState::Completed)
+        );
+        assert_eq!(jobs[0].source_recovery_point_arn.as_deref(), Some(rp.as_str()));
+        assert_eq!(jobs[0].destination_vault_arn, Some(vault_arn(WEST, "Dr")));
+        // The copy keeps its source's ResourceArn and CreationDate and names the source vault.
+        let dr = cloud.backup.list_recovery_points(WEST, "Dr", &arn, None).await.unwrap();
+        assert_eq!(dr.len(), 1);
+        assert_eq!(
+            Some(dr[0].arn.as_str()),
+            jobs[0].destination_recovery_point_arn.as_deref()
+        );
+        assert_eq!(dr[0].creation_date, source[0].creation_date);
+        assert_eq!(dr[0].source_vault_arn, Some(vault_arn(EAST, "Default")));
+        // Copy jobs are listed in the source region only; vaults are checked.
+        assert!(cloud.backup.list_copy_jobs(WEST, &rp).await.unwrap().is_empty());
+        let e = cloud
+            .backup
+            .list_recovery_points(WEST, "Nope", &arn, None)
+            .await
+            .unwrap_err();
+        assert_eq!(e.code, "ResourceNotFoundException");
+    }
+
     /// (performed, response lost) of each call of `operation`.
     fn outcomes(sim: &Sim, operation: &str) -> Vec<(bool, bool)> {
         sim.calls()
