@@ -582,3 +582,30 @@ fn the_binary_follows_the_plan_on_a_persisted_simulated_world() {
         .collect();
     assert_eq!(writes, ["PutParameter"; 6], "the first run's six writes, none since");
 }
+
+/// `if_older` takes `fail` or `keep`: another literal is refused by validation, located, before any call.
+#[test]
+fn if_older_is_checked_before_the_run() {
+    let text = r#"version: 1
+name: bad
+regions: {primary: us-east-1}
+steps:
+  - id: publish
+    action: ssm.put_parameter
+    region: primary
+    with: {name: /drflow/x/ami, value: ami-0123456789abcdef0, if_older: sometimes}
+"#;
+    let path = repo("workflows/bad.yaml");
+    let err = drflow::workflow::parse(
+        drflow::workflow::Source::new(&path, text.to_string()),
+        drflow::actions::catalog(),
+    )
+    .err()
+    .expect("refused");
+    let shown = format!("{err:?}");
+    assert!(
+        shown.contains("input `if_older` of `ssm.put_parameter` is `sometimes`, not one of fail, keep"),
+        "{shown}"
+    );
+    assert!(shown.contains("bad_type"), "{shown}");
+}

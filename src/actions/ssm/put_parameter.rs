@@ -11,7 +11,7 @@ use crate::actions::effects::{Effects, ResourceKind, StepFacts};
 use crate::actions::values::{bool_in, map_in, opt_str, str_in, values};
 use crate::actions::{Action, ActionError, Ctx, Resource, Values};
 use crate::cloud::PutParameter as Request;
-use crate::workflow::spec::{opt, out, req};
+use crate::workflow::spec::{opt, opt_choice, out, req};
 use crate::workflow::{ActionSpec, InputKind::*, Preflight, Writes, Written};
 
 pub(crate) struct PutParameter;
@@ -29,9 +29,9 @@ static SPEC: ActionSpec = ActionSpec {
             Bool,
             "Allow replacing a newer AMI with an older one. Default false.",
         ),
-        opt(
+        opt_choice(
             "if_older",
-            Str,
+            &["fail", "keep"],
             "When the value is an older AMI than the one published (image creation dates): `fail` (default) or `keep` (write nothing, succeed with outcome `kept_newer`).",
         ),
     ],
@@ -67,6 +67,16 @@ impl Action for PutParameter {
         let ami = str_in(inputs, "value")?;
         let region = ctx.region;
 
+        // Checked before any call (a value from `${{ }}` is only known now).
+        let keep_newer = match opt_str(inputs, "if_older").unwrap_or("fail") {
+            "fail" => false,
+            "keep" => true,
+            other => {
+                return Err(ActionError::Input(format!(
+                    "input `if_older` must be `fail` or `keep`, not `{other}`"
+                )));
+            }
+        };
         let mut wanted = vec![ami.to_string()];
         let current = ctx.cloud.ssm.get_parameter(region, name).await?;
         let previous = current.as_ref().map(|p| p.value.clone()).unwrap_or_default();
@@ -85,15 +95,6 @@ impl Action for PutParameter {
             }
         }
 
-        let keep_newer = match opt_str(inputs, "if_older").unwrap_or("fail") {
-            "fail" => false,
-            "keep" => true,
-            other => {
-                return Err(ActionError::Input(format!(
-                    "input `if_older` must be `fail` or `keep`, not `{other}`"
-                )));
-            }
-        };
         let images = ctx.cloud.ec2.describe_images(region, &wanted).await?;
         let new = images.iter().find(|i| i.image_id == ami);
         match new {
