@@ -600,8 +600,7 @@ steps:
         drflow::workflow::Source::new(&path, text.to_string()),
         drflow::actions::catalog(),
     )
-    .err()
-    .expect("refused");
+    .expect_err("refused");
     let shown = format!("{err:?}");
     assert!(
         shown.contains("input `if_older` of `ssm.put_parameter` is `sometimes`, not one of fail, keep"),
