@@ -9,6 +9,7 @@ mod cli;
 mod e2e_emulator;
 mod engine_semantics;
 mod fleet;
+mod follow_plan;
 mod pipeline_sim;
 mod plan;
 mod plan_emulator;
