@@ -17,6 +17,7 @@ use futures_util::StreamExt;
 use serde::Serialize;
 
 pub use evaluate::{Newest, Status, Verdict, age_words, evaluate};
+use newest::Known;
 pub use newest::NewestSource;
 
 use crate::cloud::{Cloud, CloudError, Image, Parameter};
@@ -88,8 +89,10 @@ pub struct Report {
     pub checked_at: i64,
     pub targets: String,
     pub max_age_secs: Option<i64>,
-    /// Where the newest AMI was looked for (`none`, `backup`, `images`).
+    /// Where the newest AMI was looked for (`none`, `backup`).
     pub newest_source: &'static str,
+    /// The same, in words.
+    pub newest_from: String,
     pub instances: usize,
     pub rows: Vec<Row>,
 }
@@ -153,12 +156,19 @@ pub async fn run(req: &Request, cloud: &Cloud, now: i64) -> Result<Report, Check
         let newest = newest::lookup(&req.newest, cloud, region, role, &instances, resource_arns.as_ref()).await;
         for id in &instances {
             let parameter = req.parameter(id);
-            let newest_here = newest.get(id).cloned().unwrap_or(Ok(None));
-            let verdict = match (&params[id], &images, &newest_here) {
+            let known = newest.get(id).cloned().unwrap_or(Ok(Known::default()));
+            let verdict = match (&params[id], &images, &known) {
                 (Err(e), _, _) | (_, Err(e), _) | (_, _, Err(e)) => failed(e),
-                (Ok(p), Ok(images), Ok(n)) => {
-                    let image = p.as_ref().and_then(|p| images.get(&p.value));
-                    evaluate(p.as_ref(), image, n.as_ref(), req.max_age_secs, now)
+                (Ok(p), Ok(images), Ok(known)) => {
+                    let image = p.as_ref().and_then(|p| images.get(&p.value)).map(|img| {
+                        // A copy made by AWS Backup is as old as the backup it copies: its RPO counts from there.
+                        let mut img = img.clone();
+                        if let Some(created) = known.created.get(&img.image_id) {
+                            img.creation_date = Some(*created);
+                        }
+                        img
+                    });
+                    evaluate(p.as_ref(), image.as_ref(), known.newest.as_ref(), req.max_age_secs, now)
                 }
             };
             rows.push(Row {
@@ -167,7 +177,7 @@ pub async fn run(req: &Request, cloud: &Cloud, now: i64) -> Result<Report, Check
                 role,
                 parameter,
                 verdict,
-                newest: newest_here.ok().flatten(),
+                newest: known.ok().and_then(|k| k.newest),
             });
         }
     }
@@ -178,6 +188,7 @@ pub async fn run(req: &Request, cloud: &Cloud, now: i64) -> Result<Report, Check
         targets: req.targets.describe(),
         max_age_secs: req.max_age_secs,
         newest_source: req.newest.name(),
+        newest_from: req.newest.describe(),
         instances: instances.len(),
         rows,
     })

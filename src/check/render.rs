@@ -31,7 +31,7 @@ pub fn text(r: &Report) -> String {
             Some(m) => format!("max age {}", age_words(m)),
             None => "no max age (fresh = newest)".into(),
         },
-        r.newest_source,
+        r.newest_from,
     );
     let header = ["INSTANCE", "REGION", "PARAMETER", "AMI", "AGE", "NEWEST", "STATUS"].map(String::from);
     let mut table = vec![header];
@@ -194,6 +194,7 @@ mod tests {
             targets: "2 listed instance(s)".into(),
             max_age_secs: Some(7200),
             newest_source: "backup",
+            newest_from: "AWS Backup vaults Default (primary) and Default (dr)".into(),
             instances: 2,
             rows: vec![
                 row("i-1", "us-east-1", "primary", Status::Fresh, Some(60), Some(true)),

@@ -31,6 +31,16 @@ pub struct CheckArgs {
     /// The oldest a fresh AMI may be (e.g. 2h, 1d): the RPO to hold. Without it, only the newest AMI is fresh.
     #[arg(long, value_name = "DURATION")]
     pub max_age: Option<String>,
+    /// Where the newest AMI is looked for: `backup` (the newest COMPLETED recovery point of the instance in each
+    /// region's vault), or `none` (only --max-age decides).
+    #[arg(long, value_enum, default_value_t = Newest::Backup)]
+    pub newest: Newest,
+    /// The AWS Backup vault in the primary region.
+    #[arg(long, default_value = "Default")]
+    pub vault: String,
+    /// The AWS Backup vault in the DR region (where the plan's copy rule copies to).
+    #[arg(long, default_value = "Default")]
+    pub dr_vault: String,
     #[arg(long, value_enum, default_value_t = Output::Text)]
     pub output: Output,
     /// Write the output to this file (atomically: a textfile collector never reads half of it) instead of printing.
@@ -38,6 +48,12 @@ pub struct CheckArgs {
     pub out: Option<PathBuf>,
     #[command(flatten)]
     pub backend: BackendArgs,
+}
+
+#[derive(ValueEnum, Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Newest {
+    Backup,
+    None,
 }
 
 #[derive(ValueEnum, Clone, Copy, Debug, PartialEq, Eq)]
@@ -133,10 +149,16 @@ fn request(args: &CheckArgs) -> Result<Request, Error> {
         }
         None => None,
     };
-    let newest = NewestSource::None;
+    let newest = match args.newest {
+        Newest::Backup => NewestSource::Backup {
+            vault: args.vault.clone(),
+            dr_vault: args.dr_vault.clone(),
+        },
+        Newest::None => NewestSource::None,
+    };
     if newest == NewestSource::None && max_age_secs.is_none() {
         return Err(Error::Usage(
-            "nothing to judge freshness by: give --max-age (e.g. --max-age 2h)".into(),
+            "nothing to judge freshness by: with --newest none, give --max-age (e.g. --max-age 2h)".into(),
         ));
     }
     Ok(Request {

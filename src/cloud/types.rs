@@ -133,6 +133,14 @@ pub struct RecoveryPoint {
     pub vault_name: String,
 }
 
+/// The newest COMPLETED point (latest CreationDate; AWS documents no order), ties broken by ARN.
+pub fn newest_completed(points: &[RecoveryPoint]) -> Option<&RecoveryPoint> {
+    points
+        .iter()
+        .filter(|p| p.status == "COMPLETED")
+        .max_by(|a, b| (a.creation_date, &a.arn).cmp(&(b.creation_date, &b.arn)))
+}
+
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct Vault {
     pub name: String,

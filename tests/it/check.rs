@@ -161,15 +161,18 @@ fn check_tells_fresh_stale_missing_and_unavailable_apart_and_changes_nothing() {
             row.clone(),
         )
     };
-    // The primary backup was made about 20 simulated minutes before the end of the run, its copy about 12.
+    // The primary backup was made about 20 simulated minutes before the end of the run; its DR copy is as old as
+    // the backup it copies (the RPO counts from the backup, not from the copy), though the copied AMI is younger.
     let (s, reason, row) = status(TAGGED, "us-east-1");
     assert_eq!(s, "stale", "{row}");
     assert!(reason.contains("old (max 15m)"), "{reason}");
+    assert_eq!(row["matches_newest"], true, "{row}");
     let age = row["age_secs"].as_i64().unwrap();
     assert!((15 * 60..30 * 60).contains(&age), "{row}");
-    let (s, _, row) = status(TAGGED, "us-west-2");
-    assert_eq!(s, "fresh", "{row}");
-    assert!(row["age_secs"].as_i64().unwrap() < 15 * 60, "{row}");
+    let (s, _, dr) = status(TAGGED, "us-west-2");
+    assert_eq!(s, "stale", "{dr}");
+    assert_eq!(dr["matches_newest"], true, "{dr}");
+    assert!((dr["age_secs"].as_i64().unwrap() - age).abs() <= 30, "{dr} vs {row}");
     let (s, reason, _) = status(PLAIN, "us-east-1");
     assert_eq!(s, "missing_image");
     assert_eq!(
@@ -189,7 +192,8 @@ fn check_tells_fresh_stale_missing_and_unavailable_apart_and_changes_nothing() {
     let gauge =
         |name: &str, instance: &str, region: &str| samples.get(&(name.to_string(), series(instance, region))).copied();
     assert_eq!(gauge("drflow_ami_fresh", TAGGED, "us-east-1"), Some(0.0));
-    assert_eq!(gauge("drflow_ami_fresh", TAGGED, "us-west-2"), Some(1.0));
+    assert_eq!(gauge("drflow_ami_fresh", TAGGED, "us-west-2"), Some(0.0));
+    assert_eq!(gauge("drflow_parameter_matches_newest", TAGGED, "us-west-2"), Some(1.0));
     assert_eq!(gauge("drflow_ami_fresh", BARE, "us-west-2"), Some(0.0));
     // The same age as the JSON said, give or take the simulated seconds that passed between the two checks.
     let age_again = gauge("drflow_ami_age_seconds", TAGGED, "us-east-1").unwrap();
@@ -210,7 +214,7 @@ fn check_tells_fresh_stale_missing_and_unavailable_apart_and_changes_nothing() {
     );
     assert!(
         out.trim_end()
-            .ends_with("1 fresh, 1 stale, 1 unavailable, 1 missing image, 2 missing parameter: 5 of 6 not fresh"),
+            .ends_with("2 stale, 1 unavailable, 1 missing image, 2 missing parameter: 6 of 6 not fresh"),
         "{out}"
     );
 
@@ -256,7 +260,8 @@ fn the_textfile_is_replaced_whole() {
     assert_eq!(o.status.code(), Some(0), "{}", text(&o).1);
     assert!(text(&o).0.is_empty());
     let body = std::fs::read_to_string(&file).unwrap();
-    assert_eq!(parse_prometheus(&body).len(), 2 * 2 + 1, "{body}");
+    // Per instance and region: age, matches newest, fresh; and the time of the check.
+    assert_eq!(parse_prometheus(&body).len(), 3 * 2 + 1, "{body}");
     let leftovers: Vec<_> = std::fs::read_dir(state)
         .unwrap()
         .flatten()
@@ -270,7 +275,7 @@ fn static_mistakes_are_refused_before_any_call() {
     let dir = tempfile::tempdir().unwrap();
     let state = dir.path();
     for (args, message) in [
-        (vec!["check", "--simulate"], "give --max-age"),
+        (vec!["check", "--simulate", "--newest", "none"], "give --max-age"),
         (vec!["check", "--simulate", "--max-age", "2x"], "--max-age 2x"),
         (
             vec!["check", "--simulate", "--max-age", "1h", "--region", "dr=us-wset-2"],
@@ -294,4 +299,102 @@ fn static_mistakes_are_refused_before_any_call() {
         assert!(text(&o).1.contains(message), "{args:?}: {}", text(&o).1);
     }
     assert!(!state.join("sim").exists(), "a refused check opened the simulator");
+}
+
+/// Two instances with a plan's past: A's parameters still name its 3-hour-old recovery point though a 1-hour-old
+/// one (copied) exists; B's name its newest, 2 hours old.
+const HISTORY: &str = r#"
+instances:
+  - {id: i-0aaaaaaaaaaaaaaaa, region: us-east-1}
+  - {id: i-0bbbbbbbbbbbbbbbb, region: us-east-1}
+plan_history:
+  - instance: i-0aaaaaaaaaaaaaaaa
+    region: us-east-1
+    dr_region: us-west-2
+    points:
+      - {age: 3h, published_as: /drflow/i-0aaaaaaaaaaaaaaaa/ami}
+      - {age: 1h}
+  - instance: i-0bbbbbbbbbbbbbbbb
+    region: us-east-1
+    dr_region: us-west-2
+    points:
+      - {age: 2h, published_as: /drflow/i-0bbbbbbbbbbbbbbbb/ami}
+"#;
+
+#[test]
+fn check_compares_each_parameter_with_the_newest_recovery_point_of_its_vault() {
+    let dir = tempfile::tempdir().unwrap();
+    let state = dir.path();
+    let scenario = state.join("history.yaml");
+    std::fs::write(&scenario, HISTORY).unwrap();
+    let scenario = scenario.display().to_string();
+    let ids = format!("{PLAIN},{BARE}");
+    let check = |extra: &[&str]| {
+        let mut args = vec![
+            "check",
+            "--scenario",
+            &scenario,
+            "--instance-ids",
+            &ids,
+            "--output",
+            "json",
+        ];
+        args.extend_from_slice(extra);
+        let o = drflow(state, &args);
+        let report: Value = serde_json::from_str(&text(&o).0).unwrap_or_else(|e| panic!("{e}: {}", text(&o).1));
+        (o.status.code(), report)
+    };
+    let row = |report: &Value, instance: &str, region: &str| {
+        report["rows"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|r| r["instance_id"] == instance && r["region"] == region)
+            .cloned()
+            .unwrap()
+    };
+    // Without a maximum age, only the newest is fresh: A is behind in both regions.
+    let (code, report) = check(&[]);
+    assert_eq!(code, Some(1));
+    assert_eq!(report["newest_source"], "backup");
+    for region in ["us-east-1", "us-west-2"] {
+        let a = row(&report, PLAIN, region);
+        assert_eq!(
+            (a["status"].as_str(), a["matches_newest"].as_bool()),
+            (Some("stale"), Some(false)),
+            "{a}"
+        );
+        assert!(a["reason"].as_str().unwrap().starts_with("the newest is ami-"), "{a}");
+        let newest_age = report["checked_at"].as_i64().unwrap() - a["newest"]["created"].as_i64().unwrap();
+        assert!((3500..3700).contains(&newest_age), "{a}");
+        assert!(
+            (3 * 3600 - 100..3 * 3600 + 100).contains(&a["age_secs"].as_i64().unwrap()),
+            "{a}"
+        );
+        let b = row(&report, BARE, region);
+        assert_eq!(
+            (b["status"].as_str(), b["matches_newest"].as_bool()),
+            (Some("fresh"), Some(true)),
+            "{b}"
+        );
+        // In the DR region too the age is the source backup's: 2 hours.
+        assert!(
+            (2 * 3600 - 100..2 * 3600 + 100).contains(&b["age_secs"].as_i64().unwrap()),
+            "{b}"
+        );
+    }
+    // Within a maximum age of 4 hours, being behind is tolerated (the next hourly follow publishes it) ...
+    let (code, report) = check(&["--max-age", "4h"]);
+    assert_eq!(code, Some(0), "{report}");
+    assert_eq!(row(&report, PLAIN, "us-west-2")["matches_newest"], false);
+    // ... and beyond 150 minutes, A's 3 hours are not, whatever is newer.
+    let (code, report) = check(&["--max-age", "150m"]);
+    assert_eq!(code, Some(1));
+    assert_eq!(row(&report, PLAIN, "us-east-1")["status"], "stale");
+    assert_eq!(row(&report, BARE, "us-east-1")["status"], "fresh");
+    // The vault to look in is the user's: one that does not exist is an error for every row, not "fresh".
+    let (code, report) = check(&["--dr-vault", "Nope"]);
+    assert_eq!(code, Some(1));
+    let dr = row(&report, BARE, "us-west-2");
+    assert_eq!(dr["status"], "error", "{dr}");
 }

@@ -6,7 +6,7 @@ use serde_json::Value;
 
 use crate::actions::values::{str_in, values};
 use crate::actions::{Action, ActionError, Ctx, Values};
-use crate::cloud::{RecoveryPoint, image_id_from_arn};
+use crate::cloud::{image_id_from_arn, newest_completed};
 use crate::workflow::spec::{opt, out, req};
 use crate::workflow::{ActionSpec, InputKind::*, Preflight};
 
@@ -97,14 +97,6 @@ impl Action for LatestRecoveryPoint {
     }
 }
 
-/// The newest COMPLETED point (latest CreationDate; AWS documents no order), ties broken by ARN.
-pub(crate) fn newest_completed(points: &[RecoveryPoint]) -> Option<&RecoveryPoint> {
-    points
-        .iter()
-        .filter(|p| p.status == "COMPLETED")
-        .max_by(|a, b| (a.creation_date, &a.arn).cmp(&(b.creation_date, &b.arn)))
-}
-
 /// An optional instant input: Unix seconds (a number or digits) or RFC 3339.
 fn instant(inputs: &Values, name: &str) -> Result<Option<i64>, ActionError> {
     match inputs.get(name) {
@@ -136,6 +128,7 @@ fn instant(inputs: &Values, name: &str) -> Result<Option<i64>, ActionError> {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::cloud::RecoveryPoint;
 
     fn point(arn: &str, status: &str, created: i64) -> RecoveryPoint {
         RecoveryPoint {

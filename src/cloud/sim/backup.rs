@@ -119,14 +119,14 @@ fn start_job(ctx: &mut Ctx<'_>, kind: Kind, of: JobOf<'_>, image: impl FnOnce(&s
     } else {
         format!("arn:aws:ec2:{}:{ACCOUNT}:instance/{}", ctx.region, of.instance)
     };
-    let (created_unix, source_vault_arn) = match of.copy_of {
+    let (created_rel, source_vault_arn) = match of.copy_of {
         Some((created, vault)) => (created, Some(vault)),
-        None => (ctx.wall(now), None),
+        None => (now.as_secs() as i64, None),
     };
     let point = RecoveryPointRec {
         vault: of.vault.clone(),
         resource_arn: resource_arn.clone(),
-        created_unix,
+        created_rel,
         source_vault_arn,
         made_by: Some((ctx.region.clone(), id.clone())),
     };
@@ -422,8 +422,8 @@ fn start_copy_job(ctx: &mut Ctx<'_>, req: &StartCopyJob) -> Result<String, Cloud
         .here()
         .recovery_point_info
         .get(&req.recovery_point_arn)
-        .map(|p| p.created_unix);
-    let source_created = source_created.unwrap_or_else(|| ctx.wall(now));
+        .map(|p| p.created_rel);
+    let source_created = source_created.unwrap_or(now.as_secs() as i64);
     let of = JobOf {
         instance: &instance,
         size_gib,
@@ -498,12 +498,13 @@ fn list_recovery_points(
 ) -> Result<Vec<RecoveryPoint>, CloudError> {
     check_vault(ctx, vault)?;
     let now = ctx.now;
+    let world_unix = ctx.world.created_unix;
     let points: Vec<(String, RecoveryPointRec)> = ctx
         .here()
         .recovery_point_info
         .iter()
         .filter(|(_, p)| p.vault == vault && p.resource_arn == resource_arn)
-        .filter(|(_, p)| created_after.is_none_or(|after| p.created_unix >= after))
+        .filter(|(_, p)| created_after.is_none_or(|after| world_unix + p.created_rel >= after))
         .map(|(arn, p)| (arn.clone(), p.clone()))
         .collect();
     let mut out = Vec::new();
@@ -515,7 +516,7 @@ fn list_recovery_points(
             arn,
             resource_arn: p.resource_arn,
             status: status.to_string(),
-            creation_date: p.created_unix,
+            creation_date: world_unix + p.created_rel,
             source_vault_arn: p.source_vault_arn,
             vault_name: vault.to_string(),
         });

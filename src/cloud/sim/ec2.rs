@@ -34,7 +34,8 @@ fn image_view(rec: &ImageRec, now: Duration, created_unix: i64) -> Image {
         state,
         name: rec.name.clone(),
         creation_date: Some(
-            rec.created_unix
+            rec.created_rel
+                .map(|rel| created_unix + rel)
                 .unwrap_or_else(|| super::clock::wall(created_unix, rec.created_at)),
         ),
         tags: rec.tags.clone(),

@@ -101,7 +101,7 @@ pub(crate) fn seed(world: &mut World, scenario: &Scenario) {
 }
 
 fn seed_point(world: &mut World, h: &HistorySpec, resource_arn: &str, p: &PointSpec) {
-    let created = world.created_unix - p.age.as_secs() as i64;
+    let created = -(p.age.as_secs() as i64);
     let image_id = world.ids.new_image_id();
     let short = world.ids.new_uuid()[..8].to_string();
     let mut image = ImageRec::fixed(
@@ -109,7 +109,7 @@ fn seed_point(world: &mut World, h: &HistorySpec, resource_arn: &str, p: &PointS
         Some(format!("AwsBackup_{}_{short}", h.instance)),
         "available",
     );
-    image.created_unix = Some(created);
+    image.created_rel = Some(created);
     image
         .tags
         .insert("aws:backup:source-resource".into(), format!("{}:{short}", h.instance));
@@ -117,7 +117,7 @@ fn seed_point(world: &mut World, h: &HistorySpec, resource_arn: &str, p: &PointS
     let point = RecoveryPointRec {
         vault: h.vault.clone(),
         resource_arn: resource_arn.to_string(),
-        created_unix: created,
+        created_rel: created,
         source_vault_arn: None,
         made_by: None,
     };
@@ -156,7 +156,7 @@ fn seed_point(world: &mut World, h: &HistorySpec, resource_arn: &str, p: &PointS
         }
         _ => {
             let mut rec = ImageRec::fixed(&dr_image, Some(name.clone()), "available");
-            rec.created_unix = Some(created + COPY_TOOK);
+            rec.created_rel = Some(created + COPY_TOOK);
             (Duration::ZERO, None, rec)
         }
     };
@@ -188,7 +188,7 @@ fn seed_point(world: &mut World, h: &HistorySpec, resource_arn: &str, p: &PointS
         let copy = RecoveryPointRec {
             vault: h.dr_vault.clone(),
             resource_arn: resource_arn.to_string(),
-            created_unix: created,
+            created_rel: created,
             source_vault_arn: Some(vault_arn(&h.region, &h.vault)),
             made_by: Some((h.region.clone(), job_id)),
         };

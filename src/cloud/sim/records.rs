@@ -101,8 +101,9 @@ pub(crate) struct RecoveryPointRec {
     pub vault: String,
     /// The instance it is a backup of (a copy keeps its source's).
     pub resource_arn: String,
-    /// CreationDate, Unix seconds (a copy keeps its source's).
-    pub created_unix: i64,
+    /// CreationDate, in seconds since the world was created (negative: before; a copy keeps its source's). Kept
+    /// relative, like every other time of the world: the world's Unix time is anchored anew when it is loaded.
+    pub created_rel: i64,
     /// A copy's SourceBackupVaultArn.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub source_vault_arn: Option<String>,
@@ -138,9 +139,10 @@ pub(crate) struct ImageRec {
     /// A state that never changes (scenario images).
     pub fixed: Option<String>,
     pub tags: BTreeMap<String, String>,
-    /// Unix seconds it was made at, when that is before the world was (a seeded plan history).
+    /// When it was made, in seconds since the world was created, when that is before the world was (a seeded
+    /// plan history: negative).
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub created_unix: Option<i64>,
+    pub created_rel: Option<i64>,
 }
 
 impl ImageRec {
@@ -155,7 +157,7 @@ impl ImageRec {
             reason: failure,
             fixed: None,
             tags: BTreeMap::new(),
-            created_unix: None,
+            created_rel: None,
         }
     }
 
@@ -169,7 +171,7 @@ impl ImageRec {
             reason: None,
             fixed: Some(state.to_string()),
             tags: BTreeMap::new(),
-            created_unix: None,
+            created_rel: None,
         }
     }
 
