@@ -398,3 +398,151 @@ fn check_compares_each_parameter_with_the_newest_recovery_point_of_its_vault() {
     let dr = row(&report, BARE, "us-west-2");
     assert_eq!(dr["status"], "error", "{dr}");
 }
+
+/// Over the wire, against the emulator: A's parameters name its newest recovery point (1 hour old), B's its only one
+/// (5 hours old), C has none, D's primary parameter names an AMI still pending. Checked with a maximum age of 2h.
+#[test]
+fn check_over_the_wire_fresh_stale_missing_and_unavailable() {
+    use aws_sdk_ec2::types::InstanceType;
+    use serde_json::json;
+
+    let (primary, dr) = ("us-east-1", "us-west-2");
+    let w = crate::common::emulator::World::new(&[primary, dr], &[]);
+    let ids: Vec<String> = w.rt.block_on(async {
+        let ec2 = aws_sdk_ec2::Client::new(&w.emu.sdk(primary));
+        let images = ec2.describe_images().send().await.expect("images");
+        let ami = images.images()[0].image_id().unwrap().to_string();
+        let mut ids = Vec::new();
+        for _ in 0..4 {
+            let run = ec2
+                .run_instances()
+                .image_id(&ami)
+                .instance_type(InstanceType::T3Micro)
+                .min_count(1)
+                .max_count(1)
+                .send()
+                .await
+                .expect("instance");
+            ids.push(run.instances()[0].instance_id().unwrap().to_string());
+        }
+        ids
+    });
+    let [a, b, c, d] = [&ids[0], &ids[1], &ids[2], &ids[3]];
+    let seed = |instance: &str, points: Value| -> Vec<Value> {
+        let body = json!({"instance_id": instance, "region": primary, "dr_region": dr, "points": points});
+        match w.emu.control("POST", "/_drflow/seed-plan-history", Some(body))["points"].clone() {
+            Value::Array(p) => p,
+            other => panic!("{other}"),
+        }
+    };
+    let pa = seed(a, json!([{"age_seconds": 3 * 3600}, {"age_seconds": 3600}]));
+    let pb = seed(b, json!([{"age_seconds": 5 * 3600}]));
+    let put = |region: &str, name: String, value: &str, data_type: &str| {
+        w.rt.block_on(async {
+            aws_sdk_ssm::Client::new(&w.emu.sdk(region))
+                .put_parameter()
+                .name(name)
+                .value(value)
+                .data_type(data_type)
+                .r#type(aws_sdk_ssm::types::ParameterType::String)
+                .overwrite(true)
+                .send()
+                .await
+                .expect("put");
+        })
+    };
+    let param = |id: &str| format!("/drflow/{id}/ami");
+    let field = |p: &Value, k: &str| p[k].as_str().unwrap().to_string();
+    put(primary, param(a), &field(&pa[1], "image_id"), "aws:ec2:image");
+    put(dr, param(a), &field(&pa[1], "dr_image_id"), "aws:ec2:image");
+    put(primary, param(b), &field(&pb[0], "image_id"), "aws:ec2:image");
+    put(dr, param(b), &field(&pb[0], "dr_image_id"), "aws:ec2:image");
+    // D: an AMI that stays pending (an aws:ec2:image parameter would refuse it: written as text, as a hand-made
+    // parameter could be).
+    w.emu.config(1000, 1);
+    let pending = w.rt.block_on(async {
+        aws_sdk_ec2::Client::new(&w.emu.sdk(primary))
+            .create_image()
+            .instance_id(d)
+            .name("pending")
+            .send()
+            .await
+            .unwrap()
+            .image_id()
+            .unwrap()
+            .to_string()
+    });
+    put(primary, param(d), &pending, "text");
+    w.emu.control("DELETE", "/_drflow/calls", None);
+
+    let state = w.state();
+    let list = ids.join(",");
+    let check = |output: &str| {
+        let o = w.emu.drflow(
+            &state,
+            &["check", "--instance-ids", &list, "--max-age", "2h", "--output", output],
+        );
+        let (out, err) = text(&o);
+        assert_eq!(o.status.code(), Some(1), "{out}\n{err}");
+        out
+    };
+    let report: Value = serde_json::from_str(&check("json")).unwrap();
+    let row = |instance: &str, region: &str| {
+        report["rows"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|r| r["instance_id"] == instance && r["region"] == region)
+            .cloned()
+            .unwrap()
+    };
+    for region in [primary, dr] {
+        let ra = row(a, region);
+        assert_eq!(
+            (ra["status"].as_str(), ra["matches_newest"].as_bool()),
+            (Some("fresh"), Some(true)),
+            "{ra}"
+        );
+        let rb = row(b, region);
+        assert_eq!(
+            (rb["status"].as_str(), rb["matches_newest"].as_bool()),
+            (Some("stale"), Some(true)),
+            "{rb}"
+        );
+        let age = rb["age_secs"].as_i64().unwrap();
+        assert!((5 * 3600 - 60..5 * 3600 + 60).contains(&age), "{rb}");
+        assert_eq!(row(c, region)["status"], "missing_parameter");
+    }
+    let rd = row(d, primary);
+    assert_eq!(rd["status"], "unavailable", "{rd}");
+    assert!(rd["reason"].as_str().unwrap().contains("is pending"), "{rd}");
+    assert_eq!(row(d, dr)["status"], "missing_parameter");
+
+    let samples = parse_prometheus(&check("prometheus"));
+    let fresh = |instance: &str, region: &str| samples[&("drflow_ami_fresh".to_string(), series(instance, region))];
+    assert_eq!(
+        (fresh(a, primary), fresh(a, dr), fresh(b, dr), fresh(d, primary)),
+        (1.0, 1.0, 0.0, 0.0)
+    );
+    let age = samples[&("drflow_ami_age_seconds".to_string(), series(b, dr))];
+    assert!((5.0 * 3600.0 - 60.0..5.0 * 3600.0 + 60.0).contains(&age), "{age}");
+
+    // Read-only over the wire too: the emulator saw only calls that change nothing.
+    let calls = match w.emu.control("GET", "/_drflow/calls", None) {
+        Value::Array(c) => c,
+        other => panic!("{other}"),
+    };
+    assert!(calls.len() >= 2 * 4 * 2, "{} calls", calls.len());
+    let changing: Vec<String> = calls
+        .iter()
+        .map(|c| {
+            (
+                c["service"].as_str().unwrap().to_string(),
+                c["operation"].as_str().unwrap().to_string(),
+            )
+        })
+        .filter(|(s, op)| drflow::cloud::operations::mutates_call(s, op))
+        .map(|(s, op)| format!("{s}:{op}"))
+        .collect();
+    assert!(changing.is_empty(), "{changing:?}");
+}
