@@ -25,6 +25,7 @@ static ALL: &[&dyn Action] = &[
     &sns::Publish,
     &core::Echo,
     &core::Fail,
+    &core::Approve,
 ];
 
 pub fn all() -> &'static [&'static dyn Action] {

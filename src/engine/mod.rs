@@ -19,6 +19,7 @@ use std::time::SystemTime;
 
 use sha2::{Digest, Sha256};
 
+use crate::actions::approval::Approver;
 use crate::cloud::Cloud;
 use crate::workflow::{Bindings, Workflow};
 pub use executor::Failure;
@@ -136,6 +137,8 @@ pub struct RunRequest<'a> {
     pub account: Option<String>,
     pub observer: &'a dyn Observer,
     pub clock: Clock,
+    /// Who answers approval steps (`Unattended`: nobody, the run waits).
+    pub approver: &'a dyn Approver,
 }
 
 #[derive(Debug)]
@@ -145,6 +148,8 @@ pub struct Outcome {
     pub error: Option<String>,
     pub state: RunState,
     pub journal: PathBuf,
+    /// The approval step the run stopped at, waiting for a decision (then `status` means nothing yet).
+    pub waiting: Option<String>,
 }
 
 /// Starts a new run.
@@ -167,6 +172,8 @@ pub async fn start(req: RunRequest<'_>, run_id: Option<String>) -> Result<Outcom
         broken: Mutex::new(None),
         quotas: quota::QuotaSlots::new(wf.quotas.clone()),
         forecast: forecast::Forecast::load(&req.state_dir),
+        approver: req.approver,
+        paused: Default::default(),
     };
     exec.emit(Event::RunStarted {
         run_id: run_id.clone(),
@@ -183,6 +190,7 @@ pub async fn start(req: RunRequest<'_>, run_id: Option<String>) -> Result<Outcom
 }
 
 /// Continues a run from its journal. `workflow` must be the file the run started from (checked by digest).
+/// Nobody answers its approval steps: see [`resume_with`].
 pub async fn resume(
     workflow: &Workflow,
     cloud: Cloud,
@@ -192,6 +200,38 @@ pub async fn resume(
     observer: &dyn Observer,
     clock: Clock,
 ) -> Result<Outcome, EngineError> {
+    let how = Resume {
+        force,
+        observer,
+        clock,
+        approver: &crate::actions::approval::Unattended,
+    };
+    resume_with(workflow, cloud, state_dir, run_id, how).await
+}
+
+/// How a run is resumed.
+pub struct Resume<'a> {
+    pub force: bool,
+    pub observer: &'a dyn Observer,
+    pub clock: Clock,
+    /// Who answers its approval steps (e.g. `drflow approve RUN_ID`'s decision).
+    pub approver: &'a dyn Approver,
+}
+
+/// `resume`, with an approver.
+pub async fn resume_with(
+    workflow: &Workflow,
+    cloud: Cloud,
+    state_dir: &Path,
+    run_id: &str,
+    how: Resume<'_>,
+) -> Result<Outcome, EngineError> {
+    let Resume {
+        force,
+        observer,
+        clock,
+        approver,
+    } = how;
     let path = journal_path(state_dir, run_id);
     if !path.exists() {
         return Err(EngineError::RunNotFound(run_id.into(), state_dir.display().to_string()));
@@ -227,6 +267,8 @@ pub async fn resume(
         broken: Mutex::new(None),
         quotas: quota::QuotaSlots::new(workflow.quotas.clone()),
         forecast: forecast::Forecast::load(state_dir),
+        approver,
+        paused: Default::default(),
     };
     exec.emit(Event::RunResumed { forced: force })?;
     finish(exec, path).await
@@ -236,12 +278,18 @@ async fn finish(exec: executor::Executor<'_>, path: PathBuf) -> Result<Outcome, 
     exec.run().await?;
     let state = exec.state.into_inner().expect("state lock");
     let (status, error) = state.finished.clone().unwrap_or((RunStatus::Failed, None));
+    let waiting = if state.finished.is_none() {
+        state.waiting.clone()
+    } else {
+        None
+    };
     Ok(Outcome {
         run_id: state.run_id.clone(),
         status,
         error,
         state,
         journal: path,
+        waiting,
     })
 }
 

@@ -61,6 +61,8 @@ pub struct StepState {
     pub last_status: Option<String>,
     /// The quota the step waits for, until its first attempt starts.
     pub queued: Option<String>,
+    /// An approval step's decision, once journaled (a resumed run does not ask again).
+    pub approval: Option<crate::actions::approval::Decision>,
 }
 
 impl StepState {
@@ -91,6 +93,8 @@ pub struct RunState {
     /// Step ids in the order they started.
     pub order: Vec<String>,
     pub finished: Option<(RunStatus, Option<String>)>,
+    /// The approval step the run waits at (its process stopped there), until it is resumed.
+    pub waiting: Option<String>,
     pub started_ms: i64,
     pub last_ms: i64,
     pub next_seq: u64,
@@ -150,7 +154,12 @@ impl RunState {
                 self.account = account.clone();
                 self.started_ms = entry.ts_ms;
             }
-            Event::RunResumed { .. } | Event::RateLimits { .. } | Event::Unknown => {}
+            Event::RunResumed { .. } => self.waiting = None,
+            Event::RateLimits { .. } | Event::Unknown => {}
+            Event::ApprovalRequested { step, .. } => self.waiting = Some(step.clone()),
+            Event::ApprovalDecided { step, decision } => {
+                self.step_mut(step).approval = Some(decision.clone());
+            }
             Event::StepStarted { step, .. } => {
                 let st = self.step_mut(step);
                 st.status = Some(StepStatus::Running);
@@ -222,6 +231,16 @@ impl RunState {
         };
         let status = self.status(step);
         let kind = entry.event.kind();
+        if self.waiting.as_deref() == Some(step) {
+            return Err(format!(
+                "`{kind}` of step `{step}`, which waits for approval (only a resumed run continues it)"
+            ));
+        }
+        if matches!(entry.event, Event::ApprovalDecided { .. })
+            && self.steps.get(step).is_some_and(|s| s.approval.is_some())
+        {
+            return Err(format!("a second decision for step `{step}`"));
+        }
         match (&entry.event, status) {
             // A step starts once; a resumed run re-announces a step that was running when the process died.
             (Event::StepStarted { .. } | Event::StepSkipped { .. }, None | Some(StepStatus::Running)) => Ok(()),
@@ -232,7 +251,9 @@ impl RunState {
                 | Event::Polled { .. }
                 | Event::AttemptFailed { .. }
                 | Event::StepSucceeded { .. }
-                | Event::StepFailed { .. },
+                | Event::StepFailed { .. }
+                | Event::ApprovalRequested { .. }
+                | Event::ApprovalDecided { .. },
                 Some(StepStatus::Running),
             ) => Ok(()),
             (_, None) => Err(format!("`{kind}` of step `{step}`, which has not started")),

@@ -816,6 +816,17 @@ impl<'p, 's> Validator<'p, 's> {
             return None;
         };
 
+        // An approval stops the whole run while it waits: it must be a step of the run's own sequence.
+        if spec.name == "drflow.approve" && !matches!(path.0.as_slice(), [Seg::Key(k), Seg::Index(_)] if k == "steps") {
+            self.p
+                .at(
+                    Code::BadStep,
+                    &path.join("action"),
+                    Part::Value,
+                    "`drflow.approve` can only be a top-level step of `steps`",
+                )
+                .hint("move it out of the `parallel`, `steps` or `for_each` group (and out of `finally`)");
+        }
         let region = match (&raw.region, spec.needs_region()) {
             (Some(r), _) if self.regions.contains(r) => Some(r.clone()),
             (Some(r), _) => {
