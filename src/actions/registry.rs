@@ -26,6 +26,7 @@ static ALL: &[&dyn Action] = &[
     &core::Echo,
     &core::Fail,
     &core::Approve,
+    &ssm::ImageFreshness,
 ];
 
 pub fn all() -> &'static [&'static dyn Action] {

@@ -282,6 +282,18 @@ fn summary(session: &Session, wf: &Workflow, outcome: &Outcome, wall: Instant) {
             println!("{p}");
         }
     }
+    // What the workflow asks to print at the end (`drflow.echo` with `print: true`), e.g. what a person must do next.
+    for id in &state.order {
+        if let Some(StepStatus::Succeeded(out)) = state.status(id)
+            && out.get("print") == Some(&Value::Bool(true))
+        {
+            match out.get("value") {
+                Some(Value::String(text)) => println!("{}", text.trim_end()),
+                Some(v) => println!("{v}"),
+                None => {}
+            }
+        }
+    }
     println!("journal: {}", outcome.journal.display());
 }
 

@@ -607,6 +607,8 @@ impl Approvals for StepApprovals<'_, '_> {
             .is_ok()
         {
             self.exec.paused.store(true, std::sync::atomic::Ordering::SeqCst);
+            let state = self.exec.state.lock().expect("state lock");
+            super::lock::mark_waiting(&self.exec.state_dir, &self.exec.wf.name, &state.lock, &state.run_id);
         }
     }
 }

@@ -158,6 +158,9 @@ pub async fn start(req: RunRequest<'_>, run_id: Option<String>) -> Result<Outcom
     let run_id = run_id.unwrap_or_else(|| new_run_id(req.clock.now()));
     let lock_key = lock_key(wf, &req.bindings);
     let _lock = lock::acquire(&req.state_dir, &wf.name, &lock_key, &run_id)?;
+    lock::check_waiting(&req.state_dir, &wf.name, &lock_key, |other| {
+        load_run(&req.state_dir, other).is_ok_and(|(s, _)| s.finished.is_none() && s.waiting.is_some())
+    })?;
     let path = journal_path(&req.state_dir, &run_id);
     let journal = Journal::create(&path)?;
     let exec = executor::Executor {
@@ -253,6 +256,8 @@ pub async fn resume_with(
         });
     }
     let _lock = lock::acquire(state_dir, &workflow.name, &state.lock, run_id)?;
+    // Waiting for approval no more: it goes on (and marks itself again if it stops at another approval).
+    lock::clear_waiting(state_dir, &workflow.name, &state.lock, run_id);
     let journal = Journal::reopen(&path, state.next_seq)?;
     let clock = clock.not_before(state.last_ms);
     let exec = executor::Executor {

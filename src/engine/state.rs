@@ -424,4 +424,66 @@ mod tests {
                 .contains("before the run started")
         );
     }
+
+    fn decision(approved: bool) -> crate::actions::approval::Decision {
+        crate::actions::approval::Decision {
+            approved,
+            how: crate::actions::approval::How::Command,
+            reason: None,
+            os_user: "alice".into(),
+            aws_arn: "arn:aws:iam::123456789012:user/alice".into(),
+            aws_account: "123456789012".into(),
+            decided_at: "2026-11-28T13:00:00Z".into(),
+            plan: "the rest".into(),
+        }
+    }
+
+    #[test]
+    fn a_run_waits_for_approval_until_it_is_resumed_and_takes_one_decision() {
+        let requested = || Event::ApprovalRequested {
+            step: "approve".into(),
+            message: "go?".into(),
+            plan: "the rest".into(),
+        };
+        let attempt = |n| Event::AttemptStarted {
+            step: "approve".into(),
+            attempt: n,
+        };
+        let decided = || Event::ApprovalDecided {
+            step: "approve".into(),
+            decision: decision(true),
+        };
+        let head = vec![
+            entry(1, start()),
+            entry(2, step_started("approve")),
+            entry(3, attempt(1)),
+            entry(4, requested()),
+        ];
+        let waiting = RunState::replay(&head).unwrap();
+        assert_eq!(waiting.waiting.as_deref(), Some("approve"));
+        assert!(waiting.finished.is_none());
+        // Nothing happens to the waiting step before a resume.
+        let mut early = head.clone();
+        early.push(entry(5, attempt(2)));
+        let err = RunState::replay(&early).unwrap_err();
+        assert_eq!(err.line, 5);
+        assert!(err.message.contains("waits for approval"), "{}", err.message);
+        // Resumed: it goes on, with one decision.
+        let mut resumed = head.clone();
+        resumed.extend([
+            entry(5, Event::RunResumed { forced: false }),
+            entry(6, step_started("approve")),
+            entry(7, attempt(2)),
+            entry(8, decided()),
+        ]);
+        let state = RunState::replay(&resumed).unwrap();
+        assert_eq!(state.waiting, None);
+        assert_eq!(state.steps["approve"].approval, Some(decision(true)));
+        resumed.push(entry(9, decided()));
+        let err = RunState::replay(&resumed).unwrap_err();
+        assert_eq!(
+            (err.line, err.message.as_str()),
+            (9, "a second decision for step `approve`")
+        );
+    }
 }

@@ -917,6 +917,19 @@ impl<'p, 's> Validator<'p, 's> {
         if spec.lifecycle {
             self.lifecycle(&with, &with_path);
         }
+        // An age limit written as a literal is checked now (from `${{ }}`: by the action, before its first call).
+        if let Some((_, ValueTemplate::Literal(Value::String(t)))) = with.iter().find(|(k, _)| k == "max_age")
+            && let Err(e) = parse_duration(t)
+        {
+            self.p
+                .at(
+                    Code::BadDuration,
+                    &with_path.join("max_age"),
+                    Part::Value,
+                    format!("input `max_age` of `{name}`: {e}"),
+                )
+                .hint("write a duration such as `24h`, `1d` or `1h30m`");
+        }
         let missing: Vec<&str> = spec
             .inputs
             .iter()

@@ -33,7 +33,7 @@ fn image_view(rec: &ImageRec, now: Duration, created_unix: i64) -> Image {
         state_reason: if state == "failed" { rec.reason.clone() } else { None },
         state,
         name: rec.name.clone(),
-        creation_date: Some(super::clock::wall(created_unix, rec.created_at)),
+        creation_date: Some(super::clock::wall(created_unix, rec.created_at) - rec.older_by.as_secs() as i64),
         tags: rec.tags.clone(),
     }
 }

@@ -115,6 +115,9 @@ pub(crate) struct ImageRec {
     /// A state that never changes (scenario images).
     pub fixed: Option<String>,
     pub tags: BTreeMap<String, String>,
+    /// A scenario image made before the world: its creation date is this long before `created_at`.
+    #[serde(default, skip_serializing_if = "Duration::is_zero")]
+    pub older_by: Duration,
 }
 
 impl ImageRec {
@@ -129,6 +132,7 @@ impl ImageRec {
             reason: failure,
             fixed: None,
             tags: BTreeMap::new(),
+            older_by: Duration::ZERO,
         }
     }
 
@@ -142,6 +146,7 @@ impl ImageRec {
             reason: None,
             fixed: Some(state.to_string()),
             tags: BTreeMap::new(),
+            older_by: Duration::ZERO,
         }
     }
 

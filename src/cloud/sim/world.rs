@@ -129,6 +129,10 @@ impl World {
                 }
                 None => ImageRec::fixed(&img.id, img.name.clone(), img.state.as_deref().unwrap_or("available")),
             };
+            let rec = ImageRec {
+                older_by: img.age.unwrap_or_default(),
+                ..rec
+            };
             put(replace, &mut self.region_mut(&img.region).images, &img.id, rec);
         }
         for inst in &scenario.instances {
@@ -265,6 +269,7 @@ mod tests {
                     state: Some("pending".into()),
                     available_after: None,
                     name: None,
+                    age: None,
                 },
                 ImageSpec {
                     id: "ami-0c".into(),
@@ -272,6 +277,7 @@ mod tests {
                     state: None,
                     available_after: Some(Duration::from_secs(60)),
                     name: Some("later".into()),
+                    age: None,
                 },
             ],
             ..Scenario::default()
