@@ -4,6 +4,7 @@
 
 mod common;
 
+mod approval;
 mod cli;
 mod e2e_emulator;
 mod engine_semantics;
