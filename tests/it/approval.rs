@@ -621,3 +621,161 @@ fn failover_on_the_simulator_with_a_fresh_ami_and_bad_inputs() {
     assert_eq!(out.status.code(), Some(1), "{stderr}");
     assert!(stderr.contains("older than the 1h allowed"), "{stderr}");
 }
+
+// --- The failover runbook against the emulator (the AWS SDK backend, over the wire) --------------------------------
+
+mod emulator {
+    use super::*;
+    use crate::common::emulator::World;
+
+    const DR: &str = "us-west-2";
+
+    /// The emulator with the protected instance in us-east-1, and its DR AMI published in us-west-2 (a copy made
+    /// just now, or dated `age_seconds` ago).
+    fn published(age_seconds: Option<u64>) -> (World, String) {
+        let w = World::new(&["us-east-1", DR], &["dr-failover.yaml"]);
+        w.emu.config(0, 1);
+        let ami = w.rt.block_on(async {
+            let ec2 = aws_sdk_ec2::Client::new(&w.emu.sdk("us-east-1"));
+            let source = ec2
+                .create_image()
+                .instance_id(&w.instance)
+                .name("web-backup")
+                .send()
+                .await
+                .unwrap()
+                .image_id()
+                .unwrap()
+                .to_string();
+            let ec2_dr = aws_sdk_ec2::Client::new(&w.emu.sdk(DR));
+            let copy = ec2_dr
+                .copy_image()
+                .source_image_id(source)
+                .source_region("us-east-1")
+                .name("web-dr")
+                .send()
+                .await
+                .unwrap()
+                .image_id()
+                .unwrap()
+                .to_string();
+            aws_sdk_ssm::Client::new(&w.emu.sdk(DR))
+                .put_parameter()
+                .name(format!("/drflow/{}/ami", w.instance))
+                .value(&copy)
+                .data_type("aws:ec2:image")
+                .r#type(aws_sdk_ssm::types::ParameterType::String)
+                .send()
+                .await
+                .unwrap();
+            copy
+        });
+        if let Some(age) = age_seconds {
+            w.emu.control(
+                "POST",
+                "/_drflow/image-age",
+                Some(serde_json::json!({"region": DR, "image_id": ami, "age_seconds": age})),
+            );
+        }
+        (w, ami)
+    }
+
+    fn run(w: &World, extra: &[&str]) -> (Option<i32>, String, String) {
+        let wf = w.workflow_named("dr-failover.yaml");
+        let instance = format!("instance_id={}", w.instance);
+        let mut args = vec!["run", wf.as_str(), "-i", instance.as_str(), "--output", "plain"];
+        args.extend_from_slice(extra);
+        let out = w.emu.drflow(&w.state(), &args);
+        let (o, e) = text(&out);
+        (out.status.code(), o, e)
+    }
+
+    fn calls_in(w: &World, operation: &str) -> usize {
+        w.emu.calls(operation).iter().filter(|c| c["region"] == DR).count()
+    }
+
+    #[test]
+    fn failover_waits_for_approval_then_launches_the_published_ami_and_reports_the_rto() {
+        let (w, ami) = published(None);
+        let (code, out, err) = run(&w, &[]);
+        assert_eq!(code, Some(7), "{out}\n{err}");
+        let id = waiting_run(&out);
+        assert_eq!(calls_in(&w, "CreateStack"), 0, "nothing launched before the approval");
+        let journal = read_journal(&w.state(), &id);
+        let fresh = journal
+            .iter()
+            .find(|e| e["type"] == "step_succeeded" && e["step"] == "freshness")
+            .unwrap();
+        assert_eq!(fresh["outputs"]["image_id"], ami.as_str());
+        assert_eq!(fresh["outputs"]["fresh"], true);
+        assert!(fresh["outputs"]["age_seconds"].as_u64().unwrap() < 600, "{fresh}");
+        let plan = of_type(&journal, "approval_requested")[0]["plan"]
+            .as_str()
+            .unwrap()
+            .to_string();
+        assert!(
+            plan.contains(&format!("stack_name                  = drflow-dr-{}", w.instance)),
+            "{plan}"
+        );
+        assert!(
+            plan.contains(&format!("image_id              = {ami}")),
+            "known outputs are resolved: {plan}"
+        );
+
+        // Approved from another process (another shell): the emulator's caller identity is journaled.
+        let out = w.emu.drflow(&w.state(), &["approve", &id, "--output", "plain"]);
+        let (stdout, stderr) = text(&out);
+        assert_eq!(out.status.code(), Some(0), "{stdout}\n{stderr}");
+        let journal = read_journal(&w.state(), &id);
+        let d = of_type(&journal, "approval_decided")[0];
+        assert_eq!(d["aws_account"], "123456789012");
+        assert!(d["aws_arn"].as_str().unwrap().starts_with("arn:aws:"), "{d}");
+        assert_eq!(calls_in(&w, "CreateStack"), 1);
+        assert_eq!(
+            w.emu.calls("GetCallerIdentity").len(),
+            2,
+            "once per process that could be asked"
+        );
+        let verdict = stdout.lines().last().unwrap();
+        assert!(
+            verdict.starts_with(&format!("FAILOVER DONE dr-failover run={id} rto=")),
+            "{verdict}"
+        );
+        // The DR instance runs the published AMI, and stays (no teardown).
+        let verified = journal
+            .iter()
+            .find(|e| e["type"] == "step_succeeded" && e["step"] == "verify")
+            .unwrap();
+        assert_eq!(verified["outputs"]["image_id"], ami.as_str());
+        assert_eq!(w.emu.calls("DeleteStack").len(), 0);
+        let report: Value = serde_json::from_str(
+            &std::fs::read_to_string(w.state().join("runs").join(&id).join("report.json")).unwrap(),
+        )
+        .unwrap();
+        assert!(
+            report["rehearsal"]["rto_ms"].as_i64().unwrap() > 0,
+            "{}",
+            report["rehearsal"]
+        );
+        assert_eq!(report["rehearsal"]["failover"], true);
+        assert!(stdout.contains("Still to do, by a person:"), "{stdout}");
+    }
+
+    #[test]
+    fn failover_refuses_a_stale_ami_and_takes_it_when_overridden() {
+        let (w, ami) = published(Some(3 * 86_400));
+        let (code, out, err) = run(&w, &["--auto-approve"]);
+        assert_eq!(code, Some(1), "{out}\n{err}");
+        assert!(
+            err.contains(&format!("names {ami}, created 3d"))
+                && err.contains("ago: older than the 1d allowed; refusing it"),
+            "{err}"
+        );
+        assert_eq!(calls_in(&w, "CreateStack"), 0);
+        assert_eq!(w.emu.calls("GetCallerIdentity").len(), 0, "nobody was asked");
+        let (code, out, err) = run(&w, &["--auto-approve", "-i", "allow_stale=true"]);
+        assert_eq!(code, Some(0), "{out}\n{err}");
+        assert!(out.lines().last().unwrap().starts_with("FAILOVER DONE"), "{out}");
+        assert_eq!(calls_in(&w, "CreateStack"), 1);
+    }
+}
