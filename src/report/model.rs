@@ -113,7 +113,7 @@ pub struct StepRow {
 pub struct Rehearsal {
     /// `passed`, `failed` or `unfinished`.
     pub verdict: String,
-    /// A failover (a run that launches and verifies the DR instance with no teardown step): it keeps its stack,
+    /// A failover (a run that launches and verifies the DR instance, with no teardown step): it keeps its stack,
     /// and its verdict line reads `FAILOVER ...`.
     #[serde(default)]
     pub failover: bool,
@@ -262,8 +262,11 @@ pub fn build(state: &RunState, entries: &[Entry], wf: Option<&Workflow>) -> Repo
         .count() as u32;
     let (created, deleted) = resources(&steps);
     let is_rehearsal = steps.iter().any(|r| has_role(r, Role::Verify));
-    // A failover launches and verifies like a rehearsal, but keeps what it launched: nothing is "left behind".
-    let is_failover = is_rehearsal && !steps.iter().any(|r| has_role(r, Role::Teardown));
+    // A failover launches and verifies like a rehearsal, but has no teardown: it keeps what it launched, so nothing is
+    // "left behind".
+    let is_failover = is_rehearsal
+        && steps.iter().any(|r| has_role(r, Role::Launch))
+        && !steps.iter().any(|r| has_role(r, Role::Teardown));
     let left_behind = if is_rehearsal && !is_failover {
         left_behind(&created, &deleted)
     } else {
