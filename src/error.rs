@@ -39,7 +39,7 @@ pub enum Error {
 }
 
 /// The exit code of a run that stopped at an approval step, waiting for `drflow approve` or `drflow reject`.
-pub const WAITING_FOR_APPROVAL: u8 = 7;
+pub use crate::session::WAITING_FOR_APPROVAL;
 
 impl From<LoadError> for Error {
     fn from(e: LoadError) -> Self {

@@ -164,6 +164,10 @@ fn finish(session: &Session, wf: &Workflow, ended: Ended, wall: Instant, output:
     };
     let human = output != Output::Json;
     if let Some(step) = &outcome.waiting {
+        // The report says how far it went (`unfinished`); the lines say how to go on.
+        if let Some(e) = session.conclude(wf, &outcome).report_error {
+            eprintln!("warning: {e}");
+        }
         return Ok(waiting(session, &outcome, step, human));
     }
     if human {

@@ -10,7 +10,7 @@ use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
 pub use backend::Backend;
-pub use verdict::{Verdict, conclude};
+pub use verdict::{Verdict, WAITING_FOR_APPROVAL, conclude};
 
 use crate::actions::approval::{Approver, Unattended};
 use crate::cloud::Cloud;

@@ -123,6 +123,10 @@ fn without_a_terminal_the_run_waits_and_drflow_approve_from_another_process_fini
     );
     let journal = c.journal(&id);
     assert_eq!(journal[0]["v"], "1.4");
+    let report: Value =
+        serde_json::from_str(&std::fs::read_to_string(c.state().join("runs").join(&id).join("report.json")).unwrap())
+            .unwrap();
+    assert_eq!(report["status"], "unfinished", "the report says how far it went");
     assert!(succeeded(&journal, "before"));
     assert_eq!(started(&journal, "after_approval"), 0, "nothing after the approval ran");
     assert_eq!(
