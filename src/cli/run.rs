@@ -22,7 +22,7 @@ pub fn run(args: RunArgs, state_dir: &Path) -> Result<u8, Error> {
     let wall = Instant::now();
     let observer = view::observer(args.output, &wf);
     let terminal = approve::Terminal::new(
-        load_workflow(&args.workflow)?,
+        load_quietly(&args.workflow)?,
         args.workflow.display().to_string(),
         observer.clone(),
     );
@@ -127,7 +127,7 @@ fn continue_run(
     };
     let wall = Instant::now();
     let observer = view::observer(args.output, &wf);
-    let terminal = approve::Terminal::new(load_workflow(&file)?, file.display().to_string(), observer.clone());
+    let terminal = approve::Terminal::new(load_quietly(&file)?, file.display().to_string(), observer.clone());
     let session = Session::new(state_dir, backend).with_approver(approver(&wf, terminal));
     observer.seed(&entries);
     let job = Job::Resume {
@@ -299,6 +299,11 @@ fn summary(session: &Session, wf: &Workflow, outcome: &Outcome, wall: Instant) {
         }
     }
     println!("journal: {}", outcome.journal.display());
+}
+
+/// The same workflow again (for the approver, which plans the rest of the run), its warnings already printed.
+fn load_quietly(path: &Path) -> Result<Workflow, Error> {
+    Ok(workflow::load(path, crate::actions::catalog())?)
 }
 
 /// The workflow file, validated against the actions this drflow has.
