@@ -5,6 +5,7 @@
 //! and `cli` on top.
 
 pub mod actions;
+pub mod check;
 pub mod cli;
 pub mod cloud;
 pub mod engine;

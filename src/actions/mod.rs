@@ -70,8 +70,10 @@ pub trait Action: Send + Sync {
 }
 
 /// Journals a fact as soon as it is known (e.g. a job id), so a resumed run re-attaches instead of starting over.
+#[async_trait]
 pub trait Recorder: Send + Sync {
-    fn record(&self, key: &str, value: &Value);
+    /// On disk when this returns.
+    async fn record(&self, key: &str, value: &Value);
     /// A fact journaled for this step, by this attempt or an earlier one (possibly in a process that died).
     fn recorded(&self, key: &str) -> Option<Value>;
 }
@@ -131,7 +133,7 @@ impl Ctx<'_> {
             Some(id) => id,
             None => {
                 let id = start().await?;
-                self.recorder.record(key, &Value::String(id.clone()));
+                self.recorder.record(key, &Value::String(id.clone())).await;
                 id
             }
         };

@@ -25,6 +25,8 @@ static ALL: &[&dyn Action] = &[
     &sns::Publish,
     &core::Echo,
     &core::Fail,
+    &backup::LatestRecoveryPoint,
+    &backup::WaitDrCopy,
     &core::Approve,
     &ssm::ImageFreshness,
 ];

@@ -1,6 +1,7 @@
 //! The command line: parses arguments, hands a run to a `Session`, prints.
 
 mod approve;
+mod check;
 mod inspect;
 mod plan;
 mod report;
@@ -67,6 +68,8 @@ pub enum Command {
     Policy(plan::PolicyArgs),
     /// Print the workflow as a Mermaid flowchart (or DOT with --format dot).
     Graph(plan::GraphArgs),
+    /// Check that every protected instance's published AMIs are fresh, in both regions (read-only; exit 1 if not).
+    Check(check::CheckArgs),
     /// Print shell completions (bash, zsh or fish), e.g. `drflow completions bash > /etc/bash_completion.d/drflow`.
     Completions {
         #[arg(value_enum)]
@@ -215,6 +218,7 @@ fn dispatch(cli: Cli) -> Result<u8, Error> {
         Command::Plan(args) => plan::plan(args, &state_dir),
         Command::Policy(args) => plan::policy(args),
         Command::Graph(args) => plan::graph(args),
+        Command::Check(args) => check::check(args, &state_dir),
         Command::Completions { shell } => {
             let mut cmd = <Cli as clap::CommandFactory>::command();
             let out = &mut std::io::stdout();

@@ -272,10 +272,11 @@ fn summary(session: &Session, wf: &Workflow, outcome: &Outcome, wall: Instant) {
                 text("name"),
                 text("value"),
                 out.get("version").map(Value::to_string).unwrap_or_default(),
-                if out.get("changed") == Some(&Value::Bool(false)) {
-                    ", unchanged"
-                } else {
-                    ""
+                match out.get("outcome").and_then(Value::as_str) {
+                    Some("up_to_date") => ", up to date".to_string(),
+                    Some("kept_newer") => ", kept: newer than the AMI offered".to_string(),
+                    _ if out.get("changed") == Some(&Value::Bool(false)) => ", unchanged".to_string(),
+                    _ => String::new(),
                 }
             ));
         }

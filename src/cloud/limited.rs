@@ -104,6 +104,24 @@ impl Backup for Limited {
         let answer = b.get_backup_selection(region, plan_id, selection_id);
         self.call(region, ("backup", "GetBackupSelection"), answer).await
     }
+    /// One token per call, not per page (the pages of one listing come one after the other).
+    async fn list_recovery_points(
+        &self,
+        region: &str,
+        vault: &str,
+        resource_arn: &str,
+        created_after: Option<i64>,
+    ) -> Result<Vec<RecoveryPoint>, CloudError> {
+        let b = &self.inner.backup;
+        let answer = b.list_recovery_points(region, vault, resource_arn, created_after);
+        self.call(region, ("backup", "ListRecoveryPointsByBackupVault"), answer)
+            .await
+    }
+    async fn list_copy_jobs(&self, region: &str, source_recovery_point_arn: &str) -> Result<Vec<CopyJob>, CloudError> {
+        let b = &self.inner.backup;
+        let answer = b.list_copy_jobs(region, source_recovery_point_arn);
+        self.call(region, ("backup", "ListCopyJobs"), answer).await
+    }
 }
 
 #[async_trait]

@@ -52,6 +52,19 @@ pub trait Backup: Send + Sync {
         plan_id: &str,
         selection_id: &str,
     ) -> Result<BackupSelection, CloudError>;
+    /// The recovery points of one resource in a vault, created at or after `created_after` (Unix seconds) when
+    /// given: ListRecoveryPointsByBackupVault with ByResourceArn (and ByCreatedAfter), all pages, oldest first
+    /// (AWS documents no order: sorted here by CreationDate).
+    async fn list_recovery_points(
+        &self,
+        region: &str,
+        vault: &str,
+        resource_arn: &str,
+        created_after: Option<i64>,
+    ) -> Result<Vec<RecoveryPoint>, CloudError>;
+    /// The copy jobs of one recovery point (ListCopyJobs BySourceRecoveryPointArn), called in the source region, all
+    /// pages, oldest first.
+    async fn list_copy_jobs(&self, region: &str, source_recovery_point_arn: &str) -> Result<Vec<CopyJob>, CloudError>;
 }
 
 #[async_trait]

@@ -42,6 +42,8 @@ pub const OPERATIONS: &[Operation] = &[
     op("sns", "Publish", true),
     op("sns", "GetTopicAttributes", false),
     op("sts", "GetCallerIdentity", false),
+    op("backup", "ListRecoveryPointsByBackupVault", false),
+    op("backup", "ListCopyJobs", false),
 ];
 
 /// The operation named `service:Name`.

@@ -110,6 +110,27 @@ pub struct CopyJob {
     /// ResourceArn: the resource the copied recovery point is a backup of.
     #[serde(default)]
     pub resource_arn: Option<String>,
+    /// SourceRecoveryPointArn: what is copied.
+    #[serde(default)]
+    pub source_recovery_point_arn: Option<String>,
+    /// DestinationBackupVaultArn: where the copy goes.
+    #[serde(default)]
+    pub destination_vault_arn: Option<String>,
+}
+
+/// A recovery point in a vault, as ListRecoveryPointsByBackupVault describes it. A copy keeps its source's
+/// `resource_arn` and `creation_date` and names the vault it came from (`source_vault_arn`).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct RecoveryPoint {
+    pub arn: String,
+    pub resource_arn: String,
+    /// COMPLETED, PARTIAL, DELETING, EXPIRED, CREATING, AVAILABLE, STOPPED... as AWS sends it.
+    pub status: String,
+    /// Unix seconds.
+    pub creation_date: i64,
+    /// SourceBackupVaultArn: set on copies.
+    pub source_vault_arn: Option<String>,
+    pub vault_name: String,
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]

@@ -18,7 +18,7 @@ use super::within::Within;
 use super::{Clock, EngineError, Observer};
 use crate::actions::approval::{self, Answer, Approvals, Approver, Decision};
 use crate::actions::{self, ActionError, Ctx, Poll, Recorder, RunInfo};
-use crate::workflow::{ActionKind, ActionStep, FailureClass, OnFailure, QuotaKey, Step, StepKind, Workflow};
+use crate::workflow::{ActionKind, ActionStep, FailureClass, OnFailure, Step, StepKind, Workflow};
 
 /// Why a step (and so possibly the run) failed.
 #[derive(Debug, Clone)]
@@ -55,14 +55,14 @@ pub(crate) const LAST_LOOK: Duration = Duration::from_secs(30);
 pub(super) type StepFuture<'f> = Pin<Box<dyn Future<Output = Result<(), Failure>> + Send + 'f>>;
 
 impl<'a> Executor<'a> {
-    /// Journals an event (durable at once if it starts, resumes or ends the run, or records what an AWS call made;
-    /// else grouped with the next durable one: `Journal::append_with`), applies it, tells the observer.
+    /// Journals an event (durable at once if it starts, resumes or ends the run; else grouped with the next durable
+    /// one: `Journal::append_with`; what guards an AWS call goes through `emit_durable`), applies it, tells the
+    /// observer.
     pub fn emit(&self, event: Event) -> Result<Entry, EngineError> {
         let durable = matches!(
             event,
             Event::RunStarted { .. }
                 | Event::RunResumed { .. }
-                | Event::Recorded { .. }
                 | Event::RunFinished { .. }
                 | Event::ApprovalRequested { .. }
                 | Event::ApprovalDecided { .. }
@@ -86,6 +86,20 @@ impl<'a> Executor<'a> {
             return Err(EngineError::Replay(e));
         }
         self.observer.event(&entry);
+        Ok(entry)
+    }
+
+    /// `emit`, on disk before this returns (it guards an AWS side effect): written at once, then fsync'd after the
+    /// other steps ready to run have had their turn, so the steps of a fleet that reach a guarded call together
+    /// share one fsync (group commit) instead of one each.
+    pub async fn emit_durable(&self, event: Event) -> Result<Entry, EngineError> {
+        let entry = self.emit_with(event, false)?;
+        tokio::task::yield_now().await;
+        let synced = self.journal.lock().expect("journal lock").sync_through(entry.seq);
+        synced.map_err(|e| {
+            *self.broken.lock().expect("lock") = Some(e.to_string());
+            EngineError::Journal(e)
+        })?;
         Ok(entry)
     }
 
@@ -299,12 +313,8 @@ impl<'a> Executor<'a> {
         let mut slots = Vec::new();
         let mut queued = false;
         for q in a.action.quotas {
-            let key = match q.per {
-                QuotaKey::Input(name) => match inputs.get(name).and_then(Value::as_str) {
-                    Some(k) => k.to_string(),
-                    None => continue,
-                },
-                QuotaKey::StepRegion => region.to_string(),
+            let Some(key) = super::quota::key_of(q, inputs, region) else {
+                continue;
             };
             if let Some(slot) = self.quotas.try_take(q, &key).filter(|_| !started) {
                 slots.push(slot);
@@ -366,11 +376,15 @@ impl<'a> Executor<'a> {
                 step: id.to_string(),
                 attempt,
             };
-            self.emit_with(started, actions::of(a.action).mutates())
-                .map_err(|e| Failure {
-                    step: id.to_string(),
-                    error: info("JournalError", "other", e.to_string()),
-                })?;
+            let emitted = if actions::of(a.action).mutates() {
+                self.emit_durable(started).await
+            } else {
+                self.emit_with(started, false)
+            };
+            emitted.map_err(|e| Failure {
+                step: id.to_string(),
+                error: info("JournalError", "other", e.to_string()),
+            })?;
             let recorder = StepRecorder { exec: self, step: id };
             let approvals = StepApprovals { exec: self, step: id };
             let run = self.run_info(a.action.advisory);
@@ -618,13 +632,17 @@ struct StepRecorder<'e, 'a> {
     step: &'e str,
 }
 
+#[async_trait::async_trait]
 impl Recorder for StepRecorder<'_, '_> {
-    fn record(&self, key: &str, value: &Value) {
-        let _ = self.exec.emit(Event::Recorded {
-            step: self.step.to_string(),
-            key: key.to_string(),
-            value: value.clone(),
-        });
+    async fn record(&self, key: &str, value: &Value) {
+        let _ = self
+            .exec
+            .emit_durable(Event::Recorded {
+                step: self.step.to_string(),
+                key: key.to_string(),
+                value: value.clone(),
+            })
+            .await;
     }
 
     fn recorded(&self, key: &str) -> Option<Value> {

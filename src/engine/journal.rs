@@ -258,6 +258,8 @@ pub struct Journal {
     next_seq: u64,
     /// When the oldest entry written but not yet fsync'd was written.
     unsynced_since: Option<std::time::Instant>,
+    /// The last entry an fsync covered.
+    synced_seq: u64,
 }
 
 /// Entries that guard nothing are fsync'd together, at the latest this long (wall time) after the first of them.
@@ -283,6 +285,7 @@ impl Journal {
             path: path.to_path_buf(),
             next_seq: 1,
             unsynced_since: None,
+            synced_seq: 0,
         })
     }
 
@@ -307,6 +310,7 @@ impl Journal {
             path: path.to_path_buf(),
             next_seq,
             unsynced_since: None,
+            synced_seq: next_seq.saturating_sub(1),
         })
     }
 
@@ -342,8 +346,19 @@ impl Journal {
         if self.unsynced_since.is_some() {
             self.file.sync_data().map_err(|e| self.io(e))?;
             self.unsynced_since = None;
+            self.synced_seq = self.next_seq - 1;
         }
         Ok(())
+    }
+
+    /// Makes entry `seq` durable: fsyncs unless an fsync since it was written already covered it (another step's:
+    /// concurrent steps that need their entries on disk share one fsync). Returns whether it fsync'd.
+    pub fn sync_through(&mut self, seq: u64) -> Result<bool, JournalError> {
+        if self.synced_seq >= seq {
+            return Ok(false);
+        }
+        self.sync()?;
+        Ok(true)
     }
 
     fn io(&self, source: std::io::Error) -> JournalError {
@@ -461,6 +476,26 @@ mod tests {
         j.append_with(5, polled(4), false).unwrap();
         assert!(j.unsynced_since.is_none());
         assert_eq!(read(&path).unwrap().len(), 5);
+    }
+
+    #[test]
+    fn one_fsync_makes_every_entry_written_before_it_durable() {
+        let dir = tempfile::tempdir().unwrap();
+        let mut j = Journal::create(&dir.path().join("j.jsonl")).unwrap();
+        let note = |n: u32| Event::AttemptStarted {
+            step: format!("s{n}"),
+            attempt: 1,
+        };
+        let a = j.append_with(1, note(1), false).unwrap();
+        let b = j.append_with(2, note(2), false).unwrap();
+        assert!(j.sync_through(a.seq).unwrap(), "the first waiter fsyncs");
+        assert!(
+            !j.sync_through(b.seq).unwrap(),
+            "the second finds its entry already covered"
+        );
+        let c = j.append_with(3, note(3), false).unwrap();
+        assert!(j.sync_through(c.seq).unwrap());
+        assert!(!j.sync_through(a.seq).unwrap());
     }
 
     #[test]

@@ -239,7 +239,8 @@ pub async fn resume_with(
     if !path.exists() {
         return Err(EngineError::RunNotFound(run_id.into(), state_dir.display().to_string()));
     }
-    let state = RunState::replay(&journal::read(&path)?)?;
+    let entries = journal::read(&path)?;
+    let state = RunState::replay(&entries)?;
     if let Some((status, _)) = &state.finished {
         return Err(EngineError::AlreadyFinished(
             run_id.into(),
@@ -275,6 +276,9 @@ pub async fn resume_with(
         approver,
         paused: Default::default(),
     };
+    // Jobs the run left running still count against AWS's quotas.
+    exec.quotas.reclaim(quota::in_flight(&entries));
+    drop(entries);
     exec.emit(Event::RunResumed { forced: force })?;
     finish(exec, path).await
 }

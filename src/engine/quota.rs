@@ -5,9 +5,11 @@
 use std::collections::{BTreeMap, HashMap};
 use std::sync::{Arc, Mutex};
 
+use serde_json::{Map, Value};
 use tokio::sync::oneshot;
 
-use crate::workflow::{Quota, Quotas};
+use super::journal::{Entry, Event};
+use crate::workflow::{Quota, QuotaKey, Quotas};
 
 /// The slots of one quota for one key.
 #[derive(Debug)]
@@ -85,6 +87,82 @@ impl Drop for Handed {
     }
 }
 
+/// The key of quota `q` for a step with these inputs in `region` (`None`: the input is not set, nothing counted).
+pub(crate) fn key_of(q: &Quota, inputs: &Map<String, Value>, region: &str) -> Option<String> {
+    match q.per {
+        QuotaKey::Input(name) => inputs.get(name).and_then(Value::as_str).map(str::to_string),
+        QuotaKey::StepRegion => Some(region.to_string()),
+    }
+}
+
+/// A job started by an earlier process of the run whose wait has not ended: the slots it counts against.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) struct InFlight {
+    pub job: String,
+    pub slots: Vec<(&'static Quota, String)>,
+}
+
+/// The jobs the journal shows started (their start step succeeded with the job's id) and not yet waited for to the
+/// end (no finished wait step took that id).
+pub(crate) fn in_flight(entries: &[Entry]) -> Vec<InFlight> {
+    let catalog = crate::actions::catalog();
+    let mut started: HashMap<&str, (&'static crate::workflow::ActionSpec, &str, &Map<String, Value>)> = HashMap::new();
+    let mut jobs: Vec<InFlight> = Vec::new();
+    let mut released: Vec<&str> = Vec::new();
+    let empty = Map::new();
+    for e in entries {
+        match &e.event {
+            Event::StepStarted {
+                step,
+                action: Some(action),
+                region,
+                inputs,
+            } => {
+                if let Some(spec) = catalog.find(action) {
+                    started.insert(
+                        step,
+                        (
+                            spec,
+                            region.as_deref().unwrap_or_default(),
+                            inputs.as_ref().unwrap_or(&empty),
+                        ),
+                    );
+                }
+            }
+            Event::StepSucceeded { step, outputs } => {
+                let Some((spec, region, inputs)) = started.get(step.as_str()) else {
+                    continue;
+                };
+                if let Some(job) = spec.holds.and_then(|k| outputs.get(k)).and_then(Value::as_str) {
+                    let slots = spec
+                        .quotas
+                        .iter()
+                        .filter_map(|q| Some((q, key_of(q, inputs, region)?)))
+                        .collect();
+                    jobs.push(InFlight {
+                        job: job.to_string(),
+                        slots,
+                    });
+                }
+                if let Some(job) = spec.releases.and_then(|k| inputs.get(k)).and_then(Value::as_str) {
+                    released.push(job);
+                }
+            }
+            Event::StepFailed { step, .. } => {
+                let Some((spec, _, inputs)) = started.get(step.as_str()) else {
+                    continue;
+                };
+                if let Some(job) = spec.releases.and_then(|k| inputs.get(k)).and_then(Value::as_str) {
+                    released.push(job);
+                }
+            }
+            _ => {}
+        }
+    }
+    jobs.retain(|j| !released.contains(&j.job.as_str()));
+    jobs
+}
+
 /// The run's quota slots.
 #[derive(Debug, Default)]
 pub(crate) struct QuotaSlots {
@@ -144,6 +222,23 @@ impl QuotaSlots {
                 .entry(job.to_string())
                 .or_default()
                 .extend(slots);
+        }
+    }
+
+    /// Counts jobs an earlier process of this run left running (from `in_flight`): each takes its slots at once,
+    /// whatever the limit, and holds them until the wait for it ends, so a resumed run starts no more jobs than
+    /// the quota leaves room for.
+    pub(crate) fn reclaim(&self, jobs: Vec<InFlight>) {
+        for job in jobs {
+            let slots = job
+                .slots
+                .iter()
+                .map(|(q, key)| match self.gate(q, key).try_take(true, 0) {
+                    Ok(slot) => slot,
+                    Err(_) => unreachable!("a forced take always gets a slot"),
+                })
+                .collect();
+            self.hold(&job.job, slots);
         }
     }
 

@@ -193,8 +193,9 @@ fn describe(outputs: &Map<String, Value>) -> String {
 /// A plan journals nothing: a discovery step has no earlier attempt to re-attach to.
 struct Forget;
 
+#[async_trait::async_trait]
 impl Recorder for Forget {
-    fn record(&self, _: &str, _: &Value) {}
+    async fn record(&self, _: &str, _: &Value) {}
 
     fn recorded(&self, _: &str) -> Option<Value> {
         None

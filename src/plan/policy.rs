@@ -205,6 +205,17 @@ fn resources_for(
             )],
             none,
         ),
+        // A vault's recovery points (IAM resource type backupVault): the step's `vault`, or its DR vault.
+        "backup:ListRecoveryPointsByBackupVault" => {
+            let (r, vault) = match a.input("destination_vault") {
+                Some(_) => (input("destination_region"), input("destination_vault")),
+                None => (region.clone(), input("vault")),
+            };
+            (
+                vec![format!("arn:aws:backup:{r}:{}:backup-vault:{vault}", acct()?)],
+                none,
+            )
+        }
         // For EC2 the recovery point is the AMI: `arn:aws:ec2:REGION::image/ami-...`.
         "backup:StartCopyJob" => (
             vec![

@@ -57,6 +57,8 @@ pub struct InputSpec {
     pub kind: InputKind,
     pub required: bool,
     pub description: &'static str,
+    /// The only values a string input takes (empty: any); a literal outside them is refused by validation.
+    pub choices: &'static [&'static str],
 }
 
 #[derive(Debug)]
@@ -221,6 +223,7 @@ pub(crate) const fn req(name: &'static str, kind: InputKind, description: &'stat
         kind,
         required: true,
         description,
+        choices: &[],
     }
 }
 
@@ -230,6 +233,22 @@ pub(crate) const fn opt(name: &'static str, kind: InputKind, description: &'stat
         kind,
         required: false,
         description,
+        choices: &[],
+    }
+}
+
+/// An optional string input that takes one of `choices`.
+pub(crate) const fn opt_choice(
+    name: &'static str,
+    choices: &'static [&'static str],
+    description: &'static str,
+) -> InputSpec {
+    InputSpec {
+        name,
+        kind: InputKind::Str,
+        required: false,
+        description,
+        choices,
     }
 }
 

@@ -911,6 +911,22 @@ impl<'p, 's> Validator<'p, 's> {
                         )
                         .hint(input.description);
                 }
+                if let ValueTemplate::Literal(serde_json::Value::String(v)) = &t
+                    && !input.choices.is_empty()
+                    && !input.choices.contains(&v.as_str())
+                {
+                    self.p
+                        .at(
+                            Code::BadType,
+                            &vpath,
+                            Part::Value,
+                            format!(
+                                "input `{key}` of `{name}` is `{v}`, not one of {}",
+                                input.choices.join(", ")
+                            ),
+                        )
+                        .hint(input.description);
+                }
                 with.push((key.clone(), t));
             }
         }

@@ -12,7 +12,7 @@ was started with and its CalculatedLifecycle; StartBackupJob's BackupOptions com
 from __future__ import annotations
 
 import re
-from datetime import datetime
+from datetime import datetime, timezone
 import time
 import uuid
 from dataclasses import dataclass, field
@@ -48,16 +48,25 @@ class Job:
     completed: float | None = None
     state: str = "CREATED"
     describes: int = 0
+    complete_at: float | None = None  # a seeded job that ends with time (as AWS's do), not per Describe call
 
     def advance(self) -> None:
         """Called on each Describe*Job: move along CREATED -> RUNNING -> final."""
         self.describes += 1
         step = STATE.job_describes
-        if self.state in ("COMPLETED", "FAILED") or self.describes <= step:
+        if self.complete_at is not None or self.state in ("COMPLETED", "FAILED") or self.describes <= step:
             return
         if self.describes <= 2 * step:
             self.state = "RUNNING"
             return
+        self.finish()
+
+    def settle(self, now: float) -> None:
+        """A job that ends with time: final once its time has come."""
+        if self.complete_at is not None and self.state == "RUNNING" and now >= self.complete_at:
+            self.finish()
+
+    def finish(self) -> None:
         self.completed = time.time()
         if self.fail_message is not None:
             self.state = "FAILED"
@@ -81,6 +90,13 @@ TOKENS: dict[tuple[str, str, str], str] = {}  # (region, kind, IdempotencyToken)
 def reset() -> None:
     JOBS.clear()
     TOKENS.clear()
+
+
+def settle() -> None:
+    """Ends the jobs whose time has come (seeded ones), before any call sees the account."""
+    now = time.time()
+    for job in JOBS.values():
+        job.settle(now)
 
 
 def vaults(region: str) -> dict[str, Any]:
@@ -280,19 +296,60 @@ def _recovery_points(region: str, vault_name: str) -> list[dict[str, Any]]:
     return points
 
 
+def _page(points: list[dict[str, Any]], query: dict[str, str], key: str) -> dict[str, Any]:
+    """A page of maxResults (1 to 1000) from nextToken, in no particular order (by ARN: AWS documents none)."""
+    points = sorted(points, key=lambda p: p.get("RecoveryPointArn") or p.get("CopyJobId") or "")
+    start = int(query.get("nextToken", "0") or 0)
+    size = int(query.get("maxResults", "1000") or 1000)
+    if not 1 <= size <= 1000:
+        raise _invalid(f"maxResults must be between 1 and 1000, not {size}")
+    out: dict[str, Any] = {key: points[start:start + size]}
+    if start + size < len(points):
+        out["NextToken"] = str(start + size)
+    return out
+
+
+def _created_between(items: list[dict[str, Any]], query: dict[str, str]) -> list[dict[str, Any]]:
+    if "createdAfter" in query:
+        items = [p for p in items if p["CreationDate"] >= _instant(query["createdAfter"])]
+    if "createdBefore" in query:
+        items = [p for p in items if p["CreationDate"] <= _instant(query["createdBefore"])]
+    return items
+
+
 def list_recovery_points(region: str, vault_name: str, query: dict[str, str]) -> dict[str, Any]:
+    """ListRecoveryPointsByBackupVault: ByResourceArn, ByResourceType, ByCreatedAfter/Before; pages."""
     _vault(region, vault_name)
     points = _recovery_points(region, vault_name)
     if "resourceArn" in query:
         points = [p for p in points if p["ResourceArn"] == query["resourceArn"]]
     if "resourceType" in query:
         points = [p for p in points if p["ResourceType"] == query["resourceType"]]
-    start = int(query.get("nextToken", "0") or 0)
-    size = int(query.get("maxResults", "1000") or 1000)
-    out: dict[str, Any] = {"RecoveryPoints": points[start:start + size]}
-    if start + size < len(points):
-        out["NextToken"] = str(start + size)
-    return out
+    return _page(_created_between(points, query), query, "RecoveryPoints")
+
+
+def list_recovery_points_by_resource(region: str, resource_arn: str, query: dict[str, str]) -> dict[str, Any]:
+    """ListRecoveryPointsByResource: the resource's points in every vault of the region (all made by AWS Backup
+    here), with AWS's shorter fields (RecoveryPointByResource); pages."""
+    fields = ("RecoveryPointArn", "CreationDate", "Status", "StatusMessage", "EncryptionKeyArn", "BackupSizeBytes",
+              "BackupVaultName", "IsParent", "ParentRecoveryPointArn", "ResourceName", "VaultType")
+    points = []
+    for name in vaults(region):
+        for p in _recovery_points(region, name):
+            if p["ResourceArn"] == resource_arn:
+                points.append({k: v for k, v in p.items() if k in fields})
+    return _page(points, query, "RecoveryPoints")
+
+
+def list_copy_jobs(region: str, query: dict[str, str]) -> dict[str, Any]:
+    """ListCopyJobs (in the source region): BySourceRecoveryPointArn, ByResourceArn, ByDestinationVaultArn, ByState,
+    ByCreatedAfter/Before; each job as DescribeCopyJob describes it (without advancing it); pages."""
+    jobs = [_copy_job(j) for j in JOBS.values() if j.kind == "copy" and j.region == region]
+    for key, member in (("sourceRecoveryPointArn", "SourceRecoveryPointArn"), ("resourceArn", "ResourceArn"),
+                        ("destinationVaultArn", "DestinationBackupVaultArn"), ("state", "State")):
+        if key in query:
+            jobs = [j for j in jobs if j.get(member) == query[key]]
+    return _page(_created_between(jobs, query), query, "CopyJobs")
 
 
 def describe_recovery_point(region: str, vault_name: str, rp_arn: str) -> dict[str, Any]:
@@ -347,6 +404,11 @@ def start_copy_job(region: str, doc: dict[str, Any]) -> dict[str, Any]:
 def describe_copy_job(region: str, job_id: str) -> dict[str, Any]:
     job = _job(region, "copy", job_id)
     job.advance()
+    return {"CopyJob": _copy_job(job)}
+
+
+def _copy_job(job: Job) -> dict[str, Any]:
+    region = job.region
     source_vault = vaults(region).get(job.vault_name)
     out: dict[str, Any] = {
         "AccountId": ACCOUNT_ID, "CopyJobId": job.id,
@@ -363,7 +425,7 @@ def describe_copy_job(region: str, job_id: str) -> dict[str, Any]:
         out.update(CompletionDate=job.completed, BackupSizeInBytes=8 * 2**30)
     if job.state == "FAILED":
         out.update(CompletionDate=job.completed, StatusMessage=job.fail_message)
-    return {"CopyJob": {k: v for k, v in out.items() if v is not None}}
+    return {k: v for k, v in out.items() if v is not None}
 
 
 def _instant(text: str) -> float:
@@ -397,7 +459,7 @@ def list_backup_jobs(region: str, query: dict[str, str]) -> dict[str, Any]:
 
 
 HANDLED = {"StartBackupJob", "DescribeBackupJob", "ListBackupJobs", "StartCopyJob", "DescribeCopyJob",
-           "ListRecoveryPointsByBackupVault", "DescribeRecoveryPoint"}
+           "ListRecoveryPointsByBackupVault", "DescribeRecoveryPoint", "ListRecoveryPointsByResource", "ListCopyJobs"}
 
 
 def handle(call: Any) -> Reply:
@@ -415,8 +477,84 @@ def handle(call: Any) -> Reply:
         out = describe_copy_job(region, params["copyJobId"])
     elif op == "DescribeRecoveryPoint":
         out = describe_recovery_point(region, params["backupVaultName"], params["recoveryPointArn"])
+    elif op == "ListRecoveryPointsByResource":
+        out = list_recovery_points_by_resource(region, params["resourceArn"], dict(call.query()))
+    elif op == "ListCopyJobs":
+        out = list_copy_jobs(region, dict(call.query()))
     else:
         out = list_recovery_points(region, params["backupVaultName"], dict(call.query()))
     reply = Reply.json(200, out)
     reply.headers["x-amzn-RequestId"] = str(uuid.uuid4())
     return reply
+
+
+# ---------------------------------------------------------------- seeded plan history (test-only)
+
+COPY_TOOK = 20 * 60  # a seeded copy's DR AMI is this much younger than its source
+
+
+def _past(ami: Any, when: float) -> None:
+    """Dates an AMI back (moto keeps a naive UTC datetime)."""
+    ami.creation_date = datetime.fromtimestamp(when, tz=timezone.utc).replace(tzinfo=None)
+
+
+def seed_history(body: dict[str, Any]) -> dict[str, Any]:
+    """What an AWS Backup plan with a copy rule made before now, for one instance: `points` (any order) of
+    {"age_seconds", "copy": "completed" | "failed" | "running" | "none", "message", "completes_after_seconds"}. Each
+    point is a COMPLETED backup job of `instance_id` into `vault` created `age_seconds` ago, with a real AMI (moto's
+    CreateImage, dated back); its copy job (started in `region`, into `dr_vault` in `dr_region`) is COMPLETED (a real
+    copied AMI, available), FAILED with `message` (no DR point), RUNNING until `completes_after_seconds` from now
+    (default 60; its DR AMI `pending` until then: it then completes by itself, as AWS's do), or absent. Returns
+    the points, oldest first, with their ARNs, AMIs and copy jobs."""
+    region, dr_region = body["region"], body["dr_region"]
+    vault, dr_vault = body.get("vault", "Default"), body.get("dr_vault", "Default")
+    instance_id = body["instance_id"]
+    _vault(region, vault)
+    _vault(dr_region, dr_vault)
+    ec2 = ec2_backends[ACCOUNT_ID][region]
+    if not any(i.id == instance_id for i in ec2.all_instances()):
+        raise ApiError("ResourceNotFoundException", f"no instance {instance_id} in {region}")
+    resource_arn = f"arn:aws:ec2:{region}:{ACCOUNT_ID}:instance/{instance_id}"
+    dest_vault_arn = vaults(dr_region)[dr_vault].backup_vault_arn
+    role = f"arn:aws:iam::{ACCOUNT_ID}:role/service-role/AWSBackupDefaultServiceRole"
+    now, out = time.time(), []
+    for spec in sorted(body["points"], key=lambda p: -p["age_seconds"]):
+        copy = spec.get("copy", "completed")
+        if copy not in ("completed", "failed", "running", "none"):
+            raise ValueError(f"copy must be completed, failed, running or none, not {copy!r}")
+        created = now - float(spec["age_seconds"])
+        ami = ec2.create_image(instance_id, f"AwsBackup_{instance_id}_{uuid.uuid4()}",
+                               "This image is created by the AWS Backup service.", [])
+        mark_available(region, ami.id)
+        _past(ami, created)
+        rp_arn = f"arn:aws:ec2:{region}::image/{ami.id}"
+        backup = _new_job(region, "backup", None, vault_name=vault, resource_arn=resource_arn, iam_role_arn=role,
+                          recovery_point_arn=rp_arn, created=created, completed=created + 300, state="COMPLETED")
+        vaults(region)[vault].num_of_recovery_points += 1
+        point: dict[str, Any] = {"recovery_point_arn": rp_arn, "image_id": ami.id, "creation_date": created,
+                                 "backup_job_id": backup.id, "copy": copy}
+        if copy != "none":
+            fields: dict[str, Any] = {}
+            dest_rp = None
+            if copy == "failed":
+                fields.update(fail_message=spec.get("message") or "Copy job failed.", state="FAILED",
+                              completed=created + COPY_TOOK)
+            else:
+                dr_ami = ec2_backends[ACCOUNT_ID][dr_region].copy_image(ami.id, region)
+                dest_rp = f"arn:aws:ec2:{dr_region}::image/{dr_ami.id}"
+                point.update(dr_recovery_point_arn=dest_rp, dr_image_id=dr_ami.id)
+                if copy == "completed":
+                    mark_available(dr_region, dr_ami.id)
+                    _past(dr_ami, created + COPY_TOOK)
+                    fields.update(state="COMPLETED", completed=created + COPY_TOOK)
+                    vaults(dr_region)[dr_vault].num_of_recovery_points += 1
+                else:  # pending until the job completes (not per DescribeImages call)
+                    STATE.pending_images.pop((dr_region, dr_ami.id), None)
+                    dr_ami.state = "pending"
+                    fields.update(state="RUNNING", complete_at=now + float(spec.get("completes_after_seconds", 60)))
+            job = _new_job(region, "copy", None, vault_name=vault, resource_arn=resource_arn, iam_role_arn=role,
+                           recovery_point_arn=rp_arn, dest_vault_arn=dest_vault_arn, dest_recovery_point_arn=dest_rp,
+                           source_created=created, created=created + 360, **fields)
+            point["copy_job_id"] = job.id
+        out.append(point)
+    return {"points": out}

@@ -1379,6 +1379,70 @@ def backup_plan_selections(ctx: dict[str, Any]) -> None:
 
 
 @check
+def seeded_plan_history(ctx: dict[str, Any]) -> None:
+    """A plan's past (/_drflow/seed-plan-history): points in the past with real AMIs, copies completed, failed,
+    running (ending with time, not per call) or absent; listed by vault, by resource and by copy job."""
+    b, b_dr = client("backup"), client("backup", DR)
+    body = {"instance_id": ctx["instance_id"], "region": PRIMARY, "vault": "drflow-primary", "dr_region": DR,
+            "dr_vault": "drflow-dr",
+            "points": [{"age_seconds": 3600, "copy": "running", "completes_after_seconds": 2},
+                       {"age_seconds": 3 * 3600},
+                       {"age_seconds": 2 * 3600, "copy": "failed", "message": "Insufficient privileges."},
+                       {"age_seconds": 4 * 3600, "copy": "none"}]}
+    status, text = control_error("POST", "/_drflow/seed-plan-history", {**body, "dr_vault": "nope"})
+    assert status == 400 and "ResourceNotFoundException" in text, (status, text)
+    seeded = control("POST", "/_drflow/seed-plan-history", body)["points"]
+    now = time.time()
+    assert [round((now - p["creation_date"]) / 3600) for p in seeded] == [4, 3, 2, 1], seeded
+    assert [p["copy"] for p in seeded] == ["none", "completed", "failed", "running"]
+    listed = b.list_recovery_points_by_backup_vault(BackupVaultName="drflow-primary",
+                                                    ByResourceArn=ctx["instance_arn"])["RecoveryPoints"]
+    by_arn = {p["RecoveryPointArn"]: p for p in listed}
+    for p in seeded:
+        got = by_arn[p["recovery_point_arn"]]
+        assert got["Status"] == "COMPLETED" and abs(got["CreationDate"].timestamp() - p["creation_date"]) < 1, got
+        image = client("ec2").describe_images(ImageIds=[p["image_id"]])["Images"][0]
+        assert image["State"] == "available", image
+        made = datetime.fromisoformat(image["CreationDate"].replace("Z", "+00:00")).timestamp()
+        assert abs(made - p["creation_date"]) < 2, (image["CreationDate"], p["creation_date"])
+    after = datetime.fromtimestamp(seeded[2]["creation_date"] - 1, tz=timezone.utc)
+    recent = b.list_recovery_points_by_backup_vault(BackupVaultName="drflow-primary",
+                                                    ByResourceArn=ctx["instance_arn"], ByCreatedAfter=after)
+    recent_arns = {p["RecoveryPointArn"] for p in recent["RecoveryPoints"]}  # (and the earlier checks' points)
+    assert [p["recovery_point_arn"] in recent_arns for p in seeded] == [False, False, True, True], recent_arns
+    page = b.list_recovery_points_by_backup_vault(BackupVaultName="drflow-primary", MaxResults=2)
+    assert len(page["RecoveryPoints"]) == 2 and page["NextToken"], page
+    by_resource = b.list_recovery_points_by_resource(ResourceArn=ctx["instance_arn"])["RecoveryPoints"]
+    assert {p["recovery_point_arn"] for p in seeded} <= {p["RecoveryPointArn"] for p in by_resource}
+
+    def copy_jobs(point: dict[str, Any]) -> list[dict[str, Any]]:
+        return b.list_copy_jobs(BySourceRecoveryPointArn=point["recovery_point_arn"])["CopyJobs"]
+
+    assert copy_jobs(seeded[0]) == []
+    [done] = copy_jobs(seeded[1])
+    assert done["State"] == "COMPLETED" and done["DestinationBackupVaultArn"] == ctx["dr_vault_arn"], done
+    assert done["DestinationRecoveryPointArn"] == seeded[1]["dr_recovery_point_arn"], done
+    [failed] = copy_jobs(seeded[2])
+    assert (failed["State"], failed["StatusMessage"]) == ("FAILED", "Insufficient privileges."), failed
+    assert "DestinationRecoveryPointArn" not in failed, failed
+    [running] = copy_jobs(seeded[3])
+    assert running["State"] == "RUNNING", running
+    assert len(b.list_copy_jobs(ByState="FAILED")["CopyJobs"]) >= 1
+    dr_points = b_dr.list_recovery_points_by_backup_vault(BackupVaultName="drflow-dr",
+                                                          ByResourceArn=ctx["instance_arn"])["RecoveryPoints"]
+    dr = {p["RecoveryPointArn"]: p for p in dr_points}
+    copy = dr[seeded[1]["dr_recovery_point_arn"]]  # keeps the source's CreationDate, names the source vault
+    assert copy["Status"] == "COMPLETED" and copy["SourceBackupVaultArn"].endswith(":backup-vault:drflow-primary")
+    assert abs(copy["CreationDate"].timestamp() - seeded[1]["creation_date"]) < 1, copy
+    assert dr[seeded[3]["dr_recovery_point_arn"]]["Status"] == "CREATING"
+    assert image_state(DR, seeded[3]["dr_image_id"]) == "pending"
+    assert image_state(DR, seeded[3]["dr_image_id"]) == "pending", "pending until the job ends, not per call"
+    time.sleep(2.2)  # the running copy completes with time, whoever looks first
+    assert image_state(DR, seeded[3]["dr_image_id"]) == "available"
+    assert copy_jobs(seeded[3])[0]["State"] == "COMPLETED"
+
+
+@check
 def reset_clears_everything(ctx: dict[str, Any]) -> None:
     control("POST", "/_drflow/faults", {"service": "ssm", "code": "Boom"})
     control("POST", "/_drflow/impair-instance", {"instance_id": ctx["instance_id"]})

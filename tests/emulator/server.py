@@ -301,6 +301,7 @@ class Emulator:
 
     def dispatch(self, call: Call) -> Reply:
         key = (call.service, call.operation)
+        emu_backup.settle()  # seeded jobs end with time, whoever looks first
         try:
             for hook in BEFORE.get(key, ()):
                 hook(call)
@@ -480,6 +481,11 @@ def control(environ: dict[str, Any]) -> Reply:
         if path == "/_drflow/impair-instance" and method in ("GET", "POST", "DELETE"):
             return Reply.json(200, {"instances": {k: sorted(v) for k, v in sorted(STATE.impaired_instances.items())},
                                     "images": {k: sorted(v) for k, v in sorted(STATE.impaired_images.items())}})
+        if path == "/_drflow/seed-plan-history" and method == "POST":
+            try:
+                return Reply.json(200, emu_backup.seed_history(body))
+            except ApiError as e:
+                return Reply.json(400, {"error": f"{e.code}: {e.message}"})
         if path == "/_drflow/image-age" and method == "POST":
             region, image_id, age = body.get("region"), body.get("image_id"), body.get("age_seconds")
             if not isinstance(region, str) or not isinstance(image_id, str) or not isinstance(age, (int, float)) \

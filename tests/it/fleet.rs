@@ -431,29 +431,27 @@ async fn the_shared_rate_limiter_keeps_a_burst_of_starts_within_a_tight_throttle
     );
 }
 
-#[tokio::test(start_paused = true)]
-async fn copies_wait_for_a_free_slot_of_the_destination_quota() {
-    let dir = tempfile::tempdir().unwrap();
+/// Six instances, all at once, with two slots for copies into the DR region.
+fn six_with_two_copy_slots(dir: &Path) -> (drflow::cloud::sim::Sim, drflow::workflow::Workflow, Vec<String>) {
     let ids: Vec<String> = (1..=6).map(|n| format!("i-0bbbbbbbbbbbbbbb{n}")).collect();
     let mut yaml = String::from("instances:\n");
     for i in &ids {
         yaml.push_str(&format!("  - {{id: {i}, region: us-east-1}}\n"));
     }
-    let sim = persistent(dir.path(), &yaml);
+    let sim = persistent(dir, &yaml);
     let text = std::fs::read_to_string(repo("workflows/dr-fleet.yaml"))
         .unwrap()
         .replace("max_concurrency: 10", "max_concurrency: 6")
         .replace("\nsteps:\n", "\nquotas:\n  backup_copies: 2\n\nsteps:\n");
-    std::fs::create_dir_all(dir.path().join("workflows")).unwrap();
-    let wf = parse_at(&dir.path().join("workflows/dr-fleet.yaml"), &text);
-    let o = run(&wf, &sim, dir.path(), &[("instance_ids", &ids.join(","))])
-        .await
-        .unwrap();
-    assert_eq!(o.status, RunStatus::Succeeded, "{:?}", o.error);
-    assert_eq!(count_calls(&sim, "StartCopyJob"), 6);
-    // A copy job runs from its start call to the end of its wait: never more than two at once, and two at times.
+    std::fs::create_dir_all(dir.join("workflows")).unwrap();
+    let wf = parse_at(&dir.join("workflows/dr-fleet.yaml"), &text);
+    (sim, wf, ids)
+}
+
+/// The most copy jobs running at once: a copy runs from its start call to the end of its wait.
+fn most_copies_at_once(o: &Outcome, ids: &[String]) -> i32 {
     let mut edges: Vec<(i64, i32)> = Vec::new();
-    for i in &ids {
+    for i in ids {
         let started = o.state.steps[&format!("fleet[{i}].copy")].finished_ms.unwrap();
         let ended = o.state.steps[&format!("fleet[{i}].wait_copy")].finished_ms.unwrap();
         edges.push((started, 1));
@@ -466,7 +464,20 @@ async fn copies_wait_for_a_free_slot_of_the_destination_quota() {
         running += d;
         most = most.max(running);
     }
-    assert_eq!(most, 2);
+    most
+}
+
+#[tokio::test(start_paused = true)]
+async fn copies_wait_for_a_free_slot_of_the_destination_quota() {
+    let dir = tempfile::tempdir().unwrap();
+    let (sim, wf, ids) = six_with_two_copy_slots(dir.path());
+    let o = run(&wf, &sim, dir.path(), &[("instance_ids", &ids.join(","))])
+        .await
+        .unwrap();
+    assert_eq!(o.status, RunStatus::Succeeded, "{:?}", o.error);
+    assert_eq!(count_calls(&sim, "StartCopyJob"), 6);
+    // Never more than two at once, and two at times.
+    assert_eq!(most_copies_at_once(&o, &ids), 2);
     // The others waited in line, and the journal says so.
     let entries = journal(&o);
     let queued: Vec<&str> = entries
@@ -481,6 +492,30 @@ async fn copies_wait_for_a_free_slot_of_the_destination_quota() {
         .collect();
     assert_eq!(queued.len(), 4, "{queued:?}");
     assert!(queued.iter().all(|s| s.ends_with("].copy")), "{queued:?}");
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_resumed_fleet_counts_the_copies_its_predecessor_left_running() {
+    let dir = tempfile::tempdir().unwrap();
+    let (sim, wf, ids) = six_with_two_copy_slots(dir.path());
+    // Stopped (as a crash would) while two copies run and four wait for a slot.
+    let started = Run::of(&wf).input("instance_ids", &ids.join(","));
+    let interrupted = tokio::time::timeout(std::time::Duration::from_secs(12 * 60), started.on(&sim, dir.path())).await;
+    assert!(interrupted.is_err(), "the fleet finished before it was interrupted");
+    assert_eq!(count_calls(&sim, "StartCopyJob"), 2, "two copies had started");
+    let run_id = std::fs::read_dir(dir.path().join("runs"))
+        .unwrap()
+        .next()
+        .unwrap()
+        .unwrap()
+        .file_name()
+        .to_string_lossy()
+        .to_string();
+    let o = resume(&wf, &sim, dir.path(), &run_id, false).await.unwrap();
+    assert_eq!(o.status, RunStatus::Succeeded, "{:?}", o.error);
+    assert_eq!(count_calls(&sim, "StartCopyJob"), 6, "one copy per instance");
+    // The two copies left running still held their slots: the resumed run started the others as they ended.
+    assert_eq!(most_copies_at_once(&o, &ids), 2);
 }
 
 #[test]

@@ -5,10 +5,12 @@
 mod common;
 
 mod approval;
+mod check;
 mod cli;
 mod e2e_emulator;
 mod engine_semantics;
 mod fleet;
+mod follow_plan;
 mod pipeline_sim;
 mod plan;
 mod plan_emulator;

@@ -1,16 +1,20 @@
 //! AWS Backup: start a backup job, start a copy job, and wait for either.
 
+mod latest_recovery_point;
 mod plan_resources;
 mod start_backup_job;
 mod start_copy_job;
 mod wait_backup_job;
 mod wait_copy_job;
+mod wait_dr_copy;
 
+pub(crate) use latest_recovery_point::LatestRecoveryPoint;
 pub(crate) use plan_resources::{CALLS as PLAN_CALLS, PlanResources, plan_instances};
 pub(crate) use start_backup_job::StartBackupJob;
 pub(crate) use start_copy_job::StartCopyJob;
 pub(crate) use wait_backup_job::WaitBackupJob;
 pub(crate) use wait_copy_job::WaitCopyJob;
+pub(crate) use wait_dr_copy::WaitDrCopy;
 
 use serde_json::Value;
 

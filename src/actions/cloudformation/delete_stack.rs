@@ -55,7 +55,7 @@ impl Action for DeleteStack {
         if deleting {
             cf.delete_stack(ctx.region, name, ctx.token).await?;
         }
-        ctx.recorder.record("deleting", &Value::Bool(deleting));
+        ctx.recorder.record("deleting", &Value::Bool(deleting)).await;
         Ok(())
     }
 

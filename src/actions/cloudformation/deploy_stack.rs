@@ -89,13 +89,13 @@ impl Action for DeployStack {
         // with the same token either answers the first one or performs it now (no need to look first).
         if intent.as_deref() == Some("create") {
             cf.create_stack(ctx.region, &req).await?;
-            ctx.recorder.record("operation", &Value::String("create".into()));
+            ctx.recorder.record("operation", &Value::String("create".into())).await;
             return Ok(());
         }
         let existing = cf.describe_stack(ctx.region, name).await?;
         let operation = match (existing, intent.as_deref()) {
             (None, _) => {
-                ctx.recorder.record("intent", &Value::String("create".into()));
+                ctx.recorder.record("intent", &Value::String("create".into())).await;
                 cf.create_stack(ctx.region, &req).await?;
                 "create"
             }
@@ -118,7 +118,7 @@ impl Action for DeployStack {
                 ));
             }
             (Some(_), _) => {
-                ctx.recorder.record("intent", &Value::String("update".into()));
+                ctx.recorder.record("intent", &Value::String("update".into())).await;
                 match cf.update_stack(ctx.region, &req).await {
                     Ok(_) => "update",
                     Err(e) if e.message.contains("No updates are to be performed") => "none",
@@ -126,7 +126,7 @@ impl Action for DeployStack {
                 }
             }
         };
-        ctx.recorder.record("operation", &Value::String(operation.into()));
+        ctx.recorder.record("operation", &Value::String(operation.into())).await;
         Ok(())
     }
 

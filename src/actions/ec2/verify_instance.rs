@@ -86,7 +86,7 @@ impl Action for VerifyInstance {
             Some(t) => t,
             None => {
                 let t = wall_now_secs();
-                ctx.recorder.record("running_at", &Value::from(t));
+                ctx.recorder.record("running_at", &Value::from(t)).await;
                 t
             }
         };

@@ -11,7 +11,7 @@ use crate::actions::effects::{Effects, ResourceKind, StepFacts};
 use crate::actions::values::{bool_in, map_in, opt_str, str_in, values};
 use crate::actions::{Action, ActionError, Ctx, Resource, Values};
 use crate::cloud::PutParameter as Request;
-use crate::workflow::spec::{opt, out, req};
+use crate::workflow::spec::{opt, opt_choice, out, req};
 use crate::workflow::{ActionSpec, InputKind::*, Preflight, Writes, Written};
 
 pub(crate) struct PutParameter;
@@ -29,13 +29,22 @@ static SPEC: ActionSpec = ActionSpec {
             Bool,
             "Allow replacing a newer AMI with an older one. Default false.",
         ),
+        opt_choice(
+            "if_older",
+            &["fail", "keep"],
+            "When the value is an older AMI than the one published (image creation dates): `fail` (default) or `keep` (write nothing, succeed with outcome `kept_newer`).",
+        ),
     ],
     outputs: &[
         out("name", "The parameter name."),
         out("value", "The value now stored."),
         out("version", "The parameter version holding it."),
         out("previous_value", "The value before (empty if none)."),
-        out("changed", "false when it already held this AMI."),
+        out("changed", "false when it already held this AMI (or kept a newer one)."),
+        out(
+            "outcome",
+            "written, up_to_date (it already held this AMI: no PutParameter) or kept_newer (`if_older: keep`).",
+        ),
     ],
     calls: &["ec2:DescribeImages", "ssm:GetParameter", "ssm:PutParameter"],
     extra_iam: &["ssm:AddTagsToResource"],
@@ -58,6 +67,16 @@ impl Action for PutParameter {
         let ami = str_in(inputs, "value")?;
         let region = ctx.region;
 
+        // Checked before any call (a value from `${{ }}` is only known now).
+        let keep_newer = match opt_str(inputs, "if_older").unwrap_or("fail") {
+            "fail" => false,
+            "keep" => true,
+            other => {
+                return Err(ActionError::Input(format!(
+                    "input `if_older` must be `fail` or `keep`, not `{other}`"
+                )));
+            }
+        };
         let mut wanted = vec![ami.to_string()];
         let current = ctx.cloud.ssm.get_parameter(region, name).await?;
         let previous = current.as_ref().map(|p| p.value.clone()).unwrap_or_default();
@@ -67,9 +86,9 @@ impl Action for PutParameter {
                 // its answer was lost (it journaled what it was writing, and the value it replaced).
                 if ctx.recorded_str("writing").as_deref() == Some(ami) {
                     let before = ctx.recorded_str("replacing").unwrap_or_default();
-                    return Ok(outputs(name, ami, p.version, &before, true));
+                    return Ok(outputs(name, ami, p.version, &before, Outcome::Written));
                 }
-                return Ok(outputs(name, ami, p.version, &previous, false));
+                return Ok(outputs(name, ami, p.version, &previous, Outcome::UpToDate));
             }
             if p.value.starts_with("ami-") {
                 wanted.push(p.value.clone());
@@ -102,6 +121,10 @@ impl Action for PutParameter {
             && old.creation_date > new.creation_date
             && !bool_in(inputs, "force")
         {
+            if keep_newer {
+                let version = current.as_ref().map_or(0, |p| p.version);
+                return Ok(outputs(name, &previous, version, &previous, Outcome::KeptNewer));
+            }
             return Err(ActionError::failed(
                 "WouldRollBack",
                 format!(
@@ -123,14 +146,16 @@ impl Action for PutParameter {
             },
         };
         if !previous.is_empty() {
-            ctx.recorder.record("replacing", &Value::String(previous.clone()));
+            ctx.recorder.record("replacing", &Value::String(previous.clone())).await;
         }
-        ctx.recorder.record("writing", &Value::String(ami.to_string()));
+        ctx.recorder.record("writing", &Value::String(ami.to_string())).await;
         let version = ctx.cloud.ssm.put_parameter(region, &req).await?;
 
         let stored = ctx.cloud.ssm.get_parameter(region, name).await?;
         match stored {
-            Some(p) if p.value == ami && p.version >= version => Ok(outputs(name, ami, p.version, &previous, true)),
+            Some(p) if p.value == ami && p.version >= version => {
+                Ok(outputs(name, ami, p.version, &previous, Outcome::Written))
+            }
             Some(p) => Err(ActionError::NotVerified(format!(
                 "{name} in {region} still holds {} (version {}) after writing {ami} as version {version}: AWS did not store it",
                 p.value, p.version
@@ -160,12 +185,33 @@ impl Action for PutParameter {
     }
 }
 
-fn outputs(name: &str, value: &str, version: i64, previous: &str, changed: bool) -> Values {
+/// What a step did to the parameter.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Outcome {
+    Written,
+    /// It already held the AMI: nothing written, no new version.
+    UpToDate,
+    /// It holds a newer AMI, kept (`if_older: keep`): nothing written.
+    KeptNewer,
+}
+
+impl Outcome {
+    fn as_str(self) -> &'static str {
+        match self {
+            Outcome::Written => "written",
+            Outcome::UpToDate => "up_to_date",
+            Outcome::KeptNewer => "kept_newer",
+        }
+    }
+}
+
+fn outputs(name: &str, value: &str, version: i64, previous: &str, outcome: Outcome) -> Values {
     values([
         ("name", Value::String(name.to_string())),
         ("value", Value::String(value.to_string())),
         ("version", Value::from(version)),
         ("previous_value", Value::String(previous.to_string())),
-        ("changed", Value::Bool(changed)),
+        ("changed", Value::Bool(outcome == Outcome::Written)),
+        ("outcome", Value::String(outcome.as_str().to_string())),
     ])
 }

@@ -6,8 +6,8 @@ use aws_sdk_backup::Client;
 use super::errors::from_sdk;
 use super::{Regional, unix};
 use crate::cloud::{
-    Backup, BackupJob, BackupSelection, CloudError, Conditions, CopyJob, JobState, SelectionRef, StartBackupJob,
-    StartCopyJob, TagCondition, Vault,
+    Backup, BackupJob, BackupSelection, CloudError, Conditions, CopyJob, JobState, RecoveryPoint, SelectionRef,
+    StartBackupJob, StartCopyJob, TagCondition, Vault,
 };
 
 pub(crate) struct AwsBackup {
@@ -163,20 +163,7 @@ impl Backup for AwsBackup {
             .await
             .map_err(|e| from_sdk("backup", OP, region, e))?;
         let job = out.copy_job().ok_or_else(|| missing(OP, region, "CopyJob"))?;
-        let (state, status_message) = job_state(job.state().map(|s| s.as_str()), job.status_message());
-        Ok(CopyJob {
-            job_id: job.copy_job_id().unwrap_or(job_id).to_string(),
-            state,
-            status_message,
-            destination_recovery_point_arn: job
-                .destination_recovery_point_arn()
-                .filter(|a| !a.is_empty())
-                .map(str::to_string),
-            creation_date: job.creation_date().map(unix),
-            completion_date: job.completion_date().map(unix),
-            backup_size_bytes: job.backup_size_in_bytes().and_then(|b| u64::try_from(b).ok()),
-            resource_arn: job.resource_arn().filter(|a| !a.is_empty()).map(str::to_string),
-        })
+        Ok(copy_job(job, job_id))
     }
 
     async fn describe_backup_vault(&self, region: &str, name: &str) -> Result<Vault, CloudError> {
@@ -248,6 +235,104 @@ impl Backup for AwsBackup {
             .backup_selection()
             .ok_or_else(|| missing(OP, region, "BackupSelection"))?;
         Ok(selection(out.selection_id().unwrap_or(selection_id), s))
+    }
+
+    async fn list_recovery_points(
+        &self,
+        region: &str,
+        vault: &str,
+        resource_arn: &str,
+        created_after: Option<i64>,
+    ) -> Result<Vec<RecoveryPoint>, CloudError> {
+        const OP: &str = "ListRecoveryPointsByBackupVault";
+        let mut found = Vec::new();
+        let mut next: Option<String> = None;
+        loop {
+            let out = self
+                .clients
+                .get(region)
+                .list_recovery_points_by_backup_vault()
+                .backup_vault_name(vault)
+                .by_resource_arn(resource_arn)
+                .set_by_created_after(created_after.map(aws_sdk_backup::primitives::DateTime::from_secs))
+                .max_results(1000)
+                .set_next_token(next.take())
+                .send()
+                .await
+                .map_err(|e| from_sdk("backup", OP, region, e))?;
+            for p in out.recovery_points() {
+                let Some(arn) = p.recovery_point_arn().filter(|a| !a.is_empty()) else {
+                    continue;
+                };
+                found.push(RecoveryPoint {
+                    arn: arn.to_string(),
+                    resource_arn: p.resource_arn().unwrap_or(resource_arn).to_string(),
+                    status: p.status().map(|s| s.as_str().to_string()).unwrap_or_default(),
+                    creation_date: p
+                        .creation_date()
+                        .map(unix)
+                        .ok_or_else(|| missing(OP, region, "CreationDate"))?,
+                    source_vault_arn: p
+                        .source_backup_vault_arn()
+                        .filter(|a| !a.is_empty())
+                        .map(str::to_string),
+                    vault_name: p.backup_vault_name().unwrap_or(vault).to_string(),
+                });
+            }
+            match out.next_token() {
+                Some(t) if !t.is_empty() => next = Some(t.to_string()),
+                _ => break,
+            }
+        }
+        found.sort_by(|a, b| (a.creation_date, &a.arn).cmp(&(b.creation_date, &b.arn)));
+        Ok(found)
+    }
+
+    async fn list_copy_jobs(&self, region: &str, source_recovery_point_arn: &str) -> Result<Vec<CopyJob>, CloudError> {
+        const OP: &str = "ListCopyJobs";
+        let mut found = Vec::new();
+        let mut next: Option<String> = None;
+        loop {
+            let out = self
+                .clients
+                .get(region)
+                .list_copy_jobs()
+                .by_source_recovery_point_arn(source_recovery_point_arn)
+                .max_results(1000)
+                .set_next_token(next.take())
+                .send()
+                .await
+                .map_err(|e| from_sdk("backup", OP, region, e))?;
+            for j in out.copy_jobs() {
+                if let Some(id) = j.copy_job_id() {
+                    found.push(copy_job(j, id));
+                }
+            }
+            match out.next_token() {
+                Some(t) if !t.is_empty() => next = Some(t.to_string()),
+                _ => break,
+            }
+        }
+        found.sort_by(|a, b| (a.creation_date, &a.job_id).cmp(&(b.creation_date, &b.job_id)));
+        Ok(found)
+    }
+}
+
+/// drflow's copy job of the SDK's.
+fn copy_job(job: &aws_sdk_backup::types::CopyJob, job_id: &str) -> CopyJob {
+    let text = |s: Option<&str>| s.filter(|a| !a.is_empty()).map(str::to_string);
+    let (state, status_message) = job_state(job.state().map(|s| s.as_str()), job.status_message());
+    CopyJob {
+        job_id: job.copy_job_id().unwrap_or(job_id).to_string(),
+        state,
+        status_message,
+        destination_recovery_point_arn: text(job.destination_recovery_point_arn()),
+        creation_date: job.creation_date().map(unix),
+        completion_date: job.completion_date().map(unix),
+        backup_size_bytes: job.backup_size_in_bytes().and_then(|b| u64::try_from(b).ok()),
+        resource_arn: text(job.resource_arn()),
+        source_recovery_point_arn: text(job.source_recovery_point_arn()),
+        destination_vault_arn: text(job.destination_backup_vault_arn()),
     }
 }
 

@@ -6,12 +6,13 @@ use std::time::Duration;
 use async_trait::async_trait;
 
 use super::ids::{ACCOUNT, looks_like_region};
-use super::records::{ImageRec, JobRec};
+use super::records::{ImageRec, JobRec, RecoveryPointRec};
 use super::scenario::{Durations, JobKind};
 use super::world::Region;
 use super::{Ctx, Sim};
 use crate::cloud::{
-    Backup, BackupJob, CloudError, CopyJob, JobState, Lifecycle, StartBackupJob, StartCopyJob, Vault, image_id_from_arn,
+    Backup, BackupJob, CloudError, CopyJob, JobState, Lifecycle, RecoveryPoint, StartBackupJob, StartCopyJob, Vault,
+    image_id_from_arn,
 };
 
 /// The two kinds of job: starting, keeping and describing them is shared (`start_job`, `describe_job`); only
@@ -62,6 +63,8 @@ struct JobOf<'a> {
     size_gib: u64,
     image_region: String,
     vault: String,
+    /// A copy: its source's CreationDate and vault ARN (a copy's recovery point keeps the first, names the second).
+    copy_of: Option<(i64, String)>,
 }
 
 /// Starts a job of `kind` in the call's region and returns its id. It runs for its kind's duration scaled by the
@@ -111,9 +114,26 @@ fn start_job(ctx: &mut Ctx<'_>, kind: Kind, of: JobOf<'_>, image: impl FnOnce(&s
     let (name, source) = image(&id[..8]);
     let mut rec = ImageRec::pending(&image_id, &name, now, done_at, failure.clone());
     rec.tags.insert("aws:backup:source-resource".into(), source);
+    let resource_arn = if of.instance.is_empty() {
+        String::new()
+    } else {
+        format!("arn:aws:ec2:{}:{ACCOUNT}:instance/{}", ctx.region, of.instance)
+    };
+    let (created_unix, source_vault_arn) = match of.copy_of {
+        Some((created, vault)) => (created, Some(vault)),
+        None => (ctx.wall(now), None),
+    };
+    let point = RecoveryPointRec {
+        vault: of.vault.clone(),
+        resource_arn: resource_arn.clone(),
+        created_unix,
+        source_vault_arn,
+        made_by: Some((ctx.region.clone(), id.clone())),
+    };
     let region = ctx.world.region_mut(&of.image_region);
     region.images.insert(image_id, rec);
     region.recovery_points.insert(arn.clone(), of.vault);
+    region.recovery_point_info.insert(arn.clone(), point);
     let job = JobRec {
         id: id.clone(),
         created_at: now,
@@ -124,11 +144,9 @@ fn start_job(ctx: &mut Ctx<'_>, kind: Kind, of: JobOf<'_>, image: impl FnOnce(&s
         lifecycle: None,
         backup_options: Default::default(),
         size_bytes: of.size_gib << 30,
-        resource_arn: if of.instance.is_empty() {
-            String::new()
-        } else {
-            format!("arn:aws:ec2:{}:{ACCOUNT}:instance/{}", ctx.region, of.instance)
-        },
+        resource_arn,
+        source_recovery_point_arn: String::new(),
+        destination_vault_arn: String::new(),
     };
     kind.jobs(ctx.here()).insert(id.clone(), job);
     id
@@ -323,6 +341,7 @@ fn start_backup_job(ctx: &mut Ctx<'_>, req: &StartBackupJob) -> Result<String, C
         size_gib,
         image_region: ctx.region.clone(),
         vault: req.vault.clone(),
+        copy_of: None,
     };
     let id = start_job(ctx, Kind::Backup, of, |short| {
         (
@@ -399,11 +418,18 @@ fn start_copy_job(ctx: &mut Ctx<'_>, req: &StartCopyJob) -> Result<String, Cloud
         .instances
         .get(&instance)
         .map_or(super::records::DEFAULT_SIZE_GIB, |i| i.size_gib);
+    let source_created = ctx
+        .here()
+        .recovery_point_info
+        .get(&req.recovery_point_arn)
+        .map(|p| p.created_unix);
+    let source_created = source_created.unwrap_or_else(|| ctx.wall(now));
     let of = JobOf {
         instance: &instance,
         size_gib,
         image_region: dest_region,
         vault: dest_vault,
+        copy_of: Some((source_created, vault_arn(&ctx.region, &req.source_vault))),
     };
     let id = start_job(ctx, Kind::Copy, of, |short| {
         (
@@ -413,6 +439,8 @@ fn start_copy_job(ctx: &mut Ctx<'_>, req: &StartCopyJob) -> Result<String, Cloud
     });
     if let Some(job) = Kind::Copy.jobs(ctx.here()).get_mut(&id) {
         job.lifecycle = req.lifecycle;
+        job.source_recovery_point_arn = req.recovery_point_arn.clone();
+        job.destination_vault_arn = req.destination_vault_arn.clone();
     }
     Ok(id)
 }
@@ -420,9 +448,17 @@ fn start_copy_job(ctx: &mut Ctx<'_>, req: &StartCopyJob) -> Result<String, Cloud
 /// A copy job is described as a backup job is, less its progress; its recovery point is the DR AMI.
 fn describe_copy_job(ctx: &mut Ctx<'_>, job_id: &str) -> Result<CopyJob, CloudError> {
     let job = describe_job(ctx, Kind::Copy, job_id)?;
-    let resource_arn = Kind::Copy.jobs(ctx.here())[job_id].resource_arn.clone();
+    let rec = &Kind::Copy.jobs(ctx.here())[job_id];
+    let text = |s: &String| Some(s.clone()).filter(|a| !a.is_empty());
+    let (resource_arn, source, destination) = (
+        text(&rec.resource_arn),
+        text(&rec.source_recovery_point_arn),
+        text(&rec.destination_vault_arn),
+    );
     Ok(CopyJob {
-        resource_arn: Some(resource_arn).filter(|a| !a.is_empty()),
+        resource_arn,
+        source_recovery_point_arn: source,
+        destination_vault_arn: destination,
         job_id: job.job_id,
         state: job.state,
         status_message: job.status_message,
@@ -431,6 +467,74 @@ fn describe_copy_job(ctx: &mut Ctx<'_>, job_id: &str) -> Result<CopyJob, CloudEr
         completion_date: job.completion_date,
         backup_size_bytes: job.backup_size_bytes,
     })
+}
+
+/// The status of a recovery point: its job's (CREATING while it runs), COMPLETED for a seeded one; `None` when
+/// its job failed (AWS keeps no point of a failed job).
+fn point_status(world: &mut super::world::World, now: Duration, point: &RecoveryPointRec) -> Option<&'static str> {
+    let Some((region, job_id)) = &point.made_by else {
+        return Some("COMPLETED");
+    };
+    let copy = point.source_vault_arn.is_some();
+    let r = world.region_mut(region);
+    let job = if copy {
+        r.copy_jobs.get(job_id)
+    } else {
+        r.backup_jobs.get(job_id)
+    }?;
+    match job.state(now) {
+        JobState::Completed => Some("COMPLETED"),
+        JobState::Created | JobState::Pending | JobState::Running => Some("CREATING"),
+        _ => None,
+    }
+}
+
+/// ListRecoveryPointsByBackupVault with ByResourceArn (and ByCreatedAfter): every page at once, oldest first.
+fn list_recovery_points(
+    ctx: &mut Ctx<'_>,
+    vault: &str,
+    resource_arn: &str,
+    created_after: Option<i64>,
+) -> Result<Vec<RecoveryPoint>, CloudError> {
+    check_vault(ctx, vault)?;
+    let now = ctx.now;
+    let points: Vec<(String, RecoveryPointRec)> = ctx
+        .here()
+        .recovery_point_info
+        .iter()
+        .filter(|(_, p)| p.vault == vault && p.resource_arn == resource_arn)
+        .filter(|(_, p)| created_after.is_none_or(|after| p.created_unix >= after))
+        .map(|(arn, p)| (arn.clone(), p.clone()))
+        .collect();
+    let mut out = Vec::new();
+    for (arn, p) in points {
+        let Some(status) = point_status(ctx.world, now, &p) else {
+            continue;
+        };
+        out.push(RecoveryPoint {
+            arn,
+            resource_arn: p.resource_arn,
+            status: status.to_string(),
+            creation_date: p.created_unix,
+            source_vault_arn: p.source_vault_arn,
+            vault_name: vault.to_string(),
+        });
+    }
+    out.sort_by(|a, b| (a.creation_date, &a.arn).cmp(&(b.creation_date, &b.arn)));
+    Ok(out)
+}
+
+/// ListCopyJobs BySourceRecoveryPointArn, in the call's (source) region: every page at once, oldest first.
+fn list_copy_jobs(ctx: &mut Ctx<'_>, source: &str) -> Result<Vec<CopyJob>, CloudError> {
+    let mut ids: Vec<(Duration, String)> = ctx
+        .here()
+        .copy_jobs
+        .values()
+        .filter(|j| j.source_recovery_point_arn == source)
+        .map(|j| (j.created_at, j.id.clone()))
+        .collect();
+    ids.sort();
+    ids.iter().map(|(_, id)| describe_copy_job(ctx, id)).collect()
 }
 
 #[async_trait]
@@ -503,6 +607,26 @@ impl Backup for Sim {
         self.call("backup", "GetBackupSelection", region, |ctx| {
             super::backup_plans::get(&ctx.scenario.backup_plans, &ctx.region, plan, id)
                 .map_err(|m| ctx.err("ResourceNotFoundException", m))
+        })
+        .await
+    }
+
+    async fn list_recovery_points(
+        &self,
+        region: &str,
+        vault: &str,
+        resource_arn: &str,
+        created_after: Option<i64>,
+    ) -> Result<Vec<RecoveryPoint>, CloudError> {
+        self.call("backup", "ListRecoveryPointsByBackupVault", region, |ctx| {
+            list_recovery_points(ctx, vault, resource_arn, created_after)
+        })
+        .await
+    }
+
+    async fn list_copy_jobs(&self, region: &str, source_recovery_point_arn: &str) -> Result<Vec<CopyJob>, CloudError> {
+        self.call("backup", "ListCopyJobs", region, |ctx| {
+            list_copy_jobs(ctx, source_recovery_point_arn)
         })
         .await
     }
@@ -788,6 +912,61 @@ mod tests {
         // A recovery point that is not in the source vault.
         let other = "arn:aws:ec2:us-east-1::image/ami-0ffffffffffffffff";
         let e = copy_error(&cloud, other, "c3").await;
+        assert_eq!(e.code, "ResourceNotFoundException");
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn jobs_leave_recovery_points_and_copy_lineage_to_list() {
+        let cloud = with_dr_vault(Scenario::default()).cloud();
+        let arn = instance_arn(EAST);
+        let id = cloud.backup.start_backup_job(EAST, &backup_req("b")).await.unwrap();
+        sleep(10).await;
+        let listed = cloud
+            .backup
+            .list_recovery_points(EAST, "Default", &arn, None)
+            .await
+            .unwrap();
+        assert_eq!(listed.len(), 1);
+        assert_eq!(listed[0].status, "CREATING", "while its job runs");
+        sleep(8 * 60).await;
+        let rp = recovery_point(&cloud, &id).await;
+        let source = cloud
+            .backup
+            .list_recovery_points(EAST, "Default", &arn, None)
+            .await
+            .unwrap();
+        assert_eq!(
+            (source[0].arn.as_str(), source[0].status.as_str()),
+            (rp.as_str(), "COMPLETED")
+        );
+        assert!(cloud.backup.list_copy_jobs(EAST, &rp).await.unwrap().is_empty());
+
+        let copy = cloud.backup.start_copy_job(EAST, &copy_req(&rp, "c")).await.unwrap();
+        sleep(13 * 60).await;
+        let jobs = cloud.backup.list_copy_jobs(EAST, &rp).await.unwrap();
+        assert_eq!(jobs.len(), 1);
+        assert_eq!(
+            (jobs[0].job_id.as_str(), jobs[0].state),
+            (copy.as_str(), JobState::Completed)
+        );
+        assert_eq!(jobs[0].source_recovery_point_arn.as_deref(), Some(rp.as_str()));
+        assert_eq!(jobs[0].destination_vault_arn, Some(vault_arn(WEST, "Dr")));
+        // The copy keeps its source's ResourceArn and CreationDate and names the source vault.
+        let dr = cloud.backup.list_recovery_points(WEST, "Dr", &arn, None).await.unwrap();
+        assert_eq!(dr.len(), 1);
+        assert_eq!(
+            Some(dr[0].arn.as_str()),
+            jobs[0].destination_recovery_point_arn.as_deref()
+        );
+        assert_eq!(dr[0].creation_date, source[0].creation_date);
+        assert_eq!(dr[0].source_vault_arn, Some(vault_arn(EAST, "Default")));
+        // Copy jobs are listed in the source region only; vaults are checked.
+        assert!(cloud.backup.list_copy_jobs(WEST, &rp).await.unwrap().is_empty());
+        let e = cloud
+            .backup
+            .list_recovery_points(WEST, "Nope", &arn, None)
+            .await
+            .unwrap_err();
         assert_eq!(e.code, "ResourceNotFoundException");
     }
 

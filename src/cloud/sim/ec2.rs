@@ -33,7 +33,10 @@ fn image_view(rec: &ImageRec, now: Duration, created_unix: i64) -> Image {
         state_reason: if state == "failed" { rec.reason.clone() } else { None },
         state,
         name: rec.name.clone(),
-        creation_date: Some(super::clock::wall(created_unix, rec.created_at) - rec.older_by.as_secs() as i64),
+        creation_date: Some(
+            rec.created_unix
+                .unwrap_or_else(|| super::clock::wall(created_unix, rec.created_at)),
+        ),
         tags: rec.tags.clone(),
     }
 }

@@ -33,6 +33,7 @@ mod cloudformation;
 mod ec2;
 mod error;
 mod faults;
+mod history;
 mod ids;
 mod persist;
 mod records;

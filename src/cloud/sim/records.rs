@@ -57,6 +57,12 @@ pub(crate) struct JobRec {
     /// ResourceArn: the instance backed up (or whose backup is copied).
     #[serde(default)]
     pub resource_arn: String,
+    /// Copy jobs: the recovery point copied (SourceRecoveryPointArn).
+    #[serde(default, skip_serializing_if = "String::is_empty")]
+    pub source_recovery_point_arn: String,
+    /// Copy jobs: DestinationBackupVaultArn.
+    #[serde(default, skip_serializing_if = "String::is_empty")]
+    pub destination_vault_arn: String,
 }
 
 impl JobRec {
@@ -89,6 +95,23 @@ impl JobRec {
     }
 }
 
+/// A recovery point in a vault of this region (keyed by its ARN): what ListRecoveryPointsByBackupVault lists.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub(crate) struct RecoveryPointRec {
+    pub vault: String,
+    /// The instance it is a backup of (a copy keeps its source's).
+    pub resource_arn: String,
+    /// CreationDate, Unix seconds (a copy keeps its source's).
+    pub created_unix: i64,
+    /// A copy's SourceBackupVaultArn.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub source_vault_arn: Option<String>,
+    /// The job that makes it: (region it was started in, job id); its state gives the point's status. `None`: a
+    /// point that is COMPLETED from the start (a seeded plan history).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub made_by: Option<(String, String)>,
+}
+
 // ---- EC2
 
 /// An instance's volumes when the scenario does not say: an 8 GiB root volume.
@@ -115,9 +138,9 @@ pub(crate) struct ImageRec {
     /// A state that never changes (scenario images).
     pub fixed: Option<String>,
     pub tags: BTreeMap<String, String>,
-    /// A scenario image made before the world: its creation date is this long before `created_at`.
-    #[serde(default, skip_serializing_if = "Duration::is_zero")]
-    pub older_by: Duration,
+    /// Unix seconds it was made at, when that is before the world was (a seeded plan history).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub created_unix: Option<i64>,
 }
 
 impl ImageRec {
@@ -132,7 +155,7 @@ impl ImageRec {
             reason: failure,
             fixed: None,
             tags: BTreeMap::new(),
-            older_by: Duration::ZERO,
+            created_unix: None,
         }
     }
 
@@ -146,7 +169,7 @@ impl ImageRec {
             reason: None,
             fixed: Some(state.to_string()),
             tags: BTreeMap::new(),
-            older_by: Duration::ZERO,
+            created_unix: None,
         }
     }
 

@@ -42,6 +42,9 @@ pub struct Scenario {
     pub quotas: SimQuotas,
     /// AWS Backup plans and their selections (read by ListBackupSelections / GetBackupSelection).
     pub backup_plans: Vec<BackupPlanSpec>,
+    /// What a Backup plan with a copy rule made before the world was created: recovery points in the past, with or
+    /// without DR copies (`super::history`).
+    pub plan_history: Vec<super::history::HistorySpec>,
 }
 
 /// AWS's limits on concurrent jobs. AWS Backup queues what is beyond its limits (a queued job stays CREATED until a
@@ -86,6 +89,7 @@ impl Default for Scenario {
             impair_instances: Vec::new(),
             quotas: SimQuotas::default(),
             backup_plans: Vec::new(),
+            plan_history: Vec::new(),
         }
     }
 }
@@ -499,7 +503,8 @@ impl Scenario {
             .chain(self.vaults.iter().map(|x| &x.region))
             .chain(self.parameters.iter().map(|x| &x.region))
             .chain(self.images.iter().map(|x| &x.region))
-            .chain(self.backup_plans.iter().map(|x| &x.region));
+            .chain(self.backup_plans.iter().map(|x| &x.region))
+            .chain(self.plan_history.iter().flat_map(|x| [&x.region, &x.dr_region]));
         for r in regions {
             if !looks_like_region(r) {
                 return Err(format!("`{r}` is not a region code (like us-east-1)"));
@@ -518,6 +523,9 @@ impl Scenario {
         }
         for (i, p) in self.backup_plans.iter().enumerate() {
             p.validate(&format!("backup_plans[{i}]"))?;
+        }
+        for (i, h) in self.plan_history.iter().enumerate() {
+            h.validate(&format!("plan_history[{i}]"))?;
         }
         for (i, inst) in self.instances.iter().enumerate() {
             if !inst.id.starts_with("i-") {

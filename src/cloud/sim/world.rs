@@ -7,7 +7,7 @@ use std::time::Duration;
 use serde::{Deserialize, Serialize};
 
 use super::ids::{DEFAULT_INSTANCE, DEFAULT_VAULT, IdGen, PUBLIC_AMI_PARAMETER, base_image_id};
-use super::records::{Call, ImageRec, InstanceRec, JobRec, MessageRec, ParamRec, StackRec};
+use super::records::{Call, ImageRec, InstanceRec, JobRec, MessageRec, ParamRec, RecoveryPointRec, StackRec};
 use super::rng::Rng;
 use super::scenario::{JobKind, Scenario, StatusCheck};
 use super::throttle::Bucket;
@@ -60,6 +60,10 @@ pub(crate) struct Region {
     pub copy_jobs: Tracked<JobRec>,
     /// Recovery point ARN → the vault holding it.
     pub recovery_points: Tracked<String>,
+    /// Recovery point ARN → what ListRecoveryPointsByBackupVault tells of it (points made before this existed
+    /// have none and are not listed).
+    #[serde(default)]
+    pub recovery_point_info: Tracked<RecoveryPointRec>,
     /// `Operation:token` → the id the first call returned.
     pub tokens: Tracked<String>,
     /// SNS topic ARN → the messages published to it, oldest first.
@@ -98,6 +102,7 @@ impl World {
             rng: Some(Rng::seeded(scenario.seed)),
         };
         world.populate(scenario, true);
+        super::history::seed(&mut world, scenario);
         world
     }
 
@@ -129,8 +134,9 @@ impl World {
                 }
                 None => ImageRec::fixed(&img.id, img.name.clone(), img.state.as_deref().unwrap_or("available")),
             };
+            // An image made `age` before the world (a stale DR AMI).
             let rec = ImageRec {
-                older_by: img.age.unwrap_or_default(),
+                created_unix: img.age.map(|a| self.created_unix - a.as_secs() as i64),
                 ..rec
             };
             put(replace, &mut self.region_mut(&img.region).images, &img.id, rec);
