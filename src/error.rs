@@ -10,6 +10,7 @@
 //! | 4 | another run holds the lock for this workflow and lock key |
 //! | 5 | resume refused: unknown run, finished run, or changed workflow without `--force` |
 //! | 6 | internal or environment error: journal (unreadable, or events that do not fit), state directory, simulator, AWS configuration |
+//! | 7 | the run waits for approval (a `drflow.approve` step with no terminal to ask): not a failure; `drflow approve RUN_ID` or `drflow reject RUN_ID --reason ...` continues it |
 
 use std::io::IsTerminal;
 
@@ -32,7 +33,13 @@ pub enum Error {
     RunFailed { run_id: String, message: String },
     #[error("{0}")]
     Environment(String),
+    /// `drflow approve` / `reject` of a run that does not wait for approval.
+    #[error("{0}")]
+    NotWaiting(String),
 }
+
+/// The exit code of a run that stopped at an approval step, waiting for `drflow approve` or `drflow reject`.
+pub use crate::session::WAITING_FOR_APPROVAL;
 
 impl From<LoadError> for Error {
     fn from(e: LoadError) -> Self {
@@ -82,6 +89,7 @@ impl Error {
             Error::Invalid { .. } => 3,
             Error::RunFailed { .. } => 1,
             Error::Environment(_) => 6,
+            Error::NotWaiting(_) => 5,
             Error::Engine(e) => match e {
                 EngineError::Lock(crate::engine::LockError::Held { .. }) => 4,
                 EngineError::RunNotFound(..)

@@ -16,6 +16,9 @@ pub enum ActionError {
     /// A write did not stick (read-back differs); worth retrying.
     #[error("{0}")]
     NotVerified(String),
+    /// An approval step journaled that it waits for a decision: the run stops here (not a failure).
+    #[error("waiting for approval")]
+    AwaitingApproval,
 }
 
 impl From<CloudError> for ActionError {
@@ -39,6 +42,7 @@ impl ActionError {
             ActionError::Failed { .. } => ErrorKind::Other,
             ActionError::Input(_) => ErrorKind::Validation,
             ActionError::NotVerified(_) => ErrorKind::Transient,
+            ActionError::AwaitingApproval => ErrorKind::Other,
         }
     }
 
@@ -48,6 +52,7 @@ impl ActionError {
             ActionError::Failed { code, .. } => code.clone(),
             ActionError::Input(_) => "InvalidInput".to_string(),
             ActionError::NotVerified(_) => "NotVerified".to_string(),
+            ActionError::AwaitingApproval => "AwaitingApproval".to_string(),
         }
     }
 

@@ -5,6 +5,7 @@
 //! An action is either a *call* (one request-response per attempt) or a *wait* (an optional `begin`, then `poll`
 //! until done; the engine owns the sleeping between polls). Actions talk only to the `cloud` traits.
 
+pub mod approval;
 mod backup;
 mod cloudformation;
 mod core;
@@ -89,6 +90,8 @@ pub struct Ctx<'a> {
     pub base_dir: &'a Path,
     /// The run this step belongs to, as far as it has gone (for notifications).
     pub run: &'a RunInfo,
+    /// Decisions of approval steps (`drflow.approve`): the plan to show, who answers, the journal.
+    pub approvals: &'a dyn approval::Approvals,
 }
 
 /// What a step knows of its run: for notifications.

@@ -27,6 +27,8 @@ static ALL: &[&dyn Action] = &[
     &core::Fail,
     &backup::LatestRecoveryPoint,
     &backup::WaitDrCopy,
+    &core::Approve,
+    &ssm::ImageFreshness,
 ];
 
 pub fn all() -> &'static [&'static dyn Action] {

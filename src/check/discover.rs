@@ -56,6 +56,7 @@ async fn plan_resources(cloud: &Cloud, region: &str, plan_id: &str) -> Result<Ve
         recorder: &Forget,
         base_dir: Path::new("."),
         run: &run,
+        approvals: &actions::approval::NoApprovals,
     };
     let inputs = Map::from_iter([("backup_plan_id".to_string(), Value::from(plan_id))]);
     let out = retried_action(|| action.call(&ctx, &inputs)).await?;

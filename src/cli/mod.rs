@@ -1,5 +1,6 @@
 //! The command line: parses arguments, hands a run to a `Session`, prints.
 
+mod approve;
 mod check;
 mod inspect;
 mod plan;
@@ -74,6 +75,38 @@ pub enum Command {
         #[arg(value_enum)]
         shell: Shell,
     },
+    /// Approve the step a run waits at (waiting for approval), and continue the run to its end, here.
+    Approve {
+        #[command(flatten)]
+        args: DecideArgs,
+        /// Why (journaled with the decision).
+        #[arg(long)]
+        reason: Option<String>,
+    },
+    /// Reject the step a run waits at: the run ends failed (rejected), after its `finally` steps, here.
+    Reject {
+        #[command(flatten)]
+        args: DecideArgs,
+        /// Why (journaled with the decision, and the run's error).
+        #[arg(long)]
+        reason: String,
+    },
+}
+
+/// The run an approval decision is for, and how to continue it.
+#[derive(clap::Args, Debug)]
+pub struct DecideArgs {
+    pub run_id: String,
+    /// Continue even if the workflow file changed since the run started.
+    #[arg(long)]
+    pub force: bool,
+    /// The workflow file, if it moved since the run started.
+    #[arg(long)]
+    pub workflow: Option<PathBuf>,
+    #[command(flatten)]
+    pub backend: BackendArgs,
+    #[arg(long, value_enum, default_value_t = Output::Auto)]
+    pub output: Output,
 }
 
 #[derive(ValueEnum, Clone, Copy, Debug, PartialEq, Eq)]
@@ -109,6 +142,9 @@ pub struct RunArgs {
     pub backend: BackendArgs,
     #[arg(long, value_enum, default_value_t = Output::Auto)]
     pub output: Output,
+    /// Approve every `drflow.approve` step without asking (journaled as auto-approved).
+    #[arg(long)]
+    pub auto_approve: bool,
 }
 
 #[derive(clap::Args, Debug)]
@@ -124,6 +160,9 @@ pub struct ResumeArgs {
     pub backend: BackendArgs,
     #[arg(long, value_enum, default_value_t = Output::Auto)]
     pub output: Output,
+    /// Approve every `drflow.approve` step without asking (journaled as auto-approved).
+    #[arg(long)]
+    pub auto_approve: bool,
 }
 
 #[derive(ValueEnum, Clone, Copy, Debug, PartialEq, Eq)]
@@ -167,6 +206,8 @@ fn dispatch(cli: Cli) -> Result<u8, Error> {
     match cli.command {
         Command::Run(args) => run::run(args, &state_dir),
         Command::Resume(args) => run::resume(args, &state_dir),
+        Command::Approve { args, reason } => run::decide(args, true, reason, &state_dir),
+        Command::Reject { args, reason } => run::decide(args, false, Some(reason), &state_dir),
         Command::Validate { files } => inspect::validate(&files),
         Command::Schema => inspect::schema(),
         Command::Actions => inspect::actions(),

@@ -5,8 +5,11 @@ use std::time::Instant;
 
 use serde_json::Value;
 
+use std::sync::Arc;
+
 use super::view;
-use super::{BackendArgs, Output, ResumeArgs, RunArgs};
+use super::{BackendArgs, DecideArgs, Output, ResumeArgs, RunArgs, approve};
+use crate::actions::approval::{Answer, Approver, How};
 use crate::engine::journal::RunStatus;
 use crate::engine::{Outcome, StepStatus};
 use crate::error::Error;
@@ -16,9 +19,19 @@ use crate::workflow::{self, Workflow, Written, format_duration};
 pub fn run(args: RunArgs, state_dir: &Path) -> Result<u8, Error> {
     let wf = load_workflow(&args.workflow)?;
     let bindings = wf.bind(&args.inputs, &args.regions)?;
-    let session = Session::new(state_dir, args.backend.backend());
     let wall = Instant::now();
     let observer = view::observer(args.output, &wf);
+    let terminal = approve::Terminal::new(
+        load_quietly(&args.workflow)?,
+        args.workflow.display().to_string(),
+        observer.clone(),
+    );
+    let approver: Arc<dyn Approver> = if args.auto_approve {
+        Arc::new(approve::Auto(terminal))
+    } else {
+        Arc::new(terminal)
+    };
+    let session = Session::new(state_dir, args.backend.backend()).with_approver(approver);
     let job = Job::Start { bindings, run_id: None };
     let ended = session.run(&wf, job, observer.as_ref(), std::future::pending());
     observer.finish();
@@ -26,6 +39,77 @@ pub fn run(args: RunArgs, state_dir: &Path) -> Result<u8, Error> {
 }
 
 pub fn resume(args: ResumeArgs, state_dir: &Path) -> Result<u8, Error> {
+    let auto = args.auto_approve;
+    let how = Continue {
+        run_id: args.run_id,
+        force: args.force,
+        workflow: args.workflow,
+        backend: args.backend,
+        output: args.output,
+    };
+    continue_run(how, state_dir, |_, terminal| {
+        if auto {
+            Arc::new(approve::Auto(terminal))
+        } else {
+            Arc::new(terminal)
+        }
+    })
+}
+
+/// `drflow approve RUN_ID` (`approved`) or `drflow reject RUN_ID --reason ...`: the run must be waiting for
+/// approval; this process journals the decision at the step it waits at and continues the run to its end.
+pub fn decide(args: DecideArgs, approved: bool, reason: Option<String>, state_dir: &Path) -> Result<u8, Error> {
+    let (state, _) = crate::engine::load_run(state_dir, &args.run_id)?;
+    let step = match (&state.finished, &state.waiting) {
+        (None, Some(step)) => step.clone(),
+        (Some((status, _)), _) => {
+            return Err(Error::NotWaiting(format!(
+                "run {} is not waiting for approval: it already {}",
+                args.run_id,
+                format!("{status:?}").to_lowercase()
+            )));
+        }
+        (None, None) => {
+            return Err(Error::NotWaiting(format!(
+                "run {} is not waiting for approval (it is unfinished: `drflow resume {}` continues it)",
+                args.run_id, args.run_id
+            )));
+        }
+    };
+    let how = Continue {
+        run_id: args.run_id,
+        force: args.force,
+        workflow: args.workflow,
+        backend: args.backend,
+        output: args.output,
+    };
+    continue_run(how, state_dir, move |_, terminal| {
+        Arc::new(approve::Given {
+            step,
+            answer: Answer {
+                approved,
+                how: How::Command,
+                reason,
+            },
+            then: terminal,
+        })
+    })
+}
+
+/// What `resume`, `approve` and `reject` continue, and how.
+struct Continue {
+    run_id: String,
+    force: bool,
+    workflow: Option<std::path::PathBuf>,
+    backend: BackendArgs,
+    output: Output,
+}
+
+fn continue_run(
+    args: Continue,
+    state_dir: &Path,
+    approver: impl FnOnce(&Workflow, approve::Terminal) -> Arc<dyn Approver>,
+) -> Result<u8, Error> {
     let (state, entries) = crate::engine::load_run(state_dir, &args.run_id)?;
     let file = args.workflow.clone().unwrap_or_else(|| state.file.clone().into());
     let wf = load_workflow(&file)?;
@@ -41,9 +125,10 @@ pub fn resume(args: ResumeArgs, state_dir: &Path) -> Result<u8, Error> {
         }
         (_, b) => b,
     };
-    let session = Session::new(state_dir, backend);
     let wall = Instant::now();
     let observer = view::observer(args.output, &wf);
+    let terminal = approve::Terminal::new(load_quietly(&file)?, file.display().to_string(), observer.clone());
+    let session = Session::new(state_dir, backend).with_approver(approver(&wf, terminal));
     observer.seed(&entries);
     let job = Job::Resume {
         run_id: args.run_id.clone(),
@@ -78,6 +163,13 @@ fn finish(session: &Session, wf: &Workflow, ended: Ended, wall: Instant, output:
         }
     };
     let human = output != Output::Json;
+    if let Some(step) = &outcome.waiting {
+        // The report says how far it went (`unfinished`); the lines say how to go on.
+        if let Some(e) = session.conclude(wf, &outcome).report_error {
+            eprintln!("warning: {e}");
+        }
+        return Ok(waiting(session, &outcome, step, human));
+    }
     if human {
         summary(session, wf, &outcome, wall);
     }
@@ -111,6 +203,32 @@ fn finish(session: &Session, wf: &Workflow, ended: Ended, wall: Instant, output:
         eprintln!("{}", verdict.line);
     }
     Ok(verdict.exit_code)
+}
+
+/// A run that stopped at an approval step: what to type to continue it. Exits with `WAITING_FOR_APPROVAL`.
+fn waiting(session: &Session, outcome: &Outcome, step: &str, human: bool) -> u8 {
+    let id = &outcome.run_id;
+    let dir = session.state_dir();
+    let state_dir = if dir == Path::new(".drflow") {
+        String::new()
+    } else {
+        format!(" --state-dir {}", dir.display())
+    };
+    let lines = [
+        format!("run {id} is waiting for approval at step `{step}` (nobody could be asked here: no terminal)"),
+        format!("  approve: drflow{state_dir} approve {id} [--reason TEXT]"),
+        format!("  reject:  drflow{state_dir} reject {id} --reason TEXT"),
+        format!("  plan:    drflow{state_dir} show {id}"),
+        format!("journal: {}", outcome.journal.display()),
+    ];
+    for l in lines {
+        if human {
+            println!("{l}");
+        } else {
+            eprintln!("{l}");
+        }
+    }
+    crate::error::WAITING_FOR_APPROVAL
 }
 
 /// How long it took, and the AMI IDs it published.
@@ -169,7 +287,24 @@ fn summary(session: &Session, wf: &Workflow, outcome: &Outcome, wall: Instant) {
             println!("{p}");
         }
     }
+    // What the workflow asks to print at the end (`drflow.echo` with `print: true`), e.g. what a person must do next.
+    for id in &state.order {
+        if let Some(StepStatus::Succeeded(out)) = state.status(id)
+            && out.get("print") == Some(&Value::Bool(true))
+        {
+            match out.get("value") {
+                Some(Value::String(text)) => println!("{}", text.trim_end()),
+                Some(v) => println!("{v}"),
+                None => {}
+            }
+        }
+    }
     println!("journal: {}", outcome.journal.display());
+}
+
+/// The same workflow again (for the approver, which plans the rest of the run), its warnings already printed.
+fn load_quietly(path: &Path) -> Result<Workflow, Error> {
+    Ok(workflow::load(path, crate::actions::catalog())?)
 }
 
 /// The workflow file, validated against the actions this drflow has.

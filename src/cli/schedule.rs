@@ -315,7 +315,12 @@ fn run_entry(entry: &Entry, session: &Session, task: Task, mut stop: Stop, sim: 
                 let subject = format!(
                     "drflow {name}: {} {}",
                     wf.name,
-                    if verdict.passed { "passed" } else { "FAILED" }
+                    match (verdict.passed, verdict.exit_code) {
+                        (true, _) => "passed",
+                        // A person must decide: `drflow approve RUN_ID` or `drflow reject RUN_ID`.
+                        (false, crate::session::WAITING_FOR_APPROVAL) => "waits for approval",
+                        (false, _) => "FAILED",
+                    }
                 );
                 let mut message = format!("{}\n", verdict.line);
                 if let Some(e) = &verdict.error {

@@ -27,16 +27,17 @@ pub fn runs(state_dir: &Path) -> Result<u8, Error> {
         return Ok(0);
     }
     println!(
-        "{:<22} {:<20} {:<10} {:<8} {:<20} TOOK",
+        "{:<22} {:<20} {:<20} {:<8} {:<20} TOOK",
         "RUN", "WORKFLOW", "STATUS", "BACKEND", "STARTED"
     );
     for r in runs {
-        let status = match &r.finished {
-            Some((s, _)) => format!("{s:?}").to_lowercase(),
-            None => "unfinished".into(),
+        let status = match (&r.finished, &r.waiting) {
+            (Some((s, _)), _) => format!("{s:?}").to_lowercase(),
+            (None, Some(_)) => "waiting for approval".into(),
+            (None, None) => "unfinished".into(),
         };
         println!(
-            "{:<22} {:<20} {:<10} {:<8} {:<20} {}",
+            "{:<22} {:<20} {:<20} {:<8} {:<20} {}",
             r.run_id,
             r.workflow,
             status,
@@ -50,10 +51,31 @@ pub fn runs(state_dir: &Path) -> Result<u8, Error> {
 
 pub fn show(state_dir: &Path, run_id: &str, format: Format) -> Result<u8, Error> {
     let (state, entries) = engine::load_run(state_dir, run_id)?;
-    let status = match &state.finished {
-        Some((s, _)) => format!("{s:?}").to_lowercase(),
-        None => "unfinished (resume it with `drflow resume`)".into(),
+    let status = match (&state.finished, &state.waiting) {
+        (Some((s, _)), _) => format!("{s:?}").to_lowercase(),
+        (None, Some(step)) => format!(
+            "waiting for approval at step `{step}` (`drflow approve {run_id}` or `drflow reject {run_id} --reason ...`)"
+        ),
+        (None, None) => "unfinished (resume it with `drflow resume`)".into(),
     };
+    // Approval steps: what was asked and shown, and who decided.
+    let approvals: Vec<Value> = entries
+        .iter()
+        .filter_map(|e| match &e.event {
+            Event::ApprovalRequested { step, message, plan } => Some(json!({
+                "step": step, "event": "requested", "at": when(e.ts_ms), "message": message, "plan": plan,
+            })),
+            Event::ApprovalDecided { step, decision } => {
+                let mut v = serde_json::to_value(decision).unwrap_or(Value::Null);
+                if let Value::Object(m) = &mut v {
+                    m.insert("step".into(), json!(step));
+                    m.insert("event".into(), json!("decided"));
+                }
+                Some(v)
+            }
+            _ => None,
+        })
+        .collect();
     let mut steps = Vec::new();
     for id in &state.order {
         let st = &state.steps[id];
@@ -100,6 +122,7 @@ pub fn show(state_dir: &Path, run_id: &str, format: Format) -> Result<u8, Error>
             "status": status, "error": state.finished.as_ref().and_then(|f| f.1.clone()),
             "inputs": state.inputs, "regions": state.regions,
             "started": when(state.started_ms), "duration_ms": state.last_ms - state.started_ms, "steps": steps,
+            "waiting_for_approval": state.waiting, "approvals": approvals,
         });
         println!("{}", serde_json::to_string_pretty(&doc).expect("JSON"));
         return Ok(0);
@@ -146,6 +169,38 @@ pub fn show(state_dir: &Path, run_id: &str, format: Format) -> Result<u8, Error>
         }
         if let Some(e) = s["error"].as_str() {
             println!("    {e}");
+        }
+    }
+    for a in &approvals {
+        println!();
+        match a["event"].as_str() {
+            Some("requested") => {
+                println!(
+                    "approval requested at step `{}` ({}): {}",
+                    a["step"].as_str().unwrap_or(""),
+                    a["at"].as_str().unwrap_or(""),
+                    a["message"].as_str().unwrap_or("")
+                );
+                if state.waiting.as_deref() == a["step"].as_str() {
+                    for line in a["plan"].as_str().unwrap_or("").lines() {
+                        println!("    {line}");
+                    }
+                }
+            }
+            _ => println!(
+                "{} at step `{}` by {} ({}), {} at {}{}",
+                if a["approved"] == json!(true) {
+                    "approved"
+                } else {
+                    "rejected"
+                },
+                a["step"].as_str().unwrap_or(""),
+                a["os_user"].as_str().unwrap_or(""),
+                a["aws_arn"].as_str().unwrap_or(""),
+                a["how"].as_str().unwrap_or(""),
+                a["decided_at"].as_str().unwrap_or(""),
+                a["reason"].as_str().map(|r| format!(": {r}")).unwrap_or_default()
+            ),
         }
     }
     // A fleet: one line per item, and the failures by cause.

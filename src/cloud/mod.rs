@@ -8,6 +8,7 @@ mod backup_plan;
 mod batch;
 mod batch_jobs;
 mod error;
+pub mod freshness;
 mod limited;
 pub mod limiter;
 pub mod operations;

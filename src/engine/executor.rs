@@ -16,6 +16,7 @@ use super::scope::RunScope;
 use super::state::{RunState, StepStatus};
 use super::within::Within;
 use super::{Clock, EngineError, Observer};
+use crate::actions::approval::{self, Answer, Approvals, Approver, Decision};
 use crate::actions::{self, ActionError, Ctx, Poll, Recorder, RunInfo};
 use crate::workflow::{ActionKind, ActionStep, FailureClass, OnFailure, Step, StepKind, Workflow};
 
@@ -42,6 +43,10 @@ pub(crate) struct Executor<'a> {
     pub quotas: super::quota::QuotaSlots,
     /// How long jobs that report no progress take, from earlier ones: times their polls.
     pub forecast: super::forecast::Forecast,
+    /// Who answers approval steps in this process.
+    pub approver: &'a dyn Approver,
+    /// Set when an approval step journaled that it waits: the run stops (no `finally`, no `run_finished`).
+    pub paused: std::sync::atomic::AtomicBool,
 }
 
 /// The least time a wait gets for an attempt, even when its timeout is spent (plans count it in a wait's bound).
@@ -56,7 +61,11 @@ impl<'a> Executor<'a> {
     pub fn emit(&self, event: Event) -> Result<Entry, EngineError> {
         let durable = matches!(
             event,
-            Event::RunStarted { .. } | Event::RunResumed { .. } | Event::RunFinished { .. }
+            Event::RunStarted { .. }
+                | Event::RunResumed { .. }
+                | Event::RunFinished { .. }
+                | Event::ApprovalRequested { .. }
+                | Event::ApprovalDecided { .. }
         );
         self.emit_with(event, durable)
     }
@@ -106,6 +115,12 @@ impl<'a> Executor<'a> {
     pub async fn run(&self) -> Result<(), EngineError> {
         let top = Within::default();
         let main = self.sequence(&self.wf.steps, &top).await;
+        if self.is_paused() {
+            // Waiting for approval: the run stops here; `drflow approve` / `reject` resumes it (and then `finally`
+            // runs, once, at its real end).
+            self.journal.lock().expect("journal lock").sync()?;
+            return Ok(());
+        }
         let fin = self.sequence(&self.wf.finally, &top).await;
         if let Some(b) = self.broken.lock().expect("lock").clone() {
             return Err(EngineError::JournalBroken(b));
@@ -136,6 +151,8 @@ impl<'a> Executor<'a> {
                 let step = &steps[i];
                 match self.step(step, within).await {
                     Ok(()) => i += 1,
+                    // Waiting for approval is no failure: the run stops, nothing is routed.
+                    Err(f) if self.is_paused() => return Err(f),
                     Err(f) => match &step.on_failure {
                         OnFailure::Continue => i += 1,
                         OnFailure::Goto(target) => {
@@ -197,6 +214,7 @@ impl<'a> Executor<'a> {
                     let results = futures_join(branches.iter().map(|b| self.step(b, within))).await;
                     match results.into_iter().find_map(Result::err) {
                         None => self.succeed(&id, Map::new()),
+                        Some(f) if self.is_paused() => Err(f),
                         Some(f) => self.fail(step, &id, child_failed(&f)),
                     }
                 }
@@ -204,6 +222,7 @@ impl<'a> Executor<'a> {
                     self.emit_or_fail(&id, started(&id))?;
                     match self.sequence(children, within).await {
                         Ok(()) => self.succeed(&id, Map::new()),
+                        Err(f) if self.is_paused() => Err(f),
                         Err(f) => self.fail(step, &id, child_failed(&f)),
                     }
                 }
@@ -367,6 +386,7 @@ impl<'a> Executor<'a> {
                 error: info("JournalError", "other", e.to_string()),
             })?;
             let recorder = StepRecorder { exec: self, step: id };
+            let approvals = StepApprovals { exec: self, step: id };
             let run = self.run_info(a.action.advisory);
             let ctx = Ctx {
                 cloud: &self.cloud,
@@ -375,6 +395,7 @@ impl<'a> Executor<'a> {
                 recorder: &recorder,
                 base_dir: &base_dir,
                 run: &run,
+                approvals: &approvals,
             };
             let outcome = timeout_besides_tokens(limit, self.attempt(id, a, &ctx, inputs, attempt)).await;
             let (class, error) = match outcome {
@@ -384,6 +405,13 @@ impl<'a> Executor<'a> {
                         self.quotas.hold(job, std::mem::take(&mut slots));
                     }
                     return self.succeed(id, outputs);
+                }
+                // Journaled as waiting (`approval_requested`): the step stays running and the run stops.
+                Some(Err(ActionError::AwaitingApproval)) => {
+                    return Err(Failure {
+                        step: id.to_string(),
+                        error: info("AwaitingApproval", "other", "waiting for approval".into()),
+                    });
                 }
                 Some(Err(e)) => (e.class(), error_info(&e)),
                 None => {
@@ -529,6 +557,73 @@ impl<'a> Executor<'a> {
             .and_then(Value::as_str)
             .map(str::to_string)
             .unwrap_or_else(|| name.to_string())
+    }
+}
+
+impl Executor<'_> {
+    pub(super) fn is_paused(&self) -> bool {
+        self.paused.load(std::sync::atomic::Ordering::SeqCst)
+    }
+}
+
+/// An approval step's view of its run: the plan of the rest, the decisions journaled, this process's approver.
+struct StepApprovals<'e, 'a> {
+    exec: &'e Executor<'a>,
+    step: &'e str,
+}
+
+impl Approvals for StepApprovals<'_, '_> {
+    fn plan(&self) -> String {
+        let known = {
+            let state = self.exec.state.lock().expect("state lock");
+            let outputs = state
+                .steps
+                .iter()
+                .filter_map(|(id, st)| match &st.status {
+                    Some(StepStatus::Succeeded(o)) => Some((id.clone(), Value::Object(o.clone()))),
+                    _ => None,
+                })
+                .collect();
+            approval::Known {
+                inputs: state.inputs.clone(),
+                regions: state.regions.clone(),
+                account: state.account.clone(),
+                outputs,
+            }
+        };
+        self.exec.approver.plan_after(self.step, &known)
+    }
+
+    fn journaled(&self) -> Option<Decision> {
+        let state = self.exec.state.lock().expect("state lock");
+        state.steps.get(self.step).and_then(|s| s.approval.clone())
+    }
+
+    fn ask(&self, message: &str, plan: &str) -> Option<Answer> {
+        self.exec.approver.ask(self.step, message, plan)
+    }
+
+    fn decided(&self, decision: &Decision) {
+        let _ = self.exec.emit(Event::ApprovalDecided {
+            step: self.step.to_string(),
+            decision: decision.clone(),
+        });
+    }
+
+    fn wait(&self, message: &str, plan: &str) {
+        if self
+            .exec
+            .emit(Event::ApprovalRequested {
+                step: self.step.to_string(),
+                message: message.to_string(),
+                plan: plan.to_string(),
+            })
+            .is_ok()
+        {
+            self.exec.paused.store(true, std::sync::atomic::Ordering::SeqCst);
+            let state = self.exec.state.lock().expect("state lock");
+            super::lock::mark_waiting(&self.exec.state_dir, &self.exec.wf.name, &state.lock, &state.run_id);
+        }
     }
 }
 

@@ -16,6 +16,10 @@
 //! 1.3: `queued`: a step waits for a slot of an AWS quota (e.g. copy jobs into a region) before it starts its job.
 //! A `for_each` group's `step_started` has `inputs: {"item_count": N}` (its number of items) when its list
 //! evaluated (an optional field that was already there: no new version).
+//!
+//! 1.4: approvals (`drflow.approve`). `approval_requested`: the step waits for a decision and the run stops after
+//! it (no `run_finished`: the run is *waiting for approval* until a `run_resumed`); `approval_decided`: the decision,
+//! who gave it (OS user, AWS caller ARN and account), how (terminal, command, auto), when, and the plan shown.
 
 use std::fs::{File, OpenOptions};
 use std::io::{BufRead, BufReader, Write};
@@ -33,7 +37,7 @@ pub struct Version {
 
 impl Version {
     /// What this drflow writes.
-    pub const CURRENT: Version = Version { major: 1, minor: 3 };
+    pub const CURRENT: Version = Version { major: 1, minor: 4 };
 
     /// `1` (1.0) or `"1.1"`.
     fn from_json(v: &Value) -> Option<Version> {
@@ -164,6 +168,19 @@ pub enum Event {
     RateLimits {
         operations: std::collections::BTreeMap<String, crate::cloud::limiter::CallStats>,
     },
+    /// An approval step waits for a decision (1.4): the run stops after it, waiting for approval, until a
+    /// `drflow approve` / `drflow reject` (or a resume) continues it. `plan`: the rest of the run, as shown.
+    ApprovalRequested {
+        step: String,
+        message: String,
+        plan: String,
+    },
+    /// An approval step's decision (1.4): approved or rejected, how, by whom, when, and the plan shown.
+    ApprovalDecided {
+        step: String,
+        #[serde(flatten)]
+        decision: crate::actions::approval::Decision,
+    },
     RunFinished {
         status: RunStatus,
         #[serde(skip_serializing_if = "Option::is_none", default)]
@@ -185,7 +202,9 @@ impl Event {
             | Event::Polled { step, .. }
             | Event::AttemptFailed { step, .. }
             | Event::StepSucceeded { step, .. }
-            | Event::StepFailed { step, .. } => Some(step),
+            | Event::StepFailed { step, .. }
+            | Event::ApprovalRequested { step, .. }
+            | Event::ApprovalDecided { step, .. } => Some(step),
             _ => None,
         }
     }
@@ -205,6 +224,8 @@ impl Event {
             Event::StepSucceeded { .. } => "step_succeeded",
             Event::StepFailed { .. } => "step_failed",
             Event::RateLimits { .. } => "rate_limits",
+            Event::ApprovalRequested { .. } => "approval_requested",
+            Event::ApprovalDecided { .. } => "approval_decided",
             Event::RunFinished { .. } => "run_finished",
             Event::Unknown => "unknown",
         }
@@ -514,7 +535,7 @@ mod tests {
         assert_eq!(entries[1].event.step(), Some("a"));
         let text = std::fs::read_to_string(&path).unwrap();
         assert!(
-            text.starts_with("{\"v\":\"1.3\",\"seq\":1,\"ts_ms\":1,\"type\":\"step_started\""),
+            text.starts_with("{\"v\":\"1.4\",\"seq\":1,\"ts_ms\":1,\"type\":\"step_started\""),
             "{text}"
         );
         #[cfg(unix)]

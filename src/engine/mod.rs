@@ -19,6 +19,7 @@ use std::time::SystemTime;
 
 use sha2::{Digest, Sha256};
 
+use crate::actions::approval::Approver;
 use crate::cloud::Cloud;
 use crate::workflow::{Bindings, Workflow};
 pub use executor::Failure;
@@ -136,6 +137,8 @@ pub struct RunRequest<'a> {
     pub account: Option<String>,
     pub observer: &'a dyn Observer,
     pub clock: Clock,
+    /// Who answers approval steps (`Unattended`: nobody, the run waits).
+    pub approver: &'a dyn Approver,
 }
 
 #[derive(Debug)]
@@ -145,6 +148,8 @@ pub struct Outcome {
     pub error: Option<String>,
     pub state: RunState,
     pub journal: PathBuf,
+    /// The approval step the run stopped at, waiting for a decision (then `status` means nothing yet).
+    pub waiting: Option<String>,
 }
 
 /// Starts a new run.
@@ -153,6 +158,9 @@ pub async fn start(req: RunRequest<'_>, run_id: Option<String>) -> Result<Outcom
     let run_id = run_id.unwrap_or_else(|| new_run_id(req.clock.now()));
     let lock_key = lock_key(wf, &req.bindings);
     let _lock = lock::acquire(&req.state_dir, &wf.name, &lock_key, &run_id)?;
+    lock::check_waiting(&req.state_dir, &wf.name, &lock_key, |other| {
+        load_run(&req.state_dir, other).is_ok_and(|(s, _)| s.finished.is_none() && s.waiting.is_some())
+    })?;
     let path = journal_path(&req.state_dir, &run_id);
     let journal = Journal::create(&path)?;
     let exec = executor::Executor {
@@ -167,6 +175,8 @@ pub async fn start(req: RunRequest<'_>, run_id: Option<String>) -> Result<Outcom
         broken: Mutex::new(None),
         quotas: quota::QuotaSlots::new(wf.quotas.clone()),
         forecast: forecast::Forecast::load(&req.state_dir),
+        approver: req.approver,
+        paused: Default::default(),
     };
     exec.emit(Event::RunStarted {
         run_id: run_id.clone(),
@@ -183,6 +193,7 @@ pub async fn start(req: RunRequest<'_>, run_id: Option<String>) -> Result<Outcom
 }
 
 /// Continues a run from its journal. `workflow` must be the file the run started from (checked by digest).
+/// Nobody answers its approval steps: see [`resume_with`].
 pub async fn resume(
     workflow: &Workflow,
     cloud: Cloud,
@@ -192,6 +203,38 @@ pub async fn resume(
     observer: &dyn Observer,
     clock: Clock,
 ) -> Result<Outcome, EngineError> {
+    let how = Resume {
+        force,
+        observer,
+        clock,
+        approver: &crate::actions::approval::Unattended,
+    };
+    resume_with(workflow, cloud, state_dir, run_id, how).await
+}
+
+/// How a run is resumed.
+pub struct Resume<'a> {
+    pub force: bool,
+    pub observer: &'a dyn Observer,
+    pub clock: Clock,
+    /// Who answers its approval steps (e.g. `drflow approve RUN_ID`'s decision).
+    pub approver: &'a dyn Approver,
+}
+
+/// `resume`, with an approver.
+pub async fn resume_with(
+    workflow: &Workflow,
+    cloud: Cloud,
+    state_dir: &Path,
+    run_id: &str,
+    how: Resume<'_>,
+) -> Result<Outcome, EngineError> {
+    let Resume {
+        force,
+        observer,
+        clock,
+        approver,
+    } = how;
     let path = journal_path(state_dir, run_id);
     if !path.exists() {
         return Err(EngineError::RunNotFound(run_id.into(), state_dir.display().to_string()));
@@ -214,6 +257,8 @@ pub async fn resume(
         });
     }
     let _lock = lock::acquire(state_dir, &workflow.name, &state.lock, run_id)?;
+    // Waiting for approval no more: it goes on (and marks itself again if it stops at another approval).
+    lock::clear_waiting(state_dir, &workflow.name, &state.lock, run_id);
     let journal = Journal::reopen(&path, state.next_seq)?;
     let clock = clock.not_before(state.last_ms);
     let exec = executor::Executor {
@@ -228,6 +273,8 @@ pub async fn resume(
         broken: Mutex::new(None),
         quotas: quota::QuotaSlots::new(workflow.quotas.clone()),
         forecast: forecast::Forecast::load(state_dir),
+        approver,
+        paused: Default::default(),
     };
     // Jobs the run left running still count against AWS's quotas.
     exec.quotas.reclaim(quota::in_flight(&entries));
@@ -240,12 +287,18 @@ async fn finish(exec: executor::Executor<'_>, path: PathBuf) -> Result<Outcome, 
     exec.run().await?;
     let state = exec.state.into_inner().expect("state lock");
     let (status, error) = state.finished.clone().unwrap_or((RunStatus::Failed, None));
+    let waiting = if state.finished.is_none() {
+        state.waiting.clone()
+    } else {
+        None
+    };
     Ok(Outcome {
         run_id: state.run_id.clone(),
         status,
         error,
         state,
         journal: path,
+        waiting,
     })
 }
 

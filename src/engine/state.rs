@@ -61,6 +61,8 @@ pub struct StepState {
     pub last_status: Option<String>,
     /// The quota the step waits for, until its first attempt starts.
     pub queued: Option<String>,
+    /// An approval step's decision, once journaled (a resumed run does not ask again).
+    pub approval: Option<crate::actions::approval::Decision>,
 }
 
 impl StepState {
@@ -91,6 +93,8 @@ pub struct RunState {
     /// Step ids in the order they started.
     pub order: Vec<String>,
     pub finished: Option<(RunStatus, Option<String>)>,
+    /// The approval step the run waits at (its process stopped there), until it is resumed.
+    pub waiting: Option<String>,
     pub started_ms: i64,
     pub last_ms: i64,
     pub next_seq: u64,
@@ -150,7 +154,12 @@ impl RunState {
                 self.account = account.clone();
                 self.started_ms = entry.ts_ms;
             }
-            Event::RunResumed { .. } | Event::RateLimits { .. } | Event::Unknown => {}
+            Event::RunResumed { .. } => self.waiting = None,
+            Event::RateLimits { .. } | Event::Unknown => {}
+            Event::ApprovalRequested { step, .. } => self.waiting = Some(step.clone()),
+            Event::ApprovalDecided { step, decision } => {
+                self.step_mut(step).approval = Some(decision.clone());
+            }
             Event::StepStarted { step, .. } => {
                 let st = self.step_mut(step);
                 st.status = Some(StepStatus::Running);
@@ -222,6 +231,16 @@ impl RunState {
         };
         let status = self.status(step);
         let kind = entry.event.kind();
+        if self.waiting.as_deref() == Some(step) {
+            return Err(format!(
+                "`{kind}` of step `{step}`, which waits for approval (only a resumed run continues it)"
+            ));
+        }
+        if matches!(entry.event, Event::ApprovalDecided { .. })
+            && self.steps.get(step).is_some_and(|s| s.approval.is_some())
+        {
+            return Err(format!("a second decision for step `{step}`"));
+        }
         match (&entry.event, status) {
             // A step starts once; a resumed run re-announces a step that was running when the process died.
             (Event::StepStarted { .. } | Event::StepSkipped { .. }, None | Some(StepStatus::Running)) => Ok(()),
@@ -232,7 +251,9 @@ impl RunState {
                 | Event::Polled { .. }
                 | Event::AttemptFailed { .. }
                 | Event::StepSucceeded { .. }
-                | Event::StepFailed { .. },
+                | Event::StepFailed { .. }
+                | Event::ApprovalRequested { .. }
+                | Event::ApprovalDecided { .. },
                 Some(StepStatus::Running),
             ) => Ok(()),
             (_, None) => Err(format!("`{kind}` of step `{step}`, which has not started")),
@@ -401,6 +422,68 @@ mod tests {
                 .unwrap_err()
                 .message
                 .contains("before the run started")
+        );
+    }
+
+    fn decision(approved: bool) -> crate::actions::approval::Decision {
+        crate::actions::approval::Decision {
+            approved,
+            how: crate::actions::approval::How::Command,
+            reason: None,
+            os_user: "alice".into(),
+            aws_arn: "arn:aws:iam::123456789012:user/alice".into(),
+            aws_account: "123456789012".into(),
+            decided_at: "2026-11-28T13:00:00Z".into(),
+            plan: "the rest".into(),
+        }
+    }
+
+    #[test]
+    fn a_run_waits_for_approval_until_it_is_resumed_and_takes_one_decision() {
+        let requested = || Event::ApprovalRequested {
+            step: "approve".into(),
+            message: "go?".into(),
+            plan: "the rest".into(),
+        };
+        let attempt = |n| Event::AttemptStarted {
+            step: "approve".into(),
+            attempt: n,
+        };
+        let decided = || Event::ApprovalDecided {
+            step: "approve".into(),
+            decision: decision(true),
+        };
+        let head = vec![
+            entry(1, start()),
+            entry(2, step_started("approve")),
+            entry(3, attempt(1)),
+            entry(4, requested()),
+        ];
+        let waiting = RunState::replay(&head).unwrap();
+        assert_eq!(waiting.waiting.as_deref(), Some("approve"));
+        assert!(waiting.finished.is_none());
+        // Nothing happens to the waiting step before a resume.
+        let mut early = head.clone();
+        early.push(entry(5, attempt(2)));
+        let err = RunState::replay(&early).unwrap_err();
+        assert_eq!(err.line, 5);
+        assert!(err.message.contains("waits for approval"), "{}", err.message);
+        // Resumed: it goes on, with one decision.
+        let mut resumed = head.clone();
+        resumed.extend([
+            entry(5, Event::RunResumed { forced: false }),
+            entry(6, step_started("approve")),
+            entry(7, attempt(2)),
+            entry(8, decided()),
+        ]);
+        let state = RunState::replay(&resumed).unwrap();
+        assert_eq!(state.waiting, None);
+        assert_eq!(state.steps["approve"].approval, Some(decision(true)));
+        resumed.push(entry(9, decided()));
+        let err = RunState::replay(&resumed).unwrap_err();
+        assert_eq!(
+            (err.line, err.message.as_str()),
+            (9, "a second decision for step `approve`")
         );
     }
 }

@@ -116,8 +116,25 @@ pub fn compute(
 
 /// The same, with what `plan --check` learnt (the account, the outputs of discovery steps).
 pub fn compute_known(wf: &Workflow, file: &str, known: &Known, given: &[(String, String)]) -> Plan {
+    assemble(wf, file, known, given, &wf.steps)
+}
+
+/// The plan of the rest of a run: the top-level steps after step `after` (an approval step, say), then `finally`,
+/// with what the run knows so far (its inputs, regions, account, and the outputs of the steps that ran). Its bounds
+/// are those of the rest only.
+pub fn compute_rest(wf: &Workflow, file: &str, known: &Known, after: &str) -> Plan {
+    let from = wf.steps.iter().position(|s| s.id == after).map_or(0, |i| i + 1);
+    let given: Vec<(String, String)> = known
+        .inputs
+        .iter()
+        .map(|(k, v)| (k.clone(), crate::workflow::expr::to_text(v)))
+        .collect();
+    assemble(wf, file, known, &given, &wf.steps[from..])
+}
+
+fn assemble(wf: &Workflow, file: &str, known: &Known, given: &[(String, String)], main: &[Step]) -> Plan {
     let (inputs, regions) = (known.inputs, known.regions);
-    let steps: Vec<PlannedStep> = wf.steps.iter().map(|s| step(known, wf, s, None)).collect();
+    let steps: Vec<PlannedStep> = main.iter().map(|s| step(known, wf, s, None)).collect();
     let finally: Vec<PlannedStep> = wf.finally.iter().map(|s| step(known, wf, s, None)).collect();
     let all = || steps.iter().chain(&finally);
     let max_duration = sum_opt(all().map(|s| s.max_duration));

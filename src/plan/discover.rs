@@ -147,6 +147,7 @@ async fn call(
         recorder: &Forget,
         base_dir,
         run: &run,
+        approvals: &actions::approval::NoApprovals,
     };
     let mut attempt = 1;
     loop {

@@ -23,7 +23,7 @@ mod render_bounds;
 pub mod render_json;
 pub mod render_text;
 
-pub use compute::{Known, compute, compute_known};
+pub use compute::{Known, compute, compute_known, compute_rest};
 pub use model::*;
 
 use serde_json::{Map, Value};

@@ -141,6 +141,9 @@ fn unfinished(h: &mut String, r: &Report) {
 
 fn verdict(r: &Report) -> (&'static str, &'static str) {
     match (&r.rehearsal, r.status.as_str()) {
+        (Some(h), _) if h.failover && h.verdict == "passed" => ("FAILOVER DONE", "pass"),
+        (Some(h), _) if h.failover && h.verdict == "unfinished" => ("FAILOVER UNFINISHED", "warn"),
+        (Some(h), _) if h.failover => ("FAILOVER FAILED", "fail"),
         (Some(h), _) if h.verdict == "passed" => ("REHEARSAL PASSED", "pass"),
         (Some(h), _) if h.verdict == "unfinished" => ("REHEARSAL INTERRUPTED", "warn"),
         (Some(_), _) => ("REHEARSAL FAILED", "fail"),

@@ -113,6 +113,10 @@ pub struct StepRow {
 pub struct Rehearsal {
     /// `passed`, `failed` or `unfinished`.
     pub verdict: String,
+    /// A failover (a run that launches and verifies the DR instance, with no teardown step): it keeps its stack,
+    /// and its verdict line reads `FAILOVER ...`.
+    #[serde(default)]
+    pub failover: bool,
     /// Launch start → DR instance verified (running the DR AMI, checks passed): the launch step starting (the
     /// `cloudformation.deploy_stack` step that launched the DR instance) to the verify step's success. `None` when
     /// the instance was not verified or the run has no launch step.
@@ -258,12 +262,20 @@ pub fn build(state: &RunState, entries: &[Entry], wf: Option<&Workflow>) -> Repo
         .count() as u32;
     let (created, deleted) = resources(&steps);
     let is_rehearsal = steps.iter().any(|r| has_role(r, Role::Verify));
-    let left_behind = if is_rehearsal {
+    // A failover launches and verifies like a rehearsal, but has no teardown: it keeps what it launched, so nothing is
+    // "left behind".
+    let is_failover = is_rehearsal
+        && steps.iter().any(|r| has_role(r, Role::Launch))
+        && !steps.iter().any(|r| has_role(r, Role::Teardown));
+    let left_behind = if is_rehearsal && !is_failover {
         left_behind(&created, &deleted)
     } else {
         Vec::new()
     };
-    let rehearsal = is_rehearsal.then(|| rehearsal(state, entries, &steps, status));
+    let rehearsal = is_rehearsal.then(|| Rehearsal {
+        failover: is_failover,
+        ..rehearsal(state, entries, &steps, status)
+    });
     let code_of = |id: &str| match state.status(id) {
         Some(StepStatus::Failed { error, .. }) => error.code.clone(),
         _ => String::new(),
@@ -544,6 +556,7 @@ fn rehearsal(state: &RunState, entries: &[Entry], steps: &[StepRow], status: &st
         _ => "failed",
     };
     Rehearsal {
+        failover: false,
         verdict: verdict.to_string(),
         rto_ms,
         rto: rto_ms.map(dur),
@@ -715,6 +728,31 @@ fn summary(r: &Report) -> String {
         (false, "unfinished") => format!(" (still up until the teardown runs: {})", stacks.join(", ")),
         (false, _) => format!(" LEFT BEHIND: {}", stacks.join(", ")),
     };
+    if h.failover {
+        return match h.verdict.as_str() {
+            "passed" => format!(
+                "FAILOVER DONE {} run={} rto={} pipeline={} instance={}",
+                r.workflow,
+                r.run_id,
+                h.rto.as_deref().unwrap_or("unknown"),
+                h.pipeline.as_deref().unwrap_or("unknown"),
+                h.dr_instance.as_deref().unwrap_or("unknown")
+            ),
+            "unfinished" => format!(
+                "FAILOVER UNFINISHED {} run={}: `drflow show {}` says where it stopped",
+                r.workflow, r.run_id, r.run_id
+            ),
+            _ => format!(
+                "FAILOVER FAILED {} run={} {}",
+                r.workflow,
+                r.run_id,
+                match &r.failure {
+                    Some(f) => format!("step={}: {}", f.step, one_line(&f.message)),
+                    None => "the DR instance was not verified".to_string(),
+                }
+            ),
+        };
+    }
     match h.verdict.as_str() {
         "passed" => format!(
             "REHEARSAL PASSED {} run={} rto={} rpo={} pipeline={}{left}",

@@ -7,10 +7,12 @@ mod verdict;
 
 use std::future::Future;
 use std::path::{Path, PathBuf};
+use std::sync::Arc;
 
 pub use backend::Backend;
-pub use verdict::{Verdict, conclude};
+pub use verdict::{Verdict, WAITING_FOR_APPROVAL, conclude};
 
+use crate::actions::approval::{Approver, Unattended};
 use crate::cloud::Cloud;
 use crate::engine::{self, Clock, EngineError, Observer, Outcome, RunRequest};
 use crate::workflow::{BindError, Bindings, LoadError, Ref, Workflow};
@@ -63,6 +65,8 @@ pub struct Session {
     pub backend: Backend,
     /// A client to use instead of connecting (tests and benchmarks that hold a simulator of their own).
     client: Option<Cloud>,
+    /// Who answers approval steps (`drflow.approve`); by default nobody: such a run stops, waiting for approval.
+    approver: Arc<dyn Approver>,
 }
 
 impl std::fmt::Debug for Session {
@@ -80,7 +84,14 @@ impl Session {
             state_dir: state_dir.into(),
             backend,
             client: None,
+            approver: Arc::new(Unattended),
         }
+    }
+
+    /// Approval steps are answered by `approver` (a terminal, `drflow approve`'s decision, `--auto-approve`).
+    pub fn with_approver(mut self, approver: Arc<dyn Approver>) -> Session {
+        self.approver = approver;
+        self
     }
 
     /// Runs against this client instead of the backend's own (e.g. a simulator the caller inspects afterwards).
@@ -125,6 +136,7 @@ impl Session {
                     account,
                     observer,
                     clock,
+                    approver: self.approver.as_ref(),
                 };
                 let started = engine::start(request, Some(run_id.clone()));
                 (Box::pin(started) as RunFuture<'_>, run_id)
@@ -146,8 +158,13 @@ impl Session {
                     .collect();
                 let cloud = self.client(&codes).await?;
                 let dir = &self.state_dir;
-                let resumed =
-                    async move { engine::resume(wf, cloud, dir, &run_id, force, observer, Clock::start()).await };
+                let how = engine::Resume {
+                    force,
+                    observer,
+                    clock: Clock::start(),
+                    approver: self.approver.as_ref(),
+                };
+                let resumed = async move { engine::resume_with(wf, cloud, dir, &run_id, how).await };
                 (Box::pin(resumed) as RunFuture<'_>, state.run_id)
             }
         };

@@ -38,6 +38,10 @@ impl Verdict {
     }
 }
 
+/// The exit code of a run that stopped at an approval step, waiting for `drflow approve` or `drflow reject`: not a
+/// failure, not a success.
+pub const WAITING_FOR_APPROVAL: u8 = 7;
+
 /// Writes the run's report beside its journal and decides its verdict.
 pub fn conclude(state_dir: &Path, wf: &Workflow, outcome: &Outcome) -> Verdict {
     let written = report::write_for_run(state_dir, &outcome.run_id, Some(wf));
@@ -46,6 +50,21 @@ pub fn conclude(state_dir: &Path, wf: &Workflow, outcome: &Outcome) -> Verdict {
         Err(e) => (None, Vec::new(), Some(e)),
     };
     let run_id = outcome.run_id.clone();
+    if let Some(step) = &outcome.waiting {
+        return Verdict {
+            line: format!(
+                "run {run_id} is waiting for approval at step `{step}`: `drflow approve {run_id}` or `drflow reject \
+                 {run_id} --reason ...`"
+            ),
+            run_id,
+            passed: false,
+            exit_code: WAITING_FOR_APPROVAL,
+            error: None,
+            report,
+            files,
+            report_error,
+        };
+    }
     let error = match outcome.status {
         RunStatus::Succeeded => None,
         RunStatus::Failed => Some(outcome.error.clone().unwrap_or_else(|| "unknown error".into())),

@@ -816,6 +816,17 @@ impl<'p, 's> Validator<'p, 's> {
             return None;
         };
 
+        // An approval stops the whole run while it waits: it must be a step of the run's own sequence.
+        if spec.name == "drflow.approve" && !matches!(path.0.as_slice(), [Seg::Key(k), Seg::Index(_)] if k == "steps") {
+            self.p
+                .at(
+                    Code::BadStep,
+                    &path.join("action"),
+                    Part::Value,
+                    "`drflow.approve` can only be a top-level step of `steps`",
+                )
+                .hint("move it out of the `parallel`, `steps` or `for_each` group (and out of `finally`)");
+        }
         let region = match (&raw.region, spec.needs_region()) {
             (Some(r), _) if self.regions.contains(r) => Some(r.clone()),
             (Some(r), _) => {
@@ -921,6 +932,19 @@ impl<'p, 's> Validator<'p, 's> {
         }
         if spec.lifecycle {
             self.lifecycle(&with, &with_path);
+        }
+        // An age limit written as a literal is checked now (from `${{ }}`: by the action, before its first call).
+        if let Some((_, ValueTemplate::Literal(Value::String(t)))) = with.iter().find(|(k, _)| k == "max_age")
+            && let Err(e) = parse_duration(t)
+        {
+            self.p
+                .at(
+                    Code::BadDuration,
+                    &with_path.join("max_age"),
+                    Part::Value,
+                    format!("input `max_age` of `{name}`: {e}"),
+                )
+                .hint("write a duration such as `24h`, `1d` or `1h30m`");
         }
         let missing: Vec<&str> = spec
             .inputs

@@ -28,6 +28,8 @@ import re
 import traceback
 from typing import Any
 
+from datetime import timedelta
+
 from moto.cloudformation import parsing as cfn_parsing
 from moto.cloudformation.models import CloudFormationBackend, Event, Stack, cloudformation_backends
 from moto.cloudformation.parsing import OutputMap
@@ -51,6 +53,15 @@ def _mark_pending(region: str, ami: Ami) -> None:
     if STATE.pending_describes > 0:
         ami.state = "pending"
         STATE.pending_images[(region, ami.id)] = STATE.pending_describes
+
+
+def set_image_age(region: str, ami_id: str, age_seconds: float) -> Any:
+    """Dates an AMI `age_seconds` before now (a DR AMI published days ago, for freshness checks). AWS sets an
+    image's CreationDate itself; this stands for an image made in the past. Returns the image, or None."""
+    ami = ec2_backends[ACCOUNT_ID][region].amis.get(ami_id)
+    if ami is not None:
+        ami.creation_date = utcnow() - timedelta(seconds=age_seconds)
+    return ami
 
 
 def mark_available(region: str, ami_id: str) -> None:

@@ -393,6 +393,24 @@ def images_stay_pending(ctx: dict[str, Any]) -> None:
 
 
 @check
+def image_age_dates_an_image_in_the_past(ctx: dict[str, Any]) -> None:
+    ec2_dr = client("ec2", DR)
+    ami = ec2_dr.copy_image(SourceImageId=ctx["pending_ami"], SourceRegion=PRIMARY, Name="drflow-old")["ImageId"]
+    answer = control("POST", "/_drflow/image-age", {"region": DR, "image_id": ami, "age_seconds": 3 * 86400})
+    assert answer["image_id"] == ami, answer
+    created = ec2_dr.describe_images(ImageIds=[ami])["Images"][0]["CreationDate"]
+    age = (datetime.now(timezone.utc) - datetime.fromisoformat(created.replace("Z", "+00:00"))).total_seconds()
+    assert 3 * 86400 - 120 < age < 3 * 86400 + 120, (created, age)
+    for body, status in [({"region": PRIMARY, "image_id": ami, "age_seconds": 1}, 404),  # not in that region
+                         ({"region": DR, "image_id": ami}, 400), ({"region": DR, "image_id": ami, "age_seconds": -1}, 400)]:
+        try:
+            control("POST", "/_drflow/image-age", body)
+            raise AssertionError(f"{body} was accepted")
+        except urllib.error.HTTPError as e:
+            assert e.code == status, (body, e.code)
+
+
+@check
 def ssm_ec2_image_parameters(ctx: dict[str, Any]) -> None:
     ssm = client("ssm")
     name = "/drflow/x/ami"

@@ -486,6 +486,15 @@ def control(environ: dict[str, Any]) -> Reply:
                 return Reply.json(200, emu_backup.seed_history(body))
             except ApiError as e:
                 return Reply.json(400, {"error": f"{e.code}: {e.message}"})
+        if path == "/_drflow/image-age" and method == "POST":
+            region, image_id, age = body.get("region"), body.get("image_id"), body.get("age_seconds")
+            if not isinstance(region, str) or not isinstance(image_id, str) or not isinstance(age, (int, float)) \
+                    or isinstance(age, bool) or age < 0:
+                return Reply.json(400, {"error": 'give "region", "image_id" and "age_seconds" (a number, >= 0)'})
+            ami = emu_hooks.set_image_age(region, image_id, float(age))
+            if ami is None:
+                return Reply.json(404, {"error": f"no image {image_id} in {region}"})
+            return Reply.json(200, {"image_id": image_id, "creation_date": ami.creation_date.isoformat()})
         if path == "/_drflow/reset" and method == "POST":
             moto_api_backend.reset()
             STATE.reset()

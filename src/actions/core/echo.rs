@@ -1,4 +1,5 @@
-//! `drflow.echo`: return its `value` input as the `value` output.
+//! `drflow.echo`: return its `value` input as the `value` output; with `print: true`, `drflow run` also prints it
+//! when the run ends (e.g. what a person must still do after a failover).
 
 use async_trait::async_trait;
 use serde_json::Value;
@@ -12,8 +13,18 @@ pub(crate) struct Echo;
 static SPEC: ActionSpec = ActionSpec {
     name: "drflow.echo",
     summary: "Return its `value` input as the `value` output.",
-    inputs: &[opt("value", Any, "Anything.")],
-    outputs: &[out("value", "The input.")],
+    inputs: &[
+        opt("value", Any, "Anything."),
+        opt(
+            "print",
+            Bool,
+            "Print the value when the run ends (`drflow run` / `resume`), after its summary.",
+        ),
+    ],
+    outputs: &[
+        out("value", "The input."),
+        out("print", "Whether the value is printed when the run ends."),
+    ],
     default_timeout_secs: 60,
     ..ActionSpec::BASE
 };
@@ -27,6 +38,9 @@ impl Action for Echo {
     async fn call(&self, _: &Ctx<'_>, inputs: &Values) -> Result<Values, ActionError> {
         let mut out = Values::new();
         out.insert("value".into(), inputs.get("value").cloned().unwrap_or(Value::Null));
+        if crate::actions::values::bool_in(inputs, "print") {
+            out.insert("print".into(), Value::Bool(true));
+        }
         Ok(out)
     }
 }

@@ -1,7 +1,9 @@
-//! SSM Parameter Store: publish an AMI id, read a parameter.
+//! SSM Parameter Store: publish an AMI id, read a parameter, check the AMI it publishes.
 
 mod get_parameter;
+mod image_freshness;
 mod put_parameter;
 
 pub(crate) use get_parameter::GetParameter;
+pub(crate) use image_freshness::ImageFreshness;
 pub(crate) use put_parameter::PutParameter;

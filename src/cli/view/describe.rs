@@ -49,6 +49,20 @@ pub(crate) fn describe(e: &Event, started_ms: i64, ts_ms: i64) -> Option<(Mark, 
         Event::StepSucceeded { .. } => (Mark::Done, format!("done in {}", took())),
         Event::StepFailed { error, .. } => (Mark::Failed, format!("failed after {}: {}", took(), error.message)),
         Event::StepSkipped { reason, .. } => (Mark::Skipped, format!("skipped: {reason}")),
+        Event::ApprovalRequested { message, .. } => (Mark::Running, format!("waiting for approval: {message}")),
+        Event::ApprovalDecided { decision: d, .. } => (
+            Mark::Running,
+            format!(
+                "{} by {} ({}){}",
+                if d.approved { "approved" } else { "rejected" },
+                d.who(),
+                serde_json::to_value(d.how)
+                    .ok()
+                    .and_then(|v| v.as_str().map(str::to_string))
+                    .unwrap_or_default(),
+                d.reason.as_ref().map(|r| format!(": {r}")).unwrap_or_default()
+            ),
+        ),
         _ => return None,
     })
 }

@@ -153,6 +153,10 @@ impl Observer for Live {
 }
 
 impl View for Live {
+    fn suspend(&self, f: &mut dyn FnMut()) {
+        self.multi.suspend(f)
+    }
+
     /// A resumed fleet's board starts where the run was: its items finished before are counted.
     fn seed(&self, entries: &[Entry]) {
         let mut inner = self.inner.lock().expect("lock");

@@ -22,15 +22,19 @@ pub trait View: Observer {
     /// What the journal held when a resumed run starts again (only new entries reach `event`).
     fn seed(&self, _entries: &[Entry]) {}
     fn finish(&self) {}
+    /// Runs `f` (a question on the terminal) with the live view out of its way.
+    fn suspend(&self, f: &mut dyn FnMut()) {
+        f()
+    }
 }
 
 /// The view of a run of `wf` (the live view reads its `for_each` groups' steps).
-pub fn observer(output: Output, wf: &Workflow) -> Box<dyn View> {
+pub fn observer(output: Output, wf: &Workflow) -> std::sync::Arc<dyn View> {
     match output {
-        Output::Json => Box::new(Json),
-        Output::Plain => Box::new(Plain::default()),
-        Output::Auto if std::io::stdout().is_terminal() => Box::new(live::Live::new(layout::Layout::of(wf))),
-        Output::Auto => Box::new(Plain::default()),
+        Output::Json => std::sync::Arc::new(Json),
+        Output::Plain => std::sync::Arc::new(Plain::default()),
+        Output::Auto if std::io::stdout().is_terminal() => std::sync::Arc::new(live::Live::new(layout::Layout::of(wf))),
+        Output::Auto => std::sync::Arc::new(Plain::default()),
     }
 }
 

@@ -147,6 +147,10 @@ pub struct ImageSpec {
     pub available_after: Option<Duration>,
     #[serde(default)]
     pub name: Option<String>,
+    /// How old the image already is when the world is made: its creation date is that long before the world's
+    /// (e.g. `3d` for a stale DR AMI).
+    #[serde(default, deserialize_with = "duration::de_opt")]
+    pub age: Option<Duration>,
 }
 
 /// How long simulated work takes. Strings like `30s`, `8m`, `2h`, `1h 30m`, or a number of seconds.

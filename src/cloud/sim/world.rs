@@ -134,6 +134,11 @@ impl World {
                 }
                 None => ImageRec::fixed(&img.id, img.name.clone(), img.state.as_deref().unwrap_or("available")),
             };
+            // An image made `age` before the world (a stale DR AMI).
+            let rec = ImageRec {
+                created_unix: img.age.map(|a| self.created_unix - a.as_secs() as i64),
+                ..rec
+            };
             put(replace, &mut self.region_mut(&img.region).images, &img.id, rec);
         }
         for inst in &scenario.instances {
@@ -270,6 +275,7 @@ mod tests {
                     state: Some("pending".into()),
                     available_after: None,
                     name: None,
+                    age: None,
                 },
                 ImageSpec {
                     id: "ami-0c".into(),
@@ -277,6 +283,7 @@ mod tests {
                     state: None,
                     available_after: Some(Duration::from_secs(60)),
                     name: Some("later".into()),
+                    age: None,
                 },
             ],
             ..Scenario::default()

@@ -1,0 +1,100 @@
+//! `drflow.approve`: a person approves the rest of the run (or rejects it) after seeing its plan.
+//!
+//! On a terminal it asks y/N; without one the run stops, journaled as waiting for approval, until `drflow approve
+//! RUN_ID` or `drflow reject RUN_ID --reason ...` continues it from any shell; `--auto-approve` approves at once.
+//! The decision (who: OS user and AWS caller identity; when; how; the plan shown) is journaled before the step goes
+//! on, so a resumed run never asks twice. A rejection fails the step (code `Rejected`, never retried): `on_failure`
+//! and `finally` apply as for any failure.
+
+use async_trait::async_trait;
+use serde_json::Value;
+
+use crate::actions::approval::{Decision, os_user};
+use crate::actions::values::{opt_str, values};
+use crate::actions::{Action, ActionError, Ctx, Values};
+use crate::workflow::spec::{opt, out};
+use crate::workflow::{ActionSpec, InputKind::*};
+
+pub(crate) struct Approve;
+
+static SPEC: ActionSpec = ActionSpec {
+    name: "drflow.approve",
+    summary: "Ask a person to approve the rest of the run, showing its plan (y/N on a terminal; otherwise the run \
+              waits for `drflow approve RUN_ID` or `drflow reject RUN_ID`).",
+    inputs: &[opt(
+        "message",
+        Str,
+        "The question to ask (default: approve the rest of this run?).",
+    )],
+    outputs: &[
+        out("approved", "true (a rejection fails the step)."),
+        out("how", "terminal, command (drflow approve) or auto (--auto-approve)."),
+        out("approved_by", "OS user and AWS caller ARN of who approved."),
+        out("aws_arn", "AWS caller ARN of who approved."),
+        out("decided_at", "When, RFC 3339."),
+        out("reason", "The reason given, if any."),
+    ],
+    calls: &["sts:GetCallerIdentity"],
+    // A person may take their time on a terminal; a run without one does not wait in this step at all.
+    default_timeout_secs: 24 * 3600,
+    ..ActionSpec::BASE
+};
+
+/// The question asked when the step gives none.
+pub(crate) const DEFAULT_MESSAGE: &str = "Approve the rest of this run?";
+
+#[async_trait]
+impl Action for Approve {
+    fn spec(&self) -> &'static ActionSpec {
+        &SPEC
+    }
+
+    async fn call(&self, ctx: &Ctx<'_>, inputs: &Values) -> Result<Values, ActionError> {
+        let message = opt_str(inputs, "message").unwrap_or(DEFAULT_MESSAGE);
+        let decision = match ctx.approvals.journaled() {
+            Some(d) => d,
+            None => {
+                // Who this process is, before anyone is asked: a broken login fails here, not after a "y".
+                let region = if ctx.region.is_empty() { "us-east-1" } else { ctx.region };
+                let identity = ctx.cloud.sts.get_caller_identity(region).await?;
+                let plan = ctx.approvals.plan();
+                let Some(answer) = ctx.approvals.ask(message, &plan) else {
+                    ctx.approvals.wait(message, &plan);
+                    return Err(ActionError::AwaitingApproval);
+                };
+                let decision = Decision {
+                    approved: answer.approved,
+                    how: answer.how,
+                    reason: answer.reason,
+                    os_user: os_user(),
+                    aws_arn: identity.arn,
+                    aws_account: identity.account,
+                    decided_at: humantime::format_rfc3339_seconds(std::time::SystemTime::now()).to_string(),
+                    plan,
+                };
+                ctx.approvals.decided(&decision);
+                decision
+            }
+        };
+        let how = serde_json::to_value(decision.how).unwrap_or(Value::Null);
+        if !decision.approved {
+            return Err(ActionError::failed(
+                "Rejected",
+                format!(
+                    "rejected by {} at {}: {}",
+                    decision.who(),
+                    decision.decided_at,
+                    decision.reason.as_deref().unwrap_or("no reason given")
+                ),
+            ));
+        }
+        Ok(values([
+            ("approved", Value::Bool(true)),
+            ("how", how),
+            ("approved_by", Value::String(decision.who())),
+            ("aws_arn", Value::String(decision.aws_arn.clone())),
+            ("decided_at", Value::String(decision.decided_at.clone())),
+            ("reason", decision.reason.clone().map_or(Value::Null, Value::String)),
+        ]))
+    }
+}
