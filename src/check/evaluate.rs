@@ -1,8 +1,11 @@
 //! Whether one published parameter is fresh: a pure decision from what was read (the parameter, the AMI it names,
 //! the newest recovery point or image) and the time of the check.
 
+use std::time::Duration;
+
 use serde::Serialize;
 
+use crate::cloud::freshness::{self, Problem};
 use crate::cloud::{Image, Parameter};
 
 /// The newest AMI of an instance in a region, by the source `check` compares with (a Backup vault or drflow's images).
@@ -73,72 +76,65 @@ pub fn evaluate(
     max_age_secs: Option<i64>,
     now: i64,
 ) -> Verdict {
-    let mut v = Verdict {
-        status: Status::Fresh,
-        image_id: parameter.map(|p| p.value.clone()),
-        image_state: image.map(|i| i.state.clone()),
-        age_secs: image.and_then(|i| i.creation_date).map(|c| (now - c).max(0)),
-        matches_newest: match (parameter, newest) {
-            (Some(p), Some(n)) => Some(p.value == n.image_id),
-            _ => None,
-        },
-        reason: String::new(),
+    // What is wrong with the parameter itself (missing, its AMI missing or not available, too old): the same
+    // verdict the `ssm.image_freshness` step gives before a failover.
+    let max_age = max_age_secs.map(|s| Duration::from_secs(s.max(0) as u64));
+    let f = freshness::evaluate(parameter, image, now, max_age);
+    let matches_newest = match (parameter, newest) {
+        (Some(p), Some(n)) => Some(p.value == n.image_id),
+        _ => None,
     };
-    let Some(p) = parameter else {
-        v.status = Status::MissingParameter;
-        v.reason = "the parameter does not exist".into();
-        return v;
-    };
-    let Some(img) = image else {
-        v.status = Status::MissingImage;
-        v.reason = format!("the parameter names {}, which does not exist in this region", p.value);
-        return v;
-    };
-    if img.state != "available" {
-        v.status = Status::Unavailable;
-        let why = img
-            .state_reason
-            .as_deref()
-            .map(|r| format!(" ({r})"))
-            .unwrap_or_default();
-        v.reason = format!("{} is {}{why}, not available", img.image_id, img.state);
-        return v;
-    }
-    let too_old = match (max_age_secs, v.age_secs) {
-        (Some(max), Some(age)) => age > max,
-        // No creation date: the age cannot be vouched for.
-        (Some(_), None) => true,
-        (None, _) => false,
-    };
-    let behind = v.matches_newest == Some(false);
-    let stale = match max_age_secs {
-        Some(_) => too_old,
-        None => behind,
-    };
-    if stale {
-        v.status = Status::Stale;
-        let mut why = Vec::new();
-        if too_old {
-            why.push(match v.age_secs {
-                Some(age) => format!(
-                    "{} is {} old (max {})",
-                    img.image_id,
-                    age_words(age),
-                    age_words(max_age_secs.unwrap_or_default())
-                ),
-                None => format!("{} has no creation date", img.image_id),
-            });
+    let image_id = f.image_id.clone().unwrap_or_default();
+    let age = |secs: u64| age_words(secs as i64);
+    let (status, mut reason) = match &f.problem {
+        None => (Status::Fresh, String::new()),
+        Some(Problem::MissingParameter) => (Status::MissingParameter, "the parameter does not exist".into()),
+        Some(Problem::MissingImage) => (
+            Status::MissingImage,
+            format!("the parameter names {image_id}, which does not exist in this region"),
+        ),
+        Some(Problem::NotAvailable { state, reason }) => {
+            let why = reason.as_deref().map(|r| format!(" ({r})")).unwrap_or_default();
+            (
+                Status::Unavailable,
+                format!("{image_id} is {state}{why}, not available"),
+            )
         }
-        if let (true, Some(n)) = (behind, newest) {
-            why.push(format!(
-                "the newest is {} ({} old)",
-                n.image_id,
-                age_words((now - n.created).max(0))
-            ));
-        }
-        v.reason = why.join("; ");
+        Some(Problem::Stale { age_secs, max_age_secs }) => (
+            Status::Stale,
+            format!("{image_id} is {} old (max {})", age(*age_secs), age(*max_age_secs)),
+        ),
+        Some(Problem::UnknownAge) => (Status::Stale, format!("{image_id} has no creation date")),
+    };
+    // Without a maximum age, only the newest is fresh.
+    let behind = matches_newest == Some(false);
+    let status = match status {
+        Status::Fresh if max_age_secs.is_none() && behind => Status::Stale,
+        other => other,
+    };
+    if status == Status::Stale
+        && behind
+        && let Some(n) = newest
+    {
+        let words = format!(
+            "the newest is {} ({} old)",
+            n.image_id,
+            age_words((now - n.created).max(0))
+        );
+        reason = if reason.is_empty() {
+            words
+        } else {
+            format!("{reason}; {words}")
+        };
     }
-    v
+    Verdict {
+        status,
+        image_id: f.image_id,
+        image_state: f.state,
+        age_secs: f.age_secs.map(|a| a as i64),
+        matches_newest,
+        reason,
+    }
 }
 
 /// "3d4h", "2h05m", "41m", "17s".

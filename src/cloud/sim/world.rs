@@ -136,7 +136,7 @@ impl World {
             };
             // An image made `age` before the world (a stale DR AMI).
             let rec = ImageRec {
-                created_unix: img.age.map(|a| self.created_unix - a.as_secs() as i64),
+                created_rel: img.age.map(|a| -(a.as_secs() as i64)),
                 ..rec
             };
             put(replace, &mut self.region_mut(&img.region).images, &img.id, rec);
