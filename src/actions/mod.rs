@@ -62,6 +62,18 @@ pub trait Action: Send + Sync {
         Effects::default()
     }
 
+    /// What `drflow plan` says a step of it will change before `--check` looks (e.g. "the AMIs it deregisters"),
+    /// for an action that can tell it with read-only calls (`preview`); `None` for the others.
+    fn previews(&self) -> Option<&'static str> {
+        None
+    }
+
+    /// What a step would change if it ran now, found with read-only calls only (`drflow plan --check`); `None`
+    /// when the action cannot tell.
+    async fn preview(&self, _ctx: &Ctx<'_>, _inputs: &Values) -> Option<Result<String, ActionError>> {
+        None
+    }
+
     /// Whether it changes anything in the account: whether any operation it calls does.
     fn mutates(&self) -> bool {
         self.spec().calls.iter().any(|c| crate::cloud::operations::mutates(c))

@@ -25,6 +25,7 @@ static ALL: &[&dyn Action] = &[
     &sns::Publish,
     &core::Echo,
     &core::Fail,
+    &ec2::PruneImages,
 ];
 
 pub fn all() -> &'static [&'static dyn Action] {

@@ -154,6 +154,30 @@ impl Ec2 for Limited {
         let e = &self.inner.ec2;
         self.call(region, ("ec2", "CopyImage"), e.copy_image(region, req)).await
     }
+    async fn find_images(&self, region: &str, tags: &BTreeMap<String, String>) -> Result<Vec<Image>, CloudError> {
+        let e = &self.inner.ec2;
+        self.call(region, ("ec2", "DescribeImages"), e.find_images(region, tags))
+            .await
+    }
+    async fn deregister_image(
+        &self,
+        region: &str,
+        image_id: &str,
+        delete_snapshots: bool,
+    ) -> Result<Vec<(String, String)>, CloudError> {
+        let e = &self.inner.ec2;
+        let answer = e.deregister_image(region, image_id, delete_snapshots);
+        self.call(region, ("ec2", "DeregisterImage"), answer).await
+    }
+    async fn delete_snapshot(&self, region: &str, snapshot_id: &str) -> Result<(), CloudError> {
+        let e = &self.inner.ec2;
+        self.call(
+            region,
+            ("ec2", "DeleteSnapshot"),
+            e.delete_snapshot(region, snapshot_id),
+        )
+        .await
+    }
 }
 
 #[async_trait]

@@ -77,6 +77,25 @@ pub trait Ec2: Send + Sync {
     async fn create_image(&self, region: &str, req: &CreateImage) -> Result<String, CloudError>;
     /// Called in the destination region.
     async fn copy_image(&self, region: &str, req: &CopyImage) -> Result<String, CloudError>;
+    /// The account's own images (DescribeImages, Owners=self) that carry every one of `tags`, all pages.
+    async fn find_images(
+        &self,
+        region: &str,
+        tags: &std::collections::BTreeMap<String, String>,
+    ) -> Result<Vec<Image>, CloudError>;
+    /// Deregisters an image; with `delete_snapshots` (DeregisterImage DeleteAssociatedSnapshots) also deletes its
+    /// snapshots that no other AMI uses, and returns each of its snapshots with AWS's return code (`success`,
+    /// `skipped`: another AMI uses it, `missing-permissions`, `client-error`, `internal-error`). An image already
+    /// deregistered is an error (InvalidAMIID.NotFound or InvalidAMIID.Unavailable).
+    async fn deregister_image(
+        &self,
+        region: &str,
+        image_id: &str,
+        delete_snapshots: bool,
+    ) -> Result<Vec<(String, String)>, CloudError>;
+    /// Deletes one EBS snapshot (InvalidSnapshot.NotFound when it is gone, InvalidSnapshot.InUse while an AMI
+    /// uses it).
+    async fn delete_snapshot(&self, region: &str, snapshot_id: &str) -> Result<(), CloudError>;
 }
 
 #[async_trait]

@@ -42,6 +42,8 @@ pub const OPERATIONS: &[Operation] = &[
     op("sns", "Publish", true),
     op("sns", "GetTopicAttributes", false),
     op("sts", "GetCallerIdentity", false),
+    op("ec2", "DeregisterImage", true),
+    op("ec2", "DeleteSnapshot", true),
 ];
 
 /// The operation named `service:Name`.

@@ -127,6 +127,9 @@ pub struct Image {
     pub name: Option<String>,
     pub creation_date: Option<i64>,
     pub tags: BTreeMap<String, String>,
+    /// The EBS snapshots of its block device mappings.
+    #[serde(default)]
+    pub snapshot_ids: Vec<String>,
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -175,6 +178,9 @@ pub struct CopyImage {
     pub source_image_id: String,
     pub name: String,
     pub client_token: String,
+    /// Tags for the copy and its snapshots (CopyImage TagSpecifications): a copy carries no tag of its source.
+    #[serde(default)]
+    pub tags: BTreeMap<String, String>,
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]

@@ -126,7 +126,16 @@ impl Action for PutParameter {
             ctx.recorder.record("replacing", &Value::String(previous.clone()));
         }
         ctx.recorder.record("writing", &Value::String(ami.to_string()));
-        let version = ctx.cloud.ssm.put_parameter(region, &req).await?;
+        let version = match ctx.cloud.ssm.put_parameter(region, &req).await {
+            Ok(version) => version,
+            Err(e) if e.code == VERSION_LIMIT => {
+                return Err(ActionError::failed(
+                    VERSION_LIMIT,
+                    version_limit(name, region, &previous, &e.message),
+                ));
+            }
+            Err(e) => return Err(e.into()),
+        };
 
         let stored = ctx.cloud.ssm.get_parameter(region, name).await?;
         match stored {
@@ -158,6 +167,27 @@ impl Action for PutParameter {
         }
         e
     }
+}
+
+/// SSM keeps the last 100 versions of a parameter and drops the oldest on a write, unless that one carries a label:
+/// then PutParameter fails with this code. drflow never labels versions; a person (or another tool) did.
+const VERSION_LIMIT: &str = "ParameterMaxVersionLimitExceeded";
+
+/// The way out of the version limit, with the commands that take it. Not retried: only moving or removing the
+/// label helps, and drflow does not touch labels it did not make (one may mark a known-good AMI).
+fn version_limit(name: &str, region: &str, previous: &str, aws: &str) -> String {
+    let version = regex::Regex::new(r"Version (\d+), the oldest version")
+        .ok()
+        .and_then(|re| re.captures(aws))
+        .map_or_else(|| "OLDEST".to_string(), |c| c[1].to_string());
+    format!(
+        "{name} in {region} has the 100 versions SSM keeps, and its oldest (version {version}) carries a label, so SSM \
+         refuses a new version (ParameterMaxVersionLimitExceeded); the parameter still holds {previous}. Move the \
+         label to the latest version (`aws ssm label-parameter-version --region {region} --name {name} --labels \
+         LABEL`) or remove it (`aws ssm unlabel-parameter-version --region {region} --name {name} \
+         --parameter-version {version} --labels LABEL`; `aws ssm get-parameter-history --region {region} --name \
+         {name} --query 'Parameters[?Labels].[Version,Labels]'` lists the labels), then run again. AWS: {aws}"
+    )
 }
 
 fn outputs(name: &str, value: &str, version: i64, previous: &str, changed: bool) -> Values {

@@ -224,6 +224,7 @@ fn changes(region: &mut Region) -> Vec<(&'static str, String, Value)> {
     of(&mut out, "tokens", &mut region.tokens);
     of(&mut out, "topics", &mut region.topics);
     of(&mut out, "backup_busy_until", &mut region.backup_busy_until);
+    of(&mut out, "snapshots", &mut region.snapshots);
     out
 }
 
@@ -249,6 +250,7 @@ fn apply(region: &mut Region, collection: &str, key: String, value: Value) {
         "tokens" => to(&mut region.tokens, key, value),
         "topics" => to(&mut region.topics, key, value),
         "backup_busy_until" => to(&mut region.backup_busy_until, key, value),
+        "snapshots" => to(&mut region.snapshots, key, value),
         _ => {}
     }
 }

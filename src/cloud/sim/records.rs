@@ -115,6 +115,9 @@ pub(crate) struct ImageRec {
     /// A state that never changes (scenario images).
     pub fixed: Option<String>,
     pub tags: BTreeMap<String, String>,
+    /// Its EBS snapshots (`Region::snapshots`).
+    #[serde(default)]
+    pub snapshots: Vec<String>,
 }
 
 impl ImageRec {
@@ -129,6 +132,7 @@ impl ImageRec {
             reason: failure,
             fixed: None,
             tags: BTreeMap::new(),
+            snapshots: Vec::new(),
         }
     }
 
@@ -142,6 +146,7 @@ impl ImageRec {
             reason: None,
             fixed: Some(state.to_string()),
             tags: BTreeMap::new(),
+            snapshots: Vec::new(),
         }
     }
 
@@ -165,6 +170,15 @@ impl ImageRec {
     pub(crate) fn is_available(&self, now: Duration) -> bool {
         self.state(now) == "available"
     }
+}
+
+/// An EBS snapshot (of an AMI's volume).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub(crate) struct SnapshotRec {
+    /// The AMI it was made for.
+    pub image_id: String,
+    #[serde(default)]
+    pub tags: BTreeMap<String, String>,
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -241,6 +255,9 @@ pub(crate) struct VersionRec {
     pub version: i64,
     pub value: String,
     pub modified_at: Duration,
+    /// Labels attached to this version (LabelParameterVersion; scenario `labels`).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub labels: Vec<String>,
 }
 
 impl ParamRec {
@@ -253,6 +270,7 @@ impl ParamRec {
                 version: 1,
                 value: value.to_string(),
                 modified_at: at,
+                labels: Vec::new(),
             }],
         }
     }
