@@ -11,6 +11,7 @@ mod fleet;
 mod pipeline_sim;
 mod plan;
 mod plan_emulator;
+mod prune;
 mod rehearsal_emulator;
 mod rehearsal_sim;
 mod reliability;

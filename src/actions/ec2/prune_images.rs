@@ -51,7 +51,10 @@ static SPEC: ActionSpec = ActionSpec {
     ],
     outputs: &[
         out("deregistered", "The AMIs deregistered, oldest first."),
-        out("snapshots_deleted", "Their snapshots deleted."),
+        out(
+            "snapshots_deleted",
+            "Their snapshots deleted (gone; those another AMI uses stay).",
+        ),
         out("kept", "The instance's AMIs kept, newest first."),
         out("count", "How many AMIs were deregistered."),
     ],
@@ -200,11 +203,12 @@ fn gone(e: &CloudError) -> bool {
 }
 
 /// Deletes a snapshot left by an AMI whose deregistration answer was lost (or whose snapshot AWS could not delete
-/// with it): gone already, or used by another AMI, is fine. Whether it was deleted now.
+/// with it). Whether it is gone: deleted now, or already (by the lost call); `false` while another AMI uses it.
 async fn delete_snapshot(ctx: &Ctx<'_>, snapshot: &str) -> Result<bool, ActionError> {
     match ctx.cloud.ec2.delete_snapshot(ctx.region, snapshot).await {
         Ok(()) => Ok(true),
-        Err(e) if matches!(e.code.as_str(), "InvalidSnapshot.NotFound" | "InvalidSnapshot.InUse") => Ok(false),
+        Err(e) if e.code == "InvalidSnapshot.NotFound" => Ok(true),
+        Err(e) if e.code == "InvalidSnapshot.InUse" => Ok(false),
         Err(e) => Err(e.into()),
     }
 }
