@@ -294,6 +294,7 @@ mod tests {
         let sim = sim();
         let ssm = sim.cloud().ssm;
         for i in 1..=130 {
+            sleep(1).await; // within PutParameter's request rate
             let v = ssm
                 .put_parameter(EAST, &put("/app/v", &format!("v{i}"), "text", i > 1))
                 .await
