@@ -548,3 +548,214 @@ fn prunes_over_the_wire() {
         assert_eq!(code.as_deref(), Some("InvalidSnapshot.NotFound"));
     });
 }
+
+fn calls_of(state: &Path) -> Vec<Value> {
+    std::fs::read_to_string(state.join("sim/calls.jsonl"))
+        .unwrap()
+        .lines()
+        .map(|l| serde_json::from_str::<Value>(l).unwrap())
+        .collect()
+}
+
+/// Killed (like kill -9) right after AWS deregistered the first AMI, before its answer reached the journal: the
+/// resumed run deregisters no AMI twice, finishes the first from the journal and prunes the second.
+#[test]
+fn a_run_killed_mid_prune_resumes_without_a_second_deregistration() {
+    let dir = tempfile::tempdir().unwrap();
+    let state = dir.path();
+    let wf = state.join("prune.yaml");
+    std::fs::write(&wf, PRUNE_ONLY).unwrap();
+    let scenario = state.join("crash.yaml");
+    let crash = "faults:\n  - {operation: 'ec2:DeregisterImage', nth: 1, crash: true}\n";
+    std::fs::write(&scenario, format!("{SEEDED}{crash}")).unwrap();
+    let (wf, scenario) = (wf.display().to_string(), scenario.display().to_string());
+    let input = format!("instance_id={INSTANCE}");
+    let o = drflow(
+        state,
+        &[
+            "run",
+            &wf,
+            "--scenario",
+            &scenario,
+            "-i",
+            &input,
+            "-i",
+            "keep=1",
+            "--output",
+            "plain",
+        ],
+    );
+    assert_eq!(o.status.code(), None, "killed by a signal: {:?}", text(&o));
+    let (list, _) = text(&drflow(state, &["runs"]));
+    let run_id = list
+        .lines()
+        .find(|l| l.contains("unfinished"))
+        .and_then(|l| l.split_whitespace().next())
+        .unwrap_or_else(|| panic!("{list}"))
+        .to_string();
+    assert!(!images(state, "us-east-1").contains(&"ami-0aaaaaaaaaaaaaaa2".to_string()));
+
+    let o = drflow(state, &["resume", &run_id, "--output", "plain"]);
+    let (out, err) = text(&o);
+    assert_eq!(o.status.code(), Some(0), "{out}\n{err}");
+    let deregistrations: Vec<String> = calls_of(state)
+        .iter()
+        .filter(|c| c["operation"] == "DeregisterImage")
+        .map(|c| c["error"].as_str().unwrap_or("ok").to_string())
+        .collect();
+    // The killed call did its work (answered ok, never journaled); the resumed run found that AMI gone.
+    let dereg_ok = deregistrations.iter().filter(|e| *e == "ok").count();
+    assert_eq!(dereg_ok, 2, "each AMI deregistered once: {deregistrations:?}");
+    assert_eq!(
+        deregistrations.len(),
+        3,
+        "and one call that found it gone: {deregistrations:?}"
+    );
+    // Its journaled snapshot was asked for (already deleted along with it).
+    let snapshot_calls: Vec<String> = calls_of(state)
+        .iter()
+        .filter(|c| c["operation"] == "DeleteSnapshot")
+        .map(|c| c["error"].as_str().unwrap_or("ok").to_string())
+        .collect();
+    assert_eq!(snapshot_calls, ["InvalidSnapshot.NotFound"]);
+    let left = images(state, "us-east-1");
+    for gone in ["ami-0aaaaaaaaaaaaaaa2", "ami-0aaaaaaaaaaaaaaa3"] {
+        assert!(!left.contains(&gone.to_string()), "{gone}: {left:?}");
+    }
+    for kept in [
+        "ami-0aaaaaaaaaaaaaaa1",
+        "ami-0aaaaaaaaaaaaaaa4",
+        "ami-0bbbbbbbbbbbbbbb1",
+    ] {
+        assert!(left.contains(&kept.to_string()), "{kept}: {left:?}");
+    }
+    let report: Value =
+        serde_json::from_str(&std::fs::read_to_string(state.join("runs").join(&run_id).join("report.json")).unwrap())
+            .unwrap();
+    let deleted: Vec<&str> = report["deleted"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|d| d["id"].as_str().unwrap())
+        .collect();
+    assert_eq!(deleted, ["ami-0aaaaaaaaaaaaaaa2", "ami-0aaaaaaaaaaaaaaa3"]);
+}
+
+/// drflow never labels a parameter version (a label on the oldest is what stops SSM's writes).
+#[test]
+fn drflow_never_labels_parameter_versions() {
+    for op in ["LabelParameterVersion", "UnlabelParameterVersion"] {
+        assert!(drflow::cloud::operations::find(&format!("ssm:{op}")).is_none(), "{op}");
+    }
+    for a in drflow::actions::all() {
+        assert!(!a.spec().calls.iter().any(|c| c.contains("Label")), "{}", a.spec().name);
+    }
+}
+
+/// Over the wire: 100 versions of the parameter, the oldest labelled: the run fails with the way out and the
+/// parameter is untouched; without the label the run writes version 101 and SSM keeps 100.
+#[test]
+fn the_parameter_version_limit_over_the_wire() {
+    let w = World::new(&[], &["dr-ami-ec2.yaml"]);
+    w.emu.config(0, 1);
+    let ssm = aws_sdk_ssm::Client::new(&w.emu.sdk("us-east-1"));
+    let ec2 = aws_sdk_ec2::Client::new(&w.emu.sdk("us-east-1"));
+    let name = format!("/drflow/{}/ami", w.instance);
+    let old = w.rt.block_on(async {
+        let out = ec2
+            .create_image()
+            .instance_id(&w.instance)
+            .name("old")
+            .send()
+            .await
+            .unwrap();
+        let old = out.image_id().unwrap().to_string();
+        for i in 1..=100 {
+            ssm.put_parameter()
+                .name(&name)
+                .value(&old)
+                .r#type(aws_sdk_ssm::types::ParameterType::String)
+                .data_type("aws:ec2:image")
+                .overwrite(i > 1)
+                .send()
+                .await
+                .unwrap();
+        }
+        ssm.label_parameter_version()
+            .name(&name)
+            .parameter_version(1)
+            .labels("golden")
+            .send()
+            .await
+            .unwrap();
+        old
+    });
+    let wf = w.workflow_named("dr-ami-ec2.yaml");
+    let input = format!("instance_id={}", w.instance);
+    let o = w
+        .emu
+        .drflow(&w.state(), &["run", &wf, "-i", &input, "--output", "plain"]);
+    let (out, err) = text(&o);
+    assert_eq!(o.status.code(), Some(1), "{out}\n{err}");
+    assert!(err.contains("its oldest (version 1) carries a label"), "{err}");
+    assert!(err.contains(&format!("the parameter still holds {old}")), "{err}");
+    assert!(err.contains("aws ssm unlabel-parameter-version"), "{err}");
+    let puts: Vec<Value> = w
+        .emu
+        .calls("PutParameter")
+        .into_iter()
+        .filter(|c| c["region"] == "us-east-1")
+        .collect();
+    assert_eq!(puts.len(), 101, "100 by the test, one by the run: not retried");
+    let current = |ssm: &aws_sdk_ssm::Client| {
+        w.rt.block_on(async {
+            let p = ssm.get_parameter().name(&name).send().await.unwrap();
+            let p = p.parameter().unwrap();
+            (p.value().unwrap().to_string(), p.version())
+        })
+    };
+    assert_eq!(current(&ssm), (old.clone(), 100));
+    assert!(
+        w.emu.calls("DeregisterImage").is_empty(),
+        "nothing pruned after the failure"
+    );
+
+    // The documented way out: remove the label (here through the SDK), run again.
+    w.rt.block_on(async {
+        ssm.unlabel_parameter_version()
+            .name(&name)
+            .parameter_version(1)
+            .labels("golden")
+            .send()
+            .await
+            .unwrap();
+    });
+    let o = w
+        .emu
+        .drflow(&w.state(), &["run", &wf, "-i", &input, "--output", "plain"]);
+    let (out, err) = text(&o);
+    assert_eq!(o.status.code(), Some(0), "{out}\n{err}");
+    let (value, version) = current(&ssm);
+    assert_ne!(value, old);
+    assert_eq!(version, 101);
+    let kept = w.rt.block_on(async {
+        let mut n = 0;
+        let mut next = None;
+        loop {
+            let page = ssm
+                .get_parameter_history()
+                .name(&name)
+                .max_results(50)
+                .set_next_token(next)
+                .send()
+                .await
+                .unwrap();
+            n += page.parameters().len();
+            match page.next_token() {
+                Some(t) => next = Some(t.to_string()),
+                None => return n,
+            }
+        }
+    });
+    assert_eq!(kept, 100);
+}
