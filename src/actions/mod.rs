@@ -24,6 +24,7 @@ use serde_json::{Map, Value};
 pub use effects::{Effects, Resource, ResourceKind, StepFacts};
 pub use error::ActionError;
 pub use registry::{all, catalog, of};
+pub(crate) use ssm::version_limit_way_out;
 
 use crate::cloud::Cloud;
 use crate::workflow::ActionSpec;

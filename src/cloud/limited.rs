@@ -192,6 +192,11 @@ impl Ssm for Limited {
         self.call(region, ("ssm", "PutParameter"), s.put_parameter(region, req))
             .await
     }
+    async fn parameter_history(&self, region: &str, name: &str) -> Result<Vec<ParameterVersion>, CloudError> {
+        let s = &self.inner.ssm;
+        let answer = s.parameter_history(region, name);
+        self.call(region, ("ssm", "GetParameterHistory"), answer).await
+    }
 }
 
 #[async_trait]

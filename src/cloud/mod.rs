@@ -104,6 +104,9 @@ pub trait Ssm: Send + Sync {
     /// Returns the version AWS reports. With `aws:ec2:image` the value is validated asynchronously:
     /// a success here does not mean it was stored — read it back.
     async fn put_parameter(&self, region: &str, req: &PutParameter) -> Result<i64, CloudError>;
+    /// The versions SSM keeps of a parameter (at most 100), oldest first, all pages (GetParameterHistory); a
+    /// parameter that does not exist has none.
+    async fn parameter_history(&self, region: &str, name: &str) -> Result<Vec<ParameterVersion>, CloudError>;
 }
 
 #[async_trait]

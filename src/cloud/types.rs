@@ -192,6 +192,14 @@ pub struct Parameter {
     pub last_modified: Option<i64>,
 }
 
+/// One version of a parameter in its history (GetParameterHistory).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct ParameterVersion {
+    pub version: i64,
+    /// Labels on it (LabelParameterVersion): a label on the oldest of 100 versions stops every write.
+    pub labels: Vec<String>,
+}
+
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct PutParameter {
     pub name: String,

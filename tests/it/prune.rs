@@ -404,10 +404,47 @@ fn the_parameter_version_limit() {
         (Some(2), Some(101))
     );
 
-    // Labelled oldest: a clear error with the way out; the parameter is untouched.
+    // Labelled oldest: `plan --check` says so before any run (GetParameterHistory, read-only), exit 1 ...
     let dir = tempfile::tempdir().unwrap();
     let scenario = dir.path().join("s.yaml");
     std::fs::write(&scenario, scenario_of("golden")).unwrap();
+    let s = scenario.display().to_string();
+    let input = format!("instance_id={INSTANCE}");
+    let o = drflow(
+        dir.path(),
+        &[
+            "plan",
+            "workflows/dr-ami-ec2.yaml",
+            "-i",
+            &input,
+            "--check",
+            "--scenario",
+            &s,
+        ],
+    );
+    let (out, err) = text(&o);
+    assert_eq!(o.status.code(), Some(1), "{out}\n{err}");
+    let want = format!(
+        "FAILED   SSM parameter {PARAM} in us-east-1 (for publish_primary): ami-0aaaaaaaaaaaaaaa1 (version 100, written"
+    );
+    assert!(out.contains(&want), "{out}");
+    assert!(
+        out.contains("the oldest (version 1) carries the label golden: SSM would refuse the run's write"),
+        "{out}"
+    );
+    assert!(
+        out.contains(&format!(
+            "aws ssm unlabel-parameter-version --region us-east-1 --name {PARAM} --parameter-version 1 --labels golden"
+        )),
+        "{out}"
+    );
+    let calls = std::fs::read_to_string(dir.path().join("sim/calls.jsonl")).unwrap();
+    assert!(
+        calls.contains("GetParameterHistory") && !calls.contains("PutParameter"),
+        "{calls}"
+    );
+    std::fs::remove_dir_all(dir.path().join("sim")).unwrap();
+    // ... and the run fails with a clear error and the way out; the parameter is untouched.
     let a = args(&scenario);
     let o = drflow(dir.path(), &a.iter().map(String::as_str).collect::<Vec<_>>());
     let (out, err) = text(&o);
@@ -692,6 +729,12 @@ fn the_parameter_version_limit_over_the_wire() {
     });
     let wf = w.workflow_named("dr-ami-ec2.yaml");
     let input = format!("instance_id={}", w.instance);
+    // `plan --check` sees the label through GetParameterHistory (all pages) before any run.
+    let o = w.emu.drflow(&w.state(), &["plan", &wf, "-i", &input, "--check"]);
+    let (out, err) = text(&o);
+    assert_eq!(o.status.code(), Some(1), "{out}\n{err}");
+    assert!(out.contains("the oldest (version 1) carries the label golden"), "{out}");
+    assert_eq!(w.emu.calls("GetParameterHistory").len(), 2, "two pages of 50");
     let o = w
         .emu
         .drflow(&w.state(), &["run", &wf, "-i", &input, "--output", "plain"]);

@@ -4,4 +4,4 @@ mod get_parameter;
 mod put_parameter;
 
 pub(crate) use get_parameter::GetParameter;
-pub(crate) use put_parameter::PutParameter;
+pub(crate) use put_parameter::{PutParameter, version_limit_way_out};

@@ -38,7 +38,8 @@ static SPEC: ActionSpec = ActionSpec {
         out("changed", "false when it already held this AMI."),
     ],
     calls: &["ec2:DescribeImages", "ssm:GetParameter", "ssm:PutParameter"],
-    extra_iam: &["ssm:AddTagsToResource"],
+    // GetParameterHistory: `drflow plan --check` looks for a label on the oldest of 100 versions.
+    extra_iam: &["ssm:AddTagsToResource", "ssm:GetParameterHistory"],
     preflight: &[Preflight::Parameter { input: "name" }],
     writes: Some(Writes {
         input: "name",
@@ -182,11 +183,18 @@ fn version_limit(name: &str, region: &str, previous: &str, aws: &str) -> String 
         .map_or_else(|| "OLDEST".to_string(), |c| c[1].to_string());
     format!(
         "{name} in {region} has the 100 versions SSM keeps, and its oldest (version {version}) carries a label, so SSM \
-         refuses a new version (ParameterMaxVersionLimitExceeded); the parameter still holds {previous}. Move the \
-         label to the latest version (`aws ssm label-parameter-version --region {region} --name {name} --labels \
-         LABEL`) or remove it (`aws ssm unlabel-parameter-version --region {region} --name {name} \
-         --parameter-version {version} --labels LABEL`; `aws ssm get-parameter-history --region {region} --name \
-         {name} --query 'Parameters[?Labels].[Version,Labels]'` lists the labels), then run again. AWS: {aws}"
+         refuses a new version (ParameterMaxVersionLimitExceeded); the parameter still holds {previous}. {}. AWS: {aws}",
+        version_limit_way_out(name, region, &version, "LABEL")
+    )
+}
+
+/// What clears SSM's version limit for a parameter whose oldest version carries `labels`: the commands.
+pub fn version_limit_way_out(name: &str, region: &str, version: &str, labels: &str) -> String {
+    format!(
+        "Move the label to the latest version (`aws ssm label-parameter-version --region {region} --name {name} \
+         --labels {labels}`) or remove it (`aws ssm unlabel-parameter-version --region {region} --name {name} \
+         --parameter-version {version} --labels {labels}`; `aws ssm get-parameter-history --region {region} --name \
+         {name} --query 'Parameters[?Labels].[Version,Labels]'` lists the labels), then run again"
     )
 }
 

@@ -5,7 +5,7 @@ use async_trait::async_trait;
 use super::ids::is_ami_id;
 use super::records::{ParamRec, VersionRec, split_selector};
 use super::{Ctx, Sim};
-use crate::cloud::{CloudError, Parameter, PutParameter, Ssm};
+use crate::cloud::{CloudError, Parameter, ParameterVersion, PutParameter, Ssm};
 
 /// Versions SSM keeps of one parameter.
 const VERSION_LIMIT: usize = 100;
@@ -158,6 +158,26 @@ impl Ssm for Sim {
     async fn put_parameter(&self, region: &str, req: &PutParameter) -> Result<i64, CloudError> {
         self.call("ssm", "PutParameter", region, |ctx| put_parameter(ctx, req))
             .await
+    }
+
+    async fn parameter_history(&self, region: &str, name: &str) -> Result<Vec<ParameterVersion>, CloudError> {
+        self.call("ssm", "GetParameterHistory", region, |ctx| {
+            Ok(ctx
+                .here()
+                .parameters
+                .get(name)
+                .map(|rec| {
+                    rec.versions
+                        .iter()
+                        .map(|v| ParameterVersion {
+                            version: v.version,
+                            labels: v.labels.clone(),
+                        })
+                        .collect()
+                })
+                .unwrap_or_default())
+        })
+        .await
     }
 }
 
