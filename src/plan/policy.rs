@@ -435,7 +435,12 @@ steps:
         );
         assert_eq!(
             put.action,
-            ["ssm:AddTagsToResource", "ssm:GetParameter", "ssm:PutParameter"]
+            [
+                "ssm:AddTagsToResource",
+                "ssm:GetParameter",
+                "ssm:GetParameterHistory",
+                "ssm:PutParameter"
+            ]
         );
         assert_eq!(put.sid, "SsmOnParameter");
         assert_eq!(pass.sid, "IamPassRole");
