@@ -3,10 +3,11 @@
 //! `aws:backup:source-resource`), never one that is not `available` (a run may be making it).
 //!
 //! Journaled so that a retried or resumed step never redoes a deletion wrongly: before each DeregisterImage the
-//! AMI and its snapshots are recorded (`pruning`), after it what was deleted (`pruned`). An AMI found gone on a
-//! retry (the answer was lost) is finished from the journal: its recorded snapshots are deleted one by one, those
-//! already gone or used by another AMI left alone. The selection is stable across retries: deleting old AMIs never
-//! changes which are the newest N.
+//! AMI and its snapshots are recorded (`pruning`), after it what was deleted (`pruned`). A retry (or resume) lists
+//! the AMIs again: one recorded but no longer listed was deregistered by the call whose answer was lost, so it is
+//! not deregistered again; its recorded snapshots are deleted one by one (one already gone counts as deleted, one
+//! another AMI uses stays). One still listed is decided by the new selection, never by the old one. Deleting old
+//! AMIs never changes which are the newest N, so the selection is stable across retries.
 
 use std::collections::BTreeMap;
 
@@ -50,7 +51,10 @@ static SPEC: ActionSpec = ActionSpec {
         ),
     ],
     outputs: &[
-        out("deregistered", "The AMIs deregistered, oldest first."),
+        out(
+            "deregistered",
+            "The AMIs deregistered: any an earlier attempt left unanswered first, then oldest first.",
+        ),
         out(
             "snapshots_deleted",
             "Their snapshots deleted (gone; those another AMI uses stay).",
@@ -107,6 +111,8 @@ fn newest_first(a: &Image, b: &Image) -> std::cmp::Ordering {
 /// The selection rule: the newest `keep` available AMIs stay, and so does every AMI a parameter names (`named`:
 /// AMI → parameter), every one AWS Backup manages and every one not available; the other available ones go.
 pub(crate) fn select(mut images: Vec<Image>, keep: usize, named: &BTreeMap<String, String>) -> Selection {
+    // A deregistered AMI (DescribeImages may still list one for a while) is gone already.
+    images.retain(|i| i.state != "deregistered");
     images.sort_by(newest_first);
     let mut sel = Selection::default();
     let mut newest = 0;
@@ -233,7 +239,7 @@ async fn prune_one(ctx: &Ctx<'_>, image_id: &str, snapshots: &[String]) -> Resul
             }
             Ok(deleted)
         }
-        // An earlier attempt deregistered it and its answer was lost: finish with the snapshots recorded.
+        // Gone between the listing and this call (another run pruned it): its snapshots, if still there.
         Err(e) if gone(&e) => {
             let mut deleted = Vec::new();
             for snap in snapshots {
@@ -257,18 +263,31 @@ impl Action for PruneImages {
         let ask = ask(inputs)?;
         let mut pruning = journaled(ctx, "pruning");
         let mut pruned = journaled(ctx, "pruned");
-        // Deregistrations an earlier attempt started and did not see answered: finish them first.
+        let sel = look(ctx, &ask).await?;
+        // Deregistrations an earlier attempt started and did not see answered. One whose AMI is gone was done (its
+        // answer was lost): finish its journaled snapshots, and deregister nothing. One whose AMI is still there is
+        // decided by this selection like any other (nothing is deleted on the strength of an older one).
+        let listed = |ami: &str| {
+            sel.go
+                .iter()
+                .chain(sel.kept.iter().map(|(i, _)| i))
+                .any(|i| i.image_id == ami)
+        };
         let unfinished: Vec<(String, Vec<String>)> = pruning
             .iter()
-            .filter(|(ami, _)| !pruned.contains_key(*ami))
+            .filter(|(ami, _)| !pruned.contains_key(*ami) && !listed(ami))
             .map(|(a, s)| (a.clone(), s.clone()))
             .collect();
         for (ami, snapshots) in unfinished {
-            let deleted = prune_one(ctx, &ami, &snapshots).await?;
+            let mut deleted = Vec::new();
+            for snap in snapshots {
+                if delete_snapshot(ctx, &snap).await? {
+                    deleted.push(snap);
+                }
+            }
             pruned.insert(ami, deleted);
             journal(ctx, "pruned", &pruned);
         }
-        let sel = look(ctx, &ask).await?;
         for img in &sel.go {
             pruning.insert(img.image_id.clone(), img.snapshot_ids.clone());
             journal(ctx, "pruning", &pruning);
@@ -441,6 +460,73 @@ mod tests {
             &BTreeMap::new(),
         );
         assert!(sel.go.is_empty(), "{sel:?}");
+    }
+
+    #[test]
+    fn a_deregistered_ami_still_listed_is_gone_already() {
+        let sel = select(
+            vec![img("new", 9, "available", &[]), img("old", 1, "deregistered", &[])],
+            1,
+            &BTreeMap::new(),
+        );
+        assert!(sel.go.is_empty() && sel.kept.len() == 1, "{sel:?}");
+    }
+
+    /// A recorder with facts an earlier attempt journaled.
+    struct Journal(std::sync::Mutex<Values>);
+
+    impl crate::actions::Recorder for Journal {
+        fn record(&self, key: &str, value: &Value) {
+            self.0.lock().unwrap().insert(key.to_string(), value.clone());
+        }
+        fn recorded(&self, key: &str) -> Option<Value> {
+            self.0.lock().unwrap().get(key).cloned()
+        }
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn an_unanswered_deregistration_of_an_ami_still_there_is_decided_anew() {
+        use crate::cloud::sim::{Scenario, Sim};
+        let yaml = "images:\n\
+            - {id: ami-0aaaaaaaaaaaaaaa1, region: us-east-1, name: a1, tags: {drflow:instance: i-1}}\n\
+            - {id: ami-0aaaaaaaaaaaaaaa2, region: us-east-1, name: a2, tags: {drflow:instance: i-1}}\n\
+            - {id: ami-0aaaaaaaaaaaaaaa3, region: us-east-1, name: a3, tags: {drflow:instance: i-1}}\n\
+            parameters:\n\
+            - {name: /p/ami, region: us-east-1, value: ami-0aaaaaaaaaaaaaaa1, data_type: 'aws:ec2:image'}\n";
+        let sim = Sim::new(Scenario::from_yaml_str(yaml, None).unwrap());
+        let cloud = sim.cloud();
+        // An earlier attempt meant to deregister a1 (its call never reached AWS); since then /p/ami names it.
+        let journal = Journal(Default::default());
+        let earlier = serde_json::json!({"ami-0aaaaaaaaaaaaaaa1": ["snap-x"]});
+        crate::actions::Recorder::record(&journal, "pruning", &earlier);
+        let run = crate::actions::RunInfo::default();
+        let ctx = Ctx {
+            cloud: &cloud,
+            region: "us-east-1",
+            token: "t",
+            recorder: &journal,
+            base_dir: std::path::Path::new("."),
+            run: &run,
+        };
+        let inputs = values([
+            ("instance_id", Value::from("i-1")),
+            ("keep", Value::from(1)),
+            ("parameters", serde_json::json!(["/p/ami"])),
+        ]);
+        let out = PruneImages.call(&ctx, &inputs).await.unwrap();
+        assert_eq!(out["deregistered"], serde_json::json!(["ami-0aaaaaaaaaaaaaaa2"]));
+        let tags = BTreeMap::from([(INSTANCE_TAG.to_string(), "i-1".to_string())]);
+        let left = cloud.ec2.find_images("us-east-1", &tags).await.unwrap();
+        let mut left: Vec<String> = left.into_iter().map(|i| i.image_id).collect();
+        left.sort();
+        assert_eq!(left, ["ami-0aaaaaaaaaaaaaaa1", "ami-0aaaaaaaaaaaaaaa3"]);
+        let calls: Vec<String> = sim
+            .calls()
+            .into_iter()
+            .filter(|c| c.mutating)
+            .map(|c| c.operation)
+            .collect();
+        assert_eq!(calls, ["DeregisterImage"], "no DeleteSnapshot for the AMI still there");
     }
 
     #[test]
