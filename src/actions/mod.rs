@@ -25,6 +25,7 @@ use serde_json::{Map, Value};
 pub use effects::{Effects, Resource, ResourceKind, StepFacts};
 pub use error::ActionError;
 pub use registry::{all, catalog, of};
+pub(crate) use ssm::version_limit_way_out;
 
 use crate::cloud::Cloud;
 use crate::workflow::ActionSpec;
@@ -61,6 +62,18 @@ pub trait Action: Send + Sync {
     /// `created` holds what earlier steps of the run created (a stack's deletion terminates its instances).
     fn effects(&self, _step: &StepFacts<'_>, _created: &[Resource]) -> Effects {
         Effects::default()
+    }
+
+    /// What `drflow plan` says a step of it will change before `--check` looks (e.g. "the AMIs it deregisters"),
+    /// for an action that can tell it with read-only calls (`preview`); `None` for the others.
+    fn previews(&self) -> Option<&'static str> {
+        None
+    }
+
+    /// What a step would change if it ran now, found with read-only calls only (`drflow plan --check`); `None`
+    /// when the action cannot tell.
+    async fn preview(&self, _ctx: &Ctx<'_>, _inputs: &Values) -> Option<Result<String, ActionError>> {
+        None
     }
 
     /// Whether it changes anything in the account: whether any operation it calls does.

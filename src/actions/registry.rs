@@ -29,6 +29,7 @@ static ALL: &[&dyn Action] = &[
     &backup::WaitDrCopy,
     &core::Approve,
     &ssm::ImageFreshness,
+    &ec2::PruneImages,
 ];
 
 pub fn all() -> &'static [&'static dyn Action] {

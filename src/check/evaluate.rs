@@ -172,6 +172,7 @@ mod tests {
             name: None,
             creation_date: Some(NOW - age),
             tags: Default::default(),
+            snapshot_ids: Vec::new(),
         }
     }
 

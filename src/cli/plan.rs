@@ -71,7 +71,7 @@ pub fn plan(args: PlanArgs, state_dir: &Path) -> Result<u8, Error> {
     if args.check {
         let codes: Vec<String> = plan.regions.iter().map(|(_, c)| c.clone()).collect();
         let base = wf.dir();
-        let (checks, found) = backend.runtime()?.block_on(async {
+        let (checks, found, previews) = backend.runtime()?.block_on(async {
             let cloud = backend.connect(state_dir, &codes).await?;
             let mut checks = plan::checks::run(&plan, &base, &cloud).await;
             // What preflight learnt (the caller's account) is known to the discovery steps too.
@@ -83,7 +83,7 @@ pub fn plan(args: PlanArgs, state_dir: &Path) -> Result<u8, Error> {
                 .iter()
                 .filter(|c| c.status == CheckStatus::Failed)
                 .count();
-            Ok::<_, Error>((checks, found.outputs))
+            Ok::<_, Error>((checks, found.outputs, found.previews))
         })?;
         // What the checks learnt (the account, the fleets' items) is known to the plan.
         let outputs = (!found.is_empty()).then_some(&found);
@@ -95,6 +95,9 @@ pub fn plan(args: PlanArgs, state_dir: &Path) -> Result<u8, Error> {
             checks.account.as_deref(),
             outputs,
         )?;
+        for s in plan.steps.iter_mut().chain(plan.finally.iter_mut()) {
+            s.set_previews(&previews);
+        }
         plan.checks = Some(checks);
     }
     match args.output {

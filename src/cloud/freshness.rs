@@ -181,6 +181,7 @@ mod tests {
             name: None,
             creation_date: created,
             tags: Default::default(),
+            snapshot_ids: Vec::new(),
         }
     }
 

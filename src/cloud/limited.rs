@@ -172,6 +172,30 @@ impl Ec2 for Limited {
         let e = &self.inner.ec2;
         self.call(region, ("ec2", "CopyImage"), e.copy_image(region, req)).await
     }
+    async fn find_images(&self, region: &str, tags: &BTreeMap<String, String>) -> Result<Vec<Image>, CloudError> {
+        let e = &self.inner.ec2;
+        self.call(region, ("ec2", "DescribeImages"), e.find_images(region, tags))
+            .await
+    }
+    async fn deregister_image(
+        &self,
+        region: &str,
+        image_id: &str,
+        delete_snapshots: bool,
+    ) -> Result<Vec<(String, String)>, CloudError> {
+        let e = &self.inner.ec2;
+        let answer = e.deregister_image(region, image_id, delete_snapshots);
+        self.call(region, ("ec2", "DeregisterImage"), answer).await
+    }
+    async fn delete_snapshot(&self, region: &str, snapshot_id: &str) -> Result<(), CloudError> {
+        let e = &self.inner.ec2;
+        self.call(
+            region,
+            ("ec2", "DeleteSnapshot"),
+            e.delete_snapshot(region, snapshot_id),
+        )
+        .await
+    }
 }
 
 #[async_trait]
@@ -185,6 +209,11 @@ impl Ssm for Limited {
         let s = &self.inner.ssm;
         self.call(region, ("ssm", "PutParameter"), s.put_parameter(region, req))
             .await
+    }
+    async fn parameter_history(&self, region: &str, name: &str) -> Result<Vec<ParameterVersion>, CloudError> {
+        let s = &self.inner.ssm;
+        let answer = s.parameter_history(region, name);
+        self.call(region, ("ssm", "GetParameterHistory"), answer).await
     }
 }
 

@@ -91,6 +91,25 @@ pub trait Ec2: Send + Sync {
     async fn create_image(&self, region: &str, req: &CreateImage) -> Result<String, CloudError>;
     /// Called in the destination region.
     async fn copy_image(&self, region: &str, req: &CopyImage) -> Result<String, CloudError>;
+    /// The account's own images (DescribeImages, Owners=self) that carry every one of `tags`, all pages.
+    async fn find_images(
+        &self,
+        region: &str,
+        tags: &std::collections::BTreeMap<String, String>,
+    ) -> Result<Vec<Image>, CloudError>;
+    /// Deregisters an image; with `delete_snapshots` (DeregisterImage DeleteAssociatedSnapshots) also deletes its
+    /// snapshots that no other AMI uses, and returns each of its snapshots with AWS's return code (`success`,
+    /// `skipped`: another AMI uses it, `missing-permissions`, `client-error`, `internal-error`). An image already
+    /// deregistered is an error (InvalidAMIID.NotFound or InvalidAMIID.Unavailable).
+    async fn deregister_image(
+        &self,
+        region: &str,
+        image_id: &str,
+        delete_snapshots: bool,
+    ) -> Result<Vec<(String, String)>, CloudError>;
+    /// Deletes one EBS snapshot (InvalidSnapshot.NotFound when it is gone, InvalidSnapshot.InUse while an AMI
+    /// uses it).
+    async fn delete_snapshot(&self, region: &str, snapshot_id: &str) -> Result<(), CloudError>;
 }
 
 #[async_trait]
@@ -99,6 +118,9 @@ pub trait Ssm: Send + Sync {
     /// Returns the version AWS reports. With `aws:ec2:image` the value is validated asynchronously:
     /// a success here does not mean it was stored — read it back.
     async fn put_parameter(&self, region: &str, req: &PutParameter) -> Result<i64, CloudError>;
+    /// The versions SSM keeps of a parameter (at most 100), oldest first, all pages (GetParameterHistory); a
+    /// parameter that does not exist has none.
+    async fn parameter_history(&self, region: &str, name: &str) -> Result<Vec<ParameterVersion>, CloudError>;
 }
 
 #[async_trait]

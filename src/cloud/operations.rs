@@ -44,6 +44,9 @@ pub const OPERATIONS: &[Operation] = &[
     op("sts", "GetCallerIdentity", false),
     op("backup", "ListRecoveryPointsByBackupVault", false),
     op("backup", "ListCopyJobs", false),
+    op("ec2", "DeregisterImage", true),
+    op("ec2", "DeleteSnapshot", true),
+    op("ssm", "GetParameterHistory", false),
 ];
 
 /// The operation named `service:Name`.

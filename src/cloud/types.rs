@@ -156,6 +156,9 @@ pub struct Image {
     pub name: Option<String>,
     pub creation_date: Option<i64>,
     pub tags: BTreeMap<String, String>,
+    /// The EBS snapshots of its block device mappings.
+    #[serde(default)]
+    pub snapshot_ids: Vec<String>,
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -204,6 +207,9 @@ pub struct CopyImage {
     pub source_image_id: String,
     pub name: String,
     pub client_token: String,
+    /// Tags for the copy and its snapshots (CopyImage TagSpecifications): a copy carries no tag of its source.
+    #[serde(default)]
+    pub tags: BTreeMap<String, String>,
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -213,6 +219,14 @@ pub struct Parameter {
     pub version: i64,
     pub data_type: String,
     pub last_modified: Option<i64>,
+}
+
+/// One version of a parameter in its history (GetParameterHistory).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct ParameterVersion {
+    pub version: i64,
+    /// Labels on it (LabelParameterVersion): a label on the oldest of 100 versions stops every write.
+    pub labels: Vec<String>,
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]

@@ -7,7 +7,7 @@
 //! | caller identity | (any step that calls AWS) | sts:GetCallerIdentity |
 //! | instance | `Preflight::Instance` | ec2:DescribeInstances in the step's region: exists, not terminated |
 //! | backup vault | `Preflight::Vault` (step's region, or the region an input names) | backup:DescribeBackupVault |
-//! | SSM parameter | `Preflight::Parameter` | ssm:GetParameter, and ec2:DescribeImages for the age of its AMI |
+//! | SSM parameter | `Preflight::Parameter` | ssm:GetParameter, ec2:DescribeImages for the age of its AMI, and at 100 versions ssm:GetParameterHistory (a label on the oldest stops writes) |
 //! | template | `Preflight::Template` (relative to the workflow file) | cloudformation:ValidateTemplate |
 //! | stack | `Preflight::Stack` | cloudformation:DescribeStacks |
 //! | SNS topic | `Preflight::Topic` (in the region of its ARN) | sns:GetTopicAttributes |
@@ -300,6 +300,30 @@ async fn parameter(cloud: &Cloud, region: &str, name: &str) -> (CheckStatus, Str
         reason.push_str(&format!(", written {} ago", age(t)));
     }
     reason.push(')');
+    // SSM keeps 100 versions; a label on the oldest makes the run's write fail (versions are numbered one by one:
+    // fewer than 100 means fewer versions kept).
+    if p.version >= 100 {
+        match cloud.ssm.parameter_history(region, name).await {
+            Ok(versions) => {
+                if let (true, Some(oldest)) = (versions.len() >= 100, versions.first())
+                    && !oldest.labels.is_empty()
+                {
+                    let version = oldest.version.to_string();
+                    let labels = oldest.labels.join(" ");
+                    let way_out = crate::actions::version_limit_way_out(name, region, &version, &labels);
+                    return (
+                        CheckStatus::Failed,
+                        format!(
+                            "{reason}; it has the 100 versions SSM keeps and the oldest (version {version}) carries \
+                             the label {labels}: SSM would refuse the run's write (ParameterMaxVersionLimitExceeded). \
+                             {way_out}"
+                        ),
+                    );
+                }
+            }
+            Err(e) => return (CheckStatus::Failed, format!("{reason}; {}", failure(&e))),
+        }
+    }
     if !p.value.starts_with("ami-") {
         return (CheckStatus::Ok, reason);
     }

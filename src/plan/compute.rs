@@ -390,6 +390,9 @@ fn action(known: &Known, a: &ActionStep) -> ActionPlan {
         },
         timeout: a.timeout,
         expires: spec.lifecycle.then(|| expiry(known, a)),
+        preview: crate::actions::of(spec)
+            .previews()
+            .map(|what| format!("{what}: known after discovery (`drflow plan --check` lists them)")),
         poll: (spec.kind == ActionKind::Wait).then_some(PollPlan {
             interval: a.poll.interval,
             backoff_rate: a.poll.backoff_rate,

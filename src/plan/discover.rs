@@ -13,11 +13,13 @@ use super::model::*;
 use crate::actions::{self, Ctx, Recorder, RunInfo};
 use crate::cloud::Cloud;
 
-/// What discovery found: one check per discovery step, and the outputs of those that ran, by step id.
+/// What discovery found: one check per discovery step, and the outputs of those that ran, by step id; one check
+/// per step whose action previews what it would change (`Action::preview`), and those previews, by step id.
 #[derive(Debug, Default)]
 pub struct Discovered {
     pub checks: Vec<Check>,
     pub outputs: Map<String, Value>,
+    pub previews: std::collections::BTreeMap<String, String>,
 }
 
 /// Attempts of a discovery step: the first and two retries of transient failures.
@@ -51,7 +53,77 @@ pub async fn run(plan: &Plan, base_dir: &Path, cloud: &Cloud) -> Discovered {
             steps: fleets,
         });
     }
+    for s in outside_fleets(plan) {
+        let Some(a) = s.action() else { continue };
+        let Some(spec) = actions::catalog().find(a.action) else {
+            continue;
+        };
+        if actions::of(spec).previews().is_none() {
+            continue;
+        }
+        let region = a.region_code().map(str::to_string);
+        let (status, reason) = match known_inputs(s, a) {
+            Err(why) => (CheckStatus::Skipped, why),
+            Ok(inputs) => match preview(a, &inputs, region.as_deref().unwrap_or_default(), base_dir, cloud).await {
+                Ok(text) => {
+                    found.previews.insert(s.id.clone(), text.clone());
+                    (CheckStatus::Ok, text)
+                }
+                Err(e) => (CheckStatus::Failed, e),
+            },
+        };
+        found.checks.push(Check {
+            check: CheckKind::Preview,
+            subject: s.id.clone(),
+            region,
+            status,
+            reason,
+            steps: vec![s.id.clone()],
+        });
+    }
     found
+}
+
+/// What a step that changes things would change, told by its action's read-only `preview`, retried like a call.
+async fn preview(
+    a: &ActionPlan,
+    inputs: &Map<String, Value>,
+    region: &str,
+    base_dir: &Path,
+    cloud: &Cloud,
+) -> Result<String, String> {
+    let spec = actions::catalog()
+        .find(a.action)
+        .ok_or_else(|| format!("no action `{}`", a.action))?;
+    let action = actions::of(spec);
+    let run = RunInfo::default();
+    let ctx = Ctx {
+        cloud,
+        region,
+        token: "drflow-plan-check",
+        recorder: &Forget,
+        base_dir,
+        run: &run,
+        approvals: &actions::approval::NoApprovals,
+    };
+    let mut attempt = 1;
+    loop {
+        let outcome = tokio::time::timeout(a.timeout, action.preview(&ctx, inputs)).await;
+        match outcome {
+            Ok(None) => return Err(format!("`{}` cannot tell what it would change", a.action)),
+            Ok(Some(Ok(text))) => return Ok(text),
+            Ok(Some(Err(e))) if e.class().transient && attempt < ATTEMPTS => {}
+            Ok(Some(Err(e))) => return Err(e.to_string()),
+            Err(_) => {
+                return Err(format!(
+                    "did not finish within {}",
+                    crate::workflow::format_duration(a.timeout)
+                ));
+            }
+        }
+        tokio::time::sleep(Duration::from_secs(u64::from(attempt))).await;
+        attempt += 1;
+    }
 }
 
 /// The steps `for_each` items wait for, in order, each with the fleets that wait for it.
@@ -108,6 +180,17 @@ fn runnable(s: &PlannedStep) -> Result<(&ActionPlan, Map<String, Value>), String
             s.id, a.action
         ));
     }
+    Ok((a, known_inputs(s, a)?))
+}
+
+/// The step's inputs, when all are known before the run and it is not skipped; else why not.
+fn known_inputs(s: &PlannedStep, a: &ActionPlan) -> Result<Map<String, Value>, String> {
+    if let Some(reason) = &s.skipped {
+        return Err(format!("step `{}` is skipped: {reason}", s.id));
+    }
+    if let Some(w) = s.when.as_ref().filter(|w| w.decision == Decision::RunTime) {
+        return Err(format!("step `{}` runs or not at run time: {}", s.id, w.reason));
+    }
     let mut inputs = Map::new();
     for (name, v) in &a.inputs {
         match v {
@@ -120,7 +203,7 @@ fn runnable(s: &PlannedStep) -> Result<(&ActionPlan, Map<String, Value>), String
             }
         }
     }
-    Ok((a, inputs))
+    Ok(inputs)
 }
 
 /// One run of the step, as the engine would call it, retried on transient failures.

@@ -157,6 +157,20 @@ impl PlannedStep {
             _ => None,
         }
     }
+
+    /// Sets the `preview` of the action steps `previews` names (step id → what `plan --check` found).
+    pub fn set_previews(&mut self, previews: &std::collections::BTreeMap<String, String>) {
+        if let Some(text) = previews.get(&self.id)
+            && let Body::Action(a) = &mut self.body
+        {
+            a.preview = Some(text.clone());
+        }
+        if let Body::Parallel { branches: c } | Body::Sequence { steps: c } = &mut self.body {
+            for s in c {
+                s.set_previews(previews);
+            }
+        }
+    }
 }
 
 #[derive(Debug, Clone, Serialize)]
@@ -215,6 +229,10 @@ pub struct ActionPlan {
     /// For a step that makes an AWS Backup recovery point: when it expires (its lifecycle).
     #[serde(skip_serializing_if = "Option::is_none")]
     pub expires: Option<String>,
+    /// For a step that can tell what it will change with read-only calls (`ec2.prune_images`): what `plan --check`
+    /// found, else that it is known after discovery.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub preview: Option<String>,
     /// What its bounds count (`bounds`).
     pub bound: ActionBound,
 }
@@ -390,6 +408,8 @@ pub enum CheckKind {
     SnsTopic,
     /// A read-only discovery step run to learn a `for_each`'s items.
     Discovery,
+    /// What a step that changes things would change if it ran now, found read-only (`Action::preview`).
+    Preview,
 }
 
 impl CheckKind {
@@ -403,6 +423,7 @@ impl CheckKind {
             CheckKind::Stack => "stack",
             CheckKind::SnsTopic => "SNS topic",
             CheckKind::Discovery => "discovery step",
+            CheckKind::Preview => "preview of step",
         }
     }
 }

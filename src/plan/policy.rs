@@ -309,6 +309,24 @@ fn resources_for(
             )
         }
         s if s.starts_with("ssm:") && a.input("name").is_some() => (vec![parameter(&region, &input("name"))?], none),
+        // `ec2.prune_images` reads the parameters it must not prune the AMI of: those of its list, none without.
+        "ssm:GetParameter" if service == "ec2" => {
+            let names: Vec<String> = match a.input("parameters") {
+                Some(Planned::Known(serde_json::Value::Array(items))) => {
+                    items.iter().map(|v| v.as_str().unwrap_or("*").to_string()).collect()
+                }
+                Some(Planned::List(items)) => items.iter().map(Planned::pattern).collect(),
+                Some(other) => vec![other.pattern()],
+                None => Vec::new(),
+            };
+            (
+                names.iter().map(|n| parameter(&region, n)).collect::<Result<_, _>>()?,
+                none,
+            )
+        }
+        // Deregistering an AMI (and deleting its snapshots with it) acts on the region's images and snapshots.
+        "ec2:DeregisterImage" => (images(std::slice::from_ref(&region)), none),
+        "ec2:DeleteSnapshot" => (vec![format!("arn:aws:ec2:{region}::snapshot/*")], none),
         "cloudformation:ValidateTemplate" => (vec!["*".into()], none),
         s if s.starts_with("cloudformation:") => (
             vec![format!(
@@ -428,7 +446,12 @@ steps:
         );
         assert_eq!(
             put.action,
-            ["ssm:AddTagsToResource", "ssm:GetParameter", "ssm:PutParameter"]
+            [
+                "ssm:AddTagsToResource",
+                "ssm:GetParameter",
+                "ssm:GetParameterHistory",
+                "ssm:PutParameter"
+            ]
         );
         assert_eq!(put.sid, "SsmOnParameter");
         assert_eq!(pass.sid, "IamPassRole");

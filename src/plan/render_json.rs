@@ -40,6 +40,9 @@
 //!   timeout_ms: int                       a call's per attempt; a wait's for the whole wait
 //!   poll: null | {interval_ms: int, backoff_rate: number, max_interval_ms: int}     waits only
 //!   expires: string                       (absent unless the step makes a recovery point) when it expires
+//!   preview: string                       (absent unless the action can tell it read-only, e.g.
+//!                                         ec2.prune_images) what the step would change: what `plan --check`
+//!                                         found, else "... known after discovery"
 //!   bound: {attempts: int, polls: int | null, poll_gap_ms: int | null, paced: bool}
 //!                                         what the bounds count: a call's (max_attempts + 1) × operations
 //!                                         attempts (1 without retries); a wait's max_attempts + 1 attempts, its
@@ -80,7 +83,7 @@
 //!   failed: int                           how many results are "failed"
 //!   account: string                       (when the caller identity check found it) the caller's account
 //!   results: [{check: "caller_identity" | "instance" | "backup_vault" | "ssm_parameter" | "template" | "stack"
-//!              | "sns_topic" | "discovery",
+//!              | "sns_topic" | "discovery" | "preview",
 //!              subject: string, region: string | null, status: "ok" | "note" | "failed" | "skipped",
 //!              reason: string, steps: [string]}]
 //! }

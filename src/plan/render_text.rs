@@ -226,6 +226,9 @@ fn action(o: &mut String, a: &ActionPlan, detail: &str, runs: bool, worst: Optio
     if let Some(e) = &a.expires {
         line(o, "expires", e);
     }
+    if let Some(p) = &a.preview {
+        line(o, "changes", p);
+    }
     if let Some(p) = &a.poll {
         line(
             o,

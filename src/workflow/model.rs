@@ -135,8 +135,14 @@ impl InputDef {
         if !ok {
             return Err(format!("input `{}` must be a {}, got {v}", self.name, self.ty.as_str()));
         }
-        if let (Some(re), Some(s)) = (&self.pattern, v.as_str())
-            && !re.is_match(s)
+        // A pattern applies to a string, and to an int as written (`pattern: "[0-9]+"`: not negative).
+        let text = match v {
+            Value::String(s) => Some(s.clone()),
+            Value::Number(n) => Some(n.to_string()),
+            _ => None,
+        };
+        if let (Some(re), Some(s)) = (&self.pattern, text)
+            && !re.is_match(&s)
         {
             return Err(format!(
                 "input `{}` = `{s}` does not match the pattern `{}`",

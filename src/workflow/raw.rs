@@ -48,7 +48,7 @@ pub struct RawInput {
     pub ty: Option<String>,
     #[schemars(with = "Option<serde_json::Value>")]
     pub default: Option<serde_yaml::Value>,
-    /// Regular expression a string input must match (whole value).
+    /// Regular expression a string input (or an int, as written) must match (whole value).
     pub pattern: Option<String>,
     pub description: Option<String>,
 }

@@ -3,7 +3,8 @@
 - EC2: AMIs made by CreateImage/CopyImage (and by Backup jobs, which call the same
   backend methods) stay `pending` for STATE.pending_describes DescribeImages calls.
   CreateImage tags the AMI's snapshot (TagSpecifications `snapshot`); CopyImage honours
-  ClientToken per destination region; DescribeInstanceStatus checks go initializing -> ok,
+  ClientToken per destination region and its TagSpecifications; DeregisterImage honours
+  DeleteAssociatedSnapshots; DescribeInstanceStatus checks go initializing -> ok,
   or impaired when armed (STATE.impaired_instances / impaired_images).
 - SSM: PutParameter with DataType aws:ec2:image checks the value's format and, like
   AWS's asynchronous validation, answers 200 but keeps no new version when the AMI
@@ -133,6 +134,86 @@ def after_copy_image(call: Any, status: int) -> None:
     found = re.search(rb"<imageId>(ami-[0-9a-f]+)</imageId>", reply.body)
     if found:
         STATE.copy_tokens[(call.region, pending[0])] = (found.group(1).decode(), pending[1])
+
+
+def _tag_specifications(fields: list[tuple[str, str]]) -> dict[str, dict[str, str]]:
+    """EC2 query TagSpecification.N.ResourceType / .Tag.M.Key / .Tag.M.Value -> {resource type: {key: value}}."""
+    kinds: dict[str, str] = {}
+    keys: dict[tuple[str, str], str] = {}
+    values: dict[tuple[str, str], str] = {}
+    for k, v in fields:
+        m = re.fullmatch(r"TagSpecification\.(\d+)\.(?:ResourceType|Tag\.(\d+)\.(Key|Value))", k)
+        if not m:
+            continue
+        if m.group(2) is None:
+            kinds[m.group(1)] = v
+        else:
+            (keys if m.group(3) == "Key" else values)[(m.group(1), m.group(2))] = v
+    out: dict[str, dict[str, str]] = {}
+    for (spec, tag), key in keys.items():
+        out.setdefault(kinds.get(spec, ""), {})[key] = values.get((spec, tag), "")
+    return out
+
+
+def before_copy_image_tags(call: Any) -> None:
+    """CopyImage TagSpecifications (moto 5.2.5 ignores them): `image` tags go on the copy, `snapshot` tags on its
+    snapshot; another resource type -> InvalidParameterValue."""
+    specs = _tag_specifications(call.form())
+    other = [k for k in specs if k not in ("image", "snapshot")]
+    if other:
+        raise ApiError("InvalidParameterValue",
+                       f"'{other[0]}' is not a valid taggable resource type for this operation.")
+    if specs:
+        call.copy_tags = specs
+
+
+def after_copy_image_tags(call: Any, status: int) -> None:
+    specs = getattr(call, "copy_tags", None)
+    reply = getattr(call, "response", None)
+    if status != 200 or not specs or reply is None:
+        return
+    found = re.search(rb"<imageId>(ami-[0-9a-f]+)</imageId>", reply.body)
+    backend = ec2_backends[ACCOUNT_ID][call.region]
+    ami = backend.amis.get(found.group(1).decode()) if found else None
+    if ami is None:
+        return
+    if specs.get("image"):
+        backend.create_tags([ami.id], specs["image"])
+    if specs.get("snapshot"):
+        backend.create_tags([ami.ebs_snapshot.id], specs["snapshot"])
+
+
+# ---------------------------------------------------------------- EC2 DeregisterImage DeleteAssociatedSnapshots
+
+
+def before_deregister_image(call: Any) -> None:
+    """DeregisterImage, answered here: moto 5.2.5 ignores DeleteAssociatedSnapshots. With it true, the AMI's
+    snapshots that no other AMI uses are deleted (returnCode `success`), the others kept (`skipped`), and listed in
+    deleteSnapshotResultSet, as AWS answers. An AMI deregistered before -> InvalidAMIID.Unavailable, an unknown one
+    -> InvalidAMIID.NotFound (moto's own errors)."""
+    fields = dict(call.form())
+    if fields.get("DryRun", "").lower() == "true":
+        return
+    ami_id = fields.get("ImageId", "")
+    delete = fields.get("DeleteAssociatedSnapshots", "").lower() == "true"
+    backend = ec2_backends[ACCOUNT_ID][call.region]
+    ami = backend.amis.get(ami_id)
+    snapshots = [ami.ebs_snapshot.id] if ami is not None and getattr(ami, "ebs_snapshot", None) else []
+    backend.deregister_image(ami_id)  # raises moto's errors for unknown / deregistered AMIs
+    STATE.pending_images.pop((call.region, ami_id), None)
+    items = ""
+    if delete:
+        for snap in snapshots:
+            in_use = any(getattr(other, "ebs_snapshot", None) is not None and other.ebs_snapshot.id == snap
+                         for other in backend.amis.values())
+            code = "skipped" if in_use else "success"
+            if not in_use:
+                backend.snapshots.pop(snap, None)
+            items += f"<item><snapshotId>{snap}</snapshotId><returnCode>{code}</returnCode></item>"
+    result = f"<deleteSnapshotResultSet>{items}</deleteSnapshotResultSet>" if delete else ""
+    call.reply = Reply(200, f'<?xml version="1.0" encoding="UTF-8"?>\n<DeregisterImageResponse xmlns="{EC2_NS}">'
+                            f"<requestId>{request_id()}</requestId><return>true</return>{result}"
+                            "</DeregisterImageResponse>", {"Content-Type": "text/xml;charset=UTF-8"})
 
 
 # ---------------------------------------------------------------- EC2 instance status checks

@@ -465,6 +465,82 @@ def create_image_snapshot_tags(ctx: dict[str, Any]) -> None:
 
 
 @check
+def deregister_image_deletes_associated_snapshots(ctx: dict[str, Any]) -> None:
+    """DeregisterImage DeleteAssociatedSnapshots (moto alone ignores it): the AMI's snapshot is deleted and listed
+    `success` in deleteSnapshotResultSet; without it the snapshot stays; a second call -> InvalidAMIID.Unavailable."""
+    ec2 = client("ec2")
+
+    def snapshot_of(ami: str) -> str:
+        image = ec2.describe_images(ImageIds=[ami])["Images"][0]
+        return [m["Ebs"]["SnapshotId"] for m in image["BlockDeviceMappings"] if "Ebs" in m][0]
+
+    ami = ec2.create_image(InstanceId=ctx["instance_id"], Name="drflow-prune-a")["ImageId"]
+    snap = snapshot_of(ami)
+    out = ec2.deregister_image(ImageId=ami, DeleteAssociatedSnapshots=True)
+    assert out.get("DeleteSnapshotResults") == [{"SnapshotId": snap, "ReturnCode": "success"}], out
+    assert ec2.describe_images(Owners=["self"], Filters=[{"Name": "name", "Values": ["drflow-prune-a"]}])["Images"] == []
+    e = error_of(lambda: ec2.describe_snapshots(SnapshotIds=[snap]))
+    assert code(e) == "InvalidSnapshot.NotFound", e.response
+    e = error_of(lambda: ec2.deregister_image(ImageId=ami, DeleteAssociatedSnapshots=True))
+    assert code(e) == "InvalidAMIID.Unavailable", e.response
+    e = error_of(lambda: ec2.deregister_image(ImageId="ami-0fffffffffffffff0"))
+    assert code(e) == "InvalidAMIID.NotFound", e.response
+    kept = ec2.create_image(InstanceId=ctx["instance_id"], Name="drflow-prune-b")["ImageId"]
+    snap = snapshot_of(kept)
+    out = ec2.deregister_image(ImageId=kept)
+    assert "DeleteSnapshotResults" not in out or out["DeleteSnapshotResults"] == [], out
+    assert ec2.describe_snapshots(SnapshotIds=[snap])["Snapshots"][0]["SnapshotId"] == snap
+    ec2.delete_snapshot(SnapshotId=snap)
+    e = error_of(lambda: ec2.delete_snapshot(SnapshotId=snap))
+    assert code(e) == "InvalidSnapshot.NotFound", e.response
+
+
+@check
+def copy_image_tag_specifications(ctx: dict[str, Any]) -> None:
+    """CopyImage TagSpecifications (moto alone ignores them): image tags on the copy, snapshot tags on its snapshot."""
+    ec2_dr = client("ec2", DR)
+    copy = ec2_dr.copy_image(SourceRegion=PRIMARY, SourceImageId=ctx["primary_ami"], Name="drflow-tagged-copy",
+                             ClientToken="tagged-copy", TagSpecifications=[
+                                 {"ResourceType": "image", "Tags": [{"Key": "drflow:instance", "Value": "i-1"}]},
+                                 {"ResourceType": "snapshot", "Tags": [{"Key": "kind", "Value": "snap"}]}])["ImageId"]
+    image = ec2_dr.describe_images(ImageIds=[copy])["Images"][0]
+    assert tags_of(image) == {"drflow:instance": "i-1"}, image.get("Tags")
+    snaps = [m["Ebs"]["SnapshotId"] for m in image["BlockDeviceMappings"] if "Ebs" in m]
+    assert tags_of(ec2_dr.describe_snapshots(SnapshotIds=snaps)["Snapshots"][0]) == {"kind": "snap"}
+    found = ec2_dr.describe_images(Owners=["self"], Filters=[{"Name": "tag:drflow:instance", "Values": ["i-1"]}])
+    assert [i["ImageId"] for i in found["Images"]] == [copy], found
+    e = error_of(lambda: ec2_dr.copy_image(SourceRegion=PRIMARY, SourceImageId=ctx["primary_ami"], Name="bad",
+                                           TagSpecifications=[{"ResourceType": "volume",
+                                                               "Tags": [{"Key": "k", "Value": "v"}]}]))
+    assert code(e) == "InvalidParameterValue", e.response
+
+
+@check
+def ssm_keeps_100_versions_unless_the_oldest_is_labelled(ctx: dict[str, Any]) -> None:
+    """moto 5.2.5's own: 100+ overwrites drop the oldest version; a label on the oldest makes PutParameter fail with
+    ParameterMaxVersionLimitExceeded (AWS's message) and store nothing."""
+    ssm = client("ssm")
+    name = "/drflow/x/history"
+    for i in range(1, 106):
+        out = ssm.put_parameter(Name=name, Value=f"v{i}", Type="String", Overwrite=i > 1)
+        assert out["Version"] == i, out
+    history = ssm.get_parameter_history(Name=name, MaxResults=50)
+    versions = [p["Version"] for p in history["Parameters"]]
+    while history.get("NextToken"):
+        history = ssm.get_parameter_history(Name=name, MaxResults=50, NextToken=history["NextToken"])
+        versions += [p["Version"] for p in history["Parameters"]]
+    assert versions == list(range(6, 106)), versions
+    ssm.label_parameter_version(Name=name, ParameterVersion=6, Labels=["golden"])
+    e = error_of(lambda: ssm.put_parameter(Name=name, Value="v106", Type="String", Overwrite=True))
+    assert code(e) == "ParameterMaxVersionLimitExceeded", e.response
+    assert "Version 6, the oldest version, can't be deleted because it has a label" in e.response["Error"]["Message"]
+    p = ssm.get_parameter(Name=name)["Parameter"]
+    assert (p["Value"], p["Version"]) == ("v105", 105), p
+    ssm.unlabel_parameter_version(Name=name, ParameterVersion=6, Labels=["golden"])
+    assert ssm.put_parameter(Name=name, Value="v106", Type="String", Overwrite=True)["Version"] == 106
+
+
+@check
 def not_implemented_is_a_non_retryable_400(ctx: dict[str, Any]) -> None:
     """NotImplementedError inside moto: 400 EmulatorNotImplemented naming the operation, not a retried 500."""
     control("DELETE", "/_drflow/calls")

@@ -66,7 +66,8 @@ SNS_TOPIC_OPERATIONS = ("Publish", "Subscribe", "GetTopicAttributes", "SetTopicA
 # before hooks are then not run; the after hooks are).
 BEFORE: dict[tuple[str, str], tuple[Callable[[Any], None], ...]] = {
     ("ec2", "DescribeImages"): (emu_hooks.before_describe_images,),
-    ("ec2", "CopyImage"): (emu_hooks.before_copy_image,),
+    ("ec2", "CopyImage"): (emu_hooks.before_copy_image, emu_hooks.before_copy_image_tags),
+    ("ec2", "DeregisterImage"): (emu_hooks.before_deregister_image,),
     ("ec2", "DescribeInstanceStatus"): (emu_hooks.before_describe_instance_status,),
     ("ssm", "PutParameter"): (emu_hooks.before_put_parameter,),
     ("cloudformation", "CreateStack"): (emu_hooks.before_stack_token, emu_hooks.before_stack_change),
@@ -78,7 +79,7 @@ BEFORE: dict[tuple[str, str], tuple[Callable[[Any], None], ...]] = {
     ("sns", "GetTopicAttributes"): (emu_hooks.before_sns_topic_arn, emu_hooks.before_get_topic_attributes),
 }
 AFTER: dict[tuple[str, str], tuple[Callable[[Any, int], None], ...]] = {
-    ("ec2", "CopyImage"): (emu_hooks.after_copy_image,),
+    ("ec2", "CopyImage"): (emu_hooks.after_copy_image, emu_hooks.after_copy_image_tags),
     ("ssm", "PutParameter"): (emu_hooks.after_put_parameter,),
     ("cloudformation", "CreateStack"): (emu_hooks.after_stack_change, emu_hooks.after_stack_token),
     ("cloudformation", "UpdateStack"): (emu_hooks.after_stack_change, emu_hooks.after_stack_token),

@@ -378,6 +378,7 @@ fn the_aws_backend_maps_the_awkward_answers() {
             source_image_id: base.clone(),
             name: "wire-copy".into(),
             client_token: "drflow-test-token".into(),
+            tags: Default::default(),
         };
         let copied = cloud.ec2.copy_image(DR, &copy).await.unwrap();
         assert_eq!(

@@ -14,6 +14,7 @@ mod follow_plan;
 mod pipeline_sim;
 mod plan;
 mod plan_emulator;
+mod prune;
 mod rehearsal_emulator;
 mod rehearsal_sim;
 mod reliability;

@@ -4,11 +4,11 @@
 use async_trait::async_trait;
 
 use crate::actions::effects::{Effects, StepFacts};
-use crate::actions::values::str_in;
+use crate::actions::values::{map_in, str_in};
 use crate::actions::{Action, ActionError, Ctx, Resource, Values};
 use crate::cloud::CopyImage as Request;
 use crate::workflow::quota;
-use crate::workflow::spec::{out, req};
+use crate::workflow::spec::{opt, out, req};
 use crate::workflow::{ActionSpec, InputKind::*, Role};
 
 pub(crate) struct CopyImage;
@@ -20,6 +20,11 @@ static SPEC: ActionSpec = ActionSpec {
         req("source_region", Str, "Region code of the source AMI."),
         req("source_image_id", Str, "The source AMI id."),
         req("name", Str, "Name of the copy."),
+        opt(
+            "tags",
+            Map,
+            "Tags for the copy and its snapshots (a copy carries none of its source's).",
+        ),
     ],
     outputs: &[out("image_id", "The AMI id in this region (pending).")],
     calls: &["ec2:CopyImage"],
@@ -51,6 +56,7 @@ async fn copy(ctx: &Ctx<'_>, inputs: &Values) -> Result<String, ActionError> {
         source_image_id: str_in(inputs, "source_image_id")?.to_string(),
         name: str_in(inputs, "name")?.to_string(),
         client_token: ctx.token.to_string(),
+        tags: map_in(inputs, "tags"),
     };
     Ok(ctx.cloud.ec2.copy_image(ctx.region, &req).await?)
 }

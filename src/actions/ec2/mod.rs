@@ -1,14 +1,17 @@
-//! EC2: wait for an AMI, create one from an instance, copy one across regions, verify a launched instance.
+//! EC2: wait for an AMI, create one from an instance, copy one across regions, verify a launched instance, prune
+//! old AMIs.
 
 mod copy_image;
 mod create_image;
 mod find_instances;
+mod prune_images;
 mod verify_instance;
 mod wait_image;
 
 pub(crate) use copy_image::CopyImage;
 pub(crate) use create_image::CreateImage;
 pub(crate) use find_instances::FindInstances;
+pub(crate) use prune_images::PruneImages;
 pub(crate) use verify_instance::VerifyInstance;
 pub(crate) use wait_image::WaitImage;
 

@@ -6,4 +6,4 @@ mod put_parameter;
 
 pub(crate) use get_parameter::GetParameter;
 pub(crate) use image_freshness::ImageFreshness;
-pub(crate) use put_parameter::PutParameter;
+pub(crate) use put_parameter::{PutParameter, version_limit_way_out};

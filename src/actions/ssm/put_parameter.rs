@@ -47,7 +47,8 @@ static SPEC: ActionSpec = ActionSpec {
         ),
     ],
     calls: &["ec2:DescribeImages", "ssm:GetParameter", "ssm:PutParameter"],
-    extra_iam: &["ssm:AddTagsToResource"],
+    // GetParameterHistory: `drflow plan --check` looks for a label on the oldest of 100 versions.
+    extra_iam: &["ssm:AddTagsToResource", "ssm:GetParameterHistory"],
     preflight: &[Preflight::Parameter { input: "name" }],
     writes: Some(Writes {
         input: "name",
@@ -149,7 +150,16 @@ impl Action for PutParameter {
             ctx.recorder.record("replacing", &Value::String(previous.clone())).await;
         }
         ctx.recorder.record("writing", &Value::String(ami.to_string())).await;
-        let version = ctx.cloud.ssm.put_parameter(region, &req).await?;
+        let version = match ctx.cloud.ssm.put_parameter(region, &req).await {
+            Ok(version) => version,
+            Err(e) if e.code == VERSION_LIMIT => {
+                return Err(ActionError::failed(
+                    VERSION_LIMIT,
+                    version_limit(name, region, &previous, &e.message),
+                ));
+            }
+            Err(e) => return Err(e.into()),
+        };
 
         let stored = ctx.cloud.ssm.get_parameter(region, name).await?;
         match stored {
@@ -203,6 +213,34 @@ impl Outcome {
             Outcome::KeptNewer => "kept_newer",
         }
     }
+}
+
+/// SSM keeps the last 100 versions of a parameter and drops the oldest on a write, unless that one carries a label:
+/// then PutParameter fails with this code. drflow never labels versions; a person (or another tool) did.
+const VERSION_LIMIT: &str = "ParameterMaxVersionLimitExceeded";
+
+/// The way out of the version limit, with the commands that take it. Not retried: only moving or removing the
+/// label helps, and drflow does not touch labels it did not make (one may mark a known-good AMI).
+fn version_limit(name: &str, region: &str, previous: &str, aws: &str) -> String {
+    let version = regex::Regex::new(r"Version (\d+), the oldest version")
+        .ok()
+        .and_then(|re| re.captures(aws))
+        .map_or_else(|| "OLDEST".to_string(), |c| c[1].to_string());
+    format!(
+        "{name} in {region} has the 100 versions SSM keeps, and its oldest (version {version}) carries a label, so SSM \
+         refuses a new version (ParameterMaxVersionLimitExceeded); the parameter still holds {previous}. {}. AWS: {aws}",
+        version_limit_way_out(name, region, &version, "LABEL")
+    )
+}
+
+/// What clears SSM's version limit for a parameter whose oldest version carries `labels`: the commands.
+pub fn version_limit_way_out(name: &str, region: &str, version: &str, labels: &str) -> String {
+    format!(
+        "Move the label to the latest version (`aws ssm label-parameter-version --region {region} --name {name} \
+         --labels {labels}`) or remove it (`aws ssm unlabel-parameter-version --region {region} --name {name} \
+         --parameter-version {version} --labels {labels}`; `aws ssm get-parameter-history --region {region} --name \
+         {name} --query 'Parameters[?Labels].[Version,Labels]'` lists the labels), then run again"
+    )
 }
 
 fn outputs(name: &str, value: &str, version: i64, previous: &str, outcome: Outcome) -> Values {

@@ -1,4 +1,4 @@
-//! EC2: describe images and instances, create and copy images.
+//! EC2: describe images and instances, create, copy and deregister images, delete snapshots.
 
 use std::collections::BTreeMap;
 
@@ -53,6 +53,12 @@ fn image(i: &aws_sdk_ec2::types::Image) -> Image {
         name: i.name().map(str::to_string),
         creation_date: i.creation_date().and_then(iso8601_secs),
         tags: tags(i.tags()),
+        snapshot_ids: i
+            .block_device_mappings()
+            .iter()
+            .filter_map(|m| m.ebs()?.snapshot_id())
+            .map(str::to_string)
+            .collect(),
     }
 }
 
@@ -243,18 +249,84 @@ impl Ec2 for AwsEc2 {
 
     async fn copy_image(&self, region: &str, req: &CopyImage) -> Result<String, CloudError> {
         const OP: &str = "CopyImage";
-        let out = self
+        let mut call = self
             .clients
             .get(region)
             .copy_image()
             .source_region(&req.source_region)
             .source_image_id(&req.source_image_id)
             .name(&req.name)
-            .client_token(&req.client_token)
+            .client_token(&req.client_token);
+        if !req.tags.is_empty() {
+            call = call
+                .tag_specifications(tag_spec(ResourceType::Image, &req.tags))
+                .tag_specifications(tag_spec(ResourceType::Snapshot, &req.tags));
+        }
+        let out = call.send().await.map_err(|e| from_sdk("ec2", OP, region, e))?;
+        out.image_id().map(str::to_string).ok_or_else(|| missing(OP, region))
+    }
+
+    async fn find_images(&self, region: &str, wanted: &BTreeMap<String, String>) -> Result<Vec<Image>, CloudError> {
+        use aws_sdk_ec2::types::Filter;
+        let filters: Vec<Filter> = wanted
+            .iter()
+            .map(|(k, v)| Filter::builder().name(format!("tag:{k}")).values(v).build())
+            .collect();
+        let mut found = Vec::new();
+        let mut next: Option<String> = None;
+        loop {
+            let out = self
+                .clients
+                .get(region)
+                .describe_images()
+                .owners("self")
+                .set_filters(Some(filters.clone()))
+                .set_next_token(next.take())
+                .send()
+                .await
+                .map_err(|e| from_sdk("ec2", "DescribeImages", region, e))?;
+            found.extend(out.images().iter().map(image));
+            match out.next_token() {
+                Some(t) if !t.is_empty() => next = Some(t.to_string()),
+                _ => return Ok(found),
+            }
+        }
+    }
+
+    async fn deregister_image(
+        &self,
+        region: &str,
+        image_id: &str,
+        delete_snapshots: bool,
+    ) -> Result<Vec<(String, String)>, CloudError> {
+        let out = self
+            .clients
+            .get(region)
+            .deregister_image()
+            .image_id(image_id)
+            .delete_associated_snapshots(delete_snapshots)
             .send()
             .await
-            .map_err(|e| from_sdk("ec2", OP, region, e))?;
-        out.image_id().map(str::to_string).ok_or_else(|| missing(OP, region))
+            .map_err(|e| from_sdk("ec2", "DeregisterImage", region, e))?;
+        Ok(out
+            .delete_snapshot_results()
+            .iter()
+            .filter_map(|r| {
+                let code = r.return_code().map(|c| c.as_str().to_string()).unwrap_or_default();
+                Some((r.snapshot_id()?.to_string(), code))
+            })
+            .collect())
+    }
+
+    async fn delete_snapshot(&self, region: &str, snapshot_id: &str) -> Result<(), CloudError> {
+        self.clients
+            .get(region)
+            .delete_snapshot()
+            .snapshot_id(snapshot_id)
+            .send()
+            .await
+            .map_err(|e| from_sdk("ec2", "DeleteSnapshot", region, e))?;
+        Ok(())
     }
 }
 

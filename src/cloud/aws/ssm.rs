@@ -1,4 +1,4 @@
-//! SSM Parameter Store: read and write one parameter.
+//! SSM Parameter Store: read and write one parameter, read its history.
 
 use async_trait::async_trait;
 use aws_sdk_ssm::Client;
@@ -6,7 +6,7 @@ use aws_sdk_ssm::types::{ParameterType, Tag};
 
 use super::errors::from_sdk;
 use super::{Regional, unix};
-use crate::cloud::{CloudError, Parameter, PutParameter, Ssm};
+use crate::cloud::{CloudError, Parameter, ParameterVersion, PutParameter, Ssm};
 
 pub(crate) struct AwsSsm {
     clients: Regional<Client>,
@@ -71,5 +71,42 @@ impl Ssm for AwsSsm {
             .await
             .map_err(|e| from_sdk("ssm", "PutParameter", region, e))?;
         Ok(out.version())
+    }
+
+    async fn parameter_history(&self, region: &str, name: &str) -> Result<Vec<ParameterVersion>, CloudError> {
+        let mut versions = Vec::new();
+        let mut next: Option<String> = None;
+        loop {
+            let result = self
+                .clients
+                .get(region)
+                .get_parameter_history()
+                .name(name)
+                .max_results(50)
+                .set_next_token(next.take())
+                .send()
+                .await;
+            let out = match result {
+                Ok(out) => out,
+                Err(e) => {
+                    let e = from_sdk("ssm", "GetParameterHistory", region, e);
+                    return if e.code == "ParameterNotFound" {
+                        Ok(Vec::new())
+                    } else {
+                        Err(e)
+                    };
+                }
+            };
+            versions.extend(out.parameters().iter().map(|p| ParameterVersion {
+                version: p.version(),
+                labels: p.labels().to_vec(),
+            }));
+            match out.next_token() {
+                Some(t) if !t.is_empty() => next = Some(t.to_string()),
+                _ => break,
+            }
+        }
+        versions.sort_by_key(|v| v.version);
+        Ok(versions)
     }
 }

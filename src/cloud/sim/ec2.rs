@@ -5,8 +5,8 @@ use std::time::Duration;
 
 use async_trait::async_trait;
 
-use super::ids::{is_ami_id, is_instance_id, looks_like_region};
-use super::records::{ImageRec, InstanceRec};
+use super::ids::{base_image_id, is_ami_id, is_instance_id, looks_like_region, snapshot_id_of};
+use super::records::{ImageRec, InstanceRec, SnapshotRec};
 use super::scenario::JobKind;
 use super::{Ctx, Sim};
 use crate::cloud::{CloudError, CopyImage, CreateImage, Ec2, Image, Instance, InstanceStatus};
@@ -39,6 +39,7 @@ fn image_view(rec: &ImageRec, now: Duration, created_unix: i64) -> Image {
                 .unwrap_or_else(|| super::clock::wall(created_unix, rec.created_at)),
         ),
         tags: rec.tags.clone(),
+        snapshot_ids: rec.snapshots.clone(),
     }
 }
 
@@ -140,19 +141,22 @@ fn add_image(
     let failure = ctx.world.job_failure(ctx.scenario, JobKind::Image, failure);
     let id = ctx.world.ids.new_image_id();
     let mut rec = ImageRec::pending(&id, name, ctx.now, ctx.now + pending_for, failure);
+    let snapshot = snapshot_id_of(&id);
+    rec.snapshots = vec![snapshot.clone()];
+    let snap = SnapshotRec {
+        image_id: id.clone(),
+        tags: tags.clone(),
+    };
     rec.tags = tags;
-    ctx.here().images.insert(id.clone(), rec);
+    let region = ctx.here();
+    region.snapshots.insert(snapshot, snap);
+    region.images.insert(id.clone(), rec);
     id
 }
 
 fn create_image(ctx: &mut Ctx<'_>, req: &CreateImage) -> Result<String, CloudError> {
     check_image_name(ctx, &req.name)?;
-    if let Some(key) = req.tags.keys().find(|k| k.to_ascii_lowercase().starts_with("aws:")) {
-        return Err(ctx.err(
-            "InvalidParameterValue",
-            format!("Tag key {key:?} is invalid: keys starting with 'aws:' are reserved for internal use"),
-        ));
-    }
+    check_tags(ctx, &req.tags)?;
     let now = ctx.now;
     let region = ctx.here();
     let Some(instance) = region.instances.get(&req.instance_id) else {
@@ -187,6 +191,7 @@ fn create_image(ctx: &mut Ctx<'_>, req: &CreateImage) -> Result<String, CloudErr
 /// Validates and starts an image copy (its client token is the caller's: `Ctx::idempotent`).
 fn copy_image(ctx: &mut Ctx<'_>, req: &CopyImage) -> Result<String, CloudError> {
     check_image_name(ctx, &req.name)?;
+    check_tags(ctx, &req.tags)?;
     if !looks_like_region(&req.source_region) {
         return Err(ctx.err(
             "InvalidParameterValue",
@@ -232,7 +237,85 @@ fn copy_image(ctx: &mut Ctx<'_>, req: &CopyImage) -> Result<String, CloudError> 
     let pending_for = d.scaled(d.copy_image, d.reference_gib, &req.name);
     ctx.here().image_copies.push(now + pending_for);
     let failure = "Image copy failed (injected by the simulation scenario)";
-    Ok(add_image(ctx, &req.name, BTreeMap::new(), pending_for, failure))
+    Ok(add_image(ctx, &req.name, req.tags.clone(), pending_for, failure))
+}
+
+/// Tag keys starting with `aws:` are AWS's own.
+fn check_tags(ctx: &Ctx<'_>, tags: &BTreeMap<String, String>) -> Result<(), CloudError> {
+    match tags.keys().find(|k| k.to_ascii_lowercase().starts_with("aws:")) {
+        Some(key) => Err(ctx.err(
+            "InvalidParameterValue",
+            format!("Tag key {key:?} is invalid: keys starting with 'aws:' are reserved for internal use"),
+        )),
+        None => Ok(()),
+    }
+}
+
+/// The account's own images carrying every one of `tags` (the base AMIs are Amazon's: never listed).
+fn find_images(ctx: &mut Ctx<'_>, tags: &BTreeMap<String, String>) -> Vec<Image> {
+    let (now, created_unix) = (ctx.now, ctx.world.created_unix);
+    let base = base_image_id(&ctx.region);
+    ctx.here()
+        .images
+        .values()
+        .filter(|rec| rec.id != base)
+        .filter(|rec| tags.iter().all(|(k, v)| rec.tags.get(k) == Some(v)))
+        .map(|rec| image_view(rec, now, created_unix))
+        .collect()
+}
+
+/// DeregisterImage: the image is gone at once; with `delete_snapshots`, so are its snapshots no other AMI uses
+/// (`skipped` otherwise).
+fn deregister_image(
+    ctx: &mut Ctx<'_>,
+    image_id: &str,
+    delete_snapshots: bool,
+) -> Result<Vec<(String, String)>, CloudError> {
+    if !is_ami_id(image_id) {
+        let message = format!("Invalid id: \"{image_id}\" (expecting \"ami-...\")");
+        return Err(ctx.err("InvalidAMIID.Malformed", message));
+    }
+    if image_id == base_image_id(&ctx.region) {
+        let message = format!("You do not have permission to deregister {image_id}: it is not owned by this account");
+        return Err(ctx.err("AuthFailure", message));
+    }
+    let region = ctx.here();
+    let Some(rec) = region.images.remove(image_id) else {
+        let message = format!("The image id '[{image_id}]' does not exist");
+        return Err(ctx.err("InvalidAMIID.NotFound", message));
+    };
+    if !delete_snapshots {
+        return Ok(Vec::new());
+    }
+    let mut results = Vec::new();
+    for snap in rec.snapshots {
+        let shared = region.images.values().any(|other| other.snapshots.contains(&snap));
+        if shared {
+            results.push((snap, "skipped".to_string()));
+        } else {
+            region.snapshots.remove(&snap);
+            results.push((snap, "success".to_string()));
+        }
+    }
+    Ok(results)
+}
+
+fn delete_snapshot(ctx: &mut Ctx<'_>, snapshot_id: &str) -> Result<(), CloudError> {
+    let region = ctx.here();
+    if !region.snapshots.contains_key(snapshot_id) {
+        let message = format!("The snapshot '{snapshot_id}' does not exist.");
+        return Err(ctx.err("InvalidSnapshot.NotFound", message));
+    }
+    if let Some(user) = region
+        .images
+        .values()
+        .find(|i| i.snapshots.iter().any(|s| s == snapshot_id))
+    {
+        let message = format!("The snapshot {snapshot_id} is currently in use by {}", user.id);
+        return Err(ctx.err("InvalidSnapshot.InUse", message));
+    }
+    ctx.here().snapshots.remove(snapshot_id);
+    Ok(())
 }
 
 #[async_trait]
@@ -304,6 +387,28 @@ impl Ec2 for Sim {
         })
         .await
     }
+
+    async fn find_images(&self, region: &str, tags: &BTreeMap<String, String>) -> Result<Vec<Image>, CloudError> {
+        self.call("ec2", "DescribeImages", region, |ctx| Ok(find_images(ctx, tags)))
+            .await
+    }
+
+    async fn deregister_image(
+        &self,
+        region: &str,
+        image_id: &str,
+        delete_snapshots: bool,
+    ) -> Result<Vec<(String, String)>, CloudError> {
+        self.call("ec2", "DeregisterImage", region, |ctx| {
+            deregister_image(ctx, image_id, delete_snapshots)
+        })
+        .await
+    }
+
+    async fn delete_snapshot(&self, region: &str, snapshot_id: &str) -> Result<(), CloudError> {
+        self.call("ec2", "DeleteSnapshot", region, |ctx| delete_snapshot(ctx, snapshot_id))
+            .await
+    }
 }
 
 #[cfg(test)]
@@ -329,6 +434,7 @@ mod tests {
             source_image_id: source.into(),
             name: "dr copy".into(),
             client_token: token.into(),
+            tags: BTreeMap::new(),
         }
     }
 

@@ -205,6 +205,7 @@ fn publish(region: &mut super::world::Region, name: &str, value: &str) {
                 version,
                 value: value.to_string(),
                 modified_at: Duration::ZERO,
+                labels: Vec::new(),
             });
         }
         None => {

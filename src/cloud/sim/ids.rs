@@ -69,6 +69,11 @@ pub(crate) fn base_image_id(region: &str) -> String {
     format!("ami-0{}", &digest_hex(&format!("base:{region}"))[..16])
 }
 
+/// The EBS snapshot of a simulated AMI: derived from the AMI's id (so no other generated id changes).
+pub(crate) fn snapshot_id_of(image_id: &str) -> String {
+    format!("snap-0{}", &digest_hex(&format!("snapshot:{image_id}"))[..16])
+}
+
 /// `ami-` followed by hex digits.
 pub(crate) fn is_ami_id(id: &str) -> bool {
     id.strip_prefix("ami-")

@@ -778,6 +778,8 @@ faults:
   - {operation: "backup:Start*", probability: 0.3, lose_response: true}
   - {operation: "ec2:CreateImage", probability: 0.3, lose_response: true}
   - {operation: "ec2:CopyImage", probability: 0.3, lose_response: true}
+  - {operation: "ec2:DeregisterImage", probability: 0.3, lose_response: true}
+  - {operation: "ec2:DeleteSnapshot", probability: 0.3, lose_response: true}
   - {operation: "cloudformation:*Stack", probability: 0.3, lose_response: true}
   - {operation: "ssm:PutParameter", probability: 0.3, lose_response: true}
   - {operation: "sns:Publish", probability: 0.3, lose_response: true}
@@ -785,7 +787,7 @@ faults:
 
     #[tokio::test(start_paused = true)]
     async fn chaos_scenario_throttles_every_call_and_loses_start_responses() {
-        // The lost responses cover exactly the nine calls that change things (start work, write, notify).
+        // The lost responses cover exactly the eleven calls that change things (start work, write, delete, notify).
         let chaos = scenario(CHAOS);
         let ops = scenario::operations();
         let mutating = |op: &str| {
@@ -797,7 +799,7 @@ faults:
             assert_eq!(lost, mutating(op), "{op}");
         }
         let starts = ops.iter().filter(|op| mutating(op));
-        assert_eq!(starts.count(), 9);
+        assert_eq!(starts.count(), 11);
         let sim = Sim::new(chaos);
         let cloud = sim.cloud();
         let put = crate::cloud::PutParameter {
@@ -834,15 +836,14 @@ faults:
                 .filter(|c| c.response_lost)
                 .all(|c| c.performed && c.error.as_deref() == Some("InternalError"))
         );
-        // Every PutParameter that was not throttled was performed: one version each.
+        // Every PutParameter that was not throttled was performed: one version each (SSM keeps the last 100).
         let performed = calls
             .iter()
             .filter(|c| c.operation == "PutParameter" && c.performed)
             .count();
-        assert_eq!(
-            sim.lock().world.regions[EAST].parameters["/dr/x"].versions.len(),
-            performed
-        );
+        let param = &sim.lock().world.regions[EAST].parameters["/dr/x"];
+        assert_eq!(param.latest().version as usize, performed);
+        assert_eq!(param.versions.len(), performed.min(100));
     }
 
     #[tokio::test(start_paused = true)]

@@ -225,6 +225,7 @@ fn changes(region: &mut Region) -> Vec<(&'static str, String, Value)> {
     of(&mut out, "topics", &mut region.topics);
     of(&mut out, "backup_busy_until", &mut region.backup_busy_until);
     of(&mut out, "recovery_point_info", &mut region.recovery_point_info);
+    of(&mut out, "snapshots", &mut region.snapshots);
     out
 }
 
@@ -251,6 +252,7 @@ fn apply(region: &mut Region, collection: &str, key: String, value: Value) {
         "topics" => to(&mut region.topics, key, value),
         "backup_busy_until" => to(&mut region.backup_busy_until, key, value),
         "recovery_point_info" => to(&mut region.recovery_point_info, key, value),
+        "snapshots" => to(&mut region.snapshots, key, value),
         _ => {}
     }
 }

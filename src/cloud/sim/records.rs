@@ -143,6 +143,9 @@ pub(crate) struct ImageRec {
     /// plan history: negative).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub created_rel: Option<i64>,
+    /// Its EBS snapshots (`Region::snapshots`).
+    #[serde(default)]
+    pub snapshots: Vec<String>,
 }
 
 impl ImageRec {
@@ -158,6 +161,7 @@ impl ImageRec {
             fixed: None,
             tags: BTreeMap::new(),
             created_rel: None,
+            snapshots: Vec::new(),
         }
     }
 
@@ -172,6 +176,7 @@ impl ImageRec {
             fixed: Some(state.to_string()),
             tags: BTreeMap::new(),
             created_rel: None,
+            snapshots: Vec::new(),
         }
     }
 
@@ -195,6 +200,15 @@ impl ImageRec {
     pub(crate) fn is_available(&self, now: Duration) -> bool {
         self.state(now) == "available"
     }
+}
+
+/// An EBS snapshot (of an AMI's volume).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub(crate) struct SnapshotRec {
+    /// The AMI it was made for.
+    pub image_id: String,
+    #[serde(default)]
+    pub tags: BTreeMap<String, String>,
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -271,6 +285,9 @@ pub(crate) struct VersionRec {
     pub version: i64,
     pub value: String,
     pub modified_at: Duration,
+    /// Labels attached to this version (LabelParameterVersion; scenario `labels`).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub labels: Vec<String>,
 }
 
 impl ParamRec {
@@ -283,6 +300,7 @@ impl ParamRec {
                 version: 1,
                 value: value.to_string(),
                 modified_at: at,
+                labels: Vec::new(),
             }],
         }
     }

@@ -1,5 +1,6 @@
 //! The scenario: what the simulated world starts with and how it misbehaves. Read from YAML; every field defaulted.
 
+use std::collections::BTreeMap;
 use std::path::Path;
 use std::time::Duration;
 
@@ -128,6 +129,13 @@ pub struct ParameterSpec {
     /// `text` (default) or `aws:ec2:image`; not validated against the images.
     #[serde(default = "text")]
     pub data_type: String,
+    /// How many versions it has, all with `value` (default 1): e.g. 100, SSM's limit.
+    #[serde(default)]
+    pub versions: Option<i64>,
+    /// Labels on its oldest version (LabelParameterVersion): with 100 versions, the next write fails with
+    /// ParameterMaxVersionLimitExceeded.
+    #[serde(default)]
+    pub labels: Vec<String>,
 }
 
 fn text() -> String {
@@ -151,6 +159,10 @@ pub struct ImageSpec {
     /// (e.g. `3d` for a stale DR AMI).
     #[serde(default, deserialize_with = "duration::de_opt")]
     pub age: Option<Duration>,
+    /// Its tags, e.g. `drflow:instance` (what `ec2.prune_images` looks for) or `aws:backup:source-resource` (an
+    /// AMI AWS Backup manages). A scenario image has one EBS snapshot.
+    #[serde(default)]
+    pub tags: BTreeMap<String, String>,
 }
 
 /// How long simulated work takes. Strings like `30s`, `8m`, `2h`, `1h 30m`, or a number of seconds.
@@ -494,6 +506,11 @@ impl Scenario {
         for (i, p) in self.parameters.iter().enumerate() {
             if !matches!(p.data_type.as_str(), "text" | "aws:ec2:image") {
                 return Err(format!("parameters[{i}]: data_type must be `text` or `aws:ec2:image`"));
+            }
+            if !(1..=100).contains(&p.versions.unwrap_or(1)) {
+                return Err(format!(
+                    "parameters[{i}]: versions must be 1 to 100 (SSM keeps the last 100)"
+                ));
             }
         }
         let regions = self

@@ -5,7 +5,10 @@ use async_trait::async_trait;
 use super::ids::is_ami_id;
 use super::records::{ParamRec, VersionRec, split_selector};
 use super::{Ctx, Sim};
-use crate::cloud::{CloudError, Parameter, PutParameter, Ssm};
+use crate::cloud::{CloudError, Parameter, ParameterVersion, PutParameter, Ssm};
+
+/// Versions SSM keeps of one parameter.
+const VERSION_LIMIT: usize = 100;
 
 fn check_name(ctx: &Ctx<'_>, name: &str) -> Result<(), CloudError> {
     let lower = name.trim_start_matches('/').to_ascii_lowercase();
@@ -93,6 +96,19 @@ fn put_parameter(ctx: &mut Ctx<'_>, req: &PutParameter) -> Result<i64, CloudErro
             return Err(ctx.err("ValidationException", message));
         }
     }
+    // SSM keeps the last 100 versions: a write drops the oldest, unless a label holds it.
+    if let Some(rec) = &existing
+        && rec.versions.len() >= VERSION_LIMIT
+        && !rec.versions[0].labels.is_empty()
+    {
+        let message = format!(
+            "You attempted to create a new version of {} by calling the PutParameter API with the overwrite flag. \
+             Version {}, the oldest version, can't be deleted because it has a label associated with it. Move the \
+             label to another version of the parameter, and try again.",
+            req.name, rec.versions[0].version
+        );
+        return Err(ctx.err("ParameterMaxVersionLimitExceeded", message));
+    }
     let version = existing.as_ref().map_or(1, |rec| rec.latest().version + 1);
     // aws:ec2:image is validated asynchronously: the call succeeds, but a value naming no available AMI in this
     // region is never stored.
@@ -106,10 +122,14 @@ fn put_parameter(ctx: &mut Ctx<'_>, req: &PutParameter) -> Result<i64, CloudErro
         version,
         value: req.value.clone(),
         modified_at: now,
+        labels: Vec::new(),
     };
     let region = ctx.here();
     match region.parameters.get_mut(&req.name) {
         Some(rec) => {
+            if rec.versions.len() >= VERSION_LIMIT {
+                rec.versions.remove(0);
+            }
             rec.versions.push(entry);
             if req.description.is_some() {
                 rec.description = req.description.clone();
@@ -138,6 +158,26 @@ impl Ssm for Sim {
     async fn put_parameter(&self, region: &str, req: &PutParameter) -> Result<i64, CloudError> {
         self.call("ssm", "PutParameter", region, |ctx| put_parameter(ctx, req))
             .await
+    }
+
+    async fn parameter_history(&self, region: &str, name: &str) -> Result<Vec<ParameterVersion>, CloudError> {
+        self.call("ssm", "GetParameterHistory", region, |ctx| {
+            Ok(ctx
+                .here()
+                .parameters
+                .get(name)
+                .map(|rec| {
+                    rec.versions
+                        .iter()
+                        .map(|v| ParameterVersion {
+                            version: v.version,
+                            labels: v.labels.clone(),
+                        })
+                        .collect()
+                })
+                .unwrap_or_default())
+        })
+        .await
     }
 }
 
@@ -267,6 +307,51 @@ mod tests {
         );
         let p = ssm.get_parameter(EAST, "/dr/ami").await.unwrap().unwrap();
         assert_eq!((p.value, p.version), (pending, 2));
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn keeps_the_last_100_versions_unless_a_label_holds_the_oldest() {
+        let sim = sim();
+        let ssm = sim.cloud().ssm;
+        for i in 1..=130 {
+            sleep(1).await; // within PutParameter's request rate
+            let v = ssm
+                .put_parameter(EAST, &put("/app/v", &format!("v{i}"), "text", i > 1))
+                .await
+                .unwrap();
+            assert_eq!(v, i);
+        }
+        let p = ssm.get_parameter(EAST, "/app/v").await.unwrap().unwrap();
+        assert_eq!((p.value.as_str(), p.version), ("v130", 130));
+        assert_eq!(
+            ssm.get_parameter(EAST, "/app/v:30").await.unwrap_err().code,
+            "ParameterVersionNotFound",
+            "the oldest were dropped"
+        );
+        assert_eq!(
+            ssm.get_parameter(EAST, "/app/v:31").await.unwrap().unwrap().value,
+            "v31"
+        );
+        // A label on the oldest version: the write fails, nothing changes.
+        sim.lock()
+            .world
+            .region_mut(EAST)
+            .parameters
+            .get_mut("/app/v")
+            .unwrap()
+            .versions[0]
+            .labels
+            .push("golden".into());
+        let e = ssm
+            .put_parameter(EAST, &put("/app/v", "v131", "text", true))
+            .await
+            .unwrap_err();
+        assert_eq!(e.code, "ParameterMaxVersionLimitExceeded");
+        assert!(!e.kind.is_transient());
+        assert!(e.message.contains("Version 31, the oldest version"), "{}", e.message);
+        let p = ssm.get_parameter(EAST, "/app/v").await.unwrap().unwrap();
+        assert_eq!((p.value.as_str(), p.version), ("v130", 130));
+        assert_eq!(sim.lock().world.regions[EAST].parameters["/app/v"].versions.len(), 100);
     }
 
     #[tokio::test(start_paused = true)]

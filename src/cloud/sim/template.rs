@@ -616,6 +616,7 @@ Outputs:
                 version: 2,
                 value: "ami-0def".into(),
                 modified_at: Duration::ZERO,
+                labels: Vec::new(),
             });
         let body = "a: '{{resolve:ssm:/dr/ami}}' b: {{resolve:ssm:/dr/ami:1}} c: {{resolve:ssm-secure:x}}";
         assert_eq!(

@@ -42,7 +42,6 @@ impl<V> Tracked<V> {
         Some(v)
     }
 
-    #[cfg(test)]
     pub(crate) fn remove(&mut self, key: &str) -> Option<V> {
         self.changed.insert(key.to_string());
         self.map.remove(key)

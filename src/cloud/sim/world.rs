@@ -7,7 +7,9 @@ use std::time::Duration;
 use serde::{Deserialize, Serialize};
 
 use super::ids::{DEFAULT_INSTANCE, DEFAULT_VAULT, IdGen, PUBLIC_AMI_PARAMETER, base_image_id};
-use super::records::{Call, ImageRec, InstanceRec, JobRec, MessageRec, ParamRec, RecoveryPointRec, StackRec};
+use super::records::{
+    Call, ImageRec, InstanceRec, JobRec, MessageRec, ParamRec, RecoveryPointRec, SnapshotRec, StackRec,
+};
 use super::rng::Rng;
 use super::scenario::{JobKind, Scenario, StatusCheck};
 use super::throttle::Bucket;
@@ -78,6 +80,9 @@ pub(crate) struct Region {
     /// When each EC2 AMI copy in progress into this region ends.
     #[serde(default)]
     pub image_copies: Vec<Duration>,
+    /// EBS snapshots of the account's AMIs, by id.
+    #[serde(default)]
+    pub snapshots: Tracked<SnapshotRec>,
 }
 
 impl World {
@@ -135,11 +140,22 @@ impl World {
                 None => ImageRec::fixed(&img.id, img.name.clone(), img.state.as_deref().unwrap_or("available")),
             };
             // An image made `age` before the world (a stale DR AMI).
-            let rec = ImageRec {
+            let mut rec = ImageRec {
                 created_rel: img.age.map(|a| -(a.as_secs() as i64)),
                 ..rec
             };
-            put(replace, &mut self.region_mut(&img.region).images, &img.id, rec);
+            let region = self.region_mut(&img.region);
+            if replace || !region.images.contains_key(&img.id) {
+                let snapshot = super::ids::snapshot_id_of(&img.id);
+                let snap = SnapshotRec {
+                    image_id: img.id.clone(),
+                    tags: img.tags.clone(),
+                };
+                region.snapshots.insert(snapshot.clone(), snap);
+                rec.snapshots = vec![snapshot];
+                rec.tags = img.tags.clone();
+            }
+            put(replace, &mut region.images, &img.id, rec);
         }
         for inst in &scenario.instances {
             let image_id = match &inst.image_id {
@@ -161,7 +177,14 @@ impl World {
             put(replace, &mut self.region_mut(&inst.region).instances, &inst.id, rec);
         }
         for p in &scenario.parameters {
-            let rec = ParamRec::new(&p.data_type, &p.value, Duration::ZERO);
+            let mut rec = ParamRec::new(&p.data_type, &p.value, Duration::ZERO);
+            rec.versions[0].labels = p.labels.clone();
+            for version in 2..=p.versions.unwrap_or(1) {
+                let mut v = rec.versions[0].clone();
+                v.version = version;
+                v.labels.clear();
+                rec.versions.push(v);
+            }
             put(replace, &mut self.region_mut(&p.region).parameters, &p.name, rec);
         }
     }
@@ -267,6 +290,8 @@ mod tests {
                 region: "us-west-2".into(),
                 value: "x".into(),
                 data_type: "text".into(),
+                versions: Some(3),
+                labels: vec!["golden".into()],
             }],
             images: vec![
                 ImageSpec {
@@ -276,6 +301,7 @@ mod tests {
                     available_after: None,
                     name: None,
                     age: None,
+                    tags: BTreeMap::from([("drflow:instance".into(), "i-0a".into())]),
                 },
                 ImageSpec {
                     id: "ami-0c".into(),
@@ -284,6 +310,7 @@ mod tests {
                     available_after: Some(Duration::from_secs(60)),
                     name: Some("later".into()),
                     age: None,
+                    tags: BTreeMap::new(),
                 },
             ],
             ..Scenario::default()
@@ -294,7 +321,16 @@ mod tests {
         assert_eq!(r.instances["i-0aaaaaaaaaaaaaaaa"].state(Duration::ZERO), "stopped");
         assert!(r.images.contains_key(&base_image_id("us-west-2")));
         assert_eq!(r.parameters["/a"].latest().value, "x");
+        let versions: Vec<(i64, &[String])> = r.parameters["/a"]
+            .versions
+            .iter()
+            .map(|v| (v.version, v.labels.as_slice()))
+            .collect();
+        assert_eq!(versions, [(1, &["golden".to_string()][..]), (2, &[][..]), (3, &[][..])]);
         let east = w.region_mut("us-east-1");
+        let tagged = &east.images["ami-0b"];
+        assert_eq!(tagged.tags["drflow:instance"], "i-0a");
+        assert_eq!(east.snapshots[&tagged.snapshots[0]].image_id, "ami-0b");
         assert_eq!(east.images["ami-0b"].state(Duration::from_secs(1_000_000)), "pending");
         assert_eq!(east.images["ami-0c"].state(Duration::from_secs(59)), "pending");
         assert_eq!(east.images["ami-0c"].state(Duration::from_secs(60)), "available");
