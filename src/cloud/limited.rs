@@ -1,6 +1,6 @@
 //! The backend seen through the run's [`Limiter`]: every call waits for its token first and reports how it was
 //! answered. Each method names the one AWS operation it makes; DescribeImages calls of the same moment are batched,
-//! and so are DescribeBackupJob calls (as one ListBackupJobs).
+//! and so are DescribeBackupJob calls (as one ListBackupJobs) and DescribeCopyJob calls (as one ListCopyJobs).
 
 use std::collections::BTreeMap;
 use std::future::Future;
@@ -9,7 +9,7 @@ use std::sync::Arc;
 use async_trait::async_trait;
 
 use super::batch::ImageBatches;
-use super::batch_jobs::BackupJobBatches;
+use super::batch_jobs::{BackupJobs, CopyJobs, JobBatches};
 use super::limiter::Limiter;
 use super::*;
 
@@ -17,7 +17,8 @@ pub(crate) struct Limited {
     inner: Cloud,
     limiter: Arc<Limiter>,
     images: Arc<ImageBatches>,
-    backup_jobs: Arc<BackupJobBatches>,
+    backup_jobs: Arc<JobBatches<BackupJobs>>,
+    copy_jobs: Arc<JobBatches<CopyJobs>>,
 }
 
 impl Limited {
@@ -27,6 +28,7 @@ impl Limited {
             limiter,
             images: Arc::default(),
             backup_jobs: Arc::default(),
+            copy_jobs: Arc::default(),
         }
     }
 
@@ -73,12 +75,7 @@ impl Backup for Limited {
     }
     async fn describe_copy_job(&self, region: &str, job_id: &str) -> Result<CopyJob, CloudError> {
         let b = &self.inner.backup;
-        self.call(
-            region,
-            ("backup", "DescribeCopyJob"),
-            b.describe_copy_job(region, job_id),
-        )
-        .await
+        self.copy_jobs.describe(b, &self.limiter, region, job_id).await
     }
     async fn describe_backup_vault(&self, region: &str, name: &str) -> Result<Vault, CloudError> {
         let b = &self.inner.backup;
@@ -120,6 +117,16 @@ impl Backup for Limited {
     async fn list_copy_jobs(&self, region: &str, source_recovery_point_arn: &str) -> Result<Vec<CopyJob>, CloudError> {
         let b = &self.inner.backup;
         let answer = b.list_copy_jobs(region, source_recovery_point_arn);
+        self.call(region, ("backup", "ListCopyJobs"), answer).await
+    }
+    async fn list_copy_jobs_since(
+        &self,
+        region: &str,
+        created_after: i64,
+        next_token: Option<&str>,
+    ) -> Result<(Vec<CopyJob>, Option<String>), CloudError> {
+        let b = &self.inner.backup;
+        let answer = b.list_copy_jobs_since(region, created_after, next_token);
         self.call(region, ("backup", "ListCopyJobs"), answer).await
     }
 }

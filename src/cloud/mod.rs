@@ -65,6 +65,14 @@ pub trait Backup: Send + Sync {
     /// The copy jobs of one recovery point (ListCopyJobs BySourceRecoveryPointArn), called in the source region, all
     /// pages, oldest first.
     async fn list_copy_jobs(&self, region: &str, source_recovery_point_arn: &str) -> Result<Vec<CopyJob>, CloudError>;
+    /// One page (up to 1,000) of the copy jobs created at or after `created_after` (Unix seconds) in the (source)
+    /// region (ListCopyJobs ByCreatedAfter), and the token of the next page: what batched copy-job polls read.
+    async fn list_copy_jobs_since(
+        &self,
+        region: &str,
+        created_after: i64,
+        next_token: Option<&str>,
+    ) -> Result<(Vec<CopyJob>, Option<String>), CloudError>;
 }
 
 #[async_trait]

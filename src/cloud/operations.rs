@@ -49,6 +49,10 @@ pub const OPERATIONS: &[Operation] = &[
     op("ssm", "GetParameterHistory", false),
 ];
 
+/// Lists that answer a wait's polls in place of its describe (one list for the polls of many jobs): a poll makes
+/// one or the other, never both.
+pub const POLL_LISTS: &[&str] = &["backup:ListBackupJobs", "backup:ListCopyJobs"];
+
 /// The operation named `service:Name`.
 pub fn find(full: &str) -> Option<&'static Operation> {
     let (service, name) = full.split_once(':')?;

@@ -13,8 +13,9 @@
 //! - **Polls**: at most one per attempt plus one per shortest gap between polls over the wait's bound. The gap is
 //!   the poll policy's first interval (it only grows), or 5 s for a wait whose action paces polls by its job's
 //!   progress or size (`ActionSpec::paces`).
-//! - **API calls**: one request per declared operation per attempt (a call) or per poll (a wait); a paginated list
-//!   counts one per page, so discovery of a big fleet may make more.
+//! - **API calls**: one request per declared operation per attempt (a call) or per poll (a wait), except that a
+//!   poll answered by a batched list (`cloud::operations::POLL_LISTS`) makes it instead of its describe; a paginated
+//!   list counts one per page, so discovery of a big fleet may make more.
 
 use std::time::Duration;
 

@@ -224,7 +224,13 @@ fn step(known: &Known, wf: &Workflow, s: &Step, parent_skipped: Option<&str>) ->
                 .iter()
                 .map(|c| (c.to_string(), Some(per_operation)))
                 .collect();
-            let calls = per_operation * plan.calls.len() as u64;
+            // A poll answered by a batched list makes that request instead of its describe, not besides it.
+            let instead = plan
+                .calls
+                .iter()
+                .filter(|c| plan.bound.polls.is_some() && crate::cloud::operations::POLL_LISTS.contains(c))
+                .count();
+            let calls = per_operation * (plan.calls.len() - instead) as u64;
             (Body::Action(Box::new(plan)), Some(worst), Some(calls))
         }
         StepKind::Parallel(children) => {
@@ -689,12 +695,14 @@ steps:
         let item = Duration::from_secs(21 + 60 + 1 + 60);
         assert_eq!(fe.max_item_duration, Some(item));
         assert_eq!(known.max_duration, Some(item * 3));
-        // Calls: 2 StartCopyJob; the wait paces by size (5 s): 121 s / 5 s = 24 polls + 2 attempts.
+        // Calls: 2 StartCopyJob; the wait paces by size (5 s): 121 s / 5 s = 24 polls + 2 attempts, each a
+        // DescribeCopyJob or (batched) a ListCopyJobs.
         assert_eq!(
             fe.max_item_api_calls_by_operation,
             [
                 ("backup:StartCopyJob".to_string(), Some(2)),
-                ("backup:DescribeCopyJob".to_string(), Some(26))
+                ("backup:DescribeCopyJob".to_string(), Some(26)),
+                ("backup:ListCopyJobs".to_string(), Some(26))
             ]
         );
         assert_eq!(known.max_api_calls, Some(5 * 28), "every item counts");

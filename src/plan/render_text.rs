@@ -291,7 +291,15 @@ fn action(o: &mut String, a: &ActionPlan, detail: &str, runs: bool, worst: Optio
                 "a poll per {gap} at the soonest{paced} over {}, + 1 per attempt",
                 duration(worst)
             );
-            let text = if operations == 1 {
+            let instead = a
+                .calls
+                .iter()
+                .filter(|c| crate::cloud::operations::POLL_LISTS.contains(c))
+                .count() as u64;
+            let operations = operations - instead;
+            let text = if instead > 0 && operations == 1 {
+                format!("{polls} at most: {how}; a poll is one request, its describe or a list shared with other polls")
+            } else if operations == 1 {
                 format!("{polls} at most: {how}")
             } else {
                 format!(

@@ -343,13 +343,22 @@ def list_recovery_points_by_resource(region: str, resource_arn: str, query: dict
 
 def list_copy_jobs(region: str, query: dict[str, str]) -> dict[str, Any]:
     """ListCopyJobs (in the source region): BySourceRecoveryPointArn, ByResourceArn, ByDestinationVaultArn, ByState,
-    ByCreatedAfter/Before; each job as DescribeCopyJob describes it (without advancing it); pages."""
-    jobs = [_copy_job(j) for j in JOBS.values() if j.kind == "copy" and j.region == region]
+    ByCreatedAfter/Before; pages. Listing a job observes it as DescribeCopyJob does (jobs advance per observation
+    here, as in ListBackupJobs; seeded jobs end with time), and each comes as DescribeCopyJob describes it."""
+    found = [j for j in JOBS.values() if j.kind == "copy" and j.region == region]
     for key, member in (("sourceRecoveryPointArn", "SourceRecoveryPointArn"), ("resourceArn", "ResourceArn"),
-                        ("destinationVaultArn", "DestinationBackupVaultArn"), ("state", "State")):
+                        ("destinationVaultArn", "DestinationBackupVaultArn")):
         if key in query:
-            jobs = [j for j in jobs if j.get(member) == query[key]]
-    return _page(_created_between(jobs, query), query, "CopyJobs")
+            found = [j for j in found if _copy_job(j).get(member) == query[key]]
+    jobs = _created_between([_copy_job(j) for j in found], query)
+    listed = {j["CopyJobId"] for j in jobs}
+    for job in found:
+        if job.id in listed:
+            job.advance()
+    jobs = [_copy_job(j) for j in found if j.id in listed]
+    if "state" in query:
+        jobs = [j for j in jobs if j["State"] == query["state"]]
+    return _page(jobs, query, "CopyJobs")
 
 
 def describe_recovery_point(region: str, vault_name: str, rp_arn: str) -> dict[str, Any]:

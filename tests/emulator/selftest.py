@@ -343,6 +343,27 @@ def list_backup_jobs(ctx: dict[str, Any]) -> None:
 
 
 @check
+def list_copy_jobs_by_creation_time(ctx: dict[str, Any]) -> None:
+    """ListCopyJobs ByCreatedAfter (what batched copy polls read) answers each job as DescribeCopyJob would, and
+    observes it as a describe does: CREATED, then RUNNING, then COMPLETED with its DR recovery point."""
+    b = client("backup")
+    since = datetime.now(timezone.utc) - timedelta(seconds=1)
+    job_id = start_copy(ctx, ctx["rp_arn"], IdempotencyToken="tok-list-copies")
+
+    def listed() -> dict[str, Any]:
+        jobs = {j["CopyJobId"]: j for j in b.list_copy_jobs(ByCreatedAfter=since)["CopyJobs"]}
+        return jobs[job_id]
+
+    states = [listed()["State"] for _ in range(3)]
+    assert states == ["CREATED", "RUNNING", "COMPLETED"], states
+    done = listed()
+    assert done["DestinationRecoveryPointArn"] and done["SourceRecoveryPointArn"] == ctx["rp_arn"], done
+    assert describe_job("copy", job_id)["State"] == "COMPLETED"
+    later = datetime.now(timezone.utc) + timedelta(hours=1)
+    assert b.list_copy_jobs(ByCreatedAfter=later)["CopyJobs"] == []
+
+
+@check
 def fail_next_backup_job(ctx: dict[str, Any]) -> None:
     control("POST", "/_drflow/fail-next-job", {"kind": "backup", "message": "Snapshot quota exceeded"})
     job_id = start_backup(ctx)

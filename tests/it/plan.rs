@@ -496,11 +496,11 @@ fn plan_check_runs_the_fleets_discovery_and_bounds_the_run_by_its_items() {
         "i-0aaaaaaaaaaaaa009 and 3 more\n",
         "     for each  13 items, 10 at a time; no item may fail\n",
         "     budget    2 waves × 17h6m24s per item = 1d10h12m48s at most (13 items, up to 10 at once)\n",
-        "     api calls 13 items × 12781 per item = 166153 at most\n",
+        "     api calls 13 items × 9752 per item = 126776 at most\n",
         "  ok       discovery step discover in us-east-1 (for fleet): instance_ids: 13 (i-0123456789abcdef0, ",
         // discover (1h52m22s) + 2 waves of one item.
         "Upper bound on the run's duration: 1d12h5m10s\n",
-        "Upper bound on its AWS API calls: 166329\n",
+        "Upper bound on its AWS API calls: 126952\n",
         "  backup:StartBackupJob        143\n",
     ] {
         assert!(out.contains(line), "missing `{line}` in\n{out}");

@@ -181,6 +181,10 @@ fn screenshot(page: &Path, dir: &Path) -> Png {
         &[
             format!("--screenshot={}", shot.display()),
             "--window-size=1200,900".to_string(),
+            // Paint the whole page before the capture: on a loaded machine a screenshot taken as soon as the page
+            // loads can miss bars still being drawn (seen as a row or a colour missing, now and then).
+            "--run-all-compositor-stages-before-draw".to_string(),
+            "--virtual-time-budget=5000".to_string(),
         ],
     );
     let png = Png::read(&shot);

@@ -22,7 +22,7 @@ static SPEC: ActionSpec = ActionSpec {
         out("region", "The destination region."),
         out("state", "COMPLETED"),
     ],
-    calls: &["backup:DescribeCopyJob"],
+    calls: &["backup:DescribeCopyJob", "backup:ListCopyJobs"],
     role: Some(Role::WaitCopy),
     default_timeout_secs: 12 * 3600,
     releases: Some("job_id"),

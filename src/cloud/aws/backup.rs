@@ -316,6 +316,30 @@ impl Backup for AwsBackup {
         found.sort_by(|a, b| (a.creation_date, &a.job_id).cmp(&(b.creation_date, &b.job_id)));
         Ok(found)
     }
+
+    async fn list_copy_jobs_since(
+        &self,
+        region: &str,
+        created_after: i64,
+        next_token: Option<&str>,
+    ) -> Result<(Vec<CopyJob>, Option<String>), CloudError> {
+        let out = self
+            .clients
+            .get(region)
+            .list_copy_jobs()
+            .by_created_after(aws_sdk_backup::primitives::DateTime::from_secs(created_after))
+            .max_results(1000)
+            .set_next_token(next_token.map(str::to_string))
+            .send()
+            .await
+            .map_err(|e| from_sdk("backup", "ListCopyJobs", region, e))?;
+        let jobs = out
+            .copy_jobs()
+            .iter()
+            .filter_map(|j| Some(copy_job(j, j.copy_job_id()?)))
+            .collect();
+        Ok((jobs, out.next_token().filter(|t| !t.is_empty()).map(str::to_string)))
+    }
 }
 
 /// drflow's copy job of the SDK's.

@@ -538,6 +538,38 @@ fn list_copy_jobs(ctx: &mut Ctx<'_>, source: &str) -> Result<Vec<CopyJob>, Cloud
     ids.iter().map(|(_, id)| describe_copy_job(ctx, id)).collect()
 }
 
+/// The copy jobs created at or after `created_after` (Unix seconds), oldest first, a page of `LIST_PAGE` from
+/// `next_token` (the index of the page's first job).
+fn list_copy_jobs_since(
+    ctx: &mut Ctx<'_>,
+    created_after: i64,
+    next_token: Option<&str>,
+) -> Result<(Vec<CopyJob>, Option<String>), CloudError> {
+    let start = match next_token {
+        None => 0,
+        Some(t) => t
+            .parse::<usize>()
+            .map_err(|_| ctx.err("InvalidParameterValueException", format!("Invalid NextToken {t:?}")))?,
+    };
+    let created_unix = ctx.world.created_unix;
+    let mut ids: Vec<(Duration, String)> = ctx
+        .here()
+        .copy_jobs
+        .values()
+        .filter(|j| super::clock::wall(created_unix, j.created_at) >= created_after)
+        .map(|j| (j.created_at, j.id.clone()))
+        .collect();
+    ids.sort();
+    let next = (start + LIST_PAGE < ids.len()).then(|| (start + LIST_PAGE).to_string());
+    let jobs = ids
+        .iter()
+        .skip(start)
+        .take(LIST_PAGE)
+        .map(|(_, id)| describe_copy_job(ctx, id))
+        .collect::<Result<Vec<_>, _>>()?;
+    Ok((jobs, next))
+}
+
 #[async_trait]
 impl Backup for Sim {
     async fn start_backup_job(&self, region: &str, req: &StartBackupJob) -> Result<String, CloudError> {
@@ -628,6 +660,18 @@ impl Backup for Sim {
     async fn list_copy_jobs(&self, region: &str, source_recovery_point_arn: &str) -> Result<Vec<CopyJob>, CloudError> {
         self.call("backup", "ListCopyJobs", region, |ctx| {
             list_copy_jobs(ctx, source_recovery_point_arn)
+        })
+        .await
+    }
+
+    async fn list_copy_jobs_since(
+        &self,
+        region: &str,
+        created_after: i64,
+        next_token: Option<&str>,
+    ) -> Result<(Vec<CopyJob>, Option<String>), CloudError> {
+        self.call("backup", "ListCopyJobs", region, |ctx| {
+            list_copy_jobs_since(ctx, created_after, next_token)
         })
         .await
     }
