@@ -168,7 +168,16 @@ pub async fn run(req: &Request, cloud: &Cloud, now: i64) -> Result<Report, Check
                         }
                         img
                     });
-                    evaluate(p.as_ref(), image.as_ref(), known.newest.as_ref(), req.max_age_secs, now)
+                    let mut v = evaluate(p.as_ref(), image.as_ref(), known.newest.as_ref(), req.max_age_secs, now);
+                    // Freshness was to be told by the newest recovery point, and there is none to tell it by.
+                    if v.status == Status::Fresh && req.max_age_secs.is_none() && known.newest.is_none() {
+                        v.status = Status::Stale;
+                        v.reason = format!(
+                            "no COMPLETED recovery point of the instance in {} to compare with: give --max-age",
+                            req.newest.vault(role).unwrap_or("the vault")
+                        );
+                    }
+                    v
                 }
             };
             rows.push(Row {

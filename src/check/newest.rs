@@ -35,6 +35,14 @@ impl NewestSource {
         }
     }
 
+    /// The vault looked in for a region of this role (`primary` or `dr`).
+    pub(super) fn vault(&self, role: &str) -> Option<&str> {
+        match self {
+            NewestSource::None => None,
+            NewestSource::Backup { vault, dr_vault } => Some(if role == "primary" { vault } else { dr_vault }),
+        }
+    }
+
     pub(super) fn needs_resource_arns(&self) -> bool {
         !matches!(self, NewestSource::None)
     }

@@ -183,6 +183,6 @@ fn write_atomically(path: &Path, text: &str) -> Result<(), Error> {
         .and_then(|()| std::fs::rename(&tmp, path))
         .map_err(|e| {
             let _ = std::fs::remove_file(&tmp);
-            Error::Usage(format!("cannot write {}: {e}", path.display()))
+            Error::Environment(format!("cannot write {}: {e}", path.display()))
         })
 }

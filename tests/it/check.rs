@@ -11,6 +11,7 @@ use crate::common::*;
 const TAGGED: &str = "i-0123456789abcdef0";
 const PLAIN: &str = "i-0aaaaaaaaaaaaaaaa";
 const BARE: &str = "i-0bbbbbbbbbbbbbbbb";
+const ORPHAN: &str = "i-0cccccccccccccccc";
 
 /// The default world (TAGGED is tagged drflow:protect=true), plus PLAIN whose primary parameter names an AMI that
 /// does not exist and whose DR parameter names a failed AMI, and BARE, which has no parameter.
@@ -307,6 +308,11 @@ const HISTORY: &str = r#"
 instances:
   - {id: i-0aaaaaaaaaaaaaaaa, region: us-east-1}
   - {id: i-0bbbbbbbbbbbbbbbb, region: us-east-1}
+  - {id: i-0cccccccccccccccc, region: us-east-1}
+images:
+  - {id: ami-0ccccccccccccccc1, region: us-east-1, age: 3d}
+parameters:
+  - {name: /drflow/i-0cccccccccccccccc/ami, region: us-east-1, value: ami-0ccccccccccccccc1}
 plan_history:
   - instance: i-0aaaaaaaaaaaaaaaa
     region: us-east-1
@@ -328,7 +334,7 @@ fn check_compares_each_parameter_with_the_newest_recovery_point_of_its_vault() {
     let scenario = state.join("history.yaml");
     std::fs::write(&scenario, HISTORY).unwrap();
     let scenario = scenario.display().to_string();
-    let ids = format!("{PLAIN},{BARE}");
+    let ids = format!("{PLAIN},{BARE},{ORPHAN}");
     let check = |extra: &[&str]| {
         let mut args = vec![
             "check",
@@ -383,9 +389,24 @@ fn check_compares_each_parameter_with_the_newest_recovery_point_of_its_vault() {
             "{b}"
         );
     }
+    // C (an AMI made outside the plan) has no recovery point to be compared with: not vouched for as fresh.
+    let c = row(&report, ORPHAN, "us-east-1");
+    assert_eq!(c["status"], "stale", "{c}");
+    assert_eq!(
+        c["reason"],
+        "no COMPLETED recovery point of the instance in Default to compare with: give --max-age"
+    );
     // Within a maximum age of 4 hours, being behind is tolerated (the next hourly follow publishes it) ...
     let (code, report) = check(&["--max-age", "4h"]);
-    assert_eq!(code, Some(0), "{report}");
+    assert_eq!(code, Some(1), "{report}");
+    assert_eq!(row(&report, BARE, "us-west-2")["status"], "fresh");
+    assert_eq!(row(&report, PLAIN, "us-west-2")["status"], "fresh");
+    assert!(
+        row(&report, ORPHAN, "us-east-1")["reason"]
+            .as_str()
+            .unwrap()
+            .contains("old (max 4h00m)")
+    );
     assert_eq!(row(&report, PLAIN, "us-west-2")["matches_newest"], false);
     // ... and beyond 150 minutes, A's 3 hours are not, whatever is newer.
     let (code, report) = check(&["--max-age", "150m"]);
