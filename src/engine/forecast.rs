@@ -102,7 +102,9 @@ impl Forecast {
         let per_byte = own.unwrap_or(median);
         Some(Expected {
             total_ms: (per_byte * bytes as f64) as i64,
-            spread,
+            // One earlier job of the resource is itself off its pace by up to the spread, and so is this one: their
+            // ratio by up to twice it (a median of many is not).
+            spread: if own.is_some() { 2.0 * spread } else { spread },
         })
     }
 

@@ -32,8 +32,9 @@ pub(crate) struct Pace {
 /// The least time between two polls paced by evidence.
 pub(crate) const MIN_POLL: Duration = Duration::from_secs(5);
 
-/// The longest gap between polls of a job nothing tells the end of: 30 s is within 5% of a 10-minute copy.
-const UNFORESEEN_POLL: Duration = Duration::from_secs(30);
+/// The longest gap between polls of a job nothing tells the end of: 25 s keeps a 10-minute copy within 5%, with
+/// room for a batched poll's gathering second and a wait for a rate-limiter token.
+const UNFORESEEN_POLL: Duration = Duration::from_secs(25);
 
 /// Polls while a job should be finishing come this often, as a fraction of its expected duration: the most it is
 /// noticed late.
@@ -107,8 +108,8 @@ mod tests {
         );
         // Never sooner than MIN_POLL.
         assert_eq!(pace.next(297_000, Evidence::Percent(99.9), policy), MIN_POLL);
-        // A job with no evidence at all yet: at most 30 s apart.
-        assert_eq!(pace.next(0, Evidence::Unforeseen, policy), Duration::from_secs(30));
+        // A job with no evidence at all yet: at most 25 s apart.
+        assert_eq!(pace.next(0, Evidence::Unforeseen, policy), Duration::from_secs(25));
         assert_eq!(
             pace.next(0, Evidence::Unforeseen, Duration::from_secs(10)),
             Duration::from_secs(10)
