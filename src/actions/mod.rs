@@ -9,6 +9,7 @@ pub mod approval;
 mod backup;
 mod cloudformation;
 mod core;
+pub mod detached;
 mod ec2;
 mod effects;
 mod error;

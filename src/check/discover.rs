@@ -7,7 +7,7 @@ use std::path::Path;
 use serde_json::{Map, Value};
 
 use super::{Request, Targets, retried};
-use crate::actions::{self, Ctx, Recorder, RunInfo};
+use crate::actions::{self, RunInfo, detached};
 use crate::cloud::{Cloud, instance_arn};
 
 /// The instance ids, sorted and without repeats.
@@ -49,50 +49,13 @@ async fn plan_resources(cloud: &Cloud, region: &str, plan_id: &str) -> Result<Ve
         .ok_or("no action backup.plan_resources")?;
     let action = actions::of(spec);
     let run = RunInfo::default();
-    let ctx = Ctx {
-        cloud,
-        region,
-        token: "drflow-check",
-        recorder: &Forget,
-        base_dir: Path::new("."),
-        run: &run,
-        approvals: &actions::approval::NoApprovals,
-    };
+    let ctx = detached::ctx(cloud, region, "drflow-check", Path::new("."), &run);
     let inputs = Map::from_iter([("backup_plan_id".to_string(), Value::from(plan_id))]);
-    let out = retried_action(|| action.call(&ctx, &inputs)).await?;
+    let timeout = std::time::Duration::from_secs(spec.default_timeout_secs);
+    let out = detached::retried(timeout, || action.call(&ctx, &inputs)).await?;
     Ok(out
         .get("instance_ids")
         .and_then(Value::as_array)
         .map(|a| a.iter().filter_map(Value::as_str).map(str::to_string).collect())
         .unwrap_or_default())
-}
-
-async fn retried_action<F, Fut>(mut call: F) -> Result<Map<String, Value>, String>
-where
-    F: FnMut() -> Fut,
-    Fut: std::future::Future<Output = Result<Map<String, Value>, actions::ActionError>>,
-{
-    let mut attempt = 1;
-    loop {
-        match call().await {
-            Ok(out) => return Ok(out),
-            Err(e) if e.class().transient && attempt < super::ATTEMPTS => {
-                tokio::time::sleep(std::time::Duration::from_secs(u64::from(attempt))).await;
-                attempt += 1;
-            }
-            Err(e) => return Err(e.to_string()),
-        }
-    }
-}
-
-/// A check journals nothing.
-struct Forget;
-
-#[async_trait::async_trait]
-impl Recorder for Forget {
-    async fn record(&self, _: &str, _: &Value) {}
-
-    fn recorded(&self, _: &str) -> Option<Value> {
-        None
-    }
 }

@@ -5,12 +5,11 @@
 //! step runs once, cut at its timeout, and is retried twice on throttling and other transient errors.
 
 use std::path::Path;
-use std::time::Duration;
 
 use serde_json::{Map, Value};
 
 use super::model::*;
-use crate::actions::{self, Ctx, Recorder, RunInfo};
+use crate::actions::{self, RunInfo, detached};
 use crate::cloud::Cloud;
 
 /// What discovery found: one check per discovery step, and the outputs of those that ran, by step id; one check
@@ -21,9 +20,6 @@ pub struct Discovered {
     pub outputs: Map<String, Value>,
     pub previews: std::collections::BTreeMap<String, String>,
 }
-
-/// Attempts of a discovery step: the first and two retries of transient failures.
-const ATTEMPTS: u32 = 3;
 
 /// Runs the read-only steps the plan's `for_each` items are known after.
 pub async fn run(plan: &Plan, base_dir: &Path, cloud: &Cloud) -> Discovered {
@@ -97,33 +93,10 @@ async fn preview(
         .ok_or_else(|| format!("no action `{}`", a.action))?;
     let action = actions::of(spec);
     let run = RunInfo::default();
-    let ctx = Ctx {
-        cloud,
-        region,
-        token: "drflow-plan-check",
-        recorder: &Forget,
-        base_dir,
-        run: &run,
-        approvals: &actions::approval::NoApprovals,
-    };
-    let mut attempt = 1;
-    loop {
-        let outcome = tokio::time::timeout(a.timeout, action.preview(&ctx, inputs)).await;
-        match outcome {
-            Ok(None) => return Err(format!("`{}` cannot tell what it would change", a.action)),
-            Ok(Some(Ok(text))) => return Ok(text),
-            Ok(Some(Err(e))) if e.class().transient && attempt < ATTEMPTS => {}
-            Ok(Some(Err(e))) => return Err(e.to_string()),
-            Err(_) => {
-                return Err(format!(
-                    "did not finish within {}",
-                    crate::workflow::format_duration(a.timeout)
-                ));
-            }
-        }
-        tokio::time::sleep(Duration::from_secs(u64::from(attempt))).await;
-        attempt += 1;
-    }
+    let ctx = detached::ctx(cloud, region, "drflow-plan-check", base_dir, &run);
+    detached::retried(a.timeout, || async { action.preview(&ctx, inputs).await.transpose() })
+        .await?
+        .ok_or_else(|| format!("`{}` cannot tell what it would change", a.action))
 }
 
 /// The steps `for_each` items wait for, in order, each with the fleets that wait for it.
@@ -223,33 +196,8 @@ async fn call(
         return Err(format!("`{}` changes things: only the run calls it", a.action));
     }
     let run = RunInfo::default();
-    let ctx = Ctx {
-        cloud,
-        region,
-        token: "drflow-plan-check",
-        recorder: &Forget,
-        base_dir,
-        run: &run,
-        approvals: &actions::approval::NoApprovals,
-    };
-    let mut attempt = 1;
-    loop {
-        let outcome = tokio::time::timeout(a.timeout, action.call(&ctx, inputs)).await;
-        match outcome {
-            Ok(Ok(outputs)) => return Ok(outputs),
-            // Throttling and 5xx: tried again, quietly; the check reports the outcome.
-            Ok(Err(e)) if e.class().transient && attempt < ATTEMPTS => {}
-            Ok(Err(e)) => return Err(e.to_string()),
-            Err(_) => {
-                return Err(format!(
-                    "did not finish within {}",
-                    crate::workflow::format_duration(a.timeout)
-                ));
-            }
-        }
-        tokio::time::sleep(Duration::from_secs(u64::from(attempt))).await;
-        attempt += 1;
-    }
+    let ctx = detached::ctx(cloud, region, "drflow-plan-check", base_dir, &run);
+    detached::retried(a.timeout, || action.call(&ctx, inputs)).await
 }
 
 /// "instance_ids: 3 (i-1, i-2, i-3)": the lists among the outputs, keys capped; else the outputs.
@@ -270,18 +218,6 @@ fn describe(outputs: &Map<String, Value>) -> String {
         Value::Object(outputs.clone()).to_string()
     } else {
         lists.join("; ")
-    }
-}
-
-/// A plan journals nothing: a discovery step has no earlier attempt to re-attach to.
-struct Forget;
-
-#[async_trait::async_trait]
-impl Recorder for Forget {
-    async fn record(&self, _: &str, _: &Value) {}
-
-    fn recorded(&self, _: &str) -> Option<Value> {
-        None
     }
 }
 

@@ -219,13 +219,14 @@ fn describe_job(ctx: &mut Ctx<'_>, kind: Kind, job_id: &str) -> Result<BackupJob
 /// Page size of ListBackupJobs (AWS's MaxResults at most).
 const LIST_PAGE: usize = 1000;
 
-/// The backup jobs created at or after `created_after` (Unix seconds), oldest first, a page of `LIST_PAGE` from
-/// `next_token` (the index of the page's first job).
-fn list_backup_jobs(
+/// The ids of the jobs of `kind` created at or after `created_after` (Unix seconds), oldest first, a page of
+/// `LIST_PAGE` from `next_token` (the index of the page's first job), and the next page's token.
+fn page_since(
     ctx: &mut Ctx<'_>,
+    kind: Kind,
     created_after: i64,
     next_token: Option<&str>,
-) -> Result<(Vec<BackupJob>, Option<String>), CloudError> {
+) -> Result<(Vec<String>, Option<String>), CloudError> {
     let start = match next_token {
         None => 0,
         Some(t) => t
@@ -233,21 +234,25 @@ fn list_backup_jobs(
             .map_err(|_| ctx.err("InvalidParameterValueException", format!("Invalid NextToken {t:?}")))?,
     };
     let created_unix = ctx.world.created_unix;
-    let mut ids: Vec<(std::time::Duration, String)> = ctx
-        .here()
-        .backup_jobs
+    let mut ids: Vec<(std::time::Duration, String)> = kind
+        .jobs(ctx.here())
         .values()
         .filter(|j| super::clock::wall(created_unix, j.created_at) >= created_after)
         .map(|j| (j.created_at, j.id.clone()))
         .collect();
     ids.sort();
-    let page: Vec<String> = ids
-        .iter()
-        .skip(start)
-        .take(LIST_PAGE)
-        .map(|(_, id)| id.clone())
-        .collect();
     let next = (start + LIST_PAGE < ids.len()).then(|| (start + LIST_PAGE).to_string());
+    let page = ids.into_iter().skip(start).take(LIST_PAGE).map(|(_, id)| id).collect();
+    Ok((page, next))
+}
+
+/// ListBackupJobs ByCreatedAfter: a page of the backup jobs, as DescribeBackupJob describes them.
+fn list_backup_jobs(
+    ctx: &mut Ctx<'_>,
+    created_after: i64,
+    next_token: Option<&str>,
+) -> Result<(Vec<BackupJob>, Option<String>), CloudError> {
+    let (page, next) = page_since(ctx, Kind::Backup, created_after, next_token)?;
     let jobs = page
         .iter()
         .map(|id| describe_job(ctx, Kind::Backup, id))
@@ -538,34 +543,16 @@ fn list_copy_jobs(ctx: &mut Ctx<'_>, source: &str) -> Result<Vec<CopyJob>, Cloud
     ids.iter().map(|(_, id)| describe_copy_job(ctx, id)).collect()
 }
 
-/// The copy jobs created at or after `created_after` (Unix seconds), oldest first, a page of `LIST_PAGE` from
-/// `next_token` (the index of the page's first job).
+/// ListCopyJobs ByCreatedAfter: a page of the copy jobs, as DescribeCopyJob describes them.
 fn list_copy_jobs_since(
     ctx: &mut Ctx<'_>,
     created_after: i64,
     next_token: Option<&str>,
 ) -> Result<(Vec<CopyJob>, Option<String>), CloudError> {
-    let start = match next_token {
-        None => 0,
-        Some(t) => t
-            .parse::<usize>()
-            .map_err(|_| ctx.err("InvalidParameterValueException", format!("Invalid NextToken {t:?}")))?,
-    };
-    let created_unix = ctx.world.created_unix;
-    let mut ids: Vec<(Duration, String)> = ctx
-        .here()
-        .copy_jobs
-        .values()
-        .filter(|j| super::clock::wall(created_unix, j.created_at) >= created_after)
-        .map(|j| (j.created_at, j.id.clone()))
-        .collect();
-    ids.sort();
-    let next = (start + LIST_PAGE < ids.len()).then(|| (start + LIST_PAGE).to_string());
-    let jobs = ids
+    let (page, next) = page_since(ctx, Kind::Copy, created_after, next_token)?;
+    let jobs = page
         .iter()
-        .skip(start)
-        .take(LIST_PAGE)
-        .map(|(_, id)| describe_copy_job(ctx, id))
+        .map(|id| describe_copy_job(ctx, id))
         .collect::<Result<Vec<_>, _>>()?;
     Ok((jobs, next))
 }
