@@ -424,27 +424,14 @@ fn check_compares_each_parameter_with_the_newest_recovery_point_of_its_vault() {
 /// (5 hours old), C has none, D's primary parameter names an AMI still pending. Checked with a maximum age of 2h.
 #[test]
 fn check_over_the_wire_fresh_stale_missing_and_unavailable() {
-    use aws_sdk_ec2::types::InstanceType;
     use serde_json::json;
 
     let (primary, dr) = ("us-east-1", "us-west-2");
     let w = crate::common::emulator::World::new(&[primary, dr], &[]);
     let ids: Vec<String> = w.rt.block_on(async {
-        let ec2 = aws_sdk_ec2::Client::new(&w.emu.sdk(primary));
-        let images = ec2.describe_images().send().await.expect("images");
-        let ami = images.images()[0].image_id().unwrap().to_string();
         let mut ids = Vec::new();
         for _ in 0..4 {
-            let run = ec2
-                .run_instances()
-                .image_id(&ami)
-                .instance_type(InstanceType::T3Micro)
-                .min_count(1)
-                .max_count(1)
-                .send()
-                .await
-                .expect("instance");
-            ids.push(run.instances()[0].instance_id().unwrap().to_string());
+            ids.push(w.launch(primary, &[]).await);
         }
         ids
     });

@@ -584,16 +584,12 @@ fn a_25_instance_fleet_over_the_wire_with_a_fifth_of_calls_throttled() {
 #[test]
 fn discovery_by_backup_plan_reads_the_plan_over_the_wire_and_changes_nothing() {
     use aws_sdk_backup::types::{BackupPlanInput, BackupRuleInput, BackupSelection, ConditionParameter, Conditions};
-    use aws_sdk_ec2::types::{InstanceType, ResourceType, Tag, TagSpecification};
 
     let w = World::new(&[PRIMARY], &[]);
     let arn = |id: &str| format!("arn:aws:ec2:{PRIMARY}:123456789012:instance/{id}");
     // web, web-test (excluded by a condition), named (selected by its ARN), other (wrong team), gone (web, excluded
     // by NotResources); the seeded instance is in no selection.
     let (plan_id, ids) = w.rt.block_on(async {
-        let ec2 = aws_sdk_ec2::Client::new(&w.emu.sdk(PRIMARY));
-        let images = ec2.describe_images().send().await.expect("images");
-        let ami = images.images()[0].image_id().unwrap().to_string();
         let mut ids = Vec::new();
         for tags in [
             &[("team", "web")][..],
@@ -602,21 +598,7 @@ fn discovery_by_backup_plan_reads_the_plan_over_the_wire_and_changes_nothing() {
             &[("team", "other")],
             &[("team", "web")],
         ] {
-            let mut spec = TagSpecification::builder().resource_type(ResourceType::Instance);
-            for (k, v) in tags {
-                spec = spec.tags(Tag::builder().key(*k).value(*v).build());
-            }
-            let run = ec2
-                .run_instances()
-                .image_id(&ami)
-                .instance_type(InstanceType::T3Micro)
-                .min_count(1)
-                .max_count(1)
-                .tag_specifications(spec.build())
-                .send()
-                .await
-                .expect("instance");
-            ids.push(run.instances()[0].instance_id().unwrap().to_string());
+            ids.push(w.launch(PRIMARY, tags).await);
         }
         let backup = aws_sdk_backup::Client::new(&w.emu.sdk(PRIMARY));
         let rule = BackupRuleInput::builder()

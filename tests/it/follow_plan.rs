@@ -286,30 +286,12 @@ fn seed(w: &World, instance: &str, points: Value) -> Vec<Value> {
 #[test]
 fn follows_a_seeded_plan_history_over_the_wire_without_starting_a_job() {
     use aws_sdk_backup::types::{BackupPlanInput, BackupRuleInput, BackupSelection, Condition, ConditionType};
-    use aws_sdk_ec2::types::{InstanceType, ResourceType, Tag, TagSpecification};
 
     let w = World::new(&[PRIMARY, DR], &["dr-follow-plan.yaml"]);
     let (plan_id, ids) = w.rt.block_on(async {
-        let ec2 = aws_sdk_ec2::Client::new(&w.emu.sdk(PRIMARY));
-        let images = ec2.describe_images().send().await.expect("images");
-        let ami = images.images()[0].image_id().unwrap().to_string();
         let mut ids = Vec::new();
         for _ in 0..5 {
-            let tags = TagSpecification::builder()
-                .resource_type(ResourceType::Instance)
-                .tags(Tag::builder().key("team").value("web").build())
-                .build();
-            let run = ec2
-                .run_instances()
-                .image_id(&ami)
-                .instance_type(InstanceType::T3Micro)
-                .min_count(1)
-                .max_count(1)
-                .tag_specifications(tags)
-                .send()
-                .await
-                .expect("instance");
-            ids.push(run.instances()[0].instance_id().unwrap().to_string());
+            ids.push(w.launch(PRIMARY, &[("team", "web")]).await);
         }
         let backup = aws_sdk_backup::Client::new(&w.emu.sdk(PRIMARY));
         let rule = BackupRuleInput::builder()

@@ -216,6 +216,29 @@ impl World {
         World { emu, instance, rt, dir }
     }
 
+    /// Launches an instance of the region's first image with these tags; returns its id.
+    pub async fn launch(&self, region: &str, tags: &[(&str, &str)]) -> String {
+        use aws_sdk_ec2::types::{InstanceType, ResourceType, Tag, TagSpecification};
+        let ec2 = aws_sdk_ec2::Client::new(&self.emu.sdk(region));
+        let images = ec2.describe_images().send().await.expect("images");
+        let ami = images.images()[0].image_id().unwrap().to_string();
+        let mut run = ec2
+            .run_instances()
+            .image_id(&ami)
+            .instance_type(InstanceType::T3Micro)
+            .min_count(1)
+            .max_count(1);
+        if !tags.is_empty() {
+            let mut spec = TagSpecification::builder().resource_type(ResourceType::Instance);
+            for (k, v) in tags {
+                spec = spec.tags(Tag::builder().key(*k).value(*v).build());
+            }
+            run = run.tag_specifications(spec.build());
+        }
+        let out = run.send().await.expect("instance");
+        out.instances()[0].instance_id().unwrap().to_string()
+    }
+
     /// A copied workflow's path.
     pub fn workflow_named(&self, name: &str) -> String {
         self.dir.path().join("workflows").join(name).display().to_string()
