@@ -4,12 +4,12 @@
 //! | code | meaning |
 //! |---|---|
 //! | 0 | success |
-//! | 1 | the run (or a plan check) failed: a step failed |
+//! | 1 | the run (or a plan check) failed: a step failed; `drflow check`: a published AMI is not fresh |
 //! | 2 | usage: bad command line, unknown or invalid `--input`, unreadable file |
 //! | 3 | the workflow file is invalid (every problem is printed) |
 //! | 4 | another run holds the lock for this workflow and lock key |
-//! | 5 | resume refused: unknown run, finished run, or changed workflow without `--force` |
-//! | 6 | internal or environment error: journal (unreadable, or events that do not fit), state directory, simulator, AWS configuration |
+//! | 5 | resume refused: unknown run, finished run, or changed workflow without `--force`; `approve`/`reject` of a run that does not wait |
+//! | 6 | internal or environment error: journal (unreadable, or events that do not fit), state directory, simulator, AWS configuration; `drflow check`: the protected instances could not be found, or `--out` could not be written |
 //! | 7 | the run waits for approval (a `drflow.approve` step with no terminal to ask): not a failure; `drflow approve RUN_ID` or `drflow reject RUN_ID --reason ...` continues it |
 
 use std::io::IsTerminal;
