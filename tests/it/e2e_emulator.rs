@@ -583,7 +583,7 @@ fn a_25_instance_fleet_over_the_wire_with_a_fifth_of_calls_throttled() {
 /// real binary. Both find exactly the plan's instances, and nothing but reads is called.
 #[test]
 fn discovery_by_backup_plan_reads_the_plan_over_the_wire_and_changes_nothing() {
-    use aws_sdk_backup::types::{BackupPlanInput, BackupRuleInput, BackupSelection, ConditionParameter, Conditions};
+    use aws_sdk_backup::types::{BackupSelection, ConditionParameter, Conditions};
 
     let w = World::new(&[PRIMARY], &[]);
     let arn = |id: &str| format!("arn:aws:ec2:{PRIMARY}:123456789012:instance/{id}");
@@ -601,25 +601,7 @@ fn discovery_by_backup_plan_reads_the_plan_over_the_wire_and_changes_nothing() {
             ids.push(w.launch(PRIMARY, tags).await);
         }
         let backup = aws_sdk_backup::Client::new(&w.emu.sdk(PRIMARY));
-        let rule = BackupRuleInput::builder()
-            .rule_name("daily")
-            .target_backup_vault_name("Default")
-            .build()
-            .unwrap();
-        let plan = BackupPlanInput::builder()
-            .backup_plan_name("drflow-fleet")
-            .rules(rule)
-            .build()
-            .unwrap();
-        let plan_id = backup
-            .create_backup_plan()
-            .backup_plan(plan)
-            .send()
-            .await
-            .expect("plan")
-            .backup_plan_id()
-            .unwrap()
-            .to_string();
+        let plan_id = w.backup_plan(PRIMARY, "drflow-fleet", "daily", None).await;
         let role = "arn:aws:iam::123456789012:role/service-role/AWSBackupDefaultServiceRole";
         let condition = |k: &str, v: &str| {
             ConditionParameter::builder()

@@ -285,7 +285,7 @@ fn seed(w: &World, instance: &str, points: Value) -> Vec<Value> {
 /// published through SSM; the real binary runs the follow workflow twice.
 #[test]
 fn follows_a_seeded_plan_history_over_the_wire_without_starting_a_job() {
-    use aws_sdk_backup::types::{BackupPlanInput, BackupRuleInput, BackupSelection, Condition, ConditionType};
+    use aws_sdk_backup::types::{BackupSelection, Condition, ConditionType};
 
     let w = World::new(&[PRIMARY, DR], &["dr-follow-plan.yaml"]);
     let (plan_id, ids) = w.rt.block_on(async {
@@ -294,26 +294,9 @@ fn follows_a_seeded_plan_history_over_the_wire_without_starting_a_job() {
             ids.push(w.launch(PRIMARY, &[("team", "web")]).await);
         }
         let backup = aws_sdk_backup::Client::new(&w.emu.sdk(PRIMARY));
-        let rule = BackupRuleInput::builder()
-            .rule_name("hourly")
-            .target_backup_vault_name("Default")
-            .schedule_expression("cron(0 * * * ? *)")
-            .build()
-            .unwrap();
-        let plan = BackupPlanInput::builder()
-            .backup_plan_name("hourly-with-copy")
-            .rules(rule)
-            .build()
-            .unwrap();
-        let plan_id = backup
-            .create_backup_plan()
-            .backup_plan(plan)
-            .send()
-            .await
-            .expect("plan")
-            .backup_plan_id()
-            .unwrap()
-            .to_string();
+        let plan_id = w
+            .backup_plan(PRIMARY, "hourly-with-copy", "hourly", Some("cron(0 * * * ? *)"))
+            .await;
         let selection = BackupSelection::builder()
             .selection_name("web")
             .iam_role_arn("arn:aws:iam::123456789012:role/service-role/AWSBackupDefaultServiceRole")

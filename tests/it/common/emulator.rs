@@ -239,6 +239,32 @@ impl World {
         out.instances()[0].instance_id().unwrap().to_string()
     }
 
+    /// Creates an AWS Backup plan with one rule into the region's `Default` vault (on `schedule`, if given); returns
+    /// its id.
+    pub async fn backup_plan(&self, region: &str, name: &str, rule: &str, schedule: Option<&str>) -> String {
+        use aws_sdk_backup::types::{BackupPlanInput, BackupRuleInput};
+        let rule = BackupRuleInput::builder()
+            .rule_name(rule)
+            .target_backup_vault_name("Default")
+            .set_schedule_expression(schedule.map(str::to_string))
+            .build()
+            .unwrap();
+        let plan = BackupPlanInput::builder()
+            .backup_plan_name(name)
+            .rules(rule)
+            .build()
+            .unwrap();
+        aws_sdk_backup::Client::new(&self.emu.sdk(region))
+            .create_backup_plan()
+            .backup_plan(plan)
+            .send()
+            .await
+            .expect("plan")
+            .backup_plan_id()
+            .unwrap()
+            .to_string()
+    }
+
     /// A copied workflow's path.
     pub fn workflow_named(&self, name: &str) -> String {
         self.dir.path().join("workflows").join(name).display().to_string()
