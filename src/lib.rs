@@ -10,6 +10,7 @@ pub mod cli;
 pub mod cloud;
 pub mod engine;
 pub mod error;
+pub mod export;
 pub mod plan;
 pub mod report;
 pub mod schedule;

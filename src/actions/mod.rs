@@ -14,6 +14,7 @@ mod ec2;
 mod effects;
 mod error;
 mod registry;
+pub mod sfn;
 mod sns;
 mod ssm;
 mod values;
@@ -80,6 +81,11 @@ pub trait Action: Send + Sync {
     /// Whether it changes anything in the account: whether any operation it calls does.
     fn mutates(&self) -> bool {
         self.spec().calls.iter().any(|c| crate::cloud::operations::mutates(c))
+    }
+
+    /// Its AWS Step Functions form (`drflow export`), or why it has none: the export then refuses the step.
+    fn sfn(&self) -> Result<sfn::Form, &'static str> {
+        Err("it has no Step Functions form yet")
     }
 }
 

@@ -2,6 +2,7 @@
 
 mod approve;
 mod check;
+mod export;
 mod inspect;
 mod plan;
 mod report;
@@ -91,6 +92,8 @@ pub enum Command {
         #[arg(long)]
         reason: String,
     },
+    /// Print the workflow as an AWS Step Functions state machine (ASL), or a CloudFormation template deploying it.
+    Export(export::ExportArgs),
 }
 
 /// The run an approval decision is for, and how to continue it.
@@ -219,6 +222,7 @@ fn dispatch(cli: Cli) -> Result<u8, Error> {
         Command::Policy(args) => plan::policy(args),
         Command::Graph(args) => plan::graph(args),
         Command::Check(args) => check::check(args, &state_dir),
+        Command::Export(args) => export::export(args),
         Command::Completions { shell } => {
             let mut cmd = <Cli as clap::CommandFactory>::command();
             let out = &mut std::io::stdout();

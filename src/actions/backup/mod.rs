@@ -135,3 +135,49 @@ fn titled(s: &str) -> String {
         .map(|f| f.to_ascii_uppercase().to_string() + c.as_str())
         .unwrap_or_default()
 }
+
+/// The Step Functions checks of a job's wait: one failure per terminal failure state, with the job's status message
+/// when AWS gives one (the answer of call `id`; a copy job's fields are under `CopyJob`).
+fn job_failures(id: &'static str, kind: &'static str, states: &[&'static str]) -> Vec<super::sfn::Op> {
+    use super::sfn::{Cond, Op, answer, fmt, lit};
+    let (state, message, job): (&'static str, &'static str, &'static str) = if kind == "backup" {
+        ("State", "StatusMessage", "BackupJobId")
+    } else {
+        ("CopyJob.State", "CopyJob.StatusMessage", "CopyJob.CopyJobId")
+    };
+    let mut ops = Vec::new();
+    for s in states {
+        let error: &'static str = match (kind, *s) {
+            ("backup", "FAILED") => "BackupJobFailed",
+            ("backup", "ABORTED") => "BackupJobAborted",
+            ("backup", "EXPIRED") => "BackupJobExpired",
+            ("copy", "PARTIAL") => "CopyJobPartial",
+            _ => "CopyJobFailed",
+        };
+        let (with_message, without): (&'static str, &'static str) = if kind == "backup" {
+            (
+                "backup job {} ended {}: {}",
+                "backup job {} ended {}: AWS gave no status message",
+            )
+        } else {
+            (
+                "copy job {} ended {}: {}",
+                "copy job {} ended {}: AWS gave no status message",
+            )
+        };
+        ops.push(Op::Fail {
+            when: Cond::All(vec![Cond::Is(answer(id, state), s), Cond::Present(answer(id, message))]),
+            error: lit(error),
+            cause: fmt(
+                with_message,
+                vec![answer(id, job), answer(id, state), answer(id, message)],
+            ),
+        });
+        ops.push(Op::Fail {
+            when: Cond::Is(answer(id, state), s),
+            error: lit(error),
+            cause: fmt(without, vec![answer(id, job), answer(id, state)]),
+        });
+    }
+    ops
+}

@@ -3,6 +3,7 @@
 use async_trait::async_trait;
 
 use crate::actions::effects::{Effects, ResourceKind, StepFacts};
+use crate::actions::sfn::{Arg, Call, Form, Op, answer, fmt, if_given, input, lifecycle};
 use crate::actions::values::{account_of, str_in};
 use crate::actions::{Action, ActionError, Ctx, Resource, Values};
 use crate::cloud::StartBackupJob as Request;
@@ -64,6 +65,28 @@ impl Action for StartBackupJob {
 
     fn effects(&self, step: &StepFacts<'_>, _: &[Resource]) -> Effects {
         super::job_effects(step, ResourceKind::BackupJob)
+    }
+
+    /// StartBackupJob with the step's token (a redrive re-attaches to the job); the instance ARN's account is the
+    /// role's, as in `call`.
+    fn sfn(&self) -> Result<Form, &'static str> {
+        let call = Call::new("start", "backup", "StartBackupJob")
+            .with("BackupVaultName", input("vault"))
+            .with(
+                "ResourceArn",
+                fmt(
+                    "arn:aws:ec2:{}:{}:instance/{}",
+                    vec![Arg::Region, Arg::AccountOf("iam_role_arn"), input("instance_id")],
+                ),
+            )
+            .with("IamRoleArn", input("iam_role_arn"))
+            .with("IdempotencyToken", Arg::Token)
+            .with(lifecycle().0, lifecycle().1)
+            .with("BackupOptions", if_given("backup_options", input("backup_options")));
+        Ok(Form {
+            ops: vec![Op::Call(call)],
+            outputs: vec![("job_id", answer("start", "BackupJobId"))],
+        })
     }
 }
 

@@ -3,6 +3,7 @@
 use async_trait::async_trait;
 
 use crate::actions::effects::{Effects, ResourceKind, StepFacts};
+use crate::actions::sfn::{Arg, Call, Form, Op, answer, fmt, input, lifecycle};
 use crate::actions::values::{account_of, str_in};
 use crate::actions::{Action, ActionError, Ctx, Resource, Values};
 use crate::cloud::StartCopyJob as Request;
@@ -62,6 +63,31 @@ impl Action for StartCopyJob {
 
     fn effects(&self, step: &StepFacts<'_>, _: &[Resource]) -> Effects {
         super::job_effects(step, ResourceKind::CopyJob)
+    }
+
+    /// StartCopyJob in the source region with the step's token; the destination vault's account is the role's.
+    fn sfn(&self) -> Result<Form, &'static str> {
+        let call = Call::new("start", "backup", "StartCopyJob")
+            .with("RecoveryPointArn", input("recovery_point_arn"))
+            .with("SourceBackupVaultName", input("source_vault"))
+            .with(
+                "DestinationBackupVaultArn",
+                fmt(
+                    "arn:aws:backup:{}:{}:backup-vault:{}",
+                    vec![
+                        input("destination_region"),
+                        Arg::AccountOf("iam_role_arn"),
+                        input("destination_vault"),
+                    ],
+                ),
+            )
+            .with("IamRoleArn", input("iam_role_arn"))
+            .with("IdempotencyToken", Arg::Token)
+            .with(lifecycle().0, lifecycle().1);
+        Ok(Form {
+            ops: vec![Op::Call(call)],
+            outputs: vec![("job_id", answer("start", "CopyJobId"))],
+        })
     }
 }
 

@@ -3,6 +3,7 @@
 use async_trait::async_trait;
 
 use crate::actions::effects::{Effects, StepFacts};
+use crate::actions::sfn::{Arg, Call, Cond, Form, Op, answer, input};
 use crate::actions::values::str_in;
 use crate::actions::{Action, ActionError, Ctx, Poll, Resource, Values};
 use crate::cloud::JobState;
@@ -72,5 +73,28 @@ impl Action for WaitBackupJob {
 
     fn effects(&self, step: &StepFacts<'_>, _: &[Resource]) -> Effects {
         super::recovery_point_effects(step)
+    }
+
+    /// DescribeBackupJob until COMPLETED; FAILED, ABORTED or EXPIRED end it with AWS's status message.
+    fn sfn(&self) -> Result<Form, &'static str> {
+        let call = Call::new("job", "backup", "DescribeBackupJob").with("BackupJobId", input("job_id"));
+        Ok(Form {
+            ops: vec![Op::Poll {
+                call,
+                then: super::job_failures("job", "backup", &["FAILED", "ABORTED", "EXPIRED"]),
+                done: Cond::All(vec![
+                    Cond::Is(answer("job", "State"), "COMPLETED"),
+                    Cond::Present(answer("job", "RecoveryPointArn")),
+                ]),
+            }],
+            outputs: vec![
+                ("recovery_point_arn", answer("job", "RecoveryPointArn")),
+                (
+                    "image_id",
+                    Arg::AfterLastSlash(Box::new(answer("job", "RecoveryPointArn"))),
+                ),
+                ("state", answer("job", "State")),
+            ],
+        })
     }
 }

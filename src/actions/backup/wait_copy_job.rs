@@ -3,6 +3,7 @@
 use async_trait::async_trait;
 
 use crate::actions::effects::{Effects, StepFacts};
+use crate::actions::sfn::{Arg, Call, Cond, Form, Op, answer, input};
 use crate::actions::values::str_in;
 use crate::actions::{Action, ActionError, Ctx, Poll, Resource, Values};
 use crate::cloud::{JobState, region_from_arn};
@@ -68,5 +69,27 @@ impl Action for WaitCopyJob {
 
     fn effects(&self, step: &StepFacts<'_>, _: &[Resource]) -> Effects {
         super::recovery_point_effects(step)
+    }
+
+    /// DescribeCopyJob until COMPLETED; FAILED or PARTIAL end it with AWS's status message.
+    fn sfn(&self) -> Result<Form, &'static str> {
+        let call = Call::new("job", "backup", "DescribeCopyJob").with("CopyJobId", input("job_id"));
+        let arn = || answer("job", "CopyJob.DestinationRecoveryPointArn");
+        Ok(Form {
+            ops: vec![Op::Poll {
+                call,
+                then: super::job_failures("job", "copy", &["FAILED", "PARTIAL"]),
+                done: Cond::All(vec![
+                    Cond::Is(answer("job", "CopyJob.State"), "COMPLETED"),
+                    Cond::Present(arn()),
+                ]),
+            }],
+            outputs: vec![
+                ("recovery_point_arn", arn()),
+                ("image_id", Arg::AfterLastSlash(Box::new(arn()))),
+                ("region", Arg::Split(Box::new(arn()), ":", 3)),
+                ("state", answer("job", "CopyJob.State")),
+            ],
+        })
     }
 }

@@ -4,6 +4,7 @@
 //! when AWS carried out a request whose answer was lost, the retry sends the same request with the same token and
 //! AWS answers the first one instead of starting a second operation.
 
+use crate::actions::sfn::{Arg, Call, Cond, Form, Op, answer, fmt, input, lit, tags};
 use async_trait::async_trait;
 use serde_json::Value;
 
@@ -165,6 +166,113 @@ impl Action for DeployStack {
         ])))
     }
 
+    /// DescribeStacks, then CreateStack (with the step's token) or UpdateStack ("No updates are to be performed"
+    /// is success), then DescribeStacks until a terminal state. The template is read at export time. The stack's
+    /// `outputs` map is not given (AWS answers a list of pairs, which JSONPath cannot turn into a map).
+    fn sfn(&self) -> Result<Form, &'static str> {
+        let stack = |id: &'static str| {
+            Call::new(id, "cloudformation", "DescribeStacks")
+                .with("StackName", input("stack_name"))
+                .absent(&["ValidationError"])
+        };
+        let write = |id: &'static str, action: &'static str| {
+            Call::new(id, "cloudformation", action)
+                .with("StackName", input("stack_name"))
+                .with("TemplateBody", Arg::File("template"))
+                .with("Parameters", Arg::Pairs("parameters", "ParameterKey", "ParameterValue"))
+                .with("Tags", tags("tags"))
+                .with("ClientRequestToken", Arg::Token)
+        };
+        let status = |id: &'static str| answer(id, "v.StackStatus");
+        let exists = || Cond::Not(Box::new(Cond::Absent("found")));
+        let no_updates = Cond::Matches(Arg::Caught("update", "Cause"), "*No updates are to be performed*");
+        let ops = vec![
+            Op::Call(stack("found")),
+            Op::If {
+                when: Cond::Absent("found"),
+                then: vec![
+                    Op::Call(write("create", "CreateStack")),
+                    Op::Let("operation", lit("create")),
+                ],
+            },
+            Op::If {
+                when: exists(),
+                then: vec![
+                    Op::Let("current", Arg::First(Box::new(answer("found", "Stacks")))),
+                    Op::Fail {
+                        when: Cond::OneOf(status("current"), &["ROLLBACK_COMPLETE", "ROLLBACK_FAILED"]),
+                        error: lit("StackNotUpdatable"),
+                        cause: fmt(
+                            "stack {} in {} is {} and cannot be updated: delete it first",
+                            vec![input("stack_name"), Arg::Region, status("current")],
+                        ),
+                    },
+                    Op::Fail {
+                        when: Cond::OneOf(status("current"), IN_PROGRESS),
+                        error: lit("StackBusy"),
+                        cause: fmt(
+                            "stack {} in {} is {}: another operation is running",
+                            vec![input("stack_name"), Arg::Region, status("current")],
+                        ),
+                    },
+                    Op::Call(write("update", "UpdateStack").absent(&["ValidationError"])),
+                    Op::Fail {
+                        when: Cond::All(vec![Cond::Absent("update"), Cond::Not(Box::new(no_updates.clone()))]),
+                        error: Arg::Caught("update", "Error"),
+                        cause: Arg::Caught("update", "Cause"),
+                    },
+                    Op::If {
+                        when: Cond::Absent("update"),
+                        then: vec![Op::Let("operation", lit("none"))],
+                    },
+                    Op::If {
+                        when: Cond::Not(Box::new(Cond::Absent("update"))),
+                        then: vec![Op::Let("operation", lit("update"))],
+                    },
+                ],
+            },
+            Op::Poll {
+                call: Call::new("stacks", "cloudformation", "DescribeStacks").with("StackName", input("stack_name")),
+                then: vec![
+                    Op::Let("stack", Arg::First(Box::new(answer("stacks", "Stacks")))),
+                    Op::Fail {
+                        when: Cond::All(vec![
+                            Cond::OneOf(status("stack"), FAILED),
+                            Cond::Present(answer("stack", "v.StackStatusReason")),
+                        ]),
+                        error: lit("StackFailed"),
+                        cause: fmt(
+                            "stack {} in {} ended {}: {}",
+                            vec![
+                                input("stack_name"),
+                                Arg::Region,
+                                status("stack"),
+                                answer("stack", "v.StackStatusReason"),
+                            ],
+                        ),
+                    },
+                    Op::Fail {
+                        when: Cond::OneOf(status("stack"), FAILED),
+                        error: lit("StackFailed"),
+                        cause: fmt(
+                            "stack {} in {} ended {}: no reason given",
+                            vec![input("stack_name"), Arg::Region, status("stack")],
+                        ),
+                    },
+                ],
+                done: Cond::Not(Box::new(Cond::OneOf(status("stack"), IN_PROGRESS))),
+            },
+        ];
+        Ok(Form {
+            ops,
+            outputs: vec![
+                ("stack_id", answer("stack", "v.StackId")),
+                ("status", status("stack")),
+                ("operation", answer("operation", "v")),
+            ],
+        })
+    }
+
     /// The stack it created or updated, and the instances among its outputs.
     fn effects(&self, step: &StepFacts<'_>, _: &[Resource]) -> Effects {
         let mut e = Effects::default();
@@ -196,3 +304,31 @@ impl Action for DeployStack {
         e
     }
 }
+
+/// Stack states of an operation still running.
+const IN_PROGRESS: &[&str] = &[
+    "CREATE_IN_PROGRESS",
+    "ROLLBACK_IN_PROGRESS",
+    "DELETE_IN_PROGRESS",
+    "UPDATE_IN_PROGRESS",
+    "UPDATE_COMPLETE_CLEANUP_IN_PROGRESS",
+    "UPDATE_ROLLBACK_IN_PROGRESS",
+    "UPDATE_ROLLBACK_COMPLETE_CLEANUP_IN_PROGRESS",
+    "REVIEW_IN_PROGRESS",
+    "IMPORT_IN_PROGRESS",
+    "IMPORT_ROLLBACK_IN_PROGRESS",
+];
+
+/// Stack states a deploy ends in when it failed.
+const FAILED: &[&str] = &[
+    "CREATE_FAILED",
+    "ROLLBACK_COMPLETE",
+    "ROLLBACK_FAILED",
+    "DELETE_FAILED",
+    "DELETE_COMPLETE",
+    "UPDATE_FAILED",
+    "UPDATE_ROLLBACK_COMPLETE",
+    "UPDATE_ROLLBACK_FAILED",
+    "IMPORT_ROLLBACK_COMPLETE",
+    "IMPORT_ROLLBACK_FAILED",
+];

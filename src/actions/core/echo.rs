@@ -1,6 +1,7 @@
 //! `drflow.echo`: return its `value` input as the `value` output; with `print: true`, `drflow run` also prints it
 //! when the run ends (e.g. what a person must still do after a failover).
 
+use crate::actions::sfn::{Form, if_given, input};
 use async_trait::async_trait;
 use serde_json::Value;
 
@@ -33,6 +34,15 @@ static SPEC: ActionSpec = ActionSpec {
 impl Action for Echo {
     fn spec(&self) -> &'static ActionSpec {
         &SPEC
+    }
+
+    /// Its value as its output (a Pass state); `print` has no console on Step Functions: the value is in the
+    /// execution's history.
+    fn sfn(&self) -> Result<Form, &'static str> {
+        Ok(Form {
+            ops: vec![],
+            outputs: vec![("value", input("value")), ("print", if_given("print", input("print")))],
+        })
     }
 
     async fn call(&self, _: &Ctx<'_>, inputs: &Values) -> Result<Values, ActionError> {

@@ -1,5 +1,6 @@
 //! `drflow.fail`: fail with a message (and an error code, default `Fail`).
 
+use crate::actions::sfn::{Cond, Form, Op, if_given, input, lit};
 use async_trait::async_trait;
 
 use crate::actions::values::opt_str;
@@ -28,5 +29,36 @@ impl Action for Fail {
             opt_str(inputs, "code").unwrap_or("Fail"),
             opt_str(inputs, "message").unwrap_or("failed on purpose"),
         ))
+    }
+
+    /// A Fail state with the step's code and message.
+    fn sfn(&self) -> Result<Form, &'static str> {
+        let error = if_given("code", input("code"));
+        let cause = if_given("message", input("message"));
+        Ok(Form {
+            ops: vec![
+                Op::Fail {
+                    when: Cond::All(vec![Cond::Given("code"), Cond::Given("message")]),
+                    error: error.clone(),
+                    cause: cause.clone(),
+                },
+                Op::Fail {
+                    when: Cond::Given("code"),
+                    error,
+                    cause: lit("failed on purpose"),
+                },
+                Op::Fail {
+                    when: Cond::Given("message"),
+                    error: lit("Fail"),
+                    cause,
+                },
+                Op::Fail {
+                    when: Cond::All(vec![]),
+                    error: lit("Fail"),
+                    cause: lit("failed on purpose"),
+                },
+            ],
+            outputs: vec![],
+        })
     }
 }

@@ -1,6 +1,7 @@
 //! `ec2.copy_image`: copy an AMI into the step's region (CopyImage is called in the destination region, with the
 //! step's token as its ClientToken).
 
+use crate::actions::sfn::{Arg, Call, Form, Op, answer, input, lit, tags};
 use async_trait::async_trait;
 
 use crate::actions::effects::{Effects, StepFacts};
@@ -47,6 +48,27 @@ impl Action for CopyImage {
 
     fn effects(&self, step: &StepFacts<'_>, _: &[Resource]) -> Effects {
         super::image_effects(step)
+    }
+
+    /// CopyImage in the destination region with the step's token as ClientToken (a retry or redrive finds the
+    /// same copy).
+    fn sfn(&self) -> Result<Form, &'static str> {
+        let call = Call::new("copy", "ec2", "CopyImage")
+            .with("SourceRegion", input("source_region"))
+            .with("SourceImageId", input("source_image_id"))
+            .with("Name", input("name"))
+            .with("ClientToken", Arg::Token)
+            .with(
+                "TagSpecifications",
+                Arg::List(vec![
+                    Arg::Map(vec![("ResourceType", lit("image")), ("Tags", tags("tags"))]),
+                    Arg::Map(vec![("ResourceType", lit("snapshot")), ("Tags", tags("tags"))]),
+                ]),
+            );
+        Ok(Form {
+            ops: vec![Op::Call(call)],
+            outputs: vec![("image_id", answer("copy", "ImageId"))],
+        })
     }
 }
 

@@ -1,6 +1,7 @@
 //! `ec2.create_image`: create an AMI from an instance. CreateImage takes no client token: the step names the image
 //! and tags it with its token, so a retried or resumed step finds its own image instead of making a second one.
 
+use crate::actions::sfn::{Arg, Call, Form, Op, answer, if_given, input, lit, tags};
 use async_trait::async_trait;
 
 use crate::actions::effects::{Effects, StepFacts};
@@ -45,6 +46,26 @@ impl Action for CreateImage {
 
     fn effects(&self, step: &StepFacts<'_>, _: &[Resource]) -> Effects {
         super::image_effects(step)
+    }
+
+    /// CreateImage takes no client token: a retried or redriven state finds the image its earlier attempt made by
+    /// name (`InvalidAMIName.Duplicate`) only with `drflow run`'s journal; here a duplicate name fails the step.
+    fn sfn(&self) -> Result<Form, &'static str> {
+        let call = Call::new("create", "ec2", "CreateImage")
+            .with("InstanceId", input("instance_id"))
+            .with("Name", input("name"))
+            .with("NoReboot", if_given("no_reboot", input("no_reboot")))
+            .with(
+                "TagSpecifications",
+                Arg::List(vec![
+                    Arg::Map(vec![("ResourceType", lit("image")), ("Tags", tags("tags"))]),
+                    Arg::Map(vec![("ResourceType", lit("snapshot")), ("Tags", tags("tags"))]),
+                ]),
+            );
+        Ok(Form {
+            ops: vec![Op::Call(call)],
+            outputs: vec![("image_id", answer("create", "ImageId"))],
+        })
     }
 }
 

@@ -1,6 +1,7 @@
 //! `ec2.find_instances`: the instances to protect, found by a tag, named, or those of an AWS Backup plan (as
 //! `backup.plan_resources` finds them): a fleet's discovery step, one step whichever way the fleet is chosen.
 
+use crate::actions::sfn::{Arg, Call, Cond, Form, Op, answer, fmt, input, lit};
 use async_trait::async_trait;
 use serde_json::Value;
 
@@ -48,6 +49,63 @@ static SPEC: ActionSpec = ActionSpec {
 impl Action for FindInstances {
     fn spec(&self) -> &'static ActionSpec {
         &SPEC
+    }
+
+    /// Named instances (described, so each must exist), or DescribeInstances by the tag (instances not terminated);
+    /// a Backup plan's instances (`backup_plan_id`) are not mapped: an execution given one fails, naming it.
+    fn sfn(&self) -> Result<Form, &'static str> {
+        let named = || input("instance_ids");
+        let ids = |id: &'static str| answer(id, "Reservations[*].Instances[*].InstanceId");
+        let alive = || {
+            Arg::Map(vec![
+                ("Name", lit("instance-state-name")),
+                (
+                    "Values",
+                    lit(serde_json::json!(["pending", "running", "stopping", "stopped"])),
+                ),
+            ])
+        };
+        let outputs = |list: Arg| vec![("instance_ids", list.clone()), ("count", Arg::Length(Box::new(list)))];
+        let ops = vec![
+            Op::If {
+                when: Cond::All(vec![
+                    Cond::Given("instance_ids"),
+                    Cond::Not(Box::new(Cond::Empty(named()))),
+                ]),
+                then: vec![
+                    Op::Call(Call::new("named", "ec2", "DescribeInstances").with("InstanceIds", named())),
+                    Op::Finish {
+                        when: Cond::All(vec![]),
+                        outputs: outputs(ids("named")),
+                    },
+                ],
+            },
+            Op::Fail {
+                when: Cond::All(vec![
+                    Cond::Given("backup_plan_id"),
+                    Cond::Not(Box::new(Cond::Is(input("backup_plan_id"), ""))),
+                ]),
+                error: lit("NotExported"),
+                cause: fmt(
+                    "finding the instances of Backup plan {} is not part of the Step Functions export: give instance_ids or a tag",
+                    vec![input("backup_plan_id")],
+                ),
+            },
+            Op::Call(Call::new("tagged", "ec2", "DescribeInstances").with(
+                "Filters",
+                Arg::List(vec![
+                    Arg::Map(vec![
+                        ("Name", fmt("tag:{}", vec![input("tag_key")])),
+                        ("Values", Arg::List(vec![input("tag_value")])),
+                    ]),
+                    alive(),
+                ]),
+            )),
+        ];
+        Ok(Form {
+            ops,
+            outputs: outputs(ids("tagged")),
+        })
     }
 
     async fn call(&self, ctx: &Ctx<'_>, inputs: &Values) -> Result<Values, ActionError> {

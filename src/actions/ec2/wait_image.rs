@@ -1,5 +1,6 @@
 //! `ec2.wait_image`: wait until an AMI is `available`.
 
+use crate::actions::sfn::{Arg, Call, Cond, Form, Op, answer, fmt, input, lit};
 use async_trait::async_trait;
 use serde_json::Value;
 
@@ -63,5 +64,56 @@ impl Action for WaitImage {
             ("state", Value::String(image.state)),
             ("creation_date", image.creation_date.map_or(Value::Null, Value::from)),
         ])))
+    }
+
+    /// DescribeImages until `available`; an AMI that is gone or in a failed state ends it with AWS's reason.
+    /// `creation_date` is AWS's ISO-8601 time here (Unix seconds in `drflow run`).
+    fn sfn(&self) -> Result<Form, &'static str> {
+        let call = Call::new("images", "ec2", "DescribeImages").with("ImageIds", Arg::List(vec![input("image_id")]));
+        let state = || answer("image", "v.State");
+        let then = vec![
+            Op::Fail {
+                when: Cond::Empty(answer("images", "Images")),
+                error: lit("InvalidAMIID.NotFound"),
+                cause: fmt("AMI {} does not exist in {}", vec![input("image_id"), Arg::Region]),
+            },
+            Op::Let("image", Arg::First(Box::new(answer("images", "Images")))),
+            Op::Fail {
+                when: Cond::All(vec![
+                    Cond::OneOf(state(), FAILED_STATES),
+                    Cond::Present(answer("image", "v.StateReason.Message")),
+                ]),
+                error: lit("ImageFailed"),
+                cause: fmt(
+                    "AMI {} in {} is {}: {}",
+                    vec![
+                        input("image_id"),
+                        Arg::Region,
+                        state(),
+                        answer("image", "v.StateReason.Message"),
+                    ],
+                ),
+            },
+            Op::Fail {
+                when: Cond::OneOf(state(), FAILED_STATES),
+                error: lit("ImageFailed"),
+                cause: fmt(
+                    "AMI {} in {} is {}: AWS gave no reason",
+                    vec![input("image_id"), Arg::Region, state()],
+                ),
+            },
+        ];
+        Ok(Form {
+            ops: vec![Op::Poll {
+                call,
+                then,
+                done: Cond::Is(state(), "available"),
+            }],
+            outputs: vec![
+                ("image_id", answer("image", "v.ImageId")),
+                ("state", state()),
+                ("creation_date", answer("image", "v.CreationDate")),
+            ],
+        })
     }
 }

@@ -2,6 +2,7 @@
 //! an AMI that is not `available` in that region, and read it back (PutParameter with `aws:ec2:image` is validated
 //! asynchronously, so a 200 proves nothing).
 
+use crate::actions::sfn::{Arg, Call, Cond, Form, Op, answer, fmt, if_given, input, lit, tags};
 use std::collections::BTreeMap;
 
 use async_trait::async_trait;
@@ -193,6 +194,132 @@ impl Action for PutParameter {
         }
         e
     }
+
+    /// The same checks as `call`, as states: an up-to-date parameter is left alone; the AMI must be `available`
+    /// here; an older AMI than the one published is refused (or kept, `if_older: keep`) unless `force`; the value is
+    /// written (tags only on create: SSM refuses tags with Overwrite) and read back.
+    fn sfn(&self) -> Result<Form, &'static str> {
+        let value = || input("value");
+        let current = || answer("get", "Parameter.Value");
+        let exists = || Cond::Not(Box::new(Cond::Absent("get")));
+        let by_id = |id: Arg| {
+            Arg::List(vec![Arg::Map(vec![
+                ("Name", lit("image-id")),
+                ("Values", Arg::List(vec![id])),
+            ])])
+        };
+        let new_state = || answer("new", "v.State");
+        let forced = Cond::All(vec![Cond::Given("force"), Cond::True(input("force"))]);
+        let keep = Cond::All(vec![Cond::Given("if_older"), Cond::Is(input("if_older"), "keep")]);
+        let older = Cond::All(vec![
+            Cond::Is(answer("old", "v.State"), "available"),
+            Cond::After(answer("old", "v.CreationDate"), answer("new", "v.CreationDate")),
+        ]);
+        let put = |id: &'static str, create: bool| {
+            let mut c = Call::new(id, "ssm", "PutParameter")
+                .with("Name", input("name"))
+                .with("Value", value())
+                .with("Type", lit("String"))
+                .with("DataType", lit("aws:ec2:image"))
+                .with("Description", if_given("description", input("description")));
+            if create {
+                c = c.with("Tags", tags("tags"));
+            } else {
+                c = c.with("Overwrite", lit(true));
+            }
+            Op::Call(c)
+        };
+        let ops = vec![
+            Op::Call(
+                Call::new("get", "ssm", "GetParameter")
+                    .with("Name", input("name"))
+                    .absent(&["ParameterNotFound"]),
+            ),
+            Op::Finish {
+                when: Cond::All(vec![exists(), Cond::Same(current(), value())]),
+                outputs: sfn_outputs(value(), answer("get", "Parameter.Version"), current(), "up_to_date"),
+            },
+            Op::Call(Call::new("images", "ec2", "DescribeImages").with("Filters", by_id(value()))),
+            Op::Fail {
+                when: Cond::Empty(answer("images", "Images")),
+                error: lit("ImageNotFound"),
+                cause: fmt(
+                    "refusing to publish {} in {} ({}): no such AMI in {}",
+                    vec![value(), input("name"), Arg::Region, Arg::Region],
+                ),
+            },
+            Op::Let("new", Arg::First(Box::new(answer("images", "Images")))),
+            Op::Fail {
+                when: Cond::Not(Box::new(Cond::Is(new_state(), "available"))),
+                error: lit("ImageNotAvailable"),
+                cause: fmt(
+                    "refusing to publish {} in {} ({}): the AMI is {}, not available",
+                    vec![value(), input("name"), Arg::Region, new_state()],
+                ),
+            },
+            Op::If {
+                when: Cond::All(vec![exists(), Cond::Not(Box::new(forced))]),
+                then: vec![
+                    Op::Call(Call::new("olds", "ec2", "DescribeImages").with("Filters", by_id(current()))),
+                    Op::If {
+                        when: Cond::Not(Box::new(Cond::Empty(answer("olds", "Images")))),
+                        then: vec![
+                            Op::Let("old", Arg::First(Box::new(answer("olds", "Images")))),
+                            Op::Finish {
+                                when: Cond::All(vec![older.clone(), keep]),
+                                outputs: sfn_outputs(
+                                    current(),
+                                    answer("get", "Parameter.Version"),
+                                    current(),
+                                    "kept_newer",
+                                ),
+                            },
+                            Op::Fail {
+                                when: older,
+                                error: lit("WouldRollBack"),
+                                cause: fmt(
+                                    "refusing to replace {} with the older {} in {} ({}); set `force: true` to roll back on purpose",
+                                    vec![current(), value(), input("name"), Arg::Region],
+                                ),
+                            },
+                        ],
+                    },
+                ],
+            },
+            Op::If {
+                when: Cond::Absent("get"),
+                then: vec![put("create", true), Op::Let("previous", lit(""))],
+            },
+            Op::If {
+                when: exists(),
+                then: vec![put("overwrite", false), Op::Let("previous", current())],
+            },
+            Op::Call(Call::new("stored", "ssm", "GetParameter").with("Name", input("name"))),
+            Op::Fail {
+                when: Cond::Not(Box::new(Cond::Same(answer("stored", "Parameter.Value"), value()))),
+                error: lit("NotVerified"),
+                cause: fmt(
+                    "{} in {} still holds {} (version {}) after writing {}: AWS did not store it",
+                    vec![
+                        input("name"),
+                        Arg::Region,
+                        answer("stored", "Parameter.Value"),
+                        answer("stored", "Parameter.Version"),
+                        value(),
+                    ],
+                ),
+            },
+        ];
+        Ok(Form {
+            ops,
+            outputs: sfn_outputs(
+                value(),
+                answer("stored", "Parameter.Version"),
+                answer("previous", "v"),
+                "written",
+            ),
+        })
+    }
 }
 
 /// What a step did to the parameter.
@@ -252,4 +379,16 @@ fn outputs(name: &str, value: &str, version: i64, previous: &str, outcome: Outco
         ("changed", Value::Bool(outcome == Outcome::Written)),
         ("outcome", Value::String(outcome.as_str().to_string())),
     ])
+}
+
+/// The outputs of a Step Functions form, as `outputs` gives them.
+fn sfn_outputs(value: Arg, version: Arg, previous: Arg, outcome: &'static str) -> Vec<(&'static str, Arg)> {
+    vec![
+        ("name", input("name")),
+        ("value", value),
+        ("version", version),
+        ("previous_value", previous),
+        ("changed", lit(outcome == "written")),
+        ("outcome", lit(outcome)),
+    ]
 }

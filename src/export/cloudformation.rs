@@ -1,0 +1,1 @@
+//! `drflow export --format cloudformation`: a template deploying the exported state machine.

@@ -1,0 +1,657 @@
+//! An action step's Step Functions form (`actions::sfn`) as states: its inputs evaluated once into `$.w.STEP.in`,
+//! each call a Task (SDK integration, or the cross-region function), checks as Choice → Fail, polls as
+//! Task → Choice → Wait loops with drflow's interval growth and a counter bounding them, outputs into
+//! `$.steps.STEP`.
+
+use std::collections::BTreeSet;
+
+use serde_json::{Map, Value, json};
+
+use super::build::{Builder, Chain};
+use super::expr::{Rule, dot};
+use super::node::{Node, format};
+use super::retry::{self, Via};
+use crate::actions::sfn::{Arg, Call, Cond, Form, Op};
+use crate::workflow::{ActionKind, ActionStep, Step, ValueTemplate};
+
+/// One action step being exported.
+pub(crate) struct StepCx<'a> {
+    pub step: &'a Step,
+    pub action: &'a ActionStep,
+    pub form: &'a Form,
+    /// The region code its calls go to.
+    pub region: String,
+    pub via: Via,
+    /// Ids of `Let`s (their answers are kept without the call wrapper).
+    pub lets: BTreeSet<&'static str>,
+    /// Error codes its Fail states raise.
+    pub own: Vec<String>,
+    counter: usize,
+}
+
+impl<'a> StepCx<'a> {
+    pub fn new(step: &'a Step, action: &'a ActionStep, form: &'a Form, region: String, via: Via) -> StepCx<'a> {
+        let mut lets = BTreeSet::new();
+        let mut own = Vec::new();
+        collect(&form.ops, &mut lets, &mut own);
+        StepCx {
+            step,
+            action,
+            form,
+            region,
+            via,
+            lets,
+            own,
+            counter: 0,
+        }
+    }
+
+    fn root(&self) -> String {
+        dot("$.w", &self.step.id)
+    }
+
+    fn name(&mut self, what: &str) -> String {
+        self.counter += 1;
+        let id = &self.step.id;
+        let mut n = format!("{id}: {what}");
+        if n.len() > 74 {
+            n.truncate(74);
+        }
+        format!("{n} #{}", self.counter)
+    }
+
+    fn given(&self, input: &str) -> Option<&ValueTemplate> {
+        self.action.with.iter().find(|(k, _)| k == input).map(|(_, v)| v)
+    }
+
+    /// Whether the step's polls make it a wait.
+    pub fn waits(&self) -> bool {
+        self.action.action.kind == ActionKind::Wait
+    }
+}
+
+fn collect(ops: &[Op], lets: &mut BTreeSet<&'static str>, own: &mut Vec<String>) {
+    for op in ops {
+        match op {
+            Op::Let(id, _) => {
+                lets.insert(id);
+            }
+            Op::Fail {
+                error: Arg::Lit(Value::String(e)),
+                ..
+            } if !own.contains(e) => own.push(e.clone()),
+            Op::Poll { then, .. } | Op::If { then, .. } => collect(then, lets, own),
+            _ => {}
+        }
+    }
+}
+
+/// Every input a form reads.
+pub(crate) fn inputs_used(form: &Form) -> BTreeSet<&'static str> {
+    fn arg(a: &Arg, out: &mut BTreeSet<&'static str>) {
+        match a {
+            Arg::Input(n) | Arg::AccountOf(n) | Arg::Pairs(n, ..) | Arg::File(n) => {
+                out.insert(n);
+            }
+            Arg::IfGiven(n, a) => {
+                out.insert(n);
+                arg(a, out);
+            }
+            Arg::Format(_, args) | Arg::List(args) => args.iter().for_each(|a| arg(a, out)),
+            Arg::Map(entries) => entries.iter().for_each(|(_, a)| arg(a, out)),
+            Arg::AfterLastSlash(a) | Arg::Split(a, _, _) | Arg::Length(a) | Arg::First(a) => arg(a, out),
+            Arg::Token | Arg::Region | Arg::Lit(_) | Arg::Answer(..) | Arg::Caught(..) => {}
+        }
+    }
+    fn cond(c: &Cond, out: &mut BTreeSet<&'static str>) {
+        match c {
+            Cond::Is(a, _)
+            | Cond::OneOf(a, _)
+            | Cond::Present(a)
+            | Cond::True(a)
+            | Cond::Empty(a)
+            | Cond::Matches(a, _) => arg(a, out),
+            Cond::Same(a, b) | Cond::After(a, b) => {
+                arg(a, out);
+                arg(b, out);
+            }
+            Cond::Not(c) => cond(c, out),
+            Cond::All(cs) => cs.iter().for_each(|c| cond(c, out)),
+            Cond::Absent(_) | Cond::Given(_) => {}
+        }
+    }
+    fn ops(list: &[Op], out: &mut BTreeSet<&'static str>) {
+        for op in list {
+            match op {
+                Op::Call(c) => c.parameters.iter().for_each(|(_, a)| arg(a, out)),
+                Op::Let(_, a) => arg(a, out),
+                Op::Fail { when, error, cause } => {
+                    cond(when, out);
+                    arg(error, out);
+                    arg(cause, out);
+                }
+                Op::Finish { when, outputs } => {
+                    cond(when, out);
+                    outputs.iter().for_each(|(_, a)| arg(a, out));
+                }
+                Op::Poll { call, then, done } => {
+                    call.parameters.iter().for_each(|(_, a)| arg(a, out));
+                    ops(then, out);
+                    cond(done, out);
+                }
+                Op::If { when, then } => {
+                    cond(when, out);
+                    ops(then, out);
+                }
+            }
+        }
+    }
+    let mut out = BTreeSet::new();
+    ops(&form.ops, &mut out);
+    form.outputs.iter().for_each(|(_, a)| arg(a, &mut out));
+    out
+}
+
+impl Builder<'_> {
+    /// The states of an action step; `exit` is where it goes when done.
+    pub(crate) fn action_states(
+        &mut self,
+        cx: &mut StepCx<'_>,
+        exit: &str,
+        states: &mut Chain,
+    ) -> Result<String, String> {
+        // Inputs first: each `with:` value the form reads, evaluated once.
+        let mut inputs = Map::new();
+        for name in inputs_used(cx.form) {
+            if let Some(v) = cx.given(name) {
+                self.value(v)?.place(name, &mut inputs);
+            }
+        }
+        let outputs = self.outputs(cx, &cx.form.outputs.clone())?;
+        let done = cx.name("outputs");
+        states.add(
+            &done,
+            json!({"Type": "Pass", "Parameters": outputs, "ResultPath": dot("$.steps", &cx.step.id), "Next": exit}),
+        );
+        let ops = cx.form.ops.clone();
+        let first = self.ops(cx, &ops, &done, exit, states)?;
+        let entry = cx.step.id.clone();
+        states.add(
+            &entry,
+            json!({"Type": "Pass", "Comment": comment(cx), "Parameters": {"in": Value::Object(inputs)},
+                   "ResultPath": cx.root(), "Next": first}),
+        );
+        Ok(entry)
+    }
+
+    fn outputs(&mut self, cx: &StepCx<'_>, outputs: &[(&'static str, Arg)]) -> Result<Value, String> {
+        let mut m = Map::new();
+        for (k, a) in outputs {
+            self.arg(cx, a)?.place(k, &mut m);
+        }
+        Ok(Value::Object(m))
+    }
+
+    /// `ops` in order, then `next`; a `Finish` goes to `exit` (after writing its outputs).
+    fn ops(
+        &mut self,
+        cx: &mut StepCx<'_>,
+        ops: &[Op],
+        next: &str,
+        exit: &str,
+        states: &mut Chain,
+    ) -> Result<String, String> {
+        let mut next = next.to_string();
+        for op in ops.iter().rev() {
+            next = self.op(cx, op, &next, exit, states)?;
+        }
+        Ok(next)
+    }
+
+    fn op(
+        &mut self,
+        cx: &mut StepCx<'_>,
+        op: &Op,
+        next: &str,
+        exit: &str,
+        states: &mut Chain,
+    ) -> Result<String, String> {
+        match op {
+            Op::Call(c) => self.call(cx, c, next, states),
+            Op::Let(id, a) => {
+                let name = cx.name(&format!("let {id}"));
+                let mut p = Map::new();
+                self.arg(cx, a)?.place("v", &mut p);
+                states.add(
+                    &name,
+                    json!({"Type": "Pass", "Parameters": p, "ResultPath": dot(&cx.root(), id), "Next": next}),
+                );
+                Ok(name)
+            }
+            Op::Fail { when, error, cause } => {
+                let rule = self.cond(cx, when)?;
+                if rule == Rule::Known(false) {
+                    return Ok(next.to_string());
+                }
+                let code = match error {
+                    Arg::Lit(Value::String(s)) => s.clone(),
+                    _ => "Fail".into(),
+                };
+                let fail = cx.name(&format!("fail {code}"));
+                let mut state = json!({"Type": "Fail"});
+                match self.arg(cx, error)?.simplify() {
+                    Node::Lit(Value::String(e)) => state["Error"] = json!(e),
+                    Node::Expr(e) => state["ErrorPath"] = json!(e),
+                    _ => state["Error"] = json!("Fail"),
+                }
+                match self.arg(cx, cause)?.simplify() {
+                    Node::Lit(Value::String(c)) => state["Cause"] = json!(c),
+                    Node::Expr(c) => state["CausePath"] = json!(c),
+                    _ => {}
+                }
+                states.add(&fail, state);
+                Ok(self.choice(cx, rule, &fail, next, states))
+            }
+            Op::Finish { when, outputs } => {
+                let rule = self.cond(cx, when)?;
+                if rule == Rule::Known(false) {
+                    return Ok(next.to_string());
+                }
+                let name = cx.name("finish");
+                let outputs = self.outputs(cx, outputs)?;
+                states.add(
+                    &name,
+                    json!({"Type": "Pass", "Parameters": outputs, "ResultPath": dot("$.steps", &cx.step.id), "Next": exit}),
+                );
+                Ok(self.choice(cx, rule, &name, next, states))
+            }
+            Op::If { when, then } => {
+                let rule = self.cond(cx, when)?;
+                if rule == Rule::Known(false) {
+                    return Ok(next.to_string());
+                }
+                let body = self.ops(cx, then, next, exit, states)?;
+                Ok(self.choice(cx, rule, &body, next, states))
+            }
+            Op::Poll { call, then, done } => self.poll(cx, call, then, done, next, exit, states),
+        }
+    }
+
+    /// A Choice to `then` when the rule holds, else `next` (none when it is known).
+    fn choice(&mut self, cx: &mut StepCx<'_>, rule: Rule, then: &str, next: &str, states: &mut Chain) -> String {
+        match rule {
+            Rule::Known(true) => then.to_string(),
+            Rule::Known(false) => next.to_string(),
+            Rule::Rule(mut r) => {
+                let name = cx.name("check");
+                r["Next"] = json!(then);
+                states.add(&name, json!({"Type": "Choice", "Choices": [r], "Default": next}));
+                name
+            }
+        }
+    }
+
+    fn call(&mut self, cx: &mut StepCx<'_>, c: &Call, next: &str, states: &mut Chain) -> Result<String, String> {
+        let name = cx.name(c.action);
+        let mut params = Map::new();
+        for (k, a) in &c.parameters {
+            self.arg(cx, a)?.place(k, &mut params);
+        }
+        let mut state = match cx.via {
+            Via::Sdk => json!({
+                "Type": "Task",
+                "Resource": format!("arn:aws:states:::aws-sdk:{}:{}", c.service, camel(c.action)),
+                "Parameters": params,
+                "ResultSelector": {"r.$": "$"},
+            }),
+            Via::Function => {
+                self.cross_region = true;
+                json!({
+                    "Type": "Task",
+                    "Resource": "arn:aws:states:::lambda:invoke",
+                    "Parameters": {
+                        "FunctionName": self.function_name(),
+                        "Payload": {"region": cx.region, "service": c.service, "action": c.action, "parameters": params},
+                    },
+                    "ResultSelector": {"r.$": "$.Payload"},
+                })
+            }
+        };
+        state["ResultPath"] = json!(dot(&cx.root(), c.id));
+        // A call's timeout limits each attempt (a wait's bounds the whole loop instead: see `poll`).
+        if !cx.waits() {
+            state["TimeoutSeconds"] = json!(cx.action.timeout.as_secs().max(1));
+        }
+        if let Some(r) = retry::retrier(&cx.action.retry, c.service, cx.via, &[]) {
+            state["Retry"] = json!([r]);
+        }
+        if !c.absent.is_empty() {
+            let errors: Vec<String> = c
+                .absent
+                .iter()
+                .map(|e| retry::error_name(c.service, e, cx.via))
+                .collect();
+            state["Catch"] = json!([{"ErrorEquals": errors, "ResultPath": dot(&cx.root(), c.id), "Next": next}]);
+        }
+        state["Next"] = json!(next);
+        states.add(&name, state);
+        Ok(name)
+    }
+
+    /// Task → checks → Choice (done? spent?) → Pass (count) → Wait → Task. The waits are drflow's poll delays
+    /// precomputed up to the step's timeout; the counter ends the loop with `States.Timeout` when they are spent,
+    /// so a wait's history stays bounded (about 10 events per poll).
+    #[allow(clippy::too_many_arguments)]
+    fn poll(
+        &mut self,
+        cx: &mut StepCx<'_>,
+        call: &Call,
+        then: &[Op],
+        done: &Cond,
+        next: &str,
+        exit: &str,
+        states: &mut Chain,
+    ) -> Result<String, String> {
+        let waits = poll_waits(&cx.action.poll, cx.action.timeout);
+        let loop_path = dot(&cx.root(), "loop");
+        let init = cx.name("poll start");
+        let wait = cx.name("wait");
+        let count = cx.name("poll count");
+        let decide = cx.name("done?");
+        let timed_out = cx.name("timed out");
+        let rule = self.cond(cx, done)?;
+        let first = self.call(cx, call, "PLACEHOLDER", states)?;
+        let checks = self.ops(cx, then, &decide, exit, states)?;
+        states.set_next(&first, &checks);
+        let mut choices = Vec::new();
+        match rule {
+            Rule::Rule(mut r) => {
+                r["Next"] = json!(next);
+                choices.push(r);
+            }
+            Rule::Known(true) => {
+                choices.push(json!({"Variable": format!("{loop_path}.n"), "IsPresent": true, "Next": next}))
+            }
+            Rule::Known(false) => {}
+        }
+        choices.push(
+            json!({"Variable": format!("{loop_path}.n"), "NumericGreaterThanEquals": waits.len(), "Next": timed_out}),
+        );
+        states.add(&decide, json!({"Type": "Choice", "Choices": choices, "Default": count}));
+        states.add(
+            &timed_out,
+            json!({"Type": "Fail", "Error": "States.Timeout",
+                   "Cause": format!("step `{}` did not finish within its timeout of {} s ({} polls)", cx.step.id, cx.action.timeout.as_secs(), waits.len() + 1)}),
+        );
+        states.add(
+            &count,
+            json!({"Type": "Pass", "Parameters": {
+                "n.$": format!("States.MathAdd({loop_path}.n, 1)"),
+                "waits.$": format!("{loop_path}.waits"),
+                "seconds.$": format!("States.ArrayGetItem({loop_path}.waits, {loop_path}.n)"),
+            }, "ResultPath": loop_path, "Next": wait}),
+        );
+        states.add(
+            &wait,
+            json!({"Type": "Wait", "SecondsPath": format!("{loop_path}.seconds"), "Next": first}),
+        );
+        states.add(
+            &init,
+            json!({"Type": "Pass", "Result": {"n": 0, "waits": waits}, "ResultPath": loop_path, "Next": first}),
+        );
+        Ok(init)
+    }
+
+    fn cond(&mut self, cx: &StepCx<'_>, c: &Cond) -> Result<Rule, String> {
+        let var = |b: &mut Builder<'_>, a: &Arg| -> Result<String, String> {
+            let n = b.arg(cx, a)?;
+            n.path()
+                .map(str::to_string)
+                .ok_or_else(|| format!("a check of `{}` needs a field, not {n:?}", cx.step.id))
+        };
+        Ok(match c {
+            Cond::Is(a, s) => Rule::Rule(json!({"Variable": var(self, a)?, "StringEquals": s})),
+            Cond::OneOf(a, list) => {
+                let v = var(self, a)?;
+                Rule::join(
+                    list.iter()
+                        .map(|s| Rule::Rule(json!({"Variable": v, "StringEquals": s})))
+                        .collect(),
+                    false,
+                )
+            }
+            Cond::Present(a) => Rule::Rule(json!({"Variable": var(self, a)?, "IsPresent": true})),
+            Cond::Matches(a, pattern) => Rule::Rule(json!({"Variable": var(self, a)?, "StringMatches": pattern})),
+            Cond::Absent(id) => Rule::Rule(json!({"Variable": dot(&dot(&cx.root(), id), "Error"), "IsPresent": true})),
+            Cond::Same(a, b) => Rule::Rule(json!({"Variable": var(self, a)?, "StringEqualsPath": var(self, b)?})),
+            Cond::After(a, b) => Rule::Rule(json!({"Variable": var(self, a)?, "StringGreaterThanPath": var(self, b)?})),
+            Cond::True(a) => Rule::Rule(json!({"Variable": var(self, a)?, "BooleanEquals": true})),
+            Cond::Given(n) => Rule::Known(cx.given(n).is_some()),
+            Cond::Empty(a) => Rule::Rule(json!({"Variable": format!("{}[0]", var(self, a)?), "IsPresent": false})),
+            Cond::Not(c) => self.cond(cx, c)?.not(),
+            Cond::All(cs) => {
+                // In order, stopping at a condition known false: what follows may read an input not given.
+                let mut rules = Vec::new();
+                for c in cs {
+                    let r = self.cond(cx, c)?;
+                    if r == Rule::Known(false) {
+                        return Ok(r);
+                    }
+                    rules.push(r);
+                }
+                Rule::join(rules, true)
+            }
+        })
+    }
+
+    /// A form's value as a node.
+    fn arg(&mut self, cx: &StepCx<'_>, a: &Arg) -> Result<Node, String> {
+        let root = cx.root();
+        Ok(match a {
+            Arg::Input(n) => match cx.given(n) {
+                Some(ValueTemplate::Literal(v)) => Node::Lit(v.clone()),
+                Some(_) => Node::Expr(dot(&dot(&root, "in"), n)),
+                None => Node::Absent,
+            },
+            Arg::IfGiven(n, a) => match cx.given(n) {
+                Some(_) => self.arg(cx, a)?,
+                None => Node::Absent,
+            },
+            Arg::Token => {
+                // Deterministic per execution and step (and item): a retry or a redrive sends the same token.
+                let scope = if self.in_map {
+                    format!("States.Format('{{}}/{{}}/{{}}', $.run.id, $.item, '{}')", cx.step.id)
+                } else {
+                    format!("States.Format('{{}}/{{}}', $.run.id, '{}')", cx.step.id)
+                };
+                Node::Expr(format!("States.Hash({scope}, 'SHA-1')"))
+            }
+            Arg::Region => Node::Lit(json!(cx.region)),
+            Arg::Lit(v) => Node::Lit(v.clone()),
+            Arg::Format(text, args) => {
+                let args = args.iter().map(|a| self.arg(cx, a)).collect::<Result<Vec<_>, _>>()?;
+                if args.contains(&Node::Absent) {
+                    return Err(format!(
+                        "`{}` lacks an input its Step Functions form formats",
+                        cx.step.id
+                    ));
+                }
+                format(text, args)?
+            }
+            Arg::AccountOf(n) => self.account_of(cx, n)?,
+            Arg::Answer(id, p) => {
+                let mut path = dot(&root, id);
+                if !cx.lets.contains(id) {
+                    path = dot(&path, "r");
+                }
+                Node::Expr(format!("{path}.{p}"))
+            }
+            Arg::AfterLastSlash(a) => {
+                let s = self.expr_arg(cx, a)?;
+                let split = format!("States.StringSplit({s}, '/')");
+                Node::Expr(format!(
+                    "States.ArrayGetItem({split}, States.MathAdd(States.ArrayLength({split}), -1))"
+                ))
+            }
+            Arg::Split(a, d, i) => {
+                let s = self.expr_arg(cx, a)?;
+                Node::Expr(format!("States.ArrayGetItem(States.StringSplit({s}, '{d}'), {i})"))
+            }
+            Arg::Length(a) => Node::Expr(format!("States.ArrayLength({})", self.expr_arg(cx, a)?)),
+            Arg::First(a) => Node::Expr(format!("States.ArrayGetItem({}, 0)", self.expr_arg(cx, a)?)),
+            Arg::List(items) => Node::Arr(items.iter().map(|a| self.arg(cx, a)).collect::<Result<_, _>>()?),
+            Arg::Map(entries) => Node::Obj(
+                entries
+                    .iter()
+                    .map(|(k, a)| Ok((k.to_string(), self.arg(cx, a)?)))
+                    .collect::<Result<_, String>>()?,
+            ),
+            Arg::Pairs(n, key, value) => match cx.given(n) {
+                None => Node::Absent,
+                Some(ValueTemplate::Map(entries)) => Node::Arr(
+                    entries
+                        .iter()
+                        .map(|(k, v)| {
+                            Ok(Node::Obj(vec![
+                                (key.to_string(), Node::Lit(json!(k))),
+                                (value.to_string(), stringify(self.value(v)?)),
+                            ]))
+                        })
+                        .collect::<Result<_, String>>()?,
+                ),
+                Some(ValueTemplate::Literal(Value::Object(m))) => Node::Lit(Value::Array(
+                    m.iter()
+                        .map(|(k, v)| json!({*key: k, *value: crate::workflow::expr::to_text(v)}))
+                        .collect(),
+                )),
+                Some(_) => {
+                    return Err(format!(
+                        "`{n}` of `{}` must be written as a map for the export (AWS wants it as a list of pairs)",
+                        cx.step.id
+                    ));
+                }
+            },
+            Arg::File(n) => match cx.given(n) {
+                Some(ValueTemplate::Literal(Value::String(f))) => {
+                    let path = self.wf.dir().join(f);
+                    let text = std::fs::read_to_string(&path)
+                        .map_err(|e| format!("cannot read `{n}` {}: {e}", path.display()))?;
+                    Node::Lit(json!(text))
+                }
+                _ => {
+                    return Err(format!(
+                        "`{n}` of `{}` must be a literal file name for the export",
+                        cx.step.id
+                    ));
+                }
+            },
+            Arg::Caught(id, field) => Node::Expr(dot(&dot(&root, id), field)),
+        })
+    }
+
+    /// A node that can stand as an intrinsic function's argument.
+    fn expr_arg(&mut self, cx: &StepCx<'_>, a: &Arg) -> Result<String, String> {
+        self.arg(cx, a)?
+            .simplify()
+            .arg()
+            .ok_or_else(|| format!("`{}`: a value its form computes with is not a string", cx.step.id))
+    }
+
+    /// The account field of the ARN an input holds, read from the workflow: a literal ARN, or one written as
+    /// `arn:aws:iam::${{ ... }}:...` (the account a single reference).
+    fn account_of(&mut self, cx: &StepCx<'_>, input: &str) -> Result<Node, String> {
+        use crate::workflow::expr::{Expr, Piece};
+        let field = |s: &str| s.split(':').nth(4).map(str::to_string);
+        match cx.given(input) {
+            Some(ValueTemplate::Literal(Value::String(s))) => field(s)
+                .map(|a| Node::Lit(json!(a)))
+                .ok_or_else(|| format!("`{input}` is not an ARN")),
+            Some(ValueTemplate::Template(t)) => {
+                if let [Piece::Text(head), Piece::Expr(Expr::Ref(r)), Piece::Text(tail), ..] = t.pieces.as_slice()
+                    && head.matches(':').count() == 4
+                    && head.ends_with(':')
+                    && tail.starts_with(':')
+                {
+                    return Ok(Node::Expr(super::expr::path(r, &self.names())?));
+                }
+                if let [Piece::Text(head), ..] = t.pieces.as_slice()
+                    && let Some(a) = field(head).filter(|a| !a.is_empty() && head.matches(':').count() > 4)
+                {
+                    return Ok(Node::Lit(json!(a)));
+                }
+                Err(format!(
+                    "the account of `{input}` of `{}` cannot be read from how it is written: write it as \
+                     arn:aws:iam::ACCOUNT:... with ACCOUNT literal or one `${{{{ }}}}`",
+                    cx.step.id
+                ))
+            }
+            _ => Err(format!("`{}` needs `{input}` for its Step Functions form", cx.step.id)),
+        }
+    }
+}
+
+/// A value as a string (stack parameters and tags are strings; a version number is not).
+fn stringify(n: Node) -> Node {
+    match n {
+        Node::Lit(v) if !v.is_string() => Node::Lit(json!(crate::workflow::expr::to_text(&v))),
+        Node::Expr(e) if !e.starts_with("States.Format(") => Node::Expr(format!("States.Format('{{}}', {e})")),
+        other => other,
+    }
+}
+
+/// The waits between polls: drflow's poll delays (rounded up to whole seconds) until they add up to the timeout.
+pub(crate) fn poll_waits(p: &crate::workflow::PollPolicy, timeout: std::time::Duration) -> Vec<u64> {
+    let mut out = Vec::new();
+    let mut total = 0u64;
+    let mut n = 1;
+    while total < timeout.as_secs().max(1) {
+        let d = p.delay(n).as_secs_f64().ceil().max(1.0) as u64;
+        out.push(d);
+        total += d;
+        n += 1;
+    }
+    out
+}
+
+fn camel(action: &str) -> String {
+    let mut c = action.chars();
+    c.next()
+        .map(|f| f.to_ascii_lowercase().to_string() + c.as_str())
+        .unwrap_or_default()
+}
+
+fn comment(cx: &StepCx<'_>) -> String {
+    let mut s = format!("step {}: {}", cx.step.id, cx.action.action.name);
+    if let Some(n) = &cx.step.name {
+        s.push_str(&format!(" ({n})"));
+    }
+    s.push_str(&format!(
+        " in {}{}",
+        cx.region,
+        if cx.via == Via::Function {
+            " via the cross-region function"
+        } else {
+            ""
+        }
+    ));
+    s
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::time::Duration;
+
+    #[test]
+    fn waits_grow_like_drflows_polls_and_add_up_to_the_timeout() {
+        let p = crate::workflow::PollPolicy {
+            interval: Duration::from_secs(30),
+            backoff_rate: 1.5,
+            max_interval: Duration::from_secs(120),
+        };
+        let w = poll_waits(&p, Duration::from_secs(4 * 3600));
+        assert_eq!(&w[..5], &[30, 45, 68, 102, 120]);
+        let total: u64 = w.iter().sum();
+        assert!(total >= 4 * 3600 && total - w.last().unwrap() < 4 * 3600, "{total}");
+    }
+}
