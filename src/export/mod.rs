@@ -146,3 +146,6 @@ pub fn asl(
         required,
     })
 }
+
+#[cfg(test)]
+mod tests;

@@ -53,6 +53,12 @@ impl Action for LatestRecoveryPoint {
         &SPEC
     }
 
+    fn sfn(&self) -> Result<crate::actions::sfn::Form, &'static str> {
+        Err(
+            "it pages ListRecoveryPointsByBackupVault and sorts by CreationDate (AWS documents no order); ASL cannot sort",
+        )
+    }
+
     async fn call(&self, ctx: &Ctx<'_>, inputs: &Values) -> Result<Values, ActionError> {
         let resource = str_in(inputs, "resource_arn")?;
         let vault = str_in(inputs, "vault")?;

@@ -44,6 +44,12 @@ impl Action for PlanResources {
         &SPEC
     }
 
+    fn sfn(&self) -> Result<crate::actions::sfn::Form, &'static str> {
+        Err(
+            "it resolves a Backup plan's selections (tags, conditions, NotResources) against the instances; ASL cannot evaluate those conditions",
+        )
+    }
+
     async fn call(&self, ctx: &Ctx<'_>, inputs: &Values) -> Result<Values, ActionError> {
         let ids = plan_instances(ctx, str_in(inputs, "backup_plan_id")?).await?;
         let count = ids.len();

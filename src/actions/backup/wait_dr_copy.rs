@@ -65,6 +65,12 @@ impl Action for WaitDrCopy {
         &SPEC
     }
 
+    fn sfn(&self) -> Result<crate::actions::sfn::Form, &'static str> {
+        Err(
+            "it matches copy jobs and DR recovery points by lineage over paged listings; not expressible in ASL's JSONPath",
+        )
+    }
+
     async fn poll(&self, ctx: &Ctx<'_>, inputs: &Values) -> Result<Poll, ActionError> {
         let source = str_in(inputs, "recovery_point_arn")?;
         let resource = str_in(inputs, "resource_arn")?;

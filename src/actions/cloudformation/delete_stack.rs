@@ -44,6 +44,10 @@ impl Action for DeleteStack {
         &SPEC
     }
 
+    fn sfn(&self) -> Result<crate::actions::sfn::Form, &'static str> {
+        Err("not mapped yet: deleting a stack with a token, then waiting for DELETE_COMPLETE or its absence")
+    }
+
     async fn begin(&self, ctx: &Ctx<'_>, inputs: &Values) -> Result<(), ActionError> {
         if ctx.recorded_str("deleting").is_some() {
             return Ok(());

@@ -49,6 +49,12 @@ impl Action for Approve {
         &SPEC
     }
 
+    fn sfn(&self) -> Result<crate::actions::sfn::Form, &'static str> {
+        Err(
+            "a person's approval has no Step Functions form in this export: a `.waitForTaskToken` task would need somewhere to send the token and a way to answer it (`drflow approve` answers a local run); run this workflow with `drflow run`, or split it at the approval",
+        )
+    }
+
     async fn call(&self, ctx: &Ctx<'_>, inputs: &Values) -> Result<Values, ActionError> {
         let message = opt_str(inputs, "message").unwrap_or(DEFAULT_MESSAGE);
         let decision = match ctx.approvals.journaled() {

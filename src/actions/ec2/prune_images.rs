@@ -260,6 +260,12 @@ impl Action for PruneImages {
         &SPEC
     }
 
+    fn sfn(&self) -> Result<crate::actions::sfn::Form, &'static str> {
+        Err(
+            "it chooses which AMIs to deregister by sorting and filtering a listing (newest N by creation date, never one a parameter names); ASL cannot sort",
+        )
+    }
+
     async fn call(&self, ctx: &Ctx<'_>, inputs: &Values) -> Result<Values, ActionError> {
         let ask = ask(inputs)?;
         let mut pruning = journaled(ctx, "pruning");

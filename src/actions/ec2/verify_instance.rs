@@ -50,6 +50,12 @@ impl Action for VerifyInstance {
         &SPEC
     }
 
+    fn sfn(&self) -> Result<crate::actions::sfn::Form, &'static str> {
+        Err(
+            "its checks (the instance runs the expected AMI, its status checks pass within a grace period) are not mapped yet",
+        )
+    }
+
     async fn poll(&self, ctx: &Ctx<'_>, inputs: &Values) -> Result<Poll, ActionError> {
         let id = str_in(inputs, "instance_id")?;
         let expected = str_in(inputs, "image_id")?;

@@ -42,6 +42,12 @@ impl Action for Publish {
         &SPEC
     }
 
+    fn sfn(&self) -> Result<crate::actions::sfn::Form, &'static str> {
+        Err(
+            "it publishes in the topic ARN's region, known only at run time, and its default message is drflow's run summary; not mapped yet",
+        )
+    }
+
     async fn call(&self, ctx: &Ctx<'_>, inputs: &Values) -> Result<Values, ActionError> {
         let topic = str_in(inputs, "topic_arn")?;
         let region = arn_region(topic).unwrap_or(ctx.region);

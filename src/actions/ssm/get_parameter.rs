@@ -1,5 +1,6 @@
 //! `ssm.get_parameter`: read a parameter.
 
+use crate::actions::sfn::{Call, Cond, Form, Op, answer, input, lit};
 use async_trait::async_trait;
 use serde_json::Value;
 
@@ -29,6 +30,28 @@ static SPEC: ActionSpec = ActionSpec {
 impl Action for GetParameter {
     fn spec(&self) -> &'static ActionSpec {
         &SPEC
+    }
+
+    /// GetParameter; a parameter that does not exist gives empty outputs, as `call` does.
+    fn sfn(&self) -> Result<Form, &'static str> {
+        Ok(Form {
+            ops: vec![
+                Op::Call(
+                    Call::new("get", "ssm", "GetParameter")
+                        .with("Name", input("name"))
+                        .absent(&["ParameterNotFound"]),
+                ),
+                Op::Finish {
+                    when: Cond::Absent("get"),
+                    outputs: vec![("value", lit("")), ("version", lit(0)), ("exists", lit(false))],
+                },
+            ],
+            outputs: vec![
+                ("value", answer("get", "Parameter.Value")),
+                ("version", answer("get", "Parameter.Version")),
+                ("exists", lit(true)),
+            ],
+        })
     }
 
     async fn call(&self, ctx: &Ctx<'_>, inputs: &Values) -> Result<Values, ActionError> {

@@ -59,6 +59,12 @@ impl Action for ImageFreshness {
         &SPEC
     }
 
+    fn sfn(&self) -> Result<crate::actions::sfn::Form, &'static str> {
+        Err(
+            "it computes an AMI's age from the clock (a duration input against the image's creation date); ASL has no date arithmetic",
+        )
+    }
+
     async fn call(&self, ctx: &Ctx<'_>, inputs: &Values) -> Result<Values, ActionError> {
         let name = str_in(inputs, "name")?;
         let max_age = opt_str(inputs, "max_age")
