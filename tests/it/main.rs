@@ -9,6 +9,7 @@ mod check;
 mod cli;
 mod e2e_emulator;
 mod engine_semantics;
+mod export;
 mod fleet;
 mod follow_plan;
 mod pipeline_sim;

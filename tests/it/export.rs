@@ -1,0 +1,244 @@
+//! `drflow export` through the real binary: golden state machines of the shipped workflows
+//! (tests/golden/exports.list), every exported definition checked by `statelint` and `asl-validator`, and the
+//! workflows that cannot be exported refused with located errors naming their steps.
+
+use std::path::{Path, PathBuf};
+use std::process::Command;
+
+use crate::common::*;
+use serde_json::Value;
+
+struct Golden {
+    name: String,
+    workflow: String,
+    args: Vec<String>,
+}
+
+fn golden_list() -> Vec<Golden> {
+    let text = std::fs::read_to_string(repo("tests/golden/exports.list")).expect("tests/golden/exports.list");
+    text.lines()
+        .map(str::trim)
+        .filter(|l| !l.is_empty() && !l.starts_with('#'))
+        .map(|l| {
+            let mut words = l.split_whitespace().map(str::to_string);
+            Golden {
+                name: words.next().unwrap(),
+                workflow: words.next().expect("a workflow"),
+                args: words.collect(),
+            }
+        })
+        .collect()
+}
+
+fn run(args: &[&str]) -> (Option<i32>, String, String) {
+    let out = drflow(Path::new("/nonexistent-drflow-state"), args);
+    let (o, e) = text(&out);
+    (out.status.code(), o, e)
+}
+
+fn export(g: &Golden, format: &str) -> String {
+    let args: Vec<&str> = g.args.iter().map(String::as_str).collect();
+    let cmd = [&["export", g.workflow.as_str(), "--format", format][..], &args].concat();
+    let (code, stdout, stderr) = run(&cmd);
+    assert_eq!(code, Some(0), "{}: drflow {}\n{stderr}", g.name, cmd.join(" "));
+    stdout
+}
+
+/// Compares (or with DRFLOW_UPDATE_GOLDEN=1 rewrites) one golden file; the problem, if any.
+fn compare(file: &str, actual: &str) -> Option<String> {
+    let path = repo("tests/golden").join(file);
+    if std::env::var_os("DRFLOW_UPDATE_GOLDEN").is_some_and(|v| v == "1") {
+        std::fs::write(&path, actual).unwrap();
+        return None;
+    }
+    match std::fs::read_to_string(&path) {
+        Err(_) => Some(format!("{file}: missing (DRFLOW_UPDATE_GOLDEN=1 writes it)")),
+        Ok(expected) if expected != actual => {
+            let (n, (want, got)) = expected
+                .lines()
+                .chain(std::iter::repeat("<end>"))
+                .zip(actual.lines().chain(std::iter::repeat("<end>")))
+                .enumerate()
+                .find(|(_, (a, b))| a != b)
+                .unwrap();
+            Some(format!(
+                "{file}: differs at line {}\n  expected: {want}\n  actual:   {got}",
+                n + 1
+            ))
+        }
+        Ok(_) => None,
+    }
+}
+
+#[test]
+fn golden_state_machines() {
+    let problems: Vec<String> = golden_list()
+        .iter()
+        .filter_map(|g| compare(&format!("{}.asl.json", g.name), &export(g, "asl")))
+        .collect();
+    assert!(
+        problems.is_empty(),
+        "{}\n(if the change is intended: DRFLOW_UPDATE_GOLDEN=1 cargo test --test it export::golden)",
+        problems.join("\n")
+    );
+}
+
+/// The project's virtualenv's npm folder (asl-validator is installed there, beside statelint in the venv).
+fn asl_validator() -> PathBuf {
+    let python = venv_bin("python");
+    let venv = python.parent().and_then(Path::parent).expect("the venv's folder");
+    let bin = venv.join("npm/node_modules/.bin/asl-validator");
+    assert!(
+        bin.exists(),
+        "{} is missing: rerun scripts/emulator-venv",
+        bin.display()
+    );
+    bin
+}
+
+#[test]
+fn every_exported_state_machine_passes_statelint_and_asl_validator() {
+    let statelint = venv_bin("statelint");
+    let validator = asl_validator();
+    let dir = tempfile::tempdir().unwrap();
+    let mut linted = 0;
+    for g in golden_list() {
+        let asl = export(&g, "asl");
+        let def: Value = serde_json::from_str(&asl).unwrap();
+        assert!(def["States"].as_object().is_some_and(|s| s.len() > 10), "{}", g.name);
+        let file = dir.path().join(format!("{}.asl.json", g.name));
+        std::fs::write(&file, &asl).unwrap();
+        let out = Command::new(&statelint).arg(&file).output().expect("statelint runs");
+        let (o, e) = text(&out);
+        assert!(
+            out.status.success() && o.trim().is_empty(),
+            "{}: statelint:\n{o}{e}",
+            g.name
+        );
+        let out = Command::new(&validator)
+            .arg("--json-path")
+            .arg(&file)
+            .output()
+            .expect("asl-validator runs");
+        let (o, e) = text(&out);
+        assert!(out.status.success(), "{}: asl-validator:\n{o}{e}", g.name);
+        linted += 1;
+    }
+    assert!(linted >= 3);
+}
+
+#[test]
+fn the_linters_catch_a_broken_state_machine() {
+    // The lint test above can fail: a definition whose state goes nowhere is refused by both.
+    let dir = tempfile::tempdir().unwrap();
+    let file = dir.path().join("broken.asl.json");
+    std::fs::write(
+        &file,
+        r#"{"StartAt": "A", "States": {"A": {"Type": "Pass", "Next": "Nowhere"}}}"#,
+    )
+    .unwrap();
+    assert!(
+        !Command::new(venv_bin("statelint"))
+            .arg(&file)
+            .output()
+            .unwrap()
+            .stdout
+            .is_empty()
+    );
+    assert!(
+        !Command::new(asl_validator())
+            .arg("--json-path")
+            .arg(&file)
+            .output()
+            .unwrap()
+            .status
+            .success()
+    );
+}
+
+#[test]
+fn workflows_that_cannot_be_exported_are_refused_with_located_errors() {
+    let listed: Vec<String> = golden_list().into_iter().map(|g| g.workflow).collect();
+    let mut refused = 0;
+    for e in std::fs::read_dir(repo("workflows")).unwrap().flatten() {
+        let rel = format!("workflows/{}", e.file_name().to_string_lossy());
+        if !rel.ends_with(".yaml") || listed.contains(&rel) {
+            continue;
+        }
+        let (code, out, err) = run(&["export", &rel]);
+        assert_eq!(
+            code,
+            Some(2),
+            "{rel} is neither listed in exports.list nor refused:\n{out}{err}"
+        );
+        assert!(out.is_empty(), "{rel}: a refused export prints no definition");
+        let lines: Vec<&str> = err.lines().filter(|l| l.starts_with("  ")).collect();
+        assert!(!lines.is_empty(), "{rel}: {err}");
+        let located =
+            regex::Regex::new(&format!(r"^  {}:\d+:\d+: step `[a-z_0-9-]+`: .+", regex::escape(&rel))).unwrap();
+        for l in lines {
+            assert!(located.is_match(l), "{rel}: not located: {l}");
+        }
+        refused += 1;
+    }
+    assert!(refused >= 1);
+    // The approval of the failover names the step and says why.
+    let (_, _, err) = run(&["export", "workflows/dr-failover.yaml"]);
+    assert!(err.contains("step `approve`: `drflow.approve` is not mapped"), "{err}");
+}
+
+#[test]
+fn single_region_refuses_steps_in_other_regions_and_names_them() {
+    let (code, out, err) = run(&["export", "workflows/dr-ami.yaml", "--single-region"]);
+    assert_eq!(code, Some(2), "{out}");
+    for step in [
+        "backup",
+        "wait_backup",
+        "copy",
+        "wait_copy",
+        "primary_ami",
+        "publish_primary",
+    ] {
+        assert!(
+            err.contains(&format!("step `{step}`: it calls AWS in region `primary`")),
+            "{step}: {err}"
+        );
+    }
+    assert!(!err.contains("step `dr_ami`"), "{err}");
+    // Run from the primary region, the DR steps are the ones refused.
+    let (code, _, err) = run(&[
+        "export",
+        "workflows/dr-ami.yaml",
+        "--single-region",
+        "--state-machine-region",
+        "primary",
+    ]);
+    assert_eq!(code, Some(2));
+    assert!(err.contains("step `dr_ami`") && !err.contains("step `backup`"), "{err}");
+}
+
+#[test]
+fn execution_input_overrides_exported_inputs_and_cli_values_are_defaults() {
+    let (code, out, err) = run(&[
+        "export",
+        "workflows/dr-ami.yaml",
+        "-i",
+        "instance_id=i-0123456789abcdef0",
+        "-i",
+        "dr_vault=Vault2",
+    ]);
+    assert_eq!(code, Some(0), "{err}");
+    let def: Value = serde_json::from_str(&out).unwrap();
+    let defaults = &def["States"]["Start"]["Parameters"]["defaults"];
+    assert_eq!(defaults["instance_id"], "i-0123456789abcdef0");
+    assert_eq!(defaults["dr_vault"], "Vault2");
+    assert_eq!(defaults["primary_retention_days"], 7);
+    assert_eq!(
+        def["States"]["Layout"]["Parameters"]["inputs.$"],
+        "States.JsonMerge($.defaults, $.given, false)"
+    );
+    // Without instance_id, the export says each execution must give it.
+    let (code, _, err) = run(&["export", "workflows/dr-ami.yaml"]);
+    assert_eq!(code, Some(0));
+    assert!(err.contains("input `instance_id` has no value"), "{err}");
+}
