@@ -48,17 +48,19 @@ pub fn export(args: ExportArgs) -> Result<u8, Error> {
         single_region: args.single_region,
         function: args.cross_region_function.clone(),
     };
-    let out = export::asl(&wf, &args.inputs, &args.regions, &opts).map_err(|e| match e {
+    let error = |e: ExportError| match e {
         ExportError::Bind(b) => Error::Bind(b),
         other => Error::Usage(other.to_string()),
-    })?;
+    };
+    let out = export::asl(&wf, &args.inputs, &args.regions, &opts).map_err(error)?;
     for r in &out.required {
         eprintln!("note: input `{r}` has no value: give it in each execution's input (e.g. {{\"{r}\": ...}})");
     }
     let doc = match args.format {
         ExportFormat::Asl => out.definition,
         ExportFormat::Cloudformation => {
-            return Err(Error::Usage("--format cloudformation is not there yet".into()));
+            let file = args.workflow.display().to_string();
+            export::cloudformation::template(&wf, &file, &args.inputs, &args.regions, &opts).map_err(error)?
         }
     };
     println!("{}", serde_json::to_string_pretty(&doc).expect("JSON"));

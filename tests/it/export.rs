@@ -5,6 +5,7 @@
 use std::path::{Path, PathBuf};
 use std::process::Command;
 
+use crate::common::text as text_of;
 use crate::common::*;
 use serde_json::Value;
 
@@ -72,10 +73,15 @@ fn compare(file: &str, actual: &str) -> Option<String> {
 
 #[test]
 fn golden_state_machines() {
-    let problems: Vec<String> = golden_list()
+    let mut problems: Vec<String> = golden_list()
         .iter()
         .filter_map(|g| compare(&format!("{}.asl.json", g.name), &export(g, "asl")))
         .collect();
+    problems.extend(
+        golden_list()
+            .iter()
+            .filter_map(|g| compare(&format!("{}.cfn.json", g.name), &export(g, "cloudformation"))),
+    );
     assert!(
         problems.is_empty(),
         "{}\n(if the change is intended: DRFLOW_UPDATE_GOLDEN=1 cargo test --test it export::golden)",
@@ -241,4 +247,52 @@ fn execution_input_overrides_exported_inputs_and_cli_values_are_defaults() {
     let (code, _, err) = run(&["export", "workflows/dr-ami.yaml"]);
     assert_eq!(code, Some(0));
     assert!(err.contains("input `instance_id` has no value"), "{err}");
+}
+
+#[test]
+fn every_exported_template_passes_cfn_lint_and_deploys_what_the_definition_needs() {
+    let cfn_lint = venv_bin("cfn-lint");
+    let dir = tempfile::tempdir().unwrap();
+    for g in golden_list() {
+        let text = export(&g, "cloudformation");
+        let file = dir.path().join(format!("{}.cfn.json", g.name));
+        std::fs::write(&file, &text).unwrap();
+        let out = Command::new(&cfn_lint).arg(&file).output().expect("cfn-lint runs");
+        let (o, e) = text_of(&out);
+        assert!(out.status.success(), "{}: cfn-lint:\n{o}{e}", g.name);
+        let t: Value = serde_json::from_str(&text).unwrap();
+        let machine = &t["Resources"]["StateMachine"]["Properties"];
+        let def: Value = serde_json::from_str(machine["DefinitionString"].as_str().unwrap()).unwrap();
+        // Every placeholder of the definition that the template means is substituted: regions, inputs, the function.
+        let subs = machine["DefinitionSubstitutions"].as_object().unwrap();
+        let re = regex::Regex::new(r"\$\{((Region|Input)[A-Za-z0-9]+|CrossRegionFunctionArn)\}").unwrap();
+        for c in re.captures_iter(machine["DefinitionString"].as_str().unwrap()) {
+            assert!(
+                subs.contains_key(&c[1]),
+                "{}: ${{{}}} has no substitution",
+                g.name,
+                &c[1]
+            );
+        }
+        let uses_function = def.to_string().contains("lambda:invoke");
+        assert_eq!(
+            t["Resources"].get("CrossRegionFunction").is_some(),
+            uses_function,
+            "{}",
+            g.name
+        );
+        let role = t["Resources"]["StateMachineRole"]["Properties"]["Policies"].to_string();
+        assert!(
+            role.contains("logs:CreateLogDelivery") && role.contains("states:StartExecution"),
+            "{}",
+            g.name
+        );
+        assert_eq!(uses_function, role.contains("lambda:InvokeFunction"), "{}", g.name);
+        if uses_function {
+            let code = t["Resources"]["CrossRegionFunction"]["Properties"]["Code"]["ZipFile"]
+                .as_str()
+                .unwrap();
+            assert!(code.contains("def handler(event"), "{}", g.name);
+        }
+    }
 }
