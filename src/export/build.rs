@@ -402,7 +402,7 @@ impl<'a> Builder<'a> {
         }
         if let Some(p) = f.tolerated_failure_percentage {
             // A float, as AWS's schema has it (`50.0`, not `50`).
-            state["ToleratedFailurePercentage"] = json!(p as f64);
+            state["ToleratedFailurePercentage"] = json!(p);
         }
         chain.add(&s.id, state);
         Ok(s.id.clone())

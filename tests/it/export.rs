@@ -253,6 +253,8 @@ fn execution_input_overrides_exported_inputs_and_cli_values_are_defaults() {
 fn every_exported_template_passes_cfn_lint_and_deploys_what_the_definition_needs() {
     let cfn_lint = venv_bin("cfn-lint");
     let dir = tempfile::tempdir().unwrap();
+    let re = regex::Regex::new(r"\$\{((Region|Input)[A-Za-z0-9]+|CrossRegionFunctionArn)\}").unwrap();
+
     for g in golden_list() {
         let text = export(&g, "cloudformation");
         let file = dir.path().join(format!("{}.cfn.json", g.name));
@@ -265,7 +267,6 @@ fn every_exported_template_passes_cfn_lint_and_deploys_what_the_definition_needs
         let def: Value = serde_json::from_str(machine["DefinitionString"].as_str().unwrap()).unwrap();
         // Every placeholder of the definition that the template means is substituted: regions, inputs, the function.
         let subs = machine["DefinitionSubstitutions"].as_object().unwrap();
-        let re = regex::Regex::new(r"\$\{((Region|Input)[A-Za-z0-9]+|CrossRegionFunctionArn)\}").unwrap();
         for c in re.captures_iter(machine["DefinitionString"].as_str().unwrap()) {
             assert!(
                 subs.contains_key(&c[1]),
