@@ -297,3 +297,33 @@ fn every_exported_template_passes_cfn_lint_and_deploys_what_the_definition_needs
         }
     }
 }
+
+#[test]
+fn exported_state_machines_execute_on_the_emulator() {
+    // moto's Step Functions engine runs the exported single-region definitions (its SDK tasks call the emulator):
+    // an AMI waited for and published with throttled GetParameter calls retried, published again (up to date, no
+    // write), a rollback to an older AMI refused; a fleet Map of AMI copies with tokens and tags. The checks are in
+    // tests/fixtures/export/execute.py (which also lower-cases moto's SDK error names, a known moto difference).
+    let dir = tempfile::tempdir().unwrap();
+    let mut files = Vec::new();
+    for name in ["publish", "fleet"] {
+        let (code, out, err) = run(&["export", &format!("tests/fixtures/export/{name}.yaml")]);
+        assert_eq!(code, Some(0), "{err}");
+        let file = dir.path().join(format!("{name}.asl.json"));
+        std::fs::write(&file, out).unwrap();
+        files.push(file);
+    }
+    let out = Command::new(venv_bin("python"))
+        .arg(repo("tests/fixtures/export/execute.py"))
+        .arg(repo("tests/emulator/server.py"))
+        .args(&files)
+        .output()
+        .expect("python runs");
+    let (o, e) = text_of(&out);
+    assert!(out.status.success(), "{o}\n{e}");
+    let r: Value = serde_json::from_str(o.trim()).unwrap();
+    assert_eq!(r["failures"], serde_json::json!([]));
+    assert_eq!(r["results"]["first"]["outcome"], "written");
+    assert_eq!(r["results"]["rollback"]["error"], "WouldRollBack");
+    assert_eq!(r["results"]["fleet"]["results"].as_array().map(Vec::len), Some(2));
+}
