@@ -50,6 +50,9 @@ pub(crate) struct Builder<'a> {
     pub home: String,
     pub in_map: bool,
     pub cross_region: bool,
+    /// The history events the waits of the execution being built may make at most (each wait to its timeout),
+    /// by step: one execution's, or a Map item's child execution's.
+    pub events: Vec<(String, usize)>,
     pub refusals: Vec<Refusal>,
     /// Each action step's form (by step id), and the outputs it gives.
     forms: BTreeMap<String, Result<Form, String>>,
@@ -57,6 +60,9 @@ pub(crate) struct Builder<'a> {
 }
 
 const DONE: &str = "Succeeded";
+
+/// The events the waits of one execution may take: 25,000 less room for its other states.
+const HISTORY_BUDGET: usize = 20_000;
 
 impl<'a> Builder<'a> {
     pub fn new(wf: &'a Workflow, opts: &'a Options, regions: BTreeMap<String, String>, home: String) -> Builder<'a> {
@@ -78,6 +84,7 @@ impl<'a> Builder<'a> {
             home,
             in_map: false,
             cross_region: false,
+            events: Vec::new(),
             refusals: Vec::new(),
             forms,
             outputs,
@@ -373,6 +380,7 @@ impl<'a> Builder<'a> {
             _ => return Err("a literal `for_each` list is not mapped: give the list as an input".into()),
         };
         self.in_map = true;
+        let outer = std::mem::take(&mut self.events);
         let body = self.branch(&f.steps.iter().collect::<Vec<_>>(), &s.id);
         let selector = json!({
             "inputs.$": "$.inputs",
@@ -384,6 +392,8 @@ impl<'a> Builder<'a> {
             "w": {},
         });
         self.in_map = false;
+        let item = std::mem::replace(&mut self.events, outer);
+        self.check_history(&item, "each item's child execution");
         let mut processor = body;
         processor["ProcessorConfig"] = json!({"Mode": "DISTRIBUTED", "ExecutionType": "STANDARD"});
         let mut state = json!({
@@ -406,6 +416,23 @@ impl<'a> Builder<'a> {
         }
         chain.add(&s.id, state);
         Ok(s.id.clone())
+    }
+
+    /// Refuses a state machine whose waits, each polled to its timeout, could take one execution's history past
+    /// 25,000 events (less a margin for the other states): the wait with the most is named.
+    pub fn check_history(&mut self, events: &[(String, usize)], whose: &str) {
+        let total: usize = events.iter().map(|(_, e)| e).sum();
+        if total <= HISTORY_BUDGET {
+            return;
+        }
+        let Some((step, most)) = events.iter().max_by_key(|(_, e)| *e).cloned() else {
+            return;
+        };
+        let reason = format!(
+            "its polls, to its timeout, could add {most} events to {whose}'s history ({total} with the other waits; \
+             Step Functions stops an execution at 25,000): raise its poll `max_interval` or shorten its `timeout`"
+        );
+        self.refusals.push(Refusal::new(self.wf, &step, reason));
     }
 
     /// The region code of a step's region name, and how its calls are made.

@@ -360,6 +360,7 @@ impl Builder<'_> {
         let decide = cx.name("done?");
         let timed_out = cx.name("timed out");
         let rule = self.cond(cx, done)?;
+        let before = states.states.len();
         let first = self.call(cx, call, "PLACEHOLDER", states)?;
         let checks = self.ops(cx, then, &decide, exit, states)?;
         states.set_next(&first, &checks);
@@ -399,6 +400,9 @@ impl Builder<'_> {
             &init,
             json!({"Type": "Pass", "Result": {"n": 0, "waits": waits}, "ResultPath": loop_path, "Next": first}),
         );
+        // Each poll passes every state of the loop (entered and exited: 2 events; a task 3 more), at most.
+        let per_poll = 2 * (states.states.len() - before) + 3;
+        self.events.push((cx.step.id.clone(), per_poll * (waits.len() + 1)));
         Ok(init)
     }
 
@@ -604,8 +608,14 @@ pub(crate) fn poll_waits(p: &crate::workflow::PollPolicy, timeout: std::time::Du
     let mut out = Vec::new();
     let mut total = 0u64;
     let mut n = 1;
+    let cap = p.max_interval.as_secs_f64().ceil().max(1.0) as u64;
+    let mut steady: Option<u64> = None;
     while total < timeout.as_secs().max(1) {
-        let d = p.delay(n).as_secs_f64().ceil().max(1.0) as u64;
+        // Once capped (or with no growth), every later delay is the same: no need to compute it anew.
+        let d = steady.unwrap_or_else(|| p.delay(n).as_secs_f64().ceil().max(1.0) as u64);
+        if p.backoff_rate <= 1.0 || d >= cap {
+            steady = Some(d);
+        }
         out.push(d);
         total += d;
         n += 1;

@@ -135,6 +135,8 @@ pub fn asl(
         .collect();
     let mut b = build::Builder::new(wf, opts, regions.clone(), home.clone());
     let definition = b.definition(&bound.inputs);
+    let events = std::mem::take(&mut b.events);
+    b.check_history(&events, "the execution");
     if !b.refusals.is_empty() {
         return Err(ExportError::Refused(b.refusals));
     }

@@ -249,3 +249,22 @@ fn what_is_not_mapped_is_refused_with_its_location() {
         }
     }
 }
+
+#[test]
+fn waits_that_could_overflow_the_history_are_refused() {
+    // 15 s polls for 3 days: some 17,000 polls, far past 25,000 events.
+    let long = format!(
+        "{HEAD}steps:\n  - id: w\n    action: ec2.wait_image\n    region: dr\n    timeout: 3d\n    poll: {{interval: 15s, backoff_rate: 1.0}}\n    with: {{image_id: ami-1}}\n"
+    );
+    let Err(ExportError::Refused(r)) = export(&long) else {
+        panic!("not refused")
+    };
+    assert_eq!(r[0].step, "w");
+    assert!(
+        r[0].reason.contains("25,000") && r[0].reason.contains("max_interval"),
+        "{}",
+        r[0].reason
+    );
+    // The same wait polled every 10 minutes fits.
+    assert!(export(&long.replace("interval: 15s", "interval: 10m, max_interval: 10m")).is_ok());
+}
