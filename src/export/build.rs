@@ -161,19 +161,26 @@ impl<'a> Builder<'a> {
     fn with_finally(&mut self, chain: &mut Chain) -> String {
         let finally = self.wf.finally.iter().collect::<Vec<_>>();
         let first_finally = self.step_list(&finally, "Run ended", chain);
-        let branch = self.branch(&self.wf.steps.iter().collect::<Vec<_>>(), "main");
+        // The main branch gives back its steps and its run (a step routed with `on_failure: goto` marks it failed).
+        let mut branch = self.branch(&self.wf.steps.iter().collect::<Vec<_>>(), "main");
+        if let Some(end) = branch["States"].get_mut("main: end") {
+            *end = json!({"Type": "Pass", "Parameters": {"steps.$": "$.steps", "run.$": "$.run"}, "End": true});
+        }
         chain.add(
             "Main failed",
             json!({"Type": "Pass", "Parameters": self.envelope("$.steps", Some(("$.failure.Error", "$.failure.Cause"))), "Next": first_finally}),
         );
         chain.add(
             "Main done",
-            json!({"Type": "Pass", "Parameters": self.envelope("States.ArrayGetItem($.branches, 0)", None), "Next": first_finally}),
+            json!({"Type": "Pass", "Parameters": {
+                "inputs.$": "$.inputs", "regions.$": "$.regions", "account.$": "$.account",
+                "run.$": "$.main.b.run", "steps.$": "$.main.b.steps", "w": {}}, "Next": first_finally}),
         );
         chain.add(
             "Main",
             json!({"Type": "Parallel", "Comment": "the workflow's steps; `finally` runs after them, whether they succeed or fail",
-                   "Branches": [branch], "ResultPath": "$.branches", "Next": "Main done",
+                   "Branches": [branch], "ResultSelector": {"b.$": "States.ArrayGetItem($, 0)"},
+                   "ResultPath": "$.main", "Next": "Main done",
                    "Catch": [{"ErrorEquals": ["States.ALL"], "ResultPath": "$.failure", "Next": "Main failed"}]}),
         );
         "Main".into()

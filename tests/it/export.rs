@@ -302,11 +302,12 @@ fn every_exported_template_passes_cfn_lint_and_deploys_what_the_definition_needs
 fn exported_state_machines_execute_on_the_emulator() {
     // moto's Step Functions engine runs the exported single-region definitions (its SDK tasks call the emulator):
     // an AMI waited for and published with throttled GetParameter calls retried, published again (up to date, no
-    // write), a rollback to an older AMI refused; a fleet Map of AMI copies with tokens and tags. The checks are in
+    // write), a rollback to an older AMI refused; a fleet Map of AMI copies with tokens and tags; a failure routed
+    // with `on_failure: goto`, then `finally` (run.status failed), then the execution failed with the step's error. The checks are in
     // tests/fixtures/export/execute.py (which also lower-cases moto's SDK error names, a known moto difference).
     let dir = tempfile::tempdir().unwrap();
     let mut files = Vec::new();
-    for name in ["publish", "fleet"] {
+    for name in ["publish", "fleet", "finally"] {
         let (code, out, err) = run(&["export", &format!("tests/fixtures/export/{name}.yaml")]);
         assert_eq!(code, Some(0), "{err}");
         let file = dir.path().join(format!("{name}.asl.json"));
@@ -326,4 +327,5 @@ fn exported_state_machines_execute_on_the_emulator() {
     assert_eq!(r["results"]["first"]["outcome"], "written");
     assert_eq!(r["results"]["rollback"]["error"], "WouldRollBack");
     assert_eq!(r["results"]["fleet"]["results"].as_array().map(Vec::len), Some(2));
+    assert_eq!(r["results"]["finally"]["error"], "Boom");
 }
