@@ -31,6 +31,13 @@ pub struct ExportArgs {
     /// Name or ARN of the cross-region function (ASL format; the template deploys its own).
     #[arg(long, value_name = "NAME")]
     pub cross_region_function: Option<String>,
+    /// A `drflow schedule` file whose entry (`--entry`, or its only entry for this workflow) the template's
+    /// EventBridge Scheduler schedule follows: its cron, time zone, inputs and regions.
+    #[arg(long, value_name = "FILE")]
+    pub schedule: Option<PathBuf>,
+    /// The entry of the `--schedule` file.
+    #[arg(long, value_name = "NAME", requires = "schedule")]
+    pub entry: Option<String>,
 }
 
 #[derive(ValueEnum, Clone, Copy, Debug, PartialEq, Eq)]
@@ -43,6 +50,11 @@ pub enum ExportFormat {
 
 pub fn export(args: ExportArgs) -> Result<u8, Error> {
     let wf = load_workflow(&args.workflow)?;
+    let mut args = args;
+    let schedule = match args.schedule.clone() {
+        Some(path) => Some(schedule_of(&mut args, &wf, &path)?),
+        None => None,
+    };
     let opts = Options {
         home: args.state_machine_region.clone(),
         single_region: args.single_region,
@@ -60,9 +72,75 @@ pub fn export(args: ExportArgs) -> Result<u8, Error> {
         ExportFormat::Asl => out.definition,
         ExportFormat::Cloudformation => {
             let file = args.workflow.display().to_string();
-            export::cloudformation::template(&wf, &file, &args.inputs, &args.regions, &opts).map_err(error)?
+            export::cloudformation::template(&wf, &file, &args.inputs, &args.regions, &opts, schedule.as_ref())
+                .map_err(error)?
         }
     };
     println!("{}", serde_json::to_string_pretty(&doc).expect("JSON"));
     Ok(0)
+}
+
+/// The schedule entry for the template: its cron as EventBridge's, its time zone, its inputs as the executions'
+/// input; its inputs and regions also join the command line's (which win).
+fn schedule_of(
+    args: &mut ExportArgs,
+    wf: &crate::workflow::Workflow,
+    path: &std::path::Path,
+) -> Result<export::cloudformation::Schedule, Error> {
+    if args.format != ExportFormat::Cloudformation {
+        return Err(Error::Usage("--schedule is for --format cloudformation".into()));
+    }
+    let file = crate::schedule::file::load(path).map_err(|e| Error::Usage(e.to_string()))?;
+    let here = std::fs::canonicalize(&args.workflow).unwrap_or_else(|_| args.workflow.clone());
+    let candidates: Vec<_> = file
+        .entries
+        .iter()
+        .filter(|e| match &args.entry {
+            Some(n) => &e.name == n,
+            None => std::fs::canonicalize(&e.workflow).is_ok_and(|w| w == here),
+        })
+        .collect();
+    let entry = match candidates.as_slice() {
+        [one] => *one,
+        [] => {
+            return Err(Error::Usage(format!(
+                "{}: no entry {}",
+                path.display(),
+                args.entry.as_ref().map_or_else(
+                    || format!("runs {}", args.workflow.display()),
+                    |n| format!("is named `{n}`")
+                )
+            )));
+        }
+        _ => {
+            return Err(Error::Usage(format!(
+                "{}: several entries run {}: choose one with --entry",
+                path.display(),
+                args.workflow.display()
+            )));
+        }
+    };
+    let expression = export::cron::eventbridge(entry.schedule.expression())
+        .map_err(|e| Error::Usage(format!("{}: entry `{}`: {e}", path.display(), entry.name)))?;
+    let mut input = serde_json::Map::new();
+    for (k, v) in &entry.inputs {
+        if let Some(def) = wf.inputs.iter().find(|i| &i.name == k) {
+            input.insert(k.clone(), def.parse_value(v).map_err(Error::Usage)?);
+        }
+    }
+    for (k, v) in &entry.inputs {
+        if !args.inputs.iter().any(|(n, _)| n == k) {
+            args.inputs.push((k.clone(), v.clone()));
+        }
+    }
+    for (k, v) in &entry.regions {
+        if !args.regions.iter().any(|(n, _)| n == k) {
+            args.regions.push((k.clone(), v.clone()));
+        }
+    }
+    Ok(export::cloudformation::Schedule {
+        expression,
+        timezone: entry.schedule.tz().name().to_string(),
+        input: serde_json::Value::Object(input),
+    })
 }

@@ -50,12 +50,21 @@ fn sub(v: Value, placeholders: &[(String, String)]) -> Value {
     }
 }
 
+/// A `drflow schedule` entry for the template's schedule: its EventBridge expression, time zone and input.
+#[derive(Debug, Clone)]
+pub struct Schedule {
+    pub expression: String,
+    pub timezone: String,
+    pub input: Value,
+}
+
 pub fn template(
     wf: &Workflow,
     file: &str,
     inputs: &[(String, String)],
     regions: &[(String, String)],
     opts: &Options,
+    schedule: Option<&Schedule>,
 ) -> Result<Value, ExportError> {
     let opts = Options {
         function: Some("${CrossRegionFunctionArn}".into()),
@@ -71,13 +80,19 @@ pub fn template(
                "Description": "Name of the state machine."}),
     );
     parameters.insert(
+        "ScheduleTimezone".into(),
+        json!({"Type": "String", "Default": schedule.map_or("UTC", |s| s.timezone.as_str()),
+               "Description": "Time zone of ScheduleExpression (IANA name)."}),
+    );
+    parameters.insert(
         "ScheduleExpression".into(),
-        json!({"Type": "String", "Default": "",
+        json!({"Type": "String", "Default": schedule.map_or("", |s| s.expression.as_str()),
                "Description": "EventBridge Scheduler expression that starts an execution, e.g. cron(20 * * * ? *) (a `drflow schedule` entry's cron \"20 * * * *\"); empty: no schedule."}),
     );
     parameters.insert(
         "ScheduleInput".into(),
-        json!({"Type": "String", "Default": "{}", "Description": "The scheduled executions' input (JSON): workflow inputs."}),
+        json!({"Type": "String", "Default": schedule.map_or_else(|| "{}".to_string(), |s| s.input.to_string()),
+               "Description": "The scheduled executions' input (JSON): workflow inputs."}),
     );
     // The workflow's string inputs (vaults, names, prefixes) as parameters of the stack.
     let bound = wf.bind_partial(inputs, regions)?;
@@ -211,6 +226,7 @@ pub fn template(
         "Schedule".into(),
         json!({"Type": "AWS::Scheduler::Schedule", "Condition": "HasSchedule", "Properties": {
             "ScheduleExpression": {"Ref": "ScheduleExpression"},
+            "ScheduleExpressionTimezone": {"Ref": "ScheduleTimezone"},
             "FlexibleTimeWindow": {"Mode": "OFF"},
             "Target": {"Arn": {"Ref": "StateMachine"}, "RoleArn": {"Fn::GetAtt": ["SchedulerRole", "Arn"]},
                        "Input": {"Ref": "ScheduleInput"}}}}),

@@ -10,6 +10,7 @@
 
 mod build;
 pub mod cloudformation;
+pub mod cron;
 mod expr;
 mod form;
 mod node;

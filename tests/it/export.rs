@@ -329,3 +329,55 @@ fn exported_state_machines_execute_on_the_emulator() {
     assert_eq!(r["results"]["fleet"]["results"].as_array().map(Vec::len), Some(2));
     assert_eq!(r["results"]["finally"]["error"], "Boom");
 }
+
+#[test]
+fn a_schedule_entry_becomes_the_templates_eventbridge_schedule() {
+    let (code, out, err) = run(&[
+        "export",
+        "workflows/dr-ami.yaml",
+        "--format",
+        "cloudformation",
+        "--schedule",
+        "tests/fixtures/export/schedule.yaml",
+    ]);
+    assert_eq!(code, Some(0), "{err}");
+    let t: Value = serde_json::from_str(&out).unwrap();
+    let p = &t["Parameters"];
+    // cron "0 3 * * 1-5" (Monday to Friday, cron numbering from Sunday = 0) in EventBridge's numbering.
+    assert_eq!(p["ScheduleExpression"]["Default"], "cron(0 3 ? * 2-6 *)");
+    assert_eq!(p["ScheduleTimezone"]["Default"], "Europe/Berlin");
+    let input: Value = serde_json::from_str(p["ScheduleInput"]["Default"].as_str().unwrap()).unwrap();
+    assert_eq!(
+        input,
+        serde_json::json!({"instance_id": "i-0123456789abcdef0", "dr_retention_days": 40})
+    );
+    assert_eq!(
+        t["Resources"]["Schedule"]["Properties"]["ScheduleExpressionTimezone"],
+        serde_json::json!({"Ref": "ScheduleTimezone"})
+    );
+    let dir = tempfile::tempdir().unwrap();
+    let file = dir.path().join("scheduled.cfn.json");
+    std::fs::write(&file, &out).unwrap();
+    let lint = Command::new(venv_bin("cfn-lint")).arg(&file).output().unwrap();
+    assert!(lint.status.success(), "{}", text_of(&lint).0);
+    // An entry EventBridge cannot express is refused, naming it.
+    let bad = dir.path().join("bad.yaml");
+    std::fs::write(
+        &bad,
+        format!(
+            "version: 1\nentries:\n  - name: odd\n    workflow: {}\n    cron: \"0 3 1 * 1\"\n    inputs: {{instance_id: i-0123456789abcdef0}}\n    simulate: true\n",
+            repo("workflows/dr-ami.yaml").display()
+        ),
+    )
+    .unwrap();
+    let (code, _, err) = run(&[
+        "export",
+        "workflows/dr-ami.yaml",
+        "--format",
+        "cloudformation",
+        "--schedule",
+        bad.to_str().unwrap(),
+    ]);
+    assert_eq!(code, Some(2));
+    assert!(err.contains("entry `odd`") && err.contains("day of the week"), "{err}");
+}
