@@ -216,10 +216,14 @@ impl Action for DeployStack {
                         ),
                     },
                     Op::Call(write("update", "UpdateStack").absent(&["ValidationError"])),
-                    Op::Fail {
-                        when: Cond::All(vec![Cond::Absent("update"), Cond::Not(Box::new(no_updates.clone()))]),
-                        error: Arg::Caught("update", "Error"),
-                        cause: Arg::Caught("update", "Cause"),
+                    // Nested: the error's Cause is there only when the update failed.
+                    Op::If {
+                        when: Cond::Absent("update"),
+                        then: vec![Op::Fail {
+                            when: Cond::Not(Box::new(no_updates)),
+                            error: Arg::Caught("update", "Error"),
+                            cause: Arg::Caught("update", "Cause"),
+                        }],
                     },
                     Op::If {
                         when: Cond::Absent("update"),

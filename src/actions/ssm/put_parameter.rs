@@ -235,9 +235,14 @@ impl Action for PutParameter {
                     .with("Name", input("name"))
                     .absent(&["ParameterNotFound"]),
             ),
-            Op::Finish {
-                when: Cond::All(vec![exists(), Cond::Same(current(), value())]),
-                outputs: sfn_outputs(value(), answer("get", "Parameter.Version"), current(), "up_to_date"),
+            // Nested, not `All`: a Choice rule reading a field that is not there fails the execution, and
+            // whether And stops at its first false rule is not documented.
+            Op::If {
+                when: exists(),
+                then: vec![Op::Finish {
+                    when: Cond::Same(current(), value()),
+                    outputs: sfn_outputs(value(), answer("get", "Parameter.Version"), current(), "up_to_date"),
+                }],
             },
             Op::Call(Call::new("images", "ec2", "DescribeImages").with("Filters", by_id(value()))),
             Op::Fail {
