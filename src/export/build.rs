@@ -30,9 +30,16 @@ impl Chain {
         self.states.insert(name.to_string(), state);
     }
 
+    /// Sets a state's `Next`, and that of its catchers that went to the same placeholder.
     pub fn set_next(&mut self, name: &str, next: &str) {
         if let Some(s) = self.states.get_mut(name) {
+            let old = s["Next"].clone();
             s["Next"] = json!(next);
+            for c in s.get_mut("Catch").and_then(Value::as_array_mut).into_iter().flatten() {
+                if c["Next"] == old {
+                    c["Next"] = json!(next);
+                }
+            }
         }
     }
 
@@ -114,6 +121,11 @@ impl<'a> Builder<'a> {
     pub fn definition(&mut self, defaults: &Map<String, Value>) -> Value {
         let mut chain = Chain::default();
         chain.add(DONE, json!({"Type": "Succeed"}));
+        // The execution's output: the run and the steps' outputs, not the steps' working data.
+        chain.add(
+            "Output",
+            json!({"Type": "Pass", "Parameters": {"run.$": "$.run", "steps.$": "$.steps"}, "Next": DONE}),
+        );
         chain.add(
             "Run failed",
             json!({"Type": "Fail", "ErrorPath": "$.run.error_name", "CausePath": "$.run.error"}),
@@ -121,7 +133,7 @@ impl<'a> Builder<'a> {
         chain.add(
             "Run ended",
             json!({"Type": "Choice", "Comment": "a step routed with `on_failure: goto` (or caught for `finally`) failed the run",
-                   "Choices": [{"Variable": "$.run.status", "StringEquals": "failed", "Next": "Run failed"}], "Default": DONE}),
+                   "Choices": [{"Variable": "$.run.status", "StringEquals": "failed", "Next": "Run failed"}], "Default": "Output"}),
         );
         let end = if self.wf.finally.is_empty() {
             self.steps(&self.wf.steps, "Run ended", &mut chain)

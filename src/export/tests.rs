@@ -79,6 +79,7 @@ fn every_action_has_a_form_or_a_documented_refusal() {
         "ssm.put_parameter",
         "ssm.get_parameter",
         "cloudformation.deploy_stack",
+        "cloudformation.delete_stack",
         "drflow.echo",
         "drflow.fail",
     ] {

@@ -303,11 +303,12 @@ fn exported_state_machines_execute_on_the_emulator() {
     // moto's Step Functions engine runs the exported single-region definitions (its SDK tasks call the emulator):
     // an AMI waited for and published with throttled GetParameter calls retried, published again (up to date, no
     // write), a rollback to an older AMI refused; a fleet Map of AMI copies with tokens and tags; a failure routed
-    // with `on_failure: goto`, then `finally` (run.status failed), then the execution failed with the step's error. The checks are in
+    // with `on_failure: goto`, then `finally` (run.status failed), then the execution failed with the step's error;
+    // a stack created, deployed again with no updates, deleted, and deleted again when gone. The checks are in
     // tests/fixtures/export/execute.py (which also lower-cases moto's SDK error names, a known moto difference).
     let dir = tempfile::tempdir().unwrap();
     let mut files = Vec::new();
-    for name in ["publish", "fleet", "finally"] {
+    for name in ["publish", "fleet", "finally", "stacks"] {
         let (code, out, err) = run(&["export", &format!("tests/fixtures/export/{name}.yaml")]);
         assert_eq!(code, Some(0), "{err}");
         let file = dir.path().join(format!("{name}.asl.json"));
@@ -328,6 +329,7 @@ fn exported_state_machines_execute_on_the_emulator() {
     assert_eq!(r["results"]["rollback"]["error"], "WouldRollBack");
     assert_eq!(r["results"]["fleet"]["results"].as_array().map(Vec::len), Some(2));
     assert_eq!(r["results"]["finally"]["error"], "Boom");
+    assert_eq!(r["results"]["stacks"]["deploy"]["operation"], "create");
 }
 
 #[test]

@@ -1,5 +1,6 @@
 //! `cloudformation.delete_stack`: delete a stack and wait until it is gone (a missing stack is success).
 
+use crate::actions::sfn::{Arg, Call, Cond, Form, Op, answer, fmt, input, lit};
 use async_trait::async_trait;
 use serde_json::Value;
 
@@ -44,8 +45,72 @@ impl Action for DeleteStack {
         &SPEC
     }
 
-    fn sfn(&self) -> Result<crate::actions::sfn::Form, &'static str> {
-        Err("not mapped yet: deleting a stack with a token, then waiting for DELETE_COMPLETE or its absence")
+    /// DescribeStacks (a missing stack is success, `deleted` false), DeleteStack with the step's token, then
+    /// DescribeStacks until the stack is gone (or DELETE_COMPLETE); DELETE_FAILED fails it with AWS's reason.
+    fn sfn(&self) -> Result<Form, &'static str> {
+        let describe = |id: &'static str| {
+            Call::new(id, "cloudformation", "DescribeStacks")
+                .with("StackName", input("stack_name"))
+                .absent(&["ValidationError"])
+        };
+        let status = || answer("stack", "v.StackStatus");
+        let failed = |with_reason: bool| Op::Fail {
+            when: if with_reason {
+                Cond::All(vec![
+                    Cond::Is(status(), "DELETE_FAILED"),
+                    Cond::Present(answer("stack", "v.StackStatusReason")),
+                ])
+            } else {
+                Cond::Is(status(), "DELETE_FAILED")
+            },
+            error: lit("StackDeleteFailed"),
+            cause: if with_reason {
+                fmt(
+                    "stack {} in {} could not be deleted: {}; what it holds is still there",
+                    vec![input("stack_name"), Arg::Region, answer("stack", "v.StackStatusReason")],
+                )
+            } else {
+                fmt(
+                    "stack {} in {} could not be deleted: no reason given; what it holds is still there",
+                    vec![input("stack_name"), Arg::Region],
+                )
+            },
+        };
+        let present = || Cond::Not(Box::new(Cond::Absent("stacks")));
+        Ok(Form {
+            ops: vec![
+                Op::Call(describe("found")),
+                Op::Finish {
+                    when: Cond::Absent("found"),
+                    outputs: vec![("deleted", lit(false))],
+                },
+                Op::Call(
+                    Call::new("delete", "cloudformation", "DeleteStack")
+                        .with("StackName", input("stack_name"))
+                        .with("ClientRequestToken", Arg::Token),
+                ),
+                Op::Poll {
+                    call: describe("stacks"),
+                    then: vec![
+                        Op::Let("gone", lit(true)),
+                        Op::If {
+                            when: present(),
+                            then: vec![
+                                Op::Let("stack", Arg::First(Box::new(answer("stacks", "Stacks")))),
+                                failed(true),
+                                failed(false),
+                                Op::If {
+                                    when: Cond::Not(Box::new(Cond::Is(status(), "DELETE_COMPLETE"))),
+                                    then: vec![Op::Let("gone", lit(false))],
+                                },
+                            ],
+                        },
+                    ],
+                    done: Cond::True(answer("gone", "v")),
+                },
+            ],
+            outputs: vec![("deleted", lit(true))],
+        })
     }
 
     async fn begin(&self, ctx: &Ctx<'_>, inputs: &Values) -> Result<(), ActionError> {
