@@ -8,6 +8,7 @@
 use serde_json::{Map, Value, json};
 
 use super::{CROSS_REGION_HANDLER, ExportError, Options, asl};
+use crate::plan::{Body, Plan, PlannedStep};
 use crate::workflow::{InputType, Workflow};
 
 /// The account the policy is computed for, replaced by `${AWS::AccountId}` in the template.
@@ -143,9 +144,16 @@ pub fn template(
     }
 
     // The execution role: `drflow policy`'s statements (the account a placeholder), then what Step Functions needs.
+    // Least privilege: the state machine's role for the steps it calls itself, the function's for the others.
     let plan = crate::plan::compute(wf, file, &bound.inputs, &bound.regions, inputs, Some(ACCOUNT));
-    let policy = crate::plan::policy::build(&plan, Some(ACCOUNT)).map_err(ExportError::Usage)?;
-    let document = sub(serde_json::to_value(&policy.document).expect("JSON"), &placeholders);
+    let home = export.home.1.clone();
+    let document = |keep: &dyn Fn(&str) -> bool| -> Result<Option<Value>, ExportError> {
+        let policy = crate::plan::policy::build(&only(&plan, keep), Some(ACCOUNT)).map_err(ExportError::Usage)?;
+        Ok((!policy.document.statement.is_empty())
+            .then(|| sub(serde_json::to_value(&policy.document).expect("JSON"), &placeholders)))
+    };
+    let own_calls = document(&|code| code == home)?;
+    let function_calls = document(&|code| code != home)?;
     let machine_arn = "arn:${AWS::Partition}:states:${AWS::Region}:${AWS::AccountId}:stateMachine:${StateMachineName}";
     let execution_arn = "arn:${AWS::Partition}:states:${AWS::Region}:${AWS::AccountId}:execution:${StateMachineName}/*";
     let mut own = vec![
@@ -174,10 +182,11 @@ pub fn template(
         json!({"Type": "AWS::IAM::Role", "Properties": {
         "AssumeRolePolicyDocument": {"Version": "2012-10-17", "Statement": [{"Effect": "Allow",
             "Principal": {"Service": "states.amazonaws.com"}, "Action": "sts:AssumeRole"}]},
-        "Policies": [
-            {"PolicyName": "drflow-workflow", "PolicyDocument": document.clone()},
-            {"PolicyName": "step-functions", "PolicyDocument": {"Version": "2012-10-17", "Statement": own}},
-        ]}}),
+        "Policies": own_calls.iter()
+            .map(|d| json!({"PolicyName": "drflow-workflow", "PolicyDocument": d}))
+            .chain([json!({"PolicyName": "step-functions", "PolicyDocument": {"Version": "2012-10-17", "Statement": own}})])
+            .collect::<Vec<_>>(),
+        }}),
     );
     resources.insert(
         "StateMachine".into(),
@@ -203,7 +212,9 @@ pub fn template(
                 "AssumeRolePolicyDocument": {"Version": "2012-10-17", "Statement": [{"Effect": "Allow",
                     "Principal": {"Service": "lambda.amazonaws.com"}, "Action": "sts:AssumeRole"}]},
                 "ManagedPolicyArns": [{"Fn::Sub": "arn:${AWS::Partition}:iam::aws:policy/service-role/AWSLambdaBasicExecutionRole"}],
-                "Policies": [{"PolicyName": "drflow-workflow", "PolicyDocument": document}]}}),
+                "Policies": function_calls.iter()
+                    .map(|d| json!({"PolicyName": "drflow-workflow-other-regions", "PolicyDocument": d}))
+                    .collect::<Vec<_>>()}}),
         );
         resources.insert(
             "CrossRegionFunction".into(),
@@ -252,6 +263,25 @@ pub fn template(
             "LogGroup": {"Value": {"Ref": "LogGroup"}},
         },
     }))
+}
+
+/// The plan with only the action steps whose region `keep`s (the others marked skipped, so the policy leaves them out).
+fn only(plan: &Plan, keep: &dyn Fn(&str) -> bool) -> Plan {
+    fn mark(s: &mut PlannedStep, keep: &dyn Fn(&str) -> bool) {
+        match &mut s.body {
+            Body::Action(a) => {
+                if s.skipped.is_none() && !a.region.as_ref().is_some_and(|r| keep(&r.code)) {
+                    s.skipped = Some("called by the other role".into());
+                }
+            }
+            Body::Parallel { branches: c } | Body::Sequence { steps: c } => c.iter_mut().for_each(|c| mark(c, keep)),
+        }
+    }
+    let mut p = plan.clone();
+    for s in p.steps.iter_mut().chain(p.finally.iter_mut()) {
+        mark(s, keep);
+    }
+    p
 }
 
 #[cfg(test)]

@@ -282,6 +282,14 @@ fn every_exported_template_passes_cfn_lint_and_deploys_what_the_definition_needs
             "{}",
             g.name
         );
+        // Least privilege: each role holds the calls of the steps it makes (dr-ami from the DR region: the
+        // function starts the backup in the primary region, the state machine waits for the DR AMI itself).
+        if g.name == "dr-ami" {
+            let function = t["Resources"]["CrossRegionFunctionRole"]["Properties"]["Policies"].to_string();
+            let machine = t["Resources"]["StateMachineRole"]["Properties"]["Policies"].to_string();
+            assert!(function.contains("backup:StartBackupJob") && !machine.contains("backup:StartBackupJob"));
+            assert!(machine.contains("ec2:DescribeImages") && machine.contains("ssm:PutParameter"));
+        }
         let role = t["Resources"]["StateMachineRole"]["Properties"]["Policies"].to_string();
         assert!(
             role.contains("logs:CreateLogDelivery") && role.contains("states:StartExecution"),
