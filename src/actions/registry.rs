@@ -30,6 +30,8 @@ static ALL: &[&dyn Action] = &[
     &core::Approve,
     &ssm::ImageFreshness,
     &ec2::PruneImages,
+    &ec2::ShareImage,
+    &ec2::UnshareImage,
 ];
 
 pub fn all() -> &'static [&'static dyn Action] {

@@ -25,9 +25,11 @@ pub struct Statement {
     pub sid: String,
     #[serde(rename = "Effect")]
     pub effect: &'static str,
+    #[serde(rename = "Principal", skip_serializing_if = "Option::is_none")]
+    pub principal: Option<serde_json::Value>,
     #[serde(rename = "Action")]
     pub action: Vec<String>,
-    #[serde(rename = "Resource")]
+    #[serde(rename = "Resource", skip_serializing_if = "Vec::is_empty")]
     pub resource: Vec<String>,
     #[serde(rename = "Condition", skip_serializing_if = "Option::is_none")]
     pub condition: Option<serde_json::Value>,
@@ -55,6 +57,84 @@ type Condition = Option<(&'static str, String)>;
 /// must agree with `--account` if both are given).
 pub fn build(plan: &Plan, account: Option<&str>) -> Result<Policy, String> {
     let account = account_id(plan, account)?;
+    build_for(plan, account, &|_| true, &[])
+}
+
+/// One account's (or role's) share of a run's permissions.
+#[derive(Debug)]
+pub struct AccountPolicy {
+    /// `None` for the caller's own credentials, else the role a region assumes.
+    pub role_arn: Option<String>,
+    /// The account, when known.
+    pub account: Option<String>,
+    /// The region names whose calls use these credentials.
+    pub regions: Vec<String>,
+    pub policy: Policy,
+    /// For a role: who may assume it (the caller's account, with the external id when one is set).
+    pub trust: Option<Document>,
+}
+
+/// The policies of a run that acts in several accounts: the caller's (its regions' steps, and sts:AssumeRole on each
+/// role), then each role's (its region's steps) with the trust policy the role needs.
+pub fn build_accounts(
+    plan: &Plan,
+    account: Option<&str>,
+    wf_roles: &[(String, crate::workflow::RegionRole)],
+) -> Result<Vec<AccountPolicy>, String> {
+    let caller = account_id(plan, account)?;
+    let in_role = |name: &str| wf_roles.iter().any(|(n, _)| n == name);
+    let assume: Vec<String> = wf_roles.iter().map(|(_, r)| r.role_arn.clone()).collect();
+    let mut out = vec![AccountPolicy {
+        role_arn: None,
+        account: caller.clone().ok(),
+        regions: plan
+            .regions
+            .iter()
+            .map(|(n, _)| n.clone())
+            .filter(|n| !in_role(n))
+            .collect(),
+        policy: build_for(plan, caller.clone(), &|r| r.is_none_or(|r| !in_role(r)), &assume)?,
+        trust: None,
+    }];
+    for (name, role) in wf_roles {
+        let policy = build_for(plan, Ok(role.account.clone()), &|r| r == Some(name.as_str()), &[])?;
+        let principal = match &caller {
+            Ok(a) => format!("arn:aws:iam::{a}:root"),
+            Err(_) => "arn:aws:iam::CALLER_ACCOUNT_ID:root".to_string(),
+        };
+        let condition = role
+            .external_id
+            .as_ref()
+            .map(|id| serde_json::json!({"StringEquals": {"sts:ExternalId": id}}));
+        out.push(AccountPolicy {
+            role_arn: Some(role.role_arn.clone()),
+            account: Some(role.account.clone()),
+            regions: vec![name.clone()],
+            policy,
+            trust: Some(Document {
+                version: "2012-10-17",
+                statement: vec![Statement {
+                    sid: "DrflowAssumesThisRole".into(),
+                    effect: "Allow",
+                    principal: Some(serde_json::json!({"AWS": principal})),
+                    action: vec!["sts:AssumeRole".into()],
+                    resource: Vec::new(),
+                    condition,
+                }],
+            }),
+        });
+    }
+    Ok(out)
+}
+
+/// The policy for the steps whose region name `mine` accepts (`None`: a step that calls no region), plus
+/// sts:AssumeRole on `assume`.
+fn build_for(
+    plan: &Plan,
+    account: Result<String, String>,
+    mine: &dyn Fn(Option<&str>) -> bool,
+    assume: &[String],
+) -> Result<Policy, String> {
     let mut notes = Vec::new();
     for m in &plan.missing {
         notes.push(format!("input `{m}` is not given: the ARNs that depend on it use `*`"));
@@ -66,7 +146,13 @@ pub fn build(plan: &Plan, account: Option<&str>) -> Result<Policy, String> {
     }
     // (IAM action, condition) → resources, in the order first needed.
     let mut grants: Vec<((String, Condition), Vec<String>)> = Vec::new();
+    if !assume.is_empty() {
+        grants.push((("sts:AssumeRole".to_string(), None), assume.to_vec()));
+    }
     for (_, a) in plan.active_actions() {
+        if !mine(a.region.as_ref().map(|r| r.name.as_str())) {
+            continue;
+        }
         let spec = actions::catalog()
             .find(a.action)
             .ok_or_else(|| format!("unknown action `{}`", a.action))?;
@@ -117,6 +203,7 @@ pub fn build(plan: &Plan, account: Option<&str>) -> Result<Policy, String> {
         statement.push(Statement {
             sid,
             effect: "Allow",
+            principal: None,
             action: actions,
             resource: resources,
             condition: condition.map(|(key, value)| serde_json::json!({"StringEquals": {key: value}})),

@@ -4,9 +4,9 @@
 use async_trait::async_trait;
 
 use crate::actions::effects::{Effects, StepFacts};
-use crate::actions::values::{map_in, str_in};
+use crate::actions::values::{bool_in, map_in, opt_str, str_in};
 use crate::actions::{Action, ActionError, Ctx, Resource, Values};
-use crate::cloud::CopyImage as Request;
+use crate::cloud::{Cloud, CopyImage as Request};
 use crate::workflow::quota;
 use crate::workflow::spec::{opt, out, req};
 use crate::workflow::{ActionSpec, InputKind::*, Role};
@@ -25,10 +25,32 @@ static SPEC: ActionSpec = ActionSpec {
             Map,
             "Tags for the copy and its snapshots (a copy carries none of its source's).",
         ),
+        opt(
+            "encrypted",
+            Bool,
+            "Encrypt the copy's snapshots (also when the source is not encrypted), with `kms_key_id` or the account's default EBS key.",
+        ),
+        opt(
+            "kms_key_id",
+            Str,
+            "A KMS key of the step's region and account (id, ARN, or alias/NAME) for the copy; implies `encrypted`. Checked before the run changes anything.",
+        ),
     ],
     outputs: &[out("image_id", "The AMI id in this region (pending).")],
-    calls: &["ec2:CopyImage"],
-    extra_iam: &["ec2:CreateTags"],
+    calls: &[
+        "ec2:CopyImage",
+        "kms:DescribeKey",
+        "kms:GetKeyPolicy",
+        "sts:GetCallerIdentity",
+    ],
+    extra_iam: &[
+        "ec2:CreateTags",
+        "kms:CreateGrant",
+        "kms:Decrypt",
+        "kms:GenerateDataKeyWithoutPlaintext",
+        "kms:ReEncryptFrom",
+        "kms:ReEncryptTo",
+    ],
     role: Some(Role::CopyImage),
     quotas: &[quota::IMAGE_COPIES, quota::SNAPSHOT_COPIES],
     holds: Some("image_id"),
@@ -48,6 +70,17 @@ impl Action for CopyImage {
     fn effects(&self, step: &StepFacts<'_>, _: &[Resource]) -> Effects {
         super::image_effects(step)
     }
+
+    fn has_gate(&self) -> bool {
+        true
+    }
+
+    async fn gate(&self, ctx: &Ctx<'_>, _run: &Cloud, known: &Values) -> Result<(), ActionError> {
+        match opt_str(known, "kms_key_id") {
+            Some(key) => super::usable_key(ctx, key).await,
+            None => Ok(()),
+        }
+    }
 }
 
 async fn copy(ctx: &Ctx<'_>, inputs: &Values) -> Result<String, ActionError> {
@@ -57,6 +90,8 @@ async fn copy(ctx: &Ctx<'_>, inputs: &Values) -> Result<String, ActionError> {
         name: str_in(inputs, "name")?.to_string(),
         client_token: ctx.token.to_string(),
         tags: map_in(inputs, "tags"),
+        encrypted: bool_in(inputs, "encrypted") || opt_str(inputs, "kms_key_id").is_some(),
+        kms_key_id: opt_str(inputs, "kms_key_id").map(str::to_string),
     };
     Ok(ctx.cloud.ec2.copy_image(ctx.region, &req).await?)
 }

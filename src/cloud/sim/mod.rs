@@ -35,6 +35,7 @@ mod error;
 mod faults;
 mod history;
 mod ids;
+mod kms;
 mod persist;
 mod records;
 mod rng;
@@ -61,7 +62,7 @@ pub use scenario::{
 use self::clock::Clock;
 use self::faults::Injected;
 use self::world::{Region, World};
-use super::{Cloud, CloudError};
+use super::{CallerIdentity, Cloud, CloudError};
 
 /// The simulated AWS. Cheap to clone: clones share the world.
 #[derive(Clone)]
@@ -222,8 +223,46 @@ impl Sim {
             cloudformation: Arc::new(self.clone()),
             sns: Arc::new(self.clone()),
             sts: Arc::new(self.clone()),
+            kms: Arc::new(self.clone()),
             limiter: None,
+            account: None,
+            roles: Arc::default(),
         }
+    }
+
+    /// The client of a region whose calls assume `role_arn` (STS AssumeRole, session `session`): the same
+    /// simulated world (one account holds every region's resources), answering GetCallerIdentity as the role.
+    /// A role the scenario lists in `denied_roles` cannot be assumed (AccessDenied).
+    pub(crate) async fn assume(&self, region: &str, role_arn: &str, session: &str) -> Result<Cloud, CloudError> {
+        let account = crate::workflow::role_account(role_arn)
+            .unwrap_or(ids::ACCOUNT)
+            .to_string();
+        self.call("sts", "AssumeRole", region, |ctx| {
+            if ctx.scenario.denied_roles.iter().any(|r| r == role_arn) {
+                let message = format!(
+                    "User: arn:aws:iam::{}:user/drflow-simulated is not authorized to perform: sts:AssumeRole on resource: {role_arn}",
+                    ids::ACCOUNT
+                );
+                return Err(ctx.err("AccessDenied", message));
+            }
+            Ok(())
+        })
+        .await?;
+        let role_name = role_arn.rsplit('/').next().unwrap_or_default();
+        let who = Arc::new(sts::Assumed {
+            sim: self.clone(),
+            identity: CallerIdentity {
+                arn: format!("arn:aws:sts::{account}:assumed-role/{role_name}/{session}"),
+                user_id: format!("AROADRFLOWSIMULATED:{session}"),
+                account: account.clone(),
+            },
+        });
+        Ok(Cloud {
+            sts: who.clone(),
+            kms: who,
+            account: Some(account),
+            ..self.cloud()
+        })
     }
 
     /// Every call received, in order (across sessions of a persisted world).

@@ -4,7 +4,7 @@ use async_trait::async_trait;
 
 use super::Sim;
 use super::ids::ACCOUNT;
-use crate::cloud::{CallerIdentity, CloudError, Sts};
+use crate::cloud::{AssumeRole, CallerIdentity, Cloud, CloudError, Sts};
 
 #[async_trait]
 impl Sts for Sim {
@@ -17,5 +17,40 @@ impl Sts for Sim {
             })
         })
         .await
+    }
+
+    async fn assume_role(&self, region: &str, role: &AssumeRole) -> Result<Cloud, CloudError> {
+        self.assume(region, &role.role_arn, &role.session_name).await
+    }
+}
+
+/// The simulator seen with a role's credentials: it answers GetCallerIdentity as the role's session.
+pub(super) struct Assumed {
+    pub sim: Sim,
+    pub identity: CallerIdentity,
+}
+
+#[async_trait]
+impl Sts for Assumed {
+    async fn get_caller_identity(&self, region: &str) -> Result<CallerIdentity, CloudError> {
+        let identity = self.identity.clone();
+        self.sim
+            .call("sts", "GetCallerIdentity", region, |_| Ok(identity))
+            .await
+    }
+
+    async fn assume_role(&self, region: &str, role: &AssumeRole) -> Result<Cloud, CloudError> {
+        self.sim.assume(region, &role.role_arn, &role.session_name).await
+    }
+}
+
+#[async_trait]
+impl crate::cloud::Kms for Assumed {
+    async fn describe_key(&self, region: &str, key: &str) -> Result<Option<crate::cloud::KmsKey>, CloudError> {
+        super::kms::describe_key(&self.sim, &self.identity.account, region, key).await
+    }
+
+    async fn get_key_policy(&self, region: &str, key: &str) -> Result<String, CloudError> {
+        super::kms::get_key_policy(&self.sim, &self.identity.account, region, key).await
     }
 }
