@@ -85,8 +85,8 @@ pub trait Action: Send + Sync {
         Ok(())
     }
 
-    /// Whether it checks anything before a run (`gate`): `plan --check` lists those checks.
-    fn has_gate(&self) -> bool {
+    /// Whether `gate` checks anything for a step with these known inputs: `plan --check` lists those checks.
+    fn has_gate(&self, _known: &Values) -> bool {
         false
     }
 

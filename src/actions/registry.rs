@@ -64,7 +64,7 @@ mod tests {
                 "{} twice",
                 spec.name
             );
-            for call in spec.calls {
+            for call in spec.calls.iter().chain(spec.gate_calls) {
                 assert!(
                     crate::cloud::operations::find(call).is_some(),
                     "{}: `{call}` is not in cloud::operations",

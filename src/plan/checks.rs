@@ -140,9 +140,6 @@ async fn gates(plan: &Plan, base_dir: &Path, cloud: &Cloud) -> Vec<Check> {
             continue;
         };
         let action = crate::actions::of(spec);
-        if !action.has_gate() || s.skipped.is_some() {
-            continue;
-        }
         let known: crate::actions::Values = a
             .inputs
             .iter()
@@ -151,6 +148,9 @@ async fn gates(plan: &Plan, base_dir: &Path, cloud: &Cloud) -> Vec<Check> {
                 _ => None,
             })
             .collect();
+        if !action.has_gate(&known) || s.skipped.is_some() {
+            continue;
+        }
         let here = cloud.for_region(&region.name);
         let ctx = crate::actions::detached::ctx(here, &region.code, "drflow-plan-check", base_dir, &run);
         let (status, reason) = match action.gate(&ctx, cloud, &known).await {

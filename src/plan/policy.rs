@@ -156,7 +156,7 @@ fn build_for(
         let spec = actions::catalog()
             .find(a.action)
             .ok_or_else(|| format!("unknown action `{}`", a.action))?;
-        for iam in spec.calls.iter().chain(spec.extra_iam) {
+        for iam in spec.calls.iter().chain(spec.extra_iam).chain(spec.gate_calls) {
             let (resources, condition) = resources_for(iam, a, &account)?;
             // A grant on nothing (e.g. a notification whose topic is not given: the step cannot run) is left out.
             if resources.is_empty() {

@@ -36,11 +36,8 @@ static SPEC: ActionSpec = ActionSpec {
         ),
     ],
     outputs: &[out("job_id", "The copy job id.")],
-    calls: &[
-        "backup:StartCopyJob",
-        "backup:GetBackupVaultAccessPolicy",
-        "backup:DescribeGlobalSettings",
-    ],
+    calls: &["backup:StartCopyJob"],
+    gate_calls: &["backup:GetBackupVaultAccessPolicy", "backup:DescribeGlobalSettings"],
     extra_iam: &["iam:PassRole", "ec2:CopyImage", "ec2:CreateTags"],
     preflight: &[
         Preflight::Vault {
@@ -74,8 +71,8 @@ impl Action for StartCopyJob {
         super::job_effects(step, ResourceKind::CopyJob)
     }
 
-    fn has_gate(&self) -> bool {
-        true
+    fn has_gate(&self, known: &Values) -> bool {
+        opt_str(known, "destination_account").is_some()
     }
 
     async fn gate(&self, ctx: &Ctx<'_>, run: &Cloud, known: &Values) -> Result<(), ActionError> {

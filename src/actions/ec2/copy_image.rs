@@ -71,8 +71,8 @@ impl Action for CopyImage {
         super::image_effects(step)
     }
 
-    fn has_gate(&self) -> bool {
-        true
+    fn has_gate(&self, known: &Values) -> bool {
+        opt_str(known, "kms_key_id").is_some()
     }
 
     async fn gate(&self, ctx: &Ctx<'_>, _run: &Cloud, known: &Values) -> Result<(), ActionError> {

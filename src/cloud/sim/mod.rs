@@ -62,7 +62,7 @@ pub use scenario::{
 use self::clock::Clock;
 use self::faults::Injected;
 use self::world::{Region, World};
-use super::{CallerIdentity, Cloud, CloudError};
+use super::{Cloud, CloudError};
 
 /// The simulated AWS. Cheap to clone: clones share the world.
 #[derive(Clone)]
@@ -228,41 +228,6 @@ impl Sim {
             account: None,
             roles: Arc::default(),
         }
-    }
-
-    /// The client of a region whose calls assume `role_arn` (STS AssumeRole, session `session`): the same
-    /// simulated world (one account holds every region's resources), answering GetCallerIdentity as the role.
-    /// A role the scenario lists in `denied_roles` cannot be assumed (AccessDenied).
-    pub(crate) async fn assume(&self, region: &str, role_arn: &str, session: &str) -> Result<Cloud, CloudError> {
-        let account = crate::workflow::role_account(role_arn)
-            .unwrap_or(ids::ACCOUNT)
-            .to_string();
-        self.call("sts", "AssumeRole", region, |ctx| {
-            if ctx.scenario.denied_roles.iter().any(|r| r == role_arn) {
-                let message = format!(
-                    "User: arn:aws:iam::{}:user/drflow-simulated is not authorized to perform: sts:AssumeRole on resource: {role_arn}",
-                    ids::ACCOUNT
-                );
-                return Err(ctx.err("AccessDenied", message));
-            }
-            Ok(())
-        })
-        .await?;
-        let role_name = role_arn.rsplit('/').next().unwrap_or_default();
-        let who = Arc::new(sts::Assumed {
-            sim: self.clone(),
-            identity: CallerIdentity {
-                arn: format!("arn:aws:sts::{account}:assumed-role/{role_name}/{session}"),
-                user_id: format!("AROADRFLOWSIMULATED:{session}"),
-                account: account.clone(),
-            },
-        });
-        Ok(Cloud {
-            sts: who.clone(),
-            kms: who,
-            account: Some(account),
-            ..self.cloud()
-        })
     }
 
     /// Every call received, in order (across sessions of a persisted world).
@@ -819,6 +784,7 @@ faults:
   - {operation: "ec2:CopyImage", probability: 0.3, lose_response: true}
   - {operation: "ec2:DeregisterImage", probability: 0.3, lose_response: true}
   - {operation: "ec2:DeleteSnapshot", probability: 0.3, lose_response: true}
+  - {operation: "ec2:Modify*Attribute", probability: 0.3, lose_response: true}
   - {operation: "cloudformation:*Stack", probability: 0.3, lose_response: true}
   - {operation: "ssm:PutParameter", probability: 0.3, lose_response: true}
   - {operation: "sns:Publish", probability: 0.3, lose_response: true}
@@ -826,7 +792,7 @@ faults:
 
     #[tokio::test(start_paused = true)]
     async fn chaos_scenario_throttles_every_call_and_loses_start_responses() {
-        // The lost responses cover exactly the eleven calls that change things (start work, write, delete, notify).
+        // The lost responses cover exactly the thirteen calls that change things (start work, write, delete, notify).
         let chaos = scenario(CHAOS);
         let ops = scenario::operations();
         let mutating = |op: &str| {
@@ -838,7 +804,7 @@ faults:
             assert_eq!(lost, mutating(op), "{op}");
         }
         let starts = ops.iter().filter(|op| mutating(op));
-        assert_eq!(starts.count(), 11);
+        assert_eq!(starts.count(), 13);
         let sim = Sim::new(chaos);
         let cloud = sim.cloud();
         let put = crate::cloud::PutParameter {
