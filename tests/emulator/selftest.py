@@ -1600,6 +1600,12 @@ def make_role(acct: str, name: str, policy: str, max_session: int = 3600) -> str
                                               MaxSessionDuration=max_session)["Role"]["Arn"]
 
 
+def allow(acct: str, role: str, actions: list[str], name: str = "drflow") -> None:
+    """An inline identity policy on the role: these actions on every resource."""
+    as_account("iam", acct).put_role_policy(RoleName=role, PolicyName=name, PolicyDocument=json.dumps(
+        {"Version": "2012-10-17", "Statement": [{"Effect": "Allow", "Action": actions, "Resource": "*"}]}))
+
+
 @check
 def accounts_are_selected_by_access_key(ctx: dict[str, Any]) -> None:
     control("POST", "/_drflow/reset")
@@ -1656,6 +1662,7 @@ def assume_role_checks_trust_policies(ctx: dict[str, Any]) -> None:
     role = make_role(DR_ACCOUNT, "drflow-dr", trust(allow_assume(ACCOUNT, StringEquals={"sts:ExternalId": "ext-1"})),
                      max_session=7200)
     assert role == f"arn:aws:iam::{DR_ACCOUNT}:role/drflow-dr", role
+    allow(DR_ACCOUNT, "drflow-dr", ["backup:CreateBackupVault", "sts:AssumeRole"])
     out = sts.assume_role(RoleArn=role, RoleSessionName="run-20261128-1", ExternalId="ext-1", DurationSeconds=7200)
     assert out["AssumedRoleUser"]["Arn"] == f"arn:aws:sts::{DR_ACCOUNT}:assumed-role/drflow-dr/run-20261128-1", out
     creds = out["Credentials"]
@@ -1963,6 +1970,7 @@ def kms_read_only_calls_per_account(ctx: dict[str, Any]) -> None:
     key = kms.create_key(Policy=policy, Description="dr")["KeyMetadata"]
     kms.create_alias(AliasName="alias/dr", TargetKeyId=key["KeyId"])
     role = make_role(DR_ACCOUNT, "reader", trust(allow_assume(ACCOUNT)))
+    allow(DR_ACCOUNT, "reader", ["kms:Describe*", "kms:Get*", "kms:List*"])
     creds = client("sts").assume_role(RoleArn=role, RoleSessionName="preflight")["Credentials"]
     for reader in (kms, with_credentials("kms", creds, DR)):
         for key_id in (key["KeyId"], key["Arn"], "alias/dr", f"arn:aws:kms:{DR}:{DR_ACCOUNT}:alias/dr"):
@@ -1975,6 +1983,73 @@ def kms_read_only_calls_per_account(ctx: dict[str, Any]) -> None:
         assert scm(e)[:2] == (400, "NotFoundException"), e.response
     for stranger in (client("kms", DR), as_account("kms", DR_ACCOUNT, PRIMARY)):  # another account, another region
         assert code(error_of(lambda: stranger.describe_key(KeyId=key["KeyId"]))) == "NotFoundException"
+
+
+@check
+def role_sessions_are_held_to_their_policies(ctx: dict[str, Any]) -> None:
+    control("POST", "/_drflow/reset")
+    iam = as_account("iam", DR_ACCOUNT)
+    role = make_role(DR_ACCOUNT, "limited", trust(allow_assume(ACCOUNT)))
+    creds = client("sts").assume_role(RoleArn=role, RoleSessionName="run-1")["Credentials"]
+    session = f"arn:aws:sts::{DR_ACCOUNT}:assumed-role/limited/run-1"
+    dr_backup = with_credentials("backup", creds, DR)
+    # no policy at all: everything but GetCallerIdentity is refused, in each service's own way
+    assert with_credentials("sts", creds).get_caller_identity()["Arn"] == session
+    e = error_of(lambda: dr_backup.create_backup_vault(BackupVaultName="v"))
+    assert scm(e) == (403, "AccessDeniedException", f"User: {session} is not authorized to perform: "
+                      f"backup:CreateBackupVault on resource: arn:aws:backup:{DR}:{DR_ACCOUNT}:backup-vault:v "
+                      "because no identity-based policy allows the backup:CreateBackupVault action"), e.response
+    e = error_of(lambda: with_credentials("ec2", creds, DR).describe_images(Owners=["self"]))
+    assert scm(e)[:2] == (403, "UnauthorizedOperation") and "ec2:DescribeImages" in scm(e)[2], e.response
+    e = error_of(lambda: with_credentials("ssm", creds, DR).get_parameter(Name="/drflow/x"))
+    assert scm(e)[:2] == (403, "AccessDeniedException") and f"parameter/drflow/x" in scm(e)[2], e.response
+    # an inline policy and an attached managed one allow; an explicit deny wins; the emulator's own Backup
+    # operations are checked too
+    allow(DR_ACCOUNT, "limited", ["backup:CreateBackupVault", "backup:DescribeGlobalSettings"])
+    managed = iam.create_policy(PolicyName="read-images", PolicyDocument=json.dumps({
+        "Version": "2012-10-17", "Statement": [{"Effect": "Allow", "Action": "ec2:Describe*", "Resource": "*"}]}))
+    iam.attach_role_policy(RoleName="limited", PolicyArn=managed["Policy"]["Arn"])
+    dr_backup.create_backup_vault(BackupVaultName="v")
+    assert dr_backup.describe_global_settings()["GlobalSettings"]
+    with_credentials("ec2", creds, DR).describe_images(Owners=["self"])
+    e = error_of(lambda: dr_backup.list_recovery_points_by_backup_vault(BackupVaultName="v"))
+    assert scm(e)[:2] == (403, "AccessDeniedException") and "ListRecoveryPointsByBackupVault" in scm(e)[2]
+    iam.put_role_policy(RoleName="limited", PolicyName="deny", PolicyDocument=json.dumps({
+        "Version": "2012-10-17", "Statement": [{"Effect": "Deny", "Action": "backup:Create*", "Resource": "*"}]}))
+    e = error_of(lambda: dr_backup.create_backup_vault(BackupVaultName="w"))
+    assert scm(e)[2].endswith("with an explicit deny in an identity-based policy"), e.response
+    # a condition on the requested region
+    iam.put_role_policy(RoleName="limited", PolicyName="regional", PolicyDocument=json.dumps({
+        "Version": "2012-10-17", "Statement": [{"Effect": "Allow", "Action": "ssm:GetParameter", "Resource": "*",
+                                                "Condition": {"StringEquals": {"aws:RequestedRegion": DR}}}]}))
+    e = error_of(lambda: with_credentials("ssm", creds, DR).get_parameter(Name="/drflow/x"))
+    assert code(e) == "ParameterNotFound", e.response  # allowed: moto answers
+    e = error_of(lambda: with_credentials("ssm", creds, PRIMARY).get_parameter(Name="/drflow/x"))
+    assert code(e) == "AccessDeniedException", e.response
+    # static keys are never checked
+    as_account("backup", DR_ACCOUNT, DR).create_backup_vault(BackupVaultName="w")
+    # SimulatePrincipalPolicy answers from the same evaluation
+    out = iam.simulate_principal_policy(
+        PolicySourceArn=role, ActionNames=["backup:CreateBackupVault", "ec2:DescribeImages", "ec2:CopyImage",
+                                          "backup:DescribeGlobalSettings"])["EvaluationResults"]
+    decisions = {r["EvalActionName"]: (r["EvalResourceName"], r["EvalDecision"]) for r in out}
+    assert decisions == {"backup:CreateBackupVault": ("*", "explicitDeny"), "ec2:DescribeImages": ("*", "allowed"),
+                         "ec2:CopyImage": ("*", "implicitDeny"),
+                         "backup:DescribeGlobalSettings": ("*", "allowed")}, decisions
+    allowed = next(r for r in out if r["EvalActionName"] == "ec2:DescribeImages")
+    assert allowed["MatchedStatements"] == [{"SourcePolicyId": managed["Policy"]["Arn"],
+                                             "SourcePolicyType": "user-managed"}], allowed
+    iam.put_role_policy(RoleName="limited", PolicyName="one-vault", PolicyDocument=json.dumps({
+        "Version": "2012-10-17", "Statement": [{"Effect": "Allow", "Action": "backup:StartCopyJob",
+                                                "Resource": f"arn:aws:backup:*:{DR_ACCOUNT}:backup-vault:dr-*"}]}))
+    vault = f"arn:aws:backup:{DR}:{DR_ACCOUNT}:backup-vault:"
+    out = iam.simulate_principal_policy(PolicySourceArn=role, ActionNames=["backup:StartCopyJob"],
+                                        ResourceArns=[vault + "dr-main", vault + "other"])["EvaluationResults"]
+    assert [(r["EvalResourceName"], r["EvalDecision"]) for r in out] == [
+        (vault + "dr-main", "allowed"), (vault + "other", "implicitDeny")], out
+    e = error_of(lambda: iam.simulate_principal_policy(PolicySourceArn=f"arn:aws:iam::{DR_ACCOUNT}:role/nope",
+                                                       ActionNames=["ec2:CopyImage"]))
+    assert scm(e)[:2] == (404, "NoSuchEntity"), e.response
 
 
 # ---------------------------------------------------------------- runner

@@ -52,6 +52,7 @@ from werkzeug.serving import make_server  # noqa: E402
 import emu_accounts  # noqa: E402
 import emu_backup  # noqa: E402
 import emu_hooks  # noqa: E402
+import emu_iam  # noqa: E402
 import emu_plans  # noqa: E402
 import emu_sharing  # noqa: E402
 import emu_vaults  # noqa: E402
@@ -84,6 +85,7 @@ BEFORE: dict[tuple[str, str], tuple[Callable[[Any], None], ...]] = {
     ("sts", "AssumeRole"): (emu_accounts.before_assume_role,),
     ("ec2", "ModifyImageAttribute"): (emu_sharing.before_modify_image_attribute,),
     ("ec2", "ModifySnapshotAttribute"): (emu_sharing.before_modify_snapshot_attribute,),
+    ("iam", "SimulatePrincipalPolicy"): (emu_iam.before_simulate_principal_policy,),
 }
 AFTER: dict[tuple[str, str], tuple[Callable[[Any, int], None], ...]] = {
     ("ec2", "CopyImage"): (emu_hooks.after_copy_image, emu_hooks.after_copy_image_tags,
@@ -318,6 +320,7 @@ class Emulator:
         STATE.account = call.account
         emu_backup.settle()  # seeded jobs end with time, whoever looks first
         try:
+            emu_iam.enforce(call)  # a role session may do what its role's identity policies allow
             for hook in BEFORE.get(key, ()):
                 hook(call)
                 if getattr(call, "reply", None) is not None:
