@@ -1983,6 +1983,23 @@ def kms_read_only_calls_per_account(ctx: dict[str, Any]) -> None:
         assert scm(e)[:2] == (400, "NotFoundException"), e.response
     for stranger in (client("kms", DR), as_account("kms", DR_ACCOUNT, PRIMARY)):  # another account, another region
         assert code(error_of(lambda: stranger.describe_key(KeyId=key["KeyId"]))) == "NotFoundException"
+    # another account reads a key by its ARN when the key policy lets it (DescribeKey, ListGrants: cross-account)
+    primary = client("kms", DR)
+    e = error_of(lambda: primary.describe_key(KeyId=key["Arn"]))
+    assert scm(e) == (400, "AccessDeniedException", f"User: arn:aws:sts::{ACCOUNT}:user/moto is not authorized to "
+                      f"perform: kms:DescribeKey on resource: {key['Arn']} because no resource-based policy allows "
+                      "the kms:DescribeKey action"), e.response
+    lent = json.loads(policy)
+    lent["Statement"].append({"Effect": "Allow", "Principal": {"AWS": f"arn:aws:iam::{ACCOUNT}:root"},
+                              "Action": ["kms:DescribeKey", "kms:ListGrants"], "Resource": "*"})
+    kms.put_key_policy(KeyId=key["KeyId"], PolicyName="default", Policy=json.dumps(lent))
+    for key_id in (key["Arn"], f"arn:aws:kms:{DR}:{DR_ACCOUNT}:alias/dr"):
+        assert primary.describe_key(KeyId=key_id)["KeyMetadata"]["Arn"] == key["Arn"]
+    assert primary.list_grants(KeyId=key["Arn"])["Grants"] == []
+    assert code(error_of(lambda: primary.describe_key(KeyId=f"arn:aws:kms:{DR}:{DR_ACCOUNT}:key/nope"))) == \
+        "NotFoundException"
+    assert code(error_of(lambda: primary.get_key_policy(KeyId=key["Arn"], PolicyName="default"))) == \
+        "NotFoundException"  # GetKeyPolicy is not cross-account
 
 
 @check
@@ -2002,7 +2019,7 @@ def role_sessions_are_held_to_their_policies(ctx: dict[str, Any]) -> None:
     e = error_of(lambda: with_credentials("ec2", creds, DR).describe_images(Owners=["self"]))
     assert scm(e)[:2] == (403, "UnauthorizedOperation") and "ec2:DescribeImages" in scm(e)[2], e.response
     e = error_of(lambda: with_credentials("ssm", creds, DR).get_parameter(Name="/drflow/x"))
-    assert scm(e)[:2] == (403, "AccessDeniedException") and f"parameter/drflow/x" in scm(e)[2], e.response
+    assert scm(e)[:2] == (403, "AccessDeniedException") and "parameter/drflow/x" in scm(e)[2], e.response
     # an inline policy and an attached managed one allow; an explicit deny wins; the emulator's own Backup
     # operations are checked too
     allow(DR_ACCOUNT, "limited", ["backup:CreateBackupVault", "backup:DescribeGlobalSettings"])

@@ -53,6 +53,7 @@ import emu_accounts  # noqa: E402
 import emu_backup  # noqa: E402
 import emu_hooks  # noqa: E402
 import emu_iam  # noqa: E402
+import emu_kms  # noqa: E402
 import emu_plans  # noqa: E402
 import emu_sharing  # noqa: E402
 import emu_vaults  # noqa: E402
@@ -86,6 +87,8 @@ BEFORE: dict[tuple[str, str], tuple[Callable[[Any], None], ...]] = {
     ("ec2", "ModifyImageAttribute"): (emu_sharing.before_modify_image_attribute,),
     ("ec2", "ModifySnapshotAttribute"): (emu_sharing.before_modify_snapshot_attribute,),
     ("iam", "SimulatePrincipalPolicy"): (emu_iam.before_simulate_principal_policy,),
+    ("kms", "DescribeKey"): (emu_kms.before_describe_key,),
+    ("kms", "ListGrants"): (emu_kms.before_list_grants,),
 }
 AFTER: dict[tuple[str, str], tuple[Callable[[Any, int], None], ...]] = {
     ("ec2", "CopyImage"): (emu_hooks.after_copy_image, emu_hooks.after_copy_image_tags,
