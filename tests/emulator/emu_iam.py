@@ -1,9 +1,9 @@
 """IAM identity policies, enforced for role sessions only, and iam:SimulatePrincipalPolicy.
 
 A request signed with credentials from AssumeRole is allowed only when the role's identity policies (inline and
-attached managed ones) allow its action `SERVICE:Operation` (SERVICE = the signing name: ec2, backup, ssm,
-cloudformation, sts, kms, iam, ...; the emulator's own Backup operations too); an explicit Deny wins; no Allow is
-an implicit deny. sts:GetCallerIdentity needs no permission (as on AWS). Other credentials (static keys) are not
+attached managed ones) allow its action `SERVICE:Operation` (SERVICE = the IAM prefix: the signing name
+(ec2, backup, ssm, cloudformation, sts, kms, iam, ...) except monitoring -> cloudwatch, email -> ses; the
+emulator's own Backup operations too); an explicit Deny wins; no Allow is an implicit deny. sts:GetCallerIdentity needs no permission (as on AWS). Other credentials (static keys) are not
 checked. A refusal is 403 in the service's format with the service's code (EC2 UnauthorizedOperation, Backup /
 SSM / KMS AccessDeniedException, STS / IAM / CloudFormation AccessDenied, SNS AuthorizationError) and AWS's
 message "User: ARN is not authorized to perform: ACTION [on resource: ARN] because no identity-based policy allows
@@ -32,6 +32,7 @@ DENIED_CODES = {"ec2": ("UnauthorizedOperation", "You are not authorized to perf
                 "backup": ("AccessDeniedException", ""), "ssm": ("AccessDeniedException", ""),
                 "kms": ("AccessDeniedException", ""), "sns": ("AuthorizationError", ""),
                 "sqs": ("AccessDenied", ""), "states": ("AccessDeniedException", "")}
+PREFIXES = {"monitoring": "cloudwatch", "email": "ses"}  # signing names whose IAM service prefix differs
 FREE = {"sts:GetCallerIdentity"}  # "No permissions are required to perform this operation."
 
 
@@ -114,7 +115,7 @@ def _resource_of(call: Any) -> str | None:
 def enforce(call: Any) -> None:
     """Refuse a role session's call that its role's identity policies do not allow (see the module doc)."""
     session = emu_accounts.assumed_role(call.access_key)
-    action = f"{call.service}:{call.operation}"
+    action = f"{PREFIXES.get(call.service, call.service)}:{call.operation}"
     if session is None or action in FREE or not call.operation:
         return
     role = emu_accounts.find_role(session.role_arn)
