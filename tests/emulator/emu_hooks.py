@@ -43,6 +43,7 @@ from moto.ec2.models.instances import Instance
 from moto.sns.models import sns_backends
 from moto.ssm.models import ssm_backends
 
+import emu_sharing
 from emu_common import STATE, ApiError, Reply, account, request_id
 
 EC2_NS = "http://ec2.amazonaws.com/doc/2016-11-15/"
@@ -270,8 +271,10 @@ def before_describe_images(call: Any) -> None:
 
 
 def ami_available(region: str, ami_id: str) -> bool:
-    ami = ec2_backends[account()][region].amis.get(ami_id)
-    return ami is not None and ami.state == "available"
+    """The caller's AMI, or one shared with the caller, is available in the region."""
+    owner, ami = emu_sharing.find_image(ami_id, region)
+    visible = ami is not None and (owner == account() or emu_sharing.shared_with(ami, account()))
+    return visible and ami.state == "available"
 
 
 # ---------------------------------------------------------------- SSM

@@ -1772,6 +1772,10 @@ def ec2_copy_across_accounts_needs_sharing(ctx: dict[str, Any]) -> None:
                                   UserIds=[DR_ACCOUNT])
     copy = copy_as_dr(ami)
     dr = as_account("ec2", DR_ACCOUNT, DR)
+    # an aws:ec2:image parameter of the DR account may name the AMI shared with it (SSM checks what it can see)
+    ssm = as_account("ssm", DR_ACCOUNT, PRIMARY)
+    ssm.put_parameter(Name="/drflow/shared", Value=ami, Type="String", DataType="aws:ec2:image")
+    assert ssm.get_parameter(Name="/drflow/shared")["Parameter"]["Value"] == ami
     image = settled(dr, copy)
     assert image["State"] == "available" and image["OwnerId"] == DR_ACCOUNT, image
     assert not image["BlockDeviceMappings"][0]["Ebs"]["Encrypted"], image["BlockDeviceMappings"]
@@ -1786,6 +1790,8 @@ def ec2_copy_across_accounts_needs_sharing(ctx: dict[str, Any]) -> None:
         "CreateVolumePermissions"] == []
     assert code(error_of(lambda: dr_primary.describe_images(ImageIds=[ami]))) == "InvalidAMIID.NotFound"
     assert code(error_of(lambda: copy_as_dr(ami))) == "InvalidAMIID.NotFound"
+    ssm.put_parameter(Name="/drflow/shared", Value=ami, Type="String", Overwrite=True)  # no longer visible: dropped
+    assert ssm.get_parameter(Name="/drflow/shared")["Parameter"]["Version"] == 1
 
 
 def share(ami: str, snap: str, region: str = PRIMARY, user: str = DR_ACCOUNT) -> None:
