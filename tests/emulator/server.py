@@ -12,7 +12,10 @@ Backup plan selections; emu_hooks:
 SNS TopicArn checks and subscription counts, pending AMIs, CreateImage
 snapshot tags, CopyImage ClientToken, instance status checks, SSM aws:ec2:image, CloudFormation
 {{resolve:ssm}} incl. via Fn::Sub, update detection, EC2 instance updates, failed creates rolled back,
-ClientRequestToken retries). The calls log keeps each call's parameters as sent. A NotImplementedError inside moto
+ClientRequestToken retries; emu_accounts / emu_iam / emu_sharing / emu_vaults / emu_kms: each call acts as an
+account (12-digit access key ids, AssumeRole sessions), AssumeRole trust policies, role sessions held to their
+identity policies, SimulatePrincipalPolicy, AMIs shared and copied across accounts, EBS encryption of copies,
+cross-account Backup copies, KMS reads across accounts). The calls log keeps each call's parameters as sent. A NotImplementedError inside moto
 answers 400 EmulatorNotImplemented (not retried by clients). Control API under /_drflow/ (see
 README.md). Requests are served on threads, but all moto work happens under one lock, so moto only
 ever runs one at a time; injected latency is slept outside the lock.
