@@ -29,6 +29,8 @@ import boto3
 from botocore.config import Config
 from botocore.exceptions import ClientError, ConnectionClosedError
 
+import selftest_sfn
+
 HERE = os.path.dirname(os.path.abspath(__file__))
 DR_STACK_TEMPLATE = os.path.join(HERE, "..", "..", "stacks", "dr-ec2.yaml")  # the project's own DR stack
 NO_UPDATES = ("ValidationError", "No updates are to be performed.")
@@ -1558,6 +1560,9 @@ def reset_clears_everything(ctx: dict[str, Any]) -> None:
     client("backup").create_backup_vault(BackupVaultName="drflow-primary")
     e = error_of(lambda: start_backup(ctx, IdempotencyToken="tok-backup-1"))  # the instance is gone
     assert code(e) == "ResourceNotFoundException", e.response
+
+
+CHECKS.extend(selftest_sfn.checks(sys.modules[__name__]))  # Step Functions executions, the cross-region function
 
 
 # ---------------------------------------------------------------- runner

@@ -52,6 +52,7 @@ from werkzeug.serving import make_server  # noqa: E402
 import emu_backup  # noqa: E402
 import emu_hooks  # noqa: E402
 import emu_plans  # noqa: E402
+import emu_sfn  # noqa: E402
 from emu_common import STATE, ApiError, Fault, Reply, aws_error, protocol_of, service_model  # noqa: E402
 
 CREDENTIAL_SCOPE = re.compile(r"Credential=[^/,\s]+/\d{8}/([^/]+)/([^/]+)/aws4_request")
@@ -77,6 +78,8 @@ BEFORE: dict[tuple[str, str], tuple[Callable[[Any], None], ...]] = {
     ("cloudformation", "ExecuteChangeSet"): (emu_hooks.before_execute_change_set,),
     **{("sns", op): (emu_hooks.before_sns_topic_arn,) for op in SNS_TOPIC_OPERATIONS},
     ("sns", "GetTopicAttributes"): (emu_hooks.before_sns_topic_arn, emu_hooks.before_get_topic_attributes),
+    ("states", "CreateStateMachine"): (emu_sfn.before_state_machine_definition,),
+    ("states", "UpdateStateMachine"): (emu_sfn.before_state_machine_definition,),
 }
 AFTER: dict[tuple[str, str], tuple[Callable[[Any, int], None], ...]] = {
     ("ec2", "CopyImage"): (emu_hooks.after_copy_image, emu_hooks.after_copy_image_tags),
@@ -429,6 +432,8 @@ def control(environ: dict[str, Any]) -> Reply:
     length = int(environ.get("CONTENT_LENGTH") or 0)
     body = json.loads(environ["wsgi.input"].read(length) or b"{}") if length else {}
     query = dict(parse_qsl(environ.get("QUERY_STRING", "")))
+    if path == "/_drflow/reset" and method == "POST":
+        emu_sfn.stop_executions()  # waits for their threads outside the lock: their calls in flight need it
     with STATE.lock:
         if path == "/_drflow/health":
             return Reply(200, "ok", {"Content-Type": "text/plain"})
@@ -501,7 +506,10 @@ def control(environ: dict[str, Any]) -> Reply:
             STATE.reset()
             emu_backup.reset()
             emu_plans.reset()
+            emu_sfn.reset()
             return Reply.json(200, {})
+        if path == "/_drflow/sfn":
+            return Reply.json(*emu_sfn.control(method, body))
     return Reply.json(404, {"error": f"no control route {method} {path}"})
 
 
@@ -535,6 +543,7 @@ def main() -> None:
 
     server = make_server(args.host, args.port, Emulator(), threaded=True, request_handler=MotoRequestHandler)
     port = server.socket.getsockname()[1]
+    emu_sfn.install(port)  # Step Functions executions; their SDK tasks call this server
 
     def stop(signum: int, frame: Any) -> None:
         raise SystemExit(0)
