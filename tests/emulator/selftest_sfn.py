@@ -8,6 +8,9 @@ import hashlib
 import importlib.util
 import json
 import os
+import subprocess
+import sys
+import tempfile
 import time
 from typing import Any, Callable
 
@@ -79,7 +82,10 @@ def checks(api: Any) -> list[tuple[str, Callable[[dict[str, Any]], None]]]:
     def sfn(region: str = PRIMARY) -> Any:
         return api.client("stepfunctions", region)
 
+    created: dict[str, dict[str, Any]] = {}  # every definition, linted at the end
+
     def create(name: str, definition: dict[str, Any], region: str = PRIMARY) -> str:
+        created[name] = definition
         return sfn(region).create_state_machine(name=name, definition=json.dumps(definition),
                                                 roleArn=ROLE)["stateMachineArn"]
 
@@ -171,7 +177,8 @@ def checks(api: Any) -> list[tuple[str, Callable[[dict[str, Any]], None]]]:
         written = sorted(c["request"]["Name"] for c in calls("PutParameter"))
         assert written[-3:] == [f"/drflow/{i}/ami" for i in ("i-a", "i-b", "i-c")], written
 
-        # Distributed mode: AWS's failure threshold (moto alone never fails a Map Run); an integer percentage
+        # Distributed mode: AWS's failure threshold (moto alone never fails a Map Run); integer percentages (statelint
+        # wants an integer, moto alone parses only a float)
         def tolerating(tolerance: dict[str, Any]) -> dict[str, Any]:
             return {"StartAt": "Fleet", "States": {"Fleet": {
                 "Type": "Map", "ItemsPath": "$.names", **tolerance, "ItemProcessor": {
@@ -182,7 +189,7 @@ def checks(api: Any) -> list[tuple[str, Callable[[dict[str, Any]], None]]]:
         names = {"names": ["/drflow/i-a/ami", "/drflow/missing", "/drflow/i-c/ami"]}
         for n, (tolerance, status) in enumerate([({"ToleratedFailurePercentage": 50}, "SUCCEEDED"),
                                                  ({"ToleratedFailureCount": 1}, "SUCCEEDED"),
-                                                 ({"ToleratedFailurePercentage": 20.0}, "FAILED"),
+                                                 ({"ToleratedFailurePercentage": 20}, "FAILED"),
                                                  ({}, "FAILED")]):
             run = execute(create(f"drflow-tolerance-{n}", tolerating(tolerance)), f"tolerance-{n}", names)
             assert run["status"] == status, (tolerance, run["status"], run.get("error"))
@@ -236,8 +243,11 @@ def checks(api: Any) -> list[tuple[str, Callable[[dict[str, Any]], None]]]:
 
     def sfn_reset_stops_executions(ctx: dict[str, Any]) -> None:
         machine = create("drflow-forever", {"StartAt": "Get", "States": {
-            "Get": task("sts:getCallerIdentity", {}, Next="Wait"),
-            "Wait": {"Type": "Wait", "Seconds": 5, "Next": "Get"}}})
+            "Get": task("sts:getCallerIdentity", {}, ResultPath=None, Next="Wait"),
+            "Wait": {"Type": "Wait", "Seconds": 5, "Next": "Again"},
+            "Again": {"Type": "Choice", "Choices": [{"Variable": "$.stop", "IsPresent": True, "Next": "Stop"}],
+                      "Default": "Get"},
+            "Stop": {"Type": "Succeed"}}})
         arn = sfn().start_execution(stateMachineArn=machine, name="forever")["executionArn"]
         deadline = time.monotonic() + 5
         while not calls("GetCallerIdentity") and time.monotonic() < deadline:
@@ -298,7 +308,24 @@ def checks(api: Any) -> list[tuple[str, Callable[[dict[str, Any]], None]]]:
                 else:
                     os.environ[k] = v
 
+    def asl_linters(ctx: dict[str, Any]) -> None:
+        """The linters of scripts/emulator-venv accept every state machine above and refuse a broken one."""
+        statelint = os.path.join(os.path.dirname(sys.executable), "statelint")
+        validator = os.path.join(sys.prefix, "npm", "node_modules", ".bin", "asl-validator")
+        broken = {"StartAt": "Get", "States": {"Get": task("ssm:getParameter", {}, Next="Nowhere")}}
+        with tempfile.TemporaryDirectory() as tmp:
+            for name, definition in [*created.items(), ("broken", broken)]:
+                path = os.path.join(tmp, f"{name}.asl.json")
+                with open(path, "w") as f:
+                    json.dump(definition, f)
+                for command in ([statelint, path], [validator, "--json-path", path]):
+                    done = subprocess.run(command, capture_output=True, text=True, timeout=60)
+                    assert (done.returncode == 0) == (name != "broken"), (name, command[0], done.stdout, done.stderr)
+                    if name == "broken":
+                        assert "Nowhere" in done.stdout + done.stderr, (command[0], done.stdout, done.stderr)
+        assert len(created) >= 10, sorted(created)
+
     return [(f.__name__, f) for f in (
         sfn_settings, sfn_pipeline_one_region, sfn_map_over_three_items, sfn_parallel_and_intrinsics,
         sfn_task_fails_fast_with_message, sfn_region_of_the_state_machine, sfn_reset_stops_executions,
-        cross_region_function)]
+        cross_region_function, asl_linters)]
