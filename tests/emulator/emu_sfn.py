@@ -14,7 +14,12 @@ What this module changes in moto's engine (install()):
   (`Ssm`, `Ec2`, `Backup`, `Sfn`, `DynamoDb`) where moto writes the lower-case ARN name (`ssm.ParameterNotFound...`);
 - an SDK task's answer is JSON as AWS hands it on (timestamps as `2013-08-23T01:02:15.422Z`; moto keeps Python
   datetimes, which its own DescribeExecution then fails to serialise);
+- `$$.Execution.StartTime` is such a string too;
+- a definite path through an index (`$.Images[0].State`) gives its value, not a one-element list;
+- a Distributed Map fails its Map Run past its tolerated failure threshold (moto never does), and an integer
+  `ToleratedFailurePercentage` is accepted (moto's grammar wants `50.0`; statelint wants `50`);
 - Wait states and Retry intervals are scaled by `time_scale` (1 = real time, as AWS; tests use less).
+Every call is signed with one access key, so it lands in moto's default account.
 """
 
 from __future__ import annotations
@@ -213,6 +218,19 @@ def before_state_machine_definition(call: Any) -> None:
         call.set_json(doc)
 
 
+def _iso_start_time(original: Any) -> Any:
+    """ExecutionWorker._get_evaluation_environment with `$$.Execution.StartTime` an ISO-8601 string, as AWS's
+    context object has it (moto keeps a datetime, and an execution whose output holds it cannot be described)."""
+
+    def _get_evaluation_environment(self: Any) -> Any:
+        env = original(self)
+        execution = env.states.context_object.context_object_data["Execution"]
+        execution["StartTime"] = aws_json(execution["StartTime"])
+        return env
+
+    return _get_evaluation_environment
+
+
 def install(port: int) -> None:
     """Turn execution on and patch moto's engine (see the module docstring). Call once, before serving."""
     global _port
@@ -230,6 +248,8 @@ def install(port: int) -> None:
     retrier = importlib.import_module(f"{_ENGINE}.component.common.retry.retrier_decl")
     retrier.time = _ScaledTime()
     importlib.import_module("moto.stepfunctions.parser.models")  # imports the whole engine
+    worker = importlib.import_module("moto.stepfunctions.parser.backend.execution_worker").ExecutionWorker
+    worker._get_evaluation_environment = _iso_start_time(worker._get_evaluation_environment)
     json_path = importlib.import_module(f"{_ENGINE}.utils.json_path")
     definite = _definite_extract_json(json_path.extract_json)
     for name, module in list(sys.modules.items()):

@@ -12,7 +12,8 @@ Backup plan selections; emu_hooks:
 SNS TopicArn checks and subscription counts, pending AMIs, CreateImage
 snapshot tags, CopyImage ClientToken, instance status checks, SSM aws:ec2:image, CloudFormation
 {{resolve:ssm}} incl. via Fn::Sub, update detection, EC2 instance updates, failed creates rolled back,
-ClientRequestToken retries). The calls log keeps each call's parameters as sent. A NotImplementedError inside moto
+ClientRequestToken retries; emu_sfn: Step Functions executions whose SDK tasks call this server). The calls log keeps
+each call's parameters as sent. A NotImplementedError inside moto
 answers 400 EmulatorNotImplemented (not retried by clients). Control API under /_drflow/ (see
 README.md). Requests are served on threads, but all moto work happens under one lock, so moto only
 ever runs one at a time; injected latency is slept outside the lock.
