@@ -27,6 +27,7 @@ from __future__ import annotations
 import base64
 import datetime
 import importlib
+import logging
 import re
 import sys
 import threading
@@ -231,10 +232,13 @@ def _iso_start_time(original: Any) -> Any:
     return _get_evaluation_environment
 
 
-def install(port: int) -> None:
-    """Turn execution on and patch moto's engine (see the module docstring). Call once, before serving."""
+def install(port: int, verbose: bool = False) -> None:
+    """Turn execution on and patch moto's engine (see the module docstring). Call once, before serving. Unless
+    verbose, the engine does not log the failures of states (an execution's history has them), only its crashes."""
     global _port
     _port = port
+    if not verbose:
+        logging.getLogger("moto.stepfunctions.parser").setLevel(logging.CRITICAL)
     apply_settings()
     for name in _CLIENT_USERS:
         module = importlib.import_module(f"{_ENGINE}.{name}")

@@ -544,7 +544,7 @@ def main() -> None:
 
     server = make_server(args.host, args.port, Emulator(), threaded=True, request_handler=MotoRequestHandler)
     port = server.socket.getsockname()[1]
-    emu_sfn.install(port)  # Step Functions executions; their SDK tasks call this server
+    emu_sfn.install(port, verbose=args.verbose)  # Step Functions executions; their SDK tasks call this server
 
     def stop(signum: int, frame: Any) -> None:
         raise SystemExit(0)
