@@ -104,15 +104,18 @@ def _scaled_wait_interval(self: Any, env: Any, wait_seconds: float) -> None:
         env.program_state_event.wait(left)
 
 
+_STOPPING = threading.Event()  # set while a reset stops the executions: their Retry intervals end at once
+
+
 class _ScaledTime:
-    """Stands for the `time` module in the retrier: its sleep is scaled."""
+    """Stands for the `time` module in the retrier: its sleep is scaled, and cut short by a reset."""
 
     def __getattr__(self, name: str) -> Any:
         return getattr(time, name)
 
     @staticmethod
     def sleep(seconds: float) -> None:
-        time.sleep(max(0.0, seconds) * SETTINGS.time_scale)
+        _STOPPING.wait(max(0.0, seconds) * SETTINGS.time_scale)
 
 
 def aws_json(value: Any) -> Any:
@@ -309,16 +312,20 @@ def stop_executions(timeout: float = 10.0) -> int:
     after it (a call in flight finishes first). Answers the number of threads still alive at the deadline."""
     from moto.stepfunctions.parser.utils import TMP_THREADS
 
-    with STATE.lock:
-        now = datetime.datetime.now(tz=datetime.timezone.utc)
-        for execution in _running_executions():
-            execution.stop(stop_date=now, error="States.Aborted", cause="drflow emulator reset")
-    deadline = time.monotonic() + timeout
-    for thread in list(TMP_THREADS):
-        if thread is not threading.current_thread():
-            thread.join(max(0.0, deadline - time.monotonic()))
-    TMP_THREADS[:] = [t for t in TMP_THREADS if t.is_alive()]
-    return len(TMP_THREADS)
+    _STOPPING.set()
+    try:
+        with STATE.lock:
+            now = datetime.datetime.now(tz=datetime.timezone.utc)
+            for execution in _running_executions():
+                execution.stop(stop_date=now, error=None, cause="drflow emulator reset")
+        deadline = time.monotonic() + timeout
+        for thread in list(TMP_THREADS):
+            if thread is not threading.current_thread():
+                thread.join(max(0.0, deadline - time.monotonic()))
+        TMP_THREADS[:] = [t for t in TMP_THREADS if t.is_alive()]
+        return len(TMP_THREADS)
+    finally:
+        _STOPPING.clear()
 
 
 def reset() -> None:

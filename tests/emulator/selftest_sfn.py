@@ -259,7 +259,19 @@ def checks(api: Any) -> list[tuple[str, Callable[[dict[str, Any]], None]]]:
         assert api.control("GET", "/_drflow/calls") == [], api.control("GET", "/_drflow/calls")
         e = api.error_of(lambda: sfn().describe_execution(executionArn=arn))
         assert api.code(e) == "ExecutionDoesNotExist", api.code(e)
+        # in real time, an execution waiting 30 s to retry a failed call: the reset cuts the wait short
         api.control("POST", "/_drflow/sfn", {"time_scale": 1})  # as it was
+        machine = create("drflow-retrying", {"StartAt": "Get", "States": {"Get": task(
+            "ssm:getParameter", {"Name": "/drflow/none"}, End=True,
+            Retry=[{"ErrorEquals": ["States.ALL"], "IntervalSeconds": 30, "MaxAttempts": 3}])}})
+        sfn().start_execution(stateMachineArn=machine, name="retrying")
+        while not calls("GetParameter") and time.monotonic() < deadline + 5:
+            time.sleep(0.02)
+        started = time.monotonic()
+        api.control("POST", "/_drflow/reset")
+        assert time.monotonic() - started < 2, time.monotonic() - started
+        time.sleep(0.3)
+        assert api.control("GET", "/_drflow/calls") == [], api.control("GET", "/_drflow/calls")
 
     def cross_region_function(ctx: dict[str, Any]) -> None:
         spec = importlib.util.spec_from_file_location("cross_region", CROSS_REGION)
