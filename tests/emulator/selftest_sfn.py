@@ -28,7 +28,8 @@ def task(action: str, parameters: dict[str, Any], **fields: Any) -> dict[str, An
 
 
 # The drflow pipeline in one region, hand-written: Backup job (token from the execution name), a Choice/Wait loop on
-# DescribeBackupJob (throttling retried), the AMI's state, the SSM parameter written and read back.
+# DescribeBackupJob (throttling retried), the AMI's state, the copy job to the DR vault (started in this region), the
+# SSM parameter written and read back.
 PIPELINE = {
     "Comment": "drflow pipeline, one region",
     "StartAt": "StartBackup",
@@ -57,9 +58,24 @@ PIPELINE = {
                               ResultSelector={"State.$": "$.Images[0].State"}, ResultPath="$.image",
                               Next="ImageAvailable"),
         "ImageAvailable": {"Type": "Choice", "Choices": [
-            {"Variable": "$.image.State", "StringEquals": "available", "Next": "PutParameter"}],
+            {"Variable": "$.image.State", "StringEquals": "available", "Next": "StartCopy"}],
             "Default": "WaitImage"},
         "WaitImage": {"Type": "Wait", "Seconds": 1, "Next": "DescribeImage"},
+        "StartCopy": task("backup:startCopyJob", {
+            "RecoveryPointArn.$": "$.job.RecoveryPointArn", "SourceBackupVaultName.$": "$.vault",
+            "DestinationBackupVaultArn.$": "$.dr_vault_arn", "IamRoleArn.$": "$.role",
+            "IdempotencyToken.$": "States.Format('{}-copy', $$.Execution.Name)"},
+            ResultSelector={"JobId.$": "$.CopyJobId"}, ResultPath="$.copy", Next="DescribeCopy"),
+        # the whole job: DestinationRecoveryPointArn is not there before RUNNING (a ResultSelector path that is
+        # missing fails the state with States.Runtime, on AWS too)
+        "DescribeCopy": task("backup:describeCopyJob", {"CopyJobId.$": "$.copy.JobId"},
+                             ResultSelector={"Job.$": "$.CopyJob"}, ResultPath="$.copyjob", Next="CopyDone"),
+        "CopyDone": {"Type": "Choice", "Choices": [
+            {"Variable": "$.copyjob.Job.State", "StringEquals": "COMPLETED", "Next": "PutParameter"},
+            {"Variable": "$.copyjob.Job.State", "StringEquals": "FAILED", "Next": "CopyFailed"}],
+            "Default": "WaitCopy"},
+        "WaitCopy": {"Type": "Wait", "Seconds": 2, "Next": "DescribeCopy"},
+        "CopyFailed": {"Type": "Fail", "Error": "CopyJobFailed", "CausePath": "$.copyjob.Job.StatusMessage"},
         "PutParameter": task("ssm:putParameter", {
             "Name.$": "$.parameter", "Value.$": "$.ami.ImageId", "Type": "String", "DataType": "aws:ec2:image",
             "Overwrite": True}, ResultPath="$.put", Next="ReadBack"),
@@ -126,6 +142,7 @@ def checks(api: Any) -> list[tuple[str, Callable[[dict[str, Any]], None]]]:
         base = ec2.describe_images(Owners=["amazon"])["Images"][0]["ImageId"]
         instance = ec2.run_instances(ImageId=base, MinCount=1, MaxCount=1)["Instances"][0]["InstanceId"]
         backup.create_backup_vault(BackupVaultName="drflow-sfn")
+        dr_vault = api.client("backup", DR).create_backup_vault(BackupVaultName="drflow-sfn-dr")["BackupVaultArn"]
         api.control("DELETE", "/_drflow/calls")
         api.control("POST", "/_drflow/faults", {"service": "backup", "operation": "DescribeBackupJob", "nth": 2,
                                                 "code": "ThrottlingException", "message": "Rate exceeded",
@@ -134,7 +151,7 @@ def checks(api: Any) -> list[tuple[str, Callable[[dict[str, Any]], None]]]:
         parameter = f"/drflow/{instance}/ami"
         run = execute(machine, "run-0001", {
             "vault": "drflow-sfn", "instance_arn": f"arn:aws:ec2:{PRIMARY}:{ACCOUNT}:instance/{instance}",
-            "role": ROLE, "parameter": parameter})
+            "role": ROLE, "parameter": parameter, "dr_vault_arn": dr_vault})
         api.control("DELETE", "/_drflow/faults")
         assert run["status"] == "SUCCEEDED", (run["status"], run.get("error"), run.get("cause"))
         out = json.loads(run["output"])
@@ -148,6 +165,10 @@ def checks(api: Any) -> list[tuple[str, Callable[[dict[str, Any]], None]]]:
         assert starts[0]["region"] == PRIMARY
         jobs = backup.list_backup_jobs(ByBackupVaultName="drflow-sfn")["BackupJobs"]
         assert [j["BackupJobId"] for j in jobs] == [out["backup"]["JobId"]], jobs
+        copies = calls("StartCopyJob")
+        assert len(copies) == 1 and copies[0]["request"]["IdempotencyToken"] == "run-0001-copy", copies
+        dr_ami = out["copyjob"]["Job"]["DestinationRecoveryPointArn"].rsplit("/", 1)[1]
+        assert api.image_state(DR, dr_ami) == "available" and dr_ami != ami, dr_ami
         describes = [c["status"] for c in calls("DescribeBackupJob")]
         assert describes[:3] == [200, 400, 400] and describes[-1] == 200, describes  # throttled twice, retried
         assert failed_tasks(run["history"]) == ["Backup.BackupException"] * 2, failed_tasks(run["history"])
