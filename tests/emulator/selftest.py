@@ -29,6 +29,8 @@ import boto3
 from botocore.config import Config
 from botocore.exceptions import ClientError, ConnectionClosedError
 
+import selftest_sfn
+
 HERE = os.path.dirname(os.path.abspath(__file__))
 DR_STACK_TEMPLATE = os.path.join(HERE, "..", "..", "stacks", "dr-ec2.yaml")  # the project's own DR stack
 NO_UPDATES = ("ValidationError", "No updates are to be performed.")
@@ -2073,6 +2075,9 @@ def role_sessions_are_held_to_their_policies(ctx: dict[str, Any]) -> None:
     e = error_of(lambda: iam.simulate_principal_policy(PolicySourceArn=f"arn:aws:iam::{DR_ACCOUNT}:role/nope",
                                                        ActionNames=["ec2:CopyImage"]))
     assert scm(e)[:2] == (404, "NoSuchEntity"), e.response
+
+
+CHECKS.extend(selftest_sfn.checks(sys.modules[__name__]))  # Step Functions executions, the cross-region function
 
 
 # ---------------------------------------------------------------- runner

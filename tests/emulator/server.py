@@ -15,7 +15,7 @@ snapshot tags, CopyImage ClientToken, instance status checks, SSM aws:ec2:image,
 ClientRequestToken retries; emu_accounts / emu_iam / emu_sharing / emu_vaults / emu_kms: each call acts as an
 account (12-digit access key ids, AssumeRole sessions), AssumeRole trust policies, role sessions held to their
 identity policies, SimulatePrincipalPolicy, AMIs shared and copied across accounts, EBS encryption of copies,
-cross-account Backup copies, KMS reads across accounts). The calls log keeps each call's parameters as sent. A NotImplementedError inside moto
+cross-account Backup copies, KMS reads across accounts; emu_sfn: Step Functions executions whose SDK tasks call this server). The calls log keeps each call's parameters as sent. A NotImplementedError inside moto
 answers 400 EmulatorNotImplemented (not retried by clients). Control API under /_drflow/ (see
 README.md). Requests are served on threads, but all moto work happens under one lock, so moto only
 ever runs one at a time; injected latency is slept outside the lock.
@@ -58,6 +58,7 @@ import emu_hooks  # noqa: E402
 import emu_iam  # noqa: E402
 import emu_kms  # noqa: E402
 import emu_plans  # noqa: E402
+import emu_sfn  # noqa: E402
 import emu_sharing  # noqa: E402
 import emu_vaults  # noqa: E402
 from emu_common import ACCOUNT_ID, STATE, ApiError, Fault, Reply, aws_error, protocol_of, service_model  # noqa: E402
@@ -92,6 +93,8 @@ BEFORE: dict[tuple[str, str], tuple[Callable[[Any], None], ...]] = {
     ("iam", "SimulatePrincipalPolicy"): (emu_iam.before_simulate_principal_policy,),
     ("kms", "DescribeKey"): (emu_kms.before_describe_key,),
     ("kms", "ListGrants"): (emu_kms.before_list_grants,),
+    ("states", "CreateStateMachine"): (emu_sfn.before_state_machine_definition,),
+    ("states", "UpdateStateMachine"): (emu_sfn.before_state_machine_definition,),
 }
 AFTER: dict[tuple[str, str], tuple[Callable[[Any, int], None], ...]] = {
     ("ec2", "CopyImage"): (emu_hooks.after_copy_image, emu_hooks.after_copy_image_tags,
@@ -457,6 +460,8 @@ def control(environ: dict[str, Any]) -> Reply:
     length = int(environ.get("CONTENT_LENGTH") or 0)
     body = json.loads(environ["wsgi.input"].read(length) or b"{}") if length else {}
     query = dict(parse_qsl(environ.get("QUERY_STRING", "")))
+    if path == "/_drflow/reset" and method == "POST":
+        emu_sfn.stop_executions()  # waits for their threads outside the lock: their calls in flight need it
     with STATE.lock:
         # control requests that touch an account's resources name it ("account", default 123456789012)
         STATE.account = body.get("account") or ACCOUNT_ID if isinstance(body, dict) else ACCOUNT_ID
@@ -534,7 +539,10 @@ def control(environ: dict[str, Any]) -> Reply:
             emu_backup.reset()
             emu_plans.reset()
             emu_vaults.reset()
+            emu_sfn.reset()
             return Reply.json(200, {})
+        if path == "/_drflow/sfn":
+            return Reply.json(*emu_sfn.control(method, body))
     return Reply.json(404, {"error": f"no control route {method} {path}"})
 
 
@@ -569,6 +577,7 @@ def main() -> None:
 
     server = make_server(args.host, args.port, Emulator(), threaded=True, request_handler=MotoRequestHandler)
     port = server.socket.getsockname()[1]
+    emu_sfn.install(port, verbose=args.verbose)  # Step Functions executions; their SDK tasks call this server
 
     def stop(signum: int, frame: Any) -> None:
         raise SystemExit(0)
