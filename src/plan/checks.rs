@@ -151,6 +151,20 @@ async fn gates(plan: &Plan, base_dir: &Path, cloud: &Cloud) -> Vec<Check> {
         if !action.has_gate(&known) || s.skipped.is_some() {
             continue;
         }
+        // A region whose role could not be assumed: its identity check says why; nothing else can be looked at.
+        let unassumed =
+            plan.roles.iter().any(|(n, _)| *n == region.name) && !cloud.roles.iter().any(|(n, _)| *n == region.name);
+        if unassumed {
+            out.push(Check {
+                check: CheckKind::BeforeRun,
+                subject: s.id.clone(),
+                region: Some(region.code.clone()),
+                status: CheckStatus::Skipped,
+                reason: format!("the role of region `{}` could not be assumed", region.name),
+                steps: vec![s.id.clone()],
+            });
+            continue;
+        }
         let here = cloud.for_region(&region.name);
         let ctx = crate::actions::detached::ctx(here, &region.code, "drflow-plan-check", base_dir, &run);
         let (status, reason) = match action.gate(&ctx, cloud, &known).await {

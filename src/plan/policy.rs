@@ -83,7 +83,8 @@ pub fn build_accounts(
 ) -> Result<Vec<AccountPolicy>, String> {
     let caller = account_id(plan, account)?;
     let in_role = |name: &str| wf_roles.iter().any(|(n, _)| n == name);
-    let assume: Vec<String> = wf_roles.iter().map(|(_, r)| r.role_arn.clone()).collect();
+    let roles: Vec<String> = wf_roles.iter().map(|(_, r)| r.role_arn.clone()).collect();
+    let assume: Vec<(&str, Vec<String>)> = vec![("sts:AssumeRole", roles)];
     let mut out = vec![AccountPolicy {
         role_arn: None,
         account: caller.clone().ok(),
@@ -97,7 +98,27 @@ pub fn build_accounts(
         trust: None,
     }];
     for (name, role) in wf_roles {
-        let policy = build_for(plan, Ok(role.account.clone()), &|r| r == Some(name.as_str()), &[])?;
+        // A copy into this account's vault is checked before the run with this role: it reads the vault's policy.
+        let vaults: Vec<String> = plan
+            .active_actions()
+            .into_iter()
+            .filter(|(_, a)| a.input("destination_account").and_then(Planned::known_str) == Some(role.account.as_str()))
+            .map(|(_, a)| {
+                let input = |n: &str| a.input(n).map(Planned::pattern).unwrap_or_else(|| "*".into());
+                format!(
+                    "arn:aws:backup:{}:{}:backup-vault:{}",
+                    input("destination_region"),
+                    role.account,
+                    input("destination_vault")
+                )
+            })
+            .collect();
+        let reads: Vec<(&str, Vec<String>)> = if vaults.is_empty() {
+            vec![]
+        } else {
+            vec![("backup:GetBackupVaultAccessPolicy", vaults)]
+        };
+        let policy = build_for(plan, Ok(role.account.clone()), &|r| r == Some(name.as_str()), &reads)?;
         let principal = match &caller {
             Ok(a) => format!("arn:aws:iam::{a}:root"),
             Err(_) => "arn:aws:iam::CALLER_ACCOUNT_ID:root".to_string(),
@@ -127,13 +148,13 @@ pub fn build_accounts(
     Ok(out)
 }
 
-/// The policy for the steps whose region name `mine` accepts (`None`: a step that calls no region), plus
-/// sts:AssumeRole on `assume`.
+/// The policy for the steps whose region name `mine` accepts (`None`: a step that calls no region), plus the
+/// `extra` grants (IAM action, resources).
 fn build_for(
     plan: &Plan,
     account: Result<String, String>,
     mine: &dyn Fn(Option<&str>) -> bool,
-    assume: &[String],
+    extra: &[(&str, Vec<String>)],
 ) -> Result<Policy, String> {
     let mut notes = Vec::new();
     for m in &plan.missing {
@@ -146,8 +167,8 @@ fn build_for(
     }
     // (IAM action, condition) → resources, in the order first needed.
     let mut grants: Vec<((String, Condition), Vec<String>)> = Vec::new();
-    if !assume.is_empty() {
-        grants.push((("sts:AssumeRole".to_string(), None), assume.to_vec()));
+    for (action, resources) in extra {
+        grants.push(((action.to_string(), None), resources.clone()));
     }
     for (_, a) in plan.active_actions() {
         if !mine(a.region.as_ref().map(|r| r.name.as_str())) {
@@ -347,6 +368,31 @@ fn resources_for(
             (r, none)
         }
         "ec2:CopyImage" => (images(&image_regions), none),
+        // Sharing an image and its snapshots with another account (ModifyImageAttribute, ModifySnapshotAttribute).
+        "ec2:ModifyImageAttribute" | "ec2:ModifySnapshotAttribute" => (images(std::slice::from_ref(&region)), none),
+        // A copy encrypted with a key of its region and account: only a step given a key needs any KMS permission
+        // (IAM names keys by id: an alias gives `key/*`).
+        s if s.starts_with("kms:") => match a.input("kms_key_id") {
+            Some(k) => {
+                let key = k.pattern();
+                let key = match key.strip_prefix("arn:") {
+                    Some(_) if key.contains(":key/") => key,
+                    _ if !key.is_empty() && !key.contains('/') && !key.contains(':') => {
+                        format!("arn:aws:kms:{region}:{}:key/{key}", acct()?)
+                    }
+                    _ => format!("arn:aws:kms:{region}:{}:key/*", acct()?),
+                };
+                (vec![key], none)
+            }
+            None => (vec![], none),
+        },
+        // Checks before a copy into another account's vault: that vault's policy is read with the DR account's
+        // credentials; the organization's settings are read by the caller.
+        "backup:GetBackupVaultAccessPolicy" => (vec![], none),
+        "backup:DescribeGlobalSettings" => match a.input("destination_account") {
+            Some(_) => (vec!["*".to_string()], none),
+            None => (vec![], none),
+        },
         "sns:Publish" | "sns:GetTopicAttributes" => {
             let topic = input("topic_arn");
             (if topic.is_empty() { vec![] } else { vec![topic] }, none)

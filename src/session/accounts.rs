@@ -54,7 +54,7 @@ pub async fn attach_each(
             Err(e) => failed.push((
                 name.clone(),
                 format!(
-                    "region `{name}` ({code}) cannot act as {}: {e} — the role's trust policy must allow this caller{} \
+                    "region `{name}` ({code}) cannot act as {}: {e}; the role's trust policy must allow this caller{} \
                      (`drflow policy` prints the trust policy it needs)",
                     role.role_arn,
                     if role.external_id.is_some() {
