@@ -491,3 +491,48 @@ fn each_account_gets_its_own_least_privilege_policy_and_the_role_its_trust_polic
         }
     }
 }
+
+/// On the simulator (one world for every account): the same workflows run, and its scenario stands for a key that
+/// does not exist and a role that cannot be assumed.
+#[test]
+fn on_the_simulator_a_missing_key_and_a_denied_role_stop_the_run_before_any_change() {
+    let dir = tempfile::tempdir().unwrap();
+    let state = dir.path().join("state");
+    let run = |scenario: &str, wf: &str| {
+        let file = dir.path().join("scenario.yaml");
+        std::fs::write(&file, scenario).unwrap();
+        let out = crate::common::drflow(
+            &state,
+            &[
+                "run",
+                &format!("workflows/{wf}"),
+                "--scenario",
+                file.to_str().unwrap(),
+                "-i",
+                "instance_id=i-0123456789abcdef0",
+            ],
+        );
+        let (_, err) = text(&out);
+        (out.status.code(), err)
+    };
+    let (code, err) = run("missing_kms_keys: [alias/drflow-dr]\n", EC2_WORKFLOW);
+    assert_eq!(code, Some(1), "{err}");
+    assert!(
+        err.contains("KMS key `alias/drflow-dr` does not exist in us-west-2 (account 222222222222)"),
+        "{err}"
+    );
+    let (code, err) = run(&format!("denied_roles: [\"{ROLE}\"]\n"), BACKUP_WORKFLOW);
+    assert_eq!(code, Some(6), "{err}");
+    assert!(
+        err.contains("cannot act as arn:aws:iam::222222222222:role/drflow-dr"),
+        "{err}"
+    );
+    // Neither run journaled a step: nothing started.
+    let runs = std::fs::read_dir(state.join("runs")).map(|d| d.count()).unwrap_or(0);
+    assert_eq!(runs, 0);
+    // Without them, both pipelines run to the end.
+    for wf in [EC2_WORKFLOW, BACKUP_WORKFLOW] {
+        let (code, err) = run("{}\n", wf);
+        assert_eq!(code, Some(0), "{wf}: {err}");
+    }
+}

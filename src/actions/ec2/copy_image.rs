@@ -37,12 +37,8 @@ static SPEC: ActionSpec = ActionSpec {
         ),
     ],
     outputs: &[out("image_id", "The AMI id in this region (pending).")],
-    calls: &[
-        "ec2:CopyImage",
-        "kms:DescribeKey",
-        "kms:GetKeyPolicy",
-        "sts:GetCallerIdentity",
-    ],
+    calls: &["ec2:CopyImage"],
+    gate_calls: &["kms:DescribeKey", "kms:GetKeyPolicy", "sts:GetCallerIdentity"],
     extra_iam: &[
         "ec2:CreateTags",
         "kms:CreateGrant",
