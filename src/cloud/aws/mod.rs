@@ -246,6 +246,32 @@ mod tests {
     use super::*;
 
     #[tokio::test]
+    async fn role_credentials_are_the_first_answer_then_renewed_by_sts() {
+        // As `connect_config` loads it (a loaded configuration has the time source STS's provider needs).
+        let sdk = aws_config::defaults(BehaviorVersion::latest())
+            .region(Region::new("us-west-2"))
+            .endpoint_url("http://127.0.0.1:9")
+            .retry_config(RetryConfig::disabled())
+            .credentials_provider(aws_sdk_sts::config::Credentials::new(
+                "base", "base", None, None, "test",
+            ))
+            .load()
+            .await;
+        let first = aws_sdk_sts::config::Credentials::new("first", "secret", Some("token".into()), None, "test");
+        let creds = FirstThen {
+            first: Mutex::new(Some(first)),
+            then: aws_config::sts::AssumeRoleProvider::builder("arn:aws:iam::222222222222:role/r")
+                .session_name("drflow-run")
+                .configure(&sdk)
+                .build()
+                .await,
+        };
+        assert_eq!(creds.provide_credentials().await.unwrap().access_key_id(), "first");
+        // Renewing asks STS again (here: nobody answers on port 9).
+        assert!(creds.provide_credentials().await.is_err());
+    }
+
+    #[tokio::test]
     async fn caches_one_client_per_region() {
         let sdk = SdkConfig::builder().behavior_version(BehaviorVersion::latest()).build();
         let regional = Regional::new(&Arc::new(sdk), |c, r| {
