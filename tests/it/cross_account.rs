@@ -17,6 +17,22 @@ const ROLE: &str = "arn:aws:iam::222222222222:role/drflow-dr";
 const EC2_WORKFLOW: &str = "dr-ami-ec2-cross-account.yaml";
 const BACKUP_WORKFLOW: &str = "dr-ami-cross-account.yaml";
 
+/// Puts an inline policy on the DR role (replacing one of that name).
+fn put_role_policy(w: &World, name: &str, document: &str) {
+    w.emu.aws_query_as(
+        "iam",
+        PRIMARY,
+        DR_ACCOUNT,
+        &[
+            ("Action", "PutRolePolicy"),
+            ("Version", "2010-05-08"),
+            ("RoleName", "drflow-dr"),
+            ("PolicyName", name),
+            ("PolicyDocument", document),
+        ],
+    );
+}
+
 /// What the DR account needs: the role drflow assumes (trusting `trusted`), allowed everything by its identity
 /// policy; a KMS key `alias/drflow-dr` in the DR region. Returns the key's ARN.
 fn dr_account(w: &World, trusted: &str) -> String {
@@ -35,18 +51,7 @@ fn dr_account(w: &World, trusted: &str) -> String {
     );
     let everything =
         json!({"Version": "2012-10-17", "Statement": [{"Effect": "Allow", "Action": "*", "Resource": "*"}]});
-    w.emu.aws_query_as(
-        "iam",
-        PRIMARY,
-        DR_ACCOUNT,
-        &[
-            ("Action", "PutRolePolicy"),
-            ("Version", "2010-05-08"),
-            ("RoleName", "drflow-dr"),
-            ("PolicyName", "drflow"),
-            ("PolicyDocument", &everything.to_string()),
-        ],
-    );
+    put_role_policy(w, "drflow", &everything.to_string());
     let key = w.emu.aws_json_as(
         "kms",
         DR,
@@ -83,18 +88,7 @@ fn least_privilege(w: &World, workflow: &str) {
     assert_eq!(code, Some(0), "{err}");
     let doc: Value = serde_json::from_str(&out).unwrap();
     let role = doc["policies"][1]["policy"].to_string();
-    w.emu.aws_query_as(
-        "iam",
-        PRIMARY,
-        DR_ACCOUNT,
-        &[
-            ("Action", "PutRolePolicy"),
-            ("Version", "2010-05-08"),
-            ("RoleName", "drflow-dr"),
-            ("PolicyName", "drflow"),
-            ("PolicyDocument", &role),
-        ],
-    );
+    put_role_policy(w, "drflow", &role);
 }
 
 fn drflow(w: &World, args: &[&str]) -> (Option<i32>, String, String) {
@@ -419,18 +413,7 @@ fn an_error_in_the_dr_account_names_it() {
     // The DR role may do everything but write parameters.
     let deny = json!({"Version": "2012-10-17", "Statement": [
         {"Effect": "Deny", "Action": "ssm:PutParameter", "Resource": "*"}]});
-    w.emu.aws_query_as(
-        "iam",
-        PRIMARY,
-        DR_ACCOUNT,
-        &[
-            ("Action", "PutRolePolicy"),
-            ("Version", "2010-05-08"),
-            ("RoleName", "drflow-dr"),
-            ("PolicyName", "no-parameters"),
-            ("PolicyDocument", &deny.to_string()),
-        ],
-    );
+    put_role_policy(&w, "no-parameters", &deny.to_string());
     let wf = w.workflow_named(EC2_WORKFLOW);
     let instance = format!("instance_id={}", w.instance);
     let (code, _, err) = drflow(&w, &["run", &wf, "-i", &instance, "-i", "keep_images=0"]);

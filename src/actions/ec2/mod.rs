@@ -23,6 +23,20 @@ use super::effects::{Effects, ResourceKind, StepFacts};
 use super::{ActionError, Ctx, Values, values};
 use crate::cloud::policy_doc::{Verdict, verdict};
 
+/// The inputs of `ec2.share_image` and `ec2.unshare_image`.
+const SHARING_INPUTS: &[crate::workflow::InputSpec] = &[
+    crate::workflow::spec::req(
+        "image_id",
+        crate::workflow::InputKind::Str,
+        "The AMI, in the step's region and account.",
+    ),
+    crate::workflow::spec::req(
+        "account_id",
+        crate::workflow::InputKind::Str,
+        "The other account, e.g. `${{ accounts.dr }}`.",
+    ),
+];
+
 /// What EC2 needs of the KMS key that encrypts a copy (AWS's "Amazon EBS encryption" permissions).
 const KEY_USE: &[&str] = &[
     "kms:CreateGrant",

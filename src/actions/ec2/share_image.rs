@@ -4,22 +4,15 @@
 use async_trait::async_trait;
 
 use crate::actions::{Action, ActionError, Ctx, Values};
-use crate::workflow::spec::{out, req};
-use crate::workflow::{ActionSpec, InputKind::*};
+use crate::workflow::ActionSpec;
+use crate::workflow::spec::out;
 
 pub(crate) struct ShareImage;
 
 static SPEC: ActionSpec = ActionSpec {
     name: "ec2.share_image",
     summary: "Let another account copy an AMI: launch permission on it, create-volume permission on its snapshots.",
-    inputs: &[
-        req("image_id", Str, "The AMI, in the step's region and account."),
-        req(
-            "account_id",
-            Str,
-            "The account it is shared with, e.g. `${{ accounts.dr }}`.",
-        ),
-    ],
+    inputs: super::SHARING_INPUTS,
     outputs: &[out("snapshot_ids", "The AMI's snapshots, shared too.")],
     calls: &[
         "ec2:DescribeImages",

@@ -4,18 +4,15 @@
 use async_trait::async_trait;
 
 use crate::actions::{Action, ActionError, Ctx, Values};
-use crate::workflow::spec::{out, req};
-use crate::workflow::{ActionSpec, InputKind::*};
+use crate::workflow::ActionSpec;
+use crate::workflow::spec::out;
 
 pub(crate) struct UnshareImage;
 
 static SPEC: ActionSpec = ActionSpec {
     name: "ec2.unshare_image",
     summary: "Stop sharing an AMI and its snapshots with another account.",
-    inputs: &[
-        req("image_id", Str, "The AMI, in the step's region and account."),
-        req("account_id", Str, "The account it was shared with."),
-    ],
+    inputs: super::SHARING_INPUTS,
     outputs: &[out("snapshot_ids", "The AMI's snapshots, no longer shared.")],
     calls: &[
         "ec2:DescribeImages",
