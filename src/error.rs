@@ -4,12 +4,12 @@
 //! | code | meaning |
 //! |---|---|
 //! | 0 | success |
-//! | 1 | the run (or a plan check) failed: a step failed; `drflow check`: a published AMI is not fresh |
+//! | 1 | the run (or a plan check) failed: a step failed, or a check before its first step did (a KMS key that does not exist, a vault that refuses copies: nothing changed); `drflow check`: a published AMI is not fresh |
 //! | 2 | usage: bad command line, unknown or invalid `--input`, unreadable file |
 //! | 3 | the workflow file is invalid (every problem is printed) |
 //! | 4 | another run holds the lock for this workflow and lock key |
 //! | 5 | resume refused: unknown run, finished run, or changed workflow without `--force`; `approve`/`reject` of a run that does not wait |
-//! | 6 | internal or environment error: journal (unreadable, or events that do not fit), state directory, simulator, AWS configuration; `drflow check`: the protected instances could not be found, or `--out` could not be written |
+//! | 6 | internal or environment error: journal (unreadable, or events that do not fit), state directory, simulator, AWS configuration (credentials, a region's role that cannot be assumed); `drflow check`: the protected instances could not be found, or `--out` could not be written |
 //! | 7 | the run waits for approval (a `drflow.approve` step with no terminal to ask): not a failure; `drflow approve RUN_ID` or `drflow reject RUN_ID --reason ...` continues it |
 
 use std::io::IsTerminal;
@@ -33,6 +33,9 @@ pub enum Error {
     RunFailed { run_id: String, message: String },
     #[error("{0}")]
     Environment(String),
+    /// A check before a run's first step failed: nothing was changed.
+    #[error("the run was refused before any change: {0}")]
+    Refused(String),
     /// `drflow approve` / `reject` of a run that does not wait for approval.
     #[error("{0}")]
     NotWaiting(String),
@@ -61,6 +64,7 @@ impl From<SessionError> for Error {
             SessionError::Engine(e) => Error::Engine(e),
             SessionError::Usage(m) => Error::Usage(m),
             SessionError::Environment(m) => Error::Environment(m),
+            SessionError::Refused(m) => Error::Refused(m),
         }
     }
 }
@@ -87,7 +91,7 @@ impl Error {
         match self {
             Error::Usage(_) | Error::Bind(_) => 2,
             Error::Invalid { .. } => 3,
-            Error::RunFailed { .. } => 1,
+            Error::RunFailed { .. } | Error::Refused(_) => 1,
             Error::Environment(_) => 6,
             Error::NotWaiting(_) => 5,
             Error::Engine(e) => match e {

@@ -78,6 +78,19 @@ pub trait Action: Send + Sync {
         None
     }
 
+    /// Read-only checks made before a run changes anything (`drflow run` and `plan --check`), with what of the
+    /// step's inputs is known before its first step (`known`: others are left out). `ctx.cloud` acts with the
+    /// step's credentials; `run` is the run's client with every role's (for a check in another account). An error
+    /// stops the run before its first step.
+    async fn gate(&self, _ctx: &Ctx<'_>, _run: &Cloud, _known: &Values) -> Result<(), ActionError> {
+        Ok(())
+    }
+
+    /// Whether `gate` checks anything for a step with these known inputs: `plan --check` lists those checks.
+    fn has_gate(&self, _known: &Values) -> bool {
+        false
+    }
+
     /// Whether it changes anything in the account: whether any operation it calls does.
     fn mutates(&self) -> bool {
         self.spec().calls.iter().any(|c| crate::cloud::operations::mutates(c))

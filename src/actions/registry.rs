@@ -30,6 +30,8 @@ static ALL: &[&dyn Action] = &[
     &core::Approve,
     &ssm::ImageFreshness,
     &ec2::PruneImages,
+    &ec2::ShareImage,
+    &ec2::UnshareImage,
 ];
 
 pub fn all() -> &'static [&'static dyn Action] {
@@ -62,7 +64,7 @@ mod tests {
                 "{} twice",
                 spec.name
             );
-            for call in spec.calls {
+            for call in spec.calls.iter().chain(spec.gate_calls) {
                 assert!(
                     crate::cloud::operations::find(call).is_some(),
                     "{}: `{call}` is not in cloud::operations",

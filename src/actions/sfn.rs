@@ -43,6 +43,8 @@ pub enum Arg {
     /// An object; an entry whose value is `IfGiven` of an input the step leaves out is left out, and an object whose
     /// every entry was left out is left out itself.
     Map(Vec<(&'static str, Arg)>),
+    /// The first when the step gives that input, else the second.
+    Choose(&'static str, Box<Arg>, Box<Arg>),
     /// Only when the step gives that input (in a `Map`); otherwise the entry is left out.
     IfGiven(&'static str, Box<Arg>),
 }

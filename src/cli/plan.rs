@@ -73,7 +73,14 @@ pub fn plan(args: PlanArgs, state_dir: &Path) -> Result<u8, Error> {
         let base = wf.dir();
         let (checks, found, previews) = backend.runtime()?.block_on(async {
             let cloud = backend.connect(state_dir, &codes).await?;
-            let mut checks = plan::checks::run(&plan, &base, &cloud).await;
+            let regions: serde_json::Map<String, serde_json::Value> = plan
+                .regions
+                .iter()
+                .map(|(n, c)| (n.clone(), serde_json::Value::String(c.clone())))
+                .collect();
+            let (cloud, unassumed) = crate::session::attach_each(&wf, &regions, "plan-check", cloud).await?;
+            let cloud = cloud.limited();
+            let mut checks = plan::checks::run(&plan, &base, &cloud, &unassumed).await;
             // What preflight learnt (the caller's account) is known to the discovery steps too.
             let known = plan::for_run(&wf, &file, &args.inputs, &args.regions, checks.account.as_deref(), None)?;
             let found = plan::discover::run(&known, &base, &cloud).await;
@@ -132,11 +139,34 @@ pub fn policy(args: PolicyArgs) -> Result<u8, Error> {
         &args.inputs,
         args.account.as_deref(),
     );
-    let policy = plan::policy::build(&plan, args.account.as_deref()).map_err(Error::Usage)?;
-    for note in &policy.notes {
-        eprintln!("note: {note}");
+    if wf.roles.is_empty() {
+        let policy = plan::policy::build(&plan, args.account.as_deref()).map_err(Error::Usage)?;
+        for note in &policy.notes {
+            eprintln!("note: {note}");
+        }
+        print!("{}", policy.to_json());
+        return Ok(0);
     }
-    print!("{}", policy.to_json());
+    // Several accounts: one policy per set of credentials, and each role's trust policy.
+    let all = plan::policy::build_accounts(&plan, args.account.as_deref(), &wf.roles).map_err(Error::Usage)?;
+    let mut docs = Vec::new();
+    for p in &all {
+        for note in &p.policy.notes {
+            eprintln!("note: {note}");
+        }
+        let mut doc = serde_json::json!({
+            "for": p.role_arn.clone().unwrap_or_else(|| "caller".into()),
+            "account": p.account,
+            "regions": p.regions,
+            "policy": p.policy.document,
+        });
+        if let Some(trust) = &p.trust {
+            doc["trust_policy"] = serde_json::to_value(trust).expect("a policy is JSON");
+        }
+        docs.push(doc);
+    }
+    let out = serde_json::json!({"format": "drflow-policies/1", "policies": docs});
+    println!("{}", serde_json::to_string_pretty(&out).expect("JSON"));
     Ok(0)
 }
 

@@ -91,6 +91,9 @@ pub struct CloudError {
     pub code: String,
     pub message: String,
     pub kind: ErrorKind,
+    /// The account the call was made in, when the run acts in more than one.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub account: Option<String>,
 }
 
 impl CloudError {
@@ -102,7 +105,16 @@ impl CloudError {
             code: code.to_string(),
             message: message.into(),
             kind: ErrorKind::classify(code, None),
+            account: None,
         }
+    }
+
+    /// The error of a call made in `account`.
+    pub fn in_account(mut self, account: Option<&str>) -> Self {
+        if self.account.is_none() {
+            self.account = account.map(str::to_string);
+        }
+        self
     }
 
     pub fn with_kind(mut self, kind: ErrorKind) -> Self {
@@ -113,7 +125,10 @@ impl CloudError {
 
 impl std::fmt::Display for CloudError {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        let call = format!("{}:{} in {}", self.service, self.operation, self.region);
+        let mut call = format!("{}:{} in {}", self.service, self.operation, self.region);
+        if let Some(a) = &self.account {
+            call.push_str(&format!(" (account {a})"));
+        }
         match self.kind {
             ErrorKind::AccessDenied => write!(
                 f,

@@ -129,6 +129,17 @@ impl Backup for Limited {
         let answer = b.list_copy_jobs_since(region, created_after, next_token);
         self.call(region, ("backup", "ListCopyJobs"), answer).await
     }
+    async fn get_backup_vault_access_policy(&self, region: &str, vault: &str) -> Result<Option<String>, CloudError> {
+        let b = &self.inner.backup;
+        let answer = b.get_backup_vault_access_policy(region, vault);
+        self.call(region, ("backup", "GetBackupVaultAccessPolicy"), answer)
+            .await
+    }
+    async fn describe_global_settings(&self, region: &str) -> Result<BTreeMap<String, String>, CloudError> {
+        let b = &self.inner.backup;
+        let answer = b.describe_global_settings(region);
+        self.call(region, ("backup", "DescribeGlobalSettings"), answer).await
+    }
 }
 
 #[async_trait]
@@ -202,6 +213,20 @@ impl Ec2 for Limited {
             e.delete_snapshot(region, snapshot_id),
         )
         .await
+    }
+    async fn share_image(&self, region: &str, image_id: &str, account: &str, share: bool) -> Result<(), CloudError> {
+        let answer = self.inner.ec2.share_image(region, image_id, account, share);
+        self.call(region, ("ec2", "ModifyImageAttribute"), answer).await
+    }
+    async fn share_snapshot(
+        &self,
+        region: &str,
+        snapshot_id: &str,
+        account: &str,
+        share: bool,
+    ) -> Result<(), CloudError> {
+        let answer = self.inner.ec2.share_snapshot(region, snapshot_id, account, share);
+        self.call(region, ("ec2", "ModifySnapshotAttribute"), answer).await
     }
 }
 
@@ -282,5 +307,21 @@ impl Sts for Limited {
         let s = &self.inner.sts;
         self.call(region, ("sts", "GetCallerIdentity"), s.get_caller_identity(region))
             .await
+    }
+    async fn assume_role(&self, region: &str, role: &AssumeRole) -> Result<Cloud, CloudError> {
+        let answer = self.inner.sts.assume_role(region, role);
+        self.call(region, ("sts", "AssumeRole"), answer).await
+    }
+}
+
+#[async_trait]
+impl Kms for Limited {
+    async fn describe_key(&self, region: &str, key_id: &str) -> Result<Option<KmsKey>, CloudError> {
+        let answer = self.inner.kms.describe_key(region, key_id);
+        self.call(region, ("kms", "DescribeKey"), answer).await
+    }
+    async fn get_key_policy(&self, region: &str, key_id: &str) -> Result<String, CloudError> {
+        let answer = self.inner.kms.get_key_policy(region, key_id);
+        self.call(region, ("kms", "GetKeyPolicy"), answer).await
     }
 }

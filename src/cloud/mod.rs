@@ -12,9 +12,11 @@ pub mod freshness;
 mod limited;
 pub mod limiter;
 pub mod operations;
+pub mod policy_doc;
 pub mod sim;
 mod types;
 
+use std::collections::BTreeMap;
 use std::sync::Arc;
 
 use async_trait::async_trait;
@@ -73,6 +75,10 @@ pub trait Backup: Send + Sync {
         created_after: i64,
         next_token: Option<&str>,
     ) -> Result<(Vec<CopyJob>, Option<String>), CloudError>;
+    /// A vault's access policy document (GetBackupVaultAccessPolicy); `None` when it has none.
+    async fn get_backup_vault_access_policy(&self, region: &str, vault: &str) -> Result<Option<String>, CloudError>;
+    /// The account's (organization's) AWS Backup settings, e.g. `isCrossAccountBackupEnabled` (DescribeGlobalSettings).
+    async fn describe_global_settings(&self, region: &str) -> Result<BTreeMap<String, String>, CloudError>;
 }
 
 #[async_trait]
@@ -118,6 +124,18 @@ pub trait Ec2: Send + Sync {
     /// Deletes one EBS snapshot (InvalidSnapshot.NotFound when it is gone, InvalidSnapshot.InUse while an AMI
     /// uses it).
     async fn delete_snapshot(&self, region: &str, snapshot_id: &str) -> Result<(), CloudError>;
+    /// Lets another account launch (and so copy) an image, or stops letting it (ModifyImageAttribute
+    /// LaunchPermission Add/Remove UserId).
+    async fn share_image(&self, region: &str, image_id: &str, account: &str, share: bool) -> Result<(), CloudError>;
+    /// Lets another account create volumes from (and so copy) a snapshot, or stops letting it
+    /// (ModifySnapshotAttribute createVolumePermission add/remove).
+    async fn share_snapshot(
+        &self,
+        region: &str,
+        snapshot_id: &str,
+        account: &str,
+        share: bool,
+    ) -> Result<(), CloudError>;
 }
 
 #[async_trait]
@@ -156,6 +174,18 @@ pub trait Sns: Send + Sync {
 #[async_trait]
 pub trait Sts: Send + Sync {
     async fn get_caller_identity(&self, region: &str) -> Result<CallerIdentity, CloudError>;
+    /// A client whose calls use `role`'s credentials (STS AssumeRole in `region`, asked at once, so that a role
+    /// the caller may not assume fails here), renewed before they expire. Its `account` is the role's.
+    async fn assume_role(&self, region: &str, role: &AssumeRole) -> Result<Cloud, CloudError>;
+}
+
+/// KMS, read-only: whether a key that encrypts DR copies exists and may be used.
+#[async_trait]
+pub trait Kms: Send + Sync {
+    /// `None` when no such key is visible (NotFoundException).
+    async fn describe_key(&self, region: &str, key_id: &str) -> Result<Option<KmsKey>, CloudError>;
+    /// The key's policy document (GetKeyPolicy, policy `default`).
+    async fn get_key_policy(&self, region: &str, key_id: &str) -> Result<String, CloudError>;
 }
 
 /// One backend: a handle per service.
@@ -168,17 +198,29 @@ pub struct Cloud {
     pub cloudformation: Arc<dyn CloudFormation>,
     pub sns: Arc<dyn Sns>,
     pub sts: Arc<dyn Sts>,
+    pub kms: Arc<dyn Kms>,
     /// The run's rate limiter, once [`Cloud::limited`] put one in front of the services.
     pub limiter: Option<Arc<limiter::Limiter>>,
+    /// The account these credentials act in, when known before any call (a role's, from its ARN): errors name it.
+    pub account: Option<String>,
+    /// The clients of regions whose calls assume a role (another account), by region name; empty on those
+    /// clients themselves.
+    pub roles: Arc<Vec<(String, Cloud)>>,
 }
 
 impl Cloud {
     /// The same backend with every call going through one shared [`limiter::Limiter`] (already limited: unchanged).
+    /// Each role's client gets a limiter of its own: AWS's rate limits are per account.
     pub fn limited(self) -> Cloud {
         if self.limiter.is_some() {
             return self;
         }
         let limiter = Arc::new(limiter::Limiter::new());
+        let roles: Vec<(String, Cloud)> = self
+            .roles
+            .iter()
+            .map(|(name, c)| (name.clone(), c.clone().limited()))
+            .collect();
         let through = Arc::new(limited::Limited::new(self.clone(), limiter.clone()));
         Cloud {
             backend: self.backend,
@@ -187,8 +229,29 @@ impl Cloud {
             ssm: through.clone(),
             cloudformation: through.clone(),
             sns: through.clone(),
-            sts: through,
+            sts: through.clone(),
+            kms: through,
             limiter: Some(limiter),
+            account: self.account,
+            roles: Arc::new(roles),
         }
+    }
+
+    /// The client whose credentials the calls of region `name` use: its role's, else the caller's own.
+    pub fn for_region(&self, name: &str) -> &Cloud {
+        self.roles.iter().find(|(n, _)| n == name).map_or(self, |(_, c)| c)
+    }
+
+    /// This client with the clients of the regions that assume a role.
+    pub fn with_roles(mut self, roles: Vec<(String, Cloud)>) -> Cloud {
+        self.roles = Arc::new(roles);
+        self
+    }
+
+    /// Every set of credentials of the run: the caller's own (`None`), then each role's region name.
+    pub fn all(&self) -> Vec<(Option<&str>, &Cloud)> {
+        let mut out: Vec<(Option<&str>, &Cloud)> = vec![(None, self)];
+        out.extend(self.roles.iter().map(|(n, c)| (Some(n.as_str()), c)));
+        out
     }
 }

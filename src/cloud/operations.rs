@@ -47,6 +47,13 @@ pub const OPERATIONS: &[Operation] = &[
     op("ec2", "DeregisterImage", true),
     op("ec2", "DeleteSnapshot", true),
     op("ssm", "GetParameterHistory", false),
+    op("ec2", "ModifyImageAttribute", true),
+    op("ec2", "ModifySnapshotAttribute", true),
+    op("kms", "DescribeKey", false),
+    op("kms", "GetKeyPolicy", false),
+    op("backup", "GetBackupVaultAccessPolicy", false),
+    op("backup", "DescribeGlobalSettings", false),
+    op("sts", "AssumeRole", false),
 ];
 
 /// Lists that answer a wait's polls in place of its describe (one list for the polls of many jobs): a poll makes

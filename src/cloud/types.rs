@@ -186,6 +186,17 @@ impl InstanceStatus {
     }
 }
 
+/// STS AssumeRole: the role a region's calls use.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct AssumeRole {
+    pub role_arn: String,
+    pub external_id: Option<String>,
+    /// The role session's name: CloudTrail records it with every call made with these credentials.
+    pub session_name: String,
+    /// How long one set of credentials lasts (DurationSeconds).
+    pub duration_secs: u32,
+}
+
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct CallerIdentity {
     pub account: String,
@@ -210,6 +221,27 @@ pub struct CopyImage {
     /// Tags for the copy and its snapshots (CopyImage TagSpecifications): a copy carries no tag of its source.
     #[serde(default)]
     pub tags: BTreeMap<String, String>,
+    /// Encrypt the copy's snapshots (CopyImage `Encrypted`), with `kms_key_id` or else the account's default EBS key.
+    #[serde(default)]
+    pub encrypted: bool,
+    /// A KMS key of the destination region (id, ARN or alias ARN): CopyImage `KmsKeyId`.
+    #[serde(default)]
+    pub kms_key_id: Option<String>,
+}
+
+/// A KMS key, as DescribeKey tells it.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct KmsKey {
+    pub key_id: String,
+    pub arn: String,
+    /// Enabled, Disabled, PendingDeletion, PendingImport, Unavailable, ...
+    pub state: String,
+    /// ENCRYPT_DECRYPT, SIGN_VERIFY, ...
+    pub usage: String,
+    /// SYMMETRIC_DEFAULT, RSA_2048, ...
+    pub spec: String,
+    /// AWS (an AWS managed key such as aws/ebs, which no other account may use) or CUSTOMER.
+    pub manager: String,
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]

@@ -388,8 +388,13 @@ impl<'a> Executor<'a> {
             let recorder = StepRecorder { exec: self, step: id };
             let approvals = StepApprovals { exec: self, step: id };
             let run = self.run_info(a.action.advisory);
+            // A region that assumes a role (another account) has its own client.
+            let cloud = a
+                .region
+                .as_deref()
+                .map_or(&self.cloud, |name| self.cloud.for_region(name));
             let ctx = Ctx {
-                cloud: &self.cloud,
+                cloud,
                 region,
                 token: &token,
                 recorder: &recorder,
@@ -413,7 +418,16 @@ impl<'a> Executor<'a> {
                         error: info("AwaitingApproval", "other", "waiting for approval".into()),
                     });
                 }
-                Some(Err(e)) => (e.class(), error_info(&e)),
+                Some(Err(e)) => {
+                    // When the run acts in more than one account, an AWS error names the one it was made in.
+                    let e = match e {
+                        ActionError::Cloud(c) if !self.cloud.roles.is_empty() => {
+                            ActionError::Cloud(Box::new(c.in_account(cloud.account.as_deref())))
+                        }
+                        other => other,
+                    };
+                    (e.class(), error_info(&e))
+                }
                 None => {
                     let took = crate::workflow::format_duration(a.timeout);
                     let message = if waits {

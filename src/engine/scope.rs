@@ -50,7 +50,8 @@ impl Scope for RunScope<'_> {
                 .to_string(),
             )),
             Ref::RunError => Ok(Value::String(s.failure_so_far().map(|f| f.1).unwrap_or_default())),
-            Ref::AccountId => s
+            Ref::Account { fixed: Some(a), .. } => Ok(Value::String(a.clone())),
+            Ref::AccountId | Ref::Account { fixed: None, .. } => s
                 .account
                 .clone()
                 .map(Value::String)

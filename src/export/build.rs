@@ -459,6 +459,13 @@ impl<'a> Builder<'a> {
         let Some(name) = region else {
             return Ok((self.home.clone(), Via::Sdk));
         };
+        if let Some((_, role)) = self.wf.roles.iter().find(|(n, _)| n == name) {
+            return Err(format!(
+                "its region `{name}` is reached through role {} (account {}): calls in another account are not \
+                 mapped to Step Functions yet",
+                role.role_arn, role.account
+            ));
+        }
         let code = self
             .regions
             .get(name)

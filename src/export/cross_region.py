@@ -1,32 +1,41 @@
-"""drflow's cross-region call function (placeholder until helper sfn-emu's handler is merged).
-
-Contract: event {"region": "us-west-2", "service": "ssm", "action": "PutParameter", "parameters": {...}} ->
-the API's answer (JSON; datetimes as ISO-8601 strings). An AWS error is raised as an exception whose class name is
-the AWS error code (e.g. ThrottlingException), so a state machine's Retry/Catch can name it.
-"""
+# drflow's cross-region call function (AWS Lambda, Python 3.12), for the Task states of an exported state machine
+# that call a service in another region than the state machine's own (AWS SDK integrations cannot).
+# Event: {"region": "us-west-2", "service": "ssm", "action": "PutParameter", "parameters": {...}}; answer: the API's
+# answer as JSON (timestamps as ISO-8601 strings, blobs base64). An AWS error is raised as an exception whose class
+# name is the AWS error code (ParameterNotFound, ThrottlingException, ...): Lambda reports that name as the error, so
+# Retry / Catch match it by that name. The SDK does not retry here: the state's Retry does. boto3 honours
+# AWS_ENDPOINT_URL.
+import base64
 import datetime
-import re
+import functools
 
 import boto3
-import botocore.exceptions
+from botocore import xform_name
+from botocore.config import Config
+from botocore.exceptions import ClientError
 
 
-def _plain(v):
-    if isinstance(v, dict):
-        return {k: _plain(x) for k, x in v.items() if k != "ResponseMetadata"}
-    if isinstance(v, list):
-        return [_plain(x) for x in v]
-    if isinstance(v, (datetime.datetime, datetime.date)):
-        return v.isoformat()
-    return v
+@functools.lru_cache(maxsize=None)
+def client(service, region):
+    return boto3.client(service, region_name=region, config=Config(retries={"total_max_attempts": 1}))
 
 
-def handler(event, _context):
-    client = boto3.client(event["service"], region_name=event["region"])
-    method = re.sub(r"(?<!^)(?=[A-Z])", "_", event["action"]).lower()
+def as_json(value):
+    if isinstance(value, dict):
+        return {k: as_json(v) for k, v in value.items() if k != "ResponseMetadata"}
+    if isinstance(value, list):
+        return [as_json(v) for v in value]
+    if isinstance(value, datetime.datetime):
+        return value.isoformat()
+    if isinstance(value, (bytes, bytearray)):
+        return base64.b64encode(value).decode()
+    return value
+
+
+def handler(event, context=None):
+    call = getattr(client(event["service"], event["region"]), xform_name(event["action"]))
     try:
-        answer = getattr(client, method)(**event.get("parameters", {}))
-    except botocore.exceptions.ClientError as e:
-        code = e.response.get("Error", {}).get("Code", "ClientError")
-        raise type(code, (Exception,), {})(str(e)) from None
-    return _plain(answer)
+        return as_json(call(**event.get("parameters", {})))
+    except ClientError as e:
+        error = e.response.get("Error", {})
+        raise type(error.get("Code") or "ClientError", (Exception,), {})(error.get("Message") or str(e)) from None

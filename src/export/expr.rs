@@ -34,7 +34,13 @@ pub(crate) fn path(r: &Ref, names: &Names<'_>) -> Result<String, String> {
         Ref::RunWorkflow => "$.run.workflow".into(),
         Ref::RunStatus => "$.run.status".into(),
         Ref::RunError => "$.run.error".into(),
-        Ref::AccountId => "$.account".into(),
+        Ref::AccountId | Ref::Account { fixed: None, .. } => "$.account".into(),
+        Ref::Account { region, fixed: Some(a) } => {
+            return Err(format!(
+                "`accounts.{region}` is account {a}, reached through a role: calls in another account are not mapped \
+                 to Step Functions yet"
+            ));
+        }
         Ref::Item => "$.item".into(),
         Ref::StepOutput { step, output, path } => {
             let Some(outs) = names.outputs.get(step) else {

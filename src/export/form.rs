@@ -97,6 +97,11 @@ pub(crate) fn inputs_used(form: &Form) -> BTreeSet<&'static str> {
                 out.insert(n);
                 arg(a, out);
             }
+            Arg::Choose(n, a, b) => {
+                out.insert(n);
+                arg(a, out);
+                arg(b, out);
+            }
             Arg::Format(_, args) | Arg::List(args) => args.iter().for_each(|a| arg(a, out)),
             Arg::Map(entries) => entries.iter().for_each(|(_, a)| arg(a, out)),
             Arg::AfterLastSlash(a) | Arg::Split(a, _, _) | Arg::Length(a) | Arg::First(a) => arg(a, out),
@@ -460,6 +465,10 @@ impl Builder<'_> {
             Arg::IfGiven(n, a) => match cx.given(n) {
                 Some(_) => self.arg(cx, a)?,
                 None => Node::Absent,
+            },
+            Arg::Choose(n, a, b) => match cx.given(n) {
+                Some(_) => self.arg(cx, a)?,
+                None => self.arg(cx, b)?,
             },
             Arg::Token => {
                 // Deterministic per execution and step (and item): a retry or a redrive sends the same token.

@@ -95,6 +95,21 @@ pub(crate) fn error_name(service: &str, code: &str, via: Via) -> String {
     }
 }
 
+/// The documented rule's name of a code (`Service.CodeException`), and what `error_name` gives when they differ.
+fn both(service: &str, code: &str, via: Via) -> Vec<String> {
+    let named = error_name(service, code, via);
+    if via == Via::Function {
+        return vec![named];
+    }
+    let p = service_prefix(service);
+    let rule = if code.ends_with("Exception") {
+        format!("{p}.{code}")
+    } else {
+        format!("{p}.{code}Exception")
+    };
+    if rule == named { vec![named] } else { vec![rule, named] }
+}
+
 /// The codes of throttling, per service (what the SDKs count as throttling, as each service spells it).
 fn throttling_codes(service: &str) -> &'static [&'static str] {
     match service {
@@ -132,13 +147,15 @@ pub(crate) fn names(m: &ErrorMatch, service: &str, via: Via, own: &[String]) -> 
     match m {
         ErrorMatch::All => out.push("States.ALL".into()),
         ErrorMatch::Timeout => out.push("States.Timeout".into()),
+        // Both the documented rule's name and the generic one an undeclared code comes as (AWS does not document
+        // which: `Backup.ThrottlingException` is unconfirmed, `Backup.BackupException` what the SDK names it).
         ErrorMatch::Throttling => {
-            out.extend(throttling_codes(service).iter().map(|c| error_name(service, c, via)));
+            out.extend(throttling_codes(service).iter().flat_map(|c| both(service, c, via)));
             generic(&mut out);
         }
         ErrorMatch::Transient => {
-            out.extend(throttling_codes(service).iter().map(|c| error_name(service, c, via)));
-            out.extend(SERVER_CODES.iter().map(|c| error_name(service, c, via)));
+            out.extend(throttling_codes(service).iter().flat_map(|c| both(service, c, via)));
+            out.extend(SERVER_CODES.iter().flat_map(|c| both(service, c, via)));
             generic(&mut out);
         }
         ErrorMatch::Code(c) if own.contains(c) => out.push(c.clone()),

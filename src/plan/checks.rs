@@ -26,13 +26,33 @@ use crate::workflow::{Preflight, format_duration};
 /// What one check looks at.
 #[derive(Debug, Clone, PartialEq)]
 enum Probe {
-    Identity { role_account: Option<String> },
-    Instance { id: String },
-    Vault { name: String },
-    Parameter { name: String },
-    Template { file: String },
-    Stack { name: String, deploy: bool },
-    Topic { arn: String },
+    Identity {
+        role_account: Option<String>,
+    },
+    /// Who a region's role makes the calls: `None` when it could not be assumed (the reason is the check's).
+    RoleIdentity {
+        region: String,
+        error: Option<String>,
+    },
+    Instance {
+        id: String,
+    },
+    Vault {
+        name: String,
+    },
+    Parameter {
+        name: String,
+    },
+    Template {
+        file: String,
+    },
+    Stack {
+        name: String,
+        deploy: bool,
+    },
+    Topic {
+        arn: String,
+    },
 }
 
 #[derive(Debug)]
@@ -45,17 +65,45 @@ struct Pending {
     probe: Result<Probe, String>,
 }
 
-/// Runs every check the plan calls for against `cloud` (read-only calls only).
-pub async fn run(plan: &Plan, base_dir: &Path, cloud: &Cloud) -> Checks {
+/// Runs every check the plan calls for against `cloud` (read-only calls only). `unassumed` are the regions whose
+/// role could not be assumed, and why.
+pub async fn run(plan: &Plan, base_dir: &Path, cloud: &Cloud, unassumed: &[(String, String)]) -> Checks {
     let mut results = Vec::new();
     let mut account = None;
-    for p in derive(plan) {
+    let mut pending = derive(plan);
+    // One more identity per role: every account the run acts in.
+    for (name, arn) in &plan.roles {
+        let error = unassumed.iter().find(|(n, _)| n == name).map(|(_, e)| e.clone());
+        pending.insert(
+            1.min(pending.len()),
+            Pending {
+                kind: CheckKind::CallerIdentity,
+                subject: arn.clone(),
+                region: plan.region_code(name).map(str::to_string),
+                steps: Vec::new(),
+                probe: Ok(Probe::RoleIdentity {
+                    region: name.clone(),
+                    error,
+                }),
+            },
+        );
+    }
+    for p in pending {
         let (status, reason) = match &p.probe {
             Err(why) => (CheckStatus::Skipped, why.clone()),
             Ok(Probe::Identity { role_account }) => {
                 let region = p.region.as_deref().unwrap_or_default();
                 let (status, reason, acct) = identity(cloud, region, role_account.as_deref()).await;
                 account = acct;
+                (status, reason)
+            }
+            Ok(Probe::RoleIdentity { error: Some(e), .. }) => (CheckStatus::Failed, e.clone()),
+            Ok(Probe::RoleIdentity {
+                region: name,
+                error: None,
+            }) => {
+                let region = p.region.as_deref().unwrap_or_default();
+                let (status, reason, _) = identity(cloud.for_region(name), region, None).await;
                 (status, reason)
             }
             Ok(probe) => {
@@ -72,12 +120,67 @@ pub async fn run(plan: &Plan, base_dir: &Path, cloud: &Cloud) -> Checks {
             steps: p.steps,
         });
     }
+    results.extend(gates(plan, base_dir, cloud).await);
     Checks {
         backend: cloud.backend,
         account,
         failed: results.iter().filter(|c| c.status == CheckStatus::Failed).count(),
         results,
     }
+}
+
+/// What each step that checks something before a run (`Action::gate`) finds now, with the inputs known before the
+/// run; a step that will be skipped needs nothing.
+async fn gates(plan: &Plan, base_dir: &Path, cloud: &Cloud) -> Vec<Check> {
+    let mut out = Vec::new();
+    let run = crate::actions::RunInfo::default();
+    for s in plan.all_steps() {
+        let Some(a) = s.action() else { continue };
+        let (Some(region), Some(spec)) = (&a.region, crate::actions::catalog().find(a.action)) else {
+            continue;
+        };
+        let action = crate::actions::of(spec);
+        let known: crate::actions::Values = a
+            .inputs
+            .iter()
+            .filter_map(|(k, v)| match v {
+                Planned::Known(v) => Some((k.clone(), v.clone())),
+                _ => None,
+            })
+            .collect();
+        if !action.has_gate(&known) || s.skipped.is_some() {
+            continue;
+        }
+        // A region whose role could not be assumed: its identity check says why; nothing else can be looked at.
+        let unassumed =
+            plan.roles.iter().any(|(n, _)| *n == region.name) && !cloud.roles.iter().any(|(n, _)| *n == region.name);
+        if unassumed {
+            out.push(Check {
+                check: CheckKind::BeforeRun,
+                subject: s.id.clone(),
+                region: Some(region.code.clone()),
+                status: CheckStatus::Skipped,
+                reason: format!("the role of region `{}` could not be assumed", region.name),
+                steps: vec![s.id.clone()],
+            });
+            continue;
+        }
+        let here = cloud.for_region(&region.name);
+        let ctx = crate::actions::detached::ctx(here, &region.code, "drflow-plan-check", base_dir, &run);
+        let (status, reason) = match action.gate(&ctx, cloud, &known).await {
+            Ok(()) => (CheckStatus::Ok, "passed".to_string()),
+            Err(e) => (CheckStatus::Failed, e.to_string()),
+        };
+        out.push(Check {
+            check: CheckKind::BeforeRun,
+            subject: s.id.clone(),
+            region: Some(region.code.clone()),
+            status,
+            reason,
+            steps: vec![s.id.clone()],
+        });
+    }
+    out
 }
 
 /// The checks the plan calls for, in step order, merged when two steps need the same one.
@@ -218,6 +321,7 @@ async fn perform(cloud: &Cloud, region: &str, probe: &Probe, base_dir: &Path) ->
             let (status, reason, _) = identity(cloud, region, role_account.as_deref()).await;
             (status, reason)
         }
+        Probe::RoleIdentity { .. } => unreachable!("role identities are checked in `run`"),
         Probe::Instance { id } => match cloud.ec2.describe_instances(region, std::slice::from_ref(id)).await {
             Ok(found) => match found.iter().find(|i| i.instance_id == *id) {
                 None => (Failed, format!("no instance {id} in {region}")),
@@ -460,7 +564,7 @@ steps:
         .unwrap();
         let sim = Sim::new(scenario);
         let p = plan_for(YAML, serde_json::json!({"deploy": true}));
-        let checks = run(&p, Path::new("."), &sim.cloud()).await;
+        let checks = run(&p, Path::new("."), &sim.cloud(), &[]).await;
         let status: Vec<(CheckKind, CheckStatus)> = checks.results.iter().map(|c| (c.check, c.status)).collect();
         assert_eq!(
             status,

@@ -43,10 +43,11 @@ impl Scope for Known<'_> {
                 .get(name)
                 .cloned()
                 .ok_or_else(|| format!("no region `{name}`")),
-            Ref::AccountId => self
+            Ref::Account { fixed: Some(a), .. } => Ok(Value::String(a.clone())),
+            Ref::AccountId | Ref::Account { fixed: None, .. } => self
                 .account
                 .map(|a| Value::String(a.to_string()))
-                .ok_or_else(|| "`account.id` is known after preflight".into()),
+                .ok_or_else(|| format!("`{}` is known after preflight", r.dotted())),
             Ref::StepOutput { step, output, path } if self.output(step).is_some() => {
                 let mut v = self
                     .output(step)
@@ -74,8 +75,9 @@ impl Known<'_> {
                     None
                 }
                 Ref::Region(_) => None,
-                Ref::AccountId if self.account.is_some() => None,
-                Ref::AccountId => Some("preflight"),
+                Ref::Account { fixed: Some(_), .. } => None,
+                Ref::AccountId | Ref::Account { .. } if self.account.is_some() => None,
+                Ref::AccountId | Ref::Account { .. } => Some("preflight"),
                 // `item`: each item of a `for_each` has its own value.
                 Ref::RunId | Ref::RunStatus | Ref::RunError | Ref::RunWorkflow | Ref::Item => {
                     unknown = true;
@@ -172,6 +174,7 @@ fn assemble(wf: &Workflow, file: &str, known: &Known, given: &[(String, String)]
                 (name.clone(), code.to_string())
             })
             .collect(),
+        roles: wf.roles.iter().map(|(n, r)| (n.clone(), r.role_arn.clone())).collect(),
         steps,
         finally,
         max_duration,

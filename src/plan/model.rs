@@ -29,6 +29,9 @@ pub struct Plan {
     /// Region names and codes after `--region` overrides.
     #[serde(serialize_with = "ordered")]
     pub regions: Vec<(String, String)>,
+    /// The roles some regions' calls assume (another account): region name → role ARN.
+    #[serde(serialize_with = "ordered", skip_serializing_if = "Vec::is_empty")]
+    pub roles: Vec<(String, String)>,
     pub steps: Vec<PlannedStep>,
     pub finally: Vec<PlannedStep>,
     /// Upper bound of the run's duration: the sum over `steps` and `finally` of each step's `max_duration_ms`;
@@ -410,6 +413,8 @@ pub enum CheckKind {
     Discovery,
     /// What a step that changes things would change if it ran now, found read-only (`Action::preview`).
     Preview,
+    /// What a step checks before the run changes anything (`Action::gate`): a KMS key, a vault in another account.
+    BeforeRun,
 }
 
 impl CheckKind {
@@ -424,6 +429,7 @@ impl CheckKind {
             CheckKind::SnsTopic => "SNS topic",
             CheckKind::Discovery => "discovery step",
             CheckKind::Preview => "preview of step",
+            CheckKind::BeforeRun => "before-run check of step",
         }
     }
 }

@@ -25,9 +25,11 @@ pub struct Statement {
     pub sid: String,
     #[serde(rename = "Effect")]
     pub effect: &'static str,
+    #[serde(rename = "Principal", skip_serializing_if = "Option::is_none")]
+    pub principal: Option<serde_json::Value>,
     #[serde(rename = "Action")]
     pub action: Vec<String>,
-    #[serde(rename = "Resource")]
+    #[serde(rename = "Resource", skip_serializing_if = "Vec::is_empty")]
     pub resource: Vec<String>,
     #[serde(rename = "Condition", skip_serializing_if = "Option::is_none")]
     pub condition: Option<serde_json::Value>,
@@ -55,6 +57,105 @@ type Condition = Option<(&'static str, String)>;
 /// must agree with `--account` if both are given).
 pub fn build(plan: &Plan, account: Option<&str>) -> Result<Policy, String> {
     let account = account_id(plan, account)?;
+    build_for(plan, account, &|_| true, &[])
+}
+
+/// One account's (or role's) share of a run's permissions.
+#[derive(Debug)]
+pub struct AccountPolicy {
+    /// `None` for the caller's own credentials, else the role a region assumes.
+    pub role_arn: Option<String>,
+    /// The account, when known.
+    pub account: Option<String>,
+    /// The region names whose calls use these credentials.
+    pub regions: Vec<String>,
+    pub policy: Policy,
+    /// For a role: who may assume it (the caller's account, with the external id when one is set).
+    pub trust: Option<Document>,
+}
+
+/// The policies of a run that acts in several accounts: the caller's (its regions' steps, and sts:AssumeRole on each
+/// role), then each role's (its region's steps) with the trust policy the role needs.
+pub fn build_accounts(
+    plan: &Plan,
+    account: Option<&str>,
+    wf_roles: &[(String, crate::workflow::RegionRole)],
+) -> Result<Vec<AccountPolicy>, String> {
+    let caller = account_id(plan, account)?;
+    let in_role = |name: &str| wf_roles.iter().any(|(n, _)| n == name);
+    let roles: Vec<String> = wf_roles.iter().map(|(_, r)| r.role_arn.clone()).collect();
+    let assume: Vec<(&str, Vec<String>)> = vec![("sts:AssumeRole", roles)];
+    let mut out = vec![AccountPolicy {
+        role_arn: None,
+        account: caller.clone().ok(),
+        regions: plan
+            .regions
+            .iter()
+            .map(|(n, _)| n.clone())
+            .filter(|n| !in_role(n))
+            .collect(),
+        policy: build_for(plan, caller.clone(), &|r| r.is_none_or(|r| !in_role(r)), &assume)?,
+        trust: None,
+    }];
+    for (name, role) in wf_roles {
+        // A copy into this account's vault is checked before the run with this role: it reads the vault's policy.
+        let vaults: Vec<String> = plan
+            .active_actions()
+            .into_iter()
+            .filter(|(_, a)| a.input("destination_account").and_then(Planned::known_str) == Some(role.account.as_str()))
+            .map(|(_, a)| {
+                let input = |n: &str| a.input(n).map(Planned::pattern).unwrap_or_else(|| "*".into());
+                format!(
+                    "arn:aws:backup:{}:{}:backup-vault:{}",
+                    input("destination_region"),
+                    role.account,
+                    input("destination_vault")
+                )
+            })
+            .collect();
+        let reads: Vec<(&str, Vec<String>)> = if vaults.is_empty() {
+            vec![]
+        } else {
+            vec![("backup:GetBackupVaultAccessPolicy", vaults)]
+        };
+        let policy = build_for(plan, Ok(role.account.clone()), &|r| r == Some(name.as_str()), &reads)?;
+        let principal = match &caller {
+            Ok(a) => format!("arn:aws:iam::{a}:root"),
+            Err(_) => "arn:aws:iam::CALLER_ACCOUNT_ID:root".to_string(),
+        };
+        let condition = role
+            .external_id
+            .as_ref()
+            .map(|id| serde_json::json!({"StringEquals": {"sts:ExternalId": id}}));
+        out.push(AccountPolicy {
+            role_arn: Some(role.role_arn.clone()),
+            account: Some(role.account.clone()),
+            regions: vec![name.clone()],
+            policy,
+            trust: Some(Document {
+                version: "2012-10-17",
+                statement: vec![Statement {
+                    sid: "DrflowAssumesThisRole".into(),
+                    effect: "Allow",
+                    principal: Some(serde_json::json!({"AWS": principal})),
+                    action: vec!["sts:AssumeRole".into()],
+                    resource: Vec::new(),
+                    condition,
+                }],
+            }),
+        });
+    }
+    Ok(out)
+}
+
+/// The policy for the steps whose region name `mine` accepts (`None`: a step that calls no region), plus the
+/// `extra` grants (IAM action, resources).
+fn build_for(
+    plan: &Plan,
+    account: Result<String, String>,
+    mine: &dyn Fn(Option<&str>) -> bool,
+    extra: &[(&str, Vec<String>)],
+) -> Result<Policy, String> {
     let mut notes = Vec::new();
     for m in &plan.missing {
         notes.push(format!("input `{m}` is not given: the ARNs that depend on it use `*`"));
@@ -66,11 +167,17 @@ pub fn build(plan: &Plan, account: Option<&str>) -> Result<Policy, String> {
     }
     // (IAM action, condition) → resources, in the order first needed.
     let mut grants: Vec<((String, Condition), Vec<String>)> = Vec::new();
+    for (action, resources) in extra {
+        grants.push(((action.to_string(), None), resources.clone()));
+    }
     for (_, a) in plan.active_actions() {
+        if !mine(a.region.as_ref().map(|r| r.name.as_str())) {
+            continue;
+        }
         let spec = actions::catalog()
             .find(a.action)
             .ok_or_else(|| format!("unknown action `{}`", a.action))?;
-        for iam in spec.calls.iter().chain(spec.extra_iam) {
+        for iam in spec.calls.iter().chain(spec.extra_iam).chain(spec.gate_calls) {
             let (resources, condition) = resources_for(iam, a, &account)?;
             // A grant on nothing (e.g. a notification whose topic is not given: the step cannot run) is left out.
             if resources.is_empty() {
@@ -117,6 +224,7 @@ pub fn build(plan: &Plan, account: Option<&str>) -> Result<Policy, String> {
         statement.push(Statement {
             sid,
             effect: "Allow",
+            principal: None,
             action: actions,
             resource: resources,
             condition: condition.map(|(key, value)| serde_json::json!({"StringEquals": {key: value}})),
@@ -260,6 +368,31 @@ fn resources_for(
             (r, none)
         }
         "ec2:CopyImage" => (images(&image_regions), none),
+        // Sharing an image and its snapshots with another account (ModifyImageAttribute, ModifySnapshotAttribute).
+        "ec2:ModifyImageAttribute" | "ec2:ModifySnapshotAttribute" => (images(std::slice::from_ref(&region)), none),
+        // A copy encrypted with a key of its region and account: only a step given a key needs any KMS permission
+        // (IAM names keys by id: an alias gives `key/*`).
+        s if s.starts_with("kms:") => match a.input("kms_key_id") {
+            Some(k) => {
+                let key = k.pattern();
+                let key = match key.strip_prefix("arn:") {
+                    Some(_) if key.contains(":key/") => key,
+                    _ if !key.is_empty() && !key.contains('/') && !key.contains(':') => {
+                        format!("arn:aws:kms:{region}:{}:key/{key}", acct()?)
+                    }
+                    _ => format!("arn:aws:kms:{region}:{}:key/*", acct()?),
+                };
+                (vec![key], none)
+            }
+            None => (vec![], none),
+        },
+        // Checks before a copy into another account's vault: that vault's policy is read with the DR account's
+        // credentials; the organization's settings are read by the caller.
+        "backup:GetBackupVaultAccessPolicy" => (vec![], none),
+        "backup:DescribeGlobalSettings" => match a.input("destination_account") {
+            Some(_) => (vec!["*".to_string()], none),
+            None => (vec![], none),
+        },
         "sns:Publish" | "sns:GetTopicAttributes" => {
             let topic = input("topic_arn");
             (if topic.is_empty() { vec![] } else { vec![topic] }, none)

@@ -127,6 +127,7 @@ mod tests {
             defaulted: vec![],
             missing: vec![],
             regions: vec![],
+            roles: vec![],
             steps: vec![step],
             finally: vec![],
             max_duration: Some(Duration::from_millis(1500)),

@@ -34,7 +34,14 @@ pub fn render(plan: &Plan) -> String {
         let _ = writeln!(o, "\nRegions");
         let width = plan.regions.iter().map(|(k, _)| k.len()).max().unwrap_or(0);
         for (k, v) in &plan.regions {
-            let _ = writeln!(o, "  {k:<width$}  {v}");
+            match plan.roles.iter().find(|(n, _)| n == k) {
+                Some((_, arn)) => {
+                    let _ = writeln!(o, "  {k:<width$}  {v}  as {arn}");
+                }
+                None => {
+                    let _ = writeln!(o, "  {k:<width$}  {v}");
+                }
+            }
         }
     }
     let _ = writeln!(o, "\nSteps, in execution order");

@@ -2,13 +2,16 @@
 //! take the lock and open the journal (through the engine), execute, and conclude with a report and a verdict.
 //! `drflow run`, `drflow resume`, `drflow schedule`, the tests and the benchmark all start runs here.
 
+mod accounts;
 mod backend;
+mod gate;
 mod verdict;
 
 use std::future::Future;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
+pub use accounts::{attach, attach_each};
 pub use backend::Backend;
 pub use verdict::{Verdict, WAITING_FOR_APPROVAL, conclude};
 
@@ -31,6 +34,10 @@ pub enum SessionError {
     /// The runtime, the simulator's files, or AWS credentials.
     #[error("{0}")]
     Environment(String),
+    /// A check before the first step failed (a KMS key that does not exist, a vault that refuses copies): nothing
+    /// was changed.
+    #[error("refused before any change: {0}")]
+    Refused(String),
 }
 
 /// What a session runs.
@@ -127,7 +134,12 @@ impl Session {
                 let clock = Clock::start();
                 let run_id = run_id.unwrap_or_else(|| engine::new_run_id(clock.now()));
                 let cloud = self.client(&bindings.region_codes()).await?;
-                let account = account_of_caller(wf, &cloud, &bindings).await?;
+                let cloud = accounts::attach(wf, &bindings.regions, &run_id, cloud).await?.limited();
+                let account = match &cloud.account {
+                    Some(a) => Some(a.clone()),
+                    None => account_of_caller(wf, &cloud, &bindings).await?,
+                };
+                gate::check(wf, &bindings, account.as_deref(), &cloud).await?;
                 let request = RunRequest {
                     workflow: wf,
                     cloud,
@@ -157,6 +169,9 @@ impl Session {
                     .map(str::to_string)
                     .collect();
                 let cloud = self.client(&codes).await?;
+                let cloud = accounts::attach(wf, &state.regions, &state.run_id, cloud)
+                    .await?
+                    .limited();
                 let dir = &self.state_dir;
                 let how = engine::Resume {
                     force,
@@ -174,10 +189,11 @@ impl Session {
         }
     }
 
+    /// The caller's client, not yet limited (the clients of roles join it first: `accounts::attach`).
     async fn client(&self, regions: &[String]) -> Result<Cloud, SessionError> {
         match &self.client {
-            Some(c) => Ok(c.clone().limited()),
-            None => Ok(self.backend.connect(&self.state_dir, regions).await?.limited()),
+            Some(c) => Ok(c.clone()),
+            None => self.backend.connect(&self.state_dir, regions).await,
         }
     }
 
@@ -193,7 +209,7 @@ impl Session {
             message: message.to_string(),
         };
         self.backend.runtime()?.block_on(async {
-            let cloud = self.client(std::slice::from_ref(&region)).await?;
+            let cloud = self.client(std::slice::from_ref(&region)).await?.limited();
             retried(|| cloud.sns.publish(&region, &req))
                 .await
                 .map_err(|e| SessionError::Environment(e.to_string()))
@@ -229,7 +245,7 @@ impl Session {
 /// The caller's account, when the workflow uses `account.id`: asked once, before the first step (a missing or
 /// expired login fails here, not in the middle of the run).
 async fn account_of_caller(wf: &Workflow, cloud: &Cloud, bindings: &Bindings) -> Result<Option<String>, SessionError> {
-    if !wf.references().any(|r| *r == Ref::AccountId) {
+    if !wf.references().any(Ref::needs_caller_account) {
         return Ok(None);
     }
     // The workflow's first region (the primary one, by convention).

@@ -24,6 +24,8 @@ pub struct Workflow {
     pub regions: Vec<(String, String)>,
     /// Whether two region names may resolve to the same code (`allow_shared_regions: true`).
     pub allow_shared_regions: bool,
+    /// The roles some regions' calls assume (another account), by region name, in file order.
+    pub roles: Vec<(String, RegionRole)>,
     pub lock: Option<Template>,
     /// AWS's limits on concurrent jobs, with the workflow's overrides.
     pub quotas: super::Quotas,
@@ -33,7 +35,57 @@ pub struct Workflow {
     pub warnings: Vec<super::diagnostic::Problem>,
 }
 
+/// The role a region's calls assume: `regions: NAME: {region, role_arn, external_id, session_name, duration}`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct RegionRole {
+    pub role_arn: String,
+    /// The role's account, from its ARN.
+    pub account: String,
+    pub external_id: Option<String>,
+    /// Prefix of the session name; the run id follows it.
+    pub session_name: String,
+    /// How long one set of credentials lasts (STS DurationSeconds).
+    pub duration: Duration,
+}
+
+impl RegionRole {
+    /// Default `session_name` prefix.
+    pub const SESSION_PREFIX: &'static str = "drflow";
+    /// Default credential lifetime (STS's own default).
+    pub const DURATION: Duration = Duration::from_secs(3600);
+
+    /// The role session's name for a run: CloudTrail records it with every call made with these credentials.
+    pub fn session(&self, run_id: &str) -> String {
+        let mut name = format!("{}-{run_id}", self.session_name);
+        name.truncate(64);
+        name
+    }
+}
+
+/// The account of an IAM role ARN (`arn:PARTITION:iam::ACCOUNT:role/NAME`), when it is one.
+pub fn role_account(arn: &str) -> Option<&str> {
+    let rest = ["arn:aws:iam::", "arn:aws-us-gov:iam::", "arn:aws-cn:iam::"]
+        .iter()
+        .find_map(|p| arn.strip_prefix(p))?;
+    let (account, role) = rest.split_once(':')?;
+    let name = role.strip_prefix("role/")?;
+    let ok = account.len() == 12
+        && account.bytes().all(|b| b.is_ascii_digit())
+        && !name.is_empty()
+        && name.len() <= 512
+        && name
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || b"+=,.@_-/".contains(&b))
+        && !name.ends_with('/');
+    ok.then_some(account)
+}
+
 impl Workflow {
+    /// The role region `name`'s calls assume, if any.
+    pub fn role(&self, name: &str) -> Option<&RegionRole> {
+        self.roles.iter().find(|(n, _)| n == name).map(|(_, r)| r)
+    }
+
     /// Folder of the workflow file: relative paths in it (templates) start here.
     pub fn dir(&self) -> PathBuf {
         self.source.path.parent().map(|p| p.to_path_buf()).unwrap_or_default()

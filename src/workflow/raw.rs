@@ -20,9 +20,11 @@ pub struct RawWorkflow {
     /// Typed inputs, given on the command line with `--input NAME=VALUE`.
     #[serde(default)]
     pub inputs: OrderedMap<RawInput>,
-    /// Named regions, e.g. `primary: us-east-1`; override with `--region NAME=CODE`.
+    /// Named regions, e.g. `primary: us-east-1`, or with the credentials their calls use (another account):
+    /// `dr: {region: us-west-2, role_arn: arn:aws:iam::222222222222:role/drflow-dr}`. Override a code with
+    /// `--region NAME=CODE`.
     #[serde(default)]
-    pub regions: OrderedMap<String>,
+    pub regions: OrderedMap<RegionEntry>,
     /// Two region names may resolve to the same code (refused by default: a DR region must differ from the region
     /// it protects).
     pub allow_shared_regions: Option<bool>,
@@ -39,6 +41,74 @@ pub struct RawWorkflow {
     /// Steps that always run after `steps`, whether they succeeded or failed.
     #[serde(default)]
     pub finally: Vec<RawStep>,
+}
+
+/// A named region: its code alone (`dr: us-west-2`), or its code and the role its calls assume.
+#[derive(Debug, Default, Clone, PartialEq, Deserialize, JsonSchema)]
+pub struct RawRegion {
+    /// The region code, e.g. `us-west-2`.
+    pub region: Option<String>,
+    /// A role to assume (STS AssumeRole) for every call in this region, e.g. in the DR account:
+    /// `arn:aws:iam::222222222222:role/drflow-dr`. The source credentials are the standard chain's (or `--profile`).
+    pub role_arn: Option<String>,
+    /// The external id the role's trust policy asks for (`sts:ExternalId`).
+    pub external_id: Option<String>,
+    /// Prefix of the role session's name (default `drflow`); the run id follows it, so CloudTrail ties each call
+    /// to its run.
+    pub session_name: Option<String>,
+    /// How long one set of role credentials lasts (15m to 12h, default 1h); drflow renews them before they expire.
+    pub duration: Option<Text>,
+}
+
+impl RawRegion {
+    /// The short form's value, or the long form's `region`.
+    pub fn code(&self) -> &str {
+        self.region.as_deref().unwrap_or("")
+    }
+}
+
+/// A region as written: a plain code or a mapping (kept in one struct so serde_yaml locates its errors).
+pub fn region_from_yaml<'de, D: Deserializer<'de>>(d: D) -> Result<RawRegion, D::Error> {
+    struct V;
+    impl<'de> Visitor<'de> for V {
+        type Value = RawRegion;
+        fn expecting(&self, f: &mut fmt::Formatter) -> fmt::Result {
+            f.write_str("a region code such as us-west-2, or a mapping with `region` and `role_arn`")
+        }
+        fn visit_str<E: de::Error>(self, v: &str) -> Result<RawRegion, E> {
+            Ok(RawRegion {
+                region: Some(v.to_string()),
+                ..RawRegion::default()
+            })
+        }
+        fn visit_map<A: MapAccess<'de>>(self, map: A) -> Result<RawRegion, A::Error> {
+            RawRegion::deserialize(de::value::MapAccessDeserializer::new(map))
+        }
+    }
+    d.deserialize_any(V)
+}
+
+/// `regions:` values, either form.
+#[derive(Debug, Default, Clone, PartialEq, JsonSchema)]
+#[schemars(transparent)]
+pub struct RegionEntry(#[schemars(with = "RegionSchema")] pub RawRegion);
+
+impl<'de> Deserialize<'de> for RegionEntry {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        region_from_yaml(d).map(RegionEntry)
+    }
+}
+
+/// The schema of a region: a code, or the mapping.
+struct RegionSchema;
+
+impl JsonSchema for RegionSchema {
+    fn schema_name() -> Cow<'static, str> {
+        "Region".into()
+    }
+    fn json_schema(g: &mut SchemaGenerator) -> schemars::Schema {
+        json_schema!({ "anyOf": [ { "type": "string" }, g.subschema_for::<RawRegion>() ] })
+    }
 }
 
 #[derive(Debug, Default, Deserialize, JsonSchema)]
@@ -244,6 +314,7 @@ pub fn known_keys() -> Vec<&'static str> {
     for fields in [
         fields_of::<RawWorkflow>(),
         fields_of::<RawInput>(),
+        fields_of::<RawRegion>(),
         fields_of::<RawDefaults>(),
         fields_of::<RawStep>(),
         fields_of::<RawRetry>(),
@@ -312,5 +383,25 @@ mod tests {
         let m: OrderedMap<u32> = serde_yaml::from_str("b: 1\na: 2\nb: 3\n").unwrap();
         assert_eq!(m.entries, vec![("b".to_string(), 1), ("a".to_string(), 2)]);
         assert_eq!(m.duplicates, vec!["b".to_string()]);
+    }
+}
+
+#[cfg(test)]
+mod region_tests {
+    use super::*;
+
+    #[test]
+    fn a_region_is_a_code_or_a_mapping() {
+        let text = "regions:\n  primary: us-east-1\n  dr:\n    region: us-west-2\n    role_arn: arn:aws:iam::222222222222:role/x\n";
+        let raw: RawWorkflow = serde_yaml::from_str(text).unwrap();
+        assert_eq!(raw.regions.entries[0].1.0.code(), "us-east-1");
+        assert_eq!(
+            raw.regions.entries[1].1.0.role_arn.as_deref(),
+            Some("arn:aws:iam::222222222222:role/x")
+        );
+        let mut ignored = Vec::new();
+        let de = serde_yaml::Deserializer::from_str(text);
+        let raw: RawWorkflow = serde_ignored::deserialize(de, |p| ignored.push(p.to_string())).unwrap();
+        assert_eq!(raw.regions.entries[1].1.0.code(), "us-west-2");
     }
 }

@@ -20,6 +20,9 @@ pub enum Ref {
     RunError,
     /// `account.id`: the AWS account of the caller, known once the run has checked its credentials.
     AccountId,
+    /// `accounts.NAME`: the account region NAME's calls act in. `fixed` is the account of the role it assumes
+    /// (set by validation, from the role's ARN); without a role it is the caller's (`account.id`).
+    Account { region: String, fixed: Option<String> },
     /// `item`: inside a `for_each`, the item (its key).
     Item,
     /// `steps.ID.outputs.NAME[.KEY...]`
@@ -47,6 +50,10 @@ impl Ref {
             ["run", "status"] => Ref::RunStatus,
             ["run", "error"] => Ref::RunError,
             ["account", "id"] => Ref::AccountId,
+            ["accounts", name] => Ref::Account {
+                region: name.to_string(),
+                fixed: None,
+            },
             ["item"] => Ref::Item,
             ["steps", step, "outputs", output, rest @ ..] => Ref::StepOutput {
                 step: step.to_string(),
@@ -57,6 +64,11 @@ impl Ref {
             ["steps", step, "error"] => Ref::StepError(step.to_string()),
             _ => return None,
         })
+    }
+
+    /// Whether its value is the caller's account, which a run asks STS for before its first step.
+    pub fn needs_caller_account(&self) -> bool {
+        matches!(self, Ref::AccountId | Ref::Account { fixed: None, .. })
     }
 
     /// The step whose result it reads, if any.
@@ -77,6 +89,7 @@ impl Ref {
             Ref::RunStatus => "run.status".into(),
             Ref::RunError => "run.error".into(),
             Ref::AccountId => "account.id".into(),
+            Ref::Account { region, .. } => format!("accounts.{region}"),
             Ref::Item => "item".into(),
             Ref::StepOutput { step, output, path } => {
                 let mut s = format!("steps.{step}.outputs.{output}");
@@ -115,6 +128,7 @@ mod tests {
             "run.error",
             "run.workflow",
             "account.id",
+            "accounts.dr",
             "item",
             "steps.deploy.outputs.outputs.InstanceId",
             "steps.a.status",

@@ -148,6 +148,9 @@ pub struct ActionSpec {
     pub calls: &'static [&'static str],
     /// IAM actions needed beyond `calls` (e.g. `iam:PassRole`).
     pub extra_iam: &'static [&'static str],
+    /// Read-only calls its checks before the run make (`Action::gate`), as `service:Operation`: in the policy, not in
+    /// a step's attempts.
+    pub gate_calls: &'static [&'static str],
     /// Read-only checks `drflow plan --check` makes for a step of this action.
     pub preflight: &'static [Preflight],
     /// The resource a step writes, named by one of its inputs: two steps that may run at the same time must not
@@ -189,6 +192,7 @@ impl ActionSpec {
         outputs: &[],
         calls: &[],
         extra_iam: &[],
+        gate_calls: &[],
         preflight: &[],
         writes: None,
         advisory: false,

@@ -8,7 +8,7 @@ use regex::Regex;
 use serde_json::Value;
 
 use super::diagnostic::{Code, Problem, Problems, did_you_mean};
-use super::duration::parse_duration;
+use super::duration::{format_duration, parse_duration};
 use super::expr::{Dotted, Expr, ExprError, Piece, Reference, Template};
 use super::model::*;
 use super::policy::{ErrorMatch, Jitter, PollPolicy, RetryPolicy};
@@ -135,6 +135,8 @@ struct Validator<'p, 's> {
     dir: std::path::PathBuf,
     inputs: Vec<String>,
     regions: Vec<String>,
+    /// Accounts of the regions that assume a role (`accounts.NAME` of the others is the caller's).
+    role_accounts: HashMap<String, String>,
     steps: HashMap<String, StepInfo>,
     /// Ids of steps inside a `for_each` (they run once per item: outside it, they have no one value).
     item_steps: HashSet<String>,
@@ -155,6 +157,7 @@ impl<'p, 's> Validator<'p, 's> {
             dir,
             inputs: raw.inputs.entries.iter().map(|(k, _)| k.clone()).collect(),
             regions: raw.regions.entries.iter().map(|(k, _)| k.clone()).collect(),
+            role_accounts: HashMap::new(),
             steps: HashMap::new(),
             item_steps: HashSet::new(),
             item_depth: 0,
@@ -208,6 +211,7 @@ impl<'p, 's> Validator<'p, 's> {
         let inputs = self.inputs_(raw);
         let allow_shared_regions = raw.allow_shared_regions.unwrap_or(false);
         let regions = self.regions_(raw, allow_shared_regions);
+        let roles = self.roles_(raw);
         let quotas = self.quotas_(raw);
         if let Some(d) = &raw.defaults {
             let dp = root.join("defaults");
@@ -272,6 +276,7 @@ impl<'p, 's> Validator<'p, 's> {
             inputs,
             regions,
             allow_shared_regions,
+            roles,
             lock,
             quotas,
             steps,
@@ -363,8 +368,18 @@ impl<'p, 's> Validator<'p, 's> {
             "keep one declaration",
         );
         let mut out: Vec<(String, String)> = Vec::new();
-        for (name, code) in &raw.regions.entries {
-            if let Some(problem) = check_region(code) {
+        for (name, entry) in &raw.regions.entries {
+            let code = &entry.0.code().to_string();
+            if entry.0.region.is_none() {
+                self.p
+                    .at(
+                        Code::MissingKey,
+                        &base.join(name.as_str()),
+                        Part::Value,
+                        format!("region `{name}` has no `region` code"),
+                    )
+                    .hint("add e.g. `region: us-west-2`");
+            } else if let Some(problem) = check_region(code) {
                 self.p
                     .at(Code::BadRegion, &base.join(name.as_str()), Part::Value, problem.message)
                     .hint(problem.hint);
@@ -381,6 +396,105 @@ impl<'p, 's> Validator<'p, 's> {
                     );
             }
             out.push((name.clone(), code.clone()));
+        }
+        out
+    }
+
+    /// The roles regions assume: a well-formed role ARN (its account is then known before any call), an external
+    /// id and session name STS accepts, a duration STS allows.
+    fn roles_(&mut self, raw: &RawWorkflow) -> Vec<(String, RegionRole)> {
+        let base = YamlPath::root().join("regions");
+        let mut out = Vec::new();
+        for (name, entry) in &raw.regions.entries {
+            let r = &entry.0;
+            let at = base.join(name.as_str());
+            let Some(arn) = &r.role_arn else {
+                for (key, set) in [
+                    ("external_id", r.external_id.is_some()),
+                    ("session_name", r.session_name.is_some()),
+                    ("duration", r.duration.is_some()),
+                ] {
+                    if set {
+                        self.p
+                            .at(
+                                Code::MissingKey,
+                                &at.join(key),
+                                Part::Key,
+                                format!("`{key}` without `role_arn`"),
+                            )
+                            .hint("it applies to the role a region assumes: add `role_arn`, or remove it");
+                    }
+                }
+                continue;
+            };
+            let Some(account) = role_account(arn) else {
+                self.p
+                    .at(
+                        Code::BadRegion,
+                        &at.join("role_arn"),
+                        Part::Value,
+                        format!("`{arn}` is not an IAM role ARN"),
+                    )
+                    .hint("write arn:aws:iam::ACCOUNT_ID:role/NAME (12 digits, then the role's path and name)");
+                continue;
+            };
+            // STS's patterns: `[\w+=,.@:/-]*` for an external id (2 to 1,224), `[\w+=,.@-]*` for a session name.
+            let chars = |t: &str, extra: &[u8]| {
+                t.bytes()
+                    .all(|b| b.is_ascii_alphanumeric() || b == b'_' || extra.contains(&b))
+            };
+            if let Some(id) = &r.external_id
+                && !((2..=1224).contains(&id.len()) && chars(id, b"+=,.@:/-"))
+            {
+                self.p
+                    .at(
+                        Code::BadRegion,
+                        &at.join("external_id"),
+                        Part::Value,
+                        "not an external id STS accepts",
+                    )
+                    .hint("2 to 1,224 characters: letters, digits and +=,.@:/-");
+            }
+            let prefix = r
+                .session_name
+                .clone()
+                .unwrap_or_else(|| RegionRole::SESSION_PREFIX.to_string());
+            if !((1..=43).contains(&prefix.len()) && chars(&prefix, b"+=,.@-")) {
+                self.p
+                    .at(
+                        Code::BadRegion,
+                        &at.join("session_name"),
+                        Part::Value,
+                        format!("`{prefix}` cannot start a role session name"),
+                    )
+                    .hint(
+                        "1 to 43 characters: letters, digits and +=,.@_- (the run id follows it; STS allows 64 in all)",
+                    );
+            }
+            let duration = match &r.duration {
+                Some(t) => match self.duration(t, &at.join("duration")) {
+                    Some(d) if (900..=43_200).contains(&d.as_secs()) => d,
+                    Some(d) => {
+                        self.p
+                            .at(Code::BadRegion, &at.join("duration"), Part::Value, format!("{} is outside what STS allows", format_duration(d)))
+                            .hint("role credentials last from 15m to 12h (and at most the role's maximum session duration)");
+                        RegionRole::DURATION
+                    }
+                    None => RegionRole::DURATION,
+                },
+                None => RegionRole::DURATION,
+            };
+            self.role_accounts.insert(name.clone(), account.to_string());
+            out.push((
+                name.clone(),
+                RegionRole {
+                    role_arn: arn.clone(),
+                    account: account.to_string(),
+                    external_id: r.external_id.clone(),
+                    session_name: prefix,
+                    duration,
+                },
+            ));
         }
         out
     }
@@ -1258,7 +1372,7 @@ impl<'p, 's> Validator<'p, 's> {
             return bad(
                 self,
                 format!("`{}` is not a reference drflow knows", r.dotted()),
-                Some("references start with inputs., steps., regions., run. or account.".into()),
+                Some("references start with inputs., steps., regions., run., account. or accounts.".into()),
             );
         };
         match &typed {
@@ -1272,6 +1386,17 @@ impl<'p, 's> Validator<'p, 's> {
                 let hint = did_you_mean(name, self.regions.iter().map(String::as_str))
                     .map(|s| format!("did you mean `regions.{s}`?"));
                 return bad(self, format!("there is no region `{name}`"), hint);
+            }
+            Ref::Account { region, .. } if !self.regions.iter().any(|i| i == region) => {
+                let hint = did_you_mean(region, self.regions.iter().map(String::as_str))
+                    .map(|s| format!("did you mean `accounts.{s}`?"));
+                return bad(self, format!("there is no region `{region}`"), hint);
+            }
+            Ref::Account { region, .. } => {
+                return Some(Ref::Account {
+                    region: region.clone(),
+                    fixed: self.role_accounts.get(region).cloned(),
+                });
             }
             _ => {}
         }

@@ -21,7 +21,9 @@ from typing import Any
 from moto.backup.models import backup_backends
 from moto.ec2.models import ec2_backends
 
-from emu_common import ACCOUNT_ID, STATE, ApiError, Reply
+from emu_common import STATE, ApiError, Reply, account
+import emu_sharing
+import emu_vaults
 from emu_hooks import mark_available
 
 INSTANCE_ARN = re.compile(r"arn:aws:ec2:([a-z0-9-]+):(\d{12}):instance/(i-[0-9a-f]+)")
@@ -33,6 +35,7 @@ VAULT_ARN = re.compile(r"arn:aws:backup:([a-z0-9-]+):(\d{12}):backup-vault:(.+)"
 class Job:
     kind: str  # "backup" | "copy"
     id: str
+    account: str  # of the caller that started it (a copy job: the source account)
     region: str  # where the job was started
     vault_name: str  # backup: target vault; copy: source vault
     resource_arn: str
@@ -73,18 +76,19 @@ class Job:
             return
         self.state = "COMPLETED"
         if self.kind == "backup":
-            produced, vault_name = self.recovery_point_arn, self.vault_name
+            produced, vault_name, owner = self.recovery_point_arn, self.vault_name, self.account
         else:
             produced, vault_name = self.dest_recovery_point_arn, self.dest_vault_arn.split(":")[-1]  # type: ignore[union-attr]
+            owner = self.dest_vault_arn.split(":")[4]  # type: ignore[union-attr]
         region, _, ami_id = IMAGE_ARN.fullmatch(produced).groups()  # type: ignore[arg-type, union-attr]
-        mark_available(region, ami_id)  # a completed job's AMI is available, as on AWS
-        vault = vaults(region).get(vault_name)
+        mark_available(region, ami_id, owner)  # a completed job's AMI is available, as on AWS
+        vault = vaults(region, owner).get(vault_name)
         if vault is not None:
             vault.num_of_recovery_points += 1
 
 
 JOBS: dict[str, Job] = {}
-TOKENS: dict[tuple[str, str, str], str] = {}  # (region, kind, IdempotencyToken) -> job id
+TOKENS: dict[tuple[str, str, str, str], str] = {}  # (account, region, kind, IdempotencyToken) -> job id
 
 
 def reset() -> None:
@@ -99,8 +103,9 @@ def settle() -> None:
         job.settle(now)
 
 
-def vaults(region: str) -> dict[str, Any]:
-    return backup_backends[ACCOUNT_ID][region].vaults
+def vaults(region: str, owner: str | None = None) -> dict[str, Any]:
+    """The vaults of an account (default: the caller's) in a region."""
+    return backup_backends[owner or account()][region].vaults
 
 
 def _vault(region: str, name: str) -> Any:
@@ -182,21 +187,21 @@ def _calculated(lifecycle: dict[str, Any] | None, created: float) -> dict[str, f
 
 
 def _remembered(region: str, kind: str, token: str | None) -> Job | None:
-    job_id = TOKENS.get((region, kind, token)) if token else None
+    job_id = TOKENS.get((account(), region, kind, token)) if token else None
     return JOBS.get(job_id) if job_id else None
 
 
 def _new_job(region: str, kind: str, token: str | None, **fields: Any) -> Job:
-    job = Job(kind=kind, id=str(uuid.uuid4()).upper(), region=region, **fields)
+    job = Job(kind=kind, id=str(uuid.uuid4()).upper(), account=account(), region=region, **fields)
     JOBS[job.id] = job
     if token:
-        TOKENS[(region, kind, token)] = job.id
+        TOKENS[(account(), region, kind, token)] = job.id
     return job
 
 
 def _job(region: str, kind: str, job_id: str) -> Job:
     job = JOBS.get(job_id)
-    if job is None or job.kind != kind or job.region != region:
+    if job is None or job.kind != kind or job.region != region or job.account != account():
         name = "Backup" if kind == "backup" else "Copy"
         raise ApiError("ResourceNotFoundException", f"{name} job {job_id} not found.")
     return job
@@ -219,11 +224,11 @@ def start_backup_job(region: str, doc: dict[str, Any]) -> dict[str, Any]:
     if match is None:
         raise ApiError("InvalidParameterValueException",
                        f"Invalid or unsupported resource ARN: {doc['ResourceArn']} (this emulator backs up EC2 instances).")
-    arn_region, account, instance_id = match.groups()
-    if arn_region != region or account != ACCOUNT_ID:
+    arn_region, arn_account, instance_id = match.groups()
+    if arn_region != region or arn_account != account():
         raise ApiError("InvalidParameterValueException",
-                       f"Resource {doc['ResourceArn']} is not in account {ACCOUNT_ID}, region {region}.")
-    ec2 = ec2_backends[ACCOUNT_ID][region]
+                       f"Resource {doc['ResourceArn']} is not in account {account()}, region {region}.")
+    ec2 = ec2_backends[account()][region]
     instance = next((i for i in ec2.all_instances() if i.id == instance_id), None)
     if instance is None or instance.state == "terminated":
         raise ApiError("ResourceNotFoundException", f"Resource {doc['ResourceArn']} not found.")
@@ -247,7 +252,7 @@ def describe_backup_job(region: str, job_id: str) -> dict[str, Any]:
     job.advance()
     vault = vaults(region).get(job.vault_name)
     out: dict[str, Any] = {
-        "AccountId": ACCOUNT_ID, "BackupJobId": job.id, "BackupVaultName": job.vault_name,
+        "AccountId": job.account, "BackupJobId": job.id, "BackupVaultName": job.vault_name,
         "BackupVaultArn": vault.backup_vault_arn if vault else None,
         "ResourceArn": job.resource_arn, "ResourceType": "EC2", "IamRoleArn": job.iam_role_arn,
         "CreationDate": job.created, "InitiationDate": job.created, "State": job.state,
@@ -274,10 +279,10 @@ def _recovery_points(region: str, vault_name: str) -> list[dict[str, Any]]:
     for job in JOBS.values():
         if job.state not in ("RUNNING", "COMPLETED"):
             continue
-        if job.kind == "backup" and job.region == region and job.vault_name == vault_name:
+        if job.kind == "backup" and job.account == account() and job.region == region and job.vault_name == vault_name:
             arn, source_vault = job.recovery_point_arn, None
         elif job.kind == "copy" and job.dest_vault_arn == vault_arn:
-            source = vaults(job.region).get(job.vault_name)
+            source = vaults(job.region, job.account).get(job.vault_name)
             arn, source_vault = job.dest_recovery_point_arn, source.backup_vault_arn if source else None
         else:
             continue
@@ -289,11 +294,23 @@ def _recovery_points(region: str, vault_name: str) -> list[dict[str, Any]]:
             "IamRoleArn": job.iam_role_arn, "CreationDate": created,
             "InitiationDate": job.created if job.kind == "backup" else None, "CompletionDate": job.completed,
             "Status": "COMPLETED" if job.state == "COMPLETED" else "CREATING",
-            "IsEncrypted": False, "IsParent": False, "VaultType": "BACKUP_VAULT", "Lifecycle": job.lifecycle,
+            **_encryption(arn, job.account if job.kind == "backup" else job.dest_vault_arn.split(":")[4]),  # type: ignore[union-attr]
+            "IsParent": False, "VaultType": "BACKUP_VAULT", "Lifecycle": job.lifecycle,
             "CalculatedLifecycle": _calculated(job.lifecycle, created),
         }
         points.append({k: v for k, v in point.items() if v is not None})
     return points
+
+
+def _encryption(rp_arn: str | None, owner: str) -> dict[str, Any]:
+    """IsEncrypted / EncryptionKeyArn of an EC2 recovery point: its AMI's snapshot's (EC2 backups are not fully
+    managed by AWS Backup: they keep the EBS encryption)."""
+    match = IMAGE_ARN.fullmatch(rp_arn or "")
+    ami = ec2_backends[owner][match.group(1)].amis.get(match.group(3)) if match else None
+    snapshot = getattr(ami, "ebs_snapshot", None)
+    if snapshot is None or not snapshot.encrypted:
+        return {"IsEncrypted": False}
+    return {"IsEncrypted": True, "EncryptionKeyArn": snapshot.kms_key_id}
 
 
 def _page(points: list[dict[str, Any]], query: dict[str, str], key: str) -> dict[str, Any]:
@@ -345,7 +362,7 @@ def list_copy_jobs(region: str, query: dict[str, str]) -> dict[str, Any]:
     """ListCopyJobs (in the source region): BySourceRecoveryPointArn, ByResourceArn, ByDestinationVaultArn, ByState,
     ByCreatedAfter/Before; pages. Listing a job observes it as DescribeCopyJob does (jobs advance per observation
     here, as in ListBackupJobs; seeded jobs end with time), and each comes as DescribeCopyJob describes it."""
-    found = [j for j in JOBS.values() if j.kind == "copy" and j.region == region]
+    found = [j for j in JOBS.values() if j.kind == "copy" and j.region == region and j.account == account()]
     for key, member in (("sourceRecoveryPointArn", "SourceRecoveryPointArn"), ("resourceArn", "ResourceArn"),
                         ("destinationVaultArn", "DestinationBackupVaultArn")):
         if key in query:
@@ -382,9 +399,9 @@ def start_copy_job(region: str, doc: dict[str, Any]) -> dict[str, Any]:
         raise ApiError("InvalidParameterValueException",
                        f"Invalid destination backup vault ARN: {doc['DestinationBackupVaultArn']}")
     dest_region, dest_account, dest_vault = dest.groups()
-    if dest_account != ACCOUNT_ID:
-        raise ApiError("AccessDeniedException", f"Access denied to backup vault {doc['DestinationBackupVaultArn']}.", 403)
-    _vault(dest_region, dest_vault)
+    cross_account = dest_account != account()
+    if not cross_account:
+        _vault(dest_region, dest_vault)
     rp_arn = doc["RecoveryPointArn"]
     point = next((p for p in _recovery_points(region, doc["SourceBackupVaultName"])
                   if p["RecoveryPointArn"] == rp_arn), None)
@@ -395,10 +412,17 @@ def start_copy_job(region: str, doc: dict[str, Any]) -> dict[str, Any]:
         raise ApiError("InvalidRequestException", f"Recovery point {rp_arn} is not COMPLETED yet.")
 
     fail = STATE.fail_next.pop("copy", None)
+    source_ami = IMAGE_ARN.fullmatch(rp_arn).group(3)  # type: ignore[union-attr]
+    key = None
+    if fail is None and cross_account:  # AWS checks these after the call: the job fails
+        source = ec2_backends[account()][region].amis.get(source_ami)
+        fail, key = emu_vaults.copy_refusal(account(), dest_account, dest_region, dest_vault,
+                                            getattr(source, "ebs_snapshot", None))
     dest_rp = None
     if fail is None:
-        source_ami = IMAGE_ARN.fullmatch(rp_arn).group(3)  # type: ignore[union-attr]
-        ami = ec2_backends[ACCOUNT_ID][dest_region].copy_image(source_ami, region)
+        ami = ec2_backends[dest_account][dest_region].copy_image(source_ami, region)
+        if key is not None:  # "AWS Backup re-encrypts your copy using the customer managed key of your destination vault"
+            emu_sharing.encrypt(ami, key.arn)
         dest_rp = f"arn:aws:ec2:{dest_region}::image/{ami.id}"
     job = _new_job(region, "copy", token, vault_name=doc["SourceBackupVaultName"],
                    resource_arn=point["ResourceArn"], iam_role_arn=doc["IamRoleArn"],
@@ -418,9 +442,9 @@ def describe_copy_job(region: str, job_id: str) -> dict[str, Any]:
 
 def _copy_job(job: Job) -> dict[str, Any]:
     region = job.region
-    source_vault = vaults(region).get(job.vault_name)
+    source_vault = vaults(region, job.account).get(job.vault_name)
     out: dict[str, Any] = {
-        "AccountId": ACCOUNT_ID, "CopyJobId": job.id,
+        "AccountId": job.account, "CopyJobId": job.id,
         "SourceBackupVaultArn": source_vault.backup_vault_arn if source_vault else None,
         "SourceRecoveryPointArn": job.recovery_point_arn,
         "DestinationBackupVaultArn": job.dest_vault_arn, "DestinationVaultType": "BACKUP_VAULT",
@@ -449,7 +473,8 @@ def list_backup_jobs(region: str, query: dict[str, str]) -> dict[str, Any]:
     """ListBackupJobs: the region's backup jobs, oldest first, filtered by createdAfter/createdBefore and state,
     a page of maxResults (at most 1000) from nextToken. Listing a job observes it as DescribeBackupJob does (jobs
     advance per observation here), and each comes as DescribeBackupJob describes it."""
-    jobs = sorted((j for j in JOBS.values() if j.kind == "backup" and j.region == region), key=lambda j: j.created)
+    jobs = sorted((j for j in JOBS.values() if j.kind == "backup" and j.region == region and j.account == account()),
+                  key=lambda j: j.created)
     if "createdAfter" in query:
         jobs = [j for j in jobs if j.created >= _instant(query["createdAfter"])]
     if "createdBefore" in query:
@@ -520,12 +545,12 @@ def seed_history(body: dict[str, Any]) -> dict[str, Any]:
     instance_id = body["instance_id"]
     _vault(region, vault)
     _vault(dr_region, dr_vault)
-    ec2 = ec2_backends[ACCOUNT_ID][region]
+    ec2 = ec2_backends[account()][region]
     if not any(i.id == instance_id for i in ec2.all_instances()):
         raise ApiError("ResourceNotFoundException", f"no instance {instance_id} in {region}")
-    resource_arn = f"arn:aws:ec2:{region}:{ACCOUNT_ID}:instance/{instance_id}"
+    resource_arn = f"arn:aws:ec2:{region}:{account()}:instance/{instance_id}"
     dest_vault_arn = vaults(dr_region)[dr_vault].backup_vault_arn
-    role = f"arn:aws:iam::{ACCOUNT_ID}:role/service-role/AWSBackupDefaultServiceRole"
+    role = f"arn:aws:iam::{account()}:role/service-role/AWSBackupDefaultServiceRole"
     now, out = time.time(), []
     for spec in sorted(body["points"], key=lambda p: -p["age_seconds"]):
         copy = spec.get("copy", "completed")
@@ -549,7 +574,7 @@ def seed_history(body: dict[str, Any]) -> dict[str, Any]:
                 fields.update(fail_message=spec.get("message") or "Copy job failed.", state="FAILED",
                               completed=created + COPY_TOOK)
             else:
-                dr_ami = ec2_backends[ACCOUNT_ID][dr_region].copy_image(ami.id, region)
+                dr_ami = ec2_backends[account()][dr_region].copy_image(ami.id, region)
                 dest_rp = f"arn:aws:ec2:{dr_region}::image/{dr_ami.id}"
                 point.update(dr_recovery_point_arn=dest_rp, dr_image_id=dr_ami.id)
                 if copy == "completed":
@@ -558,7 +583,7 @@ def seed_history(body: dict[str, Any]) -> dict[str, Any]:
                     fields.update(state="COMPLETED", completed=created + COPY_TOOK)
                     vaults(dr_region)[dr_vault].num_of_recovery_points += 1
                 else:  # pending until the job completes (not per DescribeImages call)
-                    STATE.pending_images.pop((dr_region, dr_ami.id), None)
+                    STATE.pending_images.pop((account(), dr_region, dr_ami.id), None)
                     dr_ami.state = "pending"
                     fields.update(state="RUNNING", complete_at=now + float(spec.get("completes_after_seconds", 60)))
             job = _new_job(region, "copy", None, vault_name=vault, resource_arn=resource_arn, iam_role_arn=role,

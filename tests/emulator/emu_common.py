@@ -17,7 +17,7 @@ from xml.sax.saxutils import escape
 
 import botocore.session
 
-ACCOUNT_ID = "123456789012"
+ACCOUNT_ID = "123456789012"  # the default account: any access key that selects no other (see emu_accounts)
 
 
 @dataclass
@@ -31,6 +31,7 @@ class Fault:
     service: str | None  # None: every service
     operation: str | None  # a name or a glob (fnmatch: * ? [..]); None: every operation
     region: str | None  # None: every region
+    account: str | None = None  # the caller's account id; None: every account
     operations: list[str] | None = None  # names or globs, instead of `operation`
     nth: int = 1
     count: int = 1  # firings before the fault runs out; 0: never
@@ -51,8 +52,10 @@ class Fault:
             self.seed = random.SystemRandom().randrange(2**31)
         self._rng = random.Random(self.seed)
 
-    def matches(self, service: str, operation: str, region: str) -> bool:
+    def matches(self, service: str, operation: str, region: str, account: str = ACCOUNT_ID) -> bool:
         if self.service is not None and service != self.service:
+            return False
+        if self.account is not None and account != self.account:
             return False
         patterns = self.operations if self.operations is not None else (
             [self.operation] if self.operation is not None else None)
@@ -60,9 +63,9 @@ class Fault:
             return False
         return self.region is None or region == self.region
 
-    def fires(self, service: str, operation: str, region: str) -> bool:
+    def fires(self, service: str, operation: str, region: str, account: str = ACCOUNT_ID) -> bool:
         """Count a matching call; True when the fault fires on it."""
-        if not self.matches(service, operation, region):
+        if not self.matches(service, operation, region, account):
             return False
         self.seen += 1
         if self.seen < self.nth or (self.count and self.hit >= self.count):
@@ -84,24 +87,25 @@ class Fault:
 @dataclass
 class State:
     lock: threading.Lock = field(default_factory=threading.Lock)
+    account: str = ACCOUNT_ID  # the account of the call being served (set per call, under the lock)
     pending_describes: int = 2  # DescribeImages calls that still see a new AMI as pending
     job_describes: int = 1  # Describe*Job calls per CREATED and per RUNNING state
     status_describes: int = 0  # DescribeInstanceStatus calls that still see a new instance's checks initializing
     faults: list[Fault] = field(default_factory=list)
     calls: list[dict[str, Any]] = field(default_factory=list)
     fail_next: dict[str, str] = field(default_factory=dict)  # kind -> StatusMessage
-    # (region, ami_id) -> DescribeImages calls left that report it pending
-    pending_images: dict[tuple[str, str], int] = field(default_factory=dict)
-    # (region, stack name) -> what CloudFormation compares on an update, as of the last successful
+    # (owner account, region, ami_id) -> DescribeImages calls left that report it pending
+    pending_images: dict[tuple[str, str, str], int] = field(default_factory=dict)
+    # ("ACCOUNT:REGION", stack name) -> what CloudFormation compares on an update, as of the last successful
     # CreateStack / UpdateStack / ExecuteChangeSet: {"template": body as sent (before any dynamic
     # reference is resolved), "parameters": {key: value as given or defaulted}, "resolved": {key:
     # value of an AWS::SSM::Parameter::Value<...> parameter}}
     stacks: dict[tuple[str, str], dict[str, Any]] = field(default_factory=dict)
-    # change set id -> ((region, stack name), record as above), moved to `stacks` on ExecuteChangeSet
+    # change set id -> (("ACCOUNT:REGION", stack name), record as above), moved to `stacks` on ExecuteChangeSet
     change_sets: dict[str, tuple[tuple[str, str], dict[str, Any]]] = field(default_factory=dict)
-    # (destination region, ClientToken) -> (ImageId, the request's other parameters) of a CopyImage
-    copy_tokens: dict[tuple[str, str], tuple[str, dict[str, str]]] = field(default_factory=dict)
-    # (region, stack name, ClientRequestToken) -> the first successful CreateStack / UpdateStack /
+    # (account, destination region, ClientToken) -> (ImageId, the request's other parameters) of a CopyImage
+    copy_tokens: dict[tuple[str, str, str], tuple[str, dict[str, str]]] = field(default_factory=dict)
+    # ("ACCOUNT:REGION", stack name, ClientRequestToken) -> the first successful CreateStack / UpdateStack /
     # DeleteStack that used it: {"operation", "stack_id", "reply": its Reply}
     stack_tokens: dict[tuple[str, str, str], dict[str, Any]] = field(default_factory=dict)
     # instance id / AMI id (every instance launched from it) -> its status checks reported `impaired`:
@@ -110,6 +114,7 @@ class State:
     impaired_images: dict[str, set[str]] = field(default_factory=dict)
 
     def reset(self) -> None:
+        self.account = ACCOUNT_ID
         self.faults.clear()
         self.calls.clear()
         self.fail_next.clear()
@@ -123,6 +128,11 @@ class State:
 
 
 STATE = State()
+
+
+def account() -> str:
+    """The account of the call being served: moto's backends are keyed by it (`ec2_backends[account()][region]`)."""
+    return STATE.account
 
 _session = botocore.session.get_session()
 _protocols: dict[str, str] = {}

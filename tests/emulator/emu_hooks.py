@@ -43,7 +43,8 @@ from moto.ec2.models.instances import Instance
 from moto.sns.models import sns_backends
 from moto.ssm.models import ssm_backends
 
-from emu_common import ACCOUNT_ID, STATE, ApiError, Reply, request_id
+import emu_sharing
+from emu_common import STATE, ApiError, Reply, account, request_id
 
 EC2_NS = "http://ec2.amazonaws.com/doc/2016-11-15/"
 
@@ -53,23 +54,25 @@ EC2_NS = "http://ec2.amazonaws.com/doc/2016-11-15/"
 def _mark_pending(region: str, ami: Ami) -> None:
     if STATE.pending_describes > 0:
         ami.state = "pending"
-        STATE.pending_images[(region, ami.id)] = STATE.pending_describes
+        STATE.pending_images[(ami.ec2_backend.account_id, region, ami.id)] = STATE.pending_describes
 
 
 def set_image_age(region: str, ami_id: str, age_seconds: float) -> Any:
     """Dates an AMI `age_seconds` before now (a DR AMI published days ago, for freshness checks). AWS sets an
     image's CreationDate itself; this stands for an image made in the past. Returns the image, or None."""
-    ami = ec2_backends[ACCOUNT_ID][region].amis.get(ami_id)
+    ami = ec2_backends[account()][region].amis.get(ami_id)
     if ami is not None:
         ami.creation_date = utcnow() - timedelta(seconds=age_seconds)
     return ami
 
 
-def mark_available(region: str, ami_id: str) -> None:
-    STATE.pending_images.pop((region, ami_id), None)
-    ami = ec2_backends[ACCOUNT_ID][region].amis.get(ami_id)
+def mark_available(region: str, ami_id: str, owner: str | None = None) -> None:
+    """The AMI (of `owner`, default the caller's account) is available now."""
+    owner = owner or account()
+    STATE.pending_images.pop((owner, region, ami_id), None)
+    ami = ec2_backends[owner][region].amis.get(ami_id)
     if ami is not None and ami.state == "pending":
-        ami.state = "available"
+        ami.state = getattr(ami, "drflow_final_state", "available")  # a copy that fails ends `failed`
 
 
 def install_ec2_patches() -> None:
@@ -113,7 +116,7 @@ def before_copy_image(call: Any) -> None:
     if not token or fields.get("DryRun", "").lower() == "true":
         return
     request = {k: v for k, v in fields.items() if k not in ("Action", "Version", "ClientToken")}
-    known = STATE.copy_tokens.get((call.region, token))
+    known = STATE.copy_tokens.get((account(), call.region, token))
     if known is None:
         call.copy_token = (token, request)
         return
@@ -133,7 +136,7 @@ def after_copy_image(call: Any, status: int) -> None:
         return
     found = re.search(rb"<imageId>(ami-[0-9a-f]+)</imageId>", reply.body)
     if found:
-        STATE.copy_tokens[(call.region, pending[0])] = (found.group(1).decode(), pending[1])
+        STATE.copy_tokens[(account(), call.region, pending[0])] = (found.group(1).decode(), pending[1])
 
 
 def _tag_specifications(fields: list[tuple[str, str]]) -> dict[str, dict[str, str]]:
@@ -173,7 +176,7 @@ def after_copy_image_tags(call: Any, status: int) -> None:
     if status != 200 or not specs or reply is None:
         return
     found = re.search(rb"<imageId>(ami-[0-9a-f]+)</imageId>", reply.body)
-    backend = ec2_backends[ACCOUNT_ID][call.region]
+    backend = ec2_backends[account()][call.region]
     ami = backend.amis.get(found.group(1).decode()) if found else None
     if ami is None:
         return
@@ -196,11 +199,11 @@ def before_deregister_image(call: Any) -> None:
         return
     ami_id = fields.get("ImageId", "")
     delete = fields.get("DeleteAssociatedSnapshots", "").lower() == "true"
-    backend = ec2_backends[ACCOUNT_ID][call.region]
+    backend = ec2_backends[account()][call.region]
     ami = backend.amis.get(ami_id)
     snapshots = [ami.ebs_snapshot.id] if ami is not None and getattr(ami, "ebs_snapshot", None) else []
     backend.deregister_image(ami_id)  # raises moto's errors for unknown / deregistered AMIs
-    STATE.pending_images.pop((call.region, ami_id), None)
+    STATE.pending_images.pop((account(), call.region, ami_id), None)
     items = ""
     if delete:
         for snap in snapshots:
@@ -241,14 +244,14 @@ def _status_check(which: str) -> Any:
 def before_describe_instance_status(call: Any) -> None:
     """A DescribeInstanceStatus call that names an instance (or lists all) counts one describe of it."""
     wanted = {v for k, v in call.form() if k.startswith("InstanceId.")}
-    for instance in ec2_backends[ACCOUNT_ID][call.region].all_instances():
+    for instance in ec2_backends[account()][call.region].all_instances():
         if not wanted or instance.id in wanted:
             instance.drflow_status_describes = getattr(instance, "drflow_status_describes", 0) + 1
 
 
 def find_instance(instance_id: str) -> Any:
-    """The instance with that id in any region moto has touched; None if there is none."""
-    for backend in ec2_backends[ACCOUNT_ID].values():
+    """The instance with that id in any account and region moto has touched; None if there is none."""
+    for _, _, backend in ec2_backends.iter_backends():
         for instance in backend.all_instances():
             if instance.id == instance_id:
                 return instance
@@ -258,18 +261,20 @@ def find_instance(instance_id: str) -> Any:
 def before_describe_images(call: Any) -> None:
     """A DescribeImages call that names the image (or lists all) counts down its pending time."""
     wanted = {v for k, v in call.form() if k.startswith("ImageId.")}
-    for (region, ami_id), left in list(STATE.pending_images.items()):
+    for (owner, region, ami_id), left in list(STATE.pending_images.items()):
         if region != call.region or (wanted and ami_id not in wanted):
             continue
         if left <= 0:
-            mark_available(region, ami_id)
+            mark_available(region, ami_id, owner)
         else:
-            STATE.pending_images[(region, ami_id)] = left - 1
+            STATE.pending_images[(owner, region, ami_id)] = left - 1
 
 
 def ami_available(region: str, ami_id: str) -> bool:
-    ami = ec2_backends[ACCOUNT_ID][region].amis.get(ami_id)
-    return ami is not None and ami.state == "available"
+    """The caller's AMI, or one shared with the caller, is available in the region."""
+    owner, ami = emu_sharing.find_image(ami_id, region)
+    visible = ami is not None and (owner == account() or emu_sharing.shared_with(ami, account()))
+    return visible and ami.state == "available"
 
 
 # ---------------------------------------------------------------- SSM
@@ -280,7 +285,7 @@ AMI_ID = re.compile(r"ami-[0-9a-f]{8,17}")
 def before_put_parameter(call: Any) -> None:
     doc = call.json()
     name, value, data_type = doc.get("Name"), doc.get("Value"), doc.get("DataType")
-    params = ssm_backends[ACCOUNT_ID][call.region]._parameters
+    params = ssm_backends[account()][call.region]._parameters
     if data_type is None and name in params and params[name]:
         data_type = params[name][-1].data_type  # a data type never changes: moto would reset it to text
         call.set_json({**doc, "DataType": data_type})
@@ -299,7 +304,7 @@ def after_put_parameter(call: Any, status: int) -> None:
     name = getattr(call, "ssm_discard", None)
     if status != 200 or name is None:
         return
-    params = ssm_backends[ACCOUNT_ID][call.region]._parameters
+    params = ssm_backends[account()][call.region]._parameters
     versions = params.get(name)
     if versions:
         versions.pop()
@@ -334,7 +339,7 @@ CONFIRMED_BY_ENDPOINT = {"http", "https", "email", "email-json"}
 
 def before_get_topic_attributes(call: Any) -> None:
     """SubscriptionsConfirmed / SubscriptionsPending count the topic's subscriptions (moto leaves both 0)."""
-    backend = sns_backends[ACCOUNT_ID][call.region]
+    backend = sns_backends[account()][call.region]
     topic = backend.topics.get(dict(call.form()).get("TopicArn"))
     if topic is None:
         return
@@ -363,7 +368,7 @@ def _stack_name(value: str) -> str:
 
 def _moto_stack(region: str, name_or_id: str) -> Any:
     try:
-        return cloudformation_backends[ACCOUNT_ID][region].get_stack(name_or_id)
+        return cloudformation_backends[account()][region].get_stack(name_or_id)
     except Exception:
         return None
 
@@ -446,7 +451,7 @@ def _parameter_values(pairs: list[tuple[str, str]], declared: dict[str, Any],
 
 def _ssm_get(region: str, name: str) -> Any:
     try:
-        return ssm_backends[ACCOUNT_ID][region].get_parameter(name)
+        return ssm_backends[account()][region].get_parameter(name)
     except Exception:
         return None
 
@@ -553,7 +558,7 @@ def before_stack_change(call: Any) -> None:
     fields = dict(pairs)
     if "StackName" not in fields:
         return
-    key = (call.region, _stack_name(fields["StackName"]))
+    key = (f"{account()}:{call.region}", _stack_name(fields["StackName"]))
     update = call.operation == "UpdateStack" or (
         call.operation == "CreateChangeSet" and fields.get("ChangeSetType", "CREATE") == "UPDATE")
     stack = _moto_stack(call.region, fields["StackName"]) if update else None
@@ -586,7 +591,7 @@ def before_stack_change(call: Any) -> None:
         if unchanged and call.operation == "UpdateStack":
             raise ApiError("ValidationError", "No updates are to be performed.")
         call.cfn_unchanged = unchanged
-    variables = {"AWS::Region": call.region, "AWS::AccountId": ACCOUNT_ID, "AWS::StackName": key[1],
+    variables = {"AWS::Region": call.region, "AWS::AccountId": account(), "AWS::StackName": key[1],
                  "AWS::Partition": "aws", "AWS::URLSuffix": "amazonaws.com", **values, **resolved}
     if stack is not None:
         variables["AWS::StackId"] = stack.stack_id
@@ -600,7 +605,7 @@ def before_stack_change(call: Any) -> None:
 
 
 def _change_set(region: str, name_or_id: str, stack_name: str | None) -> Any:
-    change_sets = cloudformation_backends[ACCOUNT_ID][region].change_sets
+    change_sets = cloudformation_backends[account()][region].change_sets
     if name_or_id in change_sets:
         return change_sets[name_or_id]
     found = [c for c in change_sets.values()
@@ -642,7 +647,7 @@ def after_execute_change_set(call: Any, status: int) -> None:
     change_set_id = getattr(call, "cfn_change_set", None)
     if status != 200 or change_set_id is None:
         return
-    backend = cloudformation_backends[ACCOUNT_ID][call.region]
+    backend = cloudformation_backends[account()][call.region]
     change_set = backend.change_sets.get(change_set_id)
     stack = backend.stacks.get(change_set.stack_id) if change_set is not None else None
     if stack is not None:  # moto keeps the outputs (and input parameters) of before the change set
@@ -662,7 +667,7 @@ REQUEST_ID = re.compile(rb"<RequestId>[^<]*</RequestId>")
 
 def _live_stack(region: str, name_or_id: str) -> Any:
     """The stack (not deleted) with that name or id; None if there is none."""
-    stacks = cloudformation_backends[ACCOUNT_ID][region].stacks
+    stacks = cloudformation_backends[account()][region].stacks
     if name_or_id in stacks:
         return stacks[name_or_id]
     return next((s for s in stacks.values() if s.name == name_or_id), None)
@@ -678,7 +683,7 @@ def before_stack_token(call: Any) -> None:
     if not token or not name_or_id:
         return
     live = _live_stack(call.region, name_or_id)
-    key = (call.region, live.name if live is not None else _stack_name(name_or_id), token)
+    key = (f"{account()}:{call.region}", live.name if live is not None else _stack_name(name_or_id), token)
     first = STATE.stack_tokens.get(key)
     if first is None:
         call.stack_token = (key, live.stack_id if live is not None else None, len(live.events) if live else 0)
@@ -701,7 +706,7 @@ def after_stack_token(call: Any, status: int) -> None:
     if call.operation == "CreateStack":
         found = re.search(rb"<StackId>([^<]+)</StackId>", call.response.body)
         stack_id, events_before = (found.group(1).decode() if found else None), 0
-    backend = cloudformation_backends[ACCOUNT_ID][call.region]
+    backend = cloudformation_backends[account()][call.region]
     stack = backend.stacks.get(stack_id) or backend.deleted_stacks.get(stack_id) if stack_id else None
     if stack is not None:
         for event in stack.events[events_before:]:

@@ -23,7 +23,7 @@ from typing import Any
 
 from moto.backup.models import backup_backends
 
-from emu_common import ACCOUNT_ID, ApiError, Reply
+from emu_common import ApiError, Reply, account
 
 SELECTION_NAME = re.compile(r"[a-zA-Z0-9\-_.]{1,50}")
 CONDITION_OPERATORS = ("StringEquals", "StringNotEquals", "StringLike", "StringNotLike")
@@ -46,7 +46,7 @@ def reset() -> None:
 
 
 def _plan(region: str, plan_id: str) -> Any:
-    plan = backup_backends[ACCOUNT_ID][region].plans.get(plan_id)
+    plan = backup_backends[account()][region].plans.get(plan_id)
     if plan is None or plan.deletion_date is not None:
         raise ApiError("ResourceNotFoundException", f"Failed reading Backup plan {plan_id}.")
     return plan

@@ -29,6 +29,8 @@ import boto3
 from botocore.config import Config
 from botocore.exceptions import ClientError, ConnectionClosedError
 
+import selftest_sfn
+
 HERE = os.path.dirname(os.path.abspath(__file__))
 DR_STACK_TEMPLATE = os.path.join(HERE, "..", "..", "stacks", "dr-ec2.yaml")  # the project's own DR stack
 NO_UPDATES = ("ValidationError", "No updates are to be performed.")
@@ -1558,6 +1560,524 @@ def reset_clears_everything(ctx: dict[str, Any]) -> None:
     client("backup").create_backup_vault(BackupVaultName="drflow-primary")
     e = error_of(lambda: start_backup(ctx, IdempotencyToken="tok-backup-1"))  # the instance is gone
     assert code(e) == "ResourceNotFoundException", e.response
+
+
+# ---------------------------------------------------------------- accounts, roles, cross-account copies
+
+DR_ACCOUNT = "222222222222"
+OTHER_ACCOUNT = "333333333333"
+
+
+def scm(e: ClientError) -> tuple[int, str, str]:
+    """(HTTP status, error code, message) of an error."""
+    return e.response["ResponseMetadata"]["HTTPStatusCode"], code(e), e.response["Error"]["Message"]
+
+
+def as_account(service: str, acct: str, region: str = PRIMARY) -> Any:
+    """A client that acts as `acct`: an access key id of exactly 12 digits selects that account."""
+    return boto3.client(service, region_name=region, endpoint_url=URL, aws_access_key_id=acct,
+                        aws_secret_access_key="secret",
+                        config=Config(retries={"total_max_attempts": 1, "mode": "standard"}))
+
+
+def with_credentials(service: str, creds: dict[str, Any], region: str = PRIMARY) -> Any:
+    return boto3.client(service, region_name=region, endpoint_url=URL, aws_access_key_id=creds["AccessKeyId"],
+                        aws_secret_access_key=creds["SecretAccessKey"], aws_session_token=creds["SessionToken"],
+                        config=Config(retries={"total_max_attempts": 1, "mode": "standard"}))
+
+
+def trust(*statements: dict[str, Any]) -> str:
+    return json.dumps({"Version": "2012-10-17", "Statement": list(statements)})
+
+
+def allow_assume(principal: Any, **condition: Any) -> dict[str, Any]:
+    statement = {"Effect": "Allow", "Principal": {"AWS": principal}, "Action": "sts:AssumeRole"}
+    if condition:
+        statement["Condition"] = condition
+    return statement
+
+
+def make_role(acct: str, name: str, policy: str, max_session: int = 3600) -> str:
+    return as_account("iam", acct).create_role(RoleName=name, AssumeRolePolicyDocument=policy,
+                                              MaxSessionDuration=max_session)["Role"]["Arn"]
+
+
+def allow(acct: str, role: str, actions: list[str], name: str = "drflow") -> None:
+    """An inline identity policy on the role: these actions on every resource."""
+    as_account("iam", acct).put_role_policy(RoleName=role, PolicyName=name, PolicyDocument=json.dumps(
+        {"Version": "2012-10-17", "Statement": [{"Effect": "Allow", "Action": actions, "Resource": "*"}]}))
+
+
+@check
+def accounts_are_selected_by_access_key(ctx: dict[str, Any]) -> None:
+    control("POST", "/_drflow/reset")
+    assert client("sts").get_caller_identity()["Account"] == ACCOUNT  # any other key: the default account
+    who = as_account("sts", DR_ACCOUNT, DR).get_caller_identity()
+    assert who["Account"] == DR_ACCOUNT and who["Arn"] == f"arn:aws:sts::{DR_ACCOUNT}:user/moto", who
+    arn = as_account("backup", DR_ACCOUNT, DR).create_backup_vault(BackupVaultName="acct-vault")["BackupVaultArn"]
+    assert arn == f"arn:aws:backup:{DR}:{DR_ACCOUNT}:backup-vault:acct-vault", arn
+    e = error_of(lambda: client("backup", DR).describe_backup_vault(BackupVaultName="acct-vault"))
+    assert code(e) == "ResourceNotFoundException", e.response  # another account's vault
+    # the calls log tells each call's account and filters by it
+    calls = control("GET", f"/_drflow/calls?account={DR_ACCOUNT}")
+    assert calls and all(c["account"] == DR_ACCOUNT for c in calls), calls
+    assert {c["operation"] for c in calls} == {"GetCallerIdentity", "CreateBackupVault"}, calls
+    assert control("GET", "/_drflow/calls?operation=DescribeBackupVault")[0]["account"] == ACCOUNT
+    # a fault may match one account only
+    control("POST", "/_drflow/faults", {"service": "sts", "account": DR_ACCOUNT, "code": "Throttling", "count": 0})
+    assert client("sts").get_caller_identity()["Account"] == ACCOUNT
+    assert code(error_of(lambda: as_account("sts", DR_ACCOUNT).get_caller_identity())) == "Throttling"
+    assert control_error("POST", "/_drflow/faults", {"account": "12", "code": "X"})[0] == 400
+    control("DELETE", "/_drflow/faults")
+    # extensions are per account: a backup job of the DR account is not the primary account's
+    ec2 = as_account("ec2", DR_ACCOUNT, DR)
+    base = ec2.describe_images(Owners=["amazon"])["Images"][0]["ImageId"]
+    inst = ec2.run_instances(ImageId=base, MinCount=1, MaxCount=1)["Instances"][0]["InstanceId"]
+    backup = as_account("backup", DR_ACCOUNT, DR)
+    job = backup.start_backup_job(BackupVaultName="acct-vault", IamRoleArn=ROLE,
+                                  ResourceArn=f"arn:aws:ec2:{DR}:{DR_ACCOUNT}:instance/{inst}")["BackupJobId"]
+    assert backup.describe_backup_job(BackupJobId=job)["AccountId"] == DR_ACCOUNT
+    e = error_of(lambda: client("backup", DR).describe_backup_job(BackupJobId=job))
+    assert code(e) == "ResourceNotFoundException", e.response
+    e = error_of(lambda: backup.start_backup_job(BackupVaultName="acct-vault", IamRoleArn=ROLE,
+                                                 ResourceArn=f"arn:aws:ec2:{DR}:{ACCOUNT}:instance/{inst}"))
+    assert code(e) == "InvalidParameterValueException", e.response  # the resource is not the caller's
+    # control requests name their account
+    ami = ec2.create_image(InstanceId=inst, Name="acct-image")["ImageId"]
+    aged = control("POST", "/_drflow/image-age", {"region": DR, "image_id": ami, "age_seconds": 3600,
+                                                  "account": DR_ACCOUNT})
+    assert aged["image_id"] == ami
+    assert control_error("POST", "/_drflow/image-age", {"region": DR, "image_id": ami, "age_seconds": 1})[0] == 404
+    as_account("backup", DR_ACCOUNT, "us-east-2").create_backup_vault(BackupVaultName="acct-dr")
+    seeded = control("POST", "/_drflow/seed-plan-history", {
+        "account": DR_ACCOUNT, "instance_id": inst, "region": DR, "vault": "acct-vault", "dr_region": "us-east-2",
+        "dr_vault": "acct-dr", "points": [{"age_seconds": 7200, "copy": "completed"}]})["points"][0]
+    points = as_account("backup", DR_ACCOUNT, "us-east-2").list_recovery_points_by_backup_vault(
+        BackupVaultName="acct-dr")["RecoveryPoints"]
+    assert [p["RecoveryPointArn"] for p in points] == [seeded["dr_recovery_point_arn"]], points
+
+
+@check
+def assume_role_checks_trust_policies(ctx: dict[str, Any]) -> None:
+    control("POST", "/_drflow/reset")
+    sts = client("sts")
+    role = make_role(DR_ACCOUNT, "drflow-dr", trust(allow_assume(ACCOUNT, StringEquals={"sts:ExternalId": "ext-1"})),
+                     max_session=7200)
+    assert role == f"arn:aws:iam::{DR_ACCOUNT}:role/drflow-dr", role
+    allow(DR_ACCOUNT, "drflow-dr", ["backup:CreateBackupVault", "sts:AssumeRole"])
+    out = sts.assume_role(RoleArn=role, RoleSessionName="run-20261128-1", ExternalId="ext-1", DurationSeconds=7200)
+    assert out["AssumedRoleUser"]["Arn"] == f"arn:aws:sts::{DR_ACCOUNT}:assumed-role/drflow-dr/run-20261128-1", out
+    creds = out["Credentials"]
+    who = with_credentials("sts", creds).get_caller_identity()
+    assert who["Account"] == DR_ACCOUNT and who["Arn"] == out["AssumedRoleUser"]["Arn"], who
+    # the session acts as the DR account: what it makes is the DR account's
+    with_credentials("backup", creds, DR).create_backup_vault(BackupVaultName="made-by-session")
+    as_account("backup", DR_ACCOUNT, DR).describe_backup_vault(BackupVaultName="made-by-session")
+    assert control("GET", "/_drflow/calls?operation=CreateBackupVault")[0]["account"] == DR_ACCOUNT
+
+    def denied(role_arn: str, caller: str = f"arn:aws:sts::{ACCOUNT}:user/moto", client_: Any = sts,
+               **kwargs: Any) -> None:
+        e = error_of(lambda: client_.assume_role(RoleArn=role_arn, RoleSessionName="s1", **kwargs))
+        status, err, msg = scm(e)
+        assert (err, status) == ("AccessDenied", 403), e.response
+        assert msg == f"User: {caller} is not authorized to perform: sts:AssumeRole on resource: {role_arn}", msg
+
+    denied(role, ExternalId="wrong")
+    denied(role)  # no ExternalId: the condition does not hold
+    denied(f"arn:aws:iam::{DR_ACCOUNT}:role/no-such-role")
+    denied(role, caller=f"arn:aws:sts::{OTHER_ACCOUNT}:user/moto", client_=as_account("sts", OTHER_ACCOUNT),
+           ExternalId="ext-1")  # the trust policy names another account
+    root = make_role(DR_ACCOUNT, "by-root", trust(allow_assume(f"arn:aws:iam::{ACCOUNT}:root")))
+    assert sts.assume_role(RoleArn=root, RoleSessionName="s1")["Credentials"]["AccessKeyId"]
+    exact = make_role(DR_ACCOUNT, "by-arn", trust(allow_assume([f"arn:aws:sts::{OTHER_ACCOUNT}:user/moto"])))
+    assert as_account("sts", OTHER_ACCOUNT).assume_role(RoleArn=exact, RoleSessionName="s1")["Credentials"]
+    denied(exact)
+    deny = make_role(DR_ACCOUNT, "deny-wins", trust(allow_assume("*"), {"Effect": "Deny", "Principal": {"AWS": ACCOUNT},
+                                                                        "Action": "sts:*"}))
+    denied(deny)
+    assert as_account("sts", OTHER_ACCOUNT).assume_role(RoleArn=deny, RoleSessionName="s1")["Credentials"]
+
+    unchecked = boto3.client("sts", region_name=PRIMARY, endpoint_url=URL, aws_access_key_id="test",
+                             aws_secret_access_key="test",  # what the server checks, not botocore
+                             config=Config(parameter_validation=False, retries={"total_max_attempts": 1}))
+
+    def invalid(message: str, **kwargs: Any) -> None:
+        args = {"RoleArn": root, "RoleSessionName": "s1", **kwargs}
+        status, err, msg = scm(error_of(lambda: unchecked.assume_role(**args)))
+        assert (err, status, msg) == ("ValidationError", 400, message), (err, status, msg)
+
+    invalid("1 validation error detected: Value 'a b' at 'roleSessionName' failed to satisfy constraint: "
+            "Member must satisfy regular expression pattern: [\\w+=,.@-]*", RoleSessionName="a b")
+    invalid("1 validation error detected: Value 'x' at 'roleSessionName' failed to satisfy constraint: "
+            "Member must have length greater than or equal to 2", RoleSessionName="x")
+    invalid(f"1 validation error detected: Value '{'y' * 65}' at 'roleSessionName' failed to satisfy constraint: "
+            "Member must have length less than or equal to 64", RoleSessionName="y" * 65)
+    invalid("1 validation error detected: Value '899' at 'durationSeconds' failed to satisfy constraint: "
+            "Member must have value greater than or equal to 900", DurationSeconds=899)
+    invalid("The requested DurationSeconds exceeds the MaxSessionDuration set for this role.", DurationSeconds=3601)
+    # role chaining: a session assumes another role, for at most an hour
+    chained = make_role(OTHER_ACCOUNT, "chained", trust(allow_assume(f"arn:aws:iam::{DR_ACCOUNT}:role/drflow-dr")),
+                        max_session=43200)
+    session_sts = with_credentials("sts", creds)
+    two = session_sts.assume_role(RoleArn=chained, RoleSessionName="hop")
+    assert two["AssumedRoleUser"]["Arn"] == f"arn:aws:sts::{OTHER_ACCOUNT}:assumed-role/chained/hop"
+    status, err, msg = scm(error_of(lambda: session_sts.assume_role(RoleArn=chained, RoleSessionName="hop",
+                                                                          DurationSeconds=7200)))
+    assert (err, msg) == ("ValidationError", "The requested DurationSeconds exceeds the 1 hour session limit for "
+                                             "roles assumed by role chaining."), msg
+    denied(chained)
+
+
+def shared_setup(ctx: dict[str, Any]) -> tuple[str, str]:
+    """A fresh world: an instance and an AMI in the primary account's primary region (the AMI available)."""
+    control("POST", "/_drflow/reset")
+    ec2 = client("ec2")
+    base = ec2.describe_images(Owners=["amazon"])["Images"][0]["ImageId"]
+    inst = ec2.run_instances(ImageId=base, MinCount=1, MaxCount=1)["Instances"][0]["InstanceId"]
+    ami = ec2.create_image(InstanceId=inst, Name="shared-source")["ImageId"]
+    while image_state(PRIMARY, ami) == "pending":
+        pass
+    snap = ec2.describe_images(ImageIds=[ami])["Images"][0]["BlockDeviceMappings"][0]["Ebs"]["SnapshotId"]
+    return ami, snap
+
+
+def copy_as_dr(ami: str, **extra: Any) -> str:
+    return as_account("ec2", DR_ACCOUNT, DR).copy_image(SourceImageId=ami, SourceRegion=PRIMARY, Name="dr-copy",
+                                                       **extra)["ImageId"]
+
+
+def settled(ec2: Any, ami: str) -> dict[str, Any]:
+    for _ in range(10):
+        image = ec2.describe_images(ImageIds=[ami])["Images"][0]
+        if image["State"] != "pending":
+            return image
+    raise AssertionError(f"{ami} stays pending")
+
+
+@check
+def ec2_copy_across_accounts_needs_sharing(ctx: dict[str, Any]) -> None:
+    ami, snap = shared_setup(ctx)
+    ec2, dr_primary = client("ec2"), as_account("ec2", DR_ACCOUNT, PRIMARY)
+    e = error_of(lambda: dr_primary.describe_images(ImageIds=[ami]))
+    assert code(e) == "InvalidAMIID.NotFound", e.response
+    e = error_of(lambda: copy_as_dr(ami))
+    assert code(e) == "InvalidAMIID.NotFound" and ami in scm(e)[2], e.response
+    ec2.modify_image_attribute(ImageId=ami, LaunchPermission={"Add": [{"UserId": DR_ACCOUNT}]})
+    shared = dr_primary.describe_images(ImageIds=[ami])["Images"]
+    assert [(i["ImageId"], i["OwnerId"]) for i in shared] == [(ami, ACCOUNT)], shared
+    assert ami in {i["ImageId"] for i in dr_primary.describe_images(ExecutableUsers=["self"])["Images"]}
+    assert ami not in {i["ImageId"] for i in dr_primary.describe_images(Owners=["self"])["Images"]}
+    e = error_of(lambda: copy_as_dr(ami))
+    assert scm(e) == (400, "InvalidRequest", "You do not have permission to access the storage of this ami"), \
+        e.response
+    ec2.modify_snapshot_attribute(SnapshotId=snap, Attribute="createVolumePermission", OperationType="add",
+                                  UserIds=[DR_ACCOUNT])
+    copy = copy_as_dr(ami)
+    dr = as_account("ec2", DR_ACCOUNT, DR)
+    # an aws:ec2:image parameter of the DR account may name the AMI shared with it (SSM checks what it can see)
+    ssm = as_account("ssm", DR_ACCOUNT, PRIMARY)
+    ssm.put_parameter(Name="/drflow/shared", Value=ami, Type="String", DataType="aws:ec2:image")
+    assert ssm.get_parameter(Name="/drflow/shared")["Parameter"]["Value"] == ami
+    image = settled(dr, copy)
+    assert image["State"] == "available" and image["OwnerId"] == DR_ACCOUNT, image
+    assert not image["BlockDeviceMappings"][0]["Ebs"]["Encrypted"], image["BlockDeviceMappings"]
+    e = error_of(lambda: client("ec2", DR).describe_images(ImageIds=[copy]))
+    assert code(e) == "InvalidAMIID.NotFound", e.response  # the copy is the DR account's, not shared back
+    # removing the sharing: the AMI is invisible and uncopyable again
+    ec2.modify_image_attribute(ImageId=ami, LaunchPermission={"Remove": [{"UserId": DR_ACCOUNT}]})
+    ec2.modify_snapshot_attribute(SnapshotId=snap, Attribute="createVolumePermission", OperationType="remove",
+                                  UserIds=[DR_ACCOUNT])
+    assert ec2.describe_image_attribute(ImageId=ami, Attribute="launchPermission")["LaunchPermissions"] == []
+    assert ec2.describe_snapshot_attribute(SnapshotId=snap, Attribute="createVolumePermission")[
+        "CreateVolumePermissions"] == []
+    assert code(error_of(lambda: dr_primary.describe_images(ImageIds=[ami]))) == "InvalidAMIID.NotFound"
+    assert code(error_of(lambda: copy_as_dr(ami))) == "InvalidAMIID.NotFound"
+    ssm.put_parameter(Name="/drflow/shared", Value=ami, Type="String", Overwrite=True)  # no longer visible: dropped
+    assert ssm.get_parameter(Name="/drflow/shared")["Parameter"]["Version"] == 1
+
+
+def share(ami: str, snap: str, region: str = PRIMARY, user: str = DR_ACCOUNT) -> None:
+    ec2 = client("ec2", region)
+    ec2.modify_image_attribute(ImageId=ami, LaunchPermission={"Add": [{"UserId": user}]})
+    ec2.modify_snapshot_attribute(SnapshotId=snap, Attribute="createVolumePermission", OperationType="add",
+                                  UserIds=[user])
+
+
+def ebs_of(ec2: Any, ami: str) -> dict[str, Any]:
+    image = settled(ec2, ami)
+    ebs = image["BlockDeviceMappings"][0]["Ebs"]
+    snapshot = ec2.describe_snapshots(SnapshotIds=[ebs["SnapshotId"]])["Snapshots"][0]
+    assert (snapshot["Encrypted"], snapshot.get("KmsKeyId")) == (ebs["Encrypted"], ebs.get("KmsKeyId")), \
+        (snapshot, ebs)
+    return {"State": image["State"], "Encrypted": ebs["Encrypted"], "KmsKeyId": ebs.get("KmsKeyId"),
+            "StateReason": image.get("StateReason")}
+
+
+@check
+def ec2_copy_encrypts_with_the_destination_key(ctx: dict[str, Any]) -> None:
+    ami, snap = shared_setup(ctx)
+    share(ami, snap)
+    kms, dr = as_account("kms", DR_ACCOUNT, DR), as_account("ec2", DR_ACCOUNT, DR)
+    key = kms.create_key(Description="drflow DR key")["KeyMetadata"]
+    kms.create_alias(AliasName="alias/drflow-dr", TargetKeyId=key["KeyId"])
+    for key_id in (key["KeyId"], key["Arn"], "alias/drflow-dr", f"arn:aws:kms:{DR}:{DR_ACCOUNT}:alias/drflow-dr"):
+        out = ebs_of(dr, copy_as_dr(ami, Encrypted=True, KmsKeyId=key_id))
+        assert out == {"State": "available", "Encrypted": True, "KmsKeyId": key["Arn"], "StateReason": None}, out
+    default = ebs_of(dr, copy_as_dr(ami, Encrypted=True))  # the account's default EBS key, made on first use
+    ebs_key = kms.describe_key(KeyId="alias/aws/ebs")["KeyMetadata"]
+    assert default["Encrypted"] and default["KmsKeyId"] == ebs_key["Arn"], (default, ebs_key)
+    assert ebs_key["KeyManager"] == "AWS" and ebs_key["Arn"].startswith(f"arn:aws:kms:{DR}:{DR_ACCOUNT}:key/")
+    e = error_of(lambda: copy_as_dr(ami, KmsKeyId=key["KeyId"]))
+    assert code(e) == "InvalidParameterDependency", e.response
+    # an unusable key is only found while copying: the copy ends failed
+    other_region = as_account("kms", DR_ACCOUNT, PRIMARY).create_key()["KeyMetadata"]
+    disabled = kms.create_key()["KeyMetadata"]
+    kms.disable_key(KeyId=disabled["KeyId"])
+    foreign = as_account("kms", OTHER_ACCOUNT, DR).create_key()["KeyMetadata"]  # default policy: its own account
+    for bad in ("alias/no-such-key", "1234abcd-12ab-34cd-56ef-1234567890ab", other_region["Arn"],
+                disabled["KeyId"], foreign["Arn"]):
+        out = ebs_of(dr, copy_as_dr(ami, Encrypted=True, KmsKeyId=bad))
+        assert out["State"] == "failed" and out["StateReason"] == {
+            "Code": "Server.InternalError", "Message": "Copy image failed with an internal error"}, (bad, out)
+    # another account's key whose policy lets the DR account use it
+    policy = trust({"Effect": "Allow", "Principal": {"AWS": f"arn:aws:iam::{OTHER_ACCOUNT}:root"},
+                    "Action": "kms:*", "Resource": "*"},
+                   {"Effect": "Allow", "Principal": {"AWS": f"arn:aws:iam::{DR_ACCOUNT}:root"},
+                    "Action": ["kms:Decrypt", "kms:CreateGrant", "kms:DescribeKey"], "Resource": "*"})
+    lent = as_account("kms", OTHER_ACCOUNT, DR).create_key(Policy=policy)["KeyMetadata"]
+    out = ebs_of(dr, copy_as_dr(ami, Encrypted=True, KmsKeyId=lent["Arn"]))
+    assert out["State"] == "available" and out["KmsKeyId"] == lent["Arn"], out
+
+
+@check
+def ec2_aws_managed_keys_cannot_be_shared(ctx: dict[str, Any]) -> None:
+    ami, _ = shared_setup(ctx)
+    ec2 = client("ec2")
+    encrypted = ec2.copy_image(SourceImageId=ami, SourceRegion=PRIMARY, Name="enc", Encrypted=True)["ImageId"]
+    enc = ebs_of(ec2, encrypted)
+    assert enc["Encrypted"] and enc["KmsKeyId"] == client("kms").describe_key(KeyId="alias/aws/ebs")[
+        "KeyMetadata"]["Arn"], enc
+    snap = ec2.describe_images(ImageIds=[encrypted])["Images"][0]["BlockDeviceMappings"][0]["Ebs"]["SnapshotId"]
+    e = error_of(lambda: ec2.modify_image_attribute(ImageId=encrypted,
+                                                    LaunchPermission={"Add": [{"UserId": DR_ACCOUNT}]}))
+    assert scm(e)[:2] == (400, "InvalidParameter") and "AWS Managed CMK" in scm(e)[2], e.response
+    e = error_of(lambda: ec2.modify_snapshot_attribute(SnapshotId=snap, Attribute="createVolumePermission",
+                                                       OperationType="add", UserIds=[DR_ACCOUNT]))
+    assert scm(e) == (400, "OperationNotPermitted", "Encrypted snapshots with EBS default key cannot be shared"), \
+        e.response
+    assert ec2.describe_image_attribute(ImageId=encrypted, Attribute="launchPermission")["LaunchPermissions"] == []
+    # a customer managed key: shareable; the DR account's copy works when the key policy lets it use the key
+    kms = client("kms")
+    for lend, expected in ((True, "available"), (False, "failed")):
+        statements = [{"Effect": "Allow", "Principal": {"AWS": f"arn:aws:iam::{ACCOUNT}:root"}, "Action": "kms:*",
+                       "Resource": "*"}]
+        if lend:
+            statements.append({"Effect": "Allow", "Principal": {"AWS": DR_ACCOUNT}, "Action": "kms:Decrypt",
+                               "Resource": "*"})
+        key = kms.create_key(Policy=trust(*statements))["KeyMetadata"]
+        cmk = ec2.copy_image(SourceImageId=ami, SourceRegion=PRIMARY, Name="cmk", Encrypted=True,
+                             KmsKeyId=key["Arn"])["ImageId"]
+        assert ebs_of(ec2, cmk)["KmsKeyId"] == key["Arn"]
+        share(cmk, ec2.describe_images(ImageIds=[cmk])["Images"][0]["BlockDeviceMappings"][0]["Ebs"]["SnapshotId"])
+        dr_key = as_account("kms", DR_ACCOUNT, DR).create_key()["KeyMetadata"]
+        out = ebs_of(as_account("ec2", DR_ACCOUNT, DR), copy_as_dr(cmk, Encrypted=True, KmsKeyId=dr_key["Arn"]))
+        assert out["State"] == expected, (lend, out)
+
+
+def vault_policy(source: str) -> str:
+    return trust({"Effect": "Allow", "Principal": {"AWS": f"arn:aws:iam::{source}:root"},
+                  "Action": "backup:CopyIntoBackupVault", "Resource": "*"})
+
+
+def backup_world(ctx: dict[str, Any]) -> str:
+    """An instance, its completed backup job in the primary account; answers the recovery point ARN."""
+    control("POST", "/_drflow/reset")
+    ec2 = client("ec2")
+    base = ec2.describe_images(Owners=["amazon"])["Images"][0]["ImageId"]
+    inst = ec2.run_instances(ImageId=base, MinCount=1, MaxCount=1)["Instances"][0]["InstanceId"]
+    ctx["xa_instance_arn"] = f"arn:aws:ec2:{PRIMARY}:{ACCOUNT}:instance/{inst}"
+    client("backup").create_backup_vault(BackupVaultName="drflow-primary")
+    job = client("backup").start_backup_job(BackupVaultName="drflow-primary", ResourceArn=ctx["xa_instance_arn"],
+                                            IamRoleArn=ROLE)["BackupJobId"]
+    return job_states("backup", job)[-1]["RecoveryPointArn"]
+
+
+def copy_into(rp_arn: str, vault_arn: str) -> dict[str, Any]:
+    job = client("backup").start_copy_job(RecoveryPointArn=rp_arn, SourceBackupVaultName="drflow-primary",
+                                          DestinationBackupVaultArn=vault_arn, IamRoleArn=ROLE)["CopyJobId"]
+    return job_states("copy", job)[-1]
+
+
+@check
+def backup_copy_into_another_account(ctx: dict[str, Any]) -> None:
+    rp_arn = backup_world(ctx)
+    backup, dr_backup = client("backup"), as_account("backup", DR_ACCOUNT, DR)
+    vault_arn = f"arn:aws:backup:{DR}:{DR_ACCOUNT}:backup-vault:central"
+    settings = backup.describe_global_settings()
+    assert settings["GlobalSettings"]["isCrossAccountBackupEnabled"] == "false", settings
+    failed = copy_into(rp_arn, vault_arn)
+    assert failed["State"] == "FAILED" and "isCrossAccountBackupEnabled" in failed["StatusMessage"], failed
+    backup.update_global_settings(GlobalSettings={"isCrossAccountBackupEnabled": "true"})
+    assert backup.describe_global_settings()["GlobalSettings"]["isCrossAccountBackupEnabled"] == "true"
+    assert dr_backup.describe_global_settings()["GlobalSettings"]["isCrossAccountBackupEnabled"] == "false"
+    e = error_of(lambda: backup.update_global_settings(GlobalSettings={"isCrossAccountBackupEnabled": "yes"}))
+    assert code(e) == "InvalidParameterValueException", e.response
+    failed = copy_into(rp_arn, vault_arn)  # no such vault
+    assert failed["State"] == "FAILED" and failed["StatusMessage"].startswith("Access Denied"), failed
+    kms = as_account("kms", DR_ACCOUNT, DR)
+    key = kms.create_key(Description="central vault key")["KeyMetadata"]
+    dr_backup.create_backup_vault(BackupVaultName="central", EncryptionKeyArn=key["Arn"])
+    e = error_of(lambda: dr_backup.get_backup_vault_access_policy(BackupVaultName="central"))
+    assert code(e) == "ResourceNotFoundException", e.response
+    failed = copy_into(rp_arn, vault_arn)  # no access policy
+    assert failed["StatusMessage"] == "Access Denied trying to call AWS Backup service", failed
+    dr_backup.put_backup_vault_access_policy(BackupVaultName="central", Policy=vault_policy(OTHER_ACCOUNT))
+    assert copy_into(rp_arn, vault_arn)["StatusMessage"] == "Access Denied trying to call AWS Backup service"
+    dr_backup.put_backup_vault_access_policy(BackupVaultName="central", Policy=vault_policy(ACCOUNT))
+    got = dr_backup.get_backup_vault_access_policy(BackupVaultName="central")
+    assert got["Policy"] == vault_policy(ACCOUNT) and got["BackupVaultArn"] == vault_arn, got
+    e = error_of(lambda: dr_backup.put_backup_vault_access_policy(BackupVaultName="central", Policy="{not json"))
+    assert code(e) == "InvalidParameterValueException", e.response
+    e = error_of(lambda: dr_backup.get_backup_vault_access_policy(BackupVaultName="missing"))
+    assert code(e) == "ResourceNotFoundException", e.response
+    # a vault with the AWS managed key (no EncryptionKeyArn) cannot take EC2 copies from another account
+    dr_backup.create_backup_vault(BackupVaultName="plain")
+    dr_backup.put_backup_vault_access_policy(BackupVaultName="plain", Policy=vault_policy(ACCOUNT))
+    failed = copy_into(rp_arn, f"arn:aws:backup:{DR}:{DR_ACCOUNT}:backup-vault:plain")
+    assert failed["State"] == "FAILED" and "customer managed key" in failed["StatusMessage"], failed
+    # all set: the copy completes into the DR account, encrypted with the vault's key
+    done = copy_into(rp_arn, vault_arn)
+    assert done["State"] == "COMPLETED" and done["AccountId"] == ACCOUNT, done
+    assert done["DestinationBackupVaultArn"] == vault_arn, done
+    region, dr_ami = AMI_ARN.fullmatch(done["DestinationRecoveryPointArn"]).groups()  # type: ignore[union-attr]
+    assert region == DR
+    dr_ec2 = as_account("ec2", DR_ACCOUNT, DR)
+    image = dr_ec2.describe_images(ImageIds=[dr_ami])["Images"][0]
+    assert image["State"] == "available" and image["OwnerId"] == DR_ACCOUNT, image
+    assert ebs_of(dr_ec2, dr_ami)["KmsKeyId"] == key["Arn"]
+    assert code(error_of(lambda: client("ec2", DR).describe_images(ImageIds=[dr_ami]))) == "InvalidAMIID.NotFound"
+    points = dr_backup.list_recovery_points_by_backup_vault(BackupVaultName="central")["RecoveryPoints"]
+    assert [p["RecoveryPointArn"] for p in points] == [done["DestinationRecoveryPointArn"]], points
+    assert points[0]["IsEncrypted"] and points[0]["EncryptionKeyArn"] == key["Arn"], points
+    assert points[0]["SourceBackupVaultArn"] == f"arn:aws:backup:{PRIMARY}:{ACCOUNT}:backup-vault:drflow-primary"
+    assert points[0]["ResourceArn"] == ctx["xa_instance_arn"]
+    point = dr_backup.describe_recovery_point(BackupVaultName="central",
+                                              RecoveryPointArn=done["DestinationRecoveryPointArn"])
+    assert point["Status"] == "COMPLETED", point
+    dr_backup.delete_backup_vault_access_policy(BackupVaultName="central")
+    e = error_of(lambda: dr_backup.get_backup_vault_access_policy(BackupVaultName="central"))
+    assert code(e) == "ResourceNotFoundException", e.response
+
+
+@check
+def kms_read_only_calls_per_account(ctx: dict[str, Any]) -> None:
+    control("POST", "/_drflow/reset")
+    kms = as_account("kms", DR_ACCOUNT, DR)
+    policy = trust({"Effect": "Allow", "Principal": {"AWS": f"arn:aws:iam::{DR_ACCOUNT}:root"}, "Action": "kms:*",
+                    "Resource": "*"})
+    key = kms.create_key(Policy=policy, Description="dr")["KeyMetadata"]
+    kms.create_alias(AliasName="alias/dr", TargetKeyId=key["KeyId"])
+    role = make_role(DR_ACCOUNT, "reader", trust(allow_assume(ACCOUNT)))
+    allow(DR_ACCOUNT, "reader", ["kms:Describe*", "kms:Get*", "kms:List*"])
+    creds = client("sts").assume_role(RoleArn=role, RoleSessionName="preflight")["Credentials"]
+    for reader in (kms, with_credentials("kms", creds, DR)):
+        for key_id in (key["KeyId"], key["Arn"], "alias/dr", f"arn:aws:kms:{DR}:{DR_ACCOUNT}:alias/dr"):
+            meta = reader.describe_key(KeyId=key_id)["KeyMetadata"]
+            assert (meta["Arn"], meta["KeyState"], meta["KeyManager"]) == (key["Arn"], "Enabled", "CUSTOMER"), meta
+        assert json.loads(reader.get_key_policy(KeyId=key["KeyId"], PolicyName="default")["Policy"]) == \
+            json.loads(policy)
+        assert reader.list_grants(KeyId=key["KeyId"])["Grants"] == []
+        e = error_of(lambda: reader.describe_key(KeyId="alias/missing"))
+        assert scm(e)[:2] == (400, "NotFoundException"), e.response
+    for stranger in (client("kms", DR), as_account("kms", DR_ACCOUNT, PRIMARY)):  # another account, another region
+        assert code(error_of(lambda: stranger.describe_key(KeyId=key["KeyId"]))) == "NotFoundException"
+    # another account reads a key by its ARN when the key policy lets it (DescribeKey, ListGrants: cross-account)
+    primary = client("kms", DR)
+    e = error_of(lambda: primary.describe_key(KeyId=key["Arn"]))
+    assert scm(e) == (400, "AccessDeniedException", f"User: arn:aws:sts::{ACCOUNT}:user/moto is not authorized to "
+                      f"perform: kms:DescribeKey on resource: {key['Arn']} because no resource-based policy allows "
+                      "the kms:DescribeKey action"), e.response
+    lent = json.loads(policy)
+    lent["Statement"].append({"Effect": "Allow", "Principal": {"AWS": f"arn:aws:iam::{ACCOUNT}:root"},
+                              "Action": ["kms:DescribeKey", "kms:ListGrants"], "Resource": "*"})
+    kms.put_key_policy(KeyId=key["KeyId"], PolicyName="default", Policy=json.dumps(lent))
+    for key_id in (key["Arn"], f"arn:aws:kms:{DR}:{DR_ACCOUNT}:alias/dr"):
+        assert primary.describe_key(KeyId=key_id)["KeyMetadata"]["Arn"] == key["Arn"]
+    assert primary.list_grants(KeyId=key["Arn"])["Grants"] == []
+    assert code(error_of(lambda: primary.describe_key(KeyId=f"arn:aws:kms:{DR}:{DR_ACCOUNT}:key/nope"))) == \
+        "NotFoundException"
+    assert code(error_of(lambda: primary.get_key_policy(KeyId=key["Arn"], PolicyName="default"))) == \
+        "NotFoundException"  # GetKeyPolicy is not cross-account
+
+
+@check
+def role_sessions_are_held_to_their_policies(ctx: dict[str, Any]) -> None:
+    control("POST", "/_drflow/reset")
+    iam = as_account("iam", DR_ACCOUNT)
+    role = make_role(DR_ACCOUNT, "limited", trust(allow_assume(ACCOUNT)))
+    creds = client("sts").assume_role(RoleArn=role, RoleSessionName="run-1")["Credentials"]
+    session = f"arn:aws:sts::{DR_ACCOUNT}:assumed-role/limited/run-1"
+    dr_backup = with_credentials("backup", creds, DR)
+    # no policy at all: everything but GetCallerIdentity is refused, in each service's own way
+    assert with_credentials("sts", creds).get_caller_identity()["Arn"] == session
+    e = error_of(lambda: dr_backup.create_backup_vault(BackupVaultName="v"))
+    assert scm(e) == (403, "AccessDeniedException", f"User: {session} is not authorized to perform: "
+                      f"backup:CreateBackupVault on resource: arn:aws:backup:{DR}:{DR_ACCOUNT}:backup-vault:v "
+                      "because no identity-based policy allows the backup:CreateBackupVault action"), e.response
+    e = error_of(lambda: with_credentials("ec2", creds, DR).describe_images(Owners=["self"]))
+    assert scm(e)[:2] == (403, "UnauthorizedOperation") and "ec2:DescribeImages" in scm(e)[2], e.response
+    e = error_of(lambda: with_credentials("ssm", creds, DR).get_parameter(Name="/drflow/x"))
+    assert scm(e)[:2] == (403, "AccessDeniedException") and "parameter/drflow/x" in scm(e)[2], e.response
+    # an inline policy and an attached managed one allow; an explicit deny wins; the emulator's own Backup
+    # operations are checked too
+    allow(DR_ACCOUNT, "limited", ["backup:CreateBackupVault", "backup:DescribeGlobalSettings"])
+    managed = iam.create_policy(PolicyName="read-images", PolicyDocument=json.dumps({
+        "Version": "2012-10-17", "Statement": [{"Effect": "Allow", "Action": "ec2:Describe*", "Resource": "*"}]}))
+    iam.attach_role_policy(RoleName="limited", PolicyArn=managed["Policy"]["Arn"])
+    dr_backup.create_backup_vault(BackupVaultName="v")
+    assert dr_backup.describe_global_settings()["GlobalSettings"]
+    with_credentials("ec2", creds, DR).describe_images(Owners=["self"])
+    e = error_of(lambda: dr_backup.list_recovery_points_by_backup_vault(BackupVaultName="v"))
+    assert scm(e)[:2] == (403, "AccessDeniedException") and "ListRecoveryPointsByBackupVault" in scm(e)[2]
+    iam.put_role_policy(RoleName="limited", PolicyName="deny", PolicyDocument=json.dumps({
+        "Version": "2012-10-17", "Statement": [{"Effect": "Deny", "Action": "backup:Create*", "Resource": "*"}]}))
+    e = error_of(lambda: dr_backup.create_backup_vault(BackupVaultName="w"))
+    assert scm(e)[2].endswith("with an explicit deny in an identity-based policy"), e.response
+    # a condition on the requested region
+    iam.put_role_policy(RoleName="limited", PolicyName="regional", PolicyDocument=json.dumps({
+        "Version": "2012-10-17", "Statement": [{"Effect": "Allow", "Action": "ssm:GetParameter", "Resource": "*",
+                                                "Condition": {"StringEquals": {"aws:RequestedRegion": DR}}}]}))
+    e = error_of(lambda: with_credentials("ssm", creds, DR).get_parameter(Name="/drflow/x"))
+    assert code(e) == "ParameterNotFound", e.response  # allowed: moto answers
+    e = error_of(lambda: with_credentials("ssm", creds, PRIMARY).get_parameter(Name="/drflow/x"))
+    assert code(e) == "AccessDeniedException", e.response
+    # static keys are never checked
+    as_account("backup", DR_ACCOUNT, DR).create_backup_vault(BackupVaultName="w")
+    # SimulatePrincipalPolicy answers from the same evaluation
+    out = iam.simulate_principal_policy(
+        PolicySourceArn=role, ActionNames=["backup:CreateBackupVault", "ec2:DescribeImages", "ec2:CopyImage",
+                                          "backup:DescribeGlobalSettings"])["EvaluationResults"]
+    decisions = {r["EvalActionName"]: (r["EvalResourceName"], r["EvalDecision"]) for r in out}
+    assert decisions == {"backup:CreateBackupVault": ("*", "explicitDeny"), "ec2:DescribeImages": ("*", "allowed"),
+                         "ec2:CopyImage": ("*", "implicitDeny"),
+                         "backup:DescribeGlobalSettings": ("*", "allowed")}, decisions
+    allowed = next(r for r in out if r["EvalActionName"] == "ec2:DescribeImages")
+    assert allowed["MatchedStatements"] == [{"SourcePolicyId": managed["Policy"]["Arn"],
+                                             "SourcePolicyType": "user-managed"}], allowed
+    iam.put_role_policy(RoleName="limited", PolicyName="one-vault", PolicyDocument=json.dumps({
+        "Version": "2012-10-17", "Statement": [{"Effect": "Allow", "Action": "backup:StartCopyJob",
+                                                "Resource": f"arn:aws:backup:*:{DR_ACCOUNT}:backup-vault:dr-*"}]}))
+    vault = f"arn:aws:backup:{DR}:{DR_ACCOUNT}:backup-vault:"
+    out = iam.simulate_principal_policy(PolicySourceArn=role, ActionNames=["backup:StartCopyJob"],
+                                        ResourceArns=[vault + "dr-main", vault + "other"])["EvaluationResults"]
+    assert [(r["EvalResourceName"], r["EvalDecision"]) for r in out] == [
+        (vault + "dr-main", "allowed"), (vault + "other", "implicitDeny")], out
+    e = error_of(lambda: iam.simulate_principal_policy(PolicySourceArn=f"arn:aws:iam::{DR_ACCOUNT}:role/nope",
+                                                       ActionNames=["ec2:CopyImage"]))
+    assert scm(e)[:2] == (404, "NoSuchEntity"), e.response
+
+
+CHECKS.extend(selftest_sfn.checks(sys.modules[__name__]))  # Step Functions executions, the cross-region function
 
 
 # ---------------------------------------------------------------- runner

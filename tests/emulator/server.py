@@ -12,7 +12,10 @@ Backup plan selections; emu_hooks:
 SNS TopicArn checks and subscription counts, pending AMIs, CreateImage
 snapshot tags, CopyImage ClientToken, instance status checks, SSM aws:ec2:image, CloudFormation
 {{resolve:ssm}} incl. via Fn::Sub, update detection, EC2 instance updates, failed creates rolled back,
-ClientRequestToken retries). The calls log keeps each call's parameters as sent. A NotImplementedError inside moto
+ClientRequestToken retries; emu_accounts / emu_iam / emu_sharing / emu_vaults / emu_kms: each call acts as an
+account (12-digit access key ids, AssumeRole sessions), AssumeRole trust policies, role sessions held to their
+identity policies, SimulatePrincipalPolicy, AMIs shared and copied across accounts, EBS encryption of copies,
+cross-account Backup copies, KMS reads across accounts; emu_sfn: Step Functions executions whose SDK tasks call this server). The calls log keeps each call's parameters as sent. A NotImplementedError inside moto
 answers 400 EmulatorNotImplemented (not retried by clients). Control API under /_drflow/ (see
 README.md). Requests are served on threads, but all moto work happens under one lock, so moto only
 ever runs one at a time; injected latency is slept outside the lock.
@@ -22,7 +25,7 @@ from __future__ import annotations
 
 import os
 
-os.environ["MOTO_ACCOUNT_ID"] = "123456789012"  # must be set before moto is imported
+os.environ.pop("MOTO_ACCOUNT_ID", None)  # it would pin every request to one account: emu_accounts picks it per call
 os.environ["MOTO_ENABLE_AMI_VALIDATION"] = "true"  # RunInstances rejects unknown AMIs
 
 import argparse  # noqa: E402
@@ -49,10 +52,16 @@ from moto.moto_server.werkzeug_app import (  # noqa: E402
 )
 from werkzeug.serving import make_server  # noqa: E402
 
+import emu_accounts  # noqa: E402
 import emu_backup  # noqa: E402
 import emu_hooks  # noqa: E402
+import emu_iam  # noqa: E402
+import emu_kms  # noqa: E402
 import emu_plans  # noqa: E402
-from emu_common import STATE, ApiError, Fault, Reply, aws_error, protocol_of, service_model  # noqa: E402
+import emu_sfn  # noqa: E402
+import emu_sharing  # noqa: E402
+import emu_vaults  # noqa: E402
+from emu_common import ACCOUNT_ID, STATE, ApiError, Fault, Reply, aws_error, protocol_of, service_model  # noqa: E402
 
 CREDENTIAL_SCOPE = re.compile(r"Credential=[^/,\s]+/\d{8}/([^/]+)/([^/]+)/aws4_request")
 
@@ -66,7 +75,8 @@ SNS_TOPIC_OPERATIONS = ("Publish", "Subscribe", "GetTopicAttributes", "SetTopicA
 # before hooks are then not run; the after hooks are).
 BEFORE: dict[tuple[str, str], tuple[Callable[[Any], None], ...]] = {
     ("ec2", "DescribeImages"): (emu_hooks.before_describe_images,),
-    ("ec2", "CopyImage"): (emu_hooks.before_copy_image, emu_hooks.before_copy_image_tags),
+    ("ec2", "CopyImage"): (emu_hooks.before_copy_image, emu_hooks.before_copy_image_tags,
+                           emu_sharing.before_copy_image_access),
     ("ec2", "DeregisterImage"): (emu_hooks.before_deregister_image,),
     ("ec2", "DescribeInstanceStatus"): (emu_hooks.before_describe_instance_status,),
     ("ssm", "PutParameter"): (emu_hooks.before_put_parameter,),
@@ -77,9 +87,18 @@ BEFORE: dict[tuple[str, str], tuple[Callable[[Any], None], ...]] = {
     ("cloudformation", "ExecuteChangeSet"): (emu_hooks.before_execute_change_set,),
     **{("sns", op): (emu_hooks.before_sns_topic_arn,) for op in SNS_TOPIC_OPERATIONS},
     ("sns", "GetTopicAttributes"): (emu_hooks.before_sns_topic_arn, emu_hooks.before_get_topic_attributes),
+    ("sts", "AssumeRole"): (emu_accounts.before_assume_role,),
+    ("ec2", "ModifyImageAttribute"): (emu_sharing.before_modify_image_attribute,),
+    ("ec2", "ModifySnapshotAttribute"): (emu_sharing.before_modify_snapshot_attribute,),
+    ("iam", "SimulatePrincipalPolicy"): (emu_iam.before_simulate_principal_policy,),
+    ("kms", "DescribeKey"): (emu_kms.before_describe_key,),
+    ("kms", "ListGrants"): (emu_kms.before_list_grants,),
+    ("states", "CreateStateMachine"): (emu_sfn.before_state_machine_definition,),
+    ("states", "UpdateStateMachine"): (emu_sfn.before_state_machine_definition,),
 }
 AFTER: dict[tuple[str, str], tuple[Callable[[Any, int], None], ...]] = {
-    ("ec2", "CopyImage"): (emu_hooks.after_copy_image, emu_hooks.after_copy_image_tags),
+    ("ec2", "CopyImage"): (emu_hooks.after_copy_image, emu_hooks.after_copy_image_tags,
+                           emu_sharing.after_copy_image_encryption),
     ("ssm", "PutParameter"): (emu_hooks.after_put_parameter,),
     ("cloudformation", "CreateStack"): (emu_hooks.after_stack_change, emu_hooks.after_stack_token),
     ("cloudformation", "UpdateStack"): (emu_hooks.after_stack_change, emu_hooks.after_stack_token),
@@ -133,6 +152,8 @@ class Call:
         self.path_params: dict[str, str] = {}
         scope = CREDENTIAL_SCOPE.search(environ.get("HTTP_AUTHORIZATION", ""))
         self.region, self.service = scope.groups() if scope else (None, None)
+        self.access_key = emu_accounts.access_key_of(environ.get("HTTP_AUTHORIZATION", ""))
+        self.account = ACCOUNT_ID  # set by Emulator (under the lock: it reads moto's IAM)
         self.protocol = self._protocol() if self.service else ""
         self.operation = self._operation() if self.service else ""
         # what the client sent, for the calls log (before any hook rewrites the body)
@@ -278,11 +299,14 @@ class Emulator:
         if call.service is None:  # unsigned: moto's own API, metadata endpoint, ...
             with STATE.lock:
                 return self.run_moto(environ)(start_response)
-        entry = {"service": call.service, "operation": call.operation, "region": call.region,
-                 "time": time.time(), "status": None, "lost": False, "request": call.request}
         with STATE.lock:
+            call.account = emu_accounts.caller_account(call.access_key)
+            environ["HTTP_X_MOTO_ACCOUNT_ID"] = call.account  # moto's own handlers act as that account
+            entry = {"service": call.service, "operation": call.operation, "region": call.region,
+                     "account": call.account, "time": time.time(), "status": None, "lost": False,
+                     "request": call.request}
             STATE.calls.append(entry)
-            hits = [f for f in STATE.faults if f.fires(call.service, call.operation, call.region)]
+            hits = [f for f in STATE.faults if f.fires(call.service, call.operation, call.region, call.account)]
         delay = sum(f.latency_ms for f in hits) / 1000.0
         if delay:
             time.sleep(delay)  # outside the lock: other calls go on meanwhile
@@ -302,8 +326,10 @@ class Emulator:
 
     def dispatch(self, call: Call) -> Reply:
         key = (call.service, call.operation)
+        STATE.account = call.account
         emu_backup.settle()  # seeded jobs end with time, whoever looks first
         try:
+            emu_iam.enforce(call)  # a role session may do what its role's identity policies allow
             for hook in BEFORE.get(key, ()):
                 hook(call)
                 if getattr(call, "reply", None) is not None:
@@ -314,6 +340,8 @@ class Emulator:
                     reply = emu_backup.handle(call)
                 elif call.service == "backup" and call.operation in emu_plans.HANDLED:
                     reply = emu_plans.handle(call)
+                elif call.service == "backup" and call.operation in emu_vaults.HANDLED:
+                    reply = emu_vaults.handle(call)
                 else:
                     reply = self.run_moto(call.environ)
             call.response = reply
@@ -366,7 +394,7 @@ def _as_query(value: Any) -> Any:
     return str(value).lower() if isinstance(value, bool) else value
 
 
-FAULT_FIELDS = {"service", "operation", "operations", "region", "nth", "count", "code", "message", "status",
+FAULT_FIELDS = {"service", "operation", "operations", "region", "account", "nth", "count", "code", "message", "status",
                 "latency_ms", "probability", "seed", "lose_response", "drop"}
 LOST_CODE, LOST_MESSAGE = "InternalFailure", "We encountered an internal error. Please try again."
 
@@ -417,8 +445,11 @@ def parse_fault(body: Any) -> Fault:
         raise ValueError("a fault needs a code, a latency_ms, lose_response or drop")
     if status is None and not drop:
         status = 500 if lose_response else 400
+    account = text("account")
+    if account is not None and not re.fullmatch(r"\d{12}", account):
+        raise ValueError("account must be a 12-digit account id")
     return Fault(service=text("service"), operation=text("operation"), operations=operations,
-                 region=text("region"), nth=nth, count=count, code=code, message=str(message),
+                 region=text("region"), account=account, nth=nth, count=count, code=code, message=str(message),
                  status=int(status) if status is not None else None,  # type: ignore[arg-type]
                  latency_ms=latency_ms, probability=float(probability), seed=seed,
                  lose_response=lose_response, drop=drop)
@@ -429,7 +460,13 @@ def control(environ: dict[str, Any]) -> Reply:
     length = int(environ.get("CONTENT_LENGTH") or 0)
     body = json.loads(environ["wsgi.input"].read(length) or b"{}") if length else {}
     query = dict(parse_qsl(environ.get("QUERY_STRING", "")))
+    if path == "/_drflow/reset" and method == "POST":
+        emu_sfn.stop_executions()  # waits for their threads outside the lock: their calls in flight need it
     with STATE.lock:
+        # control requests that touch an account's resources name it ("account", default 123456789012)
+        STATE.account = body.get("account") or ACCOUNT_ID if isinstance(body, dict) else ACCOUNT_ID
+        if not re.fullmatch(r"\d{12}", STATE.account):
+            return Reply.json(400, {"error": "account must be a 12-digit account id"})
         if path == "/_drflow/health":
             return Reply(200, "ok", {"Content-Type": "text/plain"})
         if path == "/_drflow/faults" and method == "POST":
@@ -501,7 +538,11 @@ def control(environ: dict[str, Any]) -> Reply:
             STATE.reset()
             emu_backup.reset()
             emu_plans.reset()
+            emu_vaults.reset()
+            emu_sfn.reset()
             return Reply.json(200, {})
+        if path == "/_drflow/sfn":
+            return Reply.json(*emu_sfn.control(method, body))
     return Reply.json(404, {"error": f"no control route {method} {path}"})
 
 
@@ -528,6 +569,7 @@ def main() -> None:
     STATE.pending_describes = max(0, args.pending_describes)
     STATE.job_describes = max(1, args.job_describes)
     STATE.status_describes = max(0, args.status_describes)
+    emu_sharing.install_sharing_patches()  # before emu_hooks', which wrap copy_image
     emu_hooks.install_ec2_patches()
     emu_hooks.install_cfn_patches()
     if not args.verbose:
@@ -535,6 +577,7 @@ def main() -> None:
 
     server = make_server(args.host, args.port, Emulator(), threaded=True, request_handler=MotoRequestHandler)
     port = server.socket.getsockname()[1]
+    emu_sfn.install(port, verbose=args.verbose)  # Step Functions executions; their SDK tasks call this server
 
     def stop(signum: int, frame: Any) -> None:
         raise SystemExit(0)

@@ -379,6 +379,8 @@ fn the_aws_backend_maps_the_awkward_answers() {
             name: "wire-copy".into(),
             client_token: "drflow-test-token".into(),
             tags: Default::default(),
+            encrypted: false,
+            kms_key_id: None,
         };
         let copied = cloud.ec2.copy_image(DR, &copy).await.unwrap();
         assert_eq!(

@@ -7,6 +7,7 @@ mod common;
 mod approval;
 mod check;
 mod cli;
+mod cross_account;
 mod e2e_emulator;
 mod engine_semantics;
 mod export;

@@ -225,7 +225,7 @@ fn parliament() -> PathBuf {
 }
 
 /// Lints a policy with every auditor parliament runs by default, down to INFO; returns its findings.
-fn lint(policy: &str) -> Result<(), String> {
+pub(crate) fn lint(policy: &str) -> Result<(), String> {
     let mut child = Command::new(parliament())
         .args(["--minimum_severity", "INFO"])
         .stdin(Stdio::piped())

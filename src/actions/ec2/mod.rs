@@ -5,6 +5,8 @@ mod copy_image;
 mod create_image;
 mod find_instances;
 mod prune_images;
+mod share_image;
+mod unshare_image;
 mod verify_instance;
 mod wait_image;
 
@@ -12,10 +14,158 @@ pub(crate) use copy_image::CopyImage;
 pub(crate) use create_image::CreateImage;
 pub(crate) use find_instances::FindInstances;
 pub(crate) use prune_images::PruneImages;
+pub(crate) use share_image::ShareImage;
+pub(crate) use unshare_image::UnshareImage;
 pub(crate) use verify_instance::VerifyInstance;
 pub(crate) use wait_image::WaitImage;
 
 use super::effects::{Effects, ResourceKind, StepFacts};
+use super::{ActionError, Ctx, Values, values};
+use crate::cloud::policy_doc::{Verdict, verdict};
+
+/// The inputs of `ec2.share_image` and `ec2.unshare_image`.
+const SHARING_INPUTS: &[crate::workflow::InputSpec] = &[
+    crate::workflow::spec::req(
+        "image_id",
+        crate::workflow::InputKind::Str,
+        "The AMI, in the step's region and account.",
+    ),
+    crate::workflow::spec::req(
+        "account_id",
+        crate::workflow::InputKind::Str,
+        "The other account, e.g. `${{ accounts.dr }}`.",
+    ),
+];
+
+/// What EC2 needs of the KMS key that encrypts a copy (AWS's "Amazon EBS encryption" permissions).
+const KEY_USE: &[&str] = &[
+    "kms:CreateGrant",
+    "kms:Decrypt",
+    "kms:DescribeKey",
+    "kms:GenerateDataKeyWithoutPlaintext",
+    "kms:ReEncryptFrom",
+    "kms:ReEncryptTo",
+];
+
+/// Before anything changes: the key exists in the step's region and account, is enabled and symmetric, and its key
+/// policy lets the step's account (and so its role, through IAM) use it. A key policy drflow may not read is left
+/// to the copy itself.
+async fn usable_key(ctx: &Ctx<'_>, key: &str) -> Result<(), ActionError> {
+    let whose = match &ctx.cloud.account {
+        Some(a) => format!("{} (account {a})", ctx.region),
+        None => ctx.region.to_string(),
+    };
+    let Some(k) = ctx.cloud.kms.describe_key(ctx.region, key).await? else {
+        return Err(ActionError::failed(
+            "KmsKeyNotFound",
+            format!(
+                "KMS key `{key}` does not exist in {whose}: a copy is encrypted with a key of its destination region; create one there or name another in `kms_key_id`"
+            ),
+        ));
+    };
+    if k.state != "Enabled" {
+        return Err(ActionError::failed(
+            "KmsKeyNotUsable",
+            format!(
+                "KMS key `{key}` in {whose} is {}: EC2 can encrypt with an enabled key only",
+                k.state
+            ),
+        ));
+    }
+    // (An answer that leaves a field out is not held against the key.)
+    let odd = |v: &str, want: &str| !v.is_empty() && v != want;
+    if odd(&k.usage, "ENCRYPT_DECRYPT") || odd(&k.spec, "SYMMETRIC_DEFAULT") {
+        return Err(ActionError::failed(
+            "KmsKeyNotUsable",
+            format!(
+                "KMS key `{key}` in {whose} is {} {}: EBS encrypts with symmetric encryption keys only",
+                k.spec, k.usage
+            ),
+        ));
+    }
+    let Some(account) = ctx
+        .cloud
+        .account
+        .clone()
+        .or_else(|| values::account_of(&k.arn).ok().map(str::to_string))
+    else {
+        return Ok(());
+    };
+    let policy = match ctx.cloud.kms.get_key_policy(ctx.region, &k.arn).await {
+        Ok(p) => p,
+        Err(e) if e.kind == crate::cloud::ErrorKind::AccessDenied => return Ok(()),
+        Err(e) => return Err(e.into()),
+    };
+    // Who the step's credentials are: an assumed role's ARN names the role; else the account's root stands for
+    // whoever the account's IAM policies let use the key.
+    let principal = match ctx.cloud.sts.get_caller_identity(ctx.region).await {
+        Ok(id) => match id.arn.split_once(":assumed-role/") {
+            Some((_, rest)) => format!(
+                "arn:aws:iam::{account}:role/{}",
+                rest.split('/').next().unwrap_or_default()
+            ),
+            None => id.arn,
+        },
+        Err(_) => format!("arn:aws:iam::{account}:root"),
+    };
+    for action in KEY_USE {
+        match verdict(&policy, &account, &principal, action) {
+            Verdict::Allowed => {}
+            Verdict::Denied => {
+                return Err(ActionError::failed(
+                    "KmsKeyNotUsable",
+                    format!("the key policy of KMS key `{key}` in {whose} denies {action} to {principal}"),
+                ));
+            }
+            Verdict::NotAllowed => {
+                return Err(ActionError::failed(
+                    "KmsKeyNotUsable",
+                    format!(
+                        "the key policy of KMS key `{key}` in {whose} does not allow {action} to {principal}: add a statement allowing {} to it (or to arn:aws:iam::{account}:root, so that IAM policies decide)",
+                        KEY_USE.join(", ")
+                    ),
+                ));
+            }
+        }
+    }
+    Ok(())
+}
+
+/// A step's image and its snapshots shared with `account`, or no longer (`share: false`); an image gone already
+/// has nothing left to unshare.
+async fn share(ctx: &Ctx<'_>, inputs: &Values, share: bool) -> Result<Values, ActionError> {
+    use serde_json::Value;
+    let image_id = values::str_in(inputs, "image_id")?;
+    let account = values::str_in(inputs, "account_id")?;
+    if account.len() != 12 || !account.bytes().all(|b| b.is_ascii_digit()) {
+        return Err(ActionError::Input(format!(
+            "`{account}` is not an AWS account id (12 digits)"
+        )));
+    }
+    let images = ctx
+        .cloud
+        .ec2
+        .describe_images(ctx.region, &[image_id.to_string()])
+        .await?;
+    let Some(image) = images.into_iter().next() else {
+        if share {
+            return Err(ActionError::failed(
+                "InvalidAMIID.NotFound",
+                format!("image {image_id} does not exist in {}", ctx.region),
+            ));
+        }
+        return Ok(values::values([("snapshot_ids", Value::Array(Vec::new()))]));
+    };
+    ctx.cloud.ec2.share_image(ctx.region, image_id, account, share).await?;
+    for snapshot in &image.snapshot_ids {
+        ctx.cloud
+            .ec2
+            .share_snapshot(ctx.region, snapshot, account, share)
+            .await?;
+    }
+    let ids = image.snapshot_ids.iter().cloned().map(Value::String).collect();
+    Ok(values::values([("snapshot_ids", Value::Array(ids))]))
+}
 
 /// The AMI a create or copy step made (known once journaled, even if the step later failed).
 fn image_effects(step: &StepFacts<'_>) -> Effects {

@@ -340,6 +340,46 @@ impl Backup for AwsBackup {
             .collect();
         Ok((jobs, out.next_token().filter(|t| !t.is_empty()).map(str::to_string)))
     }
+
+    async fn get_backup_vault_access_policy(&self, region: &str, vault: &str) -> Result<Option<String>, CloudError> {
+        let result = self
+            .clients
+            .get(region)
+            .get_backup_vault_access_policy()
+            .backup_vault_name(vault)
+            .send()
+            .await;
+        match result {
+            Ok(out) => Ok(out.policy().map(str::to_string)),
+            Err(e) => {
+                let e = from_sdk("backup", "GetBackupVaultAccessPolicy", region, e);
+                // A vault without a policy answers ResourceNotFoundException too; DescribeBackupVault tells the two
+                // apart (a preflight checks the vault itself).
+                if e.code == "ResourceNotFoundException" {
+                    Ok(None)
+                } else {
+                    Err(e)
+                }
+            }
+        }
+    }
+
+    async fn describe_global_settings(
+        &self,
+        region: &str,
+    ) -> Result<std::collections::BTreeMap<String, String>, CloudError> {
+        let out = self
+            .clients
+            .get(region)
+            .describe_global_settings()
+            .send()
+            .await
+            .map_err(|e| from_sdk("backup", "DescribeGlobalSettings", region, e))?;
+        Ok(out
+            .global_settings()
+            .map(|m| m.iter().map(|(k, v)| (k.clone(), v.clone())).collect())
+            .unwrap_or_default())
+    }
 }
 
 /// drflow's copy job of the SDK's.

@@ -257,6 +257,9 @@ impl Ec2 for AwsEc2 {
             .source_image_id(&req.source_image_id)
             .name(&req.name)
             .client_token(&req.client_token);
+        if req.encrypted {
+            call = call.encrypted(true).set_kms_key_id(req.kms_key_id.clone());
+        }
         if !req.tags.is_empty() {
             call = call
                 .tag_specifications(tag_spec(ResourceType::Image, &req.tags))
@@ -326,6 +329,50 @@ impl Ec2 for AwsEc2 {
             .send()
             .await
             .map_err(|e| from_sdk("ec2", "DeleteSnapshot", region, e))?;
+        Ok(())
+    }
+
+    async fn share_image(&self, region: &str, image_id: &str, account: &str, share: bool) -> Result<(), CloudError> {
+        use aws_sdk_ec2::types::{LaunchPermission, LaunchPermissionModifications};
+        let who = LaunchPermission::builder().user_id(account).build();
+        let change = if share {
+            LaunchPermissionModifications::builder().add(who).build()
+        } else {
+            LaunchPermissionModifications::builder().remove(who).build()
+        };
+        self.clients
+            .get(region)
+            .modify_image_attribute()
+            .image_id(image_id)
+            .launch_permission(change)
+            .send()
+            .await
+            .map_err(|e| from_sdk("ec2", "ModifyImageAttribute", region, e))?;
+        Ok(())
+    }
+
+    async fn share_snapshot(
+        &self,
+        region: &str,
+        snapshot_id: &str,
+        account: &str,
+        share: bool,
+    ) -> Result<(), CloudError> {
+        use aws_sdk_ec2::types::{OperationType, SnapshotAttributeName};
+        self.clients
+            .get(region)
+            .modify_snapshot_attribute()
+            .snapshot_id(snapshot_id)
+            .attribute(SnapshotAttributeName::CreateVolumePermission)
+            .operation_type(if share {
+                OperationType::Add
+            } else {
+                OperationType::Remove
+            })
+            .user_ids(account)
+            .send()
+            .await
+            .map_err(|e| from_sdk("ec2", "ModifySnapshotAttribute", region, e))?;
         Ok(())
     }
 }

@@ -17,6 +17,8 @@ pub enum ConnectError {
     NoCredentialsProvider,
     #[error("cannot load AWS credentials{}: {message}", .profile.as_ref().map(|p| format!(" for profile `{p}`")).unwrap_or_default())]
     Credentials { profile: Option<String>, message: String },
+    #[error("cannot assume role {role_arn}: {message}")]
+    AssumeRole { role_arn: String, message: String },
 }
 
 /// Longest excerpt of an unexpected (non-AWS) response body kept in a message.
@@ -102,6 +104,7 @@ where
         code,
         message,
         kind,
+        account: None,
     }
 }
 

@@ -26,6 +26,7 @@ mod backup;
 mod cloudformation;
 mod ec2;
 mod errors;
+mod kms;
 mod sns;
 mod ssm;
 mod sts;
@@ -52,6 +53,11 @@ pub const ATTEMPT_TIMEOUT: Duration = Duration::from_secs(60);
 /// Credentials are resolved once here, so that a missing or expired login fails before the workflow starts
 /// rather than as the first step's error.
 pub async fn connect(profile: Option<&str>) -> Result<Cloud, ConnectError> {
+    connect_config(profile).await.map(from_sdk_config)
+}
+
+/// The loaded configuration, its credentials checked: what [`assume_role`] starts from.
+pub async fn connect_config(profile: Option<&str>) -> Result<SdkConfig, ConnectError> {
     let mut loader = aws_config::defaults(BehaviorVersion::latest())
         .retry_config(RetryConfig::disabled())
         .timeout_config(timeouts());
@@ -67,7 +73,7 @@ pub async fn connect(profile: Option<&str>) -> Result<Cloud, ConnectError> {
             profile: profile.map(str::to_string),
             message: errors::chain(&e),
         })?;
-    Ok(from_sdk_config(sdk))
+    Ok(sdk)
 }
 
 fn timeouts() -> TimeoutConfig {
@@ -108,7 +114,94 @@ pub fn from_sdk_config(sdk: SdkConfig) -> Cloud {
                 aws_sdk_cloudformation::config::Builder::from(c).region(r).build(),
             )
         }))),
+        kms: Arc::new(kms::AwsKms::new(Regional::new(&sdk, |c, r| {
+            aws_sdk_kms::Client::from_conf(aws_sdk_kms::config::Builder::from(c).region(r).build())
+        }))),
         limiter: None,
+        account: None,
+        roles: Arc::default(),
+    }
+}
+
+/// Credentials renewed this long before they expire, so that a call made during a long wait never carries
+/// credentials about to lapse.
+pub const RENEW_BEFORE: Duration = Duration::from_secs(5 * 60);
+
+/// The backend of a region whose calls assume a role. The caller's own credentials (`base`) ask STS for the role's
+/// at once (a trust policy that does not allow the caller, a wrong external id or a missing role fail here, before
+/// any other call, with STS's own error), then again, through the SDK's identity cache, [`RENEW_BEFORE`] they
+/// expire. STS is asked in `region`, the region the role is for.
+pub(crate) async fn assume_role(
+    base: &SdkConfig,
+    region: &str,
+    role: &crate::cloud::AssumeRole,
+) -> Result<Cloud, crate::cloud::CloudError> {
+    use aws_config::identity::IdentityCache;
+    use aws_sdk_sts::config::SharedCredentialsProvider;
+    let sts = aws_sdk_sts::Client::from_conf(
+        aws_sdk_sts::config::Builder::from(base)
+            .region(Region::new(region.to_string()))
+            .build(),
+    );
+    let first = sts
+        .assume_role()
+        .role_arn(&role.role_arn)
+        .role_session_name(&role.session_name)
+        .duration_seconds(role.duration_secs as i32)
+        .set_external_id(role.external_id.clone())
+        .send()
+        .await
+        .map_err(|e| errors::from_sdk("sts", "AssumeRole", region, e))?;
+    let first = first.credentials().map(|c| {
+        let expires = std::time::SystemTime::try_from(*c.expiration()).ok();
+        aws_sdk_sts::config::Credentials::new(
+            c.access_key_id(),
+            c.secret_access_key(),
+            Some(c.session_token().to_string()),
+            expires,
+            "drflow-assume-role",
+        )
+    });
+    let mut renew = aws_config::sts::AssumeRoleProvider::builder(&role.role_arn)
+        .session_name(&role.session_name)
+        .session_length(Duration::from_secs(role.duration_secs.into()))
+        .region(Region::new(region.to_string()))
+        .configure(base);
+    if let Some(id) = &role.external_id {
+        renew = renew.external_id(id);
+    }
+    let provider = FirstThen {
+        first: Mutex::new(first),
+        then: renew.build().await,
+    };
+    let sdk = base
+        .clone()
+        .into_builder()
+        .credentials_provider(SharedCredentialsProvider::new(provider))
+        .identity_cache(IdentityCache::lazy().buffer_time(RENEW_BEFORE).build())
+        .build();
+    let mut cloud = from_sdk_config(sdk);
+    cloud.account = crate::workflow::role_account(&role.role_arn).map(str::to_string);
+    Ok(cloud)
+}
+
+/// The credentials of the first AssumeRole (made to check it), then fresh ones from the provider each time the
+/// identity cache asks (shortly before the ones it holds expire).
+#[derive(Debug)]
+struct FirstThen {
+    first: Mutex<Option<aws_sdk_sts::config::Credentials>>,
+    then: aws_config::sts::AssumeRoleProvider,
+}
+
+impl ProvideCredentials for FirstThen {
+    fn provide_credentials<'a>(&'a self) -> aws_credential_types::provider::future::ProvideCredentials<'a>
+    where
+        Self: 'a,
+    {
+        match self.first.lock().unwrap_or_else(|e| e.into_inner()).take() {
+            Some(c) => aws_credential_types::provider::future::ProvideCredentials::ready(Ok(c)),
+            None => self.then.provide_credentials(),
+        }
     }
 }
 
@@ -129,6 +222,11 @@ impl<C: Clone> Regional<C> {
         }
     }
 
+    /// The configuration its clients are built from.
+    pub(crate) fn config(&self) -> &SdkConfig {
+        &self.sdk
+    }
+
     pub(crate) fn get(&self, region: &str) -> C {
         let mut clients = self.clients.lock().unwrap_or_else(|e| e.into_inner());
         clients
@@ -146,6 +244,32 @@ fn unix(t: &aws_sdk_ssm::primitives::DateTime) -> i64 {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[tokio::test]
+    async fn role_credentials_are_the_first_answer_then_renewed_by_sts() {
+        // As `connect_config` loads it (a loaded configuration has the time source STS's provider needs).
+        let sdk = aws_config::defaults(BehaviorVersion::latest())
+            .region(Region::new("us-west-2"))
+            .endpoint_url("http://127.0.0.1:9")
+            .retry_config(RetryConfig::disabled())
+            .credentials_provider(aws_sdk_sts::config::Credentials::new(
+                "base", "base", None, None, "test",
+            ))
+            .load()
+            .await;
+        let first = aws_sdk_sts::config::Credentials::new("first", "secret", Some("token".into()), None, "test");
+        let creds = FirstThen {
+            first: Mutex::new(Some(first)),
+            then: aws_config::sts::AssumeRoleProvider::builder("arn:aws:iam::222222222222:role/r")
+                .session_name("drflow-run")
+                .configure(&sdk)
+                .build()
+                .await,
+        };
+        assert_eq!(creds.provide_credentials().await.unwrap().access_key_id(), "first");
+        // Renewing asks STS again (here: nobody answers on port 9).
+        assert!(creds.provide_credentials().await.is_err());
+    }
 
     #[tokio::test]
     async fn caches_one_client_per_region() {

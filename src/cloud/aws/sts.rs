@@ -5,7 +5,7 @@ use aws_sdk_sts::Client;
 
 use super::Regional;
 use super::errors::from_sdk;
-use crate::cloud::{CallerIdentity, CloudError, Sts};
+use crate::cloud::{AssumeRole, CallerIdentity, Cloud, CloudError, Sts};
 
 pub(crate) struct AwsSts {
     clients: Regional<Client>,
@@ -32,5 +32,9 @@ impl Sts for AwsSts {
             arn: out.arn().unwrap_or_default().to_string(),
             user_id: out.user_id().unwrap_or_default().to_string(),
         })
+    }
+
+    async fn assume_role(&self, region: &str, role: &AssumeRole) -> Result<Cloud, CloudError> {
+        super::assume_role(self.clients.config(), region, role).await
     }
 }

@@ -393,14 +393,18 @@ fn start_copy_job(ctx: &mut Ctx<'_>, req: &StartCopyJob) -> Result<String, Cloud
     // arn:aws:backup:REGION:ACCOUNT:backup-vault:NAME
     let parts: Vec<&str> = req.destination_vault_arn.splitn(7, ':').collect();
     let (dest_region, dest_vault) = match parts.as_slice() {
+        // Another account's vault is one of the same simulated world (its role's client sees it as its own).
         ["arn", _, "backup", region, account, "backup-vault", name]
-            if looks_like_region(region) && !name.is_empty() && *account == ACCOUNT =>
+            if looks_like_region(region)
+                && !name.is_empty()
+                && account.len() == 12
+                && account.bytes().all(|b| b.is_ascii_digit()) =>
         {
             (region.to_string(), name.to_string())
         }
         _ => {
             let message = format!(
-                "Invalid destination backup vault ARN {:?}: expected arn:aws:backup:REGION:{ACCOUNT}:backup-vault:NAME",
+                "Invalid destination backup vault ARN {:?}: expected arn:aws:backup:REGION:ACCOUNT:backup-vault:NAME",
                 req.destination_vault_arn
             );
             return Err(ctx.err("InvalidParameterValueException", message));
@@ -595,6 +599,33 @@ impl Backup for Sim {
     async fn describe_copy_job(&self, region: &str, job_id: &str) -> Result<CopyJob, CloudError> {
         self.call("backup", "DescribeCopyJob", region, |ctx| {
             describe_copy_job(ctx, job_id)
+        })
+        .await
+    }
+
+    async fn get_backup_vault_access_policy(&self, region: &str, vault: &str) -> Result<Option<String>, CloudError> {
+        self.call("backup", "GetBackupVaultAccessPolicy", region, |ctx| {
+            if !ctx.here().vaults.contains(vault) {
+                return Err(ctx.err(
+                    "ResourceNotFoundException",
+                    format!("Backup vault {vault} does not exist"),
+                ));
+            }
+            // Every simulated vault accepts copies from any account.
+            Ok(Some(
+                r#"{"Version":"2012-10-17","Statement":[{"Effect":"Allow","Principal":"*","Action":"backup:CopyIntoBackupVault","Resource":"*"}]}"#
+                    .to_string(),
+            ))
+        })
+        .await
+    }
+
+    async fn describe_global_settings(&self, region: &str) -> Result<BTreeMap<String, String>, CloudError> {
+        self.call("backup", "DescribeGlobalSettings", region, |_| {
+            Ok(BTreeMap::from([(
+                "isCrossAccountBackupEnabled".to_string(),
+                "true".to_string(),
+            )]))
         })
         .await
     }

@@ -409,6 +409,49 @@ impl Ec2 for Sim {
         self.call("ec2", "DeleteSnapshot", region, |ctx| delete_snapshot(ctx, snapshot_id))
             .await
     }
+
+    async fn share_image(&self, region: &str, image_id: &str, account: &str, _share: bool) -> Result<(), CloudError> {
+        // One simulated account holds every region's resources: sharing only checks what it names.
+        self.call("ec2", "ModifyImageAttribute", region, |ctx| {
+            check_account(ctx, account)?;
+            if !ctx.here().images.contains_key(image_id) {
+                return Err(ctx.err(
+                    "InvalidAMIID.NotFound",
+                    format!("The image id '[{image_id}]' does not exist"),
+                ));
+            }
+            Ok(())
+        })
+        .await
+    }
+
+    async fn share_snapshot(
+        &self,
+        region: &str,
+        snapshot_id: &str,
+        account: &str,
+        _share: bool,
+    ) -> Result<(), CloudError> {
+        self.call("ec2", "ModifySnapshotAttribute", region, |ctx| {
+            check_account(ctx, account)?;
+            if !ctx.here().snapshots.contains_key(snapshot_id) {
+                return Err(ctx.err(
+                    "InvalidSnapshot.NotFound",
+                    format!("The snapshot '{snapshot_id}' does not exist."),
+                ));
+            }
+            Ok(())
+        })
+        .await
+    }
+}
+
+fn check_account(ctx: &Ctx<'_>, account: &str) -> Result<(), CloudError> {
+    if account.len() == 12 && account.bytes().all(|b| b.is_ascii_digit()) {
+        Ok(())
+    } else {
+        Err(ctx.err("InvalidParameterValue", format!("Invalid user id: {account}")))
+    }
 }
 
 #[cfg(test)]
@@ -435,6 +478,8 @@ mod tests {
             name: "dr copy".into(),
             client_token: token.into(),
             tags: BTreeMap::new(),
+            encrypted: false,
+            kms_key_id: None,
         }
     }
 

@@ -35,6 +35,7 @@ mod error;
 mod faults;
 mod history;
 mod ids;
+mod kms;
 mod persist;
 mod records;
 mod rng;
@@ -222,7 +223,10 @@ impl Sim {
             cloudformation: Arc::new(self.clone()),
             sns: Arc::new(self.clone()),
             sts: Arc::new(self.clone()),
+            kms: Arc::new(self.clone()),
             limiter: None,
+            account: None,
+            roles: Arc::default(),
         }
     }
 
@@ -780,6 +784,7 @@ faults:
   - {operation: "ec2:CopyImage", probability: 0.3, lose_response: true}
   - {operation: "ec2:DeregisterImage", probability: 0.3, lose_response: true}
   - {operation: "ec2:DeleteSnapshot", probability: 0.3, lose_response: true}
+  - {operation: "ec2:Modify*Attribute", probability: 0.3, lose_response: true}
   - {operation: "cloudformation:*Stack", probability: 0.3, lose_response: true}
   - {operation: "ssm:PutParameter", probability: 0.3, lose_response: true}
   - {operation: "sns:Publish", probability: 0.3, lose_response: true}
@@ -787,7 +792,7 @@ faults:
 
     #[tokio::test(start_paused = true)]
     async fn chaos_scenario_throttles_every_call_and_loses_start_responses() {
-        // The lost responses cover exactly the eleven calls that change things (start work, write, delete, notify).
+        // The lost responses cover exactly the thirteen calls that change things (start work, write, delete, notify).
         let chaos = scenario(CHAOS);
         let ops = scenario::operations();
         let mutating = |op: &str| {
@@ -799,7 +804,7 @@ faults:
             assert_eq!(lost, mutating(op), "{op}");
         }
         let starts = ops.iter().filter(|op| mutating(op));
-        assert_eq!(starts.count(), 11);
+        assert_eq!(starts.count(), 13);
         let sim = Sim::new(chaos);
         let cloud = sim.cloud();
         let put = crate::cloud::PutParameter {

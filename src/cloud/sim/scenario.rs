@@ -46,6 +46,11 @@ pub struct Scenario {
     /// What a Backup plan with a copy rule made before the world was created: recovery points in the past, with or
     /// without DR copies (`super::history`).
     pub plan_history: Vec<super::history::HistorySpec>,
+    /// KMS keys (ids, ARNs or aliases) DescribeKey does not find. Every other key exists, enabled and
+    /// customer-managed, except `alias/aws/ebs`, the AWS managed key.
+    pub missing_kms_keys: Vec<String>,
+    /// Role ARNs whose AssumeRole is refused (AccessDenied), e.g. a trust policy that does not name the caller.
+    pub denied_roles: Vec<String>,
 }
 
 /// AWS's limits on concurrent jobs. AWS Backup queues what is beyond its limits (a queued job stays CREATED until a
@@ -91,6 +96,8 @@ impl Default for Scenario {
             quotas: SimQuotas::default(),
             backup_plans: Vec::new(),
             plan_history: Vec::new(),
+            missing_kms_keys: Vec::new(),
+            denied_roles: Vec::new(),
         }
     }
 }

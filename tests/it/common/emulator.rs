@@ -113,21 +113,52 @@ impl Emulator {
     /// A JSON-protocol AWS call made by hand (for services drflow has no SDK crate for, e.g. SQS): the emulator
     /// reads the service and region from the credential scope and does not check the signature.
     pub fn aws_json(&self, service: &str, region: &str, target: &str, body: Value) -> Value {
+        self.aws_json_as(service, region, "test", target, body)
+    }
+
+    /// `aws_json` acting as another account (an access key id of 12 digits selects it).
+    pub fn aws_json_as(&self, service: &str, region: &str, key: &str, target: &str, body: Value) -> Value {
+        let headers = format!("Content-Type: application/x-amz-json-1.0\r\nX-Amz-Target: {target}");
+        let (status, text) = self.aws_call(service, region, key, &headers, &body.to_string());
+        assert!((200..300).contains(&status), "{target}: {status} {text}");
+        serde_json::from_str(&text).unwrap_or(Value::Null)
+    }
+
+    /// A query-protocol AWS call made by hand (IAM, for which drflow has no SDK crate), as `key`'s account; returns
+    /// the XML answer.
+    pub fn aws_query_as(&self, service: &str, region: &str, key: &str, params: &[(&str, &str)]) -> String {
+        let enc = |t: &str| {
+            t.bytes()
+                .map(|b| match b {
+                    b'A'..=b'Z' | b'a'..=b'z' | b'0'..=b'9' | b'-' | b'_' | b'.' | b'~' => (b as char).to_string(),
+                    _ => format!("%{b:02X}"),
+                })
+                .collect::<String>()
+        };
+        let body: Vec<String> = params.iter().map(|(k, v)| format!("{}={}", enc(k), enc(v))).collect();
+        let headers = "Content-Type: application/x-www-form-urlencoded; charset=utf-8";
+        let (status, text) = self.aws_call(service, region, key, headers, &body.join("&"));
+        assert!((200..300).contains(&status), "{params:?}: {status} {text}");
+        text
+    }
+
+    fn aws_call(&self, service: &str, region: &str, key: &str, headers: &str, body: &str) -> (u16, String) {
         let mut s = TcpStream::connect(("127.0.0.1", self.port)).expect("connect");
         s.set_read_timeout(Some(Duration::from_secs(30))).unwrap();
-        let body = body.to_string();
         write!(
             s,
-            "POST / HTTP/1.1\r\nHost: 127.0.0.1\r\nContent-Type: application/x-amz-json-1.0\r\nX-Amz-Target: {target}\r\nAuthorization: AWS4-HMAC-SHA256 Credential=test/20260101/{region}/{service}/aws4_request, SignedHeaders=host, Signature=0\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{body}",
+            "POST / HTTP/1.1\r\nHost: 127.0.0.1\r\n{headers}\r\nAuthorization: AWS4-HMAC-SHA256 Credential={key}/20260101/{region}/{service}/aws4_request, SignedHeaders=host, Signature=0\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{body}",
             body.len()
         )
         .unwrap();
         let mut raw = String::new();
         s.read_to_string(&mut raw).unwrap();
         let status: u16 = raw.split_whitespace().nth(1).and_then(|c| c.parse().ok()).unwrap_or(0);
-        let text = raw.split_once("\r\n\r\n").map(|(_, b)| b).unwrap_or_default();
-        assert!((200..300).contains(&status), "{target}: {status} {text}");
-        serde_json::from_str(text).unwrap_or(Value::Null)
+        let text = raw
+            .split_once("\r\n\r\n")
+            .map(|(_, b)| b.to_string())
+            .unwrap_or_default();
+        (status, text)
     }
 
     /// A control call (`/_drflow/...`); panics unless it answers 2xx.
@@ -159,12 +190,17 @@ impl Emulator {
 
     /// SDK configuration for checks made by the test itself (independent of drflow's backend).
     pub fn sdk(&self, region: &str) -> aws_config::SdkConfig {
+        self.sdk_as(region, "test")
+    }
+
+    /// SDK configuration acting as another account: an access key id of 12 digits selects that account.
+    pub fn sdk_as(&self, region: &str, access_key: &str) -> aws_config::SdkConfig {
         aws_config::SdkConfig::builder()
             .behavior_version(BehaviorVersion::latest())
             .region(Region::new(region.to_string()))
             .endpoint_url(self.url())
             .credentials_provider(aws_sdk_ssm::config::SharedCredentialsProvider::new(Credentials::new(
-                "test",
+                access_key,
                 "test",
                 None,
                 None,
