@@ -36,7 +36,7 @@ fn every_invalid_fixture_reports_its_problem_with_location_and_hint() {
         seen += 1;
     }
     assert_eq!(
-        seen, 25,
+        seen, 27,
         "a fixture per problem class (and per kind of region and file problem)"
     );
 }
