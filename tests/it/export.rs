@@ -9,32 +9,10 @@ use crate::common::text as text_of;
 use crate::common::*;
 use serde_json::Value;
 
-struct Golden {
-    name: String,
-    workflow: String,
-    args: Vec<String>,
-}
+use crate::common::golden::{Golden, compare, stateless as run};
 
 fn golden_list() -> Vec<Golden> {
-    let text = std::fs::read_to_string(repo("tests/golden/exports.list")).expect("tests/golden/exports.list");
-    text.lines()
-        .map(str::trim)
-        .filter(|l| !l.is_empty() && !l.starts_with('#'))
-        .map(|l| {
-            let mut words = l.split_whitespace().map(str::to_string);
-            Golden {
-                name: words.next().unwrap(),
-                workflow: words.next().expect("a workflow"),
-                args: words.collect(),
-            }
-        })
-        .collect()
-}
-
-fn run(args: &[&str]) -> (Option<i32>, String, String) {
-    let out = drflow(Path::new("/nonexistent-drflow-state"), args);
-    let (o, e) = text(&out);
-    (out.status.code(), o, e)
+    crate::common::golden::list("exports.list")
 }
 
 fn export(g: &Golden, format: &str) -> String {
@@ -43,32 +21,6 @@ fn export(g: &Golden, format: &str) -> String {
     let (code, stdout, stderr) = run(&cmd);
     assert_eq!(code, Some(0), "{}: drflow {}\n{stderr}", g.name, cmd.join(" "));
     stdout
-}
-
-/// Compares (or with DRFLOW_UPDATE_GOLDEN=1 rewrites) one golden file; the problem, if any.
-fn compare(file: &str, actual: &str) -> Option<String> {
-    let path = repo("tests/golden").join(file);
-    if std::env::var_os("DRFLOW_UPDATE_GOLDEN").is_some_and(|v| v == "1") {
-        std::fs::write(&path, actual).unwrap();
-        return None;
-    }
-    match std::fs::read_to_string(&path) {
-        Err(_) => Some(format!("{file}: missing (DRFLOW_UPDATE_GOLDEN=1 writes it)")),
-        Ok(expected) if expected != actual => {
-            let (n, (want, got)) = expected
-                .lines()
-                .chain(std::iter::repeat("<end>"))
-                .zip(actual.lines().chain(std::iter::repeat("<end>")))
-                .enumerate()
-                .find(|(_, (a, b))| a != b)
-                .unwrap();
-            Some(format!(
-                "{file}: differs at line {}\n  expected: {want}\n  actual:   {got}",
-                n + 1
-            ))
-        }
-        Ok(_) => None,
-    }
 }
 
 #[test]

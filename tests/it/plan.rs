@@ -12,33 +12,10 @@ use serde_json::Value;
 
 const ACCOUNT: &str = "123456789012";
 
-struct Golden {
-    name: String,
-    workflow: String,
-    args: Vec<String>,
-}
+use crate::common::golden::{Golden, compare, stateless as run};
 
 fn golden_list() -> Vec<Golden> {
-    let text = std::fs::read_to_string(repo("tests/golden/plans.list")).expect("tests/golden/plans.list");
-    text.lines()
-        .map(str::trim)
-        .filter(|l| !l.is_empty() && !l.starts_with('#'))
-        .map(|l| {
-            let mut words = l.split_whitespace().map(str::to_string);
-            Golden {
-                name: words.next().unwrap(),
-                workflow: words.next().expect("a workflow"),
-                args: words.collect(),
-            }
-        })
-        .collect()
-}
-
-/// Runs the binary with no state directory to touch: plan, policy and graph need none.
-fn run(args: &[&str]) -> (Option<i32>, String, String) {
-    let out = drflow(Path::new("/nonexistent-drflow-state"), args);
-    let (o, e) = text(&out);
-    (out.status.code(), o, e)
+    crate::common::golden::list("plans.list")
 }
 
 fn outputs(g: &Golden) -> Vec<(String, String)> {
@@ -70,32 +47,10 @@ fn outputs(g: &Golden) -> Vec<(String, String)> {
 
 #[test]
 fn golden_plans_policies_and_graphs() {
-    let update = std::env::var_os("DRFLOW_UPDATE_GOLDEN").is_some_and(|v| v == "1");
     let mut problems = Vec::new();
     for g in golden_list() {
         for (file, actual) in outputs(&g) {
-            let path = repo("tests/golden").join(&file);
-            if update {
-                std::fs::write(&path, &actual).unwrap();
-                continue;
-            }
-            match std::fs::read_to_string(&path) {
-                Err(_) => problems.push(format!("{file}: missing (DRFLOW_UPDATE_GOLDEN=1 writes it)")),
-                Ok(expected) if expected != actual => {
-                    let (n, (want, got)) = expected
-                        .lines()
-                        .chain(std::iter::repeat("<end>"))
-                        .zip(actual.lines().chain(std::iter::repeat("<end>")))
-                        .enumerate()
-                        .find(|(_, (a, b))| a != b)
-                        .unwrap();
-                    problems.push(format!(
-                        "{file}: differs at line {}\n  expected: {want}\n  actual:   {got}",
-                        n + 1
-                    ));
-                }
-                Ok(_) => {}
-            }
+            problems.extend(compare(&file, &actual));
         }
     }
     assert!(
