@@ -14,18 +14,8 @@ use crate::workflow::{InputType, Workflow};
 /// The account the policy is computed for, replaced by `${AWS::AccountId}` in the template.
 const ACCOUNT: &str = "000000000000";
 
-/// A name for CloudFormation: `dr` → `Dr`, `backup_vault` → `BackupVault`.
-fn camel(s: &str) -> String {
-    s.split(|c: char| !c.is_ascii_alphanumeric())
-        .filter(|w| !w.is_empty())
-        .map(|w| {
-            let mut c = w.chars();
-            c.next()
-                .map(|f| f.to_ascii_uppercase().to_string() + c.as_str())
-                .unwrap_or_default()
-        })
-        .collect()
-}
+/// A name for CloudFormation: `dr` → `Dr`, `backup_vault` → `BackupVault` (as IAM statement ids are made).
+use crate::plan::policy::pascal as camel;
 
 /// Strings holding a placeholder become `Fn::Sub`s (their own `${` escaped first).
 fn sub(v: Value, placeholders: &[(String, String)]) -> Value {

@@ -497,7 +497,8 @@ fn sid(actions: &[String], resources: &[String]) -> String {
     format!("{}On{kind}", services.concat())
 }
 
-fn pascal(s: &str) -> String {
+/// `backup_vault` → `BackupVault`.
+pub(crate) fn pascal(s: &str) -> String {
     s.split(|c: char| !c.is_ascii_alphanumeric())
         .filter(|w| !w.is_empty())
         .map(|w| {
