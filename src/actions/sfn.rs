@@ -47,6 +47,8 @@ pub enum Arg {
     Choose(&'static str, Box<Arg>, Box<Arg>),
     /// Only when the step gives that input (in a `Map`); otherwise the entry is left out.
     IfGiven(&'static str, Box<Arg>),
+    /// A field of the run: `id` (the execution's name), `workflow`, `status` (`running`, `failed`), `error`.
+    Run(&'static str),
 }
 
 /// A condition over inputs and answers (an ASL Choice rule).

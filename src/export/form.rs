@@ -105,7 +105,7 @@ pub(crate) fn inputs_used(form: &Form) -> BTreeSet<&'static str> {
             Arg::Format(_, args) | Arg::List(args) => args.iter().for_each(|a| arg(a, out)),
             Arg::Map(entries) => entries.iter().for_each(|(_, a)| arg(a, out)),
             Arg::AfterLastSlash(a) | Arg::Split(a, _, _) | Arg::Length(a) | Arg::First(a) => arg(a, out),
-            Arg::Token | Arg::Region | Arg::Lit(_) | Arg::Answer(..) | Arg::Caught(..) => {}
+            Arg::Token | Arg::Region | Arg::Lit(_) | Arg::Answer(..) | Arg::Caught(..) | Arg::Run(_) => {}
         }
     }
     fn cond(c: &Cond, out: &mut BTreeSet<&'static str>) {
@@ -432,9 +432,16 @@ impl Builder<'_> {
             Cond::Present(a) => Rule::Rule(json!({"Variable": var(self, a)?, "IsPresent": true})),
             Cond::Matches(a, pattern) => Rule::Rule(json!({"Variable": var(self, a)?, "StringMatches": pattern})),
             Cond::Absent(id) => Rule::Rule(json!({"Variable": dot(&dot(&cx.root(), id), "Error"), "IsPresent": true})),
-            Cond::Same(a, b) => Rule::Rule(json!({"Variable": var(self, a)?, "StringEqualsPath": var(self, b)?})),
+            // A side known at export (a literal input, the step's region) is compared as text.
+            Cond::Same(a, b) => match self.arg(cx, b)?.simplify() {
+                Node::Lit(Value::String(t)) => Rule::Rule(json!({"Variable": var(self, a)?, "StringEquals": t})),
+                _ => Rule::Rule(json!({"Variable": var(self, a)?, "StringEqualsPath": var(self, b)?})),
+            },
             Cond::After(a, b) => Rule::Rule(json!({"Variable": var(self, a)?, "StringGreaterThanPath": var(self, b)?})),
-            Cond::True(a) => Rule::Rule(json!({"Variable": var(self, a)?, "BooleanEquals": true})),
+            Cond::True(a) => match self.arg(cx, a)?.simplify() {
+                Node::Lit(Value::Bool(b)) => Rule::Known(b),
+                _ => Rule::Rule(json!({"Variable": var(self, a)?, "BooleanEquals": true})),
+            },
             Cond::Given(n) => Rule::Known(cx.given(n).is_some()),
             Cond::Empty(a) => Rule::Rule(json!({"Variable": format!("{}[0]", var(self, a)?), "IsPresent": false})),
             Cond::Not(c) => self.cond(cx, c)?.not(),
@@ -559,6 +566,7 @@ impl Builder<'_> {
                 }
             },
             Arg::Caught(id, field) => Node::Expr(dot(&dot(&root, id), field)),
+            Arg::Run(field) => Node::Expr(dot("$.run", field)),
         })
     }
 
