@@ -47,6 +47,11 @@ pub enum Arg {
     Choose(&'static str, Box<Arg>, Box<Arg>),
     /// Only when the step gives that input (in a `Map`); otherwise the entry is left out.
     IfGiven(&'static str, Box<Arg>),
+    /// A field of the run: `id` (the execution's name), `workflow`, `status` (`running`, `failed`), `error`.
+    Run(&'static str),
+    /// A list of pairs (a stack's `Outputs`: `[{OutputKey, OutputValue}]`) as a map by the key field, holding the
+    /// keys the workflow's references read (known at export), each picked out of the list by a JSONPath filter.
+    Keyed(Box<Arg>, &'static str, &'static str),
 }
 
 /// A condition over inputs and answers (an ASL Choice rule).

@@ -297,7 +297,10 @@ impl<'a> Builder<'a> {
             }
             _ => None,
         };
+        // An advisory action's failure (a notification) never fails the run: it continues, as drflow's does.
+        let advisory = matches!(&s.kind, StepKind::Action(a) if a.action.advisory);
         let target = match &s.on_failure {
+            OnFailure::Abort if advisory => Some((next.to_string(), false)),
             OnFailure::Abort => None,
             OnFailure::Continue => Some((next.to_string(), false)),
             OnFailure::Goto(t) => Some((

@@ -3,7 +3,7 @@
 //! Task → Choice → Wait loops with drflow's interval growth and a counter bounding them, outputs into
 //! `$.steps.STEP`.
 
-use std::collections::BTreeSet;
+use std::collections::{BTreeMap, BTreeSet};
 
 use serde_json::{Map, Value, json};
 
@@ -104,8 +104,10 @@ pub(crate) fn inputs_used(form: &Form) -> BTreeSet<&'static str> {
             }
             Arg::Format(_, args) | Arg::List(args) => args.iter().for_each(|a| arg(a, out)),
             Arg::Map(entries) => entries.iter().for_each(|(_, a)| arg(a, out)),
-            Arg::AfterLastSlash(a) | Arg::Split(a, _, _) | Arg::Length(a) | Arg::First(a) => arg(a, out),
-            Arg::Token | Arg::Region | Arg::Lit(_) | Arg::Answer(..) | Arg::Caught(..) => {}
+            Arg::AfterLastSlash(a) | Arg::Split(a, _, _) | Arg::Length(a) | Arg::First(a) | Arg::Keyed(a, ..) => {
+                arg(a, out)
+            }
+            Arg::Token | Arg::Region | Arg::Lit(_) | Arg::Answer(..) | Arg::Caught(..) | Arg::Run(_) => {}
         }
     }
     fn cond(c: &Cond, out: &mut BTreeSet<&'static str>) {
@@ -173,10 +175,11 @@ impl Builder<'_> {
             }
         }
         let outputs = self.outputs(cx, &cx.form.outputs.clone())?;
+        let picked = self.picked(cx, exit, states)?;
         let done = cx.name("outputs");
         states.add(
             &done,
-            json!({"Type": "Pass", "Parameters": outputs, "ResultPath": dot("$.steps", &cx.step.id), "Next": exit}),
+            json!({"Type": "Pass", "Parameters": outputs, "ResultPath": dot("$.steps", &cx.step.id), "Next": picked}),
         );
         let ops = cx.form.ops.clone();
         let first = self.ops(cx, &ops, &done, exit, states)?;
@@ -187,6 +190,125 @@ impl Builder<'_> {
                    "ResultPath": cx.root(), "Next": first}),
         );
         Ok(entry)
+    }
+
+    /// The keys the workflow reads of a `Keyed` output of this step (`steps.ID.outputs.NAME.KEY`).
+    fn keys_read(&self, cx: &StepCx<'_>, output: &str) -> Result<Vec<String>, String> {
+        let mut keys = Vec::new();
+        for r in self.wf.references() {
+            if let crate::workflow::Ref::StepOutput { step, output: o, path } = r
+                && *step == cx.step.id
+                && o == output
+            {
+                let Some(k) = path.first() else {
+                    return Err(format!(
+                        "`steps.{step}.outputs.{o}` as a whole is not mapped to Step Functions (AWS answers a list \
+                         of pairs): read its keys, `steps.{step}.outputs.{o}.KEY`"
+                    ));
+                };
+                if !keys.contains(k) {
+                    keys.push(k.clone());
+                }
+            }
+        }
+        Ok(keys)
+    }
+
+    /// After the outputs: each `Keyed` output's keys looked up in its list of pairs by a scan (index, item, a
+    /// Choice on its key; JSONPath filters are not portable to every linter and engine), a key not found failing
+    /// the step, named. Returns the first state (`exit` when none).
+    fn picked(&mut self, cx: &mut StepCx<'_>, exit: &str, states: &mut Chain) -> Result<String, String> {
+        let mut next = exit.to_string();
+        let root = cx.root();
+        for (name, a) in cx.form.outputs.clone().iter().rev() {
+            let Arg::Keyed(list, key, value) = a else { continue };
+            let keys = self.keys_read(cx, name)?;
+            if keys.is_empty() {
+                continue;
+            }
+            let Some(list) = self.arg(cx, list)?.path().map(str::to_string) else {
+                return Err(format!("`{}`: a list of pairs must be a field", cx.step.id));
+            };
+            let found = |k: &str| dot(&root, &format!("found_{name}_{k}"));
+            let (index, count, item) = (
+                dot(&root, &format!("scan_{name}_i")),
+                dot(&root, &format!("scan_{name}_n")),
+                dot(&root, &format!("scan_{name}_item")),
+            );
+            let pick = cx.name(&format!("pick {name}"));
+            let mut p = Map::new();
+            for k in &keys {
+                p.insert(format!("{k}.$"), json!(dot(&found(k), "v")));
+            }
+            states.add(
+                &pick,
+                json!({"Type": "Pass", "Parameters": p, "ResultPath": dot(&dot("$.steps", &cx.step.id), name), "Next": next}),
+            );
+            let missing = cx.name(&format!("missing {name}"));
+            states.add(
+                &missing,
+                json!({"Type": "Fail", "Error": "MissingOutput",
+                       "Cause": format!("step `{}` gives no `{name}` named {} (the workflow reads them)", cx.step.id, keys.join(", "))}),
+            );
+            let absent: Vec<Value> = keys
+                .iter()
+                .map(|k| json!({"Variable": found(k), "IsPresent": false}))
+                .collect();
+            let mut rule = if absent.len() == 1 {
+                absent[0].clone()
+            } else {
+                json!({"Or": absent})
+            };
+            rule["Next"] = json!(missing);
+            let all = cx.name(&format!("all {name}?"));
+            states.add(&all, json!({"Type": "Choice", "Choices": [rule], "Default": pick}));
+            let (test, take_item, matched, step) = (
+                cx.name(&format!("scan {name}")),
+                cx.name(&format!("item of {name}")),
+                cx.name(&format!("key of {name}")),
+                cx.name(&format!("next of {name}")),
+            );
+            states.add(
+                &test,
+                json!({"Type": "Choice", "Choices": [{"Variable": dot(&index, "v"), "NumericGreaterThanEqualsPath": dot(&count, "v"), "Next": all}], "Default": take_item}),
+            );
+            states.add(
+                &take_item,
+                json!({"Type": "Pass", "Parameters": {"v.$": format!("States.ArrayGetItem({list}, {})", dot(&index, "v"))}, "ResultPath": item, "Next": matched}),
+            );
+            let mut choices = Vec::new();
+            for k in &keys {
+                let take = cx.name(&format!("take {name} {k}"));
+                states.add(
+                    &take,
+                    json!({"Type": "Pass", "Parameters": {"v.$": dot(&dot(&item, "v"), value)}, "ResultPath": found(k), "Next": step}),
+                );
+                choices.push(json!({"Variable": dot(&dot(&item, "v"), key), "StringEquals": k, "Next": take}));
+            }
+            states.add(&matched, json!({"Type": "Choice", "Choices": choices, "Default": step}));
+            states.add(
+                &step,
+                json!({"Type": "Pass", "Parameters": {"v.$": format!("States.MathAdd({}, 1)", dot(&index, "v"))}, "ResultPath": index, "Next": test}),
+            );
+            let start = cx.name(&format!("start {name}"));
+            states.add(
+                &start,
+                json!({"Type": "Pass", "Parameters": {"v.$": format!("States.ArrayLength({list})")}, "ResultPath": count, "Next": test}),
+            );
+            let zero = cx.name(&format!("index {name}"));
+            states.add(
+                &zero,
+                json!({"Type": "Pass", "Result": {"v": 0}, "ResultPath": index, "Next": start}),
+            );
+            // A stack without outputs has no `Outputs` field.
+            let any = cx.name(&format!("any {name}?"));
+            states.add(
+                &any,
+                json!({"Type": "Choice", "Choices": [{"Variable": list, "IsPresent": false, "Next": missing}], "Default": zero}),
+            );
+            next = any;
+        }
+        Ok(next)
     }
 
     fn outputs(&mut self, cx: &StepCx<'_>, outputs: &[(&'static str, Arg)]) -> Result<Value, String> {
@@ -365,7 +487,7 @@ impl Builder<'_> {
         let decide = cx.name("done?");
         let timed_out = cx.name("timed out");
         let rule = self.cond(cx, done)?;
-        let before = states.states.len();
+        let before: BTreeSet<String> = states.states.keys().cloned().collect();
         let first = self.call(cx, call, "PLACEHOLDER", states)?;
         let checks = self.ops(cx, then, &decide, exit, states)?;
         states.set_next(&first, &checks);
@@ -405,8 +527,9 @@ impl Builder<'_> {
             &init,
             json!({"Type": "Pass", "Result": {"n": 0, "waits": waits}, "ResultPath": loop_path, "Next": first}),
         );
-        // Each poll passes every state of the loop (entered and exited: 2 events; a task 3 more), at most.
-        let per_poll = 2 * (states.states.len() - before) + 3;
+        // Each poll passes the states of the loop's longest path (entered and exited: 2 events; a task 3 more).
+        let looped: BTreeSet<String> = states.states.keys().filter(|k| !before.contains(*k)).cloned().collect();
+        let per_poll = longest(states, &looped, &first, &decide, &mut BTreeMap::new()) + 2 * 3;
         self.events.push((cx.step.id.clone(), per_poll * (waits.len() + 1)));
         Ok(init)
     }
@@ -432,9 +555,16 @@ impl Builder<'_> {
             Cond::Present(a) => Rule::Rule(json!({"Variable": var(self, a)?, "IsPresent": true})),
             Cond::Matches(a, pattern) => Rule::Rule(json!({"Variable": var(self, a)?, "StringMatches": pattern})),
             Cond::Absent(id) => Rule::Rule(json!({"Variable": dot(&dot(&cx.root(), id), "Error"), "IsPresent": true})),
-            Cond::Same(a, b) => Rule::Rule(json!({"Variable": var(self, a)?, "StringEqualsPath": var(self, b)?})),
+            // A side known at export (a literal input, the step's region) is compared as text.
+            Cond::Same(a, b) => match self.arg(cx, b)?.simplify() {
+                Node::Lit(Value::String(t)) => Rule::Rule(json!({"Variable": var(self, a)?, "StringEquals": t})),
+                _ => Rule::Rule(json!({"Variable": var(self, a)?, "StringEqualsPath": var(self, b)?})),
+            },
             Cond::After(a, b) => Rule::Rule(json!({"Variable": var(self, a)?, "StringGreaterThanPath": var(self, b)?})),
-            Cond::True(a) => Rule::Rule(json!({"Variable": var(self, a)?, "BooleanEquals": true})),
+            Cond::True(a) => match self.arg(cx, a)?.simplify() {
+                Node::Lit(Value::Bool(b)) => Rule::Known(b),
+                _ => Rule::Rule(json!({"Variable": var(self, a)?, "BooleanEquals": true})),
+            },
             Cond::Given(n) => Rule::Known(cx.given(n).is_some()),
             Cond::Empty(a) => Rule::Rule(json!({"Variable": format!("{}[0]", var(self, a)?), "IsPresent": false})),
             Cond::Not(c) => self.cond(cx, c)?.not(),
@@ -559,6 +689,9 @@ impl Builder<'_> {
                 }
             },
             Arg::Caught(id, field) => Node::Expr(dot(&dot(&root, id), field)),
+            Arg::Run(field) => Node::Expr(dot("$.run", field)),
+            // Looked up after the outputs are written (`picked`).
+            Arg::Keyed(..) => Node::Absent,
         })
     }
 
@@ -610,6 +743,41 @@ fn stringify(n: Node) -> Node {
         Node::Expr(e) if !e.starts_with("States.Format(") => Node::Expr(format!("States.Format('{{}}', {e})")),
         other => other,
     }
+}
+
+/// The history events of the longest path from `from` to `to` (not counted) among `within`: 2 per state, 3 more
+/// per task. The states of a poll's body form no cycle once the way back (through `to`) is cut.
+fn longest(
+    states: &Chain,
+    within: &BTreeSet<String>,
+    from: &str,
+    to: &str,
+    memo: &mut BTreeMap<String, usize>,
+) -> usize {
+    if from == to || !within.contains(from) {
+        return 0;
+    }
+    if let Some(n) = memo.get(from) {
+        return *n;
+    }
+    let state = &states.states[from];
+    let own = if state["Type"] == "Task" { 5 } else { 2 };
+    let mut next: Vec<&str> = Vec::new();
+    next.extend(state["Next"].as_str());
+    next.extend(state["Default"].as_str());
+    for key in ["Choices", "Catch"] {
+        for c in state[key].as_array().into_iter().flatten() {
+            next.extend(c["Next"].as_str());
+        }
+    }
+    let n = own
+        + next
+            .into_iter()
+            .map(|n| longest(states, within, n, to, memo))
+            .max()
+            .unwrap_or(0);
+    memo.insert(from.to_string(), n);
+    n
 }
 
 /// The waits between polls: drflow's poll delays (rounded up to whole seconds) until they add up to the timeout.

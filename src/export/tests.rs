@@ -238,6 +238,10 @@ fn what_is_not_mapped_is_refused_with_its_location() {
             "  - id: x\n    for_each: ${{ inputs.ids }}\n    steps:\n      - id: y\n        for_each: ${{ inputs.ids }}\n        steps:\n          - id: z\n            action: drflow.echo\n",
             "inside a `for_each`",
         ),
+        (
+            "  - id: a\n    action: cloudformation.deploy_stack\n    region: dr\n    with: {stack_name: s, template: tests/fixtures/export/instance-template.yaml, parameters: {Image: ami-1}}\n  - id: x\n    action: drflow.echo\n    with: {value: '${{ steps.a.outputs.outputs }}'}\n",
+            "as a whole is not mapped",
+        ),
     ];
     for (steps, reason) in cases {
         let yaml = format!("{HEAD}steps:\n{steps}");
@@ -268,4 +272,28 @@ fn waits_that_could_overflow_the_history_are_refused() {
     );
     // The same wait polled every 10 minutes fits.
     assert!(export(&long.replace("interval: 15s", "interval: 10m, max_interval: 10m")).is_ok());
+}
+
+#[test]
+fn verify_checks_the_image_and_status_checks_and_a_notification_never_fails_the_run() {
+    let yaml = format!(
+        "{HEAD}steps:\n  - id: v\n    action: ec2.verify_instance\n    region: dr\n    with: {{instance_id: i-1, image_id: ami-1}}\nfinally:\n  - id: n\n    action: sns.publish\n    region: dr\n    with: {{topic_arn: 'arn:aws:sns:us-east-1:1:t'}}\n"
+    );
+    let def = export(&yaml).unwrap();
+    let text = def.to_string();
+    // The expected AMI (a literal) is compared as text; impaired checks and another AMI fail at once.
+    assert!(
+        text.contains(r#""StringEquals":"ami-1","Variable":"$.w.v.inst.v.ImageId""#),
+        "{text}"
+    );
+    assert!(text.contains("arn:aws:states:::aws-sdk:ec2:describeInstanceStatus"));
+    assert!(state(&def, "v: fail StatusCheckImpaired #1")["Type"] == "Fail");
+    // The topic's region is checked against the step's; the publish is caught (advisory) and the run goes on.
+    assert!(state(&def, "n: check #1")["Choices"][0]["Not"]["StringEquals"] == "us-west-2");
+    let attempt = state(&def, "n: attempt");
+    assert_eq!(attempt["Catch"][0]["ErrorEquals"], json!(["States.ALL"]));
+    assert_eq!(attempt["Catch"][0]["Next"], "Run ended");
+    // Without status checks, no DescribeInstanceStatus.
+    let off = export(&yaml.replace("image_id: ami-1}", "image_id: ami-1, require_status_checks: false}")).unwrap();
+    assert!(!off.to_string().contains("describeInstanceStatus"));
 }

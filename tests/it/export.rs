@@ -264,11 +264,13 @@ fn exported_state_machines_execute_on_the_emulator() {
     // an AMI waited for and published with throttled GetParameter calls retried, published again (up to date, no
     // write), a rollback to an older AMI refused; a fleet Map of AMI copies with tokens and tags; a failure routed
     // with `on_failure: goto`, then `finally` (run.status failed), then the execution failed with the step's error;
-    // a stack created, deployed again with no updates, deleted, and deleted again when gone. The checks are in
+    // a stack created, deployed again with no updates, deleted, and deleted again when gone; a rehearsal in small
+    // (an instance launched by a stack verified, the stack torn down; another AMI expected: WrongImage, torn down
+    // all the same, the failure published to SNS). The checks are in
     // tests/fixtures/export/execute.py (which also lower-cases moto's SDK error names, a known moto difference).
     let dir = tempfile::tempdir().unwrap();
     let mut files = Vec::new();
-    for name in ["publish", "fleet", "finally", "stacks"] {
+    for name in ["publish", "fleet", "finally", "stacks", "rehearse"] {
         let (code, out, err) = run(&["export", &format!("tests/fixtures/export/{name}.yaml")]);
         assert_eq!(code, Some(0), "{err}");
         let file = dir.path().join(format!("{name}.asl.json"));
@@ -290,6 +292,14 @@ fn exported_state_machines_execute_on_the_emulator() {
     assert_eq!(r["results"]["fleet"]["results"].as_array().map(Vec::len), Some(2));
     assert_eq!(r["results"]["finally"]["error"], "Boom");
     assert_eq!(r["results"]["stacks"]["deploy"]["operation"], "create");
+    let rehearse = &r["results"]["rehearse"];
+    assert_eq!(
+        rehearse["ok"]["verify"]["instance_id"],
+        rehearse["ok"]["launch"]["outputs"]["InstanceId"]
+    );
+    assert_eq!(rehearse["ok"]["verify"]["system_status"], "ok");
+    assert_eq!(rehearse["error"], "WrongImage");
+    assert_eq!(rehearse["notified"], "rehearsal FAILED");
 }
 
 #[test]

@@ -168,7 +168,7 @@ impl Action for DeployStack {
 
     /// DescribeStacks, then CreateStack (with the step's token) or UpdateStack ("No updates are to be performed"
     /// is success), then DescribeStacks until a terminal state. The template is read at export time. The stack's
-    /// `outputs` map is not given (AWS answers a list of pairs, which JSONPath cannot turn into a map).
+    /// `outputs` map holds the keys the workflow reads (AWS answers a list of pairs: each key is picked out of it).
     fn sfn(&self) -> Result<Form, &'static str> {
         let stack = |id: &'static str| {
             Call::new(id, "cloudformation", "DescribeStacks")
@@ -273,6 +273,10 @@ impl Action for DeployStack {
                 ("stack_id", answer("stack", "v.StackId")),
                 ("status", status("stack")),
                 ("operation", answer("operation", "v")),
+                (
+                    "outputs",
+                    Arg::Keyed(Box::new(answer("stack", "v.Outputs")), "OutputKey", "OutputValue"),
+                ),
             ],
         })
     }

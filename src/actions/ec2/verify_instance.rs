@@ -3,6 +3,7 @@
 use async_trait::async_trait;
 use serde_json::Value;
 
+use crate::actions::sfn::{Arg, Call, Cond, Form, Op, answer, fmt, input, lit};
 use crate::actions::values::{bool_in, str_in, values};
 use crate::actions::{Action, ActionError, Ctx, Poll, Values};
 use crate::workflow::spec::{opt, out, req};
@@ -50,10 +51,114 @@ impl Action for VerifyInstance {
         &SPEC
     }
 
-    fn sfn(&self) -> Result<crate::actions::sfn::Form, &'static str> {
-        Err(
-            "its checks (the instance runs the expected AMI, its status checks pass within a grace period) are not mapped yet",
-        )
+    /// DescribeInstances until the instance is `running` (failing at once on another AMI or a state it does not
+    /// come back from), then, with `require_status_checks` (the default), DescribeInstanceStatus until both checks
+    /// are `ok`, failing at once on `impaired`. `running_at` (drflow's clock) is not given.
+    fn sfn(&self) -> Result<Form, &'static str> {
+        let ids = || Arg::List(vec![input("instance_id")]);
+        let state = || answer("inst", "v.State.Name");
+        let impaired = |which: &'static str| Op::Fail {
+            when: Cond::Is(answer(which, "v"), "impaired"),
+            error: lit("StatusCheckImpaired"),
+            cause: fmt(
+                "instance {} in {} fails its status checks: system {}, instance {}",
+                vec![
+                    input("instance_id"),
+                    Arg::Region,
+                    answer("system", "v"),
+                    answer("own", "v"),
+                ],
+            ),
+        };
+        let checks_off = || {
+            Cond::All(vec![
+                Cond::Given("require_status_checks"),
+                Cond::Not(Box::new(Cond::True(input("require_status_checks")))),
+            ])
+        };
+        let status = vec![
+            Op::Call(Call::new("status", "ec2", "DescribeInstanceStatus").with("InstanceIds", ids())),
+            Op::If {
+                when: Cond::Not(Box::new(Cond::Empty(answer("status", "InstanceStatuses")))),
+                then: vec![
+                    Op::Let("st", Arg::First(Box::new(answer("status", "InstanceStatuses")))),
+                    Op::Let("system", answer("st", "v.SystemStatus.Status")),
+                    Op::Let("own", answer("st", "v.InstanceStatus.Status")),
+                    impaired("system"),
+                    impaired("own"),
+                    Op::If {
+                        when: Cond::All(vec![
+                            Cond::Is(answer("system", "v"), "ok"),
+                            Cond::Is(answer("own", "v"), "ok"),
+                        ]),
+                        then: vec![Op::Let("ready", lit(true))],
+                    },
+                ],
+            },
+        ];
+        let then = vec![
+            Op::Fail {
+                when: Cond::Empty(answer("found", "Reservations")),
+                error: lit("InvalidInstanceID.NotFound"),
+                cause: fmt(
+                    "instance {} does not exist in {}",
+                    vec![input("instance_id"), Arg::Region],
+                ),
+            },
+            Op::Let("res", Arg::First(Box::new(answer("found", "Reservations")))),
+            Op::Let("inst", Arg::First(Box::new(answer("res", "v.Instances")))),
+            Op::Fail {
+                when: Cond::Not(Box::new(Cond::Same(answer("inst", "v.ImageId"), input("image_id")))),
+                error: lit("WrongImage"),
+                cause: fmt(
+                    "instance {} in {} runs {}, not the expected AMI {}",
+                    vec![
+                        input("instance_id"),
+                        Arg::Region,
+                        answer("inst", "v.ImageId"),
+                        input("image_id"),
+                    ],
+                ),
+            },
+            Op::Fail {
+                when: Cond::OneOf(state(), GONE_STATES),
+                error: lit("InstanceNotRunning"),
+                cause: fmt(
+                    "instance {} in {} is {}",
+                    vec![input("instance_id"), Arg::Region, state()],
+                ),
+            },
+            Op::Let("ready", lit(false)),
+            Op::Let("system", lit("not-checked")),
+            Op::Let("own", lit("not-checked")),
+            Op::If {
+                when: Cond::Is(state(), "running"),
+                then: vec![
+                    Op::If {
+                        when: checks_off(),
+                        then: vec![Op::Let("ready", lit(true))],
+                    },
+                    Op::If {
+                        when: Cond::Not(Box::new(checks_off())),
+                        then: status,
+                    },
+                ],
+            },
+        ];
+        Ok(Form {
+            ops: vec![Op::Poll {
+                call: Call::new("found", "ec2", "DescribeInstances").with("InstanceIds", ids()),
+                then,
+                done: Cond::True(answer("ready", "v")),
+            }],
+            outputs: vec![
+                ("instance_id", answer("inst", "v.InstanceId")),
+                ("image_id", answer("inst", "v.ImageId")),
+                ("state", state()),
+                ("system_status", answer("system", "v")),
+                ("instance_status", answer("own", "v")),
+            ],
+        })
     }
 
     async fn poll(&self, ctx: &Ctx<'_>, inputs: &Values) -> Result<Poll, ActionError> {

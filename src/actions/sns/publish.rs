@@ -4,6 +4,7 @@
 use async_trait::async_trait;
 use serde_json::Value;
 
+use crate::actions::sfn::{Arg, Call, Cond, Form, Op, answer, fmt, input, lit};
 use crate::actions::values::{opt_str, str_in, values};
 use crate::actions::{Action, ActionError, Ctx, Values};
 use crate::cloud::{Publish as Request, arn_region};
@@ -42,10 +43,48 @@ impl Action for Publish {
         &SPEC
     }
 
-    fn sfn(&self) -> Result<crate::actions::sfn::Form, &'static str> {
-        Err(
-            "it publishes in the topic ARN's region, known only at run time, and its default message is drflow's run summary; not mapped yet",
-        )
+    /// Publish in the step's region, after checking that the topic is there (drflow publishes in the ARN's region;
+    /// an SDK integration can only call its own): another region fails the step, named. The default subject and
+    /// message say the workflow, the execution, its status and error (drflow's run summary is not available).
+    fn sfn(&self) -> Result<Form, &'static str> {
+        let run = |f: &'static str| Arg::Run(f);
+        Ok(Form {
+            ops: vec![
+                Op::Let("topic_region", Arg::Split(Box::new(input("topic_arn")), ":", 3)),
+                Op::Fail {
+                    when: Cond::Not(Box::new(Cond::Same(answer("topic_region", "v"), Arg::Region))),
+                    error: lit("TopicInAnotherRegion"),
+                    cause: fmt(
+                        "topic {} is in {}, and this step publishes in {}: give the step the topic's region",
+                        vec![input("topic_arn"), answer("topic_region", "v"), Arg::Region],
+                    ),
+                },
+                Op::Call(
+                    Call::new("sent", "sns", "Publish")
+                        .with("TopicArn", input("topic_arn"))
+                        .with(
+                            "Subject",
+                            Arg::Choose(
+                                "subject",
+                                Box::new(input("subject")),
+                                Box::new(fmt("drflow {} {} {}", vec![run("workflow"), run("id"), run("status")])),
+                            ),
+                        )
+                        .with(
+                            "Message",
+                            Arg::Choose(
+                                "message",
+                                Box::new(input("message")),
+                                Box::new(fmt(
+                                    "drflow workflow {}, execution {}: {}. {}",
+                                    vec![run("workflow"), run("id"), run("status"), run("error")],
+                                )),
+                            ),
+                        ),
+                ),
+            ],
+            outputs: vec![("message_id", answer("sent", "MessageId"))],
+        })
     }
 
     async fn call(&self, ctx: &Ctx<'_>, inputs: &Values) -> Result<Values, ActionError> {
