@@ -190,6 +190,8 @@ impl InstanceStatus {
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct AssumeRole {
     pub role_arn: String,
+    /// The role's account (from its ARN): the account the client's calls act in.
+    pub account: String,
     pub external_id: Option<String>,
     /// The role session's name: CloudTrail records it with every call made with these credentials.
     pub session_name: String,

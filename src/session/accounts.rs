@@ -45,6 +45,7 @@ pub async fn attach_each(
             .to_string();
         let req = AssumeRole {
             role_arn: role.role_arn.clone(),
+            account: role.account.clone(),
             external_id: role.external_id.clone(),
             session_name: role.session(run_id),
             duration_secs: role.duration.as_secs() as u32,

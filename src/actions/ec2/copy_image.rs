@@ -1,7 +1,7 @@
 //! `ec2.copy_image`: copy an AMI into the step's region (CopyImage is called in the destination region, with the
 //! step's token as its ClientToken).
 
-use crate::actions::sfn::{Arg, Call, Form, Op, answer, if_given, input, lit, tags};
+use crate::actions::sfn::{Arg, Call, Form, Op, answer, if_given, input, lit};
 use async_trait::async_trait;
 
 use crate::actions::effects::{Effects, StepFacts};
@@ -85,13 +85,7 @@ impl Action for CopyImage {
                 ),
             )
             .with("KmsKeyId", if_given("kms_key_id", input("kms_key_id")))
-            .with(
-                "TagSpecifications",
-                Arg::List(vec![
-                    Arg::Map(vec![("ResourceType", lit("image")), ("Tags", tags("tags"))]),
-                    Arg::Map(vec![("ResourceType", lit("snapshot")), ("Tags", tags("tags"))]),
-                ]),
-            );
+            .with("TagSpecifications", super::image_tags("tags"));
         Ok(Form {
             ops: vec![Op::Call(call)],
             outputs: vec![("image_id", answer("copy", "ImageId"))],

@@ -1,7 +1,7 @@
 //! `ec2.create_image`: create an AMI from an instance. CreateImage takes no client token: the step names the image
 //! and tags it with its token, so a retried or resumed step finds its own image instead of making a second one.
 
-use crate::actions::sfn::{Arg, Call, Form, Op, answer, if_given, input, lit, tags};
+use crate::actions::sfn::{Call, Form, Op, answer, if_given, input};
 use async_trait::async_trait;
 
 use crate::actions::effects::{Effects, StepFacts};
@@ -55,13 +55,7 @@ impl Action for CreateImage {
             .with("InstanceId", input("instance_id"))
             .with("Name", input("name"))
             .with("NoReboot", if_given("no_reboot", input("no_reboot")))
-            .with(
-                "TagSpecifications",
-                Arg::List(vec![
-                    Arg::Map(vec![("ResourceType", lit("image")), ("Tags", tags("tags"))]),
-                    Arg::Map(vec![("ResourceType", lit("snapshot")), ("Tags", tags("tags"))]),
-                ]),
-            );
+            .with("TagSpecifications", super::image_tags("tags"));
         Ok(Form {
             ops: vec![Op::Call(call)],
             outputs: vec![("image_id", answer("create", "ImageId"))],

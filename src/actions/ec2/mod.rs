@@ -23,6 +23,15 @@ use super::effects::{Effects, ResourceKind, StepFacts};
 use super::{ActionError, Ctx, Values, values};
 use crate::cloud::policy_doc::{Verdict, verdict};
 
+/// TagSpecifications of an AMI and its snapshots, both with the tags of input `input` (CreateImage, CopyImage).
+fn image_tags(input: &'static str) -> super::sfn::Arg {
+    use super::sfn::{Arg, lit, tags};
+    Arg::List(vec![
+        Arg::Map(vec![("ResourceType", lit("image")), ("Tags", tags(input))]),
+        Arg::Map(vec![("ResourceType", lit("snapshot")), ("Tags", tags(input))]),
+    ])
+}
+
 /// The inputs of `ec2.share_image` and `ec2.unshare_image`.
 const SHARING_INPUTS: &[crate::workflow::InputSpec] = &[
     crate::workflow::spec::req(

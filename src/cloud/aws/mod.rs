@@ -181,7 +181,7 @@ pub(crate) async fn assume_role(
         .identity_cache(IdentityCache::lazy().buffer_time(RENEW_BEFORE).build())
         .build();
     let mut cloud = from_sdk_config(sdk);
-    cloud.account = crate::workflow::role_account(&role.role_arn).map(str::to_string);
+    cloud.account = Some(role.account.clone());
     Ok(cloud)
 }
 

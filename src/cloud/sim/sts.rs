@@ -12,8 +12,8 @@ impl Sim {
     /// The client of a region whose calls assume `role_arn` (STS AssumeRole, session `session`): the same
     /// simulated world (one account holds every region's resources), answering GetCallerIdentity as the role.
     /// A role the scenario lists in `denied_roles` cannot be assumed (AccessDenied).
-    pub(crate) async fn assume(&self, region: &str, role_arn: &str, session: &str) -> Result<Cloud, CloudError> {
-        let account = crate::workflow::role_account(role_arn).unwrap_or(ACCOUNT).to_string();
+    pub(crate) async fn assume(&self, region: &str, role: &AssumeRole) -> Result<Cloud, CloudError> {
+        let (role_arn, session, account) = (&role.role_arn, &role.session_name, role.account.clone());
         self.call("sts", "AssumeRole", region, |ctx| {
             if ctx.scenario.denied_roles.iter().any(|r| r == role_arn) {
                 let message = format!(
@@ -57,7 +57,7 @@ impl Sts for Sim {
     }
 
     async fn assume_role(&self, region: &str, role: &AssumeRole) -> Result<Cloud, CloudError> {
-        self.assume(region, &role.role_arn, &role.session_name).await
+        self.assume(region, role).await
     }
 }
 
@@ -77,7 +77,7 @@ impl Sts for Assumed {
     }
 
     async fn assume_role(&self, region: &str, role: &AssumeRole) -> Result<Cloud, CloudError> {
-        self.sim.assume(region, &role.role_arn, &role.session_name).await
+        self.sim.assume(region, role).await
     }
 }
 
