@@ -40,6 +40,21 @@ pub fn ctx<'a>(cloud: &'a Cloud, region: &'a str, token: &'a str, base_dir: &'a 
     }
 }
 
+/// An action's checks before a run (`Action::gate`) for a step in region `name` (code `code`), made with that
+/// region's credentials (`run.for_region`); `run` is the run's client with every role's.
+pub async fn gate(
+    action: &dyn super::Action,
+    run: &Cloud,
+    name: &str,
+    code: &str,
+    base_dir: &Path,
+    known: &super::Values,
+) -> Result<(), ActionError> {
+    let info = RunInfo::default();
+    let ctx = ctx(run.for_region(name), code, "drflow-gate", base_dir, &info);
+    action.gate(&ctx, run, known).await
+}
+
 /// `call` until it succeeds, fails for good, or has been tried `ATTEMPTS` times; each try cut at `timeout`. The
 /// error is the last one's words.
 pub async fn retried<T, F, Fut>(timeout: Duration, mut call: F) -> Result<T, String>

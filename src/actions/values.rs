@@ -72,6 +72,6 @@ pub(crate) fn values(pairs: impl IntoIterator<Item = (&'static str, Value)>) -> 
 pub(crate) fn account_of(arn: &str) -> Result<&str, ActionError> {
     arn.split(':')
         .nth(4)
-        .filter(|a| a.len() == 12 && a.chars().all(|c| c.is_ascii_digit()))
+        .filter(|a| crate::cloud::is_account_id(a))
         .ok_or_else(|| ActionError::Input(format!("cannot read an account id from `{arn}`")))
 }

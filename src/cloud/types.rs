@@ -186,6 +186,11 @@ impl InstanceStatus {
     }
 }
 
+/// Whether `s` is an AWS account id: 12 digits.
+pub fn is_account_id(s: &str) -> bool {
+    s.len() == 12 && s.bytes().all(|b| b.is_ascii_digit())
+}
+
 /// STS AssumeRole: the role a region's calls use.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct AssumeRole {

@@ -133,7 +133,6 @@ pub async fn run(plan: &Plan, base_dir: &Path, cloud: &Cloud, unassumed: &[(Stri
 /// run; a step that will be skipped needs nothing.
 async fn gates(plan: &Plan, base_dir: &Path, cloud: &Cloud) -> Vec<Check> {
     let mut out = Vec::new();
-    let run = crate::actions::RunInfo::default();
     for s in plan.all_steps() {
         let Some(a) = s.action() else { continue };
         let (Some(region), Some(spec)) = (&a.region, crate::actions::catalog().find(a.action)) else {
@@ -165,9 +164,8 @@ async fn gates(plan: &Plan, base_dir: &Path, cloud: &Cloud) -> Vec<Check> {
             });
             continue;
         }
-        let here = cloud.for_region(&region.name);
-        let ctx = crate::actions::detached::ctx(here, &region.code, "drflow-plan-check", base_dir, &run);
-        let (status, reason) = match action.gate(&ctx, cloud, &known).await {
+        let gate = crate::actions::detached::gate(action, cloud, &region.name, &region.code, base_dir, &known);
+        let (status, reason) = match gate.await {
             Ok(()) => (CheckStatus::Ok, "passed".to_string()),
             Err(e) => (CheckStatus::Failed, e.to_string()),
         };
@@ -471,7 +469,7 @@ fn age(unix: i64) -> String {
 pub fn account_of(arn: &str) -> Option<String> {
     arn.split(':')
         .nth(4)
-        .filter(|a| a.len() == 12 && a.chars().all(|c| c.is_ascii_digit()))
+        .filter(|a| crate::cloud::is_account_id(a))
         .map(str::to_string)
 }
 

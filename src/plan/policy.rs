@@ -242,7 +242,7 @@ fn build_for(
 /// The account of the role ARN input, else `--account`; `*`-free: an error when neither is known.
 fn account_id(plan: &Plan, given: Option<&str>) -> Result<Result<String, String>, String> {
     if let Some(a) = given
-        && !(a.len() == 12 && a.chars().all(|c| c.is_ascii_digit()))
+        && !crate::cloud::is_account_id(a)
     {
         return Err(format!("--account {a}: an account id is 12 digits"));
     }

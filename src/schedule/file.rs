@@ -350,7 +350,7 @@ pub fn parse(path: &Path, text: &str) -> Result<ScheduleFile, Invalid> {
             ];
             let parts: Vec<&str> = n.topic_arn.splitn(6, ':').collect();
             let ok = matches!(parts.as_slice(), ["arn", _, "sns", region, account, name]
-                if account.len() == 12 && account.chars().all(|c| c.is_ascii_digit()) && !name.is_empty()
+                if crate::cloud::is_account_id(account) && !name.is_empty()
                     && workflow::check_region(region).is_none());
             if !ok {
                 at(

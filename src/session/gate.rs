@@ -7,7 +7,7 @@ use std::path::Path;
 use serde_json::{Map, Value};
 
 use super::SessionError;
-use crate::actions::{self, RunInfo, Values};
+use crate::actions::{self, Values};
 use crate::cloud::Cloud;
 use crate::workflow::{Bindings, Ref, Scope, Workflow};
 
@@ -51,7 +51,6 @@ pub(crate) async fn check(
 ) -> Result<(), SessionError> {
     let scope = Before { bindings, account };
     let dir = wf.dir();
-    let run = RunInfo::default();
     for step in wf.all_steps() {
         let Some(a) = step.action() else { continue };
         // A step that will not run needs nothing; one whose condition is known only later is checked.
@@ -67,10 +66,7 @@ pub(crate) async fn check(
             .collect::<Map<String, Value>>();
         let Some(name) = &a.region else { continue };
         let code = bindings.regions.get(name).and_then(Value::as_str).unwrap_or_default();
-        let here = cloud.for_region(name);
-        let ctx = actions::detached::ctx(here, code, "drflow-gate", Path::new(&dir), &run);
-        actions::of(a.action)
-            .gate(&ctx, cloud, &known)
+        actions::detached::gate(actions::of(a.action), cloud, name, code, Path::new(&dir), &known)
             .await
             .map_err(|e| SessionError::Refused(format!("step `{}`: {e}", step.id)))?;
     }

@@ -146,7 +146,7 @@ async fn share(ctx: &Ctx<'_>, inputs: &Values, share: bool) -> Result<Values, Ac
     use serde_json::Value;
     let image_id = values::str_in(inputs, "image_id")?;
     let account = values::str_in(inputs, "account_id")?;
-    if account.len() != 12 || !account.bytes().all(|b| b.is_ascii_digit()) {
+    if !crate::cloud::is_account_id(account) {
         return Err(ActionError::Input(format!(
             "`{account}` is not an AWS account id (12 digits)"
         )));

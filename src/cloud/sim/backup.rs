@@ -395,10 +395,7 @@ fn start_copy_job(ctx: &mut Ctx<'_>, req: &StartCopyJob) -> Result<String, Cloud
     let (dest_region, dest_vault) = match parts.as_slice() {
         // Another account's vault is one of the same simulated world (its role's client sees it as its own).
         ["arn", _, "backup", region, account, "backup-vault", name]
-            if looks_like_region(region)
-                && !name.is_empty()
-                && account.len() == 12
-                && account.bytes().all(|b| b.is_ascii_digit()) =>
+            if looks_like_region(region) && !name.is_empty() && crate::cloud::is_account_id(account) =>
         {
             (region.to_string(), name.to_string())
         }

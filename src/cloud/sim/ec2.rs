@@ -447,7 +447,7 @@ impl Ec2 for Sim {
 }
 
 fn check_account(ctx: &Ctx<'_>, account: &str) -> Result<(), CloudError> {
-    if account.len() == 12 && account.bytes().all(|b| b.is_ascii_digit()) {
+    if crate::cloud::is_account_id(account) {
         Ok(())
     } else {
         Err(ctx.err("InvalidParameterValue", format!("Invalid user id: {account}")))
