@@ -9,6 +9,7 @@ mod check;
 mod cli;
 mod cross_account;
 mod e2e_emulator;
+mod emulator_selftest;
 mod engine_semantics;
 mod export;
 mod fleet;
