@@ -10,7 +10,8 @@ one while `/_drflow/sfn` `execute` is on, so a stack's state machine could neith
   follow the syntax: ${key_name}", AWS::StepFunctions::StateMachine DefinitionSubstitutions);
 - an integer ToleratedFailurePercentage is written as moto's grammar wants it (emu_sfn.before_state_machine_definition);
 - the state machine is created, updated and deleted in the backend the Step Functions API uses (moto's own choice,
-  moto/stepfunctions/responses.py get_backend), with its type and logging configuration.
+  moto/stepfunctions/responses.py get_backend), with its type and its logging configuration (kept and described,
+  under the API's member names; nothing is logged).
 """
 
 from __future__ import annotations
@@ -39,6 +40,16 @@ def definition_of(properties: dict[str, Any]) -> str:
     return emu_sfn._PERCENTAGE.sub(r"\1\2.0", text)
 
 
+def api_case(value: Any) -> Any:
+    """CloudFormation's property names as the API's members (LoggingConfiguration: `Level` -> `level`,
+    `Destinations[].CloudWatchLogsLogGroup.LogGroupArn` -> `destinations[].cloudWatchLogsLogGroup.logGroupArn`)."""
+    if isinstance(value, dict):
+        return {k[:1].lower() + k[1:]: api_case(v) for k, v in value.items()}
+    if isinstance(value, list):
+        return [api_case(v) for v in value]
+    return value
+
+
 def install() -> None:
     from moto.stepfunctions.models import StateMachine
 
@@ -48,7 +59,7 @@ def install() -> None:
         return get_backend(account_id, region_name).create_state_machine(
             properties.get("StateMachineName", resource_name), definition_of(properties),
             properties.get("RoleArn", ""), tags=cfn_to_api_tags(properties.get("Tags", [])),
-            loggingConfiguration=properties.get("LoggingConfiguration"),
+            loggingConfiguration=api_case(properties.get("LoggingConfiguration")),
             sm_type=properties.get("StateMachineType", "STANDARD"))
 
     def delete(cls: Any, resource_name: str, cloudformation_json: Any, account_id: str, region_name: str) -> None:
@@ -63,7 +74,7 @@ def install() -> None:
             return new
         return get_backend(account_id, region_name).update_state_machine(
             original.arn, definition=definition_of(properties), role_arn=properties.get("RoleArn"),
-            logging_configuration=properties.get("LoggingConfiguration"))
+            logging_configuration=api_case(properties.get("LoggingConfiguration")))
 
     StateMachine.create_from_cloudformation_json = classmethod(create)  # type: ignore[method-assign]
     StateMachine.delete_from_cloudformation_json = classmethod(delete)  # type: ignore[method-assign]

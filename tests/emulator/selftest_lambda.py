@@ -202,6 +202,7 @@ def checks(api: Any) -> list[tuple[str, Callable[[dict[str, Any]], None]]]:
                 "Code": {"ZipFile": "def handler(event, context):\n    return {'got': event}\n"}}},
             "Machine": {"Type": "AWS::StepFunctions::StateMachine", "Properties": {
                 "StateMachineName": "from-a-stack", "RoleArn": f"arn:aws:iam::{api.ACCOUNT}:role/sfn",
+                "StateMachineType": "STANDARD", "LoggingConfiguration": {"Level": "ERROR", "IncludeExecutionData": False},
                 "DefinitionString": json.dumps({"StartAt": "Call", "States": {"Call": {
                     "Type": "Task", "Resource": "arn:aws:states:::lambda:invoke", "OutputPath": "$.Payload",
                     "Parameters": {"FunctionName": "${Function}", "Payload": {"colour": "${Colour}",
@@ -215,7 +216,10 @@ def checks(api: Any) -> list[tuple[str, Callable[[dict[str, Any]], None]]]:
         assert stack["StackStatus"] == "CREATE_COMPLETE", stack
         machine = stack["Outputs"][0]["OutputValue"]
         sfn = api.client("stepfunctions", DR)
-        definition = json.loads(sfn.describe_state_machine(stateMachineArn=machine)["definition"])
+        described = sfn.describe_state_machine(stateMachineArn=machine)
+        assert described["loggingConfiguration"] == {"level": "ERROR", "includeExecutionData": False}, described
+        assert described["type"] == "STANDARD", described
+        definition = json.loads(described["definition"])
         params = definition["States"]["Call"]["Parameters"]
         assert params["FunctionName"].startswith(f"arn:aws:lambda:{DR}:{api.ACCOUNT}:function:"), params
         assert params["Payload"] == {"colour": "green", "kept": "${NotAKey}"}, params

@@ -21,7 +21,10 @@ fn run_driver() -> Value {
     let (code, template, err) = run(&["export", "workflows/dr-ami.yaml", "--format", "cloudformation"]);
     assert_eq!(code, Some(0), "{err}");
     let t: Value = serde_json::from_str(&template).unwrap();
-    assert!(t["Resources"]["CrossRegionFunction"].is_object(), "the default export uses the function");
+    assert!(
+        t["Resources"]["CrossRegionFunction"].is_object(),
+        "the default export uses the function"
+    );
     let dir = tempfile::tempdir().unwrap();
     let file = dir.path().join("dr-ami.cfn.json");
     std::fs::write(&file, &template).unwrap();
@@ -46,17 +49,35 @@ fn the_two_region_export_executes_through_the_cross_region_function() {
     // What the template deploys, as deployed: the function as exported, no placeholder left in the definition.
     assert_eq!(
         r["resources"],
-        json!(["CrossRegionFunction", "CrossRegionFunctionRole", "LogGroup", "StateMachine", "StateMachineRole"])
+        json!([
+            "CrossRegionFunction",
+            "CrossRegionFunctionRole",
+            "LogGroup",
+            "StateMachine",
+            "StateMachineRole"
+        ])
     );
     assert_eq!(
         r["function"],
         json!({"Runtime": "python3.12", "Handler": "index.handler", "Timeout": 60})
     );
+    assert_eq!(r["machine"]["type"], "STANDARD");
+    assert_eq!(r["machine"]["role_is_the_stacks"], true);
+    assert_eq!(r["machine"]["logging_level"], "ERROR");
+    let log_group = r["machine"]["log_group"][0].as_str().unwrap_or_default();
+    assert!(
+        log_group.starts_with("/aws/vendedlogs/states/drflow-dr-ami"),
+        "{}",
+        r["machine"]
+    );
 
     // The end state of `drflow run`: one backup job in us-east-1 of the instance, one copy into the us-west-2
     // vault, its recovery point there, each AMI published in its region (version 1, aws:ec2:image).
     let export = &r["export"];
-    assert_eq!(export, &r["run"], "the execution and `drflow run` leave different states");
+    assert_eq!(
+        export, &r["run"],
+        "the execution and `drflow run` leave different states"
+    );
     assert_eq!(
         export["backup_jobs"],
         json!([{"state": "COMPLETED", "of_the_instance": true, "vault": "Default", "delete_after_days": 7}])
@@ -112,7 +133,10 @@ fn the_two_region_export_executes_through_the_cross_region_function() {
     }
     let cause = &r["parameter_not_found_cause"];
     assert_eq!(cause["errorType"], "ParameterNotFound");
-    assert!(cause["errorMessage"].as_str().unwrap().ends_with("/ami not found."), "{cause}");
+    assert!(
+        cause["errorMessage"].as_str().unwrap().ends_with("/ami not found."),
+        "{cause}"
+    );
 }
 
 #[test]
@@ -126,7 +150,11 @@ fn a_function_error_reaches_the_state_machine_under_its_aws_error_code() {
         r["caught"]["cause"]["errorMessage"],
         "Parameter /drflow/none not found."
     );
-    assert!(r["caught"]["cause"]["stackTrace"].as_array().is_some_and(|t| !t.is_empty()));
+    assert!(
+        r["caught"]["cause"]["stackTrace"]
+            .as_array()
+            .is_some_and(|t| !t.is_empty())
+    );
     // Not caught: the execution fails with that error name.
     assert_eq!(r["uncaught"]["status"], "FAILED");
     assert_eq!(r["uncaught"]["error"], "ParameterNotFound");
