@@ -23,7 +23,8 @@ last 4 KB, base64). The log also lands in CloudWatch Logs (/aws/lambda/NAME, mot
 400 InvalidRequestContentException. `InvocationType: DryRun` → 204, nothing run; `Event` → EmulatorNotImplemented.
 
 The run happens outside STATE.lock (the function calls this server): before_invoke (under the lock) prepares it
-and leaves `call.job`; server.py runs the job once the lock is released.
+and leaves `call.job`; server.py runs the job once the lock is released. A reset kills the running functions first
+(stop_functions).
 """
 
 from __future__ import annotations
@@ -35,6 +36,7 @@ import os
 import subprocess
 import sys
 import tempfile
+import threading
 import time
 import uuid
 import zipfile
@@ -50,6 +52,9 @@ HERE = os.path.dirname(os.path.abspath(__file__))
 RUNTIME = os.path.join(HERE, "lambda_runtime.py")
 LOG_TAIL = 4096  # bytes of the log that LogType Tail answers
 _port = 0
+_running: set[subprocess.Popen[bytes]] = set()  # the functions' processes now running (a reset kills them)
+_running_lock = threading.Lock()
+_stopping = threading.Event()  # set during a reset: no function starts
 
 
 def install(port: int) -> None:
@@ -132,6 +137,40 @@ def before_invoke(call: Any) -> None:
                     (_header(call, "X-Amz-Log-Type") or "None") == "Tail")
 
 
+def _exit_error(request_id: str, status: str) -> dict[str, Any]:
+    return {"errorType": "Runtime.ExitError",
+            "errorMessage": f"RequestId: {request_id} Error: Runtime exited with error: {status}"}
+
+
+def _execute(root: str, event: bytes, env: dict[str, str], request_id: str, arn: str,
+             timeout: int) -> tuple[dict[str, Any], str]:
+    """Run the function's process in `root`: ({"error": bool, "payload": ...}, its log)."""
+    if _stopping.is_set():  # a reset is under way
+        return {"error": True, "payload": _exit_error(request_id, "signal: killed")}, ""
+    deadline_ms = int((time.time() + timeout) * 1000)
+    process = subprocess.Popen([sys.executable, RUNTIME, request_id, arn, str(deadline_ms)], stdin=subprocess.PIPE,
+                               stdout=subprocess.PIPE, stderr=subprocess.PIPE, cwd=root, env=env)
+    with _running_lock:
+        _running.add(process)
+    try:
+        out, err = process.communicate(event, timeout=timeout)
+    except subprocess.TimeoutExpired:
+        process.kill()
+        log = process.communicate()[1].decode(errors="replace")
+        return {"error": True, "payload": {
+            "errorType": "Sandbox.Timedout",
+            "errorMessage": f"RequestId: {request_id} Error: Task timed out after {timeout:.2f} seconds"}}, log
+    finally:
+        with _running_lock:
+            _running.discard(process)
+    lines = out.decode(errors="replace").strip().splitlines()
+    if lines:
+        return json.loads(lines[-1]), err.decode(errors="replace")
+    code = process.returncode
+    status = f"exit status {code}" if code >= 0 else f"signal: {-code}"
+    return {"error": True, "payload": _exit_error(request_id, status)}, err.decode(errors="replace")
+
+
 def _job(fn: Any, event: bytes, env: dict[str, str], request_id: str, timeout: int, tail: bool) -> Callable[[], Reply]:
     code, arn = fn.code_bytes, fn.function_arn
 
@@ -140,24 +179,7 @@ def _job(fn: Any, event: bytes, env: dict[str, str], request_id: str, timeout: i
             with zipfile.ZipFile(io.BytesIO(code)) as z:
                 z.extractall(root)
             env["LAMBDA_TASK_ROOT"] = env["HOME"] = root
-            deadline_ms = int((time.time() + timeout) * 1000)
-            try:
-                done = subprocess.run([sys.executable, RUNTIME, request_id, arn, str(deadline_ms)], input=event,
-                                      capture_output=True, cwd=root, env=env, timeout=timeout)
-                log = done.stderr.decode(errors="replace")
-                lines = done.stdout.decode(errors="replace").strip().splitlines()
-                answer = json.loads(lines[-1]) if lines else None
-                if answer is None:
-                    status = f"exit status {done.returncode}" if done.returncode >= 0 else \
-                        f"signal: {-done.returncode}"
-                    answer = {"error": True, "payload": {
-                        "errorType": "Runtime.ExitError",
-                        "errorMessage": f"RequestId: {request_id} Error: Runtime exited with error: {status}"}}
-            except subprocess.TimeoutExpired as e:
-                log = (e.stderr or b"").decode(errors="replace")
-                answer = {"error": True, "payload": {
-                    "errorType": "Sandbox.Timedout",
-                    "errorMessage": f"RequestId: {request_id} Error: Task timed out after {timeout:.2f} seconds"}}
+            answer, log = _execute(root, event, env, request_id, arn, timeout)
         body = json.dumps(answer["payload"]) if answer["error"] else answer["payload"]
         headers = {"Content-Type": "application/json", "X-Amz-Executed-Version": "$LATEST",
                    "x-amzn-RequestId": request_id}
@@ -169,6 +191,22 @@ def _job(fn: Any, event: bytes, env: dict[str, str], request_id: str, timeout: i
         return Reply(200, body, headers)
 
     return run
+
+
+def stop_functions() -> int:
+    """Before a reset: kill the functions' processes still running (their Invoke answers Runtime.ExitError) and
+    start none until reset(), so that none calls the emulator after it. Answers how many were killed."""
+    _stopping.set()
+    with _running_lock:
+        running = list(_running)
+    for process in running:
+        process.kill()
+    return len(running)
+
+
+def reset() -> None:
+    """After moto's reset: functions run again."""
+    _stopping.clear()
 
 
 def _save_log(fn: Any, log: str) -> None:

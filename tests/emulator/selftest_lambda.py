@@ -7,6 +7,7 @@ import base64
 import io
 import json
 import os
+import threading
 import time
 import zipfile
 from typing import Any, Callable
@@ -99,7 +100,8 @@ def checks(api: Any) -> list[tuple[str, Callable[[dict[str, Any]], None]]]:
         ctx["untrusted_role"] = iam.create_role(RoleName="fn-untrusted", AssumeRolePolicyDocument=api.trust(
             api.allow_assume(OTHER)))["Role"]["Arn"]
         for name, handler, timeout in (("answer", "app.answer", 10), ("fail", "app.fail", 10),
-                                       ("slow", "app.slow", 1), ("leave", "app.leave", 10),
+                                       ("slow", "app.slow", 1), ("slow-30", "app.slow", 30),
+                                       ("leave", "app.leave", 10),
                                        ("unjsonable", "app.unjsonable", 10), ("no-handler", "app.nothing", 10),
                                        ("no-module", "nothing.answer", 10)):
             function(name, handler, ctx["fn_role"], timeout, {"COLOUR": "blue"})
@@ -234,6 +236,28 @@ def checks(api: Any) -> list[tuple[str, Callable[[dict[str, Any]], None]]]:
         cfn.delete_stack(StackName="machine")
         assert machine not in [m["stateMachineArn"] for m in sfn.list_state_machines()["stateMachines"]]
 
+    def reset_stops_running_functions(ctx: dict[str, Any]) -> None:
+        """A reset kills a function still running (its Invoke answers Runtime.ExitError) and functions run again
+        after it. Last: the reset forgets everything above."""
+        got: dict[str, Any] = {}
+        caller = threading.Thread(target=lambda: got.update(zip(("out", "payload"), invoke("slow-30"))))
+        started = time.monotonic()
+        caller.start()
+        time.sleep(1.0)
+        api.control("POST", "/_drflow/reset")
+        caller.join(10)
+        assert time.monotonic() - started < 4, "the reset waited for the function"
+        assert got["out"]["FunctionError"] == "Unhandled" and got["payload"]["errorType"] == "Runtime.ExitError", got
+        iam = api.client("iam")
+        role = iam.create_role(RoleName="fn", AssumeRolePolicyDocument=json.dumps({"Version": "2012-10-17", "Statement": [{
+            "Effect": "Allow", "Principal": {"Service": "lambda.amazonaws.com"}, "Action": "sts:AssumeRole"}]}))
+        api.client("lambda", DR).create_function(
+            FunctionName="after", Runtime="python3.12", Role=role["Role"]["Arn"], Handler="index.handler",
+            Code={"ZipFile": zipped({"index.py": "def handler(event, context):\n    return 'again'\n"})})
+        out = api.client("lambda", DR).invoke(FunctionName="after", Payload=b"{}")
+        assert "FunctionError" not in out and json.loads(out["Payload"].read()) == "again", out
+
     return [(f.__name__, f) for f in (
         lambda_setup, lambda_invoke_runs_the_handler, lambda_errors_as_lambda_answers_them,
-        lambda_errors_reach_step_functions_by_error_type, cloudformation_state_machine_with_substitutions)]
+        lambda_errors_reach_step_functions_by_error_type, cloudformation_state_machine_with_substitutions,
+        reset_stops_running_functions)]

@@ -477,6 +477,7 @@ def control(environ: dict[str, Any]) -> Reply:
     body = json.loads(environ["wsgi.input"].read(length) or b"{}") if length else {}
     query = dict(parse_qsl(environ.get("QUERY_STRING", "")))
     if path == "/_drflow/reset" and method == "POST":
+        emu_lambda.stop_functions()  # a function still running would call the emulator after the reset
         emu_sfn.stop_executions()  # waits for their threads outside the lock: their calls in flight need it
     with STATE.lock:
         # control requests that touch an account's resources name it ("account", default 123456789012)
@@ -556,6 +557,7 @@ def control(environ: dict[str, Any]) -> Reply:
             emu_plans.reset()
             emu_vaults.reset()
             emu_sfn.reset()
+            emu_lambda.reset()
             return Reply.json(200, {})
         if path == "/_drflow/sfn":
             return Reply.json(*emu_sfn.control(method, body))

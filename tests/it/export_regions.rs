@@ -155,6 +155,11 @@ fn a_function_error_reaches_the_state_machine_under_its_aws_error_code() {
             .as_array()
             .is_some_and(|t| !t.is_empty())
     );
+    // The function acts as its role, held to the role's policy (exported least privilege): no DeleteParameter.
+    assert_eq!(
+        r["outside_the_policy"],
+        json!({"function_error": "Unhandled", "error_type": "AccessDeniedException"})
+    );
     // Not caught: the execution fails with that error name.
     assert_eq!(r["uncaught"]["status"], "FAILED");
     assert_eq!(r["uncaught"]["error"], "ParameterNotFound");
