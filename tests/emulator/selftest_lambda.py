@@ -14,6 +14,8 @@ from typing import Any, Callable
 
 PRIMARY, DR = "us-east-1", "us-west-2"
 OTHER = "222222222222"  # the functions live in this account, to see their calls land there
+LAMBDA_TRUST = json.dumps({"Version": "2012-10-17", "Statement": [{
+    "Effect": "Allow", "Principal": {"Service": "lambda.amazonaws.com"}, "Action": "sts:AssumeRole"}]})
 os.environ["HOME_OF_SERVER"] = "the server's"  # inherited by the server started later: its functions must not see it
 
 APP = '''
@@ -89,11 +91,9 @@ def checks(api: Any) -> list[tuple[str, Callable[[dict[str, Any]], None]]]:
 
     def lambda_setup(ctx: dict[str, Any]) -> None:
         iam = api.as_account("iam", OTHER)
-        lambda_trust = json.dumps({"Version": "2012-10-17", "Statement": [{
-            "Effect": "Allow", "Principal": {"Service": "lambda.amazonaws.com"}, "Action": "sts:AssumeRole"}]})
-        ctx["fn_role"] = iam.create_role(RoleName="fn", AssumeRolePolicyDocument=lambda_trust)["Role"]["Arn"]
+        ctx["fn_role"] = iam.create_role(RoleName="fn", AssumeRolePolicyDocument=LAMBDA_TRUST)["Role"]["Arn"]
         # Step Functions executions call services as the default account (emu_sfn): their functions live there
-        ctx["sfn_fn_role"] = api.client("iam").create_role(RoleName="fn", AssumeRolePolicyDocument=lambda_trust)[
+        ctx["sfn_fn_role"] = api.client("iam").create_role(RoleName="fn", AssumeRolePolicyDocument=LAMBDA_TRUST)[
             "Role"]["Arn"]
         function("fail", "app.fail", ctx["sfn_fn_role"], acct=api.ACCOUNT)
         api.allow(OTHER, "fn", ["ssm:PutParameter"])
@@ -204,7 +204,8 @@ def checks(api: Any) -> list[tuple[str, Callable[[dict[str, Any]], None]]]:
                 "Code": {"ZipFile": "def handler(event, context):\n    return {'got': event}\n"}}},
             "Machine": {"Type": "AWS::StepFunctions::StateMachine", "Properties": {
                 "StateMachineName": "from-a-stack", "RoleArn": f"arn:aws:iam::{api.ACCOUNT}:role/sfn",
-                "StateMachineType": "STANDARD", "LoggingConfiguration": {"Level": "ERROR", "IncludeExecutionData": False},
+                "StateMachineType": "STANDARD",
+                "LoggingConfiguration": {"Level": "ERROR", "IncludeExecutionData": False},
                 "DefinitionString": json.dumps({"StartAt": "Call", "States": {"Call": {
                     "Type": "Task", "Resource": "arn:aws:states:::lambda:invoke", "OutputPath": "$.Payload",
                     "Parameters": {"FunctionName": "${Function}", "Payload": {"colour": "${Colour}",
@@ -249,8 +250,7 @@ def checks(api: Any) -> list[tuple[str, Callable[[dict[str, Any]], None]]]:
         assert time.monotonic() - started < 4, "the reset waited for the function"
         assert got["out"]["FunctionError"] == "Unhandled" and got["payload"]["errorType"] == "Runtime.ExitError", got
         iam = api.client("iam")
-        role = iam.create_role(RoleName="fn", AssumeRolePolicyDocument=json.dumps({"Version": "2012-10-17", "Statement": [{
-            "Effect": "Allow", "Principal": {"Service": "lambda.amazonaws.com"}, "Action": "sts:AssumeRole"}]}))
+        role = iam.create_role(RoleName="fn", AssumeRolePolicyDocument=LAMBDA_TRUST)
         api.client("lambda", DR).create_function(
             FunctionName="after", Runtime="python3.12", Role=role["Role"]["Arn"], Handler="index.handler",
             Code={"ZipFile": zipped({"index.py": "def handler(event, context):\n    return 'again'\n"})})

@@ -329,7 +329,11 @@ class Emulator:
                 reply = self.dispatch(call)
             job = getattr(call, "job", None)  # work a hook left to do outside the lock (a Lambda function's run)
             if job is not None:
-                reply = job()
+                try:
+                    reply = job()
+                except Exception as e:
+                    traceback.print_exc()
+                    reply = aws_error(call.service, "InternalFailure", f"emulator error: {e!r}", 500, call.protocol)
                 if "X-Amz-Function-Error" in reply.headers:
                     entry["function_error"] = reply.headers["X-Amz-Function-Error"]
             if fault is not None:  # the work is done (state changed as without the fault), its answer lost
