@@ -29,6 +29,7 @@ import boto3
 from botocore.config import Config
 from botocore.exceptions import ClientError, ConnectionClosedError
 
+import selftest_lambda
 import selftest_sfn
 
 HERE = os.path.dirname(os.path.abspath(__file__))
@@ -2078,6 +2079,7 @@ def role_sessions_are_held_to_their_policies(ctx: dict[str, Any]) -> None:
 
 
 CHECKS.extend(selftest_sfn.checks(sys.modules[__name__]))  # Step Functions executions, the cross-region function
+CHECKS.extend(selftest_lambda.checks(sys.modules[__name__]))  # Lambda functions run by the emulator, stacks' machines
 
 
 # ---------------------------------------------------------------- runner
