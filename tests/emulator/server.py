@@ -60,6 +60,7 @@ import emu_kms  # noqa: E402
 import emu_plans  # noqa: E402
 import emu_sfn  # noqa: E402
 import emu_sharing  # noqa: E402
+import emu_snapshots  # noqa: E402
 import emu_vaults  # noqa: E402
 from emu_common import ACCOUNT_ID, STATE, ApiError, Fault, Reply, aws_error, protocol_of, service_model  # noqa: E402
 
@@ -533,6 +534,14 @@ def control(environ: dict[str, Any]) -> Reply:
             if ami is None:
                 return Reply.json(404, {"error": f"no image {image_id} in {region}"})
             return Reply.json(200, {"image_id": image_id, "creation_date": ami.creation_date.isoformat()})
+        if path == "/_drflow/share-snapshot" and method == "POST":
+            region, image_id, source = body.get("region"), body.get("image_id"), body.get("snapshot_of")
+            if not all(isinstance(v, str) for v in (region, image_id, source)):
+                return Reply.json(400, {"error": 'give "region", "image_id" and "snapshot_of"'})
+            shared = emu_snapshots.share(region, image_id, source)
+            if shared is None:
+                return Reply.json(404, {"error": f"no image {image_id} or {source} (with a snapshot) in {region}"})
+            return Reply.json(200, shared)
         if path == "/_drflow/reset" and method == "POST":
             moto_api_backend.reset()
             STATE.reset()
@@ -571,6 +580,7 @@ def main() -> None:
     STATE.status_describes = max(0, args.status_describes)
     emu_sharing.install_sharing_patches()  # before emu_hooks', which wrap copy_image
     emu_hooks.install_ec2_patches()
+    emu_snapshots.install()
     emu_hooks.install_cfn_patches()
     if not args.verbose:
         logging.getLogger("werkzeug").setLevel(logging.WARNING)
