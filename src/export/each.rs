@@ -262,3 +262,108 @@ impl Builder<'_> {
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use serde_json::{Value, json};
+
+    use super::events;
+    use crate::actions::sfn::{Bound, Call, Op};
+    use crate::export::{Options, asl};
+    use crate::workflow::{Source, parse};
+
+    fn bound(at_most: usize) -> Bound {
+        Bound {
+            at_most,
+            error: "TooMany",
+            cause: "too many",
+        }
+    }
+
+    #[test]
+    fn a_lists_history_is_counted_at_its_bound_and_ops_without_lists_are_not() {
+        let call = || Op::Call(Call::new("c", "ec2", "DescribeImages"));
+        assert_eq!(events(&[call()]), None);
+        // Start, check and the last test; per item its test, take and step, and the call.
+        let looped = Op::Loop {
+            id: "l",
+            items: crate::actions::sfn::lit(json!([])),
+            ops: vec![call()],
+            bound: bound(10),
+        };
+        assert_eq!(events(std::slice::from_ref(&looped)), Some(6 + 10 * (6 + 5)));
+        // An Each inside it multiplies: per outer item, the Map's items at its bound.
+        let nested = Op::Loop {
+            id: "l",
+            items: crate::actions::sfn::lit(json!([])),
+            ops: vec![Op::Each {
+                id: "e",
+                items: crate::actions::sfn::lit(json!([])),
+                ops: vec![],
+                yields: crate::actions::sfn::lit("-"),
+                bound: bound(4),
+            }],
+            bound: bound(10),
+        };
+        assert_eq!(events(&[nested]), Some(6 + 10 * (6 + 8 + 4 * 4)));
+    }
+
+    /// Every state of a definition, those of Maps and Parallels included.
+    fn all_states(states: &Value, out: &mut Vec<(String, Value)>) {
+        for (k, v) in states.as_object().into_iter().flatten() {
+            out.push((k.clone(), v.clone()));
+            for b in v["Branches"].as_array().into_iter().flatten() {
+                all_states(&b["States"], out);
+            }
+            all_states(&v["ItemProcessor"]["States"], out);
+        }
+    }
+
+    #[test]
+    fn the_prune_form_is_maps_in_a_counted_loop_over_the_listing() {
+        let yaml = "version: 1\nname: t\nregions: {dr: us-west-2}\nsteps:\n  - id: prune\n    action: ec2.prune_images\n    region: dr\n    with: {instance_id: i-1, keep: 2, parameters: [/p/a]}\n";
+        let wf = parse(Source::new("t.yaml", yaml), crate::actions::catalog()).unwrap_or_else(|p| panic!("{p:?}"));
+        let def = asl(&wf, &[], &[], &Options::default()).unwrap().definition;
+        let mut states = Vec::new();
+        all_states(&def["States"], &mut states);
+        let find = |prefix: &str| -> Value {
+            states
+                .iter()
+                .find(|(k, _)| k.starts_with(prefix))
+                .map(|(_, v)| v.clone())
+                .unwrap_or_else(|| panic!("no state `{prefix}`"))
+        };
+        // The AMIs of a newer one, per AMI: a Map over the keys, inside the loop over the listing, its items given
+        // the step's work and the loop's current AMI.
+        let newer = find("prune: each newer");
+        assert_eq!(newer["Type"], "Map");
+        assert_eq!(newer["ItemsPath"], "$.w.prune.keys.v");
+        assert_eq!(
+            newer["ItemSelector"],
+            json!({"w": {"prune.$": "$.w.prune"}, "run.$": "$.run",
+                   "each": {"image.$": "$.each.image", "newer": {"v.$": "$$.Map.Item.Value"}}})
+        );
+        let rank = find("prune: let rank");
+        assert_eq!(
+            rank["Parameters"]["v.$"],
+            "States.MathAdd(States.ArrayLength(States.ArrayUnique($.w.prune.newer.v)), -1)"
+        );
+        assert_eq!(find("prune: check")["Type"], "Choice");
+        // Pruned at `keep` newer ones (a literal here).
+        assert!(states.iter().any(|(_, s)| s["Choices"][0]["NumericGreaterThanEquals"] == json!(2)
+            && s["Choices"][0]["Variable"] == "$.w.prune.rank.v"));
+        // More AMIs than the bound fail the step, named.
+        let too_many = find("prune: too many image");
+        assert_eq!(too_many["Error"], "TooManyImages");
+        // The lists are kept as text and read as JSON.
+        let outputs = find("prune: outputs");
+        assert_eq!(
+            outputs["Parameters"]["deregistered.$"],
+            "States.StringToJson(States.Format('[{}]', $.w.prune.deregistered.s))"
+        );
+        assert_eq!(
+            find("prune: add to kept")["Parameters"]["s.$"],
+            "States.Format('{},\"{}\"', $.w.prune.kept.s, $.each.image.v.ImageId)"
+        );
+    }
+}

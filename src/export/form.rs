@@ -617,8 +617,12 @@ impl Builder<'_> {
             },
             Cond::Given(n) => Rule::Known(cx.given(n).is_some()),
             Cond::Empty(a) => Rule::Rule(json!({"Variable": format!("{}[0]", var(self, a)?), "IsPresent": false})),
-            Cond::AtLeast(a, b) => match self.arg(cx, b)?.simplify() {
-                Node::Lit(n @ Value::Number(_)) => {
+            Cond::AtLeast(a, b) => match (self.arg(cx, a)?.simplify(), self.arg(cx, b)?.simplify()) {
+                // Both known at export (a literal input): decided now.
+                (Node::Lit(Value::Number(x)), Node::Lit(Value::Number(y))) => {
+                    Rule::Known(x.as_f64().unwrap_or(0.0) >= y.as_f64().unwrap_or(0.0))
+                }
+                (_, Node::Lit(n @ Value::Number(_))) => {
                     Rule::Rule(json!({"Variable": var(self, a)?, "NumericGreaterThanEquals": n}))
                 }
                 _ => Rule::Rule(json!({"Variable": var(self, a)?, "NumericGreaterThanEqualsPath": var(self, b)?})),
