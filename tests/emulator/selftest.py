@@ -434,6 +434,40 @@ def image_age_dates_an_image_in_the_past(ctx: dict[str, Any]) -> None:
 
 
 @check
+def shared_snapshots_are_in_use_and_found_by_their_id(ctx: dict[str, Any]) -> None:
+    ec2 = client("ec2")
+    owner = ec2.create_image(InstanceId=ctx["instance_id"], Name="drflow-shared-owner")["ImageId"]
+    user = ec2.create_image(InstanceId=ctx["instance_id"], Name="drflow-shared-user")["ImageId"]
+
+    def snapshot(ami: str) -> str:
+        return ec2.describe_images(ImageIds=[ami])["Images"][0]["BlockDeviceMappings"][0]["Ebs"]["SnapshotId"]
+
+    own = snapshot(user)
+    answer = control("POST", "/_drflow/share-snapshot", {"region": PRIMARY, "image_id": user, "snapshot_of": owner})
+    snap = snapshot(owner)
+    assert answer == {"image_id": user, "snapshot_id": snap} and snapshot(user) == snap, answer
+    assert own not in {x["SnapshotId"] for x in ec2.describe_snapshots(OwnerIds=["self"])["Snapshots"]}
+    found = ec2.describe_images(Owners=["self"], Filters=[{"Name": "block-device-mapping.snapshot-id", "Values": [snap]}])
+    assert sorted(i["ImageId"] for i in found["Images"]) == sorted([owner, user]), found["Images"]
+    # In use while either AMI is there; deletable once both are gone.
+    ec2.deregister_image(ImageId=owner)
+    try:
+        ec2.delete_snapshot(SnapshotId=snap)
+        raise AssertionError("a snapshot another AMI uses was deleted")
+    except ClientError as e:
+        assert e.response["Error"]["Code"] == "InvalidSnapshot.InUse" and user in e.response["Error"]["Message"], e
+    ec2.deregister_image(ImageId=user)
+    ec2.delete_snapshot(SnapshotId=snap)
+    assert ec2.describe_images(Owners=["self"], Filters=[
+        {"Name": "block-device-mapping.snapshot-id", "Values": [snap]}])["Images"] == []
+    try:
+        control("POST", "/_drflow/share-snapshot", {"region": DR, "image_id": user, "snapshot_of": owner})
+        raise AssertionError("an unknown image was shared")
+    except urllib.error.HTTPError as e:
+        assert e.code == 404, e.code
+
+
+@check
 def ssm_ec2_image_parameters(ctx: dict[str, Any]) -> None:
     ssm = client("ssm")
     name = "/drflow/x/ami"
