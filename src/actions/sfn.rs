@@ -171,7 +171,10 @@ pub enum Op {
         bound: Bound,
     },
     /// Ends the current item of the innermost `Each` with this value when the condition holds.
-    Yield { when: Cond, value: Arg },
+    Yield {
+        when: Cond,
+        value: Arg,
+    },
     /// `ops` for each item of a list, one after another on the step's own answers (so `Append`s add up).
     Loop {
         id: &'static str,

@@ -51,6 +51,35 @@ pub(crate) fn events(ops: &[Op]) -> Option<usize> {
     has_list(ops).then(|| count(ops))
 }
 
+/// Before a list: its length at `at` (`{"n": ...}`), and the step failed with the bound's error past it.
+fn bounded(
+    cx: &mut StepCx<'_>,
+    id: &str,
+    bound: &Bound,
+    count: Value,
+    at: &str,
+    next: &str,
+    states: &mut Chain,
+) -> String {
+    let fail = cx.name(&format!("too many {id}"));
+    states.add(
+        &fail,
+        json!({"Type": "Fail", "Error": bound.error,
+               "Cause": format!("{} (step `{}`: at most {})", bound.cause, cx.step.id, bound.at_most)}),
+    );
+    let check = cx.name(&format!("{id} within bound?"));
+    states.add(
+        &check,
+        json!({"Type": "Choice", "Choices": [{"Variable": format!("{at}.n"), "NumericGreaterThan": bound.at_most, "Next": fail}], "Default": next}),
+    );
+    let start = cx.name(&format!("count {id}"));
+    states.add(
+        &start,
+        json!({"Type": "Pass", "Parameters": count, "ResultPath": at, "Next": check}),
+    );
+    start
+}
+
 impl Builder<'_> {
     pub(crate) fn each_arg(&mut self, cx: &StepCx<'_>, a: &Arg) -> Result<Node, String> {
         Ok(match a {
@@ -59,7 +88,11 @@ impl Builder<'_> {
                     return Err(format!("`{}`: its form reads an item of `{id}` outside it", cx.step.id));
                 }
                 let root = item_root(id);
-                Node::Expr(if path.is_empty() { root } else { format!("{root}.{path}") })
+                Node::Expr(if path.is_empty() {
+                    root
+                } else {
+                    format!("{root}.{path}")
+                })
             }
             Arg::Contains(list, v) => Node::Expr(format!(
                 "States.ArrayContains({}, {})",
@@ -92,36 +125,6 @@ impl Builder<'_> {
         node.path()
             .map(str::to_string)
             .ok_or_else(|| format!("`{}`: a list its form goes through must be a field", cx.step.id))
-    }
-
-    /// Before a list: its length at `at` (`{"n": ...}`), and the step failed with the bound's error past it.
-    fn bounded(
-        &mut self,
-        cx: &mut StepCx<'_>,
-        id: &str,
-        bound: &Bound,
-        count: Value,
-        at: &str,
-        next: &str,
-        states: &mut Chain,
-    ) -> String {
-        let fail = cx.name(&format!("too many {id}"));
-        states.add(
-            &fail,
-            json!({"Type": "Fail", "Error": bound.error,
-                   "Cause": format!("{} (step `{}`: at most {})", bound.cause, cx.step.id, bound.at_most)}),
-        );
-        let check = cx.name(&format!("{id} within bound?"));
-        states.add(
-            &check,
-            json!({"Type": "Choice", "Choices": [{"Variable": format!("{at}.n"), "NumericGreaterThan": bound.at_most, "Next": fail}], "Default": next}),
-        );
-        let start = cx.name(&format!("count {id}"));
-        states.add(
-            &start,
-            json!({"Type": "Pass", "Parameters": count, "ResultPath": at, "Next": check}),
-        );
-        start
     }
 
     pub(crate) fn each_op(
@@ -182,7 +185,7 @@ impl Builder<'_> {
                     }),
                 );
                 let count = json!({"n.$": format!("States.ArrayLength({items})")});
-                Ok(self.bounded(cx, id, bound, count, &at, &name, states))
+                Ok(bounded(cx, id, bound, count, &at, &name, states))
             }
             Op::Yield { when, value } => {
                 if !matches!(cx.scopes.last(), Some((_, true))) {
@@ -227,7 +230,7 @@ impl Builder<'_> {
                            "ResultPath": at, "Next": test}),
                 );
                 let count = json!({"i": 0, "n.$": format!("States.ArrayLength({items})")});
-                Ok(self.bounded(cx, id, bound, count, &at, &test, states))
+                Ok(bounded(cx, id, bound, count, &at, &test, states))
             }
             Op::Collect(id) => {
                 let name = cx.name(&format!("start {id}"));
@@ -350,8 +353,12 @@ mod tests {
         );
         assert_eq!(find("prune: check")["Type"], "Choice");
         // Pruned at `keep` newer ones (a literal here).
-        assert!(states.iter().any(|(_, s)| s["Choices"][0]["NumericGreaterThanEquals"] == json!(2)
-            && s["Choices"][0]["Variable"] == "$.w.prune.rank.v"));
+        assert!(
+            states
+                .iter()
+                .any(|(_, s)| s["Choices"][0]["NumericGreaterThanEquals"] == json!(2)
+                    && s["Choices"][0]["Variable"] == "$.w.prune.rank.v")
+        );
         // More AMIs than the bound fail the step, named.
         let too_many = find("prune: too many image");
         assert_eq!(too_many["Error"], "TooManyImages");

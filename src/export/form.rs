@@ -172,7 +172,12 @@ pub(crate) fn inputs_used(form: &Form) -> BTreeSet<&'static str> {
                     cond(when, out);
                     ops(then, out);
                 }
-                Op::Each { items, ops: body, yields, .. } => {
+                Op::Each {
+                    items,
+                    ops: body,
+                    yields,
+                    ..
+                } => {
                     arg(items, out);
                     ops(body, out);
                     arg(yields, out);

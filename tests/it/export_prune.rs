@@ -38,7 +38,10 @@ fn an_exported_prune_leaves_what_drflow_run_leaves() {
         "snapshots": ["snap-a1", "snap-a2+a5", "snap-a3", "snap-a6", "snap-disabled", "snap-other"],
     });
     assert_eq!(sfn["left"], left);
-    assert_eq!(r["results"]["run"]["left"], sfn["left"], "drflow run leaves something else");
+    assert_eq!(
+        r["results"]["run"]["left"], sfn["left"],
+        "drflow run leaves something else"
+    );
     assert_eq!(sfn["deregistered"], json!(["a2", "a4"]));
     assert_eq!(sfn["count"], json!(2));
     assert_eq!(sfn["snapshots_deleted"], json!(["snap-a4"]));

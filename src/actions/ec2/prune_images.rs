@@ -451,10 +451,20 @@ pub(crate) fn sfn_form() -> crate::actions::sfn::Form {
     };
     let decide = vec![
         Op::Let("fate", lit("kept")),
-        Op::Let("backup_made", Arg::Contains(Box::new(answer("backup", "v")), Box::new(item("image", "ImageId")))),
-        Op::Let("named_here", Arg::Contains(Box::new(answer("named", "v")), Box::new(item("image", "ImageId")))),
+        Op::Let(
+            "backup_made",
+            Arg::Contains(Box::new(answer("backup", "v")), Box::new(item("image", "ImageId"))),
+        ),
+        Op::Let(
+            "named_here",
+            Arg::Contains(Box::new(answer("named", "v")), Box::new(item("image", "ImageId"))),
+        ),
         Op::If {
-            when: Cond::All(vec![available("image"), not(yes("backup_made")), not(yes("named_here"))]),
+            when: Cond::All(vec![
+                available("image"),
+                not(yes("backup_made")),
+                not(yes("named_here")),
+            ]),
             then: vec![
                 Op::Each {
                     id: "newer",
@@ -466,11 +476,16 @@ pub(crate) fn sfn_form() -> crate::actions::sfn::Form {
                     yields: lit("-"),
                     bound: images.clone(),
                 },
-                Op::Let("rank", Arg::Add(Box::new(Arg::Distinct(Box::new(answer("newer", "v")))), -1)),
+                Op::Let(
+                    "rank",
+                    Arg::Add(Box::new(Arg::Distinct(Box::new(answer("newer", "v")))), -1),
+                ),
                 Op::If {
                     when: Cond::AtLeast(answer("rank", "v"), input("keep")),
                     then: vec![
-                        Op::Call(Call::new("deregister", "ec2", "DeregisterImage").with("ImageId", item("image", "ImageId"))),
+                        Op::Call(
+                            Call::new("deregister", "ec2", "DeregisterImage").with("ImageId", item("image", "ImageId")),
+                        ),
                         Op::Let("fate", lit("deregistered")),
                         Op::Append("deregistered", item("image", "ImageId")),
                         delete_snapshots,
@@ -521,7 +536,10 @@ pub(crate) fn sfn_form() -> crate::actions::sfn::Form {
                 "backups",
                 vec![
                     of_instance,
-                    Arg::Map(vec![("Name", lit("tag-key")), ("Values", lit(serde_json::json!([BACKUP_TAG])))]),
+                    Arg::Map(vec![
+                        ("Name", lit("tag-key")),
+                        ("Values", lit(serde_json::json!([BACKUP_TAG]))),
+                    ]),
                 ],
             )),
             Op::Each {
@@ -536,7 +554,10 @@ pub(crate) fn sfn_form() -> crate::actions::sfn::Form {
                 id: "keys",
                 items: answer("images", "Images"),
                 ops: vec![
-                    Op::Let("backup_made", Arg::Contains(Box::new(answer("backup", "v")), Box::new(item("keys", "ImageId")))),
+                    Op::Let(
+                        "backup_made",
+                        Arg::Contains(Box::new(answer("backup", "v")), Box::new(item("keys", "ImageId"))),
+                    ),
                     Op::Yield {
                         when: Cond::All(vec![available("keys"), not(yes("backup_made"))]),
                         value: Arg::Map(vec![
@@ -546,7 +567,11 @@ pub(crate) fn sfn_form() -> crate::actions::sfn::Form {
                         ]),
                     },
                 ],
-                yields: Arg::Map(vec![("id", item("keys", "ImageId")), ("date", lit("")), ("name", lit(""))]),
+                yields: Arg::Map(vec![
+                    ("id", item("keys", "ImageId")),
+                    ("date", lit("")),
+                    ("name", lit("")),
+                ]),
                 bound: images.clone(),
             },
             Op::Collect("deregistered"),
