@@ -424,7 +424,11 @@ def image_age_dates_an_image_in_the_past(ctx: dict[str, Any]) -> None:
     created = ec2_dr.describe_images(ImageIds=[ami])["Images"][0]["CreationDate"]
     age = (datetime.now(timezone.utc) - datetime.fromisoformat(created.replace("Z", "+00:00"))).total_seconds()
     assert 3 * 86400 - 120 < age < 3 * 86400 + 120, (created, age)
+    control("POST", "/_drflow/image-age", {"region": DR, "image_id": ami, "creation_date": "2026-01-02T03:04:05.678Z"})
+    created = ec2_dr.describe_images(ImageIds=[ami])["Images"][0]["CreationDate"]
+    assert created == "2026-01-02T03:04:05.000Z", created  # to the second, as moto (and AWS) render it
     for body, status in [({"region": PRIMARY, "image_id": ami, "age_seconds": 1}, 404),  # not in that region
+                         ({"region": DR, "image_id": ami, "creation_date": "yesterday"}, 400),
                          ({"region": DR, "image_id": ami}, 400), ({"region": DR, "image_id": ami, "age_seconds": -1}, 400)]:
         try:
             control("POST", "/_drflow/image-age", body)

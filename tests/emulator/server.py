@@ -527,6 +527,15 @@ def control(environ: dict[str, Any]) -> Reply:
                 return Reply.json(400, {"error": f"{e.code}: {e.message}"})
         if path == "/_drflow/image-age" and method == "POST":
             region, image_id, age = body.get("region"), body.get("image_id"), body.get("age_seconds")
+            at = body.get("creation_date")
+            if isinstance(at, str) and isinstance(region, str) and isinstance(image_id, str) and age is None:
+                try:
+                    ami = emu_hooks.set_image_date(region, image_id, at)
+                except ValueError:
+                    return Reply.json(400, {"error": f"creation_date {at!r} is not an ISO 8601 UTC time"})
+                if ami is None:
+                    return Reply.json(404, {"error": f"no image {image_id} in {region}"})
+                return Reply.json(200, {"image_id": image_id, "creation_date": ami.creation_date.isoformat()})
             if not isinstance(region, str) or not isinstance(image_id, str) or not isinstance(age, (int, float)) \
                     or isinstance(age, bool) or age < 0:
                 return Reply.json(400, {"error": 'give "region", "image_id" and "age_seconds" (a number, >= 0)'})

@@ -360,7 +360,7 @@ const SFN_MAX_DEVICES: usize = 4;
 
 /// The Step Functions form: the same selection without sorting. An AMI is pruned iff it is available, not AWS
 /// Backup's (its tag), not named by a listed parameter, and at least `keep` of the instance's other available,
-/// non-Backup AMIs are newer (creation date, then name, then id: the order `select` sorts by). Per AMI, a Map over
+/// non-Backup AMIs are newer (creation date to the second, then name, then id: the order `select` sorts by). Per AMI, a Map over
 /// all of them gives each newer one's id (else `-`); the distinct values less one are how many are newer.
 ///
 /// Calls: `GetParameter` per listed parameter (`ParameterNotFound`: it names none), `DescribeImages` of the
@@ -406,16 +406,25 @@ pub(crate) fn sfn_form() -> crate::actions::sfn::Form {
     let available = |id: &'static str| Cond::Is(item(id, "State"), "available");
     let yes = |id: &'static str| Cond::True(answer(id, "v"));
     let not = |c: Cond| Cond::Not(Box::new(c));
-    // Key `k` of another AMI is newer than the AMI being decided (`image`).
+    // An AMI's sort key: its creation date to the second (as `drflow run` reads it; `2026-11-28T03:00:00` of
+    // `2026-11-28T03:00:00.000Z`), name and id.
+    let key = |id: &'static str| {
+        Arg::Map(vec![
+            ("id", item(id, "ImageId")),
+            ("date", Arg::Split(Box::new(item(id, "CreationDate")), ".", 0)),
+            ("name", item(id, "Name")),
+        ])
+    };
+    // Another AMI's key (`newer`) sorts after the key of the AMI being decided (`me`).
     let newer = Cond::Any(vec![
-        Cond::After(item("newer", "date"), item("image", "CreationDate")),
+        Cond::After(item("newer", "date"), answer("me", "v.date")),
         Cond::All(vec![
-            Cond::Same(item("newer", "date"), item("image", "CreationDate")),
+            Cond::Same(item("newer", "date"), answer("me", "v.date")),
             Cond::Any(vec![
-                Cond::After(item("newer", "name"), item("image", "Name")),
+                Cond::After(item("newer", "name"), answer("me", "v.name")),
                 Cond::All(vec![
-                    Cond::Same(item("newer", "name"), item("image", "Name")),
-                    Cond::After(item("newer", "id"), item("image", "ImageId")),
+                    Cond::Same(item("newer", "name"), answer("me", "v.name")),
+                    Cond::After(item("newer", "id"), answer("me", "v.id")),
                 ]),
             ]),
         ]),
@@ -466,6 +475,7 @@ pub(crate) fn sfn_form() -> crate::actions::sfn::Form {
                 not(yes("named_here")),
             ]),
             then: vec![
+                Op::Let("me", key("image")),
                 Op::Each {
                     id: "newer",
                     items: answer("keys", "v"),
@@ -560,11 +570,7 @@ pub(crate) fn sfn_form() -> crate::actions::sfn::Form {
                     ),
                     Op::Yield {
                         when: Cond::All(vec![available("keys"), not(yes("backup_made"))]),
-                        value: Arg::Map(vec![
-                            ("id", item("keys", "ImageId")),
-                            ("date", item("keys", "CreationDate")),
-                            ("name", item("keys", "Name")),
-                        ]),
+                        value: key("keys"),
                     },
                 ],
                 yields: Arg::Map(vec![
