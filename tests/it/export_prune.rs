@@ -49,4 +49,6 @@ fn an_exported_prune_leaves_what_drflow_run_leaves() {
     // Seven AMIs of the instance: some 600 history events (6n² + 40n, see prune_images.rs).
     let events = sfn["events"].as_u64().unwrap();
     assert!((200..1000).contains(&events), "{events} events");
+    // Past the bound (21 AMIs of the instance), the step fails, named, and deregisters none.
+    assert_eq!(r["results"]["many"], json!({"error": "TooManyImages", "left": 21}));
 }
