@@ -93,6 +93,11 @@ pub enum Cond {
     All(Vec<Cond>),
     /// At least one holds.
     Any(Vec<Cond>),
+    /// The call of that id was caught with this one of its `absent` codes (only after `Absent`: its answer is the
+    /// error): by the code where the integration names errors by it (the cross-region function, or a code the
+    /// service's model declares), else by AWS's message for it, a `*` pattern (EC2's SDK integration reports every
+    /// EC2 error as `Ec2.Ec2Exception`).
+    Failed(&'static str, &'static str, &'static str),
 }
 
 /// One AWS call.

@@ -15,6 +15,7 @@ use super::build::{Builder, Chain};
 use super::expr::{Rule, dot};
 use super::form::StepCx;
 use super::node::Node;
+use super::retry::{self, Via};
 use crate::actions::sfn::{Arg, Bound, Op};
 
 /// Where the current item of a list is.
@@ -80,7 +81,35 @@ fn bounded(
     start
 }
 
+/// The service of the call of that id among ops.
+fn service_of(ops: &[Op], id: &str) -> Option<&'static str> {
+    ops.iter().find_map(|op| match op {
+        Op::Call(c) if c.id == id => Some(c.service),
+        Op::Poll { call, .. } if call.id == id => Some(call.service),
+        Op::Poll { then: ops, .. } | Op::If { then: ops, .. } | Op::Each { ops, .. } | Op::Loop { ops, .. } => {
+            service_of(ops, id)
+        }
+        _ => None,
+    })
+}
+
 impl Builder<'_> {
+    /// `Cond::Failed`: the caught error's name when it names the code, else its name and AWS's message.
+    pub(crate) fn failed(&mut self, cx: &StepCx<'_>, id: &str, code: &str, message: &str) -> Result<Rule, String> {
+        let service =
+            service_of(&cx.form.ops, id).ok_or_else(|| format!("`{}`: its form checks no call `{id}`", cx.step.id))?;
+        let at = dot(&cx.root(), id);
+        let name = retry::error_name(service, code, cx.via);
+        let by_name = json!({"Variable": dot(&at, "Error"), "StringEquals": name});
+        // A generic name (`Ec2.Ec2Exception`) stands for every undeclared code: the message tells them apart.
+        if cx.via == Via::Sdk && name == retry::error_name(service, "NoSuchCodeDeclared", cx.via) {
+            return Ok(Rule::Rule(
+                json!({"And": [by_name, {"Variable": dot(&at, "Cause"), "StringMatches": message}]}),
+            ));
+        }
+        Ok(Rule::Rule(by_name))
+    }
+
     pub(crate) fn each_arg(&mut self, cx: &StepCx<'_>, a: &Arg) -> Result<Node, String> {
         Ok(match a {
             Arg::Item(id, path) => {

@@ -146,7 +146,7 @@ pub(crate) fn inputs_used(form: &Form) -> BTreeSet<&'static str> {
             }
             Cond::Not(c) => cond(c, out),
             Cond::All(cs) | Cond::Any(cs) => cs.iter().for_each(|c| cond(c, out)),
-            Cond::Absent(_) | Cond::Given(_) => {}
+            Cond::Absent(_) | Cond::Given(_) | Cond::Failed(..) => {}
         }
     }
     fn ops(list: &[Op], out: &mut BTreeSet<&'static str>) {
@@ -508,11 +508,14 @@ impl Builder<'_> {
             state["Retry"] = json!([r]);
         }
         if !c.absent.is_empty() {
-            let errors: Vec<String> = c
-                .absent
-                .iter()
-                .map(|e| retry::error_name(c.service, e, cx.via))
-                .collect();
+            let mut errors: Vec<String> = Vec::new();
+            for e in c.absent {
+                // Codes the integration names alike (EC2's, all `Ec2.Ec2Exception`) once.
+                let name = retry::error_name(c.service, e, cx.via);
+                if !errors.contains(&name) {
+                    errors.push(name);
+                }
+            }
             state["Catch"] = json!([{"ErrorEquals": errors, "ResultPath": dot(&cx.root(), c.id), "Next": next}]);
         }
         state["Next"] = json!(next);
@@ -639,6 +642,7 @@ impl Builder<'_> {
                 }
                 Rule::join(rules, false)
             }
+            Cond::Failed(id, code, message) => self.failed(cx, id, code, message)?,
             Cond::Not(c) => self.cond(cx, c)?.not(),
             Cond::All(cs) => {
                 // In order, stopping at a condition known false: what follows may read an input not given.

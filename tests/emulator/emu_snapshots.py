@@ -6,7 +6,8 @@ use by the one AMI it was made for, and has no DescribeImages filter `block-devi
   of the AMI `snapshot_of` (as if registered from it; its own snapshot is deleted), so `DescribeImages` lists that
   snapshot in both AMIs' `BlockDeviceMappings`;
 - `DeleteSnapshot` of a snapshot any AMI of the region uses -> `InvalidSnapshot.InUse` ("The snapshot S is
-  currently in use by AMI", moto's wording, as AWS's);
+  currently in use by AMI", moto's wording, as AWS's); of one that does not exist -> `InvalidSnapshot.NotFound` with
+  AWS's message "The snapshot 'S' does not exist." (moto's is empty);
 - `DescribeImages` filter `block-device-mapping.snapshot-id` (AWS's: "The ID of the snapshot used for the Amazon
   EBS volume"): the AMIs whose block device mappings name the snapshot.
 """
@@ -15,7 +16,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from moto.ec2.exceptions import InvalidSnapshotInUse
+from moto.ec2.exceptions import EC2ClientError, InvalidSnapshotInUse
 from moto.ec2.models import ec2_backends
 from moto.ec2.models.amis import Ami
 from moto.ec2.models.elastic_block_store import EBSBackend
@@ -49,6 +50,8 @@ def install() -> None:
         for ami in getattr(self, "amis", {}).values():
             if _snapshot_of(ami) == snapshot_id:
                 raise InvalidSnapshotInUse(snapshot_id, ami.id)
+        if snapshot_id not in self.snapshots:
+            raise EC2ClientError("InvalidSnapshot.NotFound", f"The snapshot '{snapshot_id}' does not exist.")
         return delete_snapshot(self, snapshot_id)
 
     def patched_get_filter_value(self: Any, filter_name: str, method_name: str | None = None) -> Any:

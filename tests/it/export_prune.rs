@@ -44,11 +44,23 @@ fn an_exported_prune_leaves_what_drflow_run_leaves() {
     );
     assert_eq!(sfn["deregistered"], json!(["a2", "a4"]));
     assert_eq!(sfn["count"], json!(2));
+    // a4's snapshot counts as deleted although the answer of its DeleteSnapshot was lost (the retry met
+    // InvalidSnapshot.NotFound).
     assert_eq!(sfn["snapshots_deleted"], json!(["snap-a4"]));
     assert_eq!(sfn["kept"], json!(["a1", "a3", "a5", "a6", "disabled"]));
     // Seven AMIs of the instance: some 600 history events (6n² + 40n, see prune_images.rs).
     let events = sfn["events"].as_u64().unwrap();
     assert!((200..1000).contains(&events), "{events} events");
+    // An error of DeleteSnapshot other than "in use" / "not found" fails the step with it; a4's snapshot stays.
+    assert_eq!(r["results"]["denied"]["error"], "Ec2.Ec2Exception");
+    assert!(
+        r["results"]["denied"]["left"]
+            .as_array()
+            .unwrap()
+            .contains(&json!("snap-a4")),
+        "{}",
+        r["results"]["denied"]
+    );
     // Past the bound (21 AMIs of the instance), the step fails, named, and deregisters none.
     assert_eq!(r["results"]["many"], json!({"error": "TooManyImages", "left": 21}));
 }

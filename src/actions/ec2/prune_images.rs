@@ -358,27 +358,39 @@ const SFN_MAX_IMAGES: usize = 20;
 const SFN_MAX_PARAMETERS: usize = 5;
 const SFN_MAX_DEVICES: usize = 4;
 
+/// EC2's codes the Step Functions form expects, with AWS's messages for them (EC2's SDK integration names every EC2
+/// error `Ec2.Ec2Exception`: the message tells them apart; the cross-region function names them by code).
+const IN_USE: (&str, &str) = ("InvalidSnapshot.InUse", "*is currently in use by*");
+const SNAPSHOT_GONE: (&str, &str) = ("InvalidSnapshot.NotFound", "*does not exist*");
+const AMI_GONE: (&str, &str) = ("InvalidAMIID.NotFound", "*does not exist*");
+const AMI_UNAVAILABLE: (&str, &str) = ("InvalidAMIID.Unavailable", "*is no longer available*");
+
 /// The Step Functions form: the same selection without sorting. An AMI is pruned iff it is available, not AWS
 /// Backup's (its tag), not named by a listed parameter, and at least `keep` of the instance's other available,
-/// non-Backup AMIs are newer (creation date to the second, then name, then id: the order `select` sorts by). Per AMI, a Map over
-/// all of them gives each newer one's id (else `-`); the distinct values less one are how many are newer.
+/// non-Backup AMIs are newer (creation date to the second, then name, then id: the order `select` sorts by). Per
+/// AMI, a Map over all of them gives each newer one's id (else `-`); the distinct values less one are how many are
+/// newer.
 ///
 /// Calls: `GetParameter` per listed parameter (`ParameterNotFound`: it names none), `DescribeImages` of the
 /// instance's AMIs (by its tag, owned by the account) and of those AWS Backup made (`tag-key`), then per AMI pruned
 /// `DeregisterImage` and, per EBS snapshot of it, `DescribeImages` of the AMIs still using it
 /// (`block-device-mapping.snapshot-id`) and `DeleteSnapshot` when none does. Each call retried as the step says.
+/// Expected errors are answers: an AMI already gone (`InvalidAMIID.NotFound` / `Unavailable`: another run pruned
+/// it, or an earlier attempt's answer was lost) still has its snapshots deleted; a snapshot gone already
+/// (`InvalidSnapshot.NotFound`) counts as deleted; one another AMI took up since the check (`InvalidSnapshot.InUse`)
+/// stays. The cross-region function names them by code; EC2's SDK integration names every EC2 error
+/// `Ec2.Ec2Exception`, so there AWS's message tells them apart (`Cond::Failed`), and its retrier retries them first
+/// as it retries throttling. Any other error fails the step with it.
 ///
 /// Differences from `drflow run`'s: `deregistered` and `snapshots_deleted` come in the listing's order (not oldest
 /// first), `kept` too (not newest first); a snapshot is kept when an AMI still uses it by that check (not by
-/// `DeregisterImage`'s `DeleteAssociatedSnapshots` answer); an AMI or snapshot that disappears between the listing
-/// and its deletion (another run pruned it) fails the step, where `drflow run` counts it as gone (EC2's SDK
-/// integration reports every EC2 error as `Ec2.Ec2Exception`, so its codes cannot be caught by name); more than
-/// 20 AMIs of the instance in the region, 5 parameters or 4 block devices of an AMI fail the step with
-/// `TooManyImages` / `TooManyParameters` / `TooManyDevices` (prune once with `drflow run`). No journal: a retried
-/// or redriven step lists the AMIs again and decides anew (deleting old AMIs never changes which are the newest).
+/// `DeregisterImage`'s `DeleteAssociatedSnapshots` answer); more than 20 AMIs of the instance in the region, 5
+/// parameters or 4 block devices of an AMI fail the step with `TooManyImages` / `TooManyParameters` /
+/// `TooManyDevices` (prune once with `drflow run`). No journal: a retried or redriven step lists the AMIs again and
+/// decides anew (deleting old AMIs never changes which are the newest).
 ///
-/// History: for n AMIs about 6n² + 40n events (7 AMIs: about 580 on the emulator; 20: about 3,200), plus about
-/// 25 per parameter and 30 per snapshot deleted; the exporter counts each step at the bounds (`export::each`).
+/// History: for n AMIs about 6n² + 40n events (7 AMIs: about 600 on the emulator; 20: about 3,200), plus about
+/// 25 per parameter and 40 per snapshot deleted; the exporter counts each step at the bounds (`export::each`).
 pub(crate) fn sfn_form() -> crate::actions::sfn::Form {
     use crate::actions::sfn::{Arg, Bound, Call, Cond, Form, Op, answer, fmt, input, lit};
     let item = |id: &'static str, path: &'static str| Arg::Item(id, path);
@@ -404,6 +416,7 @@ pub(crate) fn sfn_form() -> crate::actions::sfn::Form {
         cause: "the instance has more AMIs in the region than the Step Functions form prunes among: prune once with drflow run",
     };
     let available = |id: &'static str| Cond::Is(item(id, "State"), "available");
+    let failed = |id: &'static str, (code, message): (&'static str, &'static str)| Cond::Failed(id, code, message);
     let yes = |id: &'static str| Cond::True(answer(id, "v"));
     let not = |c: Cond| Cond::Not(Box::new(c));
     // An AMI's sort key: its creation date to the second (as `drflow run` reads it; `2026-11-28T03:00:00` of
@@ -451,8 +464,35 @@ pub(crate) fn sfn_form() -> crate::actions::sfn::Form {
                 Op::If {
                     when: Cond::Empty(answer("users", "Images")),
                     then: vec![
-                        Op::Call(Call::new("delete", "ec2", "DeleteSnapshot").with("SnapshotId", snapshot.clone())),
-                        Op::Append("snapshots_deleted", snapshot),
+                        Op::Let("gone", lit(true)),
+                        Op::Call(
+                            Call::new("delete", "ec2", "DeleteSnapshot")
+                                .with("SnapshotId", snapshot.clone())
+                                .absent(&[IN_USE.0, SNAPSHOT_GONE.0]),
+                        ),
+                        Op::If {
+                            when: Cond::Absent("delete"),
+                            then: vec![
+                                // Another AMI took it up since the check: it stays. Gone already (the answer of
+                                // an earlier attempt was lost): deleted. Any other error fails the step.
+                                Op::Fail {
+                                    when: not(Cond::Any(vec![
+                                        failed("delete", IN_USE),
+                                        failed("delete", SNAPSHOT_GONE),
+                                    ])),
+                                    error: Arg::Caught("delete", "Error"),
+                                    cause: Arg::Caught("delete", "Cause"),
+                                },
+                                Op::If {
+                                    when: failed("delete", IN_USE),
+                                    then: vec![Op::Let("gone", lit(false))],
+                                },
+                            ],
+                        },
+                        Op::If {
+                            when: yes("gone"),
+                            then: vec![Op::Append("snapshots_deleted", snapshot)],
+                        },
                     ],
                 },
             ],
@@ -494,8 +534,23 @@ pub(crate) fn sfn_form() -> crate::actions::sfn::Form {
                     when: Cond::AtLeast(answer("rank", "v"), input("keep")),
                     then: vec![
                         Op::Call(
-                            Call::new("deregister", "ec2", "DeregisterImage").with("ImageId", item("image", "ImageId")),
+                            Call::new("deregister", "ec2", "DeregisterImage")
+                                .with("ImageId", item("image", "ImageId"))
+                                .absent(&[AMI_GONE.0, AMI_UNAVAILABLE.0]),
                         ),
+                        // Gone already (another run pruned it, or an earlier attempt's answer was lost): its
+                        // snapshots still go. Any other error fails the step.
+                        Op::If {
+                            when: Cond::Absent("deregister"),
+                            then: vec![Op::Fail {
+                                when: not(Cond::Any(vec![
+                                    failed("deregister", AMI_GONE),
+                                    failed("deregister", AMI_UNAVAILABLE),
+                                ])),
+                                error: Arg::Caught("deregister", "Error"),
+                                cause: Arg::Caught("deregister", "Cause"),
+                            }],
+                        },
                         Op::Let("fate", lit("deregistered")),
                         Op::Append("deregistered", item("image", "ImageId")),
                         delete_snapshots,
