@@ -388,6 +388,14 @@ mod tests {
                 .any(|(_, s)| s["Choices"][0]["NumericGreaterThanEquals"] == json!(2)
                     && s["Choices"][0]["Variable"] == "$.w.prune.rank.v")
         );
+        // EC2's SDK integration names every EC2 error alike: a snapshot in use is told by AWS's message.
+        let in_use = json!({"And": [
+            {"Variable": "$.w.prune.delete.Error", "StringEquals": "Ec2.Ec2Exception"},
+            {"Variable": "$.w.prune.delete.Cause", "StringMatches": "*is currently in use by*"}]});
+        assert!(
+            states.iter().any(|(_, s)| s["Choices"][0]["And"] == in_use["And"]),
+            "no check of a snapshot in use"
+        );
         // More AMIs than the bound fail the step, named.
         let too_many = find("prune: too many image");
         assert_eq!(too_many["Error"], "TooManyImages");
