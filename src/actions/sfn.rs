@@ -52,6 +52,16 @@ pub enum Arg {
     /// A list of pairs (a stack's `Outputs`: `[{OutputKey, OutputValue}]`) as a map by the key field, holding the
     /// keys the workflow's references read (known at export), each picked out of the list by a JSONPath filter.
     Keyed(Box<Arg>, &'static str, &'static str),
+    /// A field of the current item of the `Each` or `Loop` of that id, by a dotted path (`""`: the item itself).
+    Item(&'static str, &'static str),
+    /// Whether a list holds a value.
+    Contains(Box<Arg>, Box<Arg>),
+    /// How many distinct values a list holds.
+    Distinct(Box<Arg>),
+    /// A number plus a constant.
+    Add(Box<Arg>, i64),
+    /// The list of strings the `Append`s to that id gave, in order (`Collect` started it).
+    Collected(&'static str),
 }
 
 /// A condition over inputs and answers (an ASL Choice rule).
@@ -77,8 +87,17 @@ pub enum Cond {
     Given(&'static str),
     /// The list field has no items.
     Empty(Arg),
+    /// A numeric field is at least the second (a number, or a numeric field).
+    AtLeast(Arg, Arg),
     Not(Box<Cond>),
     All(Vec<Cond>),
+    /// At least one holds.
+    Any(Vec<Cond>),
+    /// The call of that id was caught with this one of its `absent` codes (only after `Absent`: its answer is the
+    /// error): by the code where the integration names errors by it (the cross-region function, or a code the
+    /// service's model declares), else by AWS's message for it, a `*` pattern (EC2's SDK integration reports every
+    /// EC2 error as `Ec2.Ec2Exception`).
+    Failed(&'static str, &'static str, &'static str),
 }
 
 /// One AWS call.
@@ -146,6 +165,41 @@ pub enum Op {
         when: Cond,
         then: Vec<Op>,
     },
+    /// `ops` for each item of a list, the items side by side (a Map): each item works on its own copy of the
+    /// step's answers (what it sets is not seen by the others, nor after), and gives `yields` (or an earlier
+    /// `Yield`'s value); the list of what the items gave, in the items' order, is `Answer(id, "v")`.
+    Each {
+        id: &'static str,
+        items: Arg,
+        ops: Vec<Op>,
+        yields: Arg,
+        bound: Bound,
+    },
+    /// Ends the current item of the innermost `Each` with this value when the condition holds.
+    Yield {
+        when: Cond,
+        value: Arg,
+    },
+    /// `ops` for each item of a list, one after another on the step's own answers (so `Append`s add up).
+    Loop {
+        id: &'static str,
+        items: Arg,
+        ops: Vec<Op>,
+        bound: Bound,
+    },
+    /// Starts an empty list of strings (`Arg::Collected`).
+    Collect(&'static str),
+    /// Adds a string to a list `Collect` started. The string is an AWS id or name: no `"` or `\`.
+    Append(&'static str, Arg),
+}
+
+/// The most items an `Each` or `Loop` takes: more end the step with this error (so that its history, which grows
+/// with the items, stays within Step Functions' 25,000 events; the exporter counts it at this bound).
+#[derive(Debug, Clone, PartialEq)]
+pub struct Bound {
+    pub at_most: usize,
+    pub error: &'static str,
+    pub cause: &'static str,
 }
 
 /// What a step of an action does on Step Functions, and its outputs (from its inputs and the answers).

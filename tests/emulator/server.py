@@ -64,6 +64,7 @@ import emu_plans  # noqa: E402
 import emu_sfn  # noqa: E402
 import emu_sfn_cfn  # noqa: E402
 import emu_sharing  # noqa: E402
+import emu_snapshots  # noqa: E402
 import emu_vaults  # noqa: E402
 from emu_common import ACCOUNT_ID, STATE, ApiError, Fault, Reply, aws_error, protocol_of, service_model  # noqa: E402
 
@@ -547,6 +548,15 @@ def control(environ: dict[str, Any]) -> Reply:
                 return Reply.json(400, {"error": f"{e.code}: {e.message}"})
         if path == "/_drflow/image-age" and method == "POST":
             region, image_id, age = body.get("region"), body.get("image_id"), body.get("age_seconds")
+            at = body.get("creation_date")
+            if isinstance(at, str) and isinstance(region, str) and isinstance(image_id, str) and age is None:
+                try:
+                    ami = emu_hooks.set_image_date(region, image_id, at)
+                except ValueError:
+                    return Reply.json(400, {"error": f"creation_date {at!r} is not an ISO 8601 UTC time"})
+                if ami is None:
+                    return Reply.json(404, {"error": f"no image {image_id} in {region}"})
+                return Reply.json(200, {"image_id": image_id, "creation_date": ami.creation_date.isoformat()})
             if not isinstance(region, str) or not isinstance(image_id, str) or not isinstance(age, (int, float)) \
                     or isinstance(age, bool) or age < 0:
                 return Reply.json(400, {"error": 'give "region", "image_id" and "age_seconds" (a number, >= 0)'})
@@ -554,6 +564,14 @@ def control(environ: dict[str, Any]) -> Reply:
             if ami is None:
                 return Reply.json(404, {"error": f"no image {image_id} in {region}"})
             return Reply.json(200, {"image_id": image_id, "creation_date": ami.creation_date.isoformat()})
+        if path == "/_drflow/share-snapshot" and method == "POST":
+            region, image_id, source = body.get("region"), body.get("image_id"), body.get("snapshot_of")
+            if not all(isinstance(v, str) for v in (region, image_id, source)):
+                return Reply.json(400, {"error": 'give "region", "image_id" and "snapshot_of"'})
+            shared = emu_snapshots.share(region, image_id, source)
+            if shared is None:
+                return Reply.json(404, {"error": f"no image {image_id} or {source} (with a snapshot) in {region}"})
+            return Reply.json(200, shared)
         if path == "/_drflow/reset" and method == "POST":
             moto_api_backend.reset()
             STATE.reset()
@@ -593,6 +611,7 @@ def main() -> None:
     STATE.status_describes = max(0, args.status_describes)
     emu_sharing.install_sharing_patches()  # before emu_hooks', which wrap copy_image
     emu_hooks.install_ec2_patches()
+    emu_snapshots.install()
     emu_hooks.install_cfn_patches()
     if not args.verbose:
         logging.getLogger("werkzeug").setLevel(logging.WARNING)
