@@ -191,6 +191,12 @@ pub enum Op {
     Collect(&'static str),
     /// Adds a string to a list `Collect` started. The string is an AWS id or name: no `"` or `\`.
     Append(&'static str, Arg),
+    /// The newest item of a listing, without sorting: `call` made, then again with its answer's `NextToken` while it
+    /// gives one (at most `pages` calls: more fails the step with `TooManyItems`), each page's `items` scanned in
+    /// order, the item for which `keep` holds with the greatest `by` (an ISO-8601 timestamp field) kept. Read as a
+    /// `Let` of id `id`: `Answer(id, "v.FIELD")` the item (absent when none qualifies), `Answer(id, "count")` how
+    /// many items were listed; `keep` reads the item being scanned as `Answer(id, "item.FIELD")`.
+    Newest(Box<Newest>),
 }
 
 /// The most items an `Each` or `Loop` takes: more end the step with this error (so that its history, which grows
@@ -200,6 +206,17 @@ pub struct Bound {
     pub at_most: usize,
     pub error: &'static str,
     pub cause: &'static str,
+}
+
+/// See `Op::Newest`.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Newest {
+    pub id: &'static str,
+    pub call: Call,
+    pub items: &'static str,
+    pub keep: Cond,
+    pub by: &'static str,
+    pub pages: usize,
 }
 
 /// What a step of an action does on Step Functions, and its outputs (from its inputs and the answers).

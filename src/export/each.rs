@@ -41,7 +41,8 @@ pub(crate) fn events(ops: &[Op]) -> Option<usize> {
                 Op::Let(..) | Op::Collect(_) | Op::Yield { .. } => 2,
                 Op::Fail { .. } | Op::Finish { .. } | Op::Append(..) => 4,
                 Op::If { then, .. } => 2 + count(then),
-                Op::Poll { .. } => 0,
+                // Counted where they are built (a poll's loop, a scan's pages: `form.rs`, `form/newest.rs`).
+                Op::Poll { .. } | Op::Newest(_) => 0,
                 // Count, check, the Map's own events; per item its start and end, its ops and the value it gives.
                 Op::Each { ops, bound, .. } => 8 + bound.at_most * (2 + count(ops) + 2),
                 // Start, check, the last test; per item the test, the take and the step.

@@ -14,6 +14,8 @@ use super::retry::{self, Via};
 use crate::actions::sfn::{Arg, Call, Cond, Form, Op};
 use crate::workflow::{ActionKind, ActionStep, Step, ValueTemplate};
 
+mod newest;
+
 /// One action step being exported.
 pub(crate) struct StepCx<'a> {
     pub step: &'a Step,
@@ -87,6 +89,10 @@ fn collect(ops: &[Op], lets: &mut BTreeSet<&'static str>, own: &mut Vec<String>)
             Op::Each { id, ops, .. } | Op::Loop { id, ops, .. } => {
                 lets.insert(id);
                 collect(ops, lets, own);
+            }
+            Op::Newest(n) => {
+                lets.insert(n.id);
+                own.push("TooManyItems".into());
             }
             _ => {}
         }
@@ -192,6 +198,10 @@ pub(crate) fn inputs_used(form: &Form) -> BTreeSet<&'static str> {
                 }
                 Op::Append(_, a) => arg(a, out),
                 Op::Collect(_) => {}
+                Op::Newest(n) => {
+                    n.call.parameters.iter().for_each(|(_, a)| arg(a, out));
+                    cond(&n.keep, out);
+                }
             }
         }
     }
@@ -449,6 +459,7 @@ impl Builder<'_> {
             Op::Each { .. } | Op::Yield { .. } | Op::Loop { .. } | Op::Collect(_) | Op::Append(..) => {
                 self.each_op(cx, op, next, exit, states)
             }
+            Op::Newest(n) => self.newest(cx, n, next, states),
         }
     }
 
@@ -600,7 +611,11 @@ impl Builder<'_> {
                 .ok_or_else(|| format!("a check of `{}` needs a field, not {n:?}", cx.step.id))
         };
         Ok(match c {
-            Cond::Is(a, s) => Rule::Rule(json!({"Variable": var(self, a)?, "StringEquals": s})),
+            // A literal input (`if_older: keep`) is decided at export.
+            Cond::Is(a, s) => match self.arg(cx, a)?.simplify() {
+                Node::Lit(Value::String(t)) => Rule::Known(t == *s),
+                _ => Rule::Rule(json!({"Variable": var(self, a)?, "StringEquals": s})),
+            },
             Cond::OneOf(a, list) => {
                 let v = var(self, a)?;
                 Rule::join(

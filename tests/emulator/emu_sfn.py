@@ -18,6 +18,7 @@ What this module changes in moto's engine (install()):
 - a definite path through an index (`$.Images[0].State`) gives its value, not a one-element list;
 - a Distributed Map fails its Map Run past its tolerated failure threshold (moto never does), and an integer
   `ToleratedFailurePercentage` is accepted (moto's grammar wants `50.0`; statelint wants `50`);
+- Timestamp* Choice rules read timestamps with fractional seconds (dropping them, as AWS does); moto's are false;
 - Wait states and Retry intervals are scaled by `time_scale` (1 = real time, as AWS; tests use less).
 Every call is signed with one access key, so it lands in moto's default account.
 """
@@ -235,6 +236,20 @@ def _iso_start_time(original: Any) -> Any:
     return _get_evaluation_environment
 
 
+def _fractional_timestamps(original: Any) -> Any:
+    """IsTimestamp.string_to_timestamp that also reads fractional seconds (`2013-08-23T01:02:15.422Z`, as SDK tasks
+    hand timestamps on), dropping them as AWS's Timestamp* comparisons do (localstack/localstack#9813); moto reads
+    `%Y-%m-%dT%H:%M:%SZ` only, and every comparison with such a timestamp is then false."""
+    fraction = re.compile(r"^(\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d)\.\d+Z$")
+
+    def string_to_timestamp(string: Any) -> Any:
+        if isinstance(string, str) and (m := fraction.match(string)):
+            string = m.group(1) + "Z"
+        return original(string)
+
+    return staticmethod(string_to_timestamp)
+
+
 def install(port: int, verbose: bool = False) -> None:
     """Turn execution on and patch moto's engine (see the module docstring). Call once, before serving. Unless
     verbose, the engine does not log the failures of states (an execution's history has them), only its crashes."""
@@ -270,6 +285,9 @@ def install(port: int, verbose: bool = False) -> None:
     component._map_run = _map_run_with_threshold(component._map_run)
     state_map = importlib.import_module(f"{_ENGINE}.component.state.exec.state_map.state_map")
     state_map.StateMap.from_state_props = _declare_thresholds(state_map.StateMap.from_state_props)
+    is_operator = importlib.import_module(
+        f"{_ENGINE}.component.state.choice.comparison.operator.implementations.is_operator")
+    is_operator.IsTimestamp.string_to_timestamp = _fractional_timestamps(is_operator.IsTimestamp.string_to_timestamp)
 
 
 def apply_settings() -> None:

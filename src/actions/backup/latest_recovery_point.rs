@@ -4,6 +4,7 @@
 use async_trait::async_trait;
 use serde_json::Value;
 
+use crate::actions::sfn::{Arg, Call, Cond, Form, Newest, Op, answer, fmt, if_given, input, lit};
 use crate::actions::values::{str_in, values};
 use crate::actions::{Action, ActionError, Ctx, Values};
 use crate::cloud::{image_id_from_arn, newest_completed};
@@ -11,6 +12,10 @@ use crate::workflow::spec::{opt, out, req};
 use crate::workflow::{ActionSpec, InputKind::*, Preflight};
 
 pub(crate) struct LatestRecoveryPoint;
+
+/// The Step Functions form's listing: points a page, and pages at most (its scan's history grows with them).
+const PAGE: u64 = 100;
+const PAGES: usize = 10;
 
 static SPEC: ActionSpec = ActionSpec {
     name: "backup.latest_recovery_point",
@@ -53,10 +58,49 @@ impl Action for LatestRecoveryPoint {
         &SPEC
     }
 
-    fn sfn(&self) -> Result<crate::actions::sfn::Form, &'static str> {
-        Err(
-            "it pages ListRecoveryPointsByBackupVault and sorts by CreationDate (AWS documents no order); ASL cannot sort",
-        )
+    /// ListRecoveryPointsByBackupVault paged (100 a page, at most 10 pages: `TooManyItems` past 1,000 points, the
+    /// scan's history bounded), the newest COMPLETED point kept by a scan (ASL cannot sort); none fails the step with
+    /// `NoRecoveryPoint`, as here. `creation_date` is AWS's timestamp as Step Functions hands it on
+    /// (`2026-11-28T10:00:00.000Z`: no date arithmetic in ASL), and `age_seconds` is not given.
+    fn sfn(&self) -> Result<Form, &'static str> {
+        let list = Call::new("list", "backup", "ListRecoveryPointsByBackupVault")
+            .with("BackupVaultName", input("vault"))
+            .with("ByResourceArn", input("resource_arn"))
+            .with("ByCreatedAfter", if_given("created_after", input("created_after")))
+            .with("MaxResults", lit(PAGE));
+        let newest = |path: &'static str| answer("newest", path);
+        let arn = || newest("v.RecoveryPointArn");
+        Ok(Form {
+            ops: vec![
+                Op::Newest(Box::new(Newest {
+                    id: "newest",
+                    call: list,
+                    items: "RecoveryPoints",
+                    keep: Cond::Is(newest("scan.item.Status"), "COMPLETED"),
+                    by: "CreationDate",
+                    pages: PAGES,
+                })),
+                Op::Fail {
+                    when: Cond::Not(Box::new(Cond::Present(newest("v")))),
+                    error: lit("NoRecoveryPoint"),
+                    cause: fmt(
+                        "no COMPLETED recovery point of {} in vault {} ({}): {} listed",
+                        vec![input("resource_arn"), input("vault"), Arg::Region, newest("scan.count")],
+                    ),
+                },
+                Op::Fail {
+                    when: Cond::Not(Box::new(Cond::Matches(arn(), "arn:*:ec2:*:image/*"))),
+                    error: lit("UnexpectedRecoveryPoint"),
+                    cause: fmt("recovery point `{}` is not an EC2 image", vec![arn()]),
+                },
+            ],
+            outputs: vec![
+                ("recovery_point_arn", arn()),
+                ("image_id", Arg::AfterLastSlash(Box::new(arn()))),
+                ("creation_date", newest("v.CreationDate")),
+                ("count", newest("scan.count")),
+            ],
+        })
     }
 
     async fn call(&self, ctx: &Ctx<'_>, inputs: &Values) -> Result<Values, ActionError> {

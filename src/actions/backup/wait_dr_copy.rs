@@ -8,6 +8,7 @@
 use async_trait::async_trait;
 use serde_json::Value;
 
+use crate::actions::sfn::{Arg, Call, Cond, Form, Newest, Op, answer, fmt, input, lit};
 use crate::actions::values::{int_in, str_in, values};
 use crate::actions::{Action, ActionError, Ctx, Poll, Values};
 use crate::cloud::{CopyJob, JobState, RecoveryPoint, image_id_from_arn};
@@ -65,10 +66,111 @@ impl Action for WaitDrCopy {
         &SPEC
     }
 
-    fn sfn(&self) -> Result<crate::actions::sfn::Form, &'static str> {
-        Err(
-            "it matches copy jobs and DR recovery points by lineage over paged listings; not expressible in ASL's JSONPath",
-        )
+    /// The lineage by copy jobs alone (ListCopyJobs in the step's region, AWS filtering by source point, DR vault
+    /// ARN and state: no cross-region call): a COMPLETED job → `copied`; a CREATED or RUNNING one → polled on the
+    /// step's poll policy within its timeout; else the newest failed job (FAILED, ABORTED, EXPIRED, PARTIAL) →
+    /// `failed` with its status message; else `missing`. Unlike here, the DR vault is not read: a completed copy
+    /// since deleted from it counts as copied, and a copy whose job AWS no longer lists (older than ListCopyJobs
+    /// keeps) is missing; a plan followed hourly reads the jobs of its newest point, hours old.
+    fn sfn(&self) -> Result<Form, &'static str> {
+        let jobs = |id: &'static str, state: Option<&'static str>| {
+            let call = Call::new(id, "backup", "ListCopyJobs")
+                .with("BySourceRecoveryPointArn", input("recovery_point_arn"))
+                .with("ByDestinationVaultArn", answer("vault", "v"))
+                .with("MaxResults", lit(100));
+            match state {
+                Some(s) => call.with("ByState", lit(s)),
+                None => call,
+            }
+        };
+        let none = |id: &'static str| Cond::Empty(answer(id, "CopyJobs"));
+        let not = |c: Cond| Cond::Not(Box::new(c));
+        let copied = |path: &'static str| answer("completed", path);
+        let failed = |path: &'static str| answer("failed", path);
+        let region = || input("destination_region");
+        let ended = |text: &'static str, message: Vec<Arg>| {
+            let mut args = vec![failed("v.CopyJobId"), failed("v.State")];
+            args.extend(message);
+            vec![
+                ("status", lit("failed")),
+                ("recovery_point_arn", lit("")),
+                ("image_id", lit("")),
+                ("region", region()),
+                ("copy_job_id", failed("v.CopyJobId")),
+                ("message", fmt(text, args)),
+            ]
+        };
+        let resource_field = |i: usize| Arg::Split(Box::new(input("resource_arn")), ":", i);
+        Ok(Form {
+            ops: vec![
+                // The DR vault's ARN: partition and account of the resource's ARN.
+                Op::Let(
+                    "vault",
+                    fmt(
+                        "arn:{}:backup:{}:{}:backup-vault:{}",
+                        vec![resource_field(1), region(), resource_field(4), input("destination_vault")],
+                    ),
+                ),
+                Op::Poll {
+                    call: jobs("completed", Some("COMPLETED")),
+                    then: vec![Op::If {
+                        when: none("completed"),
+                        then: vec![
+                            Op::Call(jobs("running", Some("RUNNING"))),
+                            Op::Call(jobs("created", Some("CREATED"))),
+                        ],
+                    }],
+                    done: not(Cond::All(vec![
+                        none("completed"),
+                        not(Cond::All(vec![none("running"), none("created")])),
+                    ])),
+                },
+                Op::Finish {
+                    when: not(none("completed")),
+                    outputs: vec![
+                        ("status", lit("copied")),
+                        ("recovery_point_arn", copied("CopyJobs[0].DestinationRecoveryPointArn")),
+                        (
+                            "image_id",
+                            Arg::AfterLastSlash(Box::new(copied("CopyJobs[0].DestinationRecoveryPointArn"))),
+                        ),
+                        ("region", region()),
+                        ("copy_job_id", copied("CopyJobs[0].CopyJobId")),
+                        ("message", lit("")),
+                    ],
+                },
+                Op::Newest(Box::new(Newest {
+                    id: "failed",
+                    call: jobs("jobs", None),
+                    items: "CopyJobs",
+                    keep: Cond::OneOf(failed("scan.item.State"), &["FAILED", "ABORTED", "EXPIRED", "PARTIAL"]),
+                    by: "CreationDate",
+                    pages: 1,
+                })),
+                Op::Finish {
+                    when: Cond::Present(failed("v.StatusMessage")),
+                    outputs: ended("copy job {} ended {}: {}", vec![failed("v.StatusMessage")]),
+                },
+                Op::Finish {
+                    when: Cond::Present(failed("v")),
+                    outputs: ended("copy job {} ended {}: AWS gave no status message", vec![]),
+                },
+            ],
+            outputs: vec![
+                ("status", lit("missing")),
+                ("recovery_point_arn", lit("")),
+                ("image_id", lit("")),
+                ("region", region()),
+                ("copy_job_id", lit("")),
+                (
+                    "message",
+                    fmt(
+                        "no copy job of this recovery point to vault {} in {}",
+                        vec![input("destination_vault"), region()],
+                    ),
+                ),
+            ],
+        })
     }
 
     async fn poll(&self, ctx: &Ctx<'_>, inputs: &Values) -> Result<Poll, ActionError> {
