@@ -38,6 +38,11 @@ pub struct ExportArgs {
     /// The entry of the `--schedule` file.
     #[arg(long, value_name = "NAME", requires = "schedule")]
     pub entry: Option<String>,
+    /// Add an EventBridge rule to the template that starts an execution whenever AWS Backup completes a copy into
+    /// the workflow's DR vault (input `dr_vault`, region `dr`) from its primary region (where the state machine
+    /// must run: --state-machine-region primary); for workflows that follow a Backup plan (dr-follow-plan).
+    #[arg(long)]
+    pub on_copy_completed: bool,
 }
 
 #[derive(ValueEnum, Clone, Copy, Debug, PartialEq, Eq)]
@@ -64,6 +69,9 @@ pub fn export(args: ExportArgs) -> Result<u8, Error> {
         ExportError::Bind(b) => Error::Bind(b),
         other => Error::Usage(other.to_string()),
     };
+    if args.on_copy_completed && args.format != ExportFormat::Cloudformation {
+        return Err(Error::Usage("--on-copy-completed is for --format cloudformation".into()));
+    }
     let out = export::asl(&wf, &args.inputs, &args.regions, &opts).map_err(error)?;
     for r in &out.required {
         eprintln!("note: input `{r}` has no value: give it in each execution's input (e.g. {{\"{r}\": ...}})");
@@ -72,8 +80,13 @@ pub fn export(args: ExportArgs) -> Result<u8, Error> {
         ExportFormat::Asl => out.definition,
         ExportFormat::Cloudformation => {
             let file = args.workflow.display().to_string();
-            export::cloudformation::template(&wf, &file, &args.inputs, &args.regions, &opts, schedule.as_ref())
-                .map_err(error)?
+            let mut t =
+                export::cloudformation::template(&wf, &file, &args.inputs, &args.regions, &opts, schedule.as_ref())
+                    .map_err(error)?;
+            if args.on_copy_completed {
+                export::copy_rule::add(&mut t, &wf, &out).map_err(error)?;
+            }
+            t
         }
     };
     println!("{}", serde_json::to_string_pretty(&doc).expect("JSON"));

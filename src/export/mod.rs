@@ -10,6 +10,7 @@
 
 mod build;
 pub mod cloudformation;
+pub mod copy_rule;
 pub mod cron;
 mod each;
 mod expr;
