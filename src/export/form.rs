@@ -15,6 +15,7 @@ use crate::actions::sfn::{Arg, Call, Cond, Form, Op};
 use crate::workflow::{ActionKind, ActionStep, Step, ValueTemplate};
 
 mod newest;
+mod prune;
 
 /// One action step being exported.
 pub(crate) struct StepCx<'a> {
@@ -219,6 +220,7 @@ impl Builder<'_> {
         exit: &str,
         states: &mut Chain,
     ) -> Result<String, String> {
+        let before: BTreeSet<String> = states.states.keys().cloned().collect();
         // Inputs first: each `with:` value the form reads, evaluated once.
         let mut inputs = Map::new();
         for name in inputs_used(cx.form) {
@@ -244,6 +246,7 @@ impl Builder<'_> {
             json!({"Type": "Pass", "Comment": comment(cx), "Parameters": {"in": Value::Object(inputs)},
                    "ResultPath": cx.root(), "Next": first}),
         );
+        prune::unreachable(states, &before, &entry);
         Ok(entry)
     }
 

@@ -63,7 +63,9 @@ fn every_exported_state_machine_passes_statelint_and_asl_validator() {
     for g in golden_list() {
         let asl = export(&g, "asl");
         let def: Value = serde_json::from_str(&asl).unwrap();
-        assert!(def["States"].as_object().is_some_and(|s| s.len() > 10), "{}", g.name);
+        // Not a trivial machine: more than 10 states, those of its Map item processors included.
+        let states = def.to_string().matches("\"Type\":").count();
+        assert!(states > 10, "{}: {states} states", g.name);
         let file = dir.path().join(format!("{}.asl.json", g.name));
         std::fs::write(&file, &asl).unwrap();
         let out = Command::new(&statelint).arg(&file).output().expect("statelint runs");
