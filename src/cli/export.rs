@@ -70,7 +70,9 @@ pub fn export(args: ExportArgs) -> Result<u8, Error> {
         other => Error::Usage(other.to_string()),
     };
     if args.on_copy_completed && args.format != ExportFormat::Cloudformation {
-        return Err(Error::Usage("--on-copy-completed is for --format cloudformation".into()));
+        return Err(Error::Usage(
+            "--on-copy-completed is for --format cloudformation".into(),
+        ));
     }
     let out = export::asl(&wf, &args.inputs, &args.regions, &opts).map_err(error)?;
     for r in &out.required {

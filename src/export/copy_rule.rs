@@ -55,9 +55,7 @@ pub fn add(template: &mut Value, wf: &Workflow, export: &Export) -> Result<(), E
             format!("${{Region{}}}", camel(name))
         }
     };
-    let vault = |region: String, vault: String| {
-        json!({"Fn::Sub": format!("arn:${{AWS::Partition}}:backup:{region}:${{AWS::AccountId}}:backup-vault:{vault}")})
-    };
+    let vault = |region: String, vault: String| json!({"Fn::Sub": format!("arn:${{AWS::Partition}}:backup:{region}:${{AWS::AccountId}}:backup-vault:{vault}")});
     let mut detail = json!({
         "state": ["COMPLETED"],
         "resourceType": ["EC2"],

@@ -30,7 +30,10 @@ fn the_followed_plan_executes_on_the_emulator_as_drflow_run_ends() {
         "dr_parameter_prefix=/drflow-dr",
     ]);
     assert_eq!(code, Some(0), "{err}");
-    assert!(!asl.contains("lambda:invoke"), "a single-region export calls no function");
+    assert!(
+        !asl.contains("lambda:invoke"),
+        "a single-region export calls no function"
+    );
     let dir = tempfile::tempdir().unwrap();
     let file = dir.path().join("follow.asl.json");
     std::fs::write(&file, &asl).unwrap();
@@ -79,28 +82,44 @@ fn the_follow_forms_scan_bounded_pages_and_wait_on_copy_jobs() {
     let newer = find("latest: newest newer?");
     assert_eq!(newer.len(), 1);
     let rule = newer[0]["Choices"][0].to_string();
-    assert!(rule.contains("TimestampGreaterThanPath") && rule.contains("COMPLETED"), "{rule}");
+    assert!(
+        rule.contains("TimestampGreaterThanPath") && rule.contains("COMPLETED"),
+        "{rule}"
+    );
     let pages = find("latest: newest more pages?")[0]["Choices"][0].to_string();
     assert!(pages.contains("\"NumericGreaterThanEquals\":10"), "{pages}");
     assert!(find("latest: newest too many")[0]["Error"] == "TooManyItems");
     // The DR copy: ListCopyJobs by state, in a polled loop with the step's waits (50m, 30s growing by 1.5 to 2m).
     let by_state: Vec<String> = states
         .values()
-        .filter_map(|s| s["Parameters"]["Payload"]["parameters"]["ByState"].as_str().map(str::to_string))
+        .filter_map(|s| {
+            s["Parameters"]["Payload"]["parameters"]["ByState"]
+                .as_str()
+                .map(str::to_string)
+        })
         .collect();
     for s in ["COMPLETED", "RUNNING", "CREATED"] {
         assert!(by_state.iter().any(|b| b == s), "{by_state:?}");
     }
     let start = find("dr_copy: poll start")[0];
-    assert_eq!(start["Result"]["waits"].as_array().unwrap()[..5], json!([30, 45, 68, 102, 120]).as_array().unwrap()[..]);
+    assert_eq!(
+        start["Result"]["waits"].as_array().unwrap()[..5],
+        json!([30, 45, 68, 102, 120]).as_array().unwrap()[..]
+    );
 }
 
 #[test]
 fn dr_follow_plan_is_refused_at_its_discovery_only() {
     let (code, out, err) = run(&["export", "workflows/dr-follow-plan.yaml", "-i", "backup_plan_id=p"]);
     assert_eq!(code, Some(2), "{out}");
-    assert!(err.contains("step `discover`: `backup.plan_resources` is not mapped"), "{err}");
-    assert!(!err.contains("step `latest`") && !err.contains("step `dr_copy`"), "{err}");
+    assert!(
+        err.contains("step `discover`: `backup.plan_resources` is not mapped"),
+        "{err}"
+    );
+    assert!(
+        !err.contains("step `latest`") && !err.contains("step `dr_copy`"),
+        "{err}"
+    );
 }
 
 #[test]
@@ -135,7 +154,10 @@ fn the_template_starts_an_execution_when_a_copy_into_the_dr_vault_completes() {
     );
     assert_eq!(rule["Targets"][0]["Arn"], json!({"Ref": "StateMachine"}));
     let role = t["Resources"]["CopyCompletedRole"]["Properties"].to_string();
-    assert!(role.contains("events.amazonaws.com") && role.contains("states:StartExecution"), "{role}");
+    assert!(
+        role.contains("events.amazonaws.com") && role.contains("states:StartExecution"),
+        "{role}"
+    );
     let dir = tempfile::tempdir().unwrap();
     let file = dir.path().join("follow-on-copy.cfn.json");
     std::fs::write(&file, &text).unwrap();
@@ -145,13 +167,7 @@ fn the_template_starts_an_execution_when_a_copy_into_the_dr_vault_completes() {
     let (code, text, _) = run(&args[..args.len() - 1]);
     assert_eq!(code, Some(0));
     assert!(!text.contains("CopyCompletedRule"));
-    let (code, _, err) = run(&[
-        "export",
-        FIXTURE,
-        "--format",
-        "cloudformation",
-        "--on-copy-completed",
-    ]);
+    let (code, _, err) = run(&["export", FIXTURE, "--format", "cloudformation", "--on-copy-completed"]);
     assert_eq!(code, Some(2));
     assert!(err.contains("--state-machine-region primary"), "{err}");
     let (code, _, err) = run(&["export", FIXTURE, "--on-copy-completed"]);

@@ -108,7 +108,12 @@ impl Action for WaitDrCopy {
                     "vault",
                     fmt(
                         "arn:{}:backup:{}:{}:backup-vault:{}",
-                        vec![resource_field(1), region(), resource_field(4), input("destination_vault")],
+                        vec![
+                            resource_field(1),
+                            region(),
+                            resource_field(4),
+                            input("destination_vault"),
+                        ],
                     ),
                 ),
                 Op::Poll {

@@ -15,14 +15,24 @@ pub(crate) fn unreachable(states: &mut Chain, before: &BTreeSet<String>, entry: 
         if before.contains(&name) || !seen.insert(name.clone()) {
             continue;
         }
-        let Some(state) = states.states.get(&name) else { continue };
+        let Some(state) = states.states.get(&name) else {
+            continue;
+        };
         let mut next: Vec<&str> = Vec::new();
         next.extend(state["Next"].as_str());
         next.extend(state["Default"].as_str());
         for key in ["Choices", "Catch"] {
-            next.extend(state[key].as_array().into_iter().flatten().filter_map(|c| c["Next"].as_str()));
+            next.extend(
+                state[key]
+                    .as_array()
+                    .into_iter()
+                    .flatten()
+                    .filter_map(|c| c["Next"].as_str()),
+            );
         }
         todo.extend(next.into_iter().map(str::to_string));
     }
-    states.states.retain(|k, _: &mut Value| before.contains(k) || seen.contains(k));
+    states
+        .states
+        .retain(|k, _: &mut Value| before.contains(k) || seen.contains(k));
 }
