@@ -93,7 +93,9 @@ fn collect(ops: &[Op], lets: &mut BTreeSet<&'static str>, own: &mut Vec<String>)
             }
             Op::Newest(n) => {
                 lets.insert(n.id);
-                own.push("TooManyItems".into());
+                if !own.iter().any(|e| e == "TooManyItems") {
+                    own.push("TooManyItems".into());
+                }
             }
             _ => {}
         }
@@ -551,6 +553,13 @@ impl Builder<'_> {
         exit: &str,
         states: &mut Chain,
     ) -> Result<String, String> {
+        // A scan is a loop of its own: its history is counted per scan, not per poll (`longest` follows no cycle).
+        if then.iter().any(|op| matches!(op, Op::Newest(_))) {
+            return Err(format!(
+                "`{}`: its form scans a listing inside a poll, which the export does not map",
+                cx.step.id
+            ));
+        }
         let waits = poll_waits(&cx.action.poll, cx.action.timeout);
         let loop_path = dot(&cx.root(), "loop");
         let init = cx.name("poll start");
