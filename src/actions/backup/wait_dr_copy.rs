@@ -67,7 +67,8 @@ impl Action for WaitDrCopy {
     }
 
     /// The lineage by copy jobs alone (ListCopyJobs in the step's region, AWS filtering by source point, DR vault
-    /// ARN and state: no cross-region call): a COMPLETED job → `copied`; a CREATED or RUNNING one → polled on the
+    /// ARN and state, listed CREATED, RUNNING, COMPLETED in that order: no cross-region call): a COMPLETED job →
+    /// `copied`; a CREATED or RUNNING one → polled on the
     /// step's poll policy within its timeout; else the newest failed job (FAILED, ABORTED, EXPIRED, PARTIAL) →
     /// `failed` with its status message; else `missing`. Unlike here, the DR vault is not read: a completed copy
     /// since deleted from it counts as copied, and a copy whose job AWS no longer lists (older than ListCopyJobs
@@ -116,15 +117,15 @@ impl Action for WaitDrCopy {
                         ],
                     ),
                 ),
+                // In the order a job goes (CREATED, RUNNING, then COMPLETED): a job that moves on between two
+                // listings is still seen by the later one, never missed (listed COMPLETED first, a job completing
+                // before the RUNNING listing would be in none).
                 Op::Poll {
-                    call: jobs("completed", Some("COMPLETED")),
-                    then: vec![Op::If {
-                        when: none("completed"),
-                        then: vec![
-                            Op::Call(jobs("running", Some("RUNNING"))),
-                            Op::Call(jobs("created", Some("CREATED"))),
-                        ],
-                    }],
+                    call: jobs("created", Some("CREATED")),
+                    then: vec![
+                        Op::Call(jobs("running", Some("RUNNING"))),
+                        Op::Call(jobs("completed", Some("COMPLETED"))),
+                    ],
                     done: not(Cond::All(vec![
                         none("completed"),
                         not(Cond::All(vec![none("running"), none("created")])),
