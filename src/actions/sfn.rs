@@ -146,6 +146,13 @@ pub enum Op {
         when: Cond,
         then: Vec<Op>,
     },
+    /// `then` once for each item of a list, in order, the item kept as an answer (`Arg::Answer(item, "v")`): one
+    /// call per snapshot of an image, say.
+    Each {
+        list: Arg,
+        item: &'static str,
+        then: Vec<Op>,
+    },
 }
 
 /// What a step of an action does on Step Functions, and its outputs (from its inputs and the answers).

@@ -57,6 +57,8 @@ pub(crate) struct Builder<'a> {
     pub home: String,
     pub in_map: bool,
     pub cross_region: bool,
+    /// The roles Task states assume (`Credentials`), by ARN.
+    pub roles: std::collections::BTreeSet<String>,
     /// The history events the waits of the execution being built may make at most (each wait to its timeout),
     /// by step: one execution's, or a Map item's child execution's.
     pub events: Vec<(String, usize)>,
@@ -91,6 +93,7 @@ impl<'a> Builder<'a> {
             home,
             in_map: false,
             cross_region: false,
+            roles: Default::default(),
             events: Vec::new(),
             refusals: Vec::new(),
             forms,
@@ -358,8 +361,10 @@ impl<'a> Builder<'a> {
                     }
                     None => return Err("no form".into()),
                 };
-                let (region, via) = self.route(a.region.as_deref())?;
+                let (region, via, role) = self.route(a.region.as_deref())?;
+                self.roles.extend(role.clone());
                 let mut cx = StepCx::new(s, a, &form, region, via);
+                cx.role = role;
                 self.action_states(&mut cx, next, chain)
             }
             StepKind::Sequence(children) => Ok(self.steps(children, next, chain)),
@@ -457,25 +462,22 @@ impl<'a> Builder<'a> {
         self.refusals.push(Refusal::new(self.wf, &step, reason));
     }
 
-    /// The region code of a step's region name, and how its calls are made.
-    fn route(&self, region: Option<&str>) -> Result<(String, Via), String> {
+    /// The region code of a step's region name, how its calls are made, and the role they assume when the region
+    /// is reached through one (`super::accounts`).
+    fn route(&self, region: Option<&str>) -> Result<(String, Via, Option<String>), String> {
         let Some(name) = region else {
-            return Ok((self.home.clone(), Via::Sdk));
+            return Ok((self.home.clone(), Via::Sdk, None));
         };
-        if let Some((_, role)) = self.wf.roles.iter().find(|(n, _)| n == name) {
-            return Err(format!(
-                "its region `{name}` is reached through role {} (account {}): calls in another account are not \
-                 mapped to Step Functions yet",
-                role.role_arn, role.account
-            ));
-        }
         let code = self
             .regions
             .get(name)
             .cloned()
             .ok_or_else(|| format!("region `{name}` is not bound"))?;
+        if let Some(role) = self.wf.role(name) {
+            return super::accounts::route(name, &code, role, &self.home).map(|r| (code, Via::Sdk, Some(r)));
+        }
         if code == self.home {
-            return Ok((code, Via::Sdk));
+            return Ok((code, Via::Sdk, None));
         }
         if self.opts.single_region {
             return Err(format!(
@@ -485,6 +487,6 @@ impl<'a> Builder<'a> {
                 self.home
             ));
         }
-        Ok((code, Via::Function))
+        Ok((code, Via::Function, None))
     }
 }

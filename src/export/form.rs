@@ -22,6 +22,8 @@ pub(crate) struct StepCx<'a> {
     /// The region code its calls go to.
     pub region: String,
     pub via: Via,
+    /// The role its calls assume (a Task's `Credentials`): its region is reached through one, in another account.
+    pub role: Option<String>,
     /// Ids of `Let`s (their answers are kept without the call wrapper).
     pub lets: BTreeSet<&'static str>,
     /// Error codes its Fail states raise.
@@ -40,17 +42,18 @@ impl<'a> StepCx<'a> {
             form,
             region,
             via,
+            role: None,
             lets,
             own,
             counter: 0,
         }
     }
 
-    fn root(&self) -> String {
+    pub(crate) fn root(&self) -> String {
         dot("$.w", &self.step.id)
     }
 
-    fn name(&mut self, what: &str) -> String {
+    pub(crate) fn name(&mut self, what: &str) -> String {
         self.counter += 1;
         let id = &self.step.id;
         let mut n = format!("{id}: {what}");
@@ -81,6 +84,10 @@ fn collect(ops: &[Op], lets: &mut BTreeSet<&'static str>, own: &mut Vec<String>)
                 ..
             } if !own.contains(e) => own.push(e.clone()),
             Op::Poll { then, .. } | Op::If { then, .. } => collect(then, lets, own),
+            Op::Each { item, then, .. } => {
+                lets.insert(item);
+                collect(then, lets, own)
+            }
             _ => {}
         }
     }
@@ -148,6 +155,10 @@ pub(crate) fn inputs_used(form: &Form) -> BTreeSet<&'static str> {
                 }
                 Op::If { when, then } => {
                     cond(when, out);
+                    ops(then, out);
+                }
+                Op::Each { list, then, .. } => {
+                    arg(list, out);
                     ops(then, out);
                 }
             }
@@ -320,7 +331,7 @@ impl Builder<'_> {
     }
 
     /// `ops` in order, then `next`; a `Finish` goes to `exit` (after writing its outputs).
-    fn ops(
+    pub(crate) fn ops(
         &mut self,
         cx: &mut StepCx<'_>,
         ops: &[Op],
@@ -401,11 +412,12 @@ impl Builder<'_> {
                 Ok(self.choice(cx, rule, &body, next, states))
             }
             Op::Poll { call, then, done } => self.poll(cx, call, then, done, next, exit, states),
+            Op::Each { list, item, then } => self.each(cx, list, item, then, next, exit, states),
         }
     }
 
     /// A Choice to `then` when the rule holds, else `next` (none when it is known).
-    fn choice(&mut self, cx: &mut StepCx<'_>, rule: Rule, then: &str, next: &str, states: &mut Chain) -> String {
+    pub(crate) fn choice(&mut self, cx: &mut StepCx<'_>, rule: Rule, then: &str, next: &str, states: &mut Chain) -> String {
         match rule {
             Rule::Known(true) => then.to_string(),
             Rule::Known(false) => next.to_string(),
@@ -444,6 +456,10 @@ impl Builder<'_> {
                 })
             }
         };
+        // In another account: Step Functions assumes the role for this call (a Task's `Credentials`).
+        if let Some(role) = &cx.role {
+            state["Credentials"] = json!({"RoleArn": role});
+        }
         state["ResultPath"] = json!(dot(&cx.root(), c.id));
         // A call's timeout limits each attempt (a wait's bounds the whole loop instead: see `poll`).
         if !cx.waits() {
@@ -584,7 +600,7 @@ impl Builder<'_> {
     }
 
     /// A form's value as a node.
-    fn arg(&mut self, cx: &StepCx<'_>, a: &Arg) -> Result<Node, String> {
+    pub(crate) fn arg(&mut self, cx: &StepCx<'_>, a: &Arg) -> Result<Node, String> {
         let root = cx.root();
         Ok(match a {
             Arg::Input(n) => match cx.given(n) {
@@ -718,6 +734,9 @@ impl Builder<'_> {
                     && head.ends_with(':')
                     && tail.starts_with(':')
                 {
+                    if let Some(v) = super::expr::known(r) {
+                        return Ok(Node::Lit(v));
+                    }
                     return Ok(Node::Expr(super::expr::path(r, &self.names())?));
                 }
                 if let [Piece::Text(head), ..] = t.pieces.as_slice()
@@ -811,6 +830,9 @@ fn comment(cx: &StepCx<'_>) -> String {
     let mut s = format!("step {}: {}", cx.step.id, cx.action.action.name);
     if let Some(n) = &cx.step.name {
         s.push_str(&format!(" ({n})"));
+    }
+    if let Some(role) = &cx.role {
+        s.push_str(&format!(" as {role}"));
     }
     s.push_str(&format!(
         " in {}{}",
