@@ -59,6 +59,9 @@ pub(crate) struct Builder<'a> {
     pub cross_region: bool,
     /// The roles Task states assume (`Credentials`), by ARN.
     pub roles: std::collections::BTreeSet<String>,
+    /// While the main steps of a workflow with `finally` are built: where a top-level step's failure goes (the
+    /// main branch's end, the run marked failed), so that `finally` sees the outputs of the steps before it.
+    guard: Option<String>,
     /// The history events the waits of the execution being built may make at most (each wait to its timeout),
     /// by step: one execution's, or a Map item's child execution's.
     pub events: Vec<(String, usize)>,
@@ -66,6 +69,8 @@ pub(crate) struct Builder<'a> {
     /// Each action step's form (by step id), and the outputs it gives.
     forms: BTreeMap<String, Result<Form, String>>,
     outputs: BTreeMap<String, Vec<&'static str>>,
+    /// The steps whose `status == 'succeeded'` the state tells (`super::status`).
+    settled: std::collections::BTreeSet<String>,
 }
 
 const DONE: &str = "Succeeded";
@@ -86,14 +91,17 @@ impl<'a> Builder<'a> {
                 forms.insert(s.id.clone(), form);
             }
         }
+        let settled = super::status::settled(wf);
         Builder {
             wf,
             opts,
+            settled,
             regions,
             home,
             in_map: false,
             cross_region: false,
             roles: Default::default(),
+            guard: None,
             events: Vec::new(),
             refusals: Vec::new(),
             forms,
@@ -102,7 +110,10 @@ impl<'a> Builder<'a> {
     }
 
     pub fn names(&self) -> Names<'_> {
-        Names { outputs: &self.outputs }
+        Names {
+            outputs: &self.outputs,
+            settled: &self.settled,
+        }
     }
 
     pub fn value(&self, v: &ValueTemplate) -> Result<Node, String> {
@@ -177,7 +188,9 @@ impl<'a> Builder<'a> {
         let finally = self.wf.finally.iter().collect::<Vec<_>>();
         let first_finally = self.step_list(&finally, "Run ended", chain);
         // The main branch gives back its steps and its run (a step routed with `on_failure: goto` marks it failed).
+        self.guard = Some("main: end".into());
         let mut branch = self.branch(&self.wf.steps.iter().collect::<Vec<_>>(), "main");
+        self.guard = None;
         if let Some(end) = branch["States"].get_mut("main: end") {
             *end = json!({"Type": "Pass", "Parameters": {"steps.$": "$.steps", "run.$": "$.run"}, "End": true});
         }
@@ -304,7 +317,8 @@ impl<'a> Builder<'a> {
         let advisory = matches!(&s.kind, StepKind::Action(a) if a.action.advisory);
         let target = match &s.on_failure {
             OnFailure::Abort if advisory => Some((next.to_string(), false)),
-            OnFailure::Abort => None,
+            // A top-level main step of a workflow with `finally`: its failure ends the main steps, the run failed.
+            OnFailure::Abort => self.guard.clone().map(|end| (end, true)),
             OnFailure::Continue => Some((next.to_string(), false)),
             OnFailure::Goto(t) => Some((
                 later
@@ -317,7 +331,11 @@ impl<'a> Builder<'a> {
         if target.is_none() && own_retry.is_none() {
             return self.kind(s, next, chain);
         }
-        let merge = format!("{}: merge", s.id);
+        // A `parallel` step has a merge state of its own, inside the branch.
+        let merge = match s.kind {
+            StepKind::Parallel(_) => format!("{}: attempt merge", s.id),
+            _ => format!("{}: merge", s.id),
+        };
         let branch = {
             let mut inner = Chain::default();
             let end = format!("{}: attempt end", s.id);
@@ -351,7 +369,15 @@ impl<'a> Builder<'a> {
         Ok(name)
     }
 
+    /// The step's own states; the steps inside it are not top-level (no `guard`).
     fn kind(&mut self, s: &Step, next: &str, chain: &mut Chain) -> Result<String, String> {
+        let guard = self.guard.take();
+        let built = self.kind_of(s, next, chain);
+        self.guard = guard;
+        built
+    }
+
+    fn kind_of(&mut self, s: &Step, next: &str, chain: &mut Chain) -> Result<String, String> {
         match &s.kind {
             StepKind::Action(a) => {
                 let form = match self.forms.get(&s.id) {

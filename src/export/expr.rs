@@ -12,6 +12,8 @@ use crate::workflow::{Ref, ValueTemplate};
 /// What references may name: the outputs each step's form gives.
 pub(crate) struct Names<'a> {
     pub outputs: &'a BTreeMap<String, Vec<&'static str>>,
+    /// The steps whose `status == 'succeeded'` the state tells (`super::status`).
+    pub settled: &'a std::collections::BTreeSet<String>,
 }
 
 /// `base.key`, or `base['key']` for a key that is not a plain name.
@@ -182,6 +184,11 @@ fn equals(a: &Expr, b: &Expr, names: &Names<'_>) -> Result<Rule, String> {
         _ => e.clone(),
     };
     let (a, b) = (&lit(a), &lit(b));
+    if let (Expr::Ref(Ref::StepStatus(step)), Expr::Literal(v)) | (Expr::Literal(v), Expr::Ref(Ref::StepStatus(step))) =
+        (a, b)
+    {
+        return super::status::equals(step, v, names);
+    }
     Ok(match (a, b) {
         (Expr::Literal(x), Expr::Literal(y)) => Rule::Known(text(x) == text(y)),
         (Expr::Ref(r), Expr::Literal(v)) | (Expr::Literal(v), Expr::Ref(r)) => {

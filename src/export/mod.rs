@@ -19,6 +19,7 @@ mod expr;
 mod form;
 mod node;
 mod retry;
+mod status;
 
 use std::collections::BTreeMap;
 

@@ -107,3 +107,42 @@ fn sharing_an_image_grants_launch_and_create_volume_permission_per_snapshot() {
         assert_eq!(describe.get("Catch").is_some(), action == "unshare_image", "{describe}");
     }
 }
+
+const FINALLY: &str = "version: 1\nname: t\nregions: {primary: us-east-1}\nsteps:\n  - id: a\n    action: drflow.echo\n    with: {value: x}\n  - id: b\n    action: drflow.fail\n    with: {message: boom}\nfinally:\n  - id: undo\n    when: WHEN\n    action: drflow.echo\n    with: {value: y}\n";
+
+fn finally(when: &str) -> Result<Value, ExportError> {
+    let yaml = FINALLY.replace("WHEN", when);
+    let wf = parse(Source::new("test.yaml", &yaml), crate::actions::catalog()).unwrap_or_else(|p| panic!("{p:?}"));
+    asl(&wf, &[], &[], &Options::default()).map(|e| e.definition)
+}
+
+#[test]
+fn finally_tells_whether_a_top_level_step_succeeded_and_keeps_the_outputs_before_a_failure() {
+    let def = finally("${{ steps.a.status == 'succeeded' }}").unwrap();
+    let choice = &def["States"]["undo: when"];
+    assert_eq!(
+        choice["Choices"][0],
+        json!({"Variable": "$.steps.a", "IsPresent": true, "Next": "undo"})
+    );
+    let negated = finally("${{ steps.a.status != 'succeeded' }}").unwrap();
+    assert_eq!(
+        negated["States"]["undo: when"]["Choices"][0]["Not"],
+        json!({"Variable": "$.steps.a", "IsPresent": true})
+    );
+    // A main step's failure is caught at the step: the main steps end with the outputs of those before it and the
+    // run marked failed (then `finally`, then the execution fails with the step's error).
+    let main = &def["States"]["Main"]["Branches"][0]["States"];
+    assert_eq!(main["b: attempt"]["Catch"][0]["Next"], "b: failed");
+    assert_eq!(main["b: failed"]["Next"], "main: end");
+    assert_eq!(main["b: failed"]["Parameters"]["steps.$"], "$.steps");
+    assert_eq!(main["b: failed"]["Parameters"]["run"]["status"], "failed");
+    for (when, reason) in [
+        ("${{ steps.a.status == 'failed' }}", "only `== 'succeeded'`"),
+        ("${{ steps.b.error == '' }}", "status and error are not kept"),
+    ] {
+        let Err(ExportError::Refused(r)) = finally(when) else {
+            panic!("{when}: not refused")
+        };
+        assert!(r.iter().any(|r| r.step == "undo" && r.reason.contains(reason)), "{when}: {r:?}");
+    }
+}
