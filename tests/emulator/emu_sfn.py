@@ -15,7 +15,8 @@ What this module changes in moto's engine (install()):
 - an SDK task's answer is JSON as AWS hands it on (timestamps as `2013-08-23T01:02:15.422Z`; moto keeps Python
   datetimes, which its own DescribeExecution then fails to serialise);
 - `$$.Execution.StartTime` is such a string too;
-- a definite path through an index (`$.Images[0].State`) gives its value, not a one-element list;
+- a definite path through an index (`$.Images[0].State`) gives its value, not a one-element list, and an indefinite
+  one (`$.Images[0].BlockDeviceMappings[*].Ebs.SnapshotId`) the list of its matches, even of one (moto unwraps it);
 - a Distributed Map fails its Map Run past its tolerated failure threshold (moto never does), and an integer
   `ToleratedFailurePercentage` is accepted (moto's grammar wants `50.0`; statelint wants `50`);
 - Wait states and Retry intervals are scaled by `time_scale` (1 = real time, as AWS; tests use less).
@@ -212,10 +213,15 @@ _INDEFINITE = re.compile(r"\.\.|\*|\[\s*\?|\[[^\]]*[:,][^\]]*\]")
 
 def _definite_extract_json(original: Any) -> Any:
     """extract_json as AWS evaluates a definite path (no `..`, `*`, filter, slice or union): its one value.
-    moto answers a list for a path through an index (`$.Images[0].State` -> ["available"]; AWS: "available")."""
+    moto answers a list for a path through an index (`$.Images[0].State` -> ["available"]; AWS: "available").
+    An indefinite path gives the list of its matches, one match or none included, as the JSONPath implementation
+    AWS uses (Jayway) answers an indefinite path: moto gives a single match's value unwrapped when it is not at an
+    index (`$.Images[0].BlockDeviceMappings[*].Ebs.SnapshotId` -> "snap-1"; AWS: ["snap-1"])."""
     from jsonpath_ng.ext import parse
 
     def extract_json(path: str, data: Any) -> Any:
+        if _INDEFINITE.search(path) and path.startswith("$"):
+            return [m.value for m in parse(path).find(data)]
         value = original(path, data)
         if isinstance(value, list) and not _INDEFINITE.search(path):
             matches = parse(path).find(data)

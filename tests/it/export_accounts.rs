@@ -304,3 +304,116 @@ fn a_role_that_does_not_trust_the_execution_role_fails_the_execution_with_stss_r
     w.rt.block_on(async { assert_eq!(parameter(&w, DR_ACCOUNT).await, None) });
     assert_eq!(w.emu.calls("StartCopyJob").len(), 1);
 }
+
+/// Exports a workflow written in the test's folder (one region, no role) and runs one execution with `input`.
+fn execute_yaml(w: &World, name: &str, yaml: &str, input: Value) -> Value {
+    let path = w.dir.path().join(format!("{name}.yaml"));
+    std::fs::write(&path, yaml).unwrap();
+    let (code, definition, err) = drflow(w, &["export", path.to_str().unwrap()]);
+    assert_eq!(code, Some(0), "{err}");
+    let sfn = |target: &str, body: Value| w.emu.aws_json_as("states", REGION, "test", target, body);
+    let machine = sfn(
+        "AWSStepFunctions.CreateStateMachine",
+        json!({"name": name, "definition": definition, "roleArn": EXECUTION_ROLE}),
+    );
+    let started = sfn(
+        "AWSStepFunctions.StartExecution",
+        json!({"stateMachineArn": machine["stateMachineArn"], "name": format!("{name}-1"), "input": input.to_string()}),
+    );
+    let deadline = Instant::now() + Duration::from_secs(60);
+    loop {
+        let d = sfn(
+            "AWSStepFunctions.DescribeExecution",
+            json!({"executionArn": started["executionArn"]}),
+        );
+        if d["status"] != "RUNNING" {
+            return d;
+        }
+        assert!(Instant::now() < deadline, "still running: {d}");
+        std::thread::sleep(Duration::from_millis(100));
+    }
+}
+
+#[test]
+fn exported_share_and_unshare_grant_and_remove_launch_and_create_volume_permission() {
+    use aws_sdk_ec2::types::{ImageAttributeName, SnapshotAttributeName};
+    let w = World::new(&[], &[]);
+    let ec2 = aws_sdk_ec2::Client::new(&w.emu.sdk(REGION));
+    let (image, snapshots) = w.rt.block_on(async {
+        let image = ec2
+            .create_image()
+            .instance_id(&w.instance)
+            .name("drflow-share")
+            .send()
+            .await
+            .unwrap()
+            .image_id()
+            .unwrap()
+            .to_string();
+        let described = ec2.describe_images().image_ids(&image).send().await.unwrap();
+        let snapshots: Vec<String> = described.images()[0]
+            .block_device_mappings()
+            .iter()
+            .filter_map(|m| m.ebs().and_then(|e| e.snapshot_id()).map(str::to_string))
+            .collect();
+        (image, snapshots)
+    });
+    assert!(!snapshots.is_empty());
+    let step = |action: &str| {
+        format!(
+            "version: 1\nname: {action}\nregions: {{primary: us-east-1}}\ninputs:\n  image_id: {{type: string}}\nsteps:\n  - id: s\n    action: ec2.{action}\n    region: primary\n    with: {{image_id: '${{{{ inputs.image_id }}}}', account_id: '333333333333'}}\n"
+        )
+    };
+    let permitted = || {
+        w.rt.block_on(async {
+            let launch = ec2
+                .describe_image_attribute()
+                .image_id(&image)
+                .attribute(ImageAttributeName::LaunchPermission)
+                .send()
+                .await
+                .unwrap();
+            let users: Vec<String> = launch
+                .launch_permissions()
+                .iter()
+                .filter_map(|p| p.user_id().map(str::to_string))
+                .collect();
+            let mut volumes = Vec::new();
+            for s in &snapshots {
+                let a = ec2
+                    .describe_snapshot_attribute()
+                    .snapshot_id(s)
+                    .attribute(SnapshotAttributeName::CreateVolumePermission)
+                    .send()
+                    .await
+                    .unwrap();
+                volumes.push(
+                    a.create_volume_permissions()
+                        .iter()
+                        .filter_map(|p| p.user_id().map(str::to_string))
+                        .collect::<Vec<_>>(),
+                );
+            }
+            (users, volumes)
+        })
+    };
+    let shared = execute_yaml(&w, "share_image", &step("share_image"), json!({"image_id": image}));
+    assert_eq!(shared["status"], "SUCCEEDED", "{shared}");
+    let output: Value = serde_json::from_str(shared["output"].as_str().unwrap()).unwrap();
+    assert_eq!(output["steps"]["s"]["snapshot_ids"], json!(snapshots));
+    let (users, volumes) = permitted();
+    assert_eq!(users, ["333333333333"]);
+    assert!(volumes.iter().all(|v| v == &["333333333333"]), "{volumes:?}");
+    let unshared = execute_yaml(&w, "unshare_image", &step("unshare_image"), json!({"image_id": image}));
+    assert_eq!(unshared["status"], "SUCCEEDED", "{unshared}");
+    let (users, volumes) = permitted();
+    assert!(users.is_empty() && volumes.iter().all(Vec::is_empty), "{users:?} {volumes:?}");
+    // An image that is gone has nothing to unshare; one to share fails the step.
+    let gone = json!({"image_id": "ami-0123456789abcdef0"});
+    let nothing = execute_yaml(&w, "unshare_gone", &step("unshare_image"), gone.clone());
+    assert_eq!(nothing["status"], "SUCCEEDED", "{nothing}");
+    let output: Value = serde_json::from_str(nothing["output"].as_str().unwrap()).unwrap();
+    assert_eq!(output["steps"]["s"]["snapshot_ids"], json!([]));
+    let failed = execute_yaml(&w, "share_gone", &step("share_image"), gone);
+    assert_eq!(failed["status"], "FAILED", "{failed}");
+}
