@@ -61,7 +61,9 @@ pub(crate) fn roles(wf: &Workflow, plan: &Plan, used: &[String], account: &str) 
         ));
     }
     Ok(Accounts {
-        statement: Some(json!({"Sid": "CrossAccountTasks", "Effect": "Allow", "Action": ["sts:AssumeRole"], "Resource": used})),
+        statement: Some(
+            json!({"Sid": "CrossAccountTasks", "Effect": "Allow", "Action": ["sts:AssumeRole"], "Resource": used}),
+        ),
         metadata: Some(json!({"roles": listed, "about": format!(
             "Steps in another account call as these roles (the Task states' Credentials). Each role needs Policy \
              (its permissions) and Trust, with {EXECUTION_ROLE} the ARN of this stack's StateMachineRole (output \

@@ -417,7 +417,14 @@ impl Builder<'_> {
     }
 
     /// A Choice to `then` when the rule holds, else `next` (none when it is known).
-    pub(crate) fn choice(&mut self, cx: &mut StepCx<'_>, rule: Rule, then: &str, next: &str, states: &mut Chain) -> String {
+    pub(crate) fn choice(
+        &mut self,
+        cx: &mut StepCx<'_>,
+        rule: Rule,
+        then: &str,
+        next: &str,
+        states: &mut Chain,
+    ) -> String {
         match rule {
             Rule::Known(true) => then.to_string(),
             Rule::Known(false) => next.to_string(),

@@ -53,7 +53,10 @@ fn a_step_in_the_roles_region_calls_with_its_credentials_and_its_account_is_know
     assert!(!dr.is_empty() && !primary.is_empty());
     for (name, t) in &dr {
         assert_eq!(t["Credentials"], json!({"RoleArn": ROLE}), "{name}");
-        assert!(t["Resource"].as_str().unwrap().starts_with("arn:aws:states:::aws-sdk:"), "{name}");
+        assert!(
+            t["Resource"].as_str().unwrap().starts_with("arn:aws:states:::aws-sdk:"),
+            "{name}"
+        );
     }
     // The primary region's calls (the caller's account) go through the function, without a role.
     for (name, t) in &primary {
@@ -81,7 +84,10 @@ fn a_role_outside_the_state_machines_region_or_with_an_external_id_is_refused_lo
         panic!("not refused")
     };
     assert_eq!(r.len(), 1, "{r:?}");
-    assert!(r[0].reason.contains("external_id") && r[0].reason.contains("no external id"), "{r:?}");
+    assert!(
+        r[0].reason.contains("external_id") && r[0].reason.contains("no external id"),
+        "{r:?}"
+    );
 }
 
 #[test]
@@ -97,7 +103,11 @@ fn sharing_an_image_grants_launch_and_create_volume_permission_per_snapshot() {
             launch["Parameters"]["LaunchPermission"],
             json!({op: [{"UserId": "111111111111"}]})
         );
-        let volumes = &all.iter().find(|(k, _)| k.contains("ModifySnapshotAttribute")).unwrap().1;
+        let volumes = &all
+            .iter()
+            .find(|(k, _)| k.contains("ModifySnapshotAttribute"))
+            .unwrap()
+            .1;
         assert_eq!(volumes["Parameters"]["OperationType"], op.to_lowercase());
         assert_eq!(volumes["Parameters"]["UserIds"], json!(["111111111111"]));
         assert_eq!(volumes["Parameters"]["SnapshotId.$"], "$.w.s.device.v.Ebs.SnapshotId");
@@ -143,6 +153,9 @@ fn finally_tells_whether_a_top_level_step_succeeded_and_keeps_the_outputs_before
         let Err(ExportError::Refused(r)) = finally(when) else {
             panic!("{when}: not refused")
         };
-        assert!(r.iter().any(|r| r.step == "undo" && r.reason.contains(reason)), "{when}: {r:?}");
+        assert!(
+            r.iter().any(|r| r.step == "undo" && r.reason.contains(reason)),
+            "{when}: {r:?}"
+        );
     }
 }

@@ -58,7 +58,11 @@ fn iam(w: &World, key: &str, params: &[(&str, &str)]) {
 fn allow_shared_regions(w: &World) {
     let path = w.workflow_named(WORKFLOW);
     let text = std::fs::read_to_string(crate::common::repo(&format!("workflows/{WORKFLOW}"))).unwrap();
-    std::fs::write(&path, text.replacen("\nregions:\n", "\nallow_shared_regions: true\nregions:\n", 1)).unwrap();
+    std::fs::write(
+        &path,
+        text.replacen("\nregions:\n", "\nallow_shared_regions: true\nregions:\n", 1),
+    )
+    .unwrap();
 }
 
 /// The DR account: the role (trusting `trusted`, holding `drflow policy`'s policy for it), a KMS key and the
@@ -185,8 +189,7 @@ impl Drop for TimeScale<'_> {
 fn execute(w: &World) -> Value {
     let previous = w.emu.control("GET", "/_drflow/sfn", None)["time_scale"].clone();
     let _restore = TimeScale(w, previous);
-    w.emu
-        .control("POST", "/_drflow/sfn", Some(json!({"time_scale": 0.01})));
+    w.emu.control("POST", "/_drflow/sfn", Some(json!({"time_scale": 0.01})));
     let definition = single_region(w, &["export"]);
     let text = definition.to_string();
     assert!(
@@ -256,9 +259,7 @@ fn the_exported_cross_account_backup_pipeline_runs_its_dr_steps_as_the_dr_role()
         "{writers:?}"
     );
     w.rt.block_on(async {
-        let dr_ami = parameter(&w, DR_ACCOUNT)
-            .await
-            .expect("DR parameter in the DR account");
+        let dr_ami = parameter(&w, DR_ACCOUNT).await.expect("DR parameter in the DR account");
         let primary_ami = parameter(&w, "test")
             .await
             .expect("primary parameter in the caller's account");
@@ -407,7 +408,10 @@ fn exported_share_and_unshare_grant_and_remove_launch_and_create_volume_permissi
     let unshared = execute_yaml(&w, "unshare_image", &step("unshare_image"), json!({"image_id": image}));
     assert_eq!(unshared["status"], "SUCCEEDED", "{unshared}");
     let (users, volumes) = permitted();
-    assert!(users.is_empty() && volumes.iter().all(Vec::is_empty), "{users:?} {volumes:?}");
+    assert!(
+        users.is_empty() && volumes.iter().all(Vec::is_empty),
+        "{users:?} {volumes:?}"
+    );
     // An image that is gone has nothing to unshare; one to share fails the step.
     let gone = json!({"image_id": "ami-0123456789abcdef0"});
     let nothing = execute_yaml(&w, "unshare_gone", &step("unshare_image"), gone.clone());
