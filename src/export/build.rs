@@ -57,6 +57,11 @@ pub(crate) struct Builder<'a> {
     pub home: String,
     pub in_map: bool,
     pub cross_region: bool,
+    /// The roles Task states assume (`Credentials`), by ARN.
+    pub roles: std::collections::BTreeSet<String>,
+    /// While the main steps of a workflow with `finally` are built: where a top-level step's failure goes (the
+    /// main branch's end, the run marked failed), so that `finally` sees the outputs of the steps before it.
+    guard: Option<String>,
     /// The history events the waits of the execution being built may make at most (each wait to its timeout),
     /// by step: one execution's, or a Map item's child execution's.
     pub events: Vec<(String, usize)>,
@@ -64,6 +69,8 @@ pub(crate) struct Builder<'a> {
     /// Each action step's form (by step id), and the outputs it gives.
     forms: BTreeMap<String, Result<Form, String>>,
     outputs: BTreeMap<String, Vec<&'static str>>,
+    /// The steps whose `status == 'succeeded'` the state tells (`super::status`).
+    settled: std::collections::BTreeSet<String>,
 }
 
 const DONE: &str = "Succeeded";
@@ -84,13 +91,17 @@ impl<'a> Builder<'a> {
                 forms.insert(s.id.clone(), form);
             }
         }
+        let settled = super::status::settled(wf);
         Builder {
             wf,
             opts,
+            settled,
             regions,
             home,
             in_map: false,
             cross_region: false,
+            roles: Default::default(),
+            guard: None,
             events: Vec::new(),
             refusals: Vec::new(),
             forms,
@@ -99,7 +110,10 @@ impl<'a> Builder<'a> {
     }
 
     pub fn names(&self) -> Names<'_> {
-        Names { outputs: &self.outputs }
+        Names {
+            outputs: &self.outputs,
+            settled: &self.settled,
+        }
     }
 
     pub fn value(&self, v: &ValueTemplate) -> Result<Node, String> {
@@ -174,7 +188,9 @@ impl<'a> Builder<'a> {
         let finally = self.wf.finally.iter().collect::<Vec<_>>();
         let first_finally = self.step_list(&finally, "Run ended", chain);
         // The main branch gives back its steps and its run (a step routed with `on_failure: goto` marks it failed).
+        self.guard = Some("main: end".into());
         let mut branch = self.branch(&self.wf.steps.iter().collect::<Vec<_>>(), "main");
+        self.guard = None;
         if let Some(end) = branch["States"].get_mut("main: end") {
             *end = json!({"Type": "Pass", "Parameters": {"steps.$": "$.steps", "run.$": "$.run"}, "End": true});
         }
@@ -301,7 +317,8 @@ impl<'a> Builder<'a> {
         let advisory = matches!(&s.kind, StepKind::Action(a) if a.action.advisory);
         let target = match &s.on_failure {
             OnFailure::Abort if advisory => Some((next.to_string(), false)),
-            OnFailure::Abort => None,
+            // A top-level main step of a workflow with `finally`: its failure ends the main steps, the run failed.
+            OnFailure::Abort => self.guard.clone().map(|end| (end, true)),
             OnFailure::Continue => Some((next.to_string(), false)),
             OnFailure::Goto(t) => Some((
                 later
@@ -314,7 +331,11 @@ impl<'a> Builder<'a> {
         if target.is_none() && own_retry.is_none() {
             return self.kind(s, next, chain);
         }
-        let merge = format!("{}: merge", s.id);
+        // A `parallel` step has a merge state of its own, inside the branch.
+        let merge = match s.kind {
+            StepKind::Parallel(_) => format!("{}: attempt merge", s.id),
+            _ => format!("{}: merge", s.id),
+        };
         let branch = {
             let mut inner = Chain::default();
             let end = format!("{}: attempt end", s.id);
@@ -348,7 +369,15 @@ impl<'a> Builder<'a> {
         Ok(name)
     }
 
+    /// The step's own states; the steps inside it are not top-level (no `guard`).
     fn kind(&mut self, s: &Step, next: &str, chain: &mut Chain) -> Result<String, String> {
+        let guard = self.guard.take();
+        let built = self.kind_of(s, next, chain);
+        self.guard = guard;
+        built
+    }
+
+    fn kind_of(&mut self, s: &Step, next: &str, chain: &mut Chain) -> Result<String, String> {
         match &s.kind {
             StepKind::Action(a) => {
                 let form = match self.forms.get(&s.id) {
@@ -358,8 +387,10 @@ impl<'a> Builder<'a> {
                     }
                     None => return Err("no form".into()),
                 };
-                let (region, via) = self.route(a.region.as_deref())?;
+                let (region, via, role) = self.route(a.region.as_deref())?;
+                self.roles.extend(role.clone());
                 let mut cx = StepCx::new(s, a, &form, region, via);
+                cx.role = role;
                 self.action_states(&mut cx, next, chain)
             }
             StepKind::Sequence(children) => Ok(self.steps(children, next, chain)),
@@ -457,25 +488,22 @@ impl<'a> Builder<'a> {
         self.refusals.push(Refusal::new(self.wf, &step, reason));
     }
 
-    /// The region code of a step's region name, and how its calls are made.
-    fn route(&self, region: Option<&str>) -> Result<(String, Via), String> {
+    /// The region code of a step's region name, how its calls are made, and the role they assume when the region
+    /// is reached through one (`super::accounts`).
+    fn route(&self, region: Option<&str>) -> Result<(String, Via, Option<String>), String> {
         let Some(name) = region else {
-            return Ok((self.home.clone(), Via::Sdk));
+            return Ok((self.home.clone(), Via::Sdk, None));
         };
-        if let Some((_, role)) = self.wf.roles.iter().find(|(n, _)| n == name) {
-            return Err(format!(
-                "its region `{name}` is reached through role {} (account {}): calls in another account are not \
-                 mapped to Step Functions yet",
-                role.role_arn, role.account
-            ));
-        }
         let code = self
             .regions
             .get(name)
             .cloned()
             .ok_or_else(|| format!("region `{name}` is not bound"))?;
+        if let Some(role) = self.wf.role(name) {
+            return super::accounts::route(name, &code, role, &self.home).map(|r| (code, Via::Sdk, Some(r)));
+        }
         if code == self.home {
-            return Ok((code, Via::Sdk));
+            return Ok((code, Via::Sdk, None));
         }
         if self.opts.single_region {
             return Err(format!(
@@ -485,6 +513,6 @@ impl<'a> Builder<'a> {
                 self.home
             ));
         }
-        Ok((code, Via::Function))
+        Ok((code, Via::Function, None))
     }
 }

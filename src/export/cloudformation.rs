@@ -3,7 +3,7 @@
 //! DefinitionSubstitutions for the other regions and the workflow's string inputs), its execution role from the
 //! same policy as `drflow policy` (plus logging, starting its own Map children, invoking the cross-region function),
 //! a log group, the cross-region function and its role when a step needs it, and an optional EventBridge Scheduler
-//! schedule that starts it.
+//! schedule that starts it. Steps in another account: see `accounts_template`.
 
 use serde_json::{Map, Value, json};
 
@@ -137,13 +137,15 @@ pub fn template(
     // Least privilege: the state machine's role for the steps it calls itself, the function's for the others.
     let plan = crate::plan::compute(wf, file, &bound.inputs, &bound.regions, inputs, Some(ACCOUNT));
     let home = export.home.1.clone();
-    let document = |keep: &dyn Fn(&str) -> bool| -> Result<Option<Value>, ExportError> {
+    let document = |keep: &dyn Fn(&str, &str) -> bool| -> Result<Option<Value>, ExportError> {
         let policy = crate::plan::policy::build(&only(&plan, keep), Some(ACCOUNT)).map_err(ExportError::Usage)?;
         Ok((!policy.document.statement.is_empty())
             .then(|| sub(serde_json::to_value(&policy.document).expect("JSON"), &placeholders)))
     };
-    let own_calls = document(&|code| code == home)?;
-    let function_calls = document(&|code| code != home)?;
+    // A region reached through a role: its calls are the role's (in its account), not the execution role's.
+    let in_role = |name: &str| wf.roles.iter().any(|(n, _)| n == name);
+    let own_calls = document(&|name, code| code == home && !in_role(name))?;
+    let function_calls = document(&|name, code| code != home && !in_role(name))?;
     let machine_arn = "arn:${AWS::Partition}:states:${AWS::Region}:${AWS::AccountId}:stateMachine:${StateMachineName}";
     let execution_arn = "arn:${AWS::Partition}:states:${AWS::Region}:${AWS::AccountId}:execution:${StateMachineName}/*";
     let mut own = vec![
@@ -155,6 +157,10 @@ pub fn template(
         json!({"Sid": "MapChildrenRuns", "Effect": "Allow", "Action": ["states:DescribeExecution", "states:StopExecution"],
                "Resource": {"Fn::Sub": execution_arn}}),
     ];
+    let accounts = super::accounts_template::roles(wf, &plan, &export.roles, ACCOUNT)?;
+    if let Some(statement) = &accounts.statement {
+        own.push(statement.clone());
+    }
     if export.cross_region {
         own.push(
             json!({"Sid": "CrossRegionCalls", "Effect": "Allow", "Action": ["lambda:InvokeFunction"],
@@ -242,25 +248,34 @@ pub fn template(
             export.required.join(", ")
         ));
     }
-    Ok(json!({
+    let mut outputs = json!({
+        "StateMachineArn": {"Value": {"Ref": "StateMachine"}},
+        "LogGroup": {"Value": {"Ref": "LogGroup"}},
+    });
+    let mut template = json!({
         "AWSTemplateFormatVersion": "2010-09-09",
         "Description": description,
         "Parameters": parameters,
         "Conditions": {"HasSchedule": {"Fn::Not": [{"Fn::Equals": [{"Ref": "ScheduleExpression"}, ""]}]}},
         "Resources": resources,
-        "Outputs": {
-            "StateMachineArn": {"Value": {"Ref": "StateMachine"}},
-            "LogGroup": {"Value": {"Ref": "LogGroup"}},
-        },
-    }))
+    });
+    if let Some(metadata) = accounts.metadata {
+        outputs["StateMachineRoleArn"] = json!({"Description": "The execution role: each role of another account must trust it", "Value": {"Fn::GetAtt": ["StateMachineRole", "Arn"]}});
+        for (key, value) in accounts.outputs {
+            outputs[key] = value;
+        }
+        template["Metadata"] = json!({"drflow": metadata});
+    }
+    template["Outputs"] = outputs;
+    Ok(template)
 }
 
-/// The plan with only the action steps whose region `keep`s (the others marked skipped, so the policy leaves them out).
-fn only(plan: &Plan, keep: &dyn Fn(&str) -> bool) -> Plan {
-    fn mark(s: &mut PlannedStep, keep: &dyn Fn(&str) -> bool) {
+/// The plan with only the action steps whose region (name, code) `keep`s (the others marked skipped, so the policy leaves them out).
+fn only(plan: &Plan, keep: &dyn Fn(&str, &str) -> bool) -> Plan {
+    fn mark(s: &mut PlannedStep, keep: &dyn Fn(&str, &str) -> bool) {
         match &mut s.body {
             Body::Action(a) => {
-                if s.skipped.is_none() && !a.region.as_ref().is_some_and(|r| keep(&r.code)) {
+                if s.skipped.is_none() && !a.region.as_ref().is_some_and(|r| keep(&r.name, &r.code)) {
                     s.skipped = Some("called by the other role".into());
                 }
             }

@@ -12,6 +12,8 @@ use crate::workflow::{Ref, ValueTemplate};
 /// What references may name: the outputs each step's form gives.
 pub(crate) struct Names<'a> {
     pub outputs: &'a BTreeMap<String, Vec<&'static str>>,
+    /// The steps whose `status == 'succeeded'` the state tells (`super::status`).
+    pub settled: &'a std::collections::BTreeSet<String>,
 }
 
 /// `base.key`, or `base['key']` for a key that is not a plain name.
@@ -37,8 +39,8 @@ pub(crate) fn path(r: &Ref, names: &Names<'_>) -> Result<String, String> {
         Ref::AccountId | Ref::Account { fixed: None, .. } => "$.account".into(),
         Ref::Account { region, fixed: Some(a) } => {
             return Err(format!(
-                "`accounts.{region}` is account {a}, reached through a role: calls in another account are not mapped \
-                 to Step Functions yet"
+                "`accounts.{region}` (account {a}, known at export) has no place in the execution's state: `known` \
+                 gives it"
             ));
         }
         Ref::Item => "$.item".into(),
@@ -73,6 +75,15 @@ pub(crate) fn path(r: &Ref, names: &Names<'_>) -> Result<String, String> {
     })
 }
 
+/// A reference's value when the export knows it: `accounts.NAME` of a region reached through a role is that
+/// role's account (from its ARN), the same in every execution.
+pub(crate) fn known(r: &Ref) -> Option<Value> {
+    match r {
+        Ref::Account { fixed: Some(a), .. } => Some(json!(a)),
+        _ => None,
+    }
+}
+
 /// A `${{ }}` string as a node: one reference keeps its type, several pieces become `States.Format`.
 pub(crate) fn template(t: &Template, names: &Names<'_>) -> Result<Node, String> {
     let mut text = String::new();
@@ -80,6 +91,12 @@ pub(crate) fn template(t: &Template, names: &Names<'_>) -> Result<Node, String> 
     for p in &t.pieces {
         match p {
             Piece::Text(s) => text.push_str(s),
+            Piece::Expr(Expr::Ref(r)) if known(r).is_some() => {
+                if let [_] = t.pieces.as_slice() {
+                    return Ok(Node::Lit(known(r).unwrap_or_default()));
+                }
+                text.push_str(&crate::workflow::expr::to_text(&known(r).unwrap_or_default()));
+            }
             Piece::Expr(Expr::Ref(r)) => {
                 text.push_str("{}");
                 args.push(Node::Expr(path(r, names)?));
@@ -162,6 +179,16 @@ pub(crate) fn condition(e: &Expr, names: &Names<'_>) -> Result<Rule, String> {
 
 fn equals(a: &Expr, b: &Expr, names: &Names<'_>) -> Result<Rule, String> {
     let text = crate::workflow::expr::to_text;
+    let lit = |e: &Expr| match e {
+        Expr::Ref(r) => known(r).map(Expr::Literal).unwrap_or_else(|| e.clone()),
+        _ => e.clone(),
+    };
+    let (a, b) = (&lit(a), &lit(b));
+    if let (Expr::Ref(Ref::StepStatus(step)), Expr::Literal(v)) | (Expr::Literal(v), Expr::Ref(Ref::StepStatus(step))) =
+        (a, b)
+    {
+        return super::status::equals(step, v, names);
+    }
     Ok(match (a, b) {
         (Expr::Literal(x), Expr::Literal(y)) => Rule::Known(text(x) == text(y)),
         (Expr::Ref(r), Expr::Literal(v)) | (Expr::Literal(v), Expr::Ref(r)) => {

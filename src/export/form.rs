@@ -25,6 +25,8 @@ pub(crate) struct StepCx<'a> {
     /// The region code its calls go to.
     pub region: String,
     pub via: Via,
+    /// The role its calls assume (a Task's `Credentials`): its region is reached through one, in another account.
+    pub role: Option<String>,
     /// Ids of `Let`s (their answers are kept without the call wrapper).
     pub lets: BTreeSet<&'static str>,
     /// Error codes its Fail states raise.
@@ -45,6 +47,7 @@ impl<'a> StepCx<'a> {
             form,
             region,
             via,
+            role: None,
             lets,
             own,
             scopes: Vec::new(),
@@ -515,6 +518,10 @@ impl Builder<'_> {
                 })
             }
         };
+        // In another account: Step Functions assumes the role for this call (a Task's `Credentials`).
+        if let Some(role) = &cx.role {
+            state["Credentials"] = json!({"RoleArn": role});
+        }
         state["ResultPath"] = json!(dot(&cx.root(), c.id));
         // A call's timeout limits each attempt (a wait's bounds the whole loop instead: see `poll`).
         if !cx.waits() {
@@ -824,6 +831,9 @@ impl Builder<'_> {
                     && head.ends_with(':')
                     && tail.starts_with(':')
                 {
+                    if let Some(v) = super::expr::known(r) {
+                        return Ok(Node::Lit(v));
+                    }
                     return Ok(Node::Expr(super::expr::path(r, &self.names())?));
                 }
                 if let [Piece::Text(head), ..] = t.pieces.as_slice()
@@ -917,6 +927,9 @@ fn comment(cx: &StepCx<'_>) -> String {
     let mut s = format!("step {}: {}", cx.step.id, cx.action.action.name);
     if let Some(n) = &cx.step.name {
         s.push_str(&format!(" ({n})"));
+    }
+    if let Some(role) = &cx.role {
+        s.push_str(&format!(" as {role}"));
     }
     s.push_str(&format!(
         " in {}{}",

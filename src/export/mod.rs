@@ -5,9 +5,12 @@
 //!
 //! Regions: AWS SDK integrations call their own region only, so a step in another region goes through one small
 //! cross-region function (`cross_region.py`, included in the template), unless `--single-region` refuses it.
+//! Accounts: a step in a region reached through a role calls with a Task's `Credentials` (`accounts.rs`).
 //!
 //! Imports workflow, actions and plan::policy; only the CLI imports it.
 
+mod accounts;
+mod accounts_template;
 mod build;
 pub mod cloudformation;
 pub mod copy_rule;
@@ -17,6 +20,7 @@ mod expr;
 mod form;
 mod node;
 mod retry;
+mod status;
 
 use std::collections::BTreeMap;
 
@@ -52,6 +56,8 @@ pub struct Export {
     pub regions: BTreeMap<String, String>,
     /// Whether a step calls AWS through the cross-region function.
     pub cross_region: bool,
+    /// The roles (ARNs) Task states assume for steps in another account (their `Credentials`).
+    pub roles: Vec<String>,
     /// Inputs with neither a value nor a default: each execution must give them.
     pub required: Vec<String>,
 }
@@ -148,9 +154,12 @@ pub fn asl(
         home: (home_name, home),
         regions,
         cross_region: b.cross_region,
+        roles: b.roles.iter().cloned().collect(),
         required,
     })
 }
 
 #[cfg(test)]
 mod tests;
+#[cfg(test)]
+mod tests_accounts;

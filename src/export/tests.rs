@@ -173,7 +173,8 @@ finally:
     let def = export(&yaml).unwrap();
     assert_eq!(
         state(&def, "a: when")["Choices"][0],
-        json!({"Variable": "$.inputs.flag", "BooleanEquals": true, "Next": "a"})
+        // With `finally`, a top-level step is caught where it fails (`a: attempt`), its predecessors' outputs kept.
+        json!({"Variable": "$.inputs.flag", "BooleanEquals": true, "Next": "a: attempt"})
     );
     let p = state(&def, "p");
     assert_eq!(p["Type"], "Parallel");

@@ -15,12 +15,23 @@ What this module changes in moto's engine (install()):
 - an SDK task's answer is JSON as AWS hands it on (timestamps as `2013-08-23T01:02:15.422Z`; moto keeps Python
   datetimes, which its own DescribeExecution then fails to serialise);
 - `$$.Execution.StartTime` is such a string too;
-- a definite path through an index (`$.Images[0].State`) gives its value, not a one-element list;
+- a definite path through an index (`$.Images[0].State`) gives its value, not a one-element list, and an indefinite
+  one (`$.Images[0].BlockDeviceMappings[*].Ebs.SnapshotId`) the list of its matches, even of one (moto unwraps it);
 - a Distributed Map fails its Map Run past its tolerated failure threshold (moto never does), and an integer
   `ToleratedFailurePercentage` is accepted (moto's grammar wants `50.0`; statelint wants `50`);
 - Timestamp* Choice rules read timestamps with fractional seconds (dropping them, as AWS does); moto's are false;
 - Wait states and Retry intervals are scaled by `time_scale` (1 = real time, as AWS; tests use less).
-Every call is signed with one access key, so it lands in moto's default account.
+Every call is signed with one access key, so it lands in moto's default account -- except a Task with
+`Credentials` (`{"RoleArn": ...}`, AWS's cross-account access): as on AWS, the state machine's execution role
+assumes that role for the call. The execution role's session is made directly in moto's STS (Step Functions, a
+service principal, assumes the execution role; this emulator does not check service principals), then that session
+calls this emulator's STS AssumeRole for the task's role, so the role's trust policy must allow the execution role
+and the execution role's identity policies must allow sts:AssumeRole on it (emu_accounts, emu_iam); the call is
+signed with the keys it hands out, so it lands in the role's account and is held to the role's policies. A role
+that cannot be assumed fails the task with `States.TaskFailed` (AWS does not document the name of that error; the
+emulator's choice) and STS's message as its cause ("User: arn:aws:sts::ACCT:assumed-role/EXECUTION_ROLE/SESSION is
+not authorized to perform: sts:AssumeRole on resource: ROLE_ARN"). The sessions are named after the execution
+(AWS does not document the name it uses); no ExternalId is sent (a Task's Credentials have none).
 """
 
 from __future__ import annotations
@@ -39,7 +50,7 @@ import boto3
 from botocore.config import Config
 from moto.core.config import default_user_config
 
-from emu_common import STATE, service_model
+from emu_common import ACCOUNT_ID, STATE, service_model
 
 # the modules of moto's engine that call a service through `boto_client_for`
 _ENGINE = "moto.stepfunctions.parser.asl"
@@ -134,10 +145,65 @@ def aws_json(value: Any) -> Any:
     return value
 
 
+def _session_name(env: Any) -> str:
+    """A role session name for the execution: its name, in the characters and length STS accepts."""
+    name = env.states.context_object.context_object_data["Execution"]["Name"]
+    return (re.sub(r"[^\w+=,.@-]", "-", str(name)) or "drflow-sfn")[:64].ljust(2, "-")
+
+
+def _as_role(self: Any, env: Any, region: str, service: str, role_arn: str) -> Any:
+    """A client for a Task with Credentials: signed with `role_arn`'s credentials, assumed by the execution role
+    through this emulator's STS (see the module docstring); a refusal fails the task."""
+    from botocore.exceptions import ClientError
+    from moto.stepfunctions.parser.asl.component.common.error_name.failure_event import FailureEventException
+    from moto.sts.models import sts_backends
+
+    execution_role = env.aws_execution_details.role_arn
+    account = (re.match(r"arn:aws:iam::(\d{12}):", execution_role or "") or [None, ACCOUNT_ID])[1]
+    session = _session_name(env)
+    with STATE.lock:
+        execution = sts_backends[account]["global"].assume_role(
+            region_name=region, role_session_name=session, role_arn=execution_role, policy="", duration=3600,
+            external_id=None)
+    sts = boto3.session.Session().client(
+        "sts", region_name=region, endpoint_url=f"http://127.0.0.1:{_port}",
+        aws_access_key_id=execution.access_key_id, aws_secret_access_key=execution.secret_access_key,
+        aws_session_token=execution.session_token, config=Config(retries={"total_max_attempts": 1}))
+    try:
+        keys = sts.assume_role(RoleArn=role_arn, RoleSessionName=session)["Credentials"]
+    except ClientError as e:
+        from moto.stepfunctions.parser.api import HistoryEventType, TaskFailedEventDetails
+        from moto.stepfunctions.parser.asl.component.common.error_name.failure_event import FailureEvent
+        from moto.stepfunctions.parser.asl.component.common.error_name.states_error_name import StatesErrorName
+        from moto.stepfunctions.parser.asl.component.common.error_name.states_error_name_type import (
+            StatesErrorNameType)
+        from moto.stepfunctions.parser.asl.eval.event.event_detail import EventDetails
+
+        cause = e.response.get("Error", {}).get("Message") or str(e)
+        error = StatesErrorNameType.StatesTaskFailed
+        raise FailureEventException(failure_event=FailureEvent(
+            env=env, error_name=StatesErrorName(typ=error), event_type=HistoryEventType.TaskFailed,
+            event_details=EventDetails(taskFailedEventDetails=TaskFailedEventDetails(
+                resource=self._get_sfn_resource(), resourceType=self._get_sfn_resource_type(),
+                error=error.to_name(), cause=cause)))) from None
+    return boto3.session.Session().client(
+        service, region_name=region, endpoint_url=f"http://127.0.0.1:{_port}",
+        aws_access_key_id=keys["AccessKeyId"], aws_secret_access_key=keys["SecretAccessKey"],
+        aws_session_token=keys["SessionToken"],
+        config=Config(parameter_validation=False, retries={"total_max_attempts": 1}, connect_timeout=60,
+                      read_timeout=600))
+
+
 def _eval_service_task(self: Any, env: Any, resource_runtime_part: Any, normalised_parameters: dict,
                        state_credentials: Any) -> None:
-    """StateTaskServiceAwsSdk._eval_service_task, its answer made JSON as AWS makes it (aws_json)."""
-    client = _client_for(resource_runtime_part.region, self._get_boto_service_name())
+    """StateTaskServiceAwsSdk._eval_service_task, its answer made JSON as AWS makes it (aws_json); a Task with
+    Credentials calls as its role (_as_role)."""
+    # moto hands every task the execution role as its credentials; only a declared `Credentials` assumes a role
+    role_arn = getattr(state_credentials, "role_arn", None) if getattr(self, "credentials", None) else None
+    if role_arn:
+        client = _as_role(self, env, resource_runtime_part.region, self._get_boto_service_name(), role_arn)
+    else:
+        client = _client_for(resource_runtime_part.region, self._get_boto_service_name())
     response = getattr(client, self._get_boto_service_action())(**normalised_parameters) or {}
     response.pop("ResponseMetadata", None)
     env.stack.append(aws_json(response))
@@ -148,10 +214,15 @@ _INDEFINITE = re.compile(r"\.\.|\*|\[\s*\?|\[[^\]]*[:,][^\]]*\]")
 
 def _definite_extract_json(original: Any) -> Any:
     """extract_json as AWS evaluates a definite path (no `..`, `*`, filter, slice or union): its one value.
-    moto answers a list for a path through an index (`$.Images[0].State` -> ["available"]; AWS: "available")."""
+    moto answers a list for a path through an index (`$.Images[0].State` -> ["available"]; AWS: "available").
+    An indefinite path gives the list of its matches, one match or none included, as the JSONPath implementation
+    AWS uses (Jayway) answers an indefinite path: moto gives a single match's value unwrapped when it is not at an
+    index (`$.Images[0].BlockDeviceMappings[*].Ebs.SnapshotId` -> "snap-1"; AWS: ["snap-1"])."""
     from jsonpath_ng.ext import parse
 
     def extract_json(path: str, data: Any) -> Any:
+        if _INDEFINITE.search(path) and path.startswith("$"):
+            return [m.value for m in parse(path).find(data)]
         value = original(path, data)
         if isinstance(value, list) and not _INDEFINITE.search(path):
             matches = parse(path).find(data)

@@ -342,6 +342,44 @@ def checks(api: Any) -> list[tuple[str, Callable[[dict[str, Any]], None]]]:
                 else:
                     os.environ[k] = v
 
+    def sfn_task_credentials_call_as_the_role(ctx: dict[str, Any]) -> None:
+        """A Task with Credentials calls as that role (assumed by the execution role): the parameter lands in the
+        role's account; a role whose trust does not allow the execution role fails the task with STS's message."""
+        other = "333333333333"
+        as_other = api.boto3.client("iam", region_name=PRIMARY, endpoint_url=api.URL, aws_access_key_id=other,
+                                    aws_secret_access_key="secret")
+        execution = api.client("iam").create_role(RoleName="drflow-sfn-xa", AssumeRolePolicyDocument=json.dumps({
+            "Version": "2012-10-17", "Statement": [{"Effect": "Allow", "Principal": {"Service": "states.amazonaws.com"},
+                                                    "Action": "sts:AssumeRole"}]}))["Role"]["Arn"]
+        api.client("iam").put_role_policy(RoleName="drflow-sfn-xa", PolicyName="assume", PolicyDocument=json.dumps({
+            "Version": "2012-10-17", "Statement": [{"Effect": "Allow", "Action": "sts:AssumeRole", "Resource": "*"}]}))
+        for name, trusted in (("dr-trusting", execution), ("dr-not-trusting", f"arn:aws:iam::{ACCOUNT}:role/other")):
+            as_other.create_role(RoleName=name, AssumeRolePolicyDocument=json.dumps({
+                "Version": "2012-10-17", "Statement": [{"Effect": "Allow", "Principal": {"AWS": trusted},
+                                                        "Action": "sts:AssumeRole"}]}))
+            as_other.put_role_policy(RoleName=name, PolicyName="ssm", PolicyDocument=json.dumps({
+                "Version": "2012-10-17", "Statement": [{"Effect": "Allow", "Action": "ssm:PutParameter",
+                                                        "Resource": "*"}]}))
+        definition = {"StartAt": "Put", "States": {"Put": task(
+            "ssm:putParameter", {"Name": "/drflow/xa", "Value": "v", "Type": "String", "Overwrite": True},
+            Credentials={"RoleArn.$": "$.role"}, End=True)}}
+        created["credentials"] = definition
+        machine = sfn().create_state_machine(name="drflow-credentials", definition=json.dumps(definition),
+                                             roleArn=execution)["stateMachineArn"]
+        ok = execute(machine, "xa-ok", {"role": f"arn:aws:iam::{other}:role/dr-trusting"})
+        assert ok["status"] == "SUCCEEDED", (ok.get("error"), ok.get("cause"))
+        put = [c for c in calls("PutParameter") if c["request"].get("Name") == "/drflow/xa"]
+        assert [c["account"] for c in put] == [other], put
+        ssm_other = api.boto3.client("ssm", region_name=PRIMARY, endpoint_url=api.URL, aws_access_key_id=other,
+                                     aws_secret_access_key="secret")
+        assert ssm_other.get_parameter(Name="/drflow/xa")["Parameter"]["Value"] == "v"
+        assert api.code(api.error_of(lambda: api.client("ssm").get_parameter(Name="/drflow/xa"))) == "ParameterNotFound"
+        refused = execute(machine, "xa-refused", {"role": f"arn:aws:iam::{other}:role/dr-not-trusting"})
+        assert refused["status"] == "FAILED" and refused["error"] == "States.TaskFailed", refused.get("error")
+        assert "is not authorized to perform: sts:AssumeRole on resource: " \
+               f"arn:aws:iam::{other}:role/dr-not-trusting" in refused["cause"], refused["cause"]
+        assert f"assumed-role/drflow-sfn-xa/xa-refused" in refused["cause"], refused["cause"]
+
     def asl_linters(ctx: dict[str, Any]) -> None:
         """The linters of scripts/emulator-venv accept every state machine above and refuse a broken one."""
         statelint = os.path.join(os.path.dirname(sys.executable), "statelint")
@@ -362,4 +400,4 @@ def checks(api: Any) -> list[tuple[str, Callable[[dict[str, Any]], None]]]:
     return [(f.__name__, f) for f in (
         sfn_settings, sfn_pipeline_one_region, sfn_map_over_three_items, sfn_parallel_and_intrinsics,
         sfn_task_fails_fast_with_message, sfn_region_of_the_state_machine, sfn_reset_stops_executions,
-        cross_region_function, asl_linters)]
+        sfn_task_credentials_call_as_the_role, cross_region_function, asl_linters)]

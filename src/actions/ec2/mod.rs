@@ -176,6 +176,76 @@ async fn share(ctx: &Ctx<'_>, inputs: &Values, share: bool) -> Result<Values, Ac
     Ok(values::values([("snapshot_ids", Value::Array(ids))]))
 }
 
+/// `share`'s Step Functions form: DescribeImages, ModifyImageAttribute (launch permission) and one
+/// ModifySnapshotAttribute (create-volume permission) per EBS snapshot of the image's block devices; an image that
+/// does not exist fails a share (InvalidAMIID.NotFound, as `share` does) and leaves an unshare nothing to do. Like
+/// `share`, no KMS grant: the copy in the other account is re-encrypted with its own key, which its role uses.
+fn sharing_form(share: bool) -> super::sfn::Form {
+    use super::sfn::{Arg, Bound, Call, Cond, Form, Op, answer, fmt, input, lit};
+    /// The most block devices of an image whose snapshots the form shares (AWS's block device mapping quota for an
+    /// AMI is far above what an instance uses; a longer list fails the step, named).
+    const SFN_MAX_DEVICES: usize = 16;
+    let change = if share { "Add" } else { "Remove" };
+    let images = Call::new("images", "ec2", "DescribeImages").with("ImageIds", Arg::List(vec![input("image_id")]));
+    let gone = Cond::Empty(answer("images", "Images"));
+    let mut ops = Vec::new();
+    if share {
+        ops.push(Op::Call(images));
+        ops.push(Op::Fail {
+            when: gone,
+            error: lit("InvalidAMIID.NotFound"),
+            cause: fmt("image {} does not exist in {}", vec![input("image_id"), Arg::Region]),
+        });
+    } else {
+        // AWS answers InvalidAMIID.NotFound for an id it does not know: caught, the answer holds no Images.
+        ops.push(Op::Call(images.absent(&["InvalidAMIID.NotFound"])));
+        ops.push(Op::Finish {
+            when: gone,
+            outputs: vec![("snapshot_ids", lit(serde_json::json!([])))],
+        });
+    }
+    ops.push(Op::Let("image", Arg::First(Box::new(answer("images", "Images")))));
+    ops.push(Op::Call(
+        Call::new("launch", "ec2", "ModifyImageAttribute")
+            .with("ImageId", input("image_id"))
+            .with(
+                "LaunchPermission",
+                Arg::Map(vec![(
+                    change,
+                    Arg::List(vec![Arg::Map(vec![("UserId", input("account_id"))])]),
+                )]),
+            ),
+    ));
+    let snapshot = || Arg::Item("device", "Ebs.SnapshotId");
+    ops.push(Op::Loop {
+        id: "device",
+        items: answer("image", "v.BlockDeviceMappings"),
+        bound: Bound {
+            at_most: SFN_MAX_DEVICES,
+            error: "TooManyDevices",
+            cause: "the AMI has more block devices than the Step Functions form shares or unshares the snapshots of: \
+                    use drflow run",
+        },
+        ops: vec![Op::If {
+            when: Cond::Present(snapshot()),
+            then: vec![Op::Call(
+                Call::new("volumes", "ec2", "ModifySnapshotAttribute")
+                    .with("SnapshotId", snapshot())
+                    .with("Attribute", lit("createVolumePermission"))
+                    .with("OperationType", lit(change.to_lowercase()))
+                    .with("UserIds", Arg::List(vec![input("account_id")])),
+            )],
+        }],
+    });
+    Form {
+        ops,
+        outputs: vec![(
+            "snapshot_ids",
+            answer("image", "v.BlockDeviceMappings[*].Ebs.SnapshotId"),
+        )],
+    }
+}
+
 /// The AMI a create or copy step made (known once journaled, even if the step later failed).
 fn image_effects(step: &StepFacts<'_>) -> Effects {
     let mut e = Effects::default();

@@ -29,9 +29,7 @@ impl Action for ShareImage {
     }
 
     fn sfn(&self) -> Result<crate::actions::sfn::Form, &'static str> {
-        Err(
-            "sharing an AMI and its snapshots with another account (and granting its KMS key) serves cross-account DR, which the export does not map yet: calls in another account would need a Task's Credentials",
-        )
+        Ok(super::sharing_form(true))
     }
 
     async fn call(&self, ctx: &Ctx<'_>, inputs: &Values) -> Result<Values, ActionError> {

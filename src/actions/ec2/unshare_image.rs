@@ -29,9 +29,7 @@ impl Action for UnshareImage {
     }
 
     fn sfn(&self) -> Result<crate::actions::sfn::Form, &'static str> {
-        Err(
-            "it undoes a cross-account share, which the export does not map yet: calls in another account would need a Task's Credentials",
-        )
+        Ok(super::sharing_form(false))
     }
 
     async fn call(&self, ctx: &Ctx<'_>, inputs: &Values) -> Result<Values, ActionError> {
