@@ -61,6 +61,10 @@ pub(crate) struct Builder<'a> {
     /// by step: one execution's, or a Map item's child execution's.
     pub events: Vec<(String, usize)>,
     pub refusals: Vec<Refusal>,
+    /// The workflow's inputs with a value at export (given or defaulted), for forms that need one known.
+    pub known: Map<String, Value>,
+    /// Whether a step asks for approval on the approvals topic.
+    pub approvals: bool,
     /// Each action step's form (by step id), and the outputs it gives.
     forms: BTreeMap<String, Result<Form, String>>,
     outputs: BTreeMap<String, Vec<&'static str>>,
@@ -93,6 +97,8 @@ impl<'a> Builder<'a> {
             cross_region: false,
             events: Vec::new(),
             refusals: Vec::new(),
+            known: Map::new(),
+            approvals: false,
             forms,
             outputs,
         }
@@ -119,6 +125,7 @@ impl<'a> Builder<'a> {
 
     /// The whole definition.
     pub fn definition(&mut self, defaults: &Map<String, Value>) -> Value {
+        self.known = defaults.clone();
         let mut chain = Chain::default();
         chain.add(DONE, json!({"Type": "Succeed"}));
         // The execution's output: the run and the steps' outputs, not the steps' working data.

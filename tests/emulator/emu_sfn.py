@@ -18,7 +18,11 @@ What this module changes in moto's engine (install()):
 - a definite path through an index (`$.Images[0].State`) gives its value, not a one-element list;
 - a Distributed Map fails its Map Run past its tolerated failure threshold (moto never does), and an integer
   `ToleratedFailurePercentage` is accepted (moto's grammar wants `50.0`; statelint wants `50`);
-- Wait states and Retry intervals are scaled by `time_scale` (1 = real time, as AWS; tests use less).
+- Wait states and Retry intervals are scaled by `time_scale` (1 = real time, as AWS; tests use less);
+- an escaped quote `\\'` in an intrinsic function's string is read as a quote (moto's lexer ends the string there;
+  CreateStateMachine hides it from the lexer, see _hide_escaped_quotes), and `States.Format` reads
+  `\\{` and `\\}` as literal braces and `\\\\` as a backslash, as AWS documents (moto hands the template to Python's
+  str.format, which takes `{"a":1}` for a replacement field).
 Every call is signed with one access key, so it lands in moto's default account.
 """
 
@@ -27,6 +31,7 @@ from __future__ import annotations
 import base64
 import datetime
 import importlib
+import json
 import logging
 import re
 import sys
@@ -212,13 +217,49 @@ def _declare_thresholds(original: Any) -> Any:
 _PERCENTAGE = re.compile(r'("ToleratedFailurePercentage"\s*:\s*)(-?\d+)(?![\d.eE])')
 
 
+_QUOTE = "\ue000"  # stands for an escaped quote in an intrinsic function's string until moto's parser has read it
+
+
+def _hide_escaped_quotes(value: Any, intrinsic: bool = False) -> Any:
+    """A definition's intrinsic functions (values of `Key.$`, `ErrorPath`, `CausePath` starting `States.`) with each
+    escaped quote `\\'` as _QUOTE: moto's intrinsic lexer ends a string at `\\'` (AWS reads a quote)."""
+    if isinstance(value, dict):
+        return {k: _hide_escaped_quotes(v, k.endswith(".$") or k in ("ErrorPath", "CausePath"))
+                for k, v in value.items()}
+    if isinstance(value, list):
+        return [_hide_escaped_quotes(v) for v in value]
+    if intrinsic and isinstance(value, str) and value.startswith("States."):
+        return value.replace("\\'", _QUOTE)
+    return value
+
+
+def _text_with_quotes(original: Any) -> Any:
+    """Preprocessor._text_of_str with _QUOTE read back as a quote."""
+
+    def _text_of_str(parse_tree: Any) -> str:
+        return original(parse_tree).replace(_QUOTE, "'")
+
+    return staticmethod(_text_of_str)
+
+
 def before_state_machine_definition(call: Any) -> None:
     """CreateStateMachine / UpdateStateMachine: an integer ToleratedFailurePercentage (`50`, valid JSON for AWS's
-    number) written as `50.0`, the only form moto's ASL grammar parses. The stored definition shows the `.0`."""
+    number) written as `50.0`, the only form moto's ASL grammar parses (the stored definition shows the `.0`); an
+    escaped quote in an intrinsic function's string hidden from moto's lexer (_hide_escaped_quotes)."""
     doc = call.json()
     definition = doc.get("definition")
-    if isinstance(definition, str) and _PERCENTAGE.search(definition):
-        doc["definition"] = _PERCENTAGE.sub(r"\1\2.0", definition)
+    if not isinstance(definition, str):
+        return
+    changed = definition
+    if _PERCENTAGE.search(changed):
+        changed = _PERCENTAGE.sub(r"\1\2.0", changed)
+    if "\\\\'" in changed:
+        try:
+            changed = json.dumps(_hide_escaped_quotes(json.loads(changed)), ensure_ascii=False)
+        except ValueError:
+            pass
+    if changed != definition:
+        doc["definition"] = changed
         call.set_json(doc)
 
 
@@ -233,6 +274,40 @@ def _iso_start_time(original: Any) -> Any:
         return env
 
     return _get_evaluation_environment
+
+
+def _unescape_quote(original: Any) -> Any:
+    """Preprocessor._replace_escaped_characters that also unescapes `\\'` (AWS: a quote in a string literal);
+    `\\{`, `\\}` and `\\\\` stay escaped for States.Format (_format_escaped)."""
+
+    def replace(match: Any) -> str:
+        return "'" if match.group(1) == "'" else original(match)
+
+    return staticmethod(replace)
+
+
+def _format_escaped(self: Any, env: Any) -> None:
+    """StringFormat._eval_body as AWS documents States.Format: `{}` takes the next argument; `\\{`, `\\}` and
+    `\\\\` are literal characters."""
+    self.argument_list.eval(env=env)
+    args = env.stack.pop()
+    template, values = args[0], list(map(self._to_str_repr, args[1:]))
+    out, i, n = [], 0, 0
+    while i < len(template):
+        c = template[i]
+        if c == "\\" and i + 1 < len(template) and template[i + 1] in "{}\\'":
+            out.append(template[i + 1])
+            i += 2
+        elif template.startswith("{}", i):
+            if n >= len(values):
+                raise ValueError(f"States.Format: more placeholders than arguments in '{template}'")
+            out.append(values[n])
+            n += 1
+            i += 2
+        else:
+            out.append(c)
+            i += 1
+    env.stack.append("".join(out))
 
 
 def install(port: int, verbose: bool = False) -> None:
@@ -270,6 +345,11 @@ def install(port: int, verbose: bool = False) -> None:
     component._map_run = _map_run_with_threshold(component._map_run)
     state_map = importlib.import_module(f"{_ENGINE}.component.state.exec.state_map.state_map")
     state_map.StateMap.from_state_props = _declare_thresholds(state_map.StateMap.from_state_props)
+    preprocessor = importlib.import_module("moto.stepfunctions.parser.asl.parse.intrinsic.preprocessor").Preprocessor
+    preprocessor._replace_escaped_characters = _unescape_quote(preprocessor._replace_escaped_characters)
+    preprocessor._text_of_str = _text_with_quotes(preprocessor._text_of_str)
+    string_format = importlib.import_module(f"{_ENGINE}.component.intrinsic.function.statesfunction.generic.string_format")
+    string_format.StringFormat._eval_body = _format_escaped
 
 
 def apply_settings() -> None:
