@@ -63,7 +63,7 @@ impl Action for ImageFreshness {
     /// time the check runs (`$$.State.EnteredTime`), both as minutes since 2000 (`sfn_time`); `max_age` in seconds
     /// as exported (an execution giving another `max_age` fails, `MaxAgeNotExported`: export again).
     fn sfn(&self) -> Result<crate::actions::sfn::Form, &'static str> {
-        use super::sfn_time::{TimeIds, minutes_ops, negated, text_ops, times_sixty};
+        use super::sfn_time::{CREATED, age_ops, text_ops};
         use crate::actions::sfn::{Arg, Call, Cond, Form, Op, answer, fmt, input, lit};
         let name = || input("name");
         let ami = || answer("get", "Parameter.Value");
@@ -71,20 +71,7 @@ impl Action for ImageFreshness {
             ("Name", lit("image-id")),
             ("Values", Arg::List(vec![ami()])),
         ])]);
-        let created = TimeIds {
-            raw: "created_raw",
-            num: "created_num",
-            sums: "created_sums",
-            minutes: "created_minutes",
-        };
-        let now = TimeIds {
-            raw: "now_raw",
-            num: "now_num",
-            sums: "now_sums",
-            minutes: "now_minutes",
-        };
         let age = || answer("age", "v");
-        let add = |a: Arg, b: Arg| Arg::Add(Box::new(a), Box::new(b));
         let allowed = Cond::All(vec![Cond::Given("allow_stale"), Cond::True(input("allow_stale"))]);
         let mut ops = vec![
             Op::Call(
@@ -140,27 +127,7 @@ impl Action for ImageFreshness {
                 ),
             },
         ];
-        ops.extend(minutes_ops(&created, answer("image", "v.CreationDate")));
-        ops.extend(minutes_ops(&now, Arg::Context("State.EnteredTime")));
-        ops.extend([
-            Op::Let(
-                "age_minutes",
-                add(answer(now.minutes, "v"), negated(answer(created.minutes, "v"))),
-            ),
-            Op::Let("age_minutes_60", times_sixty(answer("age_minutes", "v"))),
-            Op::Let(
-                "age",
-                add(
-                    answer("age_minutes_60", "v"),
-                    add(answer(now.num, "v.s"), negated(answer(created.num, "v.s"))),
-                ),
-            ),
-            // A creation date after the clock (skew) is no age.
-            Op::If {
-                when: Cond::Not(Box::new(Cond::Above(age(), lit(-1)))),
-                then: vec![Op::Let("age", lit(0))],
-            },
-        ]);
+        ops.extend(age_ops( answer("image", "v.CreationDate"), Arg::Context("State.EnteredTime")));
         ops.extend(text_ops("age_text", age()));
         let line = |what: &'static str, extra: Arg| {
             fmt(what, vec![name(), Arg::Region, ami(), answer("age_text", "v"), extra])
@@ -193,7 +160,7 @@ impl Action for ImageFreshness {
                 ],
             },
         ]);
-        let raw = |k: &'static str| answer(created.raw, k);
+        let raw = |k: &'static str| answer(CREATED.raw, k);
         Ok(Form {
             ops,
             outputs: vec![
