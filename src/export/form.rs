@@ -814,7 +814,20 @@ impl Builder<'_> {
             errors: vec![crate::workflow::ErrorMatch::Transient],
             ..cx.action.retry.clone()
         };
-        if let Some(r) = retry::retrier(&transient, c.service, Via::Sdk, &[]) {
+        if let Some(mut r) = retry::retrier(&transient, c.service, Via::Sdk, &[]) {
+            // An optimized integration names its service's errors in capitals (`SNS.ThrottledException`), as
+            // moto's engine reproduces them; the SDK integration's names are kept beside them.
+            let prefix = retry::service_prefix(c.service);
+            let mut names: Vec<Value> = r["ErrorEquals"].as_array().cloned().unwrap_or_default();
+            for n in names.clone() {
+                if let Some(rest) = n.as_str().and_then(|n| n.strip_prefix(&format!("{prefix}."))) {
+                    let upper = json!(format!("{}.{rest}", c.service.to_ascii_uppercase()));
+                    if !names.contains(&upper) {
+                        names.push(upper);
+                    }
+                }
+            }
+            r["ErrorEquals"] = Value::Array(names);
             state["Retry"] = json!([r]);
         }
         state["Next"] = json!(next);

@@ -20,9 +20,11 @@ What this module changes in moto's engine (install()):
   `ToleratedFailurePercentage` is accepted (moto's grammar wants `50.0`; statelint wants `50`);
 - Wait states and Retry intervals are scaled by `time_scale` (1 = real time, as AWS; tests use less);
 - an escaped quote `\\'` in an intrinsic function's string is read as a quote (moto's lexer ends the string there;
-  CreateStateMachine hides it from the lexer, see _hide_escaped_quotes), and `States.Format` reads
+  CreateStateMachine hides it from the lexer, see _hide_escaped_quotes), `\\n`, `\\r`, `\\t` as the characters
+  (moto's ASL parser keeps the JSON string's doubled backslash), and `States.Format` reads
   `\\{` and `\\}` as literal braces and `\\\\` as a backslash, as AWS documents (moto hands the template to Python's
-  str.format, which takes `{"a":1}` for a replacement field).
+  str.format, which takes `{"a":1}` for a replacement field);
+- SendTaskFailure hands its `cause` on to the failed task (moto's drops it).
 Every call is signed with one access key, so it lands in moto's default account.
 """
 
@@ -222,15 +224,24 @@ _QUOTE = "\ue000"  # stands for an escaped quote in an intrinsic function's stri
 
 def _hide_escaped_quotes(value: Any, intrinsic: bool = False) -> Any:
     """A definition's intrinsic functions (values of `Key.$`, `ErrorPath`, `CausePath` starting `States.`) with each
-    escaped quote `\\'` as _QUOTE: moto's intrinsic lexer ends a string at `\\'` (AWS reads a quote)."""
+    escaped quote `\\'` as _QUOTE (moto's intrinsic lexer ends a string at `\\'`; AWS reads a quote), and line
+    breaks and tabs read (_unescape_early)."""
     if isinstance(value, dict):
         return {k: _hide_escaped_quotes(v, k.endswith(".$") or k in ("ErrorPath", "CausePath"))
                 for k, v in value.items()}
     if isinstance(value, list):
         return [_hide_escaped_quotes(v) for v in value]
     if intrinsic and isinstance(value, str) and value.startswith("States."):
-        return value.replace("\\'", _QUOTE)
+        return re.sub(r"\\(.)", _unescape_early, value)
     return value
+
+
+def _unescape_early(match: Any) -> str:
+    """An escape of an intrinsic function's string read before moto's parsers see it: `\\'` as _QUOTE, `\\n`, `\\r`,
+    `\\t` as the characters (moto's ASL parser keeps a JSON string's `\\\\` doubled, so its intrinsic parser
+    would read `\\n` as a backslash and an n); `\\{`, `\\}`, `\\\\` stay for States.Format."""
+    c = match.group(1)
+    return {"'": _QUOTE, "n": "\n", "r": "\r", "t": "\t"}.get(c, match.group(0))
 
 
 def _text_with_quotes(original: Any) -> Any:
@@ -253,7 +264,7 @@ def before_state_machine_definition(call: Any) -> None:
     changed = definition
     if _PERCENTAGE.search(changed):
         changed = _PERCENTAGE.sub(r"\1\2.0", changed)
-    if "\\\\'" in changed:
+    if re.search(r"\\\\['nrt]", changed):
         try:
             changed = json.dumps(_hide_escaped_quotes(json.loads(changed)), ensure_ascii=False)
         except ValueError:
@@ -310,6 +321,18 @@ def _format_escaped(self: Any, env: Any) -> None:
     env.stack.append("".join(out))
 
 
+def _send_task_failure_with_cause(self: Any) -> Any:
+    """StepFunctionResponse.send_task_failure that hands the `cause` on (moto's drops it; AWS fails the task, and an
+    execution that does not catch it, with the error and the cause given)."""
+    backend = self.stepfunction_backend
+    token, error, cause = self._get_param("taskToken"), self._get_param("error"), self._get_param("cause")
+    try:
+        backend.send_task_failure(token, error=error, cause=cause)
+    except TypeError:  # the non-executing backend takes no cause
+        backend.send_task_failure(token, error=error)
+    return importlib.import_module("moto.stepfunctions.responses").EmptyResult()
+
+
 def install(port: int, verbose: bool = False) -> None:
     """Turn execution on and patch moto's engine (see the module docstring). Call once, before serving. Unless
     verbose, the engine does not log the failures of states (an execution's history has them), only its crashes."""
@@ -350,6 +373,8 @@ def install(port: int, verbose: bool = False) -> None:
     preprocessor._text_of_str = _text_with_quotes(preprocessor._text_of_str)
     string_format = importlib.import_module(f"{_ENGINE}.component.intrinsic.function.statesfunction.generic.string_format")
     string_format.StringFormat._eval_body = _format_escaped
+    responses = importlib.import_module("moto.stepfunctions.responses")
+    responses.StepFunctionResponse.send_task_failure = _send_task_failure_with_cause
 
 
 def apply_settings() -> None:

@@ -11,6 +11,7 @@ mod cross_account;
 mod e2e_emulator;
 mod engine_semantics;
 mod export;
+mod export_failover;
 mod fleet;
 mod follow_plan;
 mod pipeline_sim;
