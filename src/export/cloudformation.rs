@@ -61,7 +61,11 @@ pub fn template(
     let own_topic = opts.approval_topic.is_none();
     let opts = Options {
         function: Some("${CrossRegionFunctionArn}".into()),
-        approval_topic: Some(opts.approval_topic.clone().unwrap_or_else(|| "${ApprovalTopicArn}".into())),
+        approval_topic: Some(
+            opts.approval_topic
+                .clone()
+                .unwrap_or_else(|| "${ApprovalTopicArn}".into()),
+        ),
         ..opts.clone()
     };
     let export = asl(wf, inputs, regions, &opts)?;
@@ -170,7 +174,9 @@ pub fn template(
     if export.approvals {
         let topic = match opts.approval_topic.as_deref() {
             Some(t) if t.starts_with("arn:") => json!(t),
-            Some(t) if !own_topic => json!({"Fn::Sub": format!("arn:${{AWS::Partition}}:sns:${{AWS::Region}}:${{AWS::AccountId}}:{t}")}),
+            Some(t) if !own_topic => {
+                json!({"Fn::Sub": format!("arn:${{AWS::Partition}}:sns:${{AWS::Region}}:${{AWS::AccountId}}:{t}")})
+            }
             _ => json!({"Ref": "ApprovalTopic"}),
         };
         own.push(json!({"Sid": "AskApprovals", "Effect": "Allow", "Action": ["sns:Publish"], "Resource": [topic]}));

@@ -90,7 +90,12 @@ fn collect(ops: &[Op], lets: &mut BTreeSet<&'static str>, own: &mut Vec<String>)
 pub(crate) fn inputs_used(form: &Form) -> BTreeSet<&'static str> {
     fn arg(a: &Arg, out: &mut BTreeSet<&'static str>) {
         match a {
-            Arg::Input(n) | Arg::AccountOf(n) | Arg::Pairs(n, ..) | Arg::File(n) | Arg::Seconds(n) | Arg::Exported(n) => {
+            Arg::Input(n)
+            | Arg::AccountOf(n)
+            | Arg::Pairs(n, ..)
+            | Arg::File(n)
+            | Arg::Seconds(n)
+            | Arg::Exported(n) => {
                 out.insert(n);
             }
             Arg::IfGiven(n, a) => {
@@ -579,7 +584,9 @@ impl Builder<'_> {
             },
             Cond::After(a, b) => Rule::Rule(json!({"Variable": var(self, a)?, "StringGreaterThanPath": var(self, b)?})),
             Cond::Above(a, b) => match self.arg(cx, b)?.simplify() {
-                Node::Lit(n @ Value::Number(_)) => Rule::Rule(json!({"Variable": var(self, a)?, "NumericGreaterThan": n})),
+                Node::Lit(n @ Value::Number(_)) => {
+                    Rule::Rule(json!({"Variable": var(self, a)?, "NumericGreaterThan": n}))
+                }
                 _ => Rule::Rule(json!({"Variable": var(self, a)?, "NumericGreaterThanPath": var(self, b)?})),
             },
             Cond::True(a) => match self.arg(cx, a)?.simplify() {
@@ -741,7 +748,8 @@ impl Builder<'_> {
             )),
             Arg::Seconds(n) => {
                 let text = self.exported(cx, n)?;
-                let d = crate::workflow::parse_duration(&text).map_err(|e| format!("`{n}` of `{}`: {e}", cx.step.id))?;
+                let d =
+                    crate::workflow::parse_duration(&text).map_err(|e| format!("`{n}` of `{}`: {e}", cx.step.id))?;
                 Node::Lit(json!(d.as_secs()))
             }
             Arg::Exported(n) => Node::Lit(json!(self.exported(cx, n)?)),
@@ -754,7 +762,9 @@ impl Builder<'_> {
                     // The topic of that name in the state machine's own partition, region and account.
                     let name = topic.as_deref().unwrap_or(super::APPROVAL_TOPIC);
                     let field = |i: usize| {
-                        Node::Expr(format!("States.ArrayGetItem(States.StringSplit($$.StateMachine.Id, ':'), {i})"))
+                        Node::Expr(format!(
+                            "States.ArrayGetItem(States.StringSplit($$.StateMachine.Id, ':'), {i})"
+                        ))
                     };
                     format(
                         &format!("arn:{{}}:sns:{{}}:{{}}:{name}"),

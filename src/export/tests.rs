@@ -223,8 +223,12 @@ fn a_wait_polls_in_a_counted_loop_and_fails_fast() {
 fn what_is_not_mapped_is_refused_with_its_location() {
     let cases = [
         (
-            "  - id: x\n    action: drflow.approve\n    region: dr\n    with: {message: go?}\n",
-            "is not mapped to Step Functions",
+            "  - id: a\n    action: drflow.echo\n    with: {value: 2h}\n  - id: x\n    action: ssm.image_freshness\n    region: dr\n    with: {name: /p, max_age: '${{ steps.a.outputs.value }}'}\n",
+            "must be a literal or one workflow input",
+        ),
+        (
+            "  - id: f\n    action: ssm.image_freshness\n    region: dr\n    with: {name: /p, max_age: 2h}\n  - id: x\n    action: drflow.echo\n    with: {value: '${{ steps.f.outputs.creation_date }}'}\n",
+            "gives no `creation_date`",
         ),
         (
             "  - id: x\n    for_each: [a, b]\n    steps:\n      - id: y\n        action: drflow.echo\n",

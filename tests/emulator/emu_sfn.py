@@ -19,9 +19,10 @@ What this module changes in moto's engine (install()):
 - a Distributed Map fails its Map Run past its tolerated failure threshold (moto never does), and an integer
   `ToleratedFailurePercentage` is accepted (moto's grammar wants `50.0`; statelint wants `50`);
 - Wait states and Retry intervals are scaled by `time_scale` (1 = real time, as AWS; tests use less);
-- an escaped quote `\\'` in an intrinsic function's string is read as a quote (moto's lexer ends the string there;
-  CreateStateMachine hides it from the lexer, see _hide_escaped_quotes), `\\n`, `\\r`, `\\t` as the characters
-  (moto's ASL parser keeps the JSON string's doubled backslash), and `States.Format` reads
+- the escapes of an intrinsic function's string (`\\'`, `\\n`, `\\{`, `\\}`, `\\\\`) are read as AWS reads them: moto's
+  ASL parser leaves the JSON string's backslash doubled (`\\\\'`), so its intrinsic lexer ended the string at the
+  quote and read `\\n` as a backslash and an n; CreateStateMachine reads them first (_hide_escaped_quotes), and
+  `States.Format` reads
   `\\{` and `\\}` as literal braces and `\\\\` as a backslash, as AWS documents (moto hands the template to Python's
   str.format, which takes `{"a":1}` for a replacement field);
 - SendTaskFailure hands its `cause` on to the failed task (moto's drops it).
@@ -219,7 +220,8 @@ def _declare_thresholds(original: Any) -> Any:
 _PERCENTAGE = re.compile(r'("ToleratedFailurePercentage"\s*:\s*)(-?\d+)(?![\d.eE])')
 
 
-_QUOTE = "\ue000"  # stands for an escaped quote in an intrinsic function's string until moto's parser has read it
+# stand for escapes of an intrinsic function's string until moto's parsers have read it (_unescape_early)
+_QUOTE, _LBRACE, _RBRACE, _BACKSLASH = "\ue000", "\ue001", "\ue002", "\ue003"
 
 
 def _hide_escaped_quotes(value: Any, intrinsic: bool = False) -> Any:
@@ -239,16 +241,19 @@ def _hide_escaped_quotes(value: Any, intrinsic: bool = False) -> Any:
 def _unescape_early(match: Any) -> str:
     """An escape of an intrinsic function's string read before moto's parsers see it: `\\'` as _QUOTE, `\\n`, `\\r`,
     `\\t` as the characters (moto's ASL parser keeps a JSON string's `\\\\` doubled, so its intrinsic parser
-    would read `\\n` as a backslash and an n); `\\{`, `\\}`, `\\\\` stay for States.Format."""
+    would read `\\n` as a backslash and an n); `\\{`, `\\}`, `\\\\` as stand-ins read back as those escapes, once,
+    for States.Format (_format_escaped)."""
     c = match.group(1)
-    return {"'": _QUOTE, "n": "\n", "r": "\r", "t": "\t"}.get(c, match.group(0))
+    return {"'": _QUOTE, "n": "\n", "r": "\r", "t": "\t", "{": _LBRACE, "}": _RBRACE, "\\": _BACKSLASH}.get(
+        c, match.group(0))
 
 
 def _text_with_quotes(original: Any) -> Any:
-    """Preprocessor._text_of_str with _QUOTE read back as a quote."""
+    """Preprocessor._text_of_str with the stand-ins read back: a quote, and `\\{`, `\\}`, `\\\\` once."""
 
     def _text_of_str(parse_tree: Any) -> str:
-        return original(parse_tree).replace(_QUOTE, "'")
+        text = original(parse_tree).replace(_QUOTE, "'")
+        return text.replace(_LBRACE, "\\{").replace(_RBRACE, "\\}").replace(_BACKSLASH, "\\\\")
 
     return staticmethod(_text_of_str)
 
@@ -264,7 +269,7 @@ def before_state_machine_definition(call: Any) -> None:
     changed = definition
     if _PERCENTAGE.search(changed):
         changed = _PERCENTAGE.sub(r"\1\2.0", changed)
-    if re.search(r"\\\\['nrt]", changed):
+    if re.search(r"\\\\['nrt{}\\\\]", changed):
         try:
             changed = json.dumps(_hide_escaped_quotes(json.loads(changed)), ensure_ascii=False)
         except ValueError:

@@ -67,8 +67,11 @@ impl Failover {
         }
         // The shipped workflow (its polls bound the history as on AWS); the engine's Waits and Retry intervals run
         // 100 times faster.
-        w.emu
-            .control("POST", "/_drflow/sfn", Some(json!({"execute": true, "time_scale": 0.01})));
+        w.emu.control(
+            "POST",
+            "/_drflow/sfn",
+            Some(json!({"execute": true, "time_scale": 0.01})),
+        );
         let instance = format!("instance_id={}", w.instance);
         let out = w.emu.drflow(
             &w.state(),
@@ -95,7 +98,9 @@ impl Failover {
                 .unwrap()
                 .to_string()
         });
-        let queue = w.emu.aws_json("sqs", DR, "AmazonSQS.CreateQueue", json!({"QueueName": "approvals"}))["QueueUrl"]
+        let queue = w
+            .emu
+            .aws_json("sqs", DR, "AmazonSQS.CreateQueue", json!({"QueueName": "approvals"}))["QueueUrl"]
             .as_str()
             .unwrap()
             .to_string();
@@ -129,7 +134,9 @@ impl Failover {
     }
 
     fn sfn(&self, target: &str, body: Value) -> Value {
-        self.w.emu.aws_json("states", DR, &format!("AWSStepFunctions.{target}"), body)
+        self.w
+            .emu
+            .aws_json("states", DR, &format!("AWSStepFunctions.{target}"), body)
     }
 
     fn start(&self, name: &str, input: Value) -> String {
@@ -208,9 +215,11 @@ impl Failover {
 
 impl Drop for Failover {
     fn drop(&mut self) {
-        self.w
-            .emu
-            .control("POST", "/_drflow/sfn", Some(json!({"execute": true, "time_scale": 1.0})));
+        self.w.emu.control(
+            "POST",
+            "/_drflow/sfn",
+            Some(json!({"execute": true, "time_scale": 1.0})),
+        );
     }
 }
 
@@ -226,7 +235,10 @@ fn an_approved_failover_launches_the_dr_stack_and_verifies_it() {
     assert_eq!(q["topic"], "arn:aws:sns:us-west-2:123456789012:drflow-approvals");
     let question = q["question"].as_str().unwrap();
     assert!(question.contains(&f.ami), "{question}");
-    assert!(question.contains("(3h25m") && question.ends_with(" old)?"), "{question}");
+    assert!(
+        question.contains("(3h25m") && question.ends_with(" old)?"),
+        "{question}"
+    );
     let approve = q["approve"].as_str().unwrap();
     assert!(
         approve.starts_with("aws stepfunctions send-task-success --region us-west-2 --task-token ")
@@ -235,7 +247,10 @@ fn an_approved_failover_launches_the_dr_stack_and_verifies_it() {
         "{approve}"
     );
     let reject = q["reject"].as_str().unwrap();
-    assert!(reject.contains(&token) && reject.contains("--error Rejected --cause 'REASON'"), "{reject}");
+    assert!(
+        reject.contains(&token) && reject.contains("--error Rejected --cause 'REASON'"),
+        "{reject}"
+    );
     // Nothing is launched before the answer.
     assert_eq!(f.describe(&ex)["status"], "RUNNING");
     assert!(f.stacks().is_empty());
@@ -253,11 +268,20 @@ fn an_approved_failover_launches_the_dr_stack_and_verifies_it() {
     let age = s["freshness"]["age_seconds"].as_i64().unwrap();
     assert!((12_307..=12_330).contains(&age), "{age}");
     let created = s["freshness"]["created_at"].as_str().unwrap();
-    assert!(regex::Regex::new(r"^\d{4}-\d\d-\d\dT\d\d:\d\d:\d\dZ$").unwrap().is_match(created), "{created}");
+    assert!(
+        regex::Regex::new(r"^\d{4}-\d\d-\d\dT\d\d:\d\d:\d\dZ$")
+            .unwrap()
+            .is_match(created),
+        "{created}"
+    );
     assert_eq!(s["approve"]["approved"], true);
     assert_eq!(s["approve"]["how"], "task-token");
     assert_eq!(s["approve"]["approved_by"], "sre@example.com");
-    assert!(s["approve"]["decided_at"].as_str().is_some_and(|t| t.starts_with("20")), "{}", s["approve"]);
+    assert!(
+        s["approve"]["decided_at"].as_str().is_some_and(|t| t.starts_with("20")),
+        "{}",
+        s["approve"]
+    );
     // The stack launched from the published AMI, and its instance verified.
     assert_eq!(s["launch"]["operation"], "create");
     let instance = s["launch"]["outputs"]["InstanceId"].as_str().unwrap();
@@ -280,7 +304,10 @@ fn an_approved_failover_launches_the_dr_stack_and_verifies_it() {
     });
     assert_eq!(image.as_deref(), Some(f.ami.as_str()));
     let next = s["next_steps"]["value"].as_str().unwrap();
-    assert!(next.contains(&format!("as {instance}")) && next.contains("load balancer's target"), "{next}");
+    assert!(
+        next.contains(&format!("as {instance}")) && next.contains("load balancer's target"),
+        "{next}"
+    );
     assert!(next.contains(").\nStill to do, by a person:\n  1. Point"), "{next}");
 }
 
@@ -328,7 +355,10 @@ fn a_stale_ami_fails_before_anyone_is_asked_unless_allowed() {
     let ex = f.start("other", json!({"max_age": "3d"}));
     let d = f.finished(&ex);
     assert_eq!(d["error"], "MaxAgeNotExported", "{d}");
-    assert!(d["cause"].as_str().unwrap().contains("max_age 3d differs from the 24h"), "{d}");
+    assert!(
+        d["cause"].as_str().unwrap().contains("max_age 3d differs from the 24h"),
+        "{d}"
+    );
 }
 
 #[test]
@@ -350,7 +380,10 @@ fn the_exported_failover_nests_at_most_ten_intrinsics_and_asks_on_the_templates_
         json!({"Ref": "ApprovalTopic"})
     );
     assert_eq!(t["Resources"]["ApprovalTopic"]["Type"], "AWS::SNS::Topic");
-    assert_eq!(t["Outputs"]["ApprovalTopicArn"]["Value"], json!({"Ref": "ApprovalTopic"}));
+    assert_eq!(
+        t["Outputs"]["ApprovalTopicArn"]["Value"],
+        json!({"Ref": "ApprovalTopic"})
+    );
     let role = t["Resources"]["StateMachineRole"]["Properties"]["Policies"].to_string();
     assert!(role.contains("sns:Publish") && role.contains("ApprovalTopic"), "{role}");
     let def: Value = serde_json::from_str(text).unwrap();

@@ -127,19 +127,22 @@ impl Action for ImageFreshness {
                 ),
             },
         ];
-        ops.extend(age_ops( answer("image", "v.CreationDate"), Arg::Context("State.EnteredTime")));
+        ops.extend(age_ops(
+            answer("image", "v.CreationDate"),
+            Arg::Context("State.EnteredTime"),
+        ));
         ops.extend(text_ops("age_text", age()));
         let line = |what: &'static str, extra: Arg| {
             fmt(what, vec![name(), Arg::Region, ami(), answer("age_text", "v"), extra])
         };
         ops.extend([
             Op::Let("fresh", lit(true)),
-            Op::Let(
-                "verdict",
-                line("{} in {} names {}, available, {} old{}", lit("")),
-            ),
+            Op::Let("verdict", line("{} in {} names {}, available, {} old{}", lit(""))),
             Op::If {
-                when: Cond::All(vec![Cond::Given("max_age"), Cond::Above(age(), Arg::Seconds("max_age"))]),
+                when: Cond::All(vec![
+                    Cond::Given("max_age"),
+                    Cond::Above(age(), Arg::Seconds("max_age")),
+                ]),
                 then: vec![
                     Op::Let("fresh", lit(false)),
                     Op::Let(

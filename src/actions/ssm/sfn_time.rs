@@ -131,13 +131,19 @@ fn minutes_ops(ids: &TimeIds, time: Arg) -> Vec<Op> {
                     "ym",
                     add(
                         item(table(year_starts()), num("y")),
-                        item(table(month_starts()), add(item(table(leap_offsets()), num("y")), num("mo"))),
+                        item(
+                            table(month_starts()),
+                            add(item(table(leap_offsets()), num("y")), num("mo")),
+                        ),
                     ),
                 ),
                 (
                     "dhm",
                     add(
-                        add(item(table(day_starts()), num("d")), item(table(hour_starts()), num("h"))),
+                        add(
+                            item(table(day_starts()), num("d")),
+                            item(table(hour_starts()), num("h")),
+                        ),
                         num("mi"),
                     ),
                 ),
@@ -225,7 +231,10 @@ pub(crate) fn text_ops(id: &'static str, seconds: Arg) -> Vec<Op> {
         (3600, "age_h", "age_after_h"),
         (60, "age_m", "age_s"),
     ] {
-        split.push(Op::Let(count, add(Arg::Length(Box::new(range(left.clone(), size))), lit(-1))));
+        split.push(Op::Let(
+            count,
+            add(Arg::Length(Box::new(range(left.clone(), size))), lit(-1)),
+        ));
         let whole = item(range(left.clone(), size), answer(count, "v"));
         split.push(Op::Let(rest, add(left.clone(), negated(whole))));
         left = answer(rest, "v");
@@ -250,7 +259,10 @@ pub(crate) fn text_ops(id: &'static str, seconds: Arg) -> Vec<Op> {
         id,
         fmt(
             "{}{}{}{}",
-            ["text_d", "text_h", "text_m", "text_s"].into_iter().map(|t| answer(t, "v")).collect(),
+            ["text_d", "text_h", "text_m", "text_s"]
+                .into_iter()
+                .map(|t| answer(t, "v"))
+                .collect(),
         ),
     ));
     vec![
@@ -304,7 +316,11 @@ mod tests {
                 Arg::Item(list, i) => {
                     let list = self.arg(list);
                     let i = int(self.arg(i)) as usize;
-                    list.as_array().unwrap().get(i).cloned().unwrap_or_else(|| panic!("index {i} out of range"))
+                    list.as_array()
+                        .unwrap()
+                        .get(i)
+                        .cloned()
+                        .unwrap_or_else(|| panic!("index {i} out of range"))
                 }
                 Arg::Range(a, b, c) => {
                     let (from, to, step) = (int(self.arg(a)), int(self.arg(b)), int(self.arg(c)));
@@ -377,9 +393,15 @@ mod tests {
         };
         let created = json!(t(created, 0).format("%Y-%m-%dT%H:%M:%S%.3fZ").to_string());
         e.lets.insert("image", json!({"CreationDate": created}));
-        e.run(&age_ops(Arg::Answer("image", "v.CreationDate"), Arg::Context("State.EnteredTime")));
+        e.run(&age_ops(
+            Arg::Answer("image", "v.CreationDate"),
+            Arg::Context("State.EnteredTime"),
+        ));
         e.run(&text_ops("age_text", Arg::Answer("age", "v")));
-        (e.lets["age"].as_i64().unwrap(), e.lets["age_text"].as_str().unwrap().to_string())
+        (
+            e.lets["age"].as_i64().unwrap(),
+            e.lets["age_text"].as_str().unwrap().to_string(),
+        )
     }
 
     fn drflow_text(secs: i64) -> String {
@@ -418,8 +440,20 @@ mod tests {
                 .timestamp()
         };
         let mut created = Vec::new();
-        for y in [2000, 2001, 2004, 2019, 2020, 2023, 2024, 2025, 2026, 2038, 2048, 2096, 2098] {
-            for (mo, d) in [(1, 1), (2, 28), (2, 29), (3, 1), (4, 30), (6, 15), (7, 31), (9, 30), (12, 31)] {
+        for y in [
+            2000, 2001, 2004, 2019, 2020, 2023, 2024, 2025, 2026, 2038, 2048, 2096, 2098,
+        ] {
+            for (mo, d) in [
+                (1, 1),
+                (2, 28),
+                (2, 29),
+                (3, 1),
+                (4, 30),
+                (6, 15),
+                (7, 31),
+                (9, 30),
+                (12, 31),
+            ] {
                 if mo == 2 && d == 29 && !leap(i64::from(y)) {
                     continue;
                 }
@@ -451,7 +485,13 @@ mod tests {
         for (n, c) in created.iter().enumerate() {
             for (k, d) in deltas.iter().enumerate() {
                 let now = c + d;
-                if chrono::DateTime::from_timestamp(now, 0).unwrap().format("%Y").to_string().as_str() > "2099" {
+                if chrono::DateTime::from_timestamp(now, 0)
+                    .unwrap()
+                    .format("%Y")
+                    .to_string()
+                    .as_str()
+                    > "2099"
+                {
                     continue;
                 }
                 let millis = ((n * 7 + k * 13) % 1000) as u32;
