@@ -298,6 +298,8 @@ impl<'a> Builder<'a> {
         chain: &mut Chain,
     ) -> Result<String, String> {
         let own_retry = match (&s.kind, self.forms.get(&s.id)) {
+            // A step that asks a person is never run again: a retry would ask again (a rejection is final).
+            (StepKind::Action(_), Some(Ok(form))) if super::form::asks(form) => None,
             (StepKind::Action(a), Some(Ok(form))) => {
                 let cx = StepCx::new(s, a, form, String::new(), Via::Sdk);
                 retry::own_retrier(&a.retry, &cx.own, cx.waits())

@@ -86,6 +86,18 @@ fn collect(ops: &[Op], lets: &mut BTreeSet<&'static str>, own: &mut Vec<String>)
     }
 }
 
+/// Whether a form waits for a callback (a person's answer).
+pub(crate) fn asks(form: &Form) -> bool {
+    fn any(ops: &[Op]) -> bool {
+        ops.iter().any(|op| match op {
+            Op::Callback(_) => true,
+            Op::Poll { then, .. } | Op::If { then, .. } => any(then),
+            _ => false,
+        })
+    }
+    any(&form.ops)
+}
+
 /// Every input a form reads.
 pub(crate) fn inputs_used(form: &Form) -> BTreeSet<&'static str> {
     fn arg(a: &Arg, out: &mut BTreeSet<&'static str>) {
