@@ -68,6 +68,8 @@ pub enum Arg {
     Seconds(&'static str),
     /// An input's value as the export knows it (a literal, or an input given at export or defaulted), as text.
     Exported(&'static str),
+    /// A duration input as drflow writes durations (`24h` → `1d`), its value known at export as for `Seconds`.
+    DurationText(&'static str),
     /// The ARN of the SNS topic approvals are asked on (`drflow export --approval-topic`; the template's own topic).
     ApprovalTopic,
 }

@@ -107,7 +107,8 @@ pub(crate) fn inputs_used(form: &Form) -> BTreeSet<&'static str> {
             | Arg::Pairs(n, ..)
             | Arg::File(n)
             | Arg::Seconds(n)
-            | Arg::Exported(n) => {
+            | Arg::Exported(n)
+            | Arg::DurationText(n) => {
                 out.insert(n);
             }
             Arg::IfGiven(n, a) => {
@@ -765,6 +766,12 @@ impl Builder<'_> {
                 Node::Lit(json!(d.as_secs()))
             }
             Arg::Exported(n) => Node::Lit(json!(self.exported(cx, n)?)),
+            Arg::DurationText(n) => {
+                let text = self.exported(cx, n)?;
+                let d =
+                    crate::workflow::parse_duration(&text).map_err(|e| format!("`{n}` of `{}`: {e}", cx.step.id))?;
+                Node::Lit(json!(crate::workflow::format_duration(d)))
+            }
             Arg::ApprovalTopic => match &{
                 self.approvals = true;
                 self.opts.approval_topic.clone()

@@ -337,7 +337,7 @@ fn a_stale_ami_fails_before_anyone_is_asked_unless_allowed() {
     assert_eq!(d["error"], "StaleImage");
     let cause = d["cause"].as_str().unwrap();
     assert!(
-        cause.contains(&f.ami) && cause.contains("created 2d1m") && cause.contains("older than the 24h allowed"),
+        cause.contains(&f.ami) && cause.contains("created 2d1m") && cause.contains("older than the 1d allowed"),
         "{cause}"
     );
     assert!(f.question(&ex).is_none(), "a stale AMI was put to a person");

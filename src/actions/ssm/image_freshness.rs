@@ -132,12 +132,15 @@ impl Action for ImageFreshness {
             Arg::Context("State.EnteredTime"),
         ));
         ops.extend(text_ops("age_text", age()));
-        let line = |what: &'static str, extra: Arg| {
-            fmt(what, vec![name(), Arg::Region, ami(), answer("age_text", "v"), extra])
+        let line = |what: &'static str, extra: Vec<Arg>| {
+            fmt(
+                what,
+                [vec![name(), Arg::Region, ami(), answer("age_text", "v")], extra].concat(),
+            )
         };
         ops.extend([
             Op::Let("fresh", lit(true)),
-            Op::Let("verdict", line("{} in {} names {}, available, {} old{}", lit(""))),
+            Op::Let("verdict", line("{} in {} names {}, available, {} old", vec![])),
             Op::If {
                 when: Cond::All(vec![
                     Cond::Given("max_age"),
@@ -149,7 +152,7 @@ impl Action for ImageFreshness {
                         "verdict",
                         line(
                             "parameter {} in {} names {}, created {} ago: older than the {} allowed",
-                            Arg::Exported("max_age"),
+                            vec![Arg::DurationText("max_age")],
                         ),
                     ),
                     Op::Fail {
