@@ -52,15 +52,25 @@ pub enum Arg {
     /// A list of pairs (a stack's `Outputs`: `[{OutputKey, OutputValue}]`) as a map by the key field, holding the
     /// keys the workflow's references read (known at export), each picked out of the list by a JSONPath filter.
     Keyed(Box<Arg>, &'static str, &'static str),
+    /// A field of the current item of the `Each` or `Loop` of that id, by a dotted path (`""`: the item itself).
+    Item(&'static str, &'static str),
+    /// Whether a list holds a value.
+    Contains(Box<Arg>, Box<Arg>),
+    /// How many distinct values a list holds.
+    Distinct(Box<Arg>),
+    /// A number plus a constant.
+    Add(Box<Arg>, i64),
+    /// The list of strings the `Append`s to that id gave, in order (`Collect` started it).
+    Collected(&'static str),
     /// A field of the execution's context object: `Execution.Id` (its ARN), `State.EnteredTime` (when the state
     /// computing it was entered: now), `Task.Token` (in a `Callback` call only: the token that answers it).
     Context(&'static str),
     /// The sum of two integers (32-bit, as Step Functions adds them).
-    Add(Box<Arg>, Box<Arg>),
+    Sum(Box<Arg>, Box<Arg>),
     /// The JSON value a string holds (a number: `"107"` → 107; `"07"` is no JSON number: prefix it first).
     Json(Box<Arg>),
     /// The item of a list at an index computed at run time (a literal list of numbers is a lookup table).
-    Item(Box<Arg>, Box<Arg>),
+    At(Box<Arg>, Box<Arg>),
     /// The integers from the first to at most the second, by the third (at most 1,000 of them).
     Range(Box<Arg>, Box<Arg>, Box<Arg>),
     /// A duration input (`24h`, `1d12h`) in whole seconds, its value known at export (a literal, or an input
@@ -99,8 +109,17 @@ pub enum Cond {
     Given(&'static str),
     /// The list field has no items.
     Empty(Arg),
+    /// A numeric field is at least the second (a number, or a numeric field).
+    AtLeast(Arg, Arg),
     Not(Box<Cond>),
     All(Vec<Cond>),
+    /// At least one holds.
+    Any(Vec<Cond>),
+    /// The call of that id was caught with this one of its `absent` codes (only after `Absent`: its answer is the
+    /// error): by the code where the integration names errors by it (the cross-region function, or a code the
+    /// service's model declares), else by AWS's message for it, a `*` pattern (EC2's SDK integration reports every
+    /// EC2 error as `Ec2.Ec2Exception`).
+    Failed(&'static str, &'static str, &'static str),
 }
 
 /// One AWS call.
@@ -168,11 +187,46 @@ pub enum Op {
         when: Cond,
         then: Vec<Op>,
     },
+    /// `ops` for each item of a list, the items side by side (a Map): each item works on its own copy of the
+    /// step's answers (what it sets is not seen by the others, nor after), and gives `yields` (or an earlier
+    /// `Yield`'s value); the list of what the items gave, in the items' order, is `Answer(id, "v")`.
+    Each {
+        id: &'static str,
+        items: Arg,
+        ops: Vec<Op>,
+        yields: Arg,
+        bound: Bound,
+    },
+    /// Ends the current item of the innermost `Each` with this value when the condition holds.
+    Yield {
+        when: Cond,
+        value: Arg,
+    },
+    /// `ops` for each item of a list, one after another on the step's own answers (so `Append`s add up).
+    Loop {
+        id: &'static str,
+        items: Arg,
+        ops: Vec<Op>,
+        bound: Bound,
+    },
+    /// Starts an empty list of strings (`Arg::Collected`).
+    Collect(&'static str),
+    /// Adds a string to a list `Collect` started. The string is an AWS id or name: no `"` or `\`.
+    Append(&'static str, Arg),
     /// A call that waits for a callback (`.waitForTaskToken`: Step Functions' optimized integration of the service,
     /// in the state machine's own region): its parameters hold `Arg::Context("Task.Token")`, and its answer is what
     /// `SendTaskSuccess` gives as output; `SendTaskFailure` fails the step with the error it names. It waits at
     /// most the step's timeout (then `States.Timeout`).
     Callback(Call),
+}
+
+/// The most items an `Each` or `Loop` takes: more end the step with this error (so that its history, which grows
+/// with the items, stays within Step Functions' 25,000 events; the exporter counts it at this bound).
+#[derive(Debug, Clone, PartialEq)]
+pub struct Bound {
+    pub at_most: usize,
+    pub error: &'static str,
+    pub cause: &'static str,
 }
 
 /// What a step of an action does on Step Functions, and its outputs (from its inputs and the answers).

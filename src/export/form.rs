@@ -26,6 +26,8 @@ pub(crate) struct StepCx<'a> {
     pub lets: BTreeSet<&'static str>,
     /// Error codes its Fail states raise.
     pub own: Vec<String>,
+    /// The `Each` (true) and `Loop` (false) ids the states being built are inside, outermost first.
+    pub scopes: Vec<(&'static str, bool)>,
     counter: usize,
 }
 
@@ -42,15 +44,16 @@ impl<'a> StepCx<'a> {
             via,
             lets,
             own,
+            scopes: Vec::new(),
             counter: 0,
         }
     }
 
-    fn root(&self) -> String {
+    pub(crate) fn root(&self) -> String {
         dot("$.w", &self.step.id)
     }
 
-    fn name(&mut self, what: &str) -> String {
+    pub(crate) fn name(&mut self, what: &str) -> String {
         self.counter += 1;
         let id = &self.step.id;
         let mut n = format!("{id}: {what}");
@@ -60,7 +63,7 @@ impl<'a> StepCx<'a> {
         format!("{n} #{}", self.counter)
     }
 
-    fn given(&self, input: &str) -> Option<&ValueTemplate> {
+    pub(crate) fn given(&self, input: &str) -> Option<&ValueTemplate> {
         self.action.with.iter().find(|(k, _)| k == input).map(|(_, v)| v)
     }
 
@@ -81,6 +84,10 @@ fn collect(ops: &[Op], lets: &mut BTreeSet<&'static str>, own: &mut Vec<String>)
                 ..
             } if !own.contains(e) => own.push(e.clone()),
             Op::Poll { then, .. } | Op::If { then, .. } => collect(then, lets, own),
+            Op::Each { id, ops, .. } | Op::Loop { id, ops, .. } => {
+                lets.insert(id);
+                collect(ops, lets, own);
+            }
             _ => {}
         }
     }
@@ -127,8 +134,10 @@ pub(crate) fn inputs_used(form: &Form) -> BTreeSet<&'static str> {
             | Arg::Length(a)
             | Arg::First(a)
             | Arg::Keyed(a, ..)
-            | Arg::Json(a) => arg(a, out),
-            Arg::Add(a, b) | Arg::Item(a, b) => {
+            | Arg::Json(a)
+            | Arg::Distinct(a)
+            | Arg::Add(a, _) => arg(a, out),
+            Arg::Sum(a, b) | Arg::At(a, b) | Arg::Contains(a, b) => {
                 arg(a, out);
                 arg(b, out);
             }
@@ -140,7 +149,9 @@ pub(crate) fn inputs_used(form: &Form) -> BTreeSet<&'static str> {
             | Arg::Caught(..)
             | Arg::Run(_)
             | Arg::Context(_)
-            | Arg::ApprovalTopic => {}
+            | Arg::ApprovalTopic
+            | Arg::Item(..)
+            | Arg::Collected(_) => {}
         }
     }
     fn cond(c: &Cond, out: &mut BTreeSet<&'static str>) {
@@ -151,13 +162,13 @@ pub(crate) fn inputs_used(form: &Form) -> BTreeSet<&'static str> {
             | Cond::True(a)
             | Cond::Empty(a)
             | Cond::Matches(a, _) => arg(a, out),
-            Cond::Same(a, b) | Cond::After(a, b) | Cond::Above(a, b) => {
+            Cond::Same(a, b) | Cond::After(a, b) | Cond::Above(a, b) | Cond::AtLeast(a, b) => {
                 arg(a, out);
                 arg(b, out);
             }
             Cond::Not(c) => cond(c, out),
-            Cond::All(cs) => cs.iter().for_each(|c| cond(c, out)),
-            Cond::Absent(_) | Cond::Given(_) => {}
+            Cond::All(cs) | Cond::Any(cs) => cs.iter().for_each(|c| cond(c, out)),
+            Cond::Absent(_) | Cond::Given(_) | Cond::Failed(..) => {}
         }
     }
     fn ops(list: &[Op], out: &mut BTreeSet<&'static str>) {
@@ -183,6 +194,26 @@ pub(crate) fn inputs_used(form: &Form) -> BTreeSet<&'static str> {
                     cond(when, out);
                     ops(then, out);
                 }
+                Op::Each {
+                    items,
+                    ops: body,
+                    yields,
+                    ..
+                } => {
+                    arg(items, out);
+                    ops(body, out);
+                    arg(yields, out);
+                }
+                Op::Loop { items, ops: body, .. } => {
+                    arg(items, out);
+                    ops(body, out);
+                }
+                Op::Yield { when, value } => {
+                    cond(when, out);
+                    arg(value, out);
+                }
+                Op::Append(_, a) => arg(a, out),
+                Op::Collect(_) => {}
             }
         }
     }
@@ -215,6 +246,9 @@ impl Builder<'_> {
             json!({"Type": "Pass", "Parameters": outputs, "ResultPath": dot("$.steps", &cx.step.id), "Next": picked}),
         );
         let ops = cx.form.ops.clone();
+        if let Some(events) = super::each::events(&ops) {
+            self.events.push((cx.step.id.clone(), events));
+        }
         let first = self.ops(cx, &ops, &done, exit, states)?;
         let entry = cx.step.id.clone();
         states.add(
@@ -353,7 +387,7 @@ impl Builder<'_> {
     }
 
     /// `ops` in order, then `next`; a `Finish` goes to `exit` (after writing its outputs).
-    fn ops(
+    pub(crate) fn ops(
         &mut self,
         cx: &mut StepCx<'_>,
         ops: &[Op],
@@ -435,11 +469,21 @@ impl Builder<'_> {
             }
             Op::Poll { call, then, done } => self.poll(cx, call, then, done, next, exit, states),
             Op::Callback(c) => self.callback(cx, c, next, states),
+            Op::Each { .. } | Op::Yield { .. } | Op::Loop { .. } | Op::Collect(_) | Op::Append(..) => {
+                self.each_op(cx, op, next, exit, states)
+            }
         }
     }
 
     /// A Choice to `then` when the rule holds, else `next` (none when it is known).
-    fn choice(&mut self, cx: &mut StepCx<'_>, rule: Rule, then: &str, next: &str, states: &mut Chain) -> String {
+    pub(crate) fn choice(
+        &mut self,
+        cx: &mut StepCx<'_>,
+        rule: Rule,
+        then: &str,
+        next: &str,
+        states: &mut Chain,
+    ) -> String {
         match rule {
             Rule::Known(true) => then.to_string(),
             Rule::Known(false) => next.to_string(),
@@ -487,11 +531,14 @@ impl Builder<'_> {
             state["Retry"] = json!([r]);
         }
         if !c.absent.is_empty() {
-            let errors: Vec<String> = c
-                .absent
-                .iter()
-                .map(|e| retry::error_name(c.service, e, cx.via))
-                .collect();
+            let mut errors: Vec<String> = Vec::new();
+            for e in c.absent {
+                // Codes the integration names alike (EC2's, all `Ec2.Ec2Exception`) once.
+                let name = retry::error_name(c.service, e, cx.via);
+                if !errors.contains(&name) {
+                    errors.push(name);
+                }
+            }
             state["Catch"] = json!([{"ErrorEquals": errors, "ResultPath": dot(&cx.root(), c.id), "Next": next}]);
         }
         state["Next"] = json!(next);
@@ -568,7 +615,7 @@ impl Builder<'_> {
         Ok(init)
     }
 
-    fn cond(&mut self, cx: &StepCx<'_>, c: &Cond) -> Result<Rule, String> {
+    pub(crate) fn cond(&mut self, cx: &StepCx<'_>, c: &Cond) -> Result<Rule, String> {
         let var = |b: &mut Builder<'_>, a: &Arg| -> Result<String, String> {
             let n = b.arg(cx, a)?;
             n.path()
@@ -608,6 +655,24 @@ impl Builder<'_> {
             },
             Cond::Given(n) => Rule::Known(cx.given(n).is_some()),
             Cond::Empty(a) => Rule::Rule(json!({"Variable": format!("{}[0]", var(self, a)?), "IsPresent": false})),
+            Cond::AtLeast(a, b) => match (self.arg(cx, a)?.simplify(), self.arg(cx, b)?.simplify()) {
+                // Both known at export (a literal input): decided now.
+                (Node::Lit(Value::Number(x)), Node::Lit(Value::Number(y))) => {
+                    Rule::Known(x.as_f64().unwrap_or(0.0) >= y.as_f64().unwrap_or(0.0))
+                }
+                (_, Node::Lit(n @ Value::Number(_))) => {
+                    Rule::Rule(json!({"Variable": var(self, a)?, "NumericGreaterThanEquals": n}))
+                }
+                _ => Rule::Rule(json!({"Variable": var(self, a)?, "NumericGreaterThanEqualsPath": var(self, b)?})),
+            },
+            Cond::Any(cs) => {
+                let mut rules = Vec::new();
+                for c in cs {
+                    rules.push(self.cond(cx, c)?);
+                }
+                Rule::join(rules, false)
+            }
+            Cond::Failed(id, code, message) => self.failed(cx, id, code, message)?,
             Cond::Not(c) => self.cond(cx, c)?.not(),
             Cond::All(cs) => {
                 // In order, stopping at a condition known false: what follows may read an input not given.
@@ -625,7 +690,7 @@ impl Builder<'_> {
     }
 
     /// A form's value as a node.
-    fn arg(&mut self, cx: &StepCx<'_>, a: &Arg) -> Result<Node, String> {
+    pub(crate) fn arg(&mut self, cx: &StepCx<'_>, a: &Arg) -> Result<Node, String> {
         let root = cx.root();
         Ok(match a {
             Arg::Input(n) => match cx.given(n) {
@@ -734,13 +799,13 @@ impl Builder<'_> {
             // Looked up after the outputs are written (`picked`).
             Arg::Keyed(..) => Node::Absent,
             Arg::Context(field) => Node::Expr(format!("$$.{field}")),
-            Arg::Add(a, b) => Node::Expr(format!(
+            Arg::Sum(a, b) => Node::Expr(format!(
                 "States.MathAdd({}, {})",
                 self.expr_arg(cx, a)?,
                 self.expr_arg(cx, b)?
             )),
             Arg::Json(a) => Node::Expr(format!("States.StringToJson({})", self.expr_arg(cx, a)?)),
-            Arg::Item(list, i) => {
+            Arg::At(list, i) => {
                 let list = match self.arg(cx, list)?.simplify() {
                     // A literal table: `States.Array` of its numbers (an intrinsic takes no JSON array).
                     Node::Lit(Value::Array(items)) => format!(
@@ -791,6 +856,9 @@ impl Builder<'_> {
                     )?
                 }
             },
+            Arg::Item(..) | Arg::Contains(..) | Arg::Distinct(_) | Arg::Add(..) | Arg::Collected(_) => {
+                self.each_arg(cx, a)?
+            }
         })
     }
 
@@ -865,7 +933,7 @@ impl Builder<'_> {
     }
 
     /// A node that can stand as an intrinsic function's argument.
-    fn expr_arg(&mut self, cx: &StepCx<'_>, a: &Arg) -> Result<String, String> {
+    pub(crate) fn expr_arg(&mut self, cx: &StepCx<'_>, a: &Arg) -> Result<String, String> {
         self.arg(cx, a)?
             .simplify()
             .arg()

@@ -11,6 +11,7 @@
 mod build;
 pub mod cloudformation;
 pub mod cron;
+mod each;
 mod expr;
 mod form;
 mod node;

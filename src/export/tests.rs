@@ -76,6 +76,7 @@ fn every_action_has_a_form_or_a_documented_refusal() {
         "ec2.create_image",
         "ec2.copy_image",
         "ec2.find_instances",
+        "ec2.prune_images",
         "ssm.put_parameter",
         "ssm.get_parameter",
         "cloudformation.deploy_stack",

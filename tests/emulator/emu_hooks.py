@@ -29,7 +29,7 @@ import re
 import traceback
 from typing import Any
 
-from datetime import timedelta
+from datetime import datetime, timedelta, timezone
 
 from moto.cloudformation import parsing as cfn_parsing
 from moto.cloudformation.models import CloudFormationBackend, Event, Stack, cloudformation_backends
@@ -63,6 +63,18 @@ def set_image_age(region: str, ami_id: str, age_seconds: float) -> Any:
     ami = ec2_backends[account()][region].amis.get(ami_id)
     if ami is not None:
         ami.creation_date = utcnow() - timedelta(seconds=age_seconds)
+    return ami
+
+
+def set_image_date(region: str, ami_id: str, when: str) -> Any:
+    """Dates an AMI at `when` (ISO 8601 UTC, `2026-11-20T10:00:00Z`), e.g. AMIs made in the same second (DescribeImages
+    renders the date to the second). Returns the image, or None; ValueError for a malformed time."""
+    at = datetime.fromisoformat(when.replace("Z", "+00:00"))
+    if at.tzinfo is not None:
+        at = at.astimezone(timezone.utc).replace(tzinfo=None)
+    ami = ec2_backends[account()][region].amis.get(ami_id)
+    if ami is not None:
+        ami.creation_date = at
     return ami
 
 

@@ -33,6 +33,7 @@ DENIED_CODES = {"ec2": ("UnauthorizedOperation", "You are not authorized to perf
                 "kms": ("AccessDeniedException", ""), "sns": ("AuthorizationError", ""),
                 "sqs": ("AccessDenied", ""), "states": ("AccessDeniedException", "")}
 PREFIXES = {"monitoring": "cloudwatch", "email": "ses"}  # signing names whose IAM service prefix differs
+ACTIONS = {"lambda:Invoke": "lambda:InvokeFunction"}  # operations whose IAM action has another name
 FREE = {"sts:GetCallerIdentity"}  # "No permissions are required to perform this operation."
 
 
@@ -116,6 +117,7 @@ def enforce(call: Any) -> None:
     """Refuse a role session's call that its role's identity policies do not allow (see the module doc)."""
     session = emu_accounts.assumed_role(call.access_key)
     action = f"{PREFIXES.get(call.service, call.service)}:{call.operation}"
+    action = ACTIONS.get(action, action)
     if session is None or action in FREE or not call.operation:
         return
     role = emu_accounts.find_role(session.role_arn)

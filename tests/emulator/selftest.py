@@ -29,6 +29,7 @@ import boto3
 from botocore.config import Config
 from botocore.exceptions import ClientError, ConnectionClosedError
 
+import selftest_lambda
 import selftest_sfn
 
 HERE = os.path.dirname(os.path.abspath(__file__))
@@ -424,13 +425,51 @@ def image_age_dates_an_image_in_the_past(ctx: dict[str, Any]) -> None:
     created = ec2_dr.describe_images(ImageIds=[ami])["Images"][0]["CreationDate"]
     age = (datetime.now(timezone.utc) - datetime.fromisoformat(created.replace("Z", "+00:00"))).total_seconds()
     assert 3 * 86400 - 120 < age < 3 * 86400 + 120, (created, age)
+    control("POST", "/_drflow/image-age", {"region": DR, "image_id": ami, "creation_date": "2026-01-02T03:04:05.678Z"})
+    created = ec2_dr.describe_images(ImageIds=[ami])["Images"][0]["CreationDate"]
+    assert created == "2026-01-02T03:04:05.000Z", created  # to the second, as moto (and AWS) render it
     for body, status in [({"region": PRIMARY, "image_id": ami, "age_seconds": 1}, 404),  # not in that region
+                         ({"region": DR, "image_id": ami, "creation_date": "yesterday"}, 400),
                          ({"region": DR, "image_id": ami}, 400), ({"region": DR, "image_id": ami, "age_seconds": -1}, 400)]:
         try:
             control("POST", "/_drflow/image-age", body)
             raise AssertionError(f"{body} was accepted")
         except urllib.error.HTTPError as e:
             assert e.code == status, (body, e.code)
+
+
+@check
+def shared_snapshots_are_in_use_and_found_by_their_id(ctx: dict[str, Any]) -> None:
+    ec2 = client("ec2")
+    owner = ec2.create_image(InstanceId=ctx["instance_id"], Name="drflow-shared-owner")["ImageId"]
+    user = ec2.create_image(InstanceId=ctx["instance_id"], Name="drflow-shared-user")["ImageId"]
+
+    def snapshot(ami: str) -> str:
+        return ec2.describe_images(ImageIds=[ami])["Images"][0]["BlockDeviceMappings"][0]["Ebs"]["SnapshotId"]
+
+    own = snapshot(user)
+    answer = control("POST", "/_drflow/share-snapshot", {"region": PRIMARY, "image_id": user, "snapshot_of": owner})
+    snap = snapshot(owner)
+    assert answer == {"image_id": user, "snapshot_id": snap} and snapshot(user) == snap, answer
+    assert own not in {x["SnapshotId"] for x in ec2.describe_snapshots(OwnerIds=["self"])["Snapshots"]}
+    found = ec2.describe_images(Owners=["self"], Filters=[{"Name": "block-device-mapping.snapshot-id", "Values": [snap]}])
+    assert sorted(i["ImageId"] for i in found["Images"]) == sorted([owner, user]), found["Images"]
+    # In use while either AMI is there; deletable once both are gone.
+    ec2.deregister_image(ImageId=owner)
+    try:
+        ec2.delete_snapshot(SnapshotId=snap)
+        raise AssertionError("a snapshot another AMI uses was deleted")
+    except ClientError as e:
+        assert e.response["Error"]["Code"] == "InvalidSnapshot.InUse" and user in e.response["Error"]["Message"], e
+    ec2.deregister_image(ImageId=user)
+    ec2.delete_snapshot(SnapshotId=snap)
+    assert ec2.describe_images(Owners=["self"], Filters=[
+        {"Name": "block-device-mapping.snapshot-id", "Values": [snap]}])["Images"] == []
+    try:
+        control("POST", "/_drflow/share-snapshot", {"region": DR, "image_id": user, "snapshot_of": owner})
+        raise AssertionError("an unknown image was shared")
+    except urllib.error.HTTPError as e:
+        assert e.code == 404, e.code
 
 
 @check
@@ -2078,6 +2117,7 @@ def role_sessions_are_held_to_their_policies(ctx: dict[str, Any]) -> None:
 
 
 CHECKS.extend(selftest_sfn.checks(sys.modules[__name__]))  # Step Functions executions, the cross-region function
+CHECKS.extend(selftest_lambda.checks(sys.modules[__name__]))  # Lambda functions run by the emulator, stacks' machines
 
 
 # ---------------------------------------------------------------- runner

@@ -15,7 +15,9 @@ snapshot tags, CopyImage ClientToken, instance status checks, SSM aws:ec2:image,
 ClientRequestToken retries; emu_accounts / emu_iam / emu_sharing / emu_vaults / emu_kms: each call acts as an
 account (12-digit access key ids, AssumeRole sessions), AssumeRole trust policies, role sessions held to their
 identity policies, SimulatePrincipalPolicy, AMIs shared and copied across accounts, EBS encryption of copies,
-cross-account Backup copies, KMS reads across accounts; emu_sfn: Step Functions executions whose SDK tasks call this server). The calls log keeps each call's parameters as sent. A NotImplementedError inside moto
+cross-account Backup copies, KMS reads across accounts; emu_sfn: Step Functions executions whose SDK tasks call this server;
+emu_sfn_cfn: CloudFormation state machines with DefinitionSubstitutions; emu_lambda: Python Lambda functions invoked
+without Docker). The calls log keeps each call's parameters as sent. A NotImplementedError inside moto
 answers 400 EmulatorNotImplemented (not retried by clients). Control API under /_drflow/ (see
 README.md). Requests are served on threads, but all moto work happens under one lock, so moto only
 ever runs one at a time; injected latency is slept outside the lock.
@@ -57,9 +59,12 @@ import emu_backup  # noqa: E402
 import emu_hooks  # noqa: E402
 import emu_iam  # noqa: E402
 import emu_kms  # noqa: E402
+import emu_lambda  # noqa: E402
 import emu_plans  # noqa: E402
 import emu_sfn  # noqa: E402
+import emu_sfn_cfn  # noqa: E402
 import emu_sharing  # noqa: E402
+import emu_snapshots  # noqa: E402
 import emu_vaults  # noqa: E402
 from emu_common import ACCOUNT_ID, STATE, ApiError, Fault, Reply, aws_error, protocol_of, service_model  # noqa: E402
 
@@ -95,6 +100,7 @@ BEFORE: dict[tuple[str, str], tuple[Callable[[Any], None], ...]] = {
     ("kms", "ListGrants"): (emu_kms.before_list_grants,),
     ("states", "CreateStateMachine"): (emu_sfn.before_state_machine_definition,),
     ("states", "UpdateStateMachine"): (emu_sfn.before_state_machine_definition,),
+    ("lambda", "Invoke"): (emu_lambda.before_invoke,),
 }
 AFTER: dict[tuple[str, str], tuple[Callable[[Any, int], None], ...]] = {
     ("ec2", "CopyImage"): (emu_hooks.after_copy_image, emu_hooks.after_copy_image_tags,
@@ -242,20 +248,26 @@ class Call:
             return self._json_or_none()
         if self.protocol != "rest-json":
             return None
-        doc = self._json_or_none()
-        if not isinstance(doc, dict):
-            return doc
         model = service_model(self.service) or {}
         op = (model.get("operations") or {}).get(self.operation) or {}
         shapes = model.get("shapes") or {}
-        members = (shapes.get((op.get("input") or {}).get("shape", "")) or {}).get("members") or {}
+        shape = shapes.get((op.get("input") or {}).get("shape", "")) or {}
+        members = shape.get("members") or {}
+        doc = self._json_or_none()
+        if shape.get("payload"):  # the body is one member (Lambda Invoke's Payload: the event)
+            doc = {shape["payload"]: doc} if self.body else {}
+        if not isinstance(doc, dict):
+            return doc
         query: dict[str, list[str]] = {}
         for key, value in self.query():
             query.setdefault(key, []).append(value)
         for name, member in members.items():
             where, wire = member.get("location"), member.get("locationName", name)
             kind = (shapes.get(member.get("shape", "")) or {}).get("type")
-            if where == "uri" and re.sub(r"\W", "_", wire) in self.path_params:
+            header = self.environ.get("HTTP_" + wire.upper().replace("-", "_")) if where == "header" else None
+            if header is not None:
+                doc[name] = header
+            elif where == "uri" and re.sub(r"\W", "_", wire) in self.path_params:
                 doc[name] = self.path_params[re.sub(r"\W", "_", wire)]
             elif where == "querystring" and wire in query:
                 values = query[wire]
@@ -316,6 +328,15 @@ class Emulator:
         else:
             with STATE.lock:
                 reply = self.dispatch(call)
+            job = getattr(call, "job", None)  # work a hook left to do outside the lock (a Lambda function's run)
+            if job is not None:
+                try:
+                    reply = job()
+                except Exception as e:
+                    traceback.print_exc()
+                    reply = aws_error(call.service, "InternalFailure", f"emulator error: {e!r}", 500, call.protocol)
+                if "X-Amz-Function-Error" in reply.headers:
+                    entry["function_error"] = reply.headers["X-Amz-Function-Error"]
             if fault is not None:  # the work is done (state changed as without the fault), its answer lost
                 entry.update(lost=True, real_status=reply.status)
                 if fault.drop:
@@ -461,6 +482,7 @@ def control(environ: dict[str, Any]) -> Reply:
     body = json.loads(environ["wsgi.input"].read(length) or b"{}") if length else {}
     query = dict(parse_qsl(environ.get("QUERY_STRING", "")))
     if path == "/_drflow/reset" and method == "POST":
+        emu_lambda.stop_functions()  # a function still running would call the emulator after the reset
         emu_sfn.stop_executions()  # waits for their threads outside the lock: their calls in flight need it
     with STATE.lock:
         # control requests that touch an account's resources name it ("account", default 123456789012)
@@ -526,6 +548,15 @@ def control(environ: dict[str, Any]) -> Reply:
                 return Reply.json(400, {"error": f"{e.code}: {e.message}"})
         if path == "/_drflow/image-age" and method == "POST":
             region, image_id, age = body.get("region"), body.get("image_id"), body.get("age_seconds")
+            at = body.get("creation_date")
+            if isinstance(at, str) and isinstance(region, str) and isinstance(image_id, str) and age is None:
+                try:
+                    ami = emu_hooks.set_image_date(region, image_id, at)
+                except ValueError:
+                    return Reply.json(400, {"error": f"creation_date {at!r} is not an ISO 8601 UTC time"})
+                if ami is None:
+                    return Reply.json(404, {"error": f"no image {image_id} in {region}"})
+                return Reply.json(200, {"image_id": image_id, "creation_date": ami.creation_date.isoformat()})
             if not isinstance(region, str) or not isinstance(image_id, str) or not isinstance(age, (int, float)) \
                     or isinstance(age, bool) or age < 0:
                 return Reply.json(400, {"error": 'give "region", "image_id" and "age_seconds" (a number, >= 0)'})
@@ -533,6 +564,14 @@ def control(environ: dict[str, Any]) -> Reply:
             if ami is None:
                 return Reply.json(404, {"error": f"no image {image_id} in {region}"})
             return Reply.json(200, {"image_id": image_id, "creation_date": ami.creation_date.isoformat()})
+        if path == "/_drflow/share-snapshot" and method == "POST":
+            region, image_id, source = body.get("region"), body.get("image_id"), body.get("snapshot_of")
+            if not all(isinstance(v, str) for v in (region, image_id, source)):
+                return Reply.json(400, {"error": 'give "region", "image_id" and "snapshot_of"'})
+            shared = emu_snapshots.share(region, image_id, source)
+            if shared is None:
+                return Reply.json(404, {"error": f"no image {image_id} or {source} (with a snapshot) in {region}"})
+            return Reply.json(200, shared)
         if path == "/_drflow/reset" and method == "POST":
             moto_api_backend.reset()
             STATE.reset()
@@ -540,6 +579,7 @@ def control(environ: dict[str, Any]) -> Reply:
             emu_plans.reset()
             emu_vaults.reset()
             emu_sfn.reset()
+            emu_lambda.reset()
             return Reply.json(200, {})
         if path == "/_drflow/sfn":
             return Reply.json(*emu_sfn.control(method, body))
@@ -571,6 +611,7 @@ def main() -> None:
     STATE.status_describes = max(0, args.status_describes)
     emu_sharing.install_sharing_patches()  # before emu_hooks', which wrap copy_image
     emu_hooks.install_ec2_patches()
+    emu_snapshots.install()
     emu_hooks.install_cfn_patches()
     if not args.verbose:
         logging.getLogger("werkzeug").setLevel(logging.WARNING)
@@ -578,6 +619,8 @@ def main() -> None:
     server = make_server(args.host, args.port, Emulator(), threaded=True, request_handler=MotoRequestHandler)
     port = server.socket.getsockname()[1]
     emu_sfn.install(port, verbose=args.verbose)  # Step Functions executions; their SDK tasks call this server
+    emu_sfn_cfn.install()  # CloudFormation's state machines: DefinitionSubstitutions, in the executing backend
+    emu_lambda.install(port)  # Lambda functions run in processes of their own; they call this server
 
     def stop(signum: int, frame: Any) -> None:
         raise SystemExit(0)

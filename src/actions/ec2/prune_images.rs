@@ -261,9 +261,7 @@ impl Action for PruneImages {
     }
 
     fn sfn(&self) -> Result<crate::actions::sfn::Form, &'static str> {
-        Err(
-            "it chooses which AMIs to deregister by sorting and filtering a listing (newest N by creation date, never one a parameter names); ASL cannot sort",
-        )
+        Ok(sfn_form())
     }
 
     async fn call(&self, ctx: &Ctx<'_>, inputs: &Values) -> Result<Values, ActionError> {
@@ -351,6 +349,311 @@ impl Action for PruneImages {
             e.deleted.push(step.resource(ResourceKind::Ami, ami, None, detail));
         }
         e
+    }
+}
+
+/// The most AMIs of the instance (in the region) the Step Functions form prunes among, and the most parameters and
+/// block devices per AMI it reads: its history grows with the square of the AMIs (see `sfn_form`).
+const SFN_MAX_IMAGES: usize = 20;
+const SFN_MAX_PARAMETERS: usize = 5;
+const SFN_MAX_DEVICES: usize = 4;
+
+/// EC2's codes the Step Functions form expects, with AWS's messages for them (EC2's SDK integration names every EC2
+/// error `Ec2.Ec2Exception`: the message tells them apart; the cross-region function names them by code).
+const IN_USE: (&str, &str) = ("InvalidSnapshot.InUse", "*is currently in use by*");
+const SNAPSHOT_GONE: (&str, &str) = ("InvalidSnapshot.NotFound", "*does not exist*");
+const AMI_GONE: (&str, &str) = ("InvalidAMIID.NotFound", "*does not exist*");
+const AMI_UNAVAILABLE: (&str, &str) = ("InvalidAMIID.Unavailable", "*is no longer available*");
+
+/// The Step Functions form: the same selection without sorting. An AMI is pruned iff it is available, not AWS
+/// Backup's (its tag), not named by a listed parameter, and at least `keep` of the instance's other available,
+/// non-Backup AMIs are newer (creation date to the second, then name, then id: the order `select` sorts by). Per
+/// AMI, a Map over all of them gives each newer one's id (else `-`); the distinct values less one are how many are
+/// newer.
+///
+/// Calls: `GetParameter` per listed parameter (`ParameterNotFound`: it names none), `DescribeImages` of the
+/// instance's AMIs (by its tag, owned by the account) and of those AWS Backup made (`tag-key`), then per AMI pruned
+/// `DeregisterImage` and, per EBS snapshot of it, `DescribeImages` of the AMIs still using it
+/// (`block-device-mapping.snapshot-id`) and `DeleteSnapshot` when none does. Each call retried as the step says.
+/// Expected errors are answers: an AMI already gone (`InvalidAMIID.NotFound` / `Unavailable`: another run pruned
+/// it, or an earlier attempt's answer was lost) still has its snapshots deleted; a snapshot gone already
+/// (`InvalidSnapshot.NotFound`) counts as deleted; one another AMI took up since the check (`InvalidSnapshot.InUse`)
+/// stays. The cross-region function names them by code; EC2's SDK integration names every EC2 error
+/// `Ec2.Ec2Exception`, so there AWS's message tells them apart (`Cond::Failed`), and its retrier retries them first
+/// as it retries throttling. Any other error fails the step with it.
+///
+/// Differences from `drflow run`'s: `deregistered` and `snapshots_deleted` come in the listing's order (not oldest
+/// first), `kept` too (not newest first); a snapshot is kept when an AMI still uses it by that check (not by
+/// `DeregisterImage`'s `DeleteAssociatedSnapshots` answer); more than 20 AMIs of the instance in the region, 5
+/// parameters or 4 block devices of an AMI fail the step with `TooManyImages` / `TooManyParameters` /
+/// `TooManyDevices` (prune once with `drflow run`). No journal: a retried or redriven step lists the AMIs again and
+/// decides anew (deleting old AMIs never changes which are the newest).
+///
+/// History: for n AMIs about 6n² + 40n events (7 AMIs: about 600 on the emulator; 20: about 3,200), plus about
+/// 25 per parameter and 40 per snapshot deleted; the exporter counts each step at the bounds (`export::each`).
+pub(crate) fn sfn_form() -> crate::actions::sfn::Form {
+    use crate::actions::sfn::{Arg, Bound, Call, Cond, Form, Op, answer, fmt, input, lit};
+    let item = |id: &'static str, path: &'static str| Arg::Item(id, path);
+    let of_instance = Arg::Map(vec![
+        (
+            "Name",
+            Arg::Choose(
+                "tag_key",
+                Box::new(fmt("tag:{}", vec![input("tag_key")])),
+                Box::new(lit(format!("tag:{INSTANCE_TAG}"))),
+            ),
+        ),
+        ("Values", Arg::List(vec![input("instance_id")])),
+    ]);
+    let describe = |id: &'static str, filters: Vec<Arg>| {
+        Call::new(id, "ec2", "DescribeImages")
+            .with("Owners", lit(serde_json::json!(["self"])))
+            .with("Filters", Arg::List(filters))
+    };
+    let images = Bound {
+        at_most: SFN_MAX_IMAGES,
+        error: "TooManyImages",
+        cause: "the instance has more AMIs in the region than the Step Functions form prunes among: prune once with drflow run",
+    };
+    let available = |id: &'static str| Cond::Is(item(id, "State"), "available");
+    let failed = |id: &'static str, (code, message): (&'static str, &'static str)| Cond::Failed(id, code, message);
+    let yes = |id: &'static str| Cond::True(answer(id, "v"));
+    let not = |c: Cond| Cond::Not(Box::new(c));
+    // An AMI's sort key: its creation date to the second (as `drflow run` reads it; `2026-11-28T03:00:00` of
+    // `2026-11-28T03:00:00.000Z`), name and id.
+    let key = |id: &'static str| {
+        Arg::Map(vec![
+            ("id", item(id, "ImageId")),
+            ("date", Arg::Split(Box::new(item(id, "CreationDate")), ".", 0)),
+            ("name", item(id, "Name")),
+        ])
+    };
+    // Another AMI's key (`newer`) sorts after the key of the AMI being decided (`me`).
+    let newer = Cond::Any(vec![
+        Cond::After(item("newer", "date"), answer("me", "v.date")),
+        Cond::All(vec![
+            Cond::Same(item("newer", "date"), answer("me", "v.date")),
+            Cond::Any(vec![
+                Cond::After(item("newer", "name"), answer("me", "v.name")),
+                Cond::All(vec![
+                    Cond::Same(item("newer", "name"), answer("me", "v.name")),
+                    Cond::After(item("newer", "id"), answer("me", "v.id")),
+                ]),
+            ]),
+        ]),
+    ]);
+    let snapshot = item("device", "Ebs.SnapshotId");
+    let delete_snapshots = Op::Loop {
+        id: "device",
+        items: item("image", "BlockDeviceMappings"),
+        bound: Bound {
+            at_most: SFN_MAX_DEVICES,
+            error: "TooManyDevices",
+            cause: "an AMI to prune has more block devices than the Step Functions form deletes the snapshots of: prune it with drflow run",
+        },
+        ops: vec![Op::If {
+            when: Cond::Present(snapshot.clone()),
+            then: vec![
+                Op::Call(describe(
+                    "users",
+                    vec![Arg::Map(vec![
+                        ("Name", lit("block-device-mapping.snapshot-id")),
+                        ("Values", Arg::List(vec![snapshot.clone()])),
+                    ])],
+                )),
+                Op::If {
+                    when: Cond::Empty(answer("users", "Images")),
+                    then: vec![
+                        Op::Let("gone", lit(true)),
+                        Op::Call(
+                            Call::new("delete", "ec2", "DeleteSnapshot")
+                                .with("SnapshotId", snapshot.clone())
+                                .absent(&[IN_USE.0, SNAPSHOT_GONE.0]),
+                        ),
+                        Op::If {
+                            when: Cond::Absent("delete"),
+                            then: vec![
+                                // Another AMI took it up since the check: it stays. Gone already (the answer of
+                                // an earlier attempt was lost): deleted. Any other error fails the step.
+                                Op::Fail {
+                                    when: not(Cond::Any(vec![
+                                        failed("delete", IN_USE),
+                                        failed("delete", SNAPSHOT_GONE),
+                                    ])),
+                                    error: Arg::Caught("delete", "Error"),
+                                    cause: Arg::Caught("delete", "Cause"),
+                                },
+                                Op::If {
+                                    when: failed("delete", IN_USE),
+                                    then: vec![Op::Let("gone", lit(false))],
+                                },
+                            ],
+                        },
+                        Op::If {
+                            when: yes("gone"),
+                            then: vec![Op::Append("snapshots_deleted", snapshot)],
+                        },
+                    ],
+                },
+            ],
+        }],
+    };
+    let decide = vec![
+        Op::Let("fate", lit("kept")),
+        Op::Let(
+            "backup_made",
+            Arg::Contains(Box::new(answer("backup", "v")), Box::new(item("image", "ImageId"))),
+        ),
+        Op::Let(
+            "named_here",
+            Arg::Contains(Box::new(answer("named", "v")), Box::new(item("image", "ImageId"))),
+        ),
+        Op::If {
+            when: Cond::All(vec![
+                available("image"),
+                not(yes("backup_made")),
+                not(yes("named_here")),
+            ]),
+            then: vec![
+                Op::Let("me", key("image")),
+                Op::Each {
+                    id: "newer",
+                    items: answer("keys", "v"),
+                    ops: vec![Op::Yield {
+                        when: newer,
+                        value: item("newer", "id"),
+                    }],
+                    yields: lit("-"),
+                    bound: images.clone(),
+                },
+                Op::Let(
+                    "rank",
+                    Arg::Add(Box::new(Arg::Distinct(Box::new(answer("newer", "v")))), -1),
+                ),
+                Op::If {
+                    when: Cond::AtLeast(answer("rank", "v"), input("keep")),
+                    then: vec![
+                        Op::Call(
+                            Call::new("deregister", "ec2", "DeregisterImage")
+                                .with("ImageId", item("image", "ImageId"))
+                                .absent(&[AMI_GONE.0, AMI_UNAVAILABLE.0]),
+                        ),
+                        // Gone already (another run pruned it, or an earlier attempt's answer was lost): its
+                        // snapshots still go. Any other error fails the step.
+                        Op::If {
+                            when: Cond::Absent("deregister"),
+                            then: vec![Op::Fail {
+                                when: not(Cond::Any(vec![
+                                    failed("deregister", AMI_GONE),
+                                    failed("deregister", AMI_UNAVAILABLE),
+                                ])),
+                                error: Arg::Caught("deregister", "Error"),
+                                cause: Arg::Caught("deregister", "Cause"),
+                            }],
+                        },
+                        Op::Let("fate", lit("deregistered")),
+                        Op::Append("deregistered", item("image", "ImageId")),
+                        delete_snapshots,
+                    ],
+                },
+            ],
+        },
+        Op::If {
+            when: Cond::Is(answer("fate", "v"), "kept"),
+            then: vec![Op::Append("kept", item("image", "ImageId"))],
+        },
+    ];
+    Form {
+        ops: vec![
+            Op::Fail {
+                when: not(Cond::AtLeast(input("keep"), lit(1))),
+                error: lit("InvalidInput"),
+                cause: lit("input `keep` must be at least 1 (to prune nothing, skip the step with a `when`)"),
+            },
+            // The AMIs the parameters name (`-` for a parameter that does not exist).
+            Op::Let("named", Arg::List(vec![])),
+            Op::If {
+                when: Cond::Given("parameters"),
+                then: vec![Op::Each {
+                    id: "named",
+                    items: input("parameters"),
+                    ops: vec![
+                        Op::Call(
+                            Call::new("parameter", "ssm", "GetParameter")
+                                .with("Name", item("named", ""))
+                                .absent(&["ParameterNotFound"]),
+                        ),
+                        Op::Yield {
+                            when: Cond::Absent("parameter"),
+                            value: lit("-"),
+                        },
+                    ],
+                    yields: answer("parameter", "Parameter.Value"),
+                    bound: Bound {
+                        at_most: SFN_MAX_PARAMETERS,
+                        error: "TooManyParameters",
+                        cause: "more parameters are listed than the Step Functions form reads",
+                    },
+                }],
+            },
+            Op::Call(describe("images", vec![of_instance.clone()])),
+            Op::Call(describe(
+                "backups",
+                vec![
+                    of_instance,
+                    Arg::Map(vec![
+                        ("Name", lit("tag-key")),
+                        ("Values", lit(serde_json::json!([BACKUP_TAG]))),
+                    ]),
+                ],
+            )),
+            Op::Each {
+                id: "backup",
+                items: answer("backups", "Images"),
+                ops: vec![],
+                yields: item("backup", "ImageId"),
+                bound: images.clone(),
+            },
+            // Each AMI's sort key; one that is not a candidate (not available, or AWS Backup's) sorts before all.
+            Op::Each {
+                id: "keys",
+                items: answer("images", "Images"),
+                ops: vec![
+                    Op::Let(
+                        "backup_made",
+                        Arg::Contains(Box::new(answer("backup", "v")), Box::new(item("keys", "ImageId"))),
+                    ),
+                    Op::Yield {
+                        when: Cond::All(vec![available("keys"), not(yes("backup_made"))]),
+                        value: key("keys"),
+                    },
+                ],
+                yields: Arg::Map(vec![
+                    ("id", item("keys", "ImageId")),
+                    ("date", lit("")),
+                    ("name", lit("")),
+                ]),
+                bound: images.clone(),
+            },
+            Op::Collect("deregistered"),
+            Op::Collect("snapshots_deleted"),
+            Op::Collect("kept"),
+            Op::Loop {
+                id: "image",
+                items: answer("images", "Images"),
+                bound: images,
+                ops: vec![Op::If {
+                    when: not(Cond::Is(item("image", "State"), "deregistered")),
+                    then: decide,
+                }],
+            },
+        ],
+        outputs: vec![
+            ("deregistered", Arg::Collected("deregistered")),
+            ("snapshots_deleted", Arg::Collected("snapshots_deleted")),
+            ("kept", Arg::Collected("kept")),
+            ("count", Arg::Length(Box::new(Arg::Collected("deregistered")))),
+        ],
     }
 }
 

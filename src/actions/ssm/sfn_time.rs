@@ -68,11 +68,11 @@ fn table(v: Vec<i64>) -> Arg {
 }
 
 fn add(a: Arg, b: Arg) -> Arg {
-    Arg::Add(Box::new(a), Box::new(b))
+    Arg::Sum(Box::new(a), Box::new(b))
 }
 
 fn item(list: Arg, i: Arg) -> Arg {
-    Arg::Item(Box::new(list), Box::new(i))
+    Arg::At(Box::new(list), Box::new(i))
 }
 
 /// `-n` of a number known to be 0 or more (MathAdd has no negation): `-` + the text of n + 1, read as JSON, plus
@@ -304,7 +304,7 @@ mod tests {
                     assert!(!v.is_null(), "{id}.{path} is not there");
                     v
                 }
-                Arg::Add(a, b) => {
+                Arg::Sum(a, b) => {
                     let sum = int(self.arg(a)) + int(self.arg(b));
                     assert!(i32::try_from(sum).is_ok(), "MathAdd past 32 bits: {sum}");
                     json!(sum)
@@ -313,7 +313,7 @@ mod tests {
                     let text = self.arg(a);
                     serde_json::from_str(text.as_str().unwrap()).unwrap_or_else(|e| panic!("StringToJson({text}): {e}"))
                 }
-                Arg::Item(list, i) => {
+                Arg::At(list, i) => {
                     let list = self.arg(list);
                     let i = int(self.arg(i)) as usize;
                     list.as_array()
