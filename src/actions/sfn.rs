@@ -62,6 +62,26 @@ pub enum Arg {
     Add(Box<Arg>, i64),
     /// The list of strings the `Append`s to that id gave, in order (`Collect` started it).
     Collected(&'static str),
+    /// A field of the execution's context object: `Execution.Id` (its ARN), `State.EnteredTime` (when the state
+    /// computing it was entered: now), `Task.Token` (in a `Callback` call only: the token that answers it).
+    Context(&'static str),
+    /// The sum of two integers (32-bit, as Step Functions adds them).
+    Sum(Box<Arg>, Box<Arg>),
+    /// The JSON value a string holds (a number: `"107"` → 107; `"07"` is no JSON number: prefix it first).
+    Json(Box<Arg>),
+    /// The item of a list at an index computed at run time (a literal list of numbers is a lookup table).
+    At(Box<Arg>, Box<Arg>),
+    /// The integers from the first to at most the second, by the third (at most 1,000 of them).
+    Range(Box<Arg>, Box<Arg>, Box<Arg>),
+    /// A duration input (`24h`, `1d12h`) in whole seconds, its value known at export (a literal, or an input
+    /// given at export or defaulted).
+    Seconds(&'static str),
+    /// An input's value as the export knows it (a literal, or an input given at export or defaulted), as text.
+    Exported(&'static str),
+    /// A duration input as drflow writes durations (`24h` → `1d`), its value known at export as for `Seconds`.
+    DurationText(&'static str),
+    /// The ARN of the SNS topic approvals are asked on (`drflow export --approval-topic`; the template's own topic).
+    ApprovalTopic,
 }
 
 /// A condition over inputs and answers (an ASL Choice rule).
@@ -79,6 +99,8 @@ pub enum Cond {
     Same(Arg, Arg),
     /// The first string field sorts after the second (ISO-8601 times of one format compare as text).
     After(Arg, Arg),
+    /// The first numeric field is greater than the second (a number or a field).
+    Above(Arg, Arg),
     /// A boolean field is true.
     True(Arg),
     /// A string field matches a pattern with `*` wildcards.
@@ -197,6 +219,11 @@ pub enum Op {
     /// `Let` of id `id`: `Answer(id, "v.FIELD")` the item (absent when none qualifies), `Answer(id, "count")` how
     /// many items were listed; `keep` reads the item being scanned as `Answer(id, "item.FIELD")`.
     Newest(Box<Newest>),
+    /// A call that waits for a callback (`.waitForTaskToken`: Step Functions' optimized integration of the service,
+    /// in the state machine's own region): its parameters hold `Arg::Context("Task.Token")`, and its answer is what
+    /// `SendTaskSuccess` gives as output; `SendTaskFailure` fails the step with the error it names. It waits at
+    /// most the step's timeout (then `States.Timeout`).
+    Callback(Call),
 }
 
 /// The most items an `Each` or `Loop` takes: more end the step with this error (so that its history, which grows

@@ -31,6 +31,10 @@ pub struct ExportArgs {
     /// Name or ARN of the cross-region function (ASL format; the template deploys its own).
     #[arg(long, value_name = "NAME")]
     pub cross_region_function: Option<String>,
+    /// The SNS topic (name or ARN) a `drflow.approve` step asks on, with the commands that answer it (default:
+    /// drflow-approvals in the state machine's region and account; the template creates its own unless given).
+    #[arg(long, value_name = "TOPIC")]
+    pub approval_topic: Option<String>,
     /// A `drflow schedule` file whose entry (`--entry`, or its only entry for this workflow) the template's
     /// EventBridge Scheduler schedule follows: its cron, time zone, inputs and regions.
     #[arg(long, value_name = "FILE")]
@@ -64,6 +68,7 @@ pub fn export(args: ExportArgs) -> Result<u8, Error> {
         home: args.state_machine_region.clone(),
         single_region: args.single_region,
         function: args.cross_region_function.clone(),
+        approval_topic: args.approval_topic.clone(),
     };
     let error = |e: ExportError| match e {
         ExportError::Bind(b) => Error::Bind(b),

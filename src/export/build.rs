@@ -66,6 +66,10 @@ pub(crate) struct Builder<'a> {
     /// by step: one execution's, or a Map item's child execution's.
     pub events: Vec<(String, usize)>,
     pub refusals: Vec<Refusal>,
+    /// The workflow's inputs with a value at export (given or defaulted), for forms that need one known.
+    pub known: Map<String, Value>,
+    /// Whether a step asks for approval on the approvals topic.
+    pub approvals: bool,
     /// Each action step's form (by step id), and the outputs it gives.
     forms: BTreeMap<String, Result<Form, String>>,
     outputs: BTreeMap<String, Vec<&'static str>>,
@@ -104,6 +108,8 @@ impl<'a> Builder<'a> {
             guard: None,
             events: Vec::new(),
             refusals: Vec::new(),
+            known: Map::new(),
+            approvals: false,
             forms,
             outputs,
         }
@@ -133,6 +139,7 @@ impl<'a> Builder<'a> {
 
     /// The whole definition.
     pub fn definition(&mut self, defaults: &Map<String, Value>) -> Value {
+        self.known = defaults.clone();
         let mut chain = Chain::default();
         chain.add(DONE, json!({"Type": "Succeed"}));
         // The execution's output: the run and the steps' outputs, not the steps' working data.
@@ -307,6 +314,8 @@ impl<'a> Builder<'a> {
         chain: &mut Chain,
     ) -> Result<String, String> {
         let own_retry = match (&s.kind, self.forms.get(&s.id)) {
+            // A step that asks a person is never run again: a retry would ask again (a rejection is final).
+            (StepKind::Action(_), Some(Ok(form))) if super::form::asks(form) => None,
             (StepKind::Action(a), Some(Ok(form))) => {
                 let cx = StepCx::new(s, a, form, String::new(), Via::Sdk);
                 retry::own_retrier(&a.retry, &cx.own, cx.waits())

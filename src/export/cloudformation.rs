@@ -57,8 +57,15 @@ pub fn template(
     opts: &Options,
     schedule: Option<&Schedule>,
 ) -> Result<Value, ExportError> {
+    // Approvals are asked on the template's own topic unless the export names one.
+    let own_topic = opts.approval_topic.is_none();
     let opts = Options {
         function: Some("${CrossRegionFunctionArn}".into()),
+        approval_topic: Some(
+            opts.approval_topic
+                .clone()
+                .unwrap_or_else(|| "${ApprovalTopicArn}".into()),
+        ),
         ..opts.clone()
     };
     let export = asl(wf, inputs, regions, &opts)?;
@@ -126,6 +133,9 @@ pub fn template(
         };
         placeholders.push((format!(":{code}:"), format!(":{to}:")));
     }
+    if export.approvals && own_topic {
+        substitutions.insert("ApprovalTopicArn".into(), json!({"Ref": "ApprovalTopic"}));
+    }
     if export.cross_region {
         substitutions.insert(
             "CrossRegionFunctionArn".into(),
@@ -167,7 +177,45 @@ pub fn template(
                         "Resource": [{"Fn::GetAtt": ["CrossRegionFunction", "Arn"]}]}),
         );
     }
+    if export.approvals {
+        let topic = match opts.approval_topic.as_deref() {
+            Some(t) if t.starts_with("arn:") => json!(t),
+            Some(t) if !own_topic => {
+                json!({"Fn::Sub": format!("arn:${{AWS::Partition}}:sns:${{AWS::Region}}:${{AWS::AccountId}}:{t}")})
+            }
+            _ => json!({"Ref": "ApprovalTopic"}),
+        };
+        own.push(json!({"Sid": "AskApprovals", "Effect": "Allow", "Action": ["sns:Publish"], "Resource": [topic]}));
+    }
     let mut resources = Map::new();
+    let mut outputs = Map::new();
+    let mut conditions = Map::new();
+    if export.approvals && own_topic {
+        parameters.insert(
+            "ApprovalEmail".into(),
+            json!({"Type": "String", "Default": "",
+                   "Description": "An e-mail address subscribed to the approvals topic (confirm the subscription AWS mails); empty: subscribe yourself (e-mail, chat, a queue)."}),
+        );
+        conditions.insert(
+            "HasApprovalEmail".into(),
+            json!({"Fn::Not": [{"Fn::Equals": [{"Ref": "ApprovalEmail"}, ""]}]}),
+        );
+        resources.insert(
+            "ApprovalTopic".into(),
+            json!({"Type": "AWS::SNS::Topic", "Properties": {
+                "DisplayName": "drflow approvals"}}),
+        );
+        resources.insert(
+            "ApprovalEmailSubscription".into(),
+            json!({"Type": "AWS::SNS::Subscription", "Condition": "HasApprovalEmail", "Properties": {
+                "TopicArn": {"Ref": "ApprovalTopic"}, "Protocol": "email", "Endpoint": {"Ref": "ApprovalEmail"}}}),
+        );
+        outputs.insert(
+            "ApprovalTopicArn".into(),
+            json!({"Description": "Approvals are asked here (each message says how to answer): subscribe the people who decide.",
+                   "Value": {"Ref": "ApprovalTopic"}}),
+        );
+    }
     resources.insert(
         "LogGroup".into(),
         json!({"Type": "AWS::Logs::LogGroup", "Properties": {
@@ -238,6 +286,12 @@ pub fn template(
             "Target": {"Arn": {"Ref": "StateMachine"}, "RoleArn": {"Fn::GetAtt": ["SchedulerRole", "Arn"]},
                        "Input": {"Ref": "ScheduleInput"}}}}),
     );
+    conditions.insert(
+        "HasSchedule".into(),
+        json!({"Fn::Not": [{"Fn::Equals": [{"Ref": "ScheduleExpression"}, ""]}]}),
+    );
+    outputs.insert("StateMachineArn".into(), json!({"Value": {"Ref": "StateMachine"}}));
+    outputs.insert("LogGroup".into(), json!({"Value": {"Ref": "LogGroup"}}));
     let mut description = format!(
         "drflow workflow {} as an AWS Step Functions state machine (drflow export)",
         wf.name
@@ -248,25 +302,24 @@ pub fn template(
             export.required.join(", ")
         ));
     }
-    let mut outputs = json!({
-        "StateMachineArn": {"Value": {"Ref": "StateMachine"}},
-        "LogGroup": {"Value": {"Ref": "LogGroup"}},
-    });
     let mut template = json!({
         "AWSTemplateFormatVersion": "2010-09-09",
         "Description": description,
         "Parameters": parameters,
-        "Conditions": {"HasSchedule": {"Fn::Not": [{"Fn::Equals": [{"Ref": "ScheduleExpression"}, ""]}]}},
+        "Conditions": conditions,
         "Resources": resources,
     });
     if let Some(metadata) = accounts.metadata {
-        outputs["StateMachineRoleArn"] = json!({"Description": "The execution role: each role of another account must trust it", "Value": {"Fn::GetAtt": ["StateMachineRole", "Arn"]}});
+        outputs.insert(
+            "StateMachineRoleArn".into(),
+            json!({"Description": "The execution role: each role of another account must trust it", "Value": {"Fn::GetAtt": ["StateMachineRole", "Arn"]}}),
+        );
         for (key, value) in accounts.outputs {
-            outputs[key] = value;
+            outputs.insert(key, value);
         }
         template["Metadata"] = json!({"drflow": metadata});
     }
-    template["Outputs"] = outputs;
+    template["Outputs"] = Value::Object(outputs);
     Ok(template)
 }
 

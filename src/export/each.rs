@@ -36,7 +36,7 @@ pub(crate) fn events(ops: &[Op]) -> Option<usize> {
     fn count(ops: &[Op]) -> usize {
         ops.iter()
             .map(|op| match op {
-                Op::Call(_) => 5,
+                Op::Call(_) | Op::Callback(_) => 5,
                 // A yield's Pass stands for the item's last Pass: its Choice is what it adds.
                 Op::Let(..) | Op::Collect(_) | Op::Yield { .. } => 2,
                 Op::Fail { .. } | Op::Finish { .. } | Op::Append(..) => 4,

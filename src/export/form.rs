@@ -105,11 +105,29 @@ fn collect(ops: &[Op], lets: &mut BTreeSet<&'static str>, own: &mut Vec<String>)
     }
 }
 
+/// Whether a form waits for a callback (a person's answer).
+pub(crate) fn asks(form: &Form) -> bool {
+    fn any(ops: &[Op]) -> bool {
+        ops.iter().any(|op| match op {
+            Op::Callback(_) => true,
+            Op::Poll { then, .. } | Op::If { then, .. } => any(then),
+            _ => false,
+        })
+    }
+    any(&form.ops)
+}
+
 /// Every input a form reads.
 pub(crate) fn inputs_used(form: &Form) -> BTreeSet<&'static str> {
     fn arg(a: &Arg, out: &mut BTreeSet<&'static str>) {
         match a {
-            Arg::Input(n) | Arg::AccountOf(n) | Arg::Pairs(n, ..) | Arg::File(n) => {
+            Arg::Input(n)
+            | Arg::AccountOf(n)
+            | Arg::Pairs(n, ..)
+            | Arg::File(n)
+            | Arg::Seconds(n)
+            | Arg::Exported(n)
+            | Arg::DurationText(n) => {
                 out.insert(n);
             }
             Arg::IfGiven(n, a) => {
@@ -128,18 +146,22 @@ pub(crate) fn inputs_used(form: &Form) -> BTreeSet<&'static str> {
             | Arg::Length(a)
             | Arg::First(a)
             | Arg::Keyed(a, ..)
+            | Arg::Json(a)
             | Arg::Distinct(a)
             | Arg::Add(a, _) => arg(a, out),
-            Arg::Contains(a, b) => {
+            Arg::Sum(a, b) | Arg::At(a, b) | Arg::Contains(a, b) => {
                 arg(a, out);
                 arg(b, out);
             }
+            Arg::Range(a, b, c) => [a, b, c].into_iter().for_each(|a| arg(a, out)),
             Arg::Token
             | Arg::Region
             | Arg::Lit(_)
             | Arg::Answer(..)
             | Arg::Caught(..)
             | Arg::Run(_)
+            | Arg::Context(_)
+            | Arg::ApprovalTopic
             | Arg::Item(..)
             | Arg::Collected(_) => {}
         }
@@ -152,7 +174,7 @@ pub(crate) fn inputs_used(form: &Form) -> BTreeSet<&'static str> {
             | Cond::True(a)
             | Cond::Empty(a)
             | Cond::Matches(a, _) => arg(a, out),
-            Cond::Same(a, b) | Cond::After(a, b) | Cond::AtLeast(a, b) => {
+            Cond::Same(a, b) | Cond::After(a, b) | Cond::Above(a, b) | Cond::AtLeast(a, b) => {
                 arg(a, out);
                 arg(b, out);
             }
@@ -164,7 +186,7 @@ pub(crate) fn inputs_used(form: &Form) -> BTreeSet<&'static str> {
     fn ops(list: &[Op], out: &mut BTreeSet<&'static str>) {
         for op in list {
             match op {
-                Op::Call(c) => c.parameters.iter().for_each(|(_, a)| arg(a, out)),
+                Op::Call(c) | Op::Callback(c) => c.parameters.iter().for_each(|(_, a)| arg(a, out)),
                 Op::Let(_, a) => arg(a, out),
                 Op::Fail { when, error, cause } => {
                     cond(when, out);
@@ -464,6 +486,7 @@ impl Builder<'_> {
                 Ok(self.choice(cx, rule, &body, next, states))
             }
             Op::Poll { call, then, done } => self.poll(cx, call, then, done, next, exit, states),
+            Op::Callback(c) => self.callback(cx, c, next, states),
             Op::Each { .. } | Op::Yield { .. } | Op::Loop { .. } | Op::Collect(_) | Op::Append(..) => {
                 self.each_op(cx, op, next, exit, states)
             }
@@ -648,11 +671,18 @@ impl Builder<'_> {
             Cond::Matches(a, pattern) => Rule::Rule(json!({"Variable": var(self, a)?, "StringMatches": pattern})),
             Cond::Absent(id) => Rule::Rule(json!({"Variable": dot(&dot(&cx.root(), id), "Error"), "IsPresent": true})),
             // A side known at export (a literal input, the step's region) is compared as text.
-            Cond::Same(a, b) => match self.arg(cx, b)?.simplify() {
-                Node::Lit(Value::String(t)) => Rule::Rule(json!({"Variable": var(self, a)?, "StringEquals": t})),
+            Cond::Same(a, b) => match (self.arg(cx, a)?.simplify(), self.arg(cx, b)?.simplify()) {
+                (Node::Lit(x), Node::Lit(y)) => Rule::Known(x == y),
+                (_, Node::Lit(Value::String(t))) => Rule::Rule(json!({"Variable": var(self, a)?, "StringEquals": t})),
                 _ => Rule::Rule(json!({"Variable": var(self, a)?, "StringEqualsPath": var(self, b)?})),
             },
             Cond::After(a, b) => Rule::Rule(json!({"Variable": var(self, a)?, "StringGreaterThanPath": var(self, b)?})),
+            Cond::Above(a, b) => match self.arg(cx, b)?.simplify() {
+                Node::Lit(n @ Value::Number(_)) => {
+                    Rule::Rule(json!({"Variable": var(self, a)?, "NumericGreaterThan": n}))
+                }
+                _ => Rule::Rule(json!({"Variable": var(self, a)?, "NumericGreaterThanPath": var(self, b)?})),
+            },
             Cond::True(a) => match self.arg(cx, a)?.simplify() {
                 Node::Lit(Value::Bool(b)) => Rule::Known(b),
                 _ => Rule::Rule(json!({"Variable": var(self, a)?, "BooleanEquals": true})),
@@ -802,10 +832,138 @@ impl Builder<'_> {
             Arg::Run(field) => Node::Expr(dot("$.run", field)),
             // Looked up after the outputs are written (`picked`).
             Arg::Keyed(..) => Node::Absent,
+            Arg::Context(field) => Node::Expr(format!("$$.{field}")),
+            Arg::Sum(a, b) => Node::Expr(format!(
+                "States.MathAdd({}, {})",
+                self.expr_arg(cx, a)?,
+                self.expr_arg(cx, b)?
+            )),
+            Arg::Json(a) => Node::Expr(format!("States.StringToJson({})", self.expr_arg(cx, a)?)),
+            Arg::At(list, i) => {
+                let list = match self.arg(cx, list)?.simplify() {
+                    // A literal table: `States.Array` of its numbers (an intrinsic takes no JSON array).
+                    Node::Lit(Value::Array(items)) => format!(
+                        "States.Array({})",
+                        items.iter().map(Value::to_string).collect::<Vec<_>>().join(", ")
+                    ),
+                    n => n
+                        .arg()
+                        .ok_or_else(|| format!("`{}`: a list its form indexes is not a list", cx.step.id))?,
+                };
+                Node::Expr(format!("States.ArrayGetItem({list}, {})", self.expr_arg(cx, i)?))
+            }
+            Arg::Range(a, b, c) => Node::Expr(format!(
+                "States.ArrayRange({}, {}, {})",
+                self.expr_arg(cx, a)?,
+                self.expr_arg(cx, b)?,
+                self.expr_arg(cx, c)?
+            )),
+            Arg::Seconds(n) => {
+                let text = self.exported(cx, n)?;
+                let d =
+                    crate::workflow::parse_duration(&text).map_err(|e| format!("`{n}` of `{}`: {e}", cx.step.id))?;
+                Node::Lit(json!(d.as_secs()))
+            }
+            Arg::Exported(n) => Node::Lit(json!(self.exported(cx, n)?)),
+            Arg::DurationText(n) => {
+                let text = self.exported(cx, n)?;
+                let d =
+                    crate::workflow::parse_duration(&text).map_err(|e| format!("`{n}` of `{}`: {e}", cx.step.id))?;
+                Node::Lit(json!(crate::workflow::format_duration(d)))
+            }
+            Arg::ApprovalTopic => match &{
+                self.approvals = true;
+                self.opts.approval_topic.clone()
+            } {
+                Some(t) if t.starts_with("arn:") || t.starts_with("${") => Node::Lit(json!(t)),
+                topic => {
+                    // The topic of that name in the state machine's own partition, region and account.
+                    let name = topic.as_deref().unwrap_or(super::APPROVAL_TOPIC);
+                    let field = |i: usize| {
+                        Node::Expr(format!(
+                            "States.ArrayGetItem(States.StringSplit($$.StateMachine.Id, ':'), {i})"
+                        ))
+                    };
+                    format(
+                        &format!("arn:{{}}:sns:{{}}:{{}}:{name}"),
+                        vec![field(1), field(3), Node::Expr("$.account".into())],
+                    )?
+                }
+            },
             Arg::Item(..) | Arg::Contains(..) | Arg::Distinct(_) | Arg::Add(..) | Arg::Collected(_) => {
                 self.each_arg(cx, a)?
             }
         })
+    }
+
+    /// The value of an input as the export knows it, as text: a literal in the step's `with:`, or a reference to a
+    /// workflow input given at export (`-i`) or defaulted.
+    fn exported(&self, cx: &StepCx<'_>, input: &str) -> Result<String, String> {
+        use crate::workflow::expr::{Expr, Piece};
+        let text = crate::workflow::expr::to_text;
+        match cx.given(input) {
+            Some(ValueTemplate::Literal(v)) => Ok(text(v)),
+            Some(ValueTemplate::Template(t)) => match t.pieces.as_slice() {
+                [Piece::Expr(Expr::Ref(crate::workflow::Ref::Input(name)))] => {
+                    self.known.get(name).map(text).ok_or_else(|| {
+                        format!(
+                            "`{input}` of `{}` reads input `{name}`, which has no value at export: give it \
+                             (`-i {name}=...`), its Step Functions form needs it known",
+                            cx.step.id
+                        )
+                    })
+                }
+                _ => Err(format!(
+                    "`{input}` of `{}` must be a literal or one workflow input for the export (its Step Functions \
+                     form needs its value known)",
+                    cx.step.id
+                )),
+            },
+            _ => Err(format!("`{}` needs `{input}` for its Step Functions form", cx.step.id)),
+        }
+    }
+
+    /// A call that waits for its callback: the service's optimized integration with `.waitForTaskToken`, in the
+    /// state machine's own region whatever the step's (the token is answered there). Its answer is the callback's
+    /// output; its timeout the step's; its retrier the step's for the service's transient errors only (a
+    /// rejection, `Rejected`, and the timeout are never retried: a retry would ask again).
+    fn callback(&mut self, cx: &mut StepCx<'_>, c: &Call, next: &str, states: &mut Chain) -> Result<String, String> {
+        let name = cx.name(&format!("{} and wait", c.action));
+        let mut params = Map::new();
+        for (k, a) in &c.parameters {
+            self.arg(cx, a)?.place(k, &mut params);
+        }
+        let mut state = json!({
+            "Type": "Task",
+            "Resource": format!("arn:aws:states:::{}:{}.waitForTaskToken", c.service, camel(c.action)),
+            "Parameters": params,
+            "ResultSelector": {"r.$": "$"},
+            "ResultPath": dot(&cx.root(), c.id),
+            "TimeoutSeconds": cx.action.timeout.as_secs().max(1),
+        });
+        let transient = crate::workflow::RetryPolicy {
+            errors: vec![crate::workflow::ErrorMatch::Transient],
+            ..cx.action.retry.clone()
+        };
+        if let Some(mut r) = retry::retrier(&transient, c.service, Via::Sdk, &[]) {
+            // An optimized integration names its service's errors in capitals (`SNS.ThrottledException`), as
+            // moto's engine reproduces them; the SDK integration's names are kept beside them.
+            let prefix = retry::service_prefix(c.service);
+            let mut names: Vec<Value> = r["ErrorEquals"].as_array().cloned().unwrap_or_default();
+            for n in names.clone() {
+                if let Some(rest) = n.as_str().and_then(|n| n.strip_prefix(&format!("{prefix}."))) {
+                    let upper = json!(format!("{}.{rest}", c.service.to_ascii_uppercase()));
+                    if !names.contains(&upper) {
+                        names.push(upper);
+                    }
+                }
+            }
+            r["ErrorEquals"] = Value::Array(names);
+            state["Retry"] = json!([r]);
+        }
+        state["Next"] = json!(next);
+        states.add(&name, state);
+        Ok(name)
     }
 
     /// A node that can stand as an intrinsic function's argument.

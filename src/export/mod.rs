@@ -44,7 +44,13 @@ pub struct Options {
     pub single_region: bool,
     /// The cross-region function's name or ARN.
     pub function: Option<String>,
+    /// The SNS topic (name or ARN) approvals are asked on; default `drflow-approvals` in the state machine's
+    /// region and account (the CloudFormation template creates its own).
+    pub approval_topic: Option<String>,
 }
+
+/// The approvals topic's default name (`--approval-topic` gives another name or ARN).
+pub const APPROVAL_TOPIC: &str = "drflow-approvals";
 
 /// An exported state machine.
 #[derive(Debug, Clone)]
@@ -58,6 +64,8 @@ pub struct Export {
     pub cross_region: bool,
     /// The roles (ARNs) Task states assume for steps in another account (their `Credentials`).
     pub roles: Vec<String>,
+    /// Whether a step asks a person's approval on the approvals topic (`drflow.approve`).
+    pub approvals: bool,
     /// Inputs with neither a value nor a default: each execution must give them.
     pub required: Vec<String>,
 }
@@ -155,6 +163,7 @@ pub fn asl(
         regions,
         cross_region: b.cross_region,
         roles: b.roles.iter().cloned().collect(),
+        approvals: b.approvals,
         required,
     })
 }

@@ -119,14 +119,22 @@ impl Node {
     }
 }
 
-/// A string literal as an intrinsic function argument: in single quotes, with `'`, `{`, `}` and `\` escaped.
+/// A string literal as an intrinsic function argument: in single quotes, with `'`, `{`, `}` and `\` escaped, and
+/// line breaks and tabs as `\n`, `\r`, `\t` (an intrinsic function is one line: statelint refuses a line break in
+/// it; Step Functions reads these escapes, as LocalStack's and moto's engines reproduce it).
 pub(crate) fn quote(s: &str) -> String {
     let mut out = String::from("'");
     for c in s.chars() {
-        if matches!(c, '\'' | '{' | '}' | '\\') {
-            out.push('\\');
+        match c {
+            '\n' => out.push_str("\\n"),
+            '\r' => out.push_str("\\r"),
+            '\t' => out.push_str("\\t"),
+            '\'' | '{' | '}' | '\\' => {
+                out.push('\\');
+                out.push(c);
+            }
+            _ => out.push(c),
         }
-        out.push(c);
     }
     out.push('\'');
     out

@@ -225,8 +225,12 @@ fn a_wait_polls_in_a_counted_loop_and_fails_fast() {
 fn what_is_not_mapped_is_refused_with_its_location() {
     let cases = [
         (
-            "  - id: x\n    action: drflow.approve\n    region: dr\n    with: {message: go?}\n",
-            "is not mapped to Step Functions",
+            "  - id: a\n    action: drflow.echo\n    with: {value: 2h}\n  - id: x\n    action: ssm.image_freshness\n    region: dr\n    with: {name: /p, max_age: '${{ steps.a.outputs.value }}'}\n",
+            "must be a literal or one workflow input",
+        ),
+        (
+            "  - id: f\n    action: ssm.image_freshness\n    region: dr\n    with: {name: /p, max_age: 2h}\n  - id: x\n    action: drflow.echo\n    with: {value: '${{ steps.f.outputs.creation_date }}'}\n",
+            "gives no `creation_date`",
         ),
         (
             "  - id: x\n    for_each: [a, b]\n    steps:\n      - id: y\n        action: drflow.echo\n",
@@ -298,4 +302,44 @@ fn verify_checks_the_image_and_status_checks_and_a_notification_never_fails_the_
     // Without status checks, no DescribeInstanceStatus.
     let off = export(&yaml.replace("image_id: ami-1}", "image_id: ami-1, require_status_checks: false}")).unwrap();
     assert!(!off.to_string().contains("describeInstanceStatus"));
+}
+
+#[test]
+fn an_approval_is_a_callback_whose_rejection_is_caught_never_retried() {
+    let yaml = format!(
+        "{HEAD}steps:\n  - id: ok\n    action: drflow.approve\n    region: dr\n    timeout: 2h\n    retry: {{errors: [all], max_attempts: 5}}\n    continue_on_error: true\n    with: {{message: go?}}\n"
+    );
+    let def = export(&yaml).unwrap();
+    let (_, task) = states(&def)
+        .into_iter()
+        .find(|(_, s)| s["Resource"] == "arn:aws:states:::sns:publish.waitForTaskToken")
+        .expect("a callback task");
+    assert_eq!(task["TimeoutSeconds"], 7200);
+    assert!(task.get("HeartbeatSeconds").is_none());
+    assert_eq!(task["Parameters"]["Message"]["task_token.$"], "$$.Task.Token");
+    assert_eq!(task["Parameters"]["Message"]["question"], "go?");
+    // `errors: all` retries only SNS's transient errors on the task, never a rejection or the timeout.
+    let retried = task["Retry"][0]["ErrorEquals"].to_string();
+    assert!(
+        retried.contains("Sns.ThrottledException") && retried.contains("SNS.ThrottledException"),
+        "{retried}"
+    );
+    assert!(!retried.contains("States.ALL") && !retried.contains("Rejected") && !retried.contains("Timeout"));
+    // `continue_on_error` catches it; the wrapper retries nothing.
+    let attempt = state(&def, "ok: attempt");
+    assert_eq!(attempt["Catch"][0]["ErrorEquals"], json!(["States.ALL"]));
+    assert!(attempt.get("Retry").is_none(), "{attempt}");
+    // The topic: drflow-approvals in the state machine's partition, region and account, or the one given.
+    assert!(
+        task["Parameters"]["TopicArn.$"]
+            .as_str()
+            .unwrap()
+            .contains(":drflow-approvals'")
+    );
+    let opts = Options {
+        approval_topic: Some("arn:aws:sns:us-west-2:1:mine".into()),
+        ..Options::default()
+    };
+    let def = asl(&wf(&yaml), &[], &[], &opts).unwrap().definition;
+    assert!(def.to_string().contains(r#""TopicArn":"arn:aws:sns:us-west-2:1:mine""#));
 }

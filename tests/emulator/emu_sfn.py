@@ -20,7 +20,14 @@ What this module changes in moto's engine (install()):
 - a Distributed Map fails its Map Run past its tolerated failure threshold (moto never does), and an integer
   `ToleratedFailurePercentage` is accepted (moto's grammar wants `50.0`; statelint wants `50`);
 - Timestamp* Choice rules read timestamps with fractional seconds (dropping them, as AWS does); moto's are false;
-- Wait states and Retry intervals are scaled by `time_scale` (1 = real time, as AWS; tests use less).
+- Wait states and Retry intervals are scaled by `time_scale` (1 = real time, as AWS; tests use less);
+- the escapes of an intrinsic function's string (`\\'`, `\\n`, `\\{`, `\\}`, `\\\\`) are read as AWS reads them: moto's
+  ASL parser leaves the JSON string's backslash doubled (`\\\\'`), so its intrinsic lexer ended the string at the
+  quote and read `\\n` as a backslash and an n; CreateStateMachine reads them first (_hide_escaped_quotes), and
+  `States.Format` reads
+  `\\{` and `\\}` as literal braces and `\\\\` as a backslash, as AWS documents (moto hands the template to Python's
+  str.format, which takes `{"a":1}` for a replacement field);
+- SendTaskFailure hands its `cause` on to the failed task (moto's drops it).
 Every call is signed with one access key, so it lands in moto's default account -- except a Task with
 `Credentials` (`{"RoleArn": ...}`, AWS's cross-account access): as on AWS, the state machine's execution role
 assumes that role for the call. The execution role's session is made directly in moto's STS (Step Functions, a
@@ -39,6 +46,7 @@ from __future__ import annotations
 import base64
 import datetime
 import importlib
+import json
 import logging
 import re
 import sys
@@ -284,13 +292,62 @@ def _declare_thresholds(original: Any) -> Any:
 _PERCENTAGE = re.compile(r'("ToleratedFailurePercentage"\s*:\s*)(-?\d+)(?![\d.eE])')
 
 
+# stand for escapes of an intrinsic function's string until moto's parsers have read it (_unescape_early)
+_QUOTE, _LBRACE, _RBRACE, _BACKSLASH = "\ue000", "\ue001", "\ue002", "\ue003"
+
+
+def _hide_escaped_quotes(value: Any, intrinsic: bool = False) -> Any:
+    """A definition's intrinsic functions (values of `Key.$`, `ErrorPath`, `CausePath` starting `States.`) with each
+    escaped quote `\\'` as _QUOTE (moto's intrinsic lexer ends a string at `\\'`; AWS reads a quote), and line
+    breaks and tabs read (_unescape_early)."""
+    if isinstance(value, dict):
+        return {k: _hide_escaped_quotes(v, k.endswith(".$") or k in ("ErrorPath", "CausePath"))
+                for k, v in value.items()}
+    if isinstance(value, list):
+        return [_hide_escaped_quotes(v) for v in value]
+    if intrinsic and isinstance(value, str) and value.startswith("States."):
+        return re.sub(r"\\(.)", _unescape_early, value)
+    return value
+
+
+def _unescape_early(match: Any) -> str:
+    """An escape of an intrinsic function's string read before moto's parsers see it: `\\'` as _QUOTE, `\\n`, `\\r`,
+    `\\t` as the characters (moto's ASL parser keeps a JSON string's `\\\\` doubled, so its intrinsic parser
+    would read `\\n` as a backslash and an n); `\\{`, `\\}`, `\\\\` as stand-ins read back as those escapes, once,
+    for States.Format (_format_escaped)."""
+    c = match.group(1)
+    return {"'": _QUOTE, "n": "\n", "r": "\r", "t": "\t", "{": _LBRACE, "}": _RBRACE, "\\": _BACKSLASH}.get(
+        c, match.group(0))
+
+
+def _text_with_quotes(original: Any) -> Any:
+    """Preprocessor._text_of_str with the stand-ins read back: a quote, and `\\{`, `\\}`, `\\\\` once."""
+
+    def _text_of_str(parse_tree: Any) -> str:
+        text = original(parse_tree).replace(_QUOTE, "'")
+        return text.replace(_LBRACE, "\\{").replace(_RBRACE, "\\}").replace(_BACKSLASH, "\\\\")
+
+    return staticmethod(_text_of_str)
+
+
 def before_state_machine_definition(call: Any) -> None:
     """CreateStateMachine / UpdateStateMachine: an integer ToleratedFailurePercentage (`50`, valid JSON for AWS's
-    number) written as `50.0`, the only form moto's ASL grammar parses. The stored definition shows the `.0`."""
+    number) written as `50.0`, the only form moto's ASL grammar parses (the stored definition shows the `.0`); an
+    escaped quote in an intrinsic function's string hidden from moto's lexer (_hide_escaped_quotes)."""
     doc = call.json()
     definition = doc.get("definition")
-    if isinstance(definition, str) and _PERCENTAGE.search(definition):
-        doc["definition"] = _PERCENTAGE.sub(r"\1\2.0", definition)
+    if not isinstance(definition, str):
+        return
+    changed = definition
+    if _PERCENTAGE.search(changed):
+        changed = _PERCENTAGE.sub(r"\1\2.0", changed)
+    if re.search(r"\\\\['nrt{}\\\\]", changed):
+        try:
+            changed = json.dumps(_hide_escaped_quotes(json.loads(changed)), ensure_ascii=False)
+        except ValueError:
+            pass
+    if changed != definition:
+        doc["definition"] = changed
         call.set_json(doc)
 
 
@@ -319,6 +376,52 @@ def _fractional_timestamps(original: Any) -> Any:
         return original(string)
 
     return staticmethod(string_to_timestamp)
+
+
+def _unescape_quote(original: Any) -> Any:
+    """Preprocessor._replace_escaped_characters that also unescapes `\\'` (AWS: a quote in a string literal);
+    `\\{`, `\\}` and `\\\\` stay escaped for States.Format (_format_escaped)."""
+
+    def replace(match: Any) -> str:
+        return "'" if match.group(1) == "'" else original(match)
+
+    return staticmethod(replace)
+
+
+def _format_escaped(self: Any, env: Any) -> None:
+    """StringFormat._eval_body as AWS documents States.Format: `{}` takes the next argument; `\\{`, `\\}` and
+    `\\\\` are literal characters."""
+    self.argument_list.eval(env=env)
+    args = env.stack.pop()
+    template, values = args[0], list(map(self._to_str_repr, args[1:]))
+    out, i, n = [], 0, 0
+    while i < len(template):
+        c = template[i]
+        if c == "\\" and i + 1 < len(template) and template[i + 1] in "{}\\'":
+            out.append(template[i + 1])
+            i += 2
+        elif template.startswith("{}", i):
+            if n >= len(values):
+                raise ValueError(f"States.Format: more placeholders than arguments in '{template}'")
+            out.append(values[n])
+            n += 1
+            i += 2
+        else:
+            out.append(c)
+            i += 1
+    env.stack.append("".join(out))
+
+
+def _send_task_failure_with_cause(self: Any) -> Any:
+    """StepFunctionResponse.send_task_failure that hands the `cause` on (moto's drops it; AWS fails the task, and an
+    execution that does not catch it, with the error and the cause given)."""
+    backend = self.stepfunction_backend
+    token, error, cause = self._get_param("taskToken"), self._get_param("error"), self._get_param("cause")
+    try:
+        backend.send_task_failure(token, error=error, cause=cause)
+    except TypeError:  # the non-executing backend takes no cause
+        backend.send_task_failure(token, error=error)
+    return importlib.import_module("moto.stepfunctions.responses").EmptyResult()
 
 
 def install(port: int, verbose: bool = False) -> None:
@@ -359,6 +462,13 @@ def install(port: int, verbose: bool = False) -> None:
     is_operator = importlib.import_module(
         f"{_ENGINE}.component.state.choice.comparison.operator.implementations.is_operator")
     is_operator.IsTimestamp.string_to_timestamp = _fractional_timestamps(is_operator.IsTimestamp.string_to_timestamp)
+    preprocessor = importlib.import_module("moto.stepfunctions.parser.asl.parse.intrinsic.preprocessor").Preprocessor
+    preprocessor._replace_escaped_characters = _unescape_quote(preprocessor._replace_escaped_characters)
+    preprocessor._text_of_str = _text_with_quotes(preprocessor._text_of_str)
+    string_format = importlib.import_module(f"{_ENGINE}.component.intrinsic.function.statesfunction.generic.string_format")
+    string_format.StringFormat._eval_body = _format_escaped
+    responses = importlib.import_module("moto.stepfunctions.responses")
+    responses.StepFunctionResponse.send_task_failure = _send_task_failure_with_cause
 
 
 def apply_settings() -> None:

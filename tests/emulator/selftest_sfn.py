@@ -234,6 +234,55 @@ def checks(api: Any) -> list[tuple[str, Callable[[dict[str, Any]], None]]]:
         assert first["hash"] == hashlib.sha256(b"i-a").hexdigest(), first["hash"]
         assert first["merged"] == {"x": 1, "y": 2} and len(first["uuid"]) == 36, first
 
+    def sfn_escapes_and_callbacks(ctx: dict[str, Any]) -> None:
+        # an intrinsic's escapes as AWS reads them (LocalStack's engine, which moto's is, reads `\\n` as a line
+        # break too): a quote, a line break, braces and a backslash in a States.Format template. Not linted:
+        # asl-validator refuses `\\n` and escaped braces in a state's own Parameters (it does not look into nested
+        # objects, where drflow export writes a step's inputs).
+        machine = sfn().create_state_machine(name="drflow-escapes", roleArn=ROLE, definition=json.dumps(
+            {"StartAt": "Text", "States": {"Text": {"Type": "Pass", "End": True, "Parameters": {
+                "text.$": "States.Format('it\\'s {}\\nnext', $.n)"}}}}))["stateMachineArn"]
+        run = execute(machine, "escapes-1", {"n": 1})
+        assert run["status"] == "SUCCEEDED", (run.get("error"), run.get("cause"))
+        assert json.loads(run["output"])["text"] == "it's 1\nnext", run["output"]
+        braces = sfn().create_state_machine(name="drflow-braces", roleArn=ROLE, definition=json.dumps(
+            {"StartAt": "Text", "States": {"Text": {"Type": "Pass", "End": True, "Parameters": {
+                "text.$": "States.Format('\\{\"a\":{}\\} \\\\', $.n)"}}}}))["stateMachineArn"]
+        run = execute(braces, "braces-1", {"n": 1})
+        assert run["status"] == "SUCCEEDED", (run.get("error"), run.get("cause"))
+        assert json.loads(run["output"])["text"] == '{"a":1} \\', run["output"]
+        # a callback task (SNS publish .waitForTaskToken): the token in the message, the task ended by
+        # SendTaskSuccess (its output the task's) or SendTaskFailure (its error and cause the execution's)
+        sns, sqs = api.client("sns"), api.client("sqs")
+        topic = sns.create_topic(Name="drflow-callbacks")["TopicArn"]
+        queue = sqs.create_queue(QueueName="drflow-callbacks")["QueueUrl"]
+        queue_arn = sqs.get_queue_attributes(QueueUrl=queue, AttributeNames=["QueueArn"])["Attributes"]["QueueArn"]
+        sns.subscribe(TopicArn=topic, Protocol="sqs", Endpoint=queue_arn)
+        machine = create("drflow-callback", {"StartAt": "Ask", "States": {"Ask": {
+            "Type": "Task", "Resource": "arn:aws:states:::sns:publish.waitForTaskToken", "TimeoutSeconds": 60,
+            "Parameters": {"TopicArn": topic, "Message": {"token.$": "$$.Task.Token"}}, "End": True}}})
+
+        def answered(name: str, answer: Callable[[str], None]) -> dict[str, Any]:
+            arn = sfn().start_execution(stateMachineArn=machine, name=name, input="{}")["executionArn"]
+            for _ in range(250):
+                got = sqs.receive_message(QueueUrl=queue, WaitTimeSeconds=0).get("Messages", [])
+                if got:
+                    break
+                time.sleep(0.02)
+            assert got, f"{name}: no message"
+            answer(json.loads(json.loads(got[0]["Body"])["Message"])["token"])
+            for _ in range(250):
+                done = sfn().describe_execution(executionArn=arn)
+                if done["status"] != "RUNNING":
+                    return done
+                time.sleep(0.02)
+            raise AssertionError(f"{name} still running")
+
+        done = answered("yes", lambda t: sfn().send_task_success(taskToken=t, output='{"approved": true}'))
+        assert done["status"] == "SUCCEEDED" and json.loads(done["output"]) == {"approved": True}, done
+        done = answered("no", lambda t: sfn().send_task_failure(taskToken=t, error="Rejected", cause="not now"))
+        assert (done["status"], done.get("error"), done.get("cause")) == ("FAILED", "Rejected", "not now"), done
+
     def sfn_task_fails_fast_with_message(ctx: dict[str, Any]) -> None:
         machine = create("drflow-missing", {"StartAt": "Get", "States": {
             "Get": task("ssm:getParameter", {"Name": "/drflow/none"}, End=True)}})
@@ -399,5 +448,5 @@ def checks(api: Any) -> list[tuple[str, Callable[[dict[str, Any]], None]]]:
 
     return [(f.__name__, f) for f in (
         sfn_settings, sfn_pipeline_one_region, sfn_map_over_three_items, sfn_parallel_and_intrinsics,
-        sfn_task_fails_fast_with_message, sfn_region_of_the_state_machine, sfn_reset_stops_executions,
-        sfn_task_credentials_call_as_the_role, cross_region_function, asl_linters)]
+        sfn_escapes_and_callbacks, sfn_task_fails_fast_with_message, sfn_region_of_the_state_machine,
+        sfn_reset_stops_executions, sfn_task_credentials_call_as_the_role, cross_region_function, asl_linters)]

@@ -142,9 +142,16 @@ fn workflows_that_cannot_be_exported_are_refused_with_located_errors() {
         refused += 1;
     }
     assert!(refused >= 1);
-    // The approval of the failover names the step and says why.
-    let (_, _, err) = run(&["export", "workflows/dr-failover.yaml"]);
-    assert!(err.contains("step `approve`: `drflow.approve` is not mapped"), "{err}");
+    // The failover run from the primary region without the cross-region function names its DR steps and says why.
+    let (code, _, err) = run(&[
+        "export",
+        "workflows/dr-failover.yaml",
+        "--single-region",
+        "--state-machine-region",
+        "primary",
+    ]);
+    assert_eq!(code, Some(2), "{err}");
+    assert!(err.contains("step `freshness`: it calls AWS in region `dr`"), "{err}");
 }
 
 #[test]

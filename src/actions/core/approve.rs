@@ -28,7 +28,10 @@ static SPEC: ActionSpec = ActionSpec {
     )],
     outputs: &[
         out("approved", "true (a rejection fails the step)."),
-        out("how", "terminal, command (drflow approve) or auto (--auto-approve)."),
+        out(
+            "how",
+            "terminal, command (drflow approve) or auto (--auto-approve); task-token on Step Functions.",
+        ),
         out("approved_by", "OS user and AWS caller ARN of who approved."),
         out("aws_arn", "AWS caller ARN of who approved."),
         out("decided_at", "When, RFC 3339."),
@@ -49,10 +52,96 @@ impl Action for Approve {
         &SPEC
     }
 
+    /// On Step Functions: the question published to the approvals topic with the execution's callback token and
+    /// the commands that answer it (`.waitForTaskToken`); the execution waits up to the step's timeout
+    /// (`States.Timeout`). `send-task-failure --error Rejected` fails the step with `Rejected` (never retried), as a
+    /// rejection does here; an output with `"approved": false` is a rejection too. Who and when come from the
+    /// output when it gives them (`approved_by`, `aws_arn`, `decided_at`, `reason`), else: unnamed, and the time
+    /// the answer arrived.
     fn sfn(&self) -> Result<crate::actions::sfn::Form, &'static str> {
-        Err(
-            "a person's approval has no Step Functions form in this export: a `.waitForTaskToken` task would need somewhere to send the token and a way to answer it (`drflow approve` answers a local run); run this workflow with `drflow run`, or split it at the approval",
-        )
+        use crate::actions::sfn::{Arg, Call, Cond, Form, Op, answer, fmt, input, lit};
+        let decision = |field: &'static str| answer("decision", field);
+        let from_output = |id: &'static str, field: &'static str, otherwise: Arg| {
+            vec![
+                Op::Let(id, otherwise),
+                Op::If {
+                    when: Cond::Present(decision(field)),
+                    then: vec![Op::Let(id, decision(field))],
+                },
+            ]
+        };
+        let token = || Arg::Context("Task.Token");
+        // The state machine's region, where the token is answered: the execution ARN's fourth field.
+        let region = || Arg::Split(Box::new(Arg::Context("Execution.Id")), ":", 3);
+        let question = Arg::Choose("message", Box::new(input("message")), Box::new(lit(DEFAULT_MESSAGE)));
+        let ask = Call::new("decision", "sns", "Publish")
+            .with("TopicArn", Arg::ApprovalTopic)
+            .with("Subject", fmt("drflow: approve {}?", vec![Arg::Run("workflow")]))
+            // A JSON object (Step Functions' SNS integration sends it as its text): the question, and the commands
+            // that answer it with this execution's token.
+            .with(
+                "Message",
+                Arg::Map(vec![
+                    ("question", question),
+                    ("workflow", Arg::Run("workflow")),
+                    ("execution", Arg::Context("Execution.Id")),
+                    ("task_token", token()),
+                    (
+                        "approve",
+                        fmt(
+                            "aws stepfunctions send-task-success --region {} --task-token {} --task-output {}",
+                            vec![region(), token(), answer("quoted", "v.output")],
+                        ),
+                    ),
+                    (
+                        "reject",
+                        fmt(
+                            "aws stepfunctions send-task-failure --region {} --task-token {} --error Rejected --cause {}",
+                            vec![region(), token(), answer("quoted", "v.cause")],
+                        ),
+                    ),
+                ]),
+            );
+        let mut ops = vec![
+            // The commands' quoted arguments, kept as data: a quote in an intrinsic function's string is escaped,
+            // which not every ASL engine reads (moto's does not).
+            Op::Let(
+                "quoted",
+                lit(serde_json::json!({
+                    "output": "'{\"approved\":true,\"approved_by\":\"YOUR NAME\"}'",
+                    "cause": "'REASON'",
+                })),
+            ),
+            Op::Callback(ask),
+            // Nested: a Choice rule reading a field that is not there fails the execution.
+            Op::If {
+                when: Cond::Present(decision("approved")),
+                then: vec![Op::Fail {
+                    when: Cond::Not(Box::new(Cond::True(decision("approved")))),
+                    error: lit("Rejected"),
+                    cause: lit("rejected: the answer's output says \"approved\": false"),
+                }],
+            },
+        ];
+        ops.extend(from_output(
+            "who",
+            "approved_by",
+            lit("unnamed (the answer gave no approved_by; CloudTrail's SendTaskSuccess names the caller)"),
+        ));
+        ops.extend(from_output("arn", "aws_arn", lit(Value::Null)));
+        ops.extend(from_output("at", "decided_at", Arg::Context("State.EnteredTime")));
+        ops.extend(from_output("reason", "reason", lit(Value::Null)));
+        Ok(Form {
+            ops,
+            outputs: vec![
+                ("approved", lit(true)),
+                ("how", lit("task-token")),
+                ("approved_by", answer("who", "v")),
+                ("aws_arn", answer("arn", "v")),
+                ("decided_at", answer("at", "v")),
+                ("reason", answer("reason", "v")),
+            ],
+        })
     }
 
     async fn call(&self, ctx: &Ctx<'_>, inputs: &Values) -> Result<Values, ActionError> {

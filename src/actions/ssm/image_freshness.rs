@@ -59,10 +59,133 @@ impl Action for ImageFreshness {
         &SPEC
     }
 
+    /// On Step Functions: GetParameter and DescribeImages as here; the age from the image's CreationDate and the
+    /// time the check runs (`$$.State.EnteredTime`), both as minutes since 2000 (`sfn_time`); `max_age` in seconds
+    /// as exported (an execution giving another `max_age` fails, `MaxAgeNotExported`: export again).
     fn sfn(&self) -> Result<crate::actions::sfn::Form, &'static str> {
-        Err(
-            "it computes an AMI's age from the clock (a duration input against the image's creation date); ASL has no date arithmetic",
-        )
+        use super::sfn_time::{CREATED, age_ops, text_ops};
+        use crate::actions::sfn::{Arg, Call, Cond, Form, Op, answer, fmt, input, lit};
+        let name = || input("name");
+        let ami = || answer("get", "Parameter.Value");
+        let by_id = Arg::List(vec![Arg::Map(vec![
+            ("Name", lit("image-id")),
+            ("Values", Arg::List(vec![ami()])),
+        ])]);
+        let age = || answer("age", "v");
+        let allowed = Cond::All(vec![Cond::Given("allow_stale"), Cond::True(input("allow_stale"))]);
+        let mut ops = vec![
+            Op::Call(
+                Call::new("get", "ssm", "GetParameter")
+                    .with("Name", name())
+                    .absent(&["ParameterNotFound"]),
+            ),
+            Op::Fail {
+                when: Cond::Absent("get"),
+                error: lit("ParameterNotFound"),
+                cause: fmt(
+                    "parameter {} does not exist in {}: nothing was published there yet",
+                    vec![name(), Arg::Region],
+                ),
+            },
+            Op::Call(Call::new("images", "ec2", "DescribeImages").with("Filters", by_id)),
+            Op::Fail {
+                when: Cond::Empty(answer("images", "Images")),
+                error: lit("ImageNotFound"),
+                cause: fmt(
+                    "parameter {} in {} names {}, which does not exist in {} (deregistered, or never copied there): \
+                     publish a newer AMI first",
+                    vec![name(), Arg::Region, ami(), Arg::Region],
+                ),
+            },
+            Op::Let("image", Arg::First(Box::new(answer("images", "Images")))),
+            Op::Fail {
+                when: Cond::Not(Box::new(Cond::Is(answer("image", "v.State"), "available"))),
+                error: lit("ImageNotAvailable"),
+                cause: fmt(
+                    "parameter {} in {} names {}, which is {}, not available",
+                    vec![name(), Arg::Region, ami(), answer("image", "v.State")],
+                ),
+            },
+            Op::Fail {
+                when: Cond::Not(Box::new(Cond::Present(answer("image", "v.CreationDate")))),
+                error: lit("UnknownImageAge"),
+                cause: fmt(
+                    "parameter {} in {} names {}, whose creation date AWS does not report: its age cannot be checked",
+                    vec![name(), Arg::Region, ami()],
+                ),
+            },
+            Op::Fail {
+                when: Cond::All(vec![
+                    Cond::Given("max_age"),
+                    Cond::Not(Box::new(Cond::Same(input("max_age"), Arg::Exported("max_age")))),
+                ]),
+                error: lit("MaxAgeNotExported"),
+                cause: fmt(
+                    "max_age {} differs from the {} this state machine was exported with (Step Functions cannot \
+                     read a duration): export it again with -i max_age=...",
+                    vec![input("max_age"), Arg::Exported("max_age")],
+                ),
+            },
+        ];
+        ops.extend(age_ops(
+            answer("image", "v.CreationDate"),
+            Arg::Context("State.EnteredTime"),
+        ));
+        ops.extend(text_ops("age_text", age()));
+        let line = |what: &'static str, extra: Vec<Arg>| {
+            fmt(
+                what,
+                [vec![name(), Arg::Region, ami(), answer("age_text", "v")], extra].concat(),
+            )
+        };
+        ops.extend([
+            Op::Let("fresh", lit(true)),
+            Op::Let("verdict", line("{} in {} names {}, available, {} old", vec![])),
+            Op::If {
+                when: Cond::All(vec![
+                    Cond::Given("max_age"),
+                    Cond::Above(age(), Arg::Seconds("max_age")),
+                ]),
+                then: vec![
+                    Op::Let("fresh", lit(false)),
+                    Op::Let(
+                        "verdict",
+                        line(
+                            "parameter {} in {} names {}, created {} ago: older than the {} allowed",
+                            vec![Arg::DurationText("max_age")],
+                        ),
+                    ),
+                    Op::Fail {
+                        when: Cond::Not(Box::new(allowed)),
+                        error: lit("StaleImage"),
+                        cause: fmt(
+                            "{}; refusing it (set `allow_stale: true` to accept an old AMI)",
+                            vec![answer("verdict", "v")],
+                        ),
+                    },
+                ],
+            },
+        ]);
+        let raw = |k: &'static str| answer(CREATED.raw, k);
+        Ok(Form {
+            ops,
+            outputs: vec![
+                ("image_id", ami()),
+                ("version", answer("get", "Parameter.Version")),
+                ("state", answer("image", "v.State")),
+                (
+                    "created_at",
+                    fmt(
+                        "{}-{}-{}T{}:{}:{}Z",
+                        vec![raw("v.y"), raw("v.mo"), raw("v.d"), raw("v.h"), raw("v.mi"), raw("v.s")],
+                    ),
+                ),
+                ("age", answer("age_text", "v")),
+                ("age_seconds", age()),
+                ("fresh", answer("fresh", "v")),
+                ("verdict", answer("verdict", "v")),
+            ],
+        })
     }
 
     async fn call(&self, ctx: &Ctx<'_>, inputs: &Values) -> Result<Values, ActionError> {

@@ -3,6 +3,7 @@
 mod get_parameter;
 mod image_freshness;
 mod put_parameter;
+mod sfn_time;
 
 pub(crate) use get_parameter::GetParameter;
 pub(crate) use image_freshness::ImageFreshness;
