@@ -6,60 +6,28 @@
 use aws_sdk_ec2::types::Filter;
 use serde_json::{Value, json};
 
+use crate::common::accounts::{self, CALLER, DR_ACCOUNT, ROLE, create_key, create_role, dr_vault, parameter};
 use crate::common::emulator::World;
 use crate::common::text;
 
 const PRIMARY: &str = "us-east-1";
 const DR: &str = "us-west-2";
-const CALLER: &str = "123456789012";
-const DR_ACCOUNT: &str = "222222222222";
-const ROLE: &str = "arn:aws:iam::222222222222:role/drflow-dr";
 const EC2_WORKFLOW: &str = "dr-ami-ec2-cross-account.yaml";
 const BACKUP_WORKFLOW: &str = "dr-ami-cross-account.yaml";
 
 /// Puts an inline policy on the DR role (replacing one of that name).
 fn put_role_policy(w: &World, name: &str, document: &str) {
-    w.emu.aws_query_as(
-        "iam",
-        PRIMARY,
-        DR_ACCOUNT,
-        &[
-            ("Action", "PutRolePolicy"),
-            ("Version", "2010-05-08"),
-            ("RoleName", "drflow-dr"),
-            ("PolicyName", name),
-            ("PolicyDocument", document),
-        ],
-    );
+    accounts::put_role_policy(w, PRIMARY, name, document);
 }
 
 /// What the DR account needs: the role drflow assumes (trusting `trusted`), allowed everything by its identity
 /// policy; a KMS key `alias/drflow-dr` in the DR region. Returns the key's ARN.
 fn dr_account(w: &World, trusted: &str) -> String {
-    let trust = json!({"Version": "2012-10-17", "Statement": [{
-        "Effect": "Allow", "Principal": {"AWS": format!("arn:aws:iam::{trusted}:root")}, "Action": "sts:AssumeRole"}]});
-    w.emu.aws_query_as(
-        "iam",
-        PRIMARY,
-        DR_ACCOUNT,
-        &[
-            ("Action", "CreateRole"),
-            ("Version", "2010-05-08"),
-            ("RoleName", "drflow-dr"),
-            ("AssumeRolePolicyDocument", &trust.to_string()),
-        ],
-    );
+    create_role(w, PRIMARY, &format!("arn:aws:iam::{trusted}:root"));
     let everything =
         json!({"Version": "2012-10-17", "Statement": [{"Effect": "Allow", "Action": "*", "Resource": "*"}]});
     put_role_policy(w, "drflow", &everything.to_string());
-    let key = w.emu.aws_json_as(
-        "kms",
-        DR,
-        DR_ACCOUNT,
-        "TrentService.CreateKey",
-        json!({"Description": "DR copies"}),
-    );
-    let arn = key["KeyMetadata"]["Arn"].as_str().unwrap().to_string();
+    let arn = create_key(w, DR);
     w.emu.aws_json_as(
         "kms",
         DR,
@@ -118,16 +86,6 @@ fn mutating_calls(w: &World) -> Vec<String> {
         .filter(|op| CHANGES.contains(op))
         .map(str::to_string)
         .collect()
-}
-
-async fn parameter(w: &World, region: &str, account_key: &str) -> Option<String> {
-    let ssm = aws_sdk_ssm::Client::new(&w.emu.sdk_as(region, account_key));
-    ssm.get_parameter()
-        .name(format!("/drflow/{}/ami", w.instance))
-        .send()
-        .await
-        .ok()
-        .and_then(|o| o.parameter().and_then(|p| p.value()).map(str::to_string))
 }
 
 #[test]
@@ -320,42 +278,11 @@ fn plan_check_names_both_accounts() {
     assert_eq!(mutating_calls(&w), Vec::<String>::new());
 }
 
-/// The DR account's vault for AWS Backup copies: encrypted with a key of the DR account, its access policy letting
-/// the primary account copy into it; cross-account backup turned on.
-fn dr_vault(w: &World, key: &str, allow: Option<&str>) {
-    w.rt.block_on(async {
-        let dr = aws_sdk_backup::Client::new(&w.emu.sdk_as(DR, DR_ACCOUNT));
-        dr.create_backup_vault()
-            .backup_vault_name("Default")
-            .encryption_key_arn(key)
-            .send()
-            .await
-            .unwrap();
-        if let Some(account) = allow {
-            let policy = json!({"Version": "2012-10-17", "Statement": [{"Effect": "Allow",
-                "Principal": {"AWS": format!("arn:aws:iam::{account}:root")},
-                "Action": "backup:CopyIntoBackupVault", "Resource": "*"}]});
-            dr.put_backup_vault_access_policy()
-                .backup_vault_name("Default")
-                .policy(policy.to_string())
-                .send()
-                .await
-                .unwrap();
-        }
-        aws_sdk_backup::Client::new(&w.emu.sdk(PRIMARY))
-            .update_global_settings()
-            .global_settings("isCrossAccountBackupEnabled", "true")
-            .send()
-            .await
-            .unwrap();
-    });
-}
-
 #[test]
 fn the_backup_pipeline_copies_into_the_dr_accounts_vault() {
     let w = World::new(&[PRIMARY], &[BACKUP_WORKFLOW]);
     let key = dr_account(&w, CALLER);
-    dr_vault(&w, &key, Some(CALLER));
+    dr_vault(&w, (PRIMARY, DR), &key, Some(CALLER));
     least_privilege(&w, BACKUP_WORKFLOW);
     let wf = w.workflow_named(BACKUP_WORKFLOW);
     let instance = format!("instance_id={}", w.instance);
@@ -393,7 +320,7 @@ fn the_backup_pipeline_copies_into_the_dr_accounts_vault() {
 fn a_dr_vault_that_refuses_the_primary_account_is_named_before_any_change() {
     let w = World::new(&[PRIMARY], &[BACKUP_WORKFLOW]);
     let key = dr_account(&w, CALLER);
-    dr_vault(&w, &key, None);
+    dr_vault(&w, (PRIMARY, DR), &key, None);
     let wf = w.workflow_named(BACKUP_WORKFLOW);
     let instance = format!("instance_id={}", w.instance);
     let (code, _, err) = drflow(&w, &["run", &wf, "-i", &instance]);

@@ -11,13 +11,11 @@ use std::time::{Duration, Instant};
 
 use serde_json::{Value, json};
 
+use crate::common::accounts::{self, CALLER, DR_ACCOUNT, ROLE, create_key, create_role, dr_vault};
 use crate::common::emulator::World;
 use crate::common::text;
 
 const REGION: &str = "us-east-1";
-const CALLER: &str = "123456789012";
-const DR_ACCOUNT: &str = "222222222222";
-const ROLE: &str = "arn:aws:iam::222222222222:role/drflow-dr";
 const EXECUTION_ROLE: &str = "arn:aws:iam::123456789012:role/drflow-sfn-execution";
 const WORKFLOW: &str = "dr-ami-cross-account.yaml";
 
@@ -68,62 +66,12 @@ fn allow_shared_regions(w: &World) {
 /// The DR account: the role (trusting `trusted`, holding `drflow policy`'s policy for it), a KMS key and the
 /// `Default` vault that accepts copies from the caller's account; cross-account backup on.
 fn dr_account(w: &World, trusted: &str) {
-    let trust = json!({"Version": "2012-10-17", "Statement": [{
-        "Effect": "Allow", "Principal": {"AWS": trusted}, "Action": "sts:AssumeRole"}]});
-    iam(
-        w,
-        DR_ACCOUNT,
-        &[
-            ("Action", "CreateRole"),
-            ("RoleName", "drflow-dr"),
-            ("AssumeRolePolicyDocument", &trust.to_string()),
-        ],
-    );
+    create_role(w, REGION, trusted);
     let policy = single_region(w, &["policy", "--account", CALLER]);
     assert_eq!(policy["policies"][1]["for"], ROLE, "{policy}");
-    let role_policy = policy["policies"][1]["policy"].to_string();
-    iam(
-        w,
-        DR_ACCOUNT,
-        &[
-            ("Action", "PutRolePolicy"),
-            ("RoleName", "drflow-dr"),
-            ("PolicyName", "drflow"),
-            ("PolicyDocument", &role_policy),
-        ],
-    );
-    let key = w.emu.aws_json_as(
-        "kms",
-        REGION,
-        DR_ACCOUNT,
-        "TrentService.CreateKey",
-        json!({"Description": "DR copies"}),
-    );
-    let key = key["KeyMetadata"]["Arn"].as_str().unwrap().to_string();
-    w.rt.block_on(async {
-        let dr = aws_sdk_backup::Client::new(&w.emu.sdk_as(REGION, DR_ACCOUNT));
-        dr.create_backup_vault()
-            .backup_vault_name("Default")
-            .encryption_key_arn(&key)
-            .send()
-            .await
-            .unwrap();
-        let access = json!({"Version": "2012-10-17", "Statement": [{"Effect": "Allow",
-            "Principal": {"AWS": format!("arn:aws:iam::{CALLER}:root")},
-            "Action": "backup:CopyIntoBackupVault", "Resource": "*"}]});
-        dr.put_backup_vault_access_policy()
-            .backup_vault_name("Default")
-            .policy(access.to_string())
-            .send()
-            .await
-            .unwrap();
-        aws_sdk_backup::Client::new(&w.emu.sdk(REGION))
-            .update_global_settings()
-            .global_settings("isCrossAccountBackupEnabled", "true")
-            .send()
-            .await
-            .unwrap();
-    });
+    accounts::put_role_policy(w, REGION, "drflow", &policy["policies"][1]["policy"].to_string());
+    let key = create_key(w, REGION);
+    dr_vault(w, (REGION, REGION), &key, Some(CALLER));
 }
 
 /// The state machine's execution role in the caller's account, allowed what the exported template's execution role
@@ -220,13 +168,7 @@ fn execute(w: &World) -> Value {
 }
 
 async fn parameter(w: &World, account_key: &str) -> Option<String> {
-    let ssm = aws_sdk_ssm::Client::new(&w.emu.sdk_as(REGION, account_key));
-    ssm.get_parameter()
-        .name(format!("/drflow/{}/ami", w.instance))
-        .send()
-        .await
-        .ok()
-        .and_then(|o| o.parameter().and_then(|p| p.value()).map(str::to_string))
+    accounts::parameter(w, REGION, account_key).await
 }
 
 #[test]
