@@ -24,47 +24,7 @@ impl Failover {
     fn new(age_seconds: Option<u64>) -> Failover {
         let w = World::new(&["us-east-1", DR], &["dr-failover.yaml"]);
         w.emu.config(0, 1);
-        let ami = w.rt.block_on(async {
-            let ec2 = aws_sdk_ec2::Client::new(&w.emu.sdk("us-east-1"));
-            let source = ec2
-                .create_image()
-                .instance_id(&w.instance)
-                .name("web-backup")
-                .send()
-                .await
-                .unwrap()
-                .image_id()
-                .unwrap()
-                .to_string();
-            let copy = aws_sdk_ec2::Client::new(&w.emu.sdk(DR))
-                .copy_image()
-                .source_image_id(source)
-                .source_region("us-east-1")
-                .name("web-dr")
-                .send()
-                .await
-                .unwrap()
-                .image_id()
-                .unwrap()
-                .to_string();
-            aws_sdk_ssm::Client::new(&w.emu.sdk(DR))
-                .put_parameter()
-                .name(format!("/drflow/{}/ami", w.instance))
-                .value(&copy)
-                .data_type("aws:ec2:image")
-                .r#type(aws_sdk_ssm::types::ParameterType::String)
-                .send()
-                .await
-                .unwrap();
-            copy
-        });
-        if let Some(age) = age_seconds {
-            w.emu.control(
-                "POST",
-                "/_drflow/image-age",
-                Some(json!({"region": DR, "image_id": ami, "age_seconds": age})),
-            );
-        }
+        let ami = w.publish_dr_ami(DR, age_seconds);
         // The shipped workflow (its polls bound the history as on AWS); the engine's Waits and Retry intervals run
         // 100 times faster.
         w.emu.control(

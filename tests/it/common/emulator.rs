@@ -240,6 +240,53 @@ pub struct World {
 }
 
 impl World {
+    /// The instance's DR AMI published in `dr` as the failover runbook expects it: an image of the instance in
+    /// us-east-1 copied to `dr` and named by `/drflow/INSTANCE/ami` there (an `aws:ec2:image` parameter), made just now
+    /// or dated `age_seconds` ago. Its id.
+    pub fn publish_dr_ami(&self, dr: &str, age_seconds: Option<u64>) -> String {
+        let ami = self.rt.block_on(async {
+            let source = aws_sdk_ec2::Client::new(&self.emu.sdk("us-east-1"))
+                .create_image()
+                .instance_id(&self.instance)
+                .name("web-backup")
+                .send()
+                .await
+                .unwrap()
+                .image_id()
+                .unwrap()
+                .to_string();
+            let copy = aws_sdk_ec2::Client::new(&self.emu.sdk(dr))
+                .copy_image()
+                .source_image_id(source)
+                .source_region("us-east-1")
+                .name("web-dr")
+                .send()
+                .await
+                .unwrap()
+                .image_id()
+                .unwrap()
+                .to_string();
+            aws_sdk_ssm::Client::new(&self.emu.sdk(dr))
+                .put_parameter()
+                .name(format!("/drflow/{}/ami", self.instance))
+                .value(&copy)
+                .data_type("aws:ec2:image")
+                .r#type(aws_sdk_ssm::types::ParameterType::String)
+                .send()
+                .await
+                .unwrap();
+            copy
+        });
+        if let Some(age) = age_seconds {
+            self.emu.control(
+                "POST",
+                "/_drflow/image-age",
+                Some(serde_json::json!({"region": dr, "image_id": ami, "age_seconds": age})),
+            );
+        }
+        ami
+    }
+
     pub fn new(vault_regions: &[&str], workflows: &[&str]) -> World {
         let emu = Emulator::shared();
         let rt = tokio::runtime::Builder::new_current_thread()
