@@ -62,6 +62,16 @@ pub enum Arg {
     Add(Box<Arg>, i64),
     /// The list of strings the `Append`s to that id gave, in order (`Collect` started it).
     Collected(&'static str),
+    /// A value as JSON text (`States.JsonToString`).
+    JsonText(Box<Arg>),
+    /// JSON text as its value (`States.StringToJson`).
+    FromJson(Box<Arg>),
+    /// A list without its repeated values (`States.ArrayUnique`).
+    Unique(Box<Arg>),
+    /// The account the state machine runs in.
+    Account,
+    /// The partition the state machine runs in (`aws`, `aws-cn`).
+    Partition,
 }
 
 /// A condition over inputs and answers (an ASL Choice rule).

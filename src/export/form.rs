@@ -126,6 +126,9 @@ pub(crate) fn inputs_used(form: &Form) -> BTreeSet<&'static str> {
             | Arg::First(a)
             | Arg::Keyed(a, ..)
             | Arg::Distinct(a)
+            | Arg::JsonText(a)
+            | Arg::FromJson(a)
+            | Arg::Unique(a)
             | Arg::Add(a, _) => arg(a, out),
             Arg::Contains(a, b) => {
                 arg(a, out);
@@ -138,6 +141,8 @@ pub(crate) fn inputs_used(form: &Form) -> BTreeSet<&'static str> {
             | Arg::Caught(..)
             | Arg::Run(_)
             | Arg::Item(..)
+            | Arg::Account
+            | Arg::Partition
             | Arg::Collected(_) => {}
         }
     }
@@ -795,9 +800,16 @@ impl Builder<'_> {
             Arg::Run(field) => Node::Expr(dot("$.run", field)),
             // Looked up after the outputs are written (`picked`).
             Arg::Keyed(..) => Node::Absent,
-            Arg::Item(..) | Arg::Contains(..) | Arg::Distinct(_) | Arg::Add(..) | Arg::Collected(_) => {
-                self.each_arg(cx, a)?
-            }
+            Arg::Item(..)
+            | Arg::Contains(..)
+            | Arg::Distinct(_)
+            | Arg::Add(..)
+            | Arg::Collected(_)
+            | Arg::JsonText(_)
+            | Arg::FromJson(_)
+            | Arg::Unique(_)
+            | Arg::Account
+            | Arg::Partition => self.each_arg(cx, a)?,
         })
     }
 

@@ -12,6 +12,7 @@ mod e2e_emulator;
 mod emulator_selftest;
 mod engine_semantics;
 mod export;
+mod export_discover;
 mod export_follow;
 mod export_prune;
 mod export_regions;
