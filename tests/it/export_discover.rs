@@ -1,6 +1,7 @@
 //! `drflow export` of `backup.plan_resources` (dr-follow-plan's discovery, tests/fixtures/export/discover.yaml):
 //! its state machine EXECUTED on the emulator finds the same instances as `drflow run` of the same step, for a plan
-//! whose selections use an ARN list, ListOfTags, a StringNotEquals and a StringEquals condition and NotResources;
+//! whose selections use an ARN list, ListOfTags, StringNotEquals, StringEquals and StringLike conditions and
+//! NotResources, and for one of `*` less a StringNotLike condition and an ARN pattern of any region and account;
 //! a `?` pattern (a wildcard to EC2, a character to Backup) fails it with `UnsupportedSelection`.
 
 use std::collections::BTreeSet;
@@ -100,7 +101,7 @@ fn the_exported_discovery_finds_the_instances_drflow_run_finds() {
         "a single-region export calls no function"
     );
     let w = World::new(&[REGION], &[]);
-    let (plan_id, odd_plan, ids) = w.rt.block_on(async {
+    let (plan_id, odd_plan, negated, ids) = w.rt.block_on(async {
         let ids: [String; 7] = [
             w.launch(REGION, &[("team", "web"), ("stage", "prod")]).await,
             w.launch(REGION, &[("team", "web"), ("stage", "test")]).await,
@@ -167,6 +168,29 @@ fn the_exported_discovery_finds_the_instances_drflow_run_finds() {
                 .await
                 .expect("selection");
         }
+        // Every instance whose team is not like w* (a missing tag counts), but not ids[3] (an ARN pattern of any
+        // region and account).
+        let negated = w.backup_plan(REGION, "negated", "hourly", None).await;
+        backup
+            .create_backup_selection()
+            .backup_plan_id(&negated)
+            .backup_selection(
+                BackupSelection::builder()
+                    .selection_name("not-web")
+                    .iam_role_arn(role)
+                    .resources("*")
+                    .not_resources(format!("arn:aws:ec2:*:*:instance/{}", ids[3]))
+                    .conditions(
+                        Conditions::builder()
+                            .string_not_like(param("aws:ResourceTag/team", "w*"))
+                            .build(),
+                    )
+                    .build()
+                    .unwrap(),
+            )
+            .send()
+            .await
+            .expect("selection");
         // `?` is a character to Backup (this selects nothing) but a wildcard to EC2 (it would select `wxb`).
         let odd_plan = w.backup_plan(REGION, "odd", "hourly", None).await;
         backup
@@ -183,7 +207,7 @@ fn the_exported_discovery_finds_the_instances_drflow_run_finds() {
             .send()
             .await
             .expect("selection");
-        (plan_id, odd_plan, ids)
+        (plan_id, odd_plan, negated, ids)
     });
 
     let expected: BTreeSet<String> = [&ids[0], &ids[2], &ids[3], &ids[4]].into_iter().cloned().collect();
@@ -197,6 +221,15 @@ fn the_exported_discovery_finds_the_instances_drflow_run_finds() {
     let listed = out["instance_ids"].as_array().unwrap();
     assert_eq!(listed.len(), found.len(), "no duplicates: {out}");
     assert_eq!(out["count"], listed.len());
+
+    let by_run = run_discover(&w, &negated, "negated");
+    assert!(
+        by_run.contains(&ids[2]) && !by_run.contains(&ids[3]) && !by_run.contains(&ids[0]),
+        "{by_run:?}"
+    );
+    let r = execute(&w, &asl, &negated);
+    assert_eq!(r["status"], "SUCCEEDED", "{r}");
+    assert_eq!(instance_ids(&r["output"]["steps"]["discover"]), Some(by_run), "{r}");
 
     assert!(run_discover(&w, &odd_plan, "odd").is_empty());
     let r = execute(&w, &asl, &odd_plan);
