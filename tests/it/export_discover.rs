@@ -132,11 +132,13 @@ fn the_exported_discovery_finds_the_instances_drflow_run_finds() {
                 .resources(format!("arn:aws:ec2:us-west-2:{ACCOUNT}:instance/{}", ids[0]))
                 .build()
                 .unwrap(),
-            // Tagged team=web, stage not test (missing counts): ids 0, 4 (5 is terminated).
+            // Tagged team=web (or team=nobody: no instance), stage not test (missing counts): ids 0, 4 (5 is
+            // terminated).
             BackupSelection::builder()
                 .selection_name("by-tags")
                 .iam_role_arn(role)
                 .list_of_tags(tag("aws:ResourceTag/team", "web"))
+                .list_of_tags(tag("aws:ResourceTag/team", "nobody"))
                 .conditions(
                     Conditions::builder()
                         .string_not_equals(param("aws:ResourceTag/stage", "test"))

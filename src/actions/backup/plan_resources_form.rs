@@ -112,7 +112,16 @@ fn describe(id: &'static str, ids: &'static str, filters: Arg) -> Vec<Op> {
             error: lit("TooManyItems"),
             cause: lit("DescribeInstances answered more than one page: resolve the plan with drflow run"),
         },
-        Op::Let(ids, answer(id, "Reservations[*].Instances[*].InstanceId")),
+        // A `[*]...[*]` path that matches nothing is a path not found: no reservations, no ids (a reservation has
+        // at least one instance).
+        Op::If {
+            when: Cond::Empty(answer(id, "Reservations")),
+            then: vec![Op::Let(ids, lit(serde_json::json!([])))],
+        },
+        Op::If {
+            when: not(Cond::Empty(answer(id, "Reservations"))),
+            then: vec![Op::Let(ids, answer(id, "Reservations[*].Instances[*].InstanceId"))],
+        },
     ]
 }
 
