@@ -82,6 +82,16 @@ pub enum Arg {
     DurationText(&'static str),
     /// The ARN of the SNS topic approvals are asked on (`drflow export --approval-topic`; the template's own topic).
     ApprovalTopic,
+    /// A value as JSON text (`States.JsonToString`).
+    JsonText(Box<Arg>),
+    /// JSON text as its value (`States.StringToJson`).
+    FromJson(Box<Arg>),
+    /// A list without its repeated values (`States.ArrayUnique`).
+    Unique(Box<Arg>),
+    /// The account the state machine runs in.
+    Account,
+    /// The partition the state machine runs in (`aws`, `aws-cn`).
+    Partition,
 }
 
 /// A condition over inputs and answers (an ASL Choice rule).

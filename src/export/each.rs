@@ -134,6 +134,12 @@ impl Builder<'_> {
                 self.expr_arg(cx, list)?
             )),
             Arg::Add(a, n) => Node::Expr(format!("States.MathAdd({}, {n})", self.expr_arg(cx, a)?)),
+            Arg::JsonText(a) => Node::Expr(format!("States.JsonToString({})", self.expr_arg(cx, a)?)),
+            Arg::FromJson(a) => Node::Expr(format!("States.StringToJson({})", self.expr_arg(cx, a)?)),
+            Arg::Unique(a) => Node::Expr(format!("States.ArrayUnique({})", self.expr_arg(cx, a)?)),
+            // Top-level state (`build.rs`): the account field of the state machine's ARN.
+            Arg::Account => Node::Expr("$.account".into()),
+            Arg::Partition => Node::Expr("States.ArrayGetItem(States.StringSplit($$.StateMachine.Id, ':'), 1)".into()),
             Arg::Collected(id) => Node::Expr(format!(
                 "States.StringToJson(States.Format('[{{}}]', {}))",
                 dot(&dot(&cx.root(), id), "s")

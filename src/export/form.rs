@@ -148,6 +148,9 @@ pub(crate) fn inputs_used(form: &Form) -> BTreeSet<&'static str> {
             | Arg::Keyed(a, ..)
             | Arg::Json(a)
             | Arg::Distinct(a)
+            | Arg::JsonText(a)
+            | Arg::FromJson(a)
+            | Arg::Unique(a)
             | Arg::Add(a, _) => arg(a, out),
             Arg::Sum(a, b) | Arg::At(a, b) | Arg::Contains(a, b) => {
                 arg(a, out);
@@ -163,6 +166,8 @@ pub(crate) fn inputs_used(form: &Form) -> BTreeSet<&'static str> {
             | Arg::Context(_)
             | Arg::ApprovalTopic
             | Arg::Item(..)
+            | Arg::Account
+            | Arg::Partition
             | Arg::Collected(_) => {}
         }
     }
@@ -890,9 +895,16 @@ impl Builder<'_> {
                     )?
                 }
             },
-            Arg::Item(..) | Arg::Contains(..) | Arg::Distinct(_) | Arg::Add(..) | Arg::Collected(_) => {
-                self.each_arg(cx, a)?
-            }
+            Arg::Item(..)
+            | Arg::Contains(..)
+            | Arg::Distinct(_)
+            | Arg::Add(..)
+            | Arg::Collected(_)
+            | Arg::JsonText(_)
+            | Arg::FromJson(_)
+            | Arg::Unique(_)
+            | Arg::Account
+            | Arg::Partition => self.each_arg(cx, a)?,
         })
     }
 

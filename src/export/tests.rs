@@ -68,6 +68,7 @@ fn every_action_has_a_form_or_a_documented_refusal() {
         }
     }
     for name in [
+        "backup.plan_resources",
         "backup.start_backup_job",
         "backup.wait_backup_job",
         "backup.start_copy_job",

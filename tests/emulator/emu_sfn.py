@@ -424,6 +424,23 @@ def _send_task_failure_with_cause(self: Any) -> Any:
     return importlib.import_module("moto.stepfunctions.responses").EmptyResult()
 
 
+def _aws_string_matches(text: Any, pattern: Any) -> bool:
+    """StringMatches as AWS documents it: `*` matches any run of characters, `\\*` a `*` and `\\\\` a `\\`; every
+    other character (`?` and `[` too) only itself. moto uses fnmatch (`?` any character, `[...]` a class)."""
+    if not isinstance(text, str) or not isinstance(pattern, str):
+        return False
+    out, i = [], 0
+    while i < len(pattern):
+        c = pattern[i]
+        if c == "\\" and i + 1 < len(pattern):
+            out.append(re.escape(pattern[i + 1]))
+            i += 2
+            continue
+        out.append(".*" if c == "*" else re.escape(c))
+        i += 1
+    return re.fullmatch("".join(out), text, re.DOTALL) is not None
+
+
 def install(port: int, verbose: bool = False) -> None:
     """Turn execution on and patch moto's engine (see the module docstring). Call once, before serving. Unless
     verbose, the engine does not log the failures of states (an execution's history has them), only its crashes."""
@@ -469,6 +486,9 @@ def install(port: int, verbose: bool = False) -> None:
     string_format.StringFormat._eval_body = _format_escaped
     responses = importlib.import_module("moto.stepfunctions.responses")
     responses.StepFunctionResponse.send_task_failure = _send_task_failure_with_cause
+    string_operators = importlib.import_module(
+        f"{_ENGINE}.component.state.choice.comparison.operator.implementations.string_operators")
+    string_operators.StringMatches._compare = staticmethod(_aws_string_matches)
 
 
 def apply_settings() -> None:

@@ -1,9 +1,9 @@
 //! `drflow export` of a workflow that follows an AWS Backup plan (tests/fixtures/export/follow.yaml:
-//! workflows/dr-follow-plan.yaml without its discovery, which has no Step Functions form): its state machine
+//! workflows/dr-follow-plan.yaml with the instances as an input): its state machine
 //! EXECUTED on the emulator in one region (the copy rule's vault another vault there), with a plan history seeded
 //! as tests/it/follow_plan.rs seeds it, ending as `drflow run` ends (tests/fixtures/export/execute_follow.py
 //! checks each parameter); the template's optional EventBridge rule on completed copies; and dr-follow-plan itself
-//! refused at its discovery only.
+//! exported, its discovery included (executed by tests/it/export_discover.rs).
 
 use std::process::Command;
 
@@ -109,17 +109,12 @@ fn the_follow_forms_scan_bounded_pages_and_wait_on_copy_jobs() {
 }
 
 #[test]
-fn dr_follow_plan_is_refused_at_its_discovery_only() {
+fn dr_follow_plan_exports_its_discovery_too() {
     let (code, out, err) = run(&["export", "workflows/dr-follow-plan.yaml", "-i", "backup_plan_id=p"]);
-    assert_eq!(code, Some(2), "{out}");
-    assert!(
-        err.contains("step `discover`: `backup.plan_resources` is not mapped"),
-        "{err}"
-    );
-    assert!(
-        !err.contains("step `latest`") && !err.contains("step `dr_copy`"),
-        "{err}"
-    );
+    assert_eq!(code, Some(0), "{err}");
+    let def: Value = serde_json::from_str(&out).unwrap();
+    assert_eq!(def["States"]["discover"]["Type"], "Pass", "{out}");
+    assert!(out.contains("ListBackupSelections") && out.contains("DescribeInstances"));
 }
 
 #[test]

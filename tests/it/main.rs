@@ -13,6 +13,7 @@ mod emulator_selftest;
 mod engine_semantics;
 mod export;
 mod export_accounts;
+mod export_discover;
 mod export_failover;
 mod export_follow;
 mod export_prune;

@@ -2,6 +2,7 @@
 
 mod latest_recovery_point;
 mod plan_resources;
+mod plan_resources_form;
 mod start_backup_job;
 mod start_copy_job;
 mod wait_backup_job;

@@ -45,9 +45,7 @@ impl Action for PlanResources {
     }
 
     fn sfn(&self) -> Result<crate::actions::sfn::Form, &'static str> {
-        Err(
-            "it resolves a Backup plan's selections (tags, conditions, NotResources) against the instances; ASL cannot evaluate those conditions",
-        )
+        Ok(super::plan_resources_form::form())
     }
 
     async fn call(&self, ctx: &Ctx<'_>, inputs: &Values) -> Result<Values, ActionError> {
