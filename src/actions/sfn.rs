@@ -58,8 +58,6 @@ pub enum Arg {
     Contains(Box<Arg>, Box<Arg>),
     /// How many distinct values a list holds.
     Distinct(Box<Arg>),
-    /// A number plus a constant.
-    Add(Box<Arg>, i64),
     /// The list of strings the `Append`s to that id gave, in order (`Collect` started it).
     Collected(&'static str),
     /// A field of the execution's context object: `Execution.Id` (its ARN), `State.EnteredTime` (when the state
@@ -67,7 +65,8 @@ pub enum Arg {
     Context(&'static str),
     /// The sum of two integers (32-bit, as Step Functions adds them).
     Sum(Box<Arg>, Box<Arg>),
-    /// The JSON value a string holds (a number: `"107"` → 107; `"07"` is no JSON number: prefix it first).
+    /// The JSON value a string holds (`States.StringToJson`; a number: `"107"` → 107; `"07"` is no JSON number:
+    /// prefix it first).
     Json(Box<Arg>),
     /// The item of a list at an index computed at run time (a literal list of numbers is a lookup table).
     At(Box<Arg>, Box<Arg>),
@@ -84,8 +83,6 @@ pub enum Arg {
     ApprovalTopic,
     /// A value as JSON text (`States.JsonToString`).
     JsonText(Box<Arg>),
-    /// JSON text as its value (`States.StringToJson`).
-    FromJson(Box<Arg>),
     /// A list without its repeated values (`States.ArrayUnique`).
     Unique(Box<Arg>),
     /// The account the state machine runs in.

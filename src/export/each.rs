@@ -133,9 +133,7 @@ impl Builder<'_> {
                 "States.ArrayLength(States.ArrayUnique({}))",
                 self.expr_arg(cx, list)?
             )),
-            Arg::Add(a, n) => Node::Expr(format!("States.MathAdd({}, {n})", self.expr_arg(cx, a)?)),
             Arg::JsonText(a) => Node::Expr(format!("States.JsonToString({})", self.expr_arg(cx, a)?)),
-            Arg::FromJson(a) => Node::Expr(format!("States.StringToJson({})", self.expr_arg(cx, a)?)),
             Arg::Unique(a) => Node::Expr(format!("States.ArrayUnique({})", self.expr_arg(cx, a)?)),
             // Top-level state (`build.rs`): the account field of the state machine's ARN.
             Arg::Account => Node::Expr("$.account".into()),

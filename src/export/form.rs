@@ -149,9 +149,7 @@ pub(crate) fn inputs_used(form: &Form) -> BTreeSet<&'static str> {
             | Arg::Json(a)
             | Arg::Distinct(a)
             | Arg::JsonText(a)
-            | Arg::FromJson(a)
-            | Arg::Unique(a)
-            | Arg::Add(a, _) => arg(a, out),
+            | Arg::Unique(a) => arg(a, out),
             Arg::Sum(a, b) | Arg::At(a, b) | Arg::Contains(a, b) => {
                 arg(a, out);
                 arg(b, out);
@@ -898,10 +896,8 @@ impl Builder<'_> {
             Arg::Item(..)
             | Arg::Contains(..)
             | Arg::Distinct(_)
-            | Arg::Add(..)
             | Arg::Collected(_)
             | Arg::JsonText(_)
-            | Arg::FromJson(_)
             | Arg::Unique(_)
             | Arg::Account
             | Arg::Partition => self.each_arg(cx, a)?,

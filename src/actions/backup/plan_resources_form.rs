@@ -64,7 +64,7 @@ fn flat(text: &'static str, lists: &'static str, to: &'static str) -> Vec<Op> {
         Op::If {
             when: not(Cond::Is(answer(text, "v"), "[]")),
             then: vec![
-                Op::Let(lists, Arg::FromJson(Box::new(fmt("[{}]", vec![answer(text, "v")])))),
+                Op::Let(lists, Arg::Json(Box::new(fmt("[{}]", vec![answer(text, "v")])))),
                 Op::Let(to, answer(lists, "v[*][*]")),
             ],
         },
@@ -127,7 +127,7 @@ fn describe(id: &'static str, ids: &'static str, filters: Arg) -> Vec<Op> {
 
 /// The filters of the text `base` (`Let`: JSON objects joined by `,`) and `extra` (a field), as a list.
 fn filters(base: &'static str, extra: Option<Arg>) -> Arg {
-    Arg::FromJson(Box::new(match extra {
+    Arg::Json(Box::new(match extra {
         None => fmt("[{}]", vec![answer(base, "v")]),
         Some(e) => fmt("[{},{}]", vec![answer(base, "v"), Arg::JsonText(Box::new(e))]),
     }))

@@ -528,7 +528,10 @@ pub(crate) fn sfn_form() -> crate::actions::sfn::Form {
                 },
                 Op::Let(
                     "rank",
-                    Arg::Add(Box::new(Arg::Distinct(Box::new(answer("newer", "v")))), -1),
+                    Arg::Sum(
+                        Box::new(Arg::Distinct(Box::new(answer("newer", "v")))),
+                        Box::new(lit(-1)),
+                    ),
                 ),
                 Op::If {
                     when: Cond::AtLeast(answer("rank", "v"), input("keep")),
