@@ -301,18 +301,7 @@ fn the_backup_pipeline_copies_into_the_dr_accounts_vault() {
             .expect("DR parameter in the DR account");
         assert!(parameter(&w, PRIMARY, "test").await.is_some());
         // The DR vault of the DR account holds the copy, and its AMI is the DR account's.
-        let points = aws_sdk_backup::Client::new(&w.emu.sdk_as(DR, DR_ACCOUNT))
-            .list_recovery_points_by_backup_vault()
-            .backup_vault_name("Default")
-            .send()
-            .await
-            .unwrap();
-        assert_eq!(points.recovery_points().len(), 1);
-        let arn = points.recovery_points()[0].recovery_point_arn().unwrap();
-        assert!(arn.ends_with(&dr_ami), "{arn} vs {dr_ami}");
-        let ec2 = aws_sdk_ec2::Client::new(&w.emu.sdk_as(DR, DR_ACCOUNT));
-        let image = ec2.describe_images().image_ids(&dr_ami).send().await.unwrap();
-        assert_eq!(image.images()[0].owner_id(), Some(DR_ACCOUNT));
+        accounts::assert_dr_copy(&w, DR, &dr_ami).await;
     });
 }
 

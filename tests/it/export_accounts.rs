@@ -144,27 +144,7 @@ fn execute(w: &World) -> Value {
         text.contains(&format!(r#""Credentials":{{"RoleArn":"{ROLE}"}}"#)) && !text.contains("lambda:invoke"),
         "{definition:#}"
     );
-    let sfn = |target: &str, body: Value| w.emu.aws_json_as("states", REGION, "test", target, body);
-    let machine = sfn(
-        "AWSStepFunctions.CreateStateMachine",
-        json!({"name": "drflow-xa", "definition": text, "roleArn": EXECUTION_ROLE}),
-    );
-    let started = sfn(
-        "AWSStepFunctions.StartExecution",
-        json!({"stateMachineArn": machine["stateMachineArn"], "name": "xa-1", "input": "{}"}),
-    );
-    let deadline = Instant::now() + Duration::from_secs(180);
-    loop {
-        let d = sfn(
-            "AWSStepFunctions.DescribeExecution",
-            json!({"executionArn": started["executionArn"]}),
-        );
-        if d["status"] != "RUNNING" {
-            return d;
-        }
-        assert!(Instant::now() < deadline, "still running: {d}");
-        std::thread::sleep(Duration::from_millis(200));
-    }
+    run_machine(w, ("drflow-xa", "xa-1"), &text, "{}", Duration::from_secs(180))
 }
 
 async fn parameter(w: &World, account_key: &str) -> Option<String> {
@@ -209,18 +189,7 @@ fn the_exported_cross_account_backup_pipeline_runs_its_dr_steps_as_the_dr_role()
         assert_eq!(steps["publish_dr"]["value"], json!(dr_ami), "{steps}");
         assert_eq!(steps["publish_primary"]["value"], json!(primary_ami), "{steps}");
         // The DR vault of the DR account holds the copy, and its AMI is the DR account's.
-        let points = aws_sdk_backup::Client::new(&w.emu.sdk_as(REGION, DR_ACCOUNT))
-            .list_recovery_points_by_backup_vault()
-            .backup_vault_name("Default")
-            .send()
-            .await
-            .unwrap();
-        assert_eq!(points.recovery_points().len(), 1);
-        let arn = points.recovery_points()[0].recovery_point_arn().unwrap();
-        assert!(arn.ends_with(&dr_ami), "{arn} vs {dr_ami}");
-        let ec2 = aws_sdk_ec2::Client::new(&w.emu.sdk_as(REGION, DR_ACCOUNT));
-        let image = ec2.describe_images().image_ids(&dr_ami).send().await.unwrap();
-        assert_eq!(image.images()[0].owner_id(), Some(DR_ACCOUNT));
+        accounts::assert_dr_copy(&w, REGION, &dr_ami).await;
         let primary = aws_sdk_ec2::Client::new(&w.emu.sdk(REGION));
         let image = primary.describe_images().image_ids(&primary_ami).send().await.unwrap();
         assert_eq!(image.images()[0].owner_id(), Some(CALLER));
@@ -254,16 +223,34 @@ fn execute_yaml(w: &World, name: &str, yaml: &str, input: Value) -> Value {
     std::fs::write(&path, yaml).unwrap();
     let (code, definition, err) = drflow(w, &["export", path.to_str().unwrap()]);
     assert_eq!(code, Some(0), "{err}");
+    run_machine(
+        w,
+        (name, &format!("{name}-1")),
+        &definition,
+        &input.to_string(),
+        Duration::from_secs(60),
+    )
+}
+
+/// Creates the state machine (machine name, definition) with the execution role, starts one execution of that name
+/// with `input` and waits (at most `within`) until it ends: its description.
+fn run_machine(
+    w: &World,
+    (machine, execution): (&str, &str),
+    definition: &str,
+    input: &str,
+    within: Duration,
+) -> Value {
     let sfn = |target: &str, body: Value| w.emu.aws_json_as("states", REGION, "test", target, body);
-    let machine = sfn(
+    let created = sfn(
         "AWSStepFunctions.CreateStateMachine",
-        json!({"name": name, "definition": definition, "roleArn": EXECUTION_ROLE}),
+        json!({"name": machine, "definition": definition, "roleArn": EXECUTION_ROLE}),
     );
     let started = sfn(
         "AWSStepFunctions.StartExecution",
-        json!({"stateMachineArn": machine["stateMachineArn"], "name": format!("{name}-1"), "input": input.to_string()}),
+        json!({"stateMachineArn": created["stateMachineArn"], "name": execution, "input": input}),
     );
-    let deadline = Instant::now() + Duration::from_secs(60);
+    let deadline = Instant::now() + within;
     loop {
         let d = sfn(
             "AWSStepFunctions.DescribeExecution",

@@ -102,3 +102,20 @@ pub async fn parameter(w: &World, region: &str, account_key: &str) -> Option<Str
         .ok()
         .and_then(|o| o.parameter().and_then(|p| p.value()).map(str::to_string))
 }
+
+/// The DR account's `Default` vault in `region` holds one recovery point, the copy of `dr_ami`, and that AMI is the
+/// DR account's own.
+pub async fn assert_dr_copy(w: &World, region: &str, dr_ami: &str) {
+    let points = aws_sdk_backup::Client::new(&w.emu.sdk_as(region, DR_ACCOUNT))
+        .list_recovery_points_by_backup_vault()
+        .backup_vault_name("Default")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(points.recovery_points().len(), 1);
+    let arn = points.recovery_points()[0].recovery_point_arn().unwrap();
+    assert!(arn.ends_with(dr_ami), "{arn} vs {dr_ami}");
+    let ec2 = aws_sdk_ec2::Client::new(&w.emu.sdk_as(region, DR_ACCOUNT));
+    let image = ec2.describe_images().image_ids(dr_ami).send().await.unwrap();
+    assert_eq!(image.images()[0].owner_id(), Some(DR_ACCOUNT));
+}
